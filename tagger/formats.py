@@ -1,0 +1,44 @@
+"""Which files are images: by extension, or by their first bytes."""
+
+from __future__ import annotations
+
+__all__ = ["IMAGE_EXTENSIONS", "RAW_EXTENSIONS", "HEIF_EXTENSIONS", "SNIFF_BYTES", "is_image_name", "sniff"]
+
+RAW_EXTENSIONS = frozenset({".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf", ".orf", ".rw2"})
+HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".avif"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".webp", ".gif", ".bmp"}
+) | RAW_EXTENSIONS | HEIF_EXTENSIONS
+
+#: How many leading bytes ``sniff`` needs.
+SNIFF_BYTES = 16
+
+_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\xff\xd8\xff", "jpeg"),
+    (0, b"\x89PNG\r\n\x1a\n", "png"),
+    (0, b"GIF87a", "gif"),
+    (0, b"GIF89a", "gif"),
+    (0, b"II*\x00", "tiff"),
+    (0, b"MM\x00*", "tiff"),
+    (0, b"BM", "bmp"),
+)
+
+
+def is_image_name(name: str) -> bool:
+    """True when the file name's extension is one tagger handles."""
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS
+
+
+def sniff(head: bytes) -> str | None:
+    """The format the first bytes announce, or None when they are not an image."""
+    for offset, magic, kind in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            if kind == "bmp" and len(head) < 14:
+                return None
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"heim", b"heis"):
+        return "heif"
+    return None
