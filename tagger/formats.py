@@ -30,15 +30,33 @@ def is_image_name(name: str) -> bool:
     return dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS
 
 
+_RAW_MAGIC: tuple[bytes, ...] = (
+    b"FUJIFILMCCD-RAW",  # RAF
+    b"IIRO",  # Olympus ORF
+    b"IIRS",
+    b"MMOR",
+    b"IIU\x00",  # Panasonic RW2
+)
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis", b"heim", b"heis"})
+
+
 def sniff(head: bytes) -> str | None:
-    """The format the first bytes announce, or None when they are not an image."""
+    """The format the first bytes announce ("raw" for camera RAW), or None when they are not an image.
+
+    NEF, ARW and DNG files are plain TIFF at the start and sniff as "tiff".
+    """
+    if head.startswith(_RAW_MAGIC) or (head[:4] == b"II*\x00" and head[8:10] == b"CR"):
+        return "raw"
+    if head[4:8] == b"ftyp" and head[8:12] == b"crx ":
+        return "raw"  # Canon CR3
     for offset, magic, kind in _MAGIC:
         if head[offset : offset + len(magic)] == magic:
-            if kind == "bmp" and len(head) < 14:
+            # "BM" alone is too weak: the two reserved header words must be zero.
+            if kind == "bmp" and head[6:10] != b"\x00\x00\x00\x00":
                 return None
             return kind
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
-    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"heim", b"heis"):
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
         return "heif"
     return None

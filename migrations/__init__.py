@@ -1,0 +1,21 @@
+"""Ledger schema versions, applied in order by ``sqlite_utils.Migrations``.
+
+Each ``mNNN_*.py`` module holds one schema change as ``apply(db)``. Never
+edit a migration that has shipped: add the next one. The installed wheel
+carries this folder as ``tagger.migrations``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from sqlite_utils import Migrations
+
+__all__ = ["MIGRATIONS", "NAMES"]
+
+#: Every migration, oldest first. Appending here is how the schema evolves.
+NAMES: tuple[str, ...] = ("m001_initial",)
+
+MIGRATIONS = Migrations("tagger")
+for _name in NAMES:
+    MIGRATIONS(name=_name)(importlib.import_module(f"{__name__}.{_name}").apply)

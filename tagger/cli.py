@@ -1,0 +1,348 @@
+"""The ``tagger`` command: parse, call one library function, map errors.
+
+Exit status: 0 every file settled; 1 finished, some files failed; 2 usage
+or configuration error; 3 stopped early (a re-run resumes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from tagger import __version__
+from tagger import cloudsight as cs
+from tagger.config import Config, load_config
+from tagger.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, TaggerError, UsageError
+from tagger.ledger import Ledger
+
+__all__ = ["main", "cli"]
+
+log = logging.getLogger("tagger")
+
+
+def _setup_logging(quiet: bool, debug: bool) -> None:
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("tagger: %(message)s"))
+    root = logging.getLogger("tagger")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _config(ctx: click.Context, flags: dict[str, Any]) -> Config:
+    return load_config(ctx.obj.get("config"), flags)
+
+
+def _open_ledger(config: Config) -> Ledger:
+    path = config.ledger_path
+    if not os.path.exists(path):
+        raise UsageError(f"no ledger at {path}: run `tagger run` first, or pass --ledger")
+    return Ledger(path)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tagger")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="TAGGER_CONFIG", help="TOML config file (see config.example.toml).")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
+    """Caption photo archives through the CloudSight API: XMP sidecars and CSV, resumable."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config_file
+    ctx.obj["debug"] = debug
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--endpoint", help="Service base URL (default https://api.cloudsight.ai/v1).")
+@click.option("--api-key", help="API key (better: CLOUDSIGHT_API_KEY).")
+@click.option("--api-secret", help="API secret: use OAuth1 instead of the plain key.")
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file (default ~/.local/share/tagger/ledger.sqlite).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the caption CSV here at the end of the run.")
+@click.option("--csv-profile", help="CSV profile: default, excel, resourcespace, canto, aem, exiftool.")
+@click.option("--sidecar-dir", type=click.Path(file_okay=False), help="Write sidecars into a mirror of the tree here.")
+@click.option("--no-sidecars", is_flag=True, help="Do not write XMP sidecars.")
+@click.option("--workers", type=int, help="Threads preparing and submitting images.")
+@click.option("--max-in-flight", type=int, help="Jobs submitted and not yet settled, at most.")
+@click.option("--max-credits", type=int, help="Stop submitting after this many new submissions (exit 3).")
+@click.option("--emulator", is_flag=True, help="Use a CloudSight emulator started in-process (offline trial).")
+@click.option("--emulator-latency", default="0.2-0.5", show_default=True, help="With --emulator: seconds per job, A-B.")
+@click.option("--dry-run", is_flag=True, help="Print what the run would do and spend; send nothing.")
+@click.option("--quiet", is_flag=True, help="Print only a one-line summary (for cron).")
+@click.pass_context
+def run(ctx: click.Context, paths: tuple[str, ...], emulator: bool, emulator_latency: str, dry_run: bool, quiet: bool,
+        max_credits: int | None, csv_path: str | None, no_sidecars: bool, **flags: Any) -> None:
+    """Caption every image under PATHS (resumes and skips what is done)."""
+    from tagger.pipeline import EMULATOR_ENDPOINT, make_api, run as run_pipeline
+    from tagger.progress import Progress
+
+    _setup_logging(quiet, ctx.obj["debug"])
+    flags["csv"] = csv_path
+    if no_sidecars:
+        flags["sidecars"] = False
+    config = _config(ctx, flags)
+    with_emulator = None
+    endpoint_id = None
+    if emulator:
+        from tagger.emulator import Emulator, parse_latency
+
+        try:
+            latency = parse_latency(emulator_latency)
+        except ValueError as exc:
+            raise UsageError(f"--emulator-latency: {exc}") from None
+        with_emulator = Emulator(latency=latency).start()
+        config = config.replace(api_key=with_emulator.key, api_secret=with_emulator.secret, endpoint=with_emulator.url)
+        if flags.get("first_poll_delay") is None and not _configured(ctx, "first_poll_delay"):
+            config = config.replace(first_poll_delay=max(0.2, latency[0]))
+        endpoint_id = EMULATOR_ENDPOINT
+        log.info("using the built-in emulator at %s (its captions are not CloudSight's)", with_emulator.url)
+    try:
+        api = None if dry_run and not config.api_key else make_api(config)
+        export = _csv_exporter(config) if config.csv else None
+        result = run_pipeline(
+            config, list(paths), api=api or _offline_api(config), endpoint_id=endpoint_id, dry_run=dry_run,
+            max_credits=max_credits, progress=Progress(enabled=not quiet), export=export,
+        )
+    finally:
+        if with_emulator is not None:
+            with_emulator.stop()
+    if dry_run:
+        p = result.plan
+        click.echo(
+            f"plan: {p.new} new, {p.changed} changed, {p.moved} moved, {p.copied} copied, {p.missing} missing, "
+            f"{p.unchanged} unchanged, {p.unreadable} unreadable; {p.credits} credit(s) would be spent"
+        )
+        return
+    _summary(result, quiet)
+    ctx.exit(result.exit_code)
+
+
+def _configured(ctx: click.Context, key: str) -> bool:
+    """True when the config file sets ``key`` (so --emulator keeps the user's choice)."""
+    path = ctx.obj.get("config")
+    if not path:
+        return False
+    import tomllib
+
+    with open(path, "rb") as f:
+        return any(key in section for section in tomllib.load(f).values() if isinstance(section, dict))
+
+
+def _offline_api(config: Config) -> cs.API:
+    """A client that is never called: a dry run without a key sends nothing."""
+    return cs.API(cs.SimpleAuth(""), base_url=config.endpoint)
+
+
+def _csv_exporter(config: Config) -> Callable[[Ledger], int]:
+    from tagger.export import write_export
+    from tagger.readout import iter_records
+
+    return lambda ledger: write_export(iter_records(ledger), config.csv, profile=config.csv_profile)
+
+
+def _summary(result: Any, quiet: bool) -> None:
+    t, p, c = result.tally, result.plan, result.counts
+    line = (
+        f"new {p.new + p.changed}, submitted {t.submitted}, captioned {t.completed}, skipped {t.skipped}, "
+        f"timeout {t.timeout}, failed {c.get('failed', 0)}, credits {t.submitted}"
+    )
+    if result.credit_balance is not None:
+        line += f" (balance {result.credit_balance})"
+    if result.stopped:
+        line += f"; stopped: {result.stopped}"
+    click.echo(line)
+    if not quiet:
+        click.echo(
+            f"files: {c.get('total', 0)} total, {c.get('completed', 0)} completed, {c.get('skipped', 0)} skipped, "
+            f"{c.get('failed', 0)} failed, {c.get('pending', 0)} pending; sidecars written {result.sidecars_written}"
+            + (f", CSV rows {result.csv_rows}" if result.csv_rows is not None else "")
+        )
+
+
+@cli.command()
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
+    """Count files by status, and failures and skips by reason."""
+    config = _config(ctx, {"ledger": ledger})
+    with _open_ledger(config) as db:
+        summary = db.summary()
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True))
+        return
+    click.echo(
+        f"{summary['total']} files: {summary['completed']} completed, {summary['skipped']} skipped, "
+        f"{summary['timeout']} timeout, {summary['not found']} not found, {summary['failed']} failed, "
+        f"{summary['pending']} pending ({summary['missing']} missing from disk)"
+    )
+    for reason, n in sorted(summary["reasons"].items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {n:6d}  {reason}")
+
+
+@cli.command()
+@click.option("--csv", "dest", required=True, type=click.Path(dir_okay=False), help="Where to write.")
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
+@click.option("--profile", default="default", show_default=True, help="default, excel, resourcespace, canto, aem, exiftool.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True, help="Output format.")
+@click.option("--include-missing", is_flag=True, help="Also list files no longer on disk.")
+@click.pass_context
+def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt: str, include_missing: bool) -> None:
+    """Write the captions the ledger holds as CSV (or JSON lines)."""
+    from tagger.export import write_export
+    from tagger.readout import iter_records
+
+    config = _config(ctx, {"ledger": ledger})
+    with _open_ledger(config) as db:
+        n = write_export(iter_records(db, include_missing=include_missing), dest, profile=profile, fmt=fmt)
+    click.echo(f"wrote {n} rows to {dest}")
+
+
+@cli.command()
+@click.option("--html", "dest", required=True, type=click.Path(dir_okay=False), help="Where to write the page.")
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
+@click.pass_context
+def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
+    """Write a self-contained HTML contact sheet of images and captions."""
+    from tagger.readout import iter_records
+    from tagger.report import write_report
+
+    config = _config(ctx, {"ledger": ledger})
+    with _open_ledger(config) as db:
+        summary = db.summary()
+        n = write_report(iter_records(db), dest, summary={
+            "counts": {k: summary[k] for k in ("completed", "skipped", "timeout", "not found", "failed", "pending")},
+            "reasons": summary["reasons"], "credits_used": summary["credits_used"],
+            "first_run": summary["first_run"], "last_run": summary["last_run"],
+        })
+    click.echo(f"wrote {n} images to {dest}")
+
+
+@cli.command()
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
+@click.option("--endpoint", help="Endpoint whose jobs to retry (default: the configured one).")
+@click.option("--emulator", is_flag=True, help="Retry the in-process emulator's jobs.")
+@click.option("--failed", is_flag=True, help="Files that failed (unreadable, rejected, sidecar not written).")
+@click.option("--skipped", multiple=True, help="Skipped images with this reason (repeatable); costs a credit each.")
+@click.option("--timeouts", is_flag=True, help="Jobs that timed out or were not found.")
+@click.pass_context
+def retry(ctx: click.Context, ledger: str | None, endpoint: str | None, emulator: bool, failed: bool,
+          skipped: tuple[str, ...], timeouts: bool) -> None:
+    """Queue selected settled files again; the next run sends them."""
+    from tagger.pipeline import EMULATOR_ENDPOINT
+
+    if not (failed or skipped or timeouts):
+        raise UsageError("say what to retry: --failed, --skipped REASON or --timeouts")
+    config = _config(ctx, {"ledger": ledger, "endpoint": endpoint})
+    with _open_ledger(config) as db:
+        db.acquire()
+        n = db.retry(EMULATOR_ENDPOINT if emulator else config.endpoint.rstrip("/"), failed=failed, skipped=skipped, timeouts=timeouts)
+    click.echo(f"{n} job(s) queued again; run `tagger run` to send them")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+def strip(paths: tuple[str, ...]) -> None:
+    """Remove from sidecars exactly what tagger added, nothing else."""
+    from tagger.sidecar import SidecarError, strip_sidecar
+
+    counts: dict[str, int] = {}
+    errors = 0
+    for path in paths:
+        for sidecar in _sidecars_under(path):
+            try:
+                outcome = strip_sidecar(sidecar)
+            except SidecarError as exc:
+                click.echo(f"tagger: {exc}", err=True)
+                errors += 1
+                continue
+            counts[outcome] = counts.get(outcome, 0) + 1
+    click.echo(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no sidecars found")
+    if errors:
+        sys.exit(1)
+
+
+def _sidecars_under(path: str):
+    if os.path.isfile(path):
+        yield path
+        return
+    for folder, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if name.lower().endswith(".xmp"):
+                yield os.path.join(folder, name)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option("--port", default=8765, show_default=True, help="Port (0: any free port).")
+@click.option("--latency", default="0.2-0.5", show_default=True, help="Seconds per job, A-B (6-12 is realistic).")
+@click.option("--key", default="emulator-key", show_default=True, help="API key the emulator accepts.")
+@click.option("--secret", default="emulator-secret", show_default=True, help="OAuth1 secret the emulator accepts.")
+@click.option("--ttl", default=60.0, show_default=True, help="Default job TTL in seconds.")
+@click.option("--credits", default=100_000, show_default=True, help="Starting credit balance.")
+@click.option("--seed", type=int, help="Random seed (latencies, faults).")
+@click.option("--error-rate", default=0.0, help="Fraction of requests answered 5xx.")
+@click.option("--rate-limit-rate", default=0.0, help="Fraction of requests answered 429.")
+@click.option("--retry-after", default=1.0, help="Retry-After seconds on a 429.")
+@click.option("--drop-rate", default=0.0, help="Fraction of connections dropped without an answer.")
+@click.option("--slow-rate", default=0.0, help="Fraction of answers delayed.")
+@click.option("--slow-seconds", default=2.0, help="Delay of a slow answer.")
+@click.option("--unsure-rate", default=0.0, help="Fraction of jobs skipped as unsure.")
+@click.option("--timeout-rate", default=0.0, help="Fraction of jobs that time out.")
+def emulator(host: str, port: int, latency: str, key: str, secret: str, ttl: float, credits: int, seed: int | None,
+             error_rate: float, rate_limit_rate: float, retry_after: float, drop_rate: float, slow_rate: float,
+             slow_seconds: float, unsure_rate: float, timeout_rate: float) -> None:
+    """Serve a CloudSight-compatible emulator (honest: it recognises nothing)."""
+    from tagger.emulator import Faults, parse_latency, serve
+
+    try:
+        span = parse_latency(latency)
+    except ValueError as exc:
+        raise UsageError(f"--latency: {exc}") from None
+    faults = Faults(
+        server_error_rate=error_rate, rate_limit_rate=rate_limit_rate, retry_after=retry_after, drop_rate=drop_rate,
+        slow_rate=slow_rate, slow_seconds=slow_seconds, unsure_rate=unsure_rate, timeout_rate=timeout_rate,
+    )
+    serve(host, port, key=key, secret=secret, latency=span, ttl=ttl, faults=faults, credits=credits, seed=seed)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; the one place errors become a sentence and an exit status."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        code = cli.main(args=argv, prog_name="tagger", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("tagger: interrupted; run the same command again to resume", err=True)
+        sys.exit(EXIT_STOPPED)
+    except KeyboardInterrupt:
+        click.echo("tagger: interrupted; run the same command again to resume", err=True)
+        sys.exit(EXIT_STOPPED)
+    except TaggerError as exc:
+        if debug:
+            raise
+        click.echo(f"tagger: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except cs.APIError as exc:
+        if debug:
+            raise
+        click.echo(f"tagger: {exc.description}", err=True)
+        sys.exit(EXIT_STOPPED)
+    except OSError as exc:
+        if debug:
+            raise
+        click.echo(f"tagger: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

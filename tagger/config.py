@@ -1,0 +1,161 @@
+"""Settings: defaults, overridden by the config file, the environment, then flags.
+
+``config.example.toml`` documents every key; ``KEYS`` below is the single
+list of them (section, name, type, default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tagger.errors import UsageError
+
+__all__ = ["Config", "load_config", "default_ledger_path", "ENV"]
+
+DEFAULT_ENDPOINT = "https://api.cloudsight.ai/v1"
+
+#: Environment variables and the settings they fill.
+ENV = {
+    "CLOUDSIGHT_API_KEY": "api_key",
+    "CLOUDSIGHT_API_SECRET": "api_secret",
+    "CLOUDSIGHT_ENDPOINT": "endpoint",
+    "TAGGER_LEDGER": "ledger",
+}
+
+
+def default_ledger_path() -> str:
+    """``$XDG_DATA_HOME/tagger/ledger.sqlite`` (one ledger serves every archive)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "tagger", "ledger.sqlite")
+
+
+@dataclass
+class Config:
+    """Every setting of a run. Field names are the config file's keys."""
+
+    # [service]
+    endpoint: str = DEFAULT_ENDPOINT
+    api_key: str = dataclasses.field(default="", repr=False)
+    api_secret: str = dataclasses.field(default="", repr=False)
+    locale: str = "en-US"
+    ttl: str = ""
+    request_timeout: float = 60.0
+    # [run]
+    ledger: str = ""
+    workers: int = 2
+    max_in_flight: int = 32
+    first_poll_delay: float = 4.0
+    poll_interval: float = 1.0
+    max_poll_interval: float = 10.0
+    timeout_reposts: int = 2
+    retry_attempts: int = 6
+    retry_budget: float = 120.0
+    stop_after_failures: int = 5
+    # [prepare]
+    max_edge: int = 1024
+    quality: int = 85
+    max_pixels: int = 100_000_000
+    send_location: bool = False
+    prepare_time_limit: float = 60.0
+    # [output]
+    csv: str = ""
+    csv_profile: str = "default"
+    sidecars: bool = True
+    sidecar_dir: str = ""
+    sidecar_naming: str = "full"
+    keyword_parent: str = "CloudSight"
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some settings changed."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def ledger_path(self) -> str:
+        """Where the ledger lives."""
+        return self.ledger or default_ledger_path()
+
+
+SECTIONS = {
+    "service": ("endpoint", "api_key", "api_secret", "locale", "ttl", "request_timeout"),
+    "run": (
+        "ledger", "workers", "max_in_flight", "first_poll_delay", "poll_interval", "max_poll_interval",
+        "timeout_reposts", "retry_attempts", "retry_budget", "stop_after_failures",
+    ),
+    "prepare": ("max_edge", "quality", "max_pixels", "send_location", "prepare_time_limit"),
+    "output": ("csv", "csv_profile", "sidecars", "sidecar_dir", "sidecar_naming", "keyword_parent"),
+}
+
+_TYPES = {f.name: type(f.default) for f in dataclasses.fields(Config)}
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    kind = _TYPES[name]
+    if name == "ttl":
+        value = str(value)
+        if value not in ("", "max"):
+            try:
+                float(value)
+            except ValueError:
+                raise UsageError(f"{where}: ttl must be a number of seconds or \"max\", not {value!r}") from None
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise UsageError(f"{where}: {name} must be true or false, not {value!r}")
+    try:
+        result = kind(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}: {name} must be a {kind.__name__}, not {value!r}") from None
+    if kind in (int, float) and result < 0:
+        raise UsageError(f"{where}: {name} must not be negative")
+    return result
+
+
+def _from_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for section, body in data.items():
+        if section not in SECTIONS or not isinstance(body, dict):
+            raise UsageError(f"{path}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+        for key, value in body.items():
+            if key not in SECTIONS[section]:
+                raise UsageError(f"{path}: unknown key {key!r} in [{section}] (known: {', '.join(SECTIONS[section])})")
+            values[key] = _coerce(key, value, path)
+    return values
+
+
+def load_config(
+    config_file: str | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the settings: flag > environment > config file > default."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    if config_file:
+        values.update(_from_file(config_file))
+    for var, name in ENV.items():
+        if environ.get(var):
+            values[name] = _coerce(name, environ[var], var)
+    for name, value in (flags or {}).items():
+        if value is not None:
+            values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+    config = Config(**values)
+    if config.sidecar_naming not in ("full", "basename"):
+        raise UsageError(f"sidecar_naming must be \"full\" or \"basename\", not {config.sidecar_naming!r}")
+    if config.max_in_flight < 1 or config.workers < 1:
+        raise UsageError("workers and max_in_flight must be at least 1")
+    return config

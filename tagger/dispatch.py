@@ -1,0 +1,353 @@
+"""Keep jobs in flight: prepare and submit queued jobs, poll tokens, settle.
+
+One conductor (the calling thread) owns the poll schedule and the in-flight
+count; worker threads do the slow parts (preparing an image, HTTP calls)
+and commit each step to the ledger themselves, so a token is on disk the
+moment the service answers.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from tagger import cloudsight as cs
+from tagger.errors import StopRun
+from tagger.ledger import Job, JobState, Ledger
+from tagger.normalise import PrepareError, Preparer
+from tagger.poller import Entry, LatencyModel, Schedule
+from tagger.retry import RateGate, RetryPolicy, call
+
+__all__ = ["Dispatcher", "DispatchOptions", "Tally"]
+
+log = logging.getLogger("tagger.dispatch")
+
+WORKING = (cs.STATUS_NOT_COMPLETED, cs.STATUS_IN_PROGRESS)
+REPOST_ONCE = (cs.REASON_UNSURE, cs.REASON_CLOSE)
+
+
+@dataclass(frozen=True)
+class DispatchOptions:
+    """Knobs of the dispatcher (from the config)."""
+
+    endpoint: str
+    params: dict
+    max_in_flight: int = 32
+    workers: int = 2
+    timeout_reposts: int = 2
+    first_poll_delay: float = 4.0
+    poll_interval: float = 1.0
+    max_poll_interval: float = 10.0
+    retry: RetryPolicy = RetryPolicy()
+    stop_after_failures: int = 5
+    max_credits: int | None = None
+
+
+@dataclass
+class Tally:
+    """What this run did."""
+
+    submitted: int = 0
+    completed: int = 0
+    skipped: int = 0
+    timeout: int = 0
+    not_found: int = 0
+    failed: int = 0
+    reposts: int = 0
+    polls: int = 0
+    stopped: str | None = None
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Submitted:
+    job: Job
+    token: str
+
+
+@dataclass
+class _Settled:
+    job_id: int
+    state: JobState
+
+
+@dataclass
+class _Again:
+    entry: Entry
+    reposted: bool = False
+
+
+class Dispatcher:
+    """Runs every queued and polling job of one endpoint to a settled state."""
+
+    def __init__(
+        self,
+        api: cs.API,
+        ledger: Ledger,
+        preparer: Preparer,
+        options: DispatchOptions,
+        *,
+        on_settled: Callable[[int, JobState], None] | None = None,
+        progress: Callable[[str, int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api = api
+        self.ledger = ledger
+        self.preparer = preparer
+        self.options = options
+        self.on_settled = on_settled or (lambda job_id, state: None)
+        self.progress = progress or (lambda what, n: None)
+        self.clock = clock
+        self.sleep = sleep
+        self.gate = RateGate(clock, sleep)
+        self.latency = LatencyModel(options.first_poll_delay, options.poll_interval, options.max_poll_interval)
+        self.schedule = Schedule()
+        self.tally = Tally()
+        self._failures = 0
+        self._failures_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._stop_reason: str | None = None
+
+    # -- the conductor --------------------------------------------------------
+
+    def run(self) -> Tally:
+        """Settle everything; returns the tally. Raises StopRun when stopped early."""
+        opts = self.options
+        self._resume_polling()
+        queued = self._queued()
+        prep = ThreadPoolExecutor(max_workers=opts.workers, thread_name_prefix="submit")
+        io_pool = ThreadPoolExecutor(max_workers=min(16, max(2, opts.max_in_flight // 4)), thread_name_prefix="poll")
+        running: dict[Future, str] = {}
+        preparing = 0
+        exhausted = False
+        try:
+            while True:
+                submitting_allowed = not self._stop.is_set() and not self._credits_spent()
+                while (
+                    submitting_allowed
+                    and not exhausted
+                    and preparing < opts.workers * 2
+                    and preparing + len(self.schedule) + self._polls_running(running) < opts.max_in_flight
+                ):
+                    job = next(queued, None)
+                    if job is None:
+                        exhausted = True
+                        break
+                    running[prep.submit(self._prepare_and_submit, job)] = "submit"
+                    preparing += 1
+                if self._stop.is_set() and self._stop_reason != "credits":
+                    # Unreachable service or refused key: leave tokens for the next run.
+                    if not any(kind == "submit" for kind in running.values()):
+                        break
+                else:
+                    for entry in self.schedule.pop_due(self.clock()):
+                        running[io_pool.submit(self._poll, entry)] = "poll"
+                if not running and not len(self.schedule) and (exhausted or not submitting_allowed):
+                    break
+                due = self.schedule.next_due()
+                timeout = None if due is None else max(0.0, due - self.clock())
+                if not running:
+                    if timeout:
+                        self.sleep(timeout)
+                    continue
+                done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
+                for future in done:
+                    kind = running.pop(future)
+                    if kind == "submit":
+                        preparing -= 1
+                    self._handle(future.result())
+        except KeyboardInterrupt:
+            self._stop_reason = "interrupted"
+            self._stop.set()
+            raise
+        finally:
+            # Let in-flight POSTs finish so their tokens reach the ledger.
+            prep.shutdown(wait=True, cancel_futures=True)
+            io_pool.shutdown(wait=True, cancel_futures=True)
+        if self._stop_reason and self._stop_reason != "credits":
+            self.tally.stopped = self._stop_reason
+        elif self._stop_reason == "credits":
+            self.tally.stopped = "credits"
+        return self.tally
+
+    def _polls_running(self, running: dict[Future, str]) -> int:
+        return sum(1 for kind in running.values() if kind == "poll")
+
+    def _credits_spent(self) -> bool:
+        cap = self.options.max_credits
+        if cap is not None and self.tally.submitted >= cap:
+            self._stop_reason = "credits"
+            return True
+        return False
+
+    def _queued(self) -> Iterator[Job]:
+        after = 0
+        while True:
+            page = self.ledger.jobs_in_state(self.options.endpoint, JobState.QUEUED, 200, after)
+            if not page:
+                return
+            yield from page
+            after = page[-1].id
+
+    def _resume_polling(self) -> None:
+        """Tokens a previous run left outstanding are polled, not resubmitted."""
+        after = 0
+        now = self.clock()
+        while True:
+            page = self.ledger.jobs_in_state(self.options.endpoint, JobState.POLLING, 500, after)
+            if not page:
+                return
+            for job in page:
+                self.schedule.add(Entry(now, job.id, job.token or "", now, job.reposts))
+            after = page[-1].id
+
+    def _handle(self, outcome: object) -> None:
+        if isinstance(outcome, _Submitted):
+            self.tally.submitted += 1
+            self.progress("submitted", 1)
+            now = self.clock()
+            self.schedule.add(Entry(now + self.latency.first_delay(), outcome.job.id, outcome.token, now, outcome.job.reposts))
+        elif isinstance(outcome, _Again):
+            self.schedule.add(outcome.entry)
+        elif isinstance(outcome, _Settled):
+            self._count(outcome.state)
+            self.progress("settled", 1)
+            self.on_settled(outcome.job_id, outcome.state)
+
+    def _count(self, state: JobState) -> None:
+        name = {JobState.NOT_FOUND: "not_found"}.get(state, state.value)
+        setattr(self.tally, name, getattr(self.tally, name) + 1)
+
+    # -- health -----------------------------------------------------------
+
+    def _ok(self) -> None:
+        with self._failures_lock:
+            self._failures = 0
+
+    def _transient_spent(self, what: str, exc: cs.APIError) -> None:
+        with self._failures_lock:
+            self._failures += 1
+            if self._failures >= self.options.stop_after_failures and not self._stop.is_set():
+                self._stop_reason = f"the service was unreachable ({exc.description})"
+                self._stop.set()
+        log.warning("%s: %s", what, exc.description)
+
+    def _refused(self, exc: cs.AuthError) -> None:
+        self._stop_reason = "the service refused the credentials; check the API key and secret"
+        self._stop.set()
+
+    def _call(self, fn):
+        return call(fn, policy=self.options.retry, gate=self.gate, sleep=self.sleep)
+
+    # -- workers --------------------------------------------------------------
+
+    def _prepare_and_submit(self, job: Job) -> object:
+        if self._stop.is_set() and self._stop_reason != "credits":
+            return None
+        prepared = None
+        reason = "no readable file holds this content any more"
+        for source in self.ledger.sources_of(job.id):
+            try:
+                prepared = self.preparer.prepare(os.fsdecode(source))
+                break
+            except PrepareError as exc:
+                reason = exc.reason
+                break
+        if prepared is None:
+            self.ledger.fail(job.id, reason)
+            return _Settled(job.id, JobState.FAILED)
+        params = dict(self.options.params)
+        if prepared.location is not None:
+            lat, lon, alt = prepared.location
+            params["image_request[latitude]"] = lat
+            params["image_request[longitude]"] = lon
+            if alt is not None:
+                params["image_request[altitude]"] = alt
+        self.ledger.begin_submit(job.id)
+        try:
+            answer = self._call(lambda: self.api.image_request(io.BytesIO(prepared.data), f"{job.content_hash[:16]}.jpg", params))
+        except cs.AuthError as exc:
+            self.ledger.requeue(job.id, exc.description)
+            self._refused(exc)
+            return None
+        except cs.ValidationError as exc:
+            self.ledger.fail(job.id, exc.description)
+            return _Settled(job.id, JobState.FAILED)
+        except cs.APIError as exc:
+            self.ledger.requeue(job.id, exc.description)
+            self._transient_spent("submit", exc)
+            return None
+        token = answer.get("token")
+        if not token:
+            self.ledger.fail(job.id, "the service answered without a token")
+            return _Settled(job.id, JobState.FAILED)
+        self.ledger.record_token(job.id, token, answer.get("status"))
+        self._ok()
+        return _Submitted(job, token)
+
+    def _poll(self, entry: Entry) -> object:
+        try:
+            answer = self._call(lambda: self.api.image_response(entry.token))
+        except cs.AuthError as exc:
+            self._refused(exc)
+            return _Again(entry)
+        except cs.APIError as exc:
+            self._transient_spent("poll", exc)
+            entry.due = self.clock() + self.options.max_poll_interval
+            return _Again(entry)
+        self._ok()
+        self.tally.polls += 1
+        now = self.clock()
+        status = answer.get("status")
+        if status in WORKING or status is None:
+            self.ledger.count_poll(entry.job_id, status or cs.STATUS_NOT_COMPLETED)
+            gap = self.latency.next_delay(now - entry.submitted_at, entry.last_gap)
+            entry.last_poll, entry.last_gap, entry.due = now, gap, now + gap
+            return _Again(entry)
+        low = (entry.last_poll if entry.last_poll is not None else entry.submitted_at) - entry.submitted_at
+        if status == cs.STATUS_COMPLETED:
+            self.latency.observe(low, now - entry.submitted_at)
+            self.ledger.settle(entry.job_id, JobState.COMPLETED, answer)
+            return _Settled(entry.job_id, JobState.COMPLETED)
+        if status == cs.STATUS_SKIPPED:
+            if answer.get("reason") in REPOST_ONCE and entry.reposts < 1:
+                return self._repost(entry, answer)
+            self.ledger.settle(entry.job_id, JobState.SKIPPED, answer)
+            return _Settled(entry.job_id, JobState.SKIPPED)
+        if status == cs.STATUS_TIMEOUT:
+            if entry.reposts < self.options.timeout_reposts:
+                return self._repost(entry, answer)
+            self.ledger.settle(entry.job_id, JobState.TIMEOUT, answer)
+            return _Settled(entry.job_id, JobState.TIMEOUT)
+        if status == cs.STATUS_NOT_FOUND:
+            self.ledger.settle(entry.job_id, JobState.NOT_FOUND, answer)
+            return _Settled(entry.job_id, JobState.NOT_FOUND)
+        log.warning("token %s: unknown status %r, polling again", entry.token, status)
+        entry.due = now + self.options.max_poll_interval
+        return _Again(entry)
+
+    def _repost(self, entry: Entry, answer: dict) -> object:
+        try:
+            self._call(lambda: self.api.repost(entry.token))
+        except cs.ValidationError:
+            state = JobState.SKIPPED if answer.get("status") == cs.STATUS_SKIPPED else JobState.TIMEOUT
+            self.ledger.settle(entry.job_id, state, answer)
+            return _Settled(entry.job_id, state)
+        except cs.AuthError as exc:
+            self._refused(exc)
+            return _Again(entry)
+        except cs.APIError as exc:
+            self._transient_spent("repost", exc)
+            entry.due = self.clock() + self.options.max_poll_interval
+            return _Again(entry)
+        self.ledger.record_repost(entry.job_id, answer.get("status") or "", answer.get("reason"))
+        self.tally.reposts += 1
+        now = self.clock()
+        return _Again(Entry(now + self.latency.first_delay(), entry.job_id, entry.token, now, entry.reposts + 1))

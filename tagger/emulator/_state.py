@@ -1,0 +1,245 @@
+"""The emulator's account: jobs, credits, fault dice and counters, behind one lock.
+
+A job's fate is drawn when it is (re)queued: a latency from the configured
+range and, from the fault rates, whether this attempt settles as its real
+result, as skipped/unsure or as a timeout. Its status at any moment is then
+computed from the clock, so nothing runs in the background.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ._vision import Analysis
+
+__all__ = ["Faults", "Job", "Account", "TERMINAL", "REPOSTABLE_REASONS", "MAX_TTL"]
+
+TERMINAL = frozenset({"completed", "skipped", "timeout", "not found"})
+REPOSTABLE_REASONS = frozenset({"unsure", "close"})
+# What ttl=max grants: a day is longer than any run waits for one job.
+MAX_TTL = 86400.0
+
+
+@dataclass
+class Faults:
+    """Fault injection rates (probabilities per request or per job attempt; 0.0 is off)."""
+
+    server_error_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    retry_after: float = 1.0
+    drop_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_seconds: float = 2.0
+    unsure_rate: float = 0.0
+    timeout_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("server_error_rate", "rate_limit_rate", "drop_rate", "slow_rate", "unsure_rate", "timeout_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        if self.retry_after < 0 or self.slow_seconds < 0:
+            raise ValueError("retry_after and slow_seconds must not be negative")
+
+
+@dataclass
+class Job:
+    """One submitted image and the outcome of its current attempt."""
+
+    token: str
+    url: str
+    ttl: float
+    analysis: Analysis
+    queued_at: float = 0.0
+    settles_at: float = 0.0
+    # What this attempt settles as: "completed", "skipped" (with reason) or "timeout".
+    outcome: str = "completed"
+    reason: str | None = None
+
+    def status(self, now: float) -> str:
+        """The status the service reports at time now."""
+        return self.outcome if now >= self.settles_at else "not completed"
+
+    def answer(self, now: float) -> dict[str, object]:
+        """The poll answer at time now."""
+        status = self.status(now)
+        body: dict[str, object] = {
+            "token": self.token,
+            "url": self.url,
+            "ttl": round(max(0.0, self.queued_at + self.ttl - now), 1),
+            "status": status,
+        }
+        if status == "completed":
+            body["name"] = self.analysis.caption
+            body["flags"] = []
+        elif status == "skipped":
+            body["reason"] = self.reason
+        return body
+
+
+@dataclass
+class Account:
+    """All shared state of one emulator; every method takes the lock itself."""
+
+    latency: tuple[float, float]
+    faults: Faults
+    credits: int
+    seed: int | None
+    clock: Callable[[], float]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    jobs: dict[str, Job] = field(default_factory=dict)
+    seen_digests: set[bytes] = field(default_factory=set)
+    retry_window_ends: float = float("-inf")
+    counts: dict[str, int] = field(default_factory=dict)
+    polls_by_token: dict[str, int] = field(default_factory=dict)
+    first_seen: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.reset_counters()
+
+    # -- counters -------------------------------------------------------
+
+    def reset_counters(self) -> None:
+        """Zero every counter; jobs, credits, the Retry-After window and the memory of submitted images stay."""
+        with self.lock:
+            self.counts = dict.fromkeys(
+                (
+                    "requests", "submissions", "polls", "reposts", "duplicates", "remote_submissions",
+                    "auth_failures", "validation_errors", "server_errors_injected", "rate_limited",
+                    "dropped", "in_retry_after_window",
+                ),
+                0,
+            )
+            self.polls_by_token = {}
+            self.first_seen = {}
+
+    def count(self, name: str) -> None:
+        """Add one to a counter."""
+        with self.lock:
+            self.counts[name] += 1
+
+    def snapshot(self) -> dict[str, object]:
+        """A plain-dict copy of the counters."""
+        with self.lock:
+            now = self.clock()
+            settled = {
+                token: job.settles_at
+                for token, job in self.jobs.items()
+                if job.outcome == "completed" and job.settles_at <= now
+            }
+            return {
+                **self.counts,
+                "polls_by_token": dict(self.polls_by_token),
+                "completed_at": settled,
+                "first_seen_completed_at": dict(self.first_seen),
+            }
+
+    # -- per-request dice -----------------------------------------------
+
+    def arrive(self) -> str | None:
+        """Count a request and roll its faults: "drop", "error", "rate_limit" or None."""
+        with self.lock:
+            now = self.clock()
+            self.counts["requests"] += 1
+            if now < self.retry_window_ends:
+                self.counts["in_retry_after_window"] += 1
+            faults = self.faults
+            if faults.drop_rate and self.rng.random() < faults.drop_rate:
+                self.counts["dropped"] += 1
+                return "drop"
+            if faults.server_error_rate and self.rng.random() < faults.server_error_rate:
+                self.counts["server_errors_injected"] += 1
+                return "error"
+            if faults.rate_limit_rate and self.rng.random() < faults.rate_limit_rate:
+                self.counts["rate_limited"] += 1
+                self.retry_window_ends = max(self.retry_window_ends, now + faults.retry_after)
+                return "rate_limit"
+            return None
+
+    def pick(self, choices: tuple[int, ...]) -> int:
+        """A seeded choice (which 5xx code to answer)."""
+        with self.lock:
+            return self.rng.choice(choices)
+
+    def slow_delay(self) -> float:
+        """Seconds to hold this answer back (0 unless the slow fault fires)."""
+        with self.lock:
+            faults = self.faults
+            if faults.slow_rate and self.rng.random() < faults.slow_rate:
+                return faults.slow_seconds
+            return 0.0
+
+    def balance(self) -> int:
+        """Credits left."""
+        with self.lock:
+            return self.credits
+
+    # -- jobs -----------------------------------------------------------
+
+    def submit(self, image: bytes, url_for: Callable[[str], str], ttl: float, analysis: Analysis, remote: bool) -> Job:
+        """Accept an image: charge a credit, create and queue its job."""
+        digest = hashlib.sha256(image).digest()
+        token = secrets.token_urlsafe(16)
+        job = Job(token=token, url=url_for(token), ttl=ttl, analysis=analysis)
+        with self.lock:
+            self.counts["submissions"] += 1
+            if remote:
+                self.counts["remote_submissions"] += 1
+            if digest in self.seen_digests:
+                self.counts["duplicates"] += 1
+            self.seen_digests.add(digest)
+            self.credits = max(0, self.credits - 1)
+            self._queue(job)
+            self.jobs[token] = job
+        return job
+
+    def poll(self, token: str) -> dict[str, object]:
+        """The answer to a poll of token, counting it."""
+        with self.lock:
+            now = self.clock()
+            self.counts["polls"] += 1
+            self.polls_by_token[token] = self.polls_by_token.get(token, 0) + 1
+            job = self.jobs.get(token)
+            body = job.answer(now) if job else {"status": "not found", "token": token}
+            if body["status"] in TERMINAL and token not in self.first_seen:
+                self.first_seen[token] = now
+            return body
+
+    def repost(self, token: str) -> str:
+        """Re-queue a timed-out or unsure/close job: "ok", "unknown" or "refused"."""
+        with self.lock:
+            job = self.jobs.get(token)
+            if job is None:
+                return "unknown"
+            status = job.status(self.clock())
+            if not (status == "timeout" or (status == "skipped" and job.reason in REPOSTABLE_REASONS)):
+                return "refused"
+            self.counts["reposts"] += 1
+            # The job settles anew, so its first sighting starts over too.
+            self.first_seen.pop(token, None)
+            self._queue(job)
+            return "ok"
+
+    def _queue(self, job: Job) -> None:
+        # Caller holds the lock.
+        now = self.clock()
+        low, high = self.latency
+        latency = self.rng.uniform(low, high)
+        job.queued_at = now
+        faults = self.faults
+        if faults.timeout_rate and self.rng.random() < faults.timeout_rate:
+            job.outcome, job.reason, job.settles_at = "timeout", None, now + min(latency, job.ttl)
+        elif latency > job.ttl:
+            job.outcome, job.reason, job.settles_at = "timeout", None, now + job.ttl
+        elif faults.unsure_rate and self.rng.random() < faults.unsure_rate:
+            job.outcome, job.reason, job.settles_at = "skipped", "unsure", now + latency
+        elif job.analysis.skip_reason:
+            job.outcome, job.reason, job.settles_at = "skipped", job.analysis.skip_reason, now + latency
+        else:
+            job.outcome, job.reason, job.settles_at = "completed", None, now + latency

@@ -1,0 +1,280 @@
+"""CSV and JSONL exports of the ledger's records, shaped for spreadsheets and DAM importers.
+
+Each :class:`Profile` names its columns and the CSV dialect its reader
+expects: ``default`` and ``excel`` are for people (formula guard on; Excel
+also gets a BOM and CRLF), ``resourcespace``, ``canto`` and ``aem`` for those
+DAMs' metadata imports, ``exiftool`` for ``exiftool -csv=FILE -sep "; "``,
+which embeds the captions into the images themselves. The metadata-import
+profiles carry completed rows only: a row without a caption would either do
+nothing or blank a field the user filled.
+
+Every cell is quoted (RFC 4180) and every row carries the file's path, so two
+``IMG_0001.JPG`` in different folders never get each other's caption.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from tagger.records import Record
+
+__all__ = ["PROFILES", "Profile", "ExportError", "write_export", "guard_cell", "FORMATS"]
+
+#: Output formats ``write_export`` knows.
+FORMATS = ("csv", "jsonl")
+
+#: IPTC's limit for accessibility alt text.
+_ALT_TEXT_MAX = 250
+
+_FORMULA_LEADERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+Cell = Callable[[Record, dict[str, Any]], str]
+
+
+class ExportError(Exception):
+    """An export could not be written: unknown profile or format, or an unwritable destination."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One CSV layout: its columns, line ends, BOM, formula guard and which rows it keeps."""
+
+    name: str
+    columns: tuple[tuple[str, Cell], ...]
+    line_end: str = "\n"
+    bom: bool = False
+    formula_guard: bool = False
+    completed_only: bool = False
+    description: str = ""
+
+    @property
+    def headers(self) -> list[str]:
+        """The header row."""
+        return [name for name, _ in self.columns]
+
+
+def guard_cell(value: str) -> str:
+    """Prefix ``'`` to a cell a spreadsheet would run as a formula (OWASP CSV injection)."""
+    if value.startswith(_FORMULA_LEADERS):
+        return "'" + value
+    return value
+
+
+def _text(value: object) -> str:
+    # NUL is not text any reader keeps; the csv module refuses it on some versions.
+    return "" if value is None else str(value).replace("\x00", "")
+
+
+def _join(values: Iterable[str], sep: str) -> str:
+    """Join several values, removing the separator from inside each so none splits in two."""
+    core = sep.strip() or sep
+    cleaned = (" ".join(v.replace(core, " ").split()) for v in values)
+    return sep.join(v for v in cleaned if v)
+
+
+def _field(name: str) -> Cell:
+    return lambda r, _o: _text(getattr(r, name))
+
+
+def _listed(name: str, sep: str) -> Cell:
+    return lambda r, _o: _join(getattr(r, name), sep)
+
+
+def _caption(r: Record, _o: dict[str, Any]) -> str:
+    return _text(r.caption)
+
+
+def _alt_text(r: Record, _o: dict[str, Any]) -> str:
+    caption = _text(r.caption)
+    if len(caption) <= _ALT_TEXT_MAX:
+        return caption
+    cut = caption[: _ALT_TEXT_MAX - 1]
+    # Cut at a word boundary when one is reasonably near, and say it was cut.
+    space = cut.rfind(" ")
+    if space > _ALT_TEXT_MAX // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def _forward(relpath: str) -> str:
+    return relpath.replace("\\", "/").lstrip("/")
+
+
+def _aem_path(r: Record, options: dict[str, Any]) -> str:
+    root = str(options.get("aem_root", "/content/dam")).rstrip("/")
+    return f"{root}/{_forward(r.relpath)}"
+
+
+_DEFAULT_COLUMNS: tuple[tuple[str, Cell], ...] = (
+    ("path", lambda r, _o: _forward(_text(r.relpath))),
+    ("absolute_path", _field("path")),
+    ("filename", _field("filename")),
+    ("caption", _caption),
+    ("keywords", _listed("keywords", "; ")),
+    ("status", _field("status")),
+    ("reason", _field("reason")),
+    ("flags", _listed("flags", "; ")),
+    ("categories", _listed("categories", "; ")),
+    ("content_hash", _field("content_hash")),
+    ("token", _field("token")),
+    ("endpoint", _field("endpoint")),
+    ("submitted_at", _field("submitted_at")),
+    ("settled_at", _field("settled_at")),
+    ("modified_at", _field("modified_at")),
+    ("size", _field("size")),
+)
+
+PROFILES: dict[str, Profile] = {
+    "default": Profile(
+        "default", _DEFAULT_COLUMNS, formula_guard=True,
+        description="every field, for people and scripts; formula guard on",
+    ),
+    "excel": Profile(
+        "excel", _DEFAULT_COLUMNS, line_end="\r\n", bom=True, formula_guard=True,
+        description="every field for Excel: UTF-8 with BOM, CRLF, formula guard on",
+    ),
+    "resourcespace": Profile(
+        "resourcespace",
+        (
+            ("Original filename", _field("filename")),
+            ("Caption", _caption),
+            ("Keywords", _listed("keywords", ", ")),
+            ("Path", lambda r, _o: _forward(_text(r.relpath))),
+        ),
+        completed_only=True,
+        description="ResourceSpace CSV upload: field-name headers, keywords as a comma list",
+    ),
+    "canto": Profile(
+        "canto",
+        (
+            ("File Name", _field("filename")),
+            ("Description", _caption),
+            ("Keywords", _listed("keywords", ";")),
+            ("Path", lambda r, _o: _forward(_text(r.relpath))),
+        ),
+        completed_only=True,
+        description="Canto metadata import: first column File Name, several values with ;",
+    ),
+    "aem": Profile(
+        "aem",
+        (
+            ("assetPath", _aem_path),
+            ("dc:title {{String}}", _caption),
+            ("dc:description {{String}}", _caption),
+            ("dc:subject {{String: MULTI}}", _listed("keywords", "|")),
+        ),
+        completed_only=True,
+        description="AEM Assets metadata import: assetPath under aem_root, typed headers, | between values",
+    ),
+    "exiftool": Profile(
+        "exiftool",
+        (
+            ("SourceFile", _field("path")),
+            ("XMP-dc:Description", _caption),
+            ("XMP-dc:Subject", _listed("keywords", "; ")),
+            ("XMP-iptcCore:AltTextAccessibility", _alt_text),
+        ),
+        completed_only=True,
+        description='for exiftool -csv=FILE -sep "; " -overwrite_original: embeds captions and keywords',
+    ),
+}
+
+_OPTIONS = frozenset({"aem_root"})
+
+
+def _csv_rows(records: Iterable[Record], profile: Profile, guard: bool, options: dict[str, Any]) -> Iterator[list[str]]:
+    for record in records:
+        if profile.completed_only and record.status != "completed":
+            continue
+        row = [cell(record, options) for _, cell in profile.columns]
+        yield [guard_cell(v) for v in row] if guard else row
+
+
+def _json_value(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _write_csv(out: IO[str], records: Iterable[Record], profile: Profile, guard: bool, options: dict[str, Any]) -> int:
+    if profile.bom:
+        out.write("\ufeff")
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator=profile.line_end)
+    writer.writerow(profile.headers)
+    count = 0
+    for row in _csv_rows(records, profile, guard, options):
+        writer.writerow(row)
+        count += 1
+    return count
+
+
+def _write_jsonl(out: IO[str], records: Iterable[Record]) -> int:
+    count = 0
+    for record in records:
+        obj = {f.name: _json_value(getattr(record, f.name)) for f in dataclasses.fields(record)}
+        out.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+        count += 1
+    return count
+
+
+def _atomic_text(dest: str, write: Callable[[IO[str]], int]) -> int:
+    """Run ``write`` on a temporary file beside ``dest``, fsync it and move it into place."""
+    directory = os.path.dirname(os.path.abspath(dest))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(dest) + ".", suffix=".tmp")
+    except OSError as exc:
+        raise ExportError(f"cannot write {dest}: {exc.strerror or exc}; check the folder exists and is writable") from exc
+    try:
+        try:
+            mode = os.stat(dest).st_mode & 0o777
+        except OSError:
+            mode = 0o644
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            count = write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise ExportError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+        raise
+    return count
+
+
+def write_export(
+    records: Iterable[Record],
+    dest: str,
+    *,
+    profile: str = "default",
+    fmt: str = "csv",
+    formula_guard: bool | None = None,
+    **options: Any,
+) -> int:
+    """Write ``records`` to ``dest`` atomically in ``fmt`` shaped by ``profile``; return rows written.
+
+    Records are streamed, never held. ``formula_guard`` overrides the
+    profile's guard (CSV only; JSONL is data, never guarded). ``aem_root``
+    (default ``/content/dam``) sets the AEM profile's DAM folder.
+    """
+    if profile not in PROFILES:
+        raise ExportError(f"unknown export profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise ExportError(f"unknown export option(s): {', '.join(sorted(unknown))}")
+    chosen = PROFILES[profile]
+    if fmt == "jsonl":
+        return _atomic_text(dest, lambda out: _write_jsonl(out, records))
+    guard = chosen.formula_guard if formula_guard is None else formula_guard
+    return _atomic_text(dest, lambda out: _write_csv(out, records, chosen, guard, options))

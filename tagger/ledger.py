@@ -1,0 +1,462 @@
+"""The job ledger: a SQLite file that is the truth about every file and job.
+
+A *file* row is one path on disk; a *job* row is one submission of some
+content to one endpoint. Files with the same content share a job, so
+identical files cost one credit, and a moved file finds its caption again.
+Every state change is one transaction; a token is committed the moment the
+service hands it out (``synchronous=FULL``), so a crash never loses one.
+
+Job states::
+
+    queued -> submitting -> polling -> completed | skipped | timeout | not_found
+                  |            ^  |
+                  |            +--+ (repost)
+                  +-> queued (the POST surely failed) / failed
+
+``submitting`` without a token is the one state a crash can leave
+ambiguous; ``sweep()`` puts such jobs back in the queue at start-up.
+"""
+
+from __future__ import annotations
+
+import enum
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from tagger.errors import LedgerError, LedgerLocked
+from tagger.migrations import MIGRATIONS
+
+__all__ = ["Ledger", "JobState", "FileState", "Job", "TERMINAL", "SETTLED_STATUS", "file_status", "under_roots"]
+
+
+class JobState(str, enum.Enum):
+    """Where a job stands; stored as text."""
+
+    QUEUED = "queued"
+    SUBMITTING = "submitting"
+    POLLING = "polling"
+    COMPLETED = "completed"
+    SKIPPED = "skipped"
+    TIMEOUT = "timeout"
+    NOT_FOUND = "not_found"
+    FAILED = "failed"
+
+
+class FileState(str, enum.Enum):
+    """Whether a file is present and readable; stored as text."""
+
+    ACTIVE = "active"
+    FAILED = "failed"
+    MISSING = "missing"
+
+
+TERMINAL = frozenset({JobState.COMPLETED, JobState.SKIPPED, JobState.TIMEOUT, JobState.NOT_FOUND, JobState.FAILED})
+
+#: The status word a settled job shows users (the service's words).
+SETTLED_STATUS = {
+    JobState.COMPLETED: "completed",
+    JobState.SKIPPED: "skipped",
+    JobState.TIMEOUT: "timeout",
+    JobState.NOT_FOUND: "not found",
+    JobState.FAILED: "failed",
+    JobState.QUEUED: "pending",
+    JobState.SUBMITTING: "pending",
+    JobState.POLLING: "pending",
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job row, as the pipeline needs it."""
+
+    id: int
+    content_hash: str
+    state: JobState
+    source: bytes | None
+    token: str | None
+    reposts: int
+    attempts: int
+    submitted_at: float | None
+
+
+def _fs(value: bytes) -> str:
+    return os.fsdecode(value)
+
+
+class Ledger:
+    """One ledger file, opened by one run at a time; safe to use from threads."""
+
+    def __init__(self, path: str, *, clock=time.time) -> None:
+        self.path = path if path == ":memory:" else os.path.abspath(path)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._lock_fd: int | None = None
+        try:
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from exc
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise LedgerError(f"{self.path} is not a usable tagger ledger: {exc}") from exc
+
+    # -- opening, locking, schema ------------------------------------------
+
+    def _migrate(self) -> None:
+        applied = {m.name for m in MIGRATIONS.applied(self.db)}
+        known = {m.name for m in MIGRATIONS._migrations}
+        unknown = sorted(applied - known)
+        if unknown:
+            raise LedgerError(
+                f"the ledger {self.path} was written by a newer tagger (schema {unknown[-1]}); "
+                "upgrade tagger to use it (it was left untouched)"
+            )
+        MIGRATIONS.apply(self.db)
+
+    def acquire(self) -> None:
+        """Take the run lock, or raise ``LedgerLocked`` naming the holder's PID.
+
+        The lock is an ``flock`` on ``<ledger>.lock``: the kernel releases it
+        when its holder dies, so a stale lock is simply taken over.
+        """
+        fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise LedgerLocked(f"another tagger run (PID {holder}) is using the ledger {self.path}; wait for it to finish") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Close the database and release the run lock."""
+        with self._lock:
+            self.conn.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, serialised across threads."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:
+        """Run a read query and return all rows."""
+        with self._lock:
+            cur = self.conn.execute(sql, tuple(params))
+            return cur.fetchall()
+
+    # -- runs -------------------------------------------------------------
+
+    def sweep(self) -> int:
+        """Settle what a crash left half-done; returns jobs put back in the queue.
+
+        A job left in ``submitting`` may or may not have reached the service;
+        without a token there is nothing to poll, so it is sent again.
+        """
+        with self.transaction() as c:
+            cur = c.execute(
+                "UPDATE jobs SET state = ?, last_error = 'interrupted while submitting' WHERE state = ? AND token IS NULL",
+                (JobState.QUEUED.value, JobState.SUBMITTING.value),
+            )
+            c.execute("UPDATE jobs SET state = ? WHERE state = ? AND token IS NOT NULL", (JobState.POLLING.value, JobState.SUBMITTING.value))
+            c.execute("UPDATE runs SET finished_at = ?, exit_code = 3 WHERE finished_at IS NULL", (self._clock(),))
+            return cur.rowcount
+
+    def start_run(self, endpoint: str) -> int:
+        """Record the start of a run."""
+        with self.transaction() as c:
+            return c.execute("INSERT INTO runs (started_at, endpoint, pid) VALUES (?, ?, ?)", (self._clock(), endpoint, os.getpid())).lastrowid
+
+    def finish_run(self, run_id: int, exit_code: int, submitted: int) -> None:
+        """Record how a run ended."""
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET finished_at = ?, exit_code = ?, submitted = ? WHERE id = ?", (self._clock(), exit_code, submitted, run_id))
+
+    # -- files ------------------------------------------------------------
+
+    def files_in(self, directory: bytes) -> dict[bytes, tuple[int, int, int, str | None, str]]:
+        """The ledger's files in one folder: name -> (id, size, mtime_ns, hash, state)."""
+        rows = self.query("SELECT name, id, size, mtime_ns, content_hash, state FROM files WHERE dir = ?", (directory,))
+        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+    def known_dirs(self, root: bytes) -> list[bytes]:
+        """Folders under ``root`` where the ledger has files not marked missing."""
+        prefix = root.rstrip(b"/") + b"/"
+        rows = self.query(
+            "SELECT DISTINCT dir FROM files WHERE state != 'missing' AND (dir = ? OR substr(dir, 1, ?) = ?)",
+            (root, len(prefix), prefix),
+        )
+        return [r[0] for r in rows]
+
+    def upsert_files(self, rows: list[tuple]) -> None:
+        """Insert or update scanned files in bulk.
+
+        Each row: (dir, name, root, size, mtime_ns, content_hash, state, reason).
+        """
+        now = self._clock()
+        with self.transaction() as c:
+            c.executemany(
+                """INSERT INTO files (dir, name, root, size, mtime_ns, content_hash, state, reason, first_seen, last_seen)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (dir, name) DO UPDATE SET root = excluded.root, size = excluded.size,
+                     mtime_ns = excluded.mtime_ns, content_hash = excluded.content_hash, state = excluded.state,
+                     reason = excluded.reason, last_seen = excluded.last_seen,
+                     job_id = CASE WHEN files.content_hash IS excluded.content_hash THEN files.job_id ELSE NULL END""",
+                [(*r, now, now) for r in rows],
+            )
+
+    def mark_missing(self, directory: bytes, names: Iterable[bytes]) -> int:
+        """Mark files gone from disk as missing (they stay in the ledger)."""
+        with self.transaction() as c:
+            cur = c.executemany(
+                "UPDATE files SET state = 'missing' WHERE dir = ? AND name = ? AND state != 'missing'",
+                [(directory, n) for n in names],
+            )
+            return cur.rowcount
+
+    def mark_dir_missing(self, directory: bytes) -> int:
+        """Mark every file of a vanished folder as missing."""
+        with self.transaction() as c:
+            return c.execute("UPDATE files SET state = 'missing' WHERE dir = ? AND state != 'missing'", (directory,)).rowcount
+
+    def link_jobs(self, endpoint: str, roots: list[bytes]) -> int:
+        """Give every active file under ``roots`` a job for ``endpoint``; returns jobs created.
+
+        Content already known to this endpoint (a copy, a move, a metadata
+        edit) links to the existing job and costs nothing.
+        """
+        now = self._clock()
+        where, params = under_roots(roots)
+        with self.transaction() as c:
+            before = c.execute("SELECT count(*) FROM jobs").fetchone()[0]
+            c.execute(
+                f"""INSERT OR IGNORE INTO jobs (content_hash, endpoint, source, state, created_at)
+                    SELECT content_hash, ?, NULL, 'queued', ?
+                    FROM files WHERE state = 'active' AND content_hash IS NOT NULL AND ({where})
+                    GROUP BY content_hash""",
+                (endpoint, now, *params),
+            )
+            c.execute(
+                f"""UPDATE files SET job_id = (SELECT id FROM jobs WHERE jobs.content_hash = files.content_hash AND jobs.endpoint = ?)
+                    WHERE state = 'active' AND content_hash IS NOT NULL AND ({where})""",
+                (endpoint, *params),
+            )
+            return c.execute("SELECT count(*) FROM jobs").fetchone()[0] - before
+
+    # -- jobs -------------------------------------------------------------
+
+    def jobs_in_state(self, endpoint: str, state: JobState, limit: int = 1000, after_id: int = 0) -> list[Job]:
+        """Jobs of one endpoint in one state, in id order, a page at a time."""
+        rows = self.query(
+            """SELECT id, content_hash, state, source, token, reposts, attempts, submitted_at FROM jobs
+               WHERE endpoint = ? AND state = ? AND id > ? ORDER BY id LIMIT ?""",
+            (endpoint, state.value, after_id, limit),
+        )
+        return [Job(r[0], r[1], JobState(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in rows]
+
+    def sources_of(self, job_id: int) -> list[bytes]:
+        """Active files holding this job's content (candidates to prepare from)."""
+        rows = self.query("SELECT dir, name FROM files WHERE job_id = ? AND state = 'active' ORDER BY id", (job_id,))
+        return [os.path.join(r[0], r[1]) for r in rows]
+
+    def begin_submit(self, job_id: int) -> None:
+        """Mark a job as being submitted: committed before the POST leaves."""
+        with self.transaction() as c:
+            c.execute("UPDATE jobs SET state = 'submitting' WHERE id = ? AND state = 'queued'", (job_id,))
+
+    def record_token(self, job_id: int, token: str, status: str | None) -> None:
+        """Commit the token the service just handed out."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE jobs SET state = 'polling', token = ?, status = ?, attempts = attempts + 1, submitted_at = ?, last_error = NULL WHERE id = ?",
+                (token, status, self._clock(), job_id),
+            )
+
+    def requeue(self, job_id: int, error: str) -> None:
+        """The POST surely did not create a job: back to the queue."""
+        with self.transaction() as c:
+            c.execute("UPDATE jobs SET state = 'queued', last_error = ? WHERE id = ?", (error, job_id))
+
+    def fail(self, job_id: int, reason: str) -> None:
+        """The job cannot succeed (unreadable content, rejected, retries spent)."""
+        with self.transaction() as c:
+            c.execute("UPDATE jobs SET state = 'failed', reason = ?, last_error = ?, settled_at = ? WHERE id = ?", (reason, reason, self._clock(), job_id))
+
+    def count_poll(self, job_id: int, status: str) -> None:
+        """Note one poll that found the job still working."""
+        with self.transaction() as c:
+            c.execute("UPDATE jobs SET polls = polls + 1, status = ? WHERE id = ?", (status, job_id))
+
+    def record_repost(self, job_id: int, status: str, reason: str | None) -> None:
+        """The job was re-queued at the service under the same token."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE jobs SET state = 'polling', reposts = reposts + 1, polls = polls + 1, status = ?, reason = ?, submitted_at = ? WHERE id = ?",
+                (status, reason, self._clock(), job_id),
+            )
+
+    def settle(self, job_id: int, state: JobState, answer: dict) -> None:
+        """Record a job's final answer."""
+        flags = answer.get("flags")
+        categories = answer.get("categories")
+        with self.transaction() as c:
+            c.execute(
+                """UPDATE jobs SET state = ?, status = ?, caption = ?, reason = ?, flags = ?, categories = ?,
+                   polls = polls + 1, settled_at = ? WHERE id = ?""",
+                (
+                    state.value,
+                    answer.get("status"),
+                    answer.get("name"),
+                    answer.get("reason"),
+                    json.dumps(list(flags)) if isinstance(flags, list) else None,
+                    json.dumps([str(x) for x in categories]) if isinstance(categories, list) else None,
+                    self._clock(),
+                    job_id,
+                ),
+            )
+
+    def retry(self, endpoint: str, *, failed: bool, skipped: Iterable[str] = (), timeouts: bool = False) -> int:
+        """Put selected settled jobs back in the queue; returns how many."""
+        clauses, params = [], []
+        if failed:
+            clauses.append("state = 'failed'")
+        reasons = list(skipped)
+        if reasons:
+            clauses.append(f"(state = 'skipped' AND reason IN ({','.join('?' * len(reasons))}))")
+            params += reasons
+        if timeouts:
+            clauses.append("state IN ('timeout', 'not_found')")
+        if not clauses:
+            return 0
+        with self.transaction() as c:
+            cur = c.execute(
+                f"""UPDATE jobs SET state = 'queued', token = NULL, status = NULL, caption = NULL, reason = NULL,
+                    reposts = 0, settled_at = NULL WHERE endpoint = ? AND ({' OR '.join(clauses)})""",
+                (endpoint, *params),
+            )
+            n = cur.rowcount
+            if failed:
+                c.execute("UPDATE files SET state = 'active', reason = NULL WHERE state = 'failed'")
+            return n
+
+    # -- writing back -------------------------------------------------------
+
+    def unwritten(self, job_id: int | None = None) -> list[sqlite3.Row]:
+        """Active files whose completed caption is not yet in their sidecar."""
+        sql = """SELECT f.id, f.dir, f.name, f.root, j.id, j.token, j.endpoint, j.caption, j.flags,
+                        j.categories, j.status, j.reason, j.settled_at
+                 FROM files f JOIN jobs j ON j.id = f.job_id
+                 WHERE f.state = 'active' AND j.state = 'completed'
+                   AND (f.written_job IS NOT j.id OR f.written_at < j.settled_at)"""
+        params: tuple = ()
+        if job_id is not None:
+            sql += " AND j.id = ?"
+            params = (job_id,)
+        return self.query(sql, params)
+
+    def mark_written(self, file_id: int, job_id: int, sidecar: bytes | None) -> None:
+        """Record that a sidecar now holds this job's caption (called after the rename)."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE files SET written_job = ?, written_at = ?, sidecar = ? WHERE id = ?",
+                (job_id, self._clock(), sidecar, file_id),
+            )
+
+    def mark_file_failed(self, file_id: int, reason: str) -> None:
+        """A file-level failure (unreadable, sidecar not writable)."""
+        with self.transaction() as c:
+            c.execute("UPDATE files SET state = 'failed', reason = ? WHERE id = ?", (reason, file_id))
+
+    # -- reading out ----------------------------------------------------------
+
+    def file_rows(self, *, include_missing: bool = False, endpoint: str | None = None) -> Iterator[sqlite3.Row]:
+        """Every file with its job, for exports, streamed in path order."""
+        sql = """SELECT f.dir, f.name, f.root, f.size, f.mtime_ns, f.content_hash, f.state, f.reason,
+                        j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
+                        j.submitted_at, j.settled_at, j.last_error
+                 FROM files f LEFT JOIN jobs j ON j.id = f.job_id"""
+        if not include_missing:
+            sql += " WHERE f.state != 'missing'"
+        sql += " ORDER BY f.dir, f.name"
+        # A separate connection streams without holding the writer lock.
+        reader = sqlite3.connect(self.path, timeout=30)
+        try:
+            yield from reader.execute(sql)
+        finally:
+            reader.close()
+
+    def summary(self, roots: list[bytes] | None = None) -> dict:
+        """Counts by status and by reason (of files under ``roots``, or all)."""
+        counts = {"total": 0, "completed": 0, "skipped": 0, "timeout": 0, "not found": 0, "failed": 0, "pending": 0, "missing": 0}
+        reasons: dict[str, int] = {}
+        where, params = under_roots(roots) if roots else ("1", [])
+        rows = self.query(
+            f"""SELECT f.state, j.state, coalesce(f.reason, j.reason), count(*) FROM files f
+               LEFT JOIN jobs j ON j.id = f.job_id WHERE {where} GROUP BY 1, 2, 3""",
+            params,
+        )
+        for fstate, jstate, reason, n in rows:
+            status = file_status(fstate, jstate)
+            if status == "missing":
+                counts["missing"] += n
+                continue
+            counts["total"] += n
+            counts[status] += n
+            if status in ("skipped", "failed", "timeout", "not found") and reason:
+                key = f"{status}: {reason}"
+                reasons[key] = reasons.get(key, 0) + n
+        runs = self.query("SELECT min(started_at), max(coalesce(finished_at, started_at)), sum(submitted) FROM runs")[0]
+        return {**counts, "reasons": reasons, "first_run": runs[0], "last_run": runs[1], "credits_used": runs[2] or 0}
+
+
+def file_status(file_state: str, job_state: str | None) -> str:
+    """The status a file shows users, from its own and its job's state."""
+    if file_state == FileState.MISSING.value:
+        return "missing"
+    if file_state == FileState.FAILED.value:
+        return "failed"
+    if job_state is None:
+        return "pending"
+    return SETTLED_STATUS[JobState(job_state)]
+
+
+def under_roots(roots: list[bytes]) -> tuple[str, list]:
+    """A WHERE clause selecting files under any of ``roots``."""
+    clauses, params = [], []
+    for root in roots:
+        prefix = root.rstrip(b"/") + b"/"
+        clauses.append("(dir = ? OR substr(dir, 1, ?) = ?)")
+        params += [root.rstrip(b"/") or b"/", len(prefix), prefix]
+    return " OR ".join(clauses) or "0", params

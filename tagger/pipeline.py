@@ -1,0 +1,169 @@
+"""The whole run: scan -> plan -> prepare and submit -> poll -> write back -> export.
+
+``run()`` is the library's entry point; the CLI only builds a ``Config``
+and maps the outcome to an exit status.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from tagger import cloudsight as cs
+from tagger.config import Config
+from tagger.dispatch import Dispatcher, DispatchOptions, Tally
+from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
+from tagger.ledger import Ledger, JobState
+from tagger.normalise import PrepareOptions, Preparer
+from tagger.planner import Plan, plan
+from tagger.progress import Progress
+from tagger.retry import RetryPolicy
+from tagger.writeback import SidecarOptions, write_back
+
+__all__ = ["RunResult", "run", "make_api", "EMULATOR_ENDPOINT"]
+
+log = logging.getLogger("tagger.pipeline")
+
+#: How the ledger names the in-process emulator, whatever port it got.
+EMULATOR_ENDPOINT = "emulator"
+
+
+@dataclass
+class RunResult:
+    """What a run did and how it ended."""
+
+    plan: Plan
+    tally: Tally = field(default_factory=Tally)
+    sidecars_written: int = 0
+    sidecar_failures: int = 0
+    csv_rows: int | None = None
+    credit_balance: int | None = None
+    swept: int = 0
+    exit_code: int = EXIT_OK
+    stopped: str | None = None
+    counts: dict = field(default_factory=dict)
+    dry_run: bool = False
+
+
+def make_api(config: Config, base_url: str | None = None) -> cs.API:
+    """A client for the configured endpoint and credentials."""
+    if not config.api_key:
+        raise UsageError(
+            "no API key: pass --api-key, set CLOUDSIGHT_API_KEY, put api_key in the config file, "
+            "or use --emulator to try tagger offline"
+        )
+    auth = cs.OAuth(config.api_key, config.api_secret) if config.api_secret else cs.SimpleAuth(config.api_key)
+    return cs.API(
+        auth,
+        base_url=base_url or config.endpoint,
+        timeout=(10.0, config.request_timeout),
+        pool_size=config.max_in_flight + config.workers,
+    )
+
+
+def _params(config: Config) -> dict:
+    params = {"image_request[locale]": config.locale}
+    if config.ttl:
+        params["image_request[ttl]"] = config.ttl
+    return params
+
+
+def run(
+    config: Config,
+    paths: Sequence[str],
+    *,
+    api: cs.API | None = None,
+    endpoint_id: str | None = None,
+    dry_run: bool = False,
+    max_credits: int | None = None,
+    progress: Progress | None = None,
+    export: Callable[[Ledger], int] | None = None,
+) -> RunResult:
+    """Caption every image under ``paths``; resumable, incremental.
+
+    ``endpoint_id`` is how the ledger names the service (defaults to the
+    base URL); results of one endpoint never pass for another's.
+    """
+    for p in paths:
+        if not os.path.exists(p):
+            raise UsageError(f"{p} does not exist")
+    progress = progress or Progress(enabled=False)
+    with ExitStack() as stack:
+        ledger = stack.enter_context(Ledger(config.ledger_path if not dry_run or os.path.exists(config.ledger_path) else ":memory:"))
+        if not dry_run:
+            ledger.acquire()
+        api = api or stack.enter_context(make_api(config))
+        endpoint = endpoint_id or api.base_url
+        result = RunResult(plan=Plan(), dry_run=dry_run)
+        if not dry_run:
+            result.swept = ledger.sweep()
+            if result.swept:
+                log.warning("%d job(s) were interrupted while being submitted; they will be sent again", result.swept)
+        result.plan = plan(ledger, paths, endpoint, dry_run=dry_run, hash_workers=config.workers, on_folder=lambda n: progress("scanned", n))
+        if dry_run:
+            return result
+        run_id = ledger.start_run(endpoint)
+        sidecars = SidecarOptions(config.sidecars, config.sidecar_dir or None, config.sidecar_naming, config.keyword_parent)
+        # Captions settled in an earlier run but not yet written (a crash between the two).
+        written, failed = write_back(ledger, sidecars)
+        result.sidecars_written += written
+        result.sidecar_failures += failed
+
+        def settled(job_id: int, state: JobState) -> None:
+            if state is JobState.COMPLETED:
+                w, f = write_back(ledger, sidecars, job_id)
+                result.sidecars_written += w
+                result.sidecar_failures += f
+
+        prep_options = PrepareOptions(
+            max_edge=config.max_edge,
+            quality=config.quality,
+            max_pixels=config.max_pixels,
+            send_location=config.send_location,
+            time_limit=config.prepare_time_limit,
+        )
+        progress.total("submitted", result.plan.credits)
+        options = DispatchOptions(
+            endpoint=endpoint,
+            params=_params(config),
+            max_in_flight=config.max_in_flight,
+            workers=config.workers,
+            timeout_reposts=config.timeout_reposts,
+            first_poll_delay=config.first_poll_delay,
+            poll_interval=config.poll_interval,
+            max_poll_interval=config.max_poll_interval,
+            retry=RetryPolicy(attempts=max(1, config.retry_attempts), budget=config.retry_budget),
+            stop_after_failures=max(1, config.stop_after_failures),
+            max_credits=max_credits,
+        )
+        exit_code = EXIT_STOPPED
+        try:
+            with Preparer(prep_options) as preparer:
+                dispatcher = Dispatcher(api, ledger, preparer, options, on_settled=settled, progress=progress)
+                result.tally = dispatcher.run()
+            written, failed = write_back(ledger, sidecars)
+            result.sidecars_written += written
+            result.sidecar_failures += failed
+            if export is not None:
+                result.csv_rows = export(ledger)
+            result.credit_balance = api.credit_balance
+            broots = [os.path.abspath(os.fsencode(p)) for p in paths]
+            result.counts = ledger.summary(broots)
+            result.stopped = result.tally.stopped
+            if result.stopped:
+                exit_code = EXIT_STOPPED
+            elif result.counts["pending"]:
+                exit_code = EXIT_STOPPED
+                result.stopped = f"{result.counts['pending']} file(s) still pending"
+            elif result.counts["failed"]:
+                exit_code = EXIT_SOME_FAILED
+            else:
+                exit_code = EXIT_OK
+            result.exit_code = exit_code
+        finally:
+            progress.close()
+            ledger.finish_run(run_id, exit_code, result.tally.submitted)
+        return result

@@ -1,0 +1,49 @@
+"""Turn ledger rows into ``Record``s for the exports and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+from tagger.keywords import keywords_from
+from tagger.ledger import Ledger, file_status
+from tagger.records import Record
+from tagger.writeback import iso
+
+__all__ = ["iter_records", "display"]
+
+
+def display(path: bytes) -> str:
+    """A path as text, undecodable bytes replaced."""
+    return path.decode("utf-8", "replace")
+
+
+def iter_records(ledger: Ledger, *, include_missing: bool = False) -> Iterator[Record]:
+    """Every file the ledger knows (missing ones only when asked), in path order."""
+    for row in ledger.file_rows(include_missing=include_missing):
+        (directory, name, root, size, mtime_ns, digest, fstate, freason,
+         jstate, token, endpoint, caption, jreason, flags, categories, submitted, settled, last_error) = row
+        status = file_status(fstate, jstate)
+        cats = tuple(json.loads(categories)) if categories else ()
+        completed = status == "completed"
+        full = os.path.join(directory, name)
+        reason = freason if fstate != "active" else (jreason or (last_error if status == "pending" else None))
+        yield Record(
+            path=display(full),
+            relpath=display(os.path.relpath(full, root)),
+            filename=display(name),
+            status=status,
+            caption=caption if completed else None,
+            keywords=tuple(keywords_from(caption, cats)) if completed else (),
+            reason=reason,
+            flags=tuple(json.loads(flags)) if flags else (),
+            categories=cats,
+            content_hash=digest,
+            token=token,
+            endpoint=endpoint,
+            submitted_at=iso(submitted) or None,
+            settled_at=iso(settled) or None,
+            modified_at=iso(mtime_ns / 1e9) if mtime_ns else None,
+            size=size,
+        )

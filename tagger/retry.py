@@ -1,0 +1,113 @@
+"""Retry policy for calls to the service, built with tenacity.
+
+Only errors the client marks ``retryable`` are retried. A 429 pauses every
+request of the run (the ``RateGate``) until its Retry-After has passed;
+5xx and network errors back off exponentially with jitter. The clock and
+sleep are injectable so tests of backoff take milliseconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import tenacity
+
+from tagger.cloudsight import APIError, RateLimited
+
+__all__ = ["RateGate", "RetryPolicy", "call"]
+
+T = TypeVar("T")
+
+
+class RateGate:
+    """Holds every request back while the service has asked for a pause."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._open_at = 0.0
+        self.pauses = 0
+
+    def pause(self, seconds: float) -> None:
+        """Close the gate for ``seconds`` from now (a later deadline wins)."""
+        with self._lock:
+            until = self._clock() + seconds
+            if until > self._open_at:
+                self._open_at = until
+                self.pauses += 1
+
+    def wait(self) -> None:
+        """Block until the gate is open."""
+        while True:
+            with self._lock:
+                delay = self._open_at - self._clock()
+            if delay <= 0:
+                return
+            self._sleep(delay)
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds until the gate opens (0 when open)."""
+        with self._lock:
+            return max(0.0, self._open_at - self._clock())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try one request: attempts and a total time budget."""
+
+    attempts: int = 6
+    budget: float = 120.0
+    initial: float = 0.5
+    maximum: float = 30.0
+    default_retry_after: float = 5.0
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, APIError) and exc.retryable
+
+
+def call(
+    fn: Callable[[], T],
+    *,
+    policy: RetryPolicy,
+    gate: RateGate,
+    sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[BaseException], None] | None = None,
+) -> T:
+    """Call ``fn`` through the gate, retrying transient errors per ``policy``.
+
+    Re-raises the last error when the attempts or the budget are spent.
+    """
+
+    def before(_state: tenacity.RetryCallState) -> None:
+        gate.wait()
+
+    def after_failure(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited):
+            gate.pause(exc.retry_after if exc.retry_after is not None else policy.default_retry_after)
+        if on_retry is not None and exc is not None:
+            on_retry(exc)
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_is_retryable),
+        stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_after_delay(policy.budget),
+        # A 429's pause is served by the gate; the jittered backoff spreads the rest.
+        wait=tenacity.wait_exponential_jitter(multiplier=policy.initial, max=policy.maximum),
+        before=before,
+        after=after_failure,
+        sleep=sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(fn)
+    except RateLimited as exc:
+        # The last attempt's 429 still holds the other workers back.
+        gate.pause(exc.retry_after if exc.retry_after is not None else policy.default_retry_after)
+        raise

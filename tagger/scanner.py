@@ -1,0 +1,113 @@
+"""Find candidate images under the folders given, one folder at a time.
+
+Paths are handled as bytes, so names that are not valid UTF-8 survive.
+Hidden files and folders are skipped; symlinked folders are followed once
+(a link back up the tree does not loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from tagger.formats import SNIFF_BYTES, is_image_name, sniff
+
+__all__ = ["Folder", "scan", "NOT_IMAGES"]
+
+log = logging.getLogger("tagger.scanner")
+
+#: Extensions never worth opening to sniff: sidecars, our own outputs, video, documents.
+NOT_IMAGES = frozenset(
+    {
+        ".xmp", ".txt", ".csv", ".json", ".jsonl", ".md", ".html", ".htm", ".pdf", ".db", ".sqlite",
+        ".sqlite3", ".sqlite-wal", ".sqlite-shm", ".lock", ".log", ".toml", ".ini", ".py", ".mov",
+        ".mp4", ".m4v", ".avi", ".mkv", ".mp3", ".wav", ".aae", ".thm", ".zip", ".tmp",
+    }
+)
+
+
+@dataclass
+class Folder:
+    """The candidate files of one folder: (name, size, mtime_ns) each.
+
+    ``complete`` is False when only some of the folder was asked for (a
+    file given by name), so files not listed must not be taken as deleted.
+    """
+
+    path: bytes
+    root: bytes
+    files: list[tuple[bytes, int, int]] = field(default_factory=list)
+    complete: bool = True
+
+
+def _is_candidate(path: bytes, name: bytes) -> bool:
+    text = os.fsdecode(name)
+    if is_image_name(text):
+        return True
+    ext = os.path.splitext(text)[1].lower()
+    if ext in NOT_IMAGES:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return sniff(f.read(SNIFF_BYTES)) is not None
+    except OSError:
+        return False
+
+
+def scan(roots: Iterable[str | bytes]) -> Iterator[Folder]:
+    """Yield each folder under ``roots`` that was listed, with its candidate images."""
+    seen: set[tuple[int, int]] = set()
+    for root in roots:
+        broot = os.path.abspath(os.fsencode(root))
+        try:
+            st = os.stat(broot)
+        except OSError as exc:
+            log.warning("cannot read %s: %s", os.fsdecode(broot), exc.strerror)
+            continue
+        if stat.S_ISREG(st.st_mode):
+            folder, name = os.path.split(broot)
+            yield Folder(folder, folder, [(name, st.st_size, st.st_mtime_ns)], complete=False)
+            continue
+        yield from _walk(broot, seen)
+
+
+def _walk(root: bytes, seen: set[tuple[int, int]]) -> Iterator[Folder]:
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        try:
+            st = os.stat(current)
+        except OSError:
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            continue
+        seen.add(key)
+        folder = Folder(current, root)
+        subdirs: list[bytes] = []
+        try:
+            with os.scandir(current) as it:
+                for entry in it:
+                    name = entry.name
+                    if name.startswith(b"."):
+                        continue
+                    try:
+                        if entry.is_dir():  # follows symlinks; `seen` stops loops
+                            subdirs.append(entry.path)
+                            continue
+                        if not entry.is_file():
+                            continue
+                        if not _is_candidate(entry.path, name):
+                            continue
+                        est = entry.stat()
+                    except OSError:
+                        continue
+                    folder.files.append((name, est.st_size, est.st_mtime_ns))
+        except OSError as exc:
+            log.warning("cannot list %s: %s", os.fsdecode(current), exc.strerror)
+            continue
+        yield folder
+        stack.extend(sorted(subdirs, reverse=True))

@@ -1,0 +1,86 @@
+"""Write completed captions into sidecars, and record each write in the ledger.
+
+The ledger marks a file written only after its sidecar was renamed into
+place, so a crash in between means the write happens again (it is
+idempotent), never that a caption is forgotten.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+from dataclasses import dataclass
+
+from tagger.keywords import keywords_from
+from tagger.ledger import Ledger
+from tagger.sidecar import SidecarContent, SidecarError, sidecar_path_for, write_sidecar
+
+__all__ = ["SidecarOptions", "write_back"]
+
+log = logging.getLogger("tagger.writeback")
+
+
+@dataclass(frozen=True)
+class SidecarOptions:
+    """Where and how sidecars are written."""
+
+    enabled: bool = True
+    sidecar_dir: str | None = None
+    naming: str = "full"
+    keyword_parent: str = "CloudSight"
+
+
+def iso(ts: float | None) -> str:
+    """A Unix time as ISO 8601 UTC with a Z, or an empty string."""
+    if ts is None:
+        return ""
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(value)) if value else ()
+
+
+def write_back(ledger: Ledger, options: SidecarOptions, job_id: int | None = None) -> tuple[int, int]:
+    """Write every completed, not yet written caption (of one job, or all).
+
+    Returns (sidecars written, files that failed to write).
+    """
+    written = failed = 0
+    for row in ledger.unwritten(job_id):
+        file_id, directory, name, root, jid, token, endpoint, caption, flags, categories, status, reason, settled = row
+        if not options.enabled:
+            ledger.mark_written(file_id, jid, None)
+            continue
+        image = os.fsdecode(os.path.join(directory, name))
+        try:
+            target = sidecar_path_for(
+                image,
+                naming=options.naming,
+                sidecar_dir=options.sidecar_dir or None,
+                root=os.fsdecode(root),
+            )
+            content = SidecarContent(
+                caption=caption or "",
+                keywords=tuple(keywords_from(caption, _list(categories))),
+                token=token or "",
+                endpoint=endpoint,
+                status=status or "completed",
+                reason=reason,
+                flags=_list(flags),
+                settled_at=iso(settled),
+            )
+            if options.sidecar_dir:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+            changed = write_sidecar(target, content, hierarchy_parent=options.keyword_parent)
+        except (SidecarError, OSError) as exc:
+            failed += 1
+            message = f"sidecar not written: {exc}"
+            log.warning("%s: %s", image, message)
+            ledger.mark_file_failed(file_id, message)
+            continue
+        ledger.mark_written(file_id, jid, os.fsencode(target))
+        written += int(changed)
+    return written, failed

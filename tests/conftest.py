@@ -1,0 +1,63 @@
+"""Shared fixtures: a live emulator on loopback, photo-like images, exiftool."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+KEY = "emulator-key"
+SECRET = "emulator-secret"
+
+
+def make_photo(path: Path, seed: int, size: tuple[int, int] = (640, 480), *, exif: Image.Exif | None = None) -> Path:
+    """A photo-like JPEG (gradient, shapes and noise: never flat, so never 'blurry')."""
+    rnd = random.Random(seed)
+    w, h = size
+    base = Image.linear_gradient("L").resize((w, h)).convert("RGB")
+    tint = Image.new("RGB", (w, h), (rnd.randrange(40, 220), rnd.randrange(40, 220), rnd.randrange(40, 220)))
+    img = Image.blend(base, tint, 0.6)
+    draw = ImageDraw.Draw(img)
+    for _ in range(12):
+        x0, y0 = rnd.randrange(w), rnd.randrange(h)
+        x1, y1 = x0 + rnd.randrange(20, w // 2), y0 + rnd.randrange(20, h // 2)
+        draw.rectangle((x0, y0, x1, y1), fill=(rnd.randrange(256), rnd.randrange(256), rnd.randrange(256)))
+    noise = Image.effect_noise((w, h), 40).convert("RGB")
+    img = Image.blend(img, noise, 0.25)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kwargs = {"quality": 90}
+    if exif is not None:
+        kwargs["exif"] = exif
+    img.save(path, "JPEG", **kwargs)
+    return path
+
+
+@pytest.fixture
+def emulator():
+    """A fresh emulator with short latencies, stopped after the test."""
+    from tagger.emulator import Emulator
+
+    with Emulator(latency=(0.05, 0.15), seed=1) as emu:
+        yield emu
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """A small tree of distinct photo-like JPEGs."""
+    root = tmp_path / "photos"
+    for i in range(6):
+        make_photo(root / ("sub" if i % 2 else "") / f"IMG_{i:04d}.JPG", seed=i)
+    return root
+
+
+def exiftool_json(*paths: Path | str) -> list[dict]:
+    """What exiftool reads from files (-struct, group names)."""
+    if shutil.which("exiftool") is None:
+        raise AssertionError("exiftool is required for these tests (apt-get install libimage-exiftool-perl)")
+    out = subprocess.run(["exiftool", "-j", "-struct", "-G1", *map(str, paths)], capture_output=True, check=True)
+    return json.loads(out.stdout)

@@ -1,0 +1,129 @@
+"""The ledger: schema migrations, the run lock, crash sweep, state changes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import sqlite_utils
+
+from tagger.errors import LedgerError, LedgerLocked
+from tagger.ledger import JobState, Ledger
+from tagger.migrations import MIGRATIONS, NAMES
+
+
+def test_new_ledger_has_every_migration_and_wal(tmp_path):
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger:
+        applied = [m.name for m in MIGRATIONS.applied(ledger.db)]
+        assert applied == list(NAMES)
+        assert ledger.query("PRAGMA journal_mode")[0][0] == "wal"
+        assert {"files", "jobs", "runs"} <= set(ledger.db.table_names())
+
+
+def test_ledger_from_a_newer_version_is_refused_untouched(tmp_path):
+    path = tmp_path / "l.sqlite"
+    Ledger(str(path)).close()
+    db = sqlite_utils.Database(path)
+    db["_sqlite_migrations"].insert({"migration_set": "tagger", "name": "m999_from_the_future", "applied_at": "2030"})
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(LedgerError, match="newer tagger"):
+        Ledger(str(path))
+    assert path.read_bytes() == before
+
+
+def test_not_a_database_is_a_clear_error(tmp_path):
+    path = tmp_path / "l.sqlite"
+    path.write_text("hello, not sqlite" * 100)
+    with pytest.raises(LedgerError, match="not a usable tagger ledger"):
+        Ledger(str(path))
+
+
+def test_second_holder_is_told_the_pid(tmp_path):
+    path = str(tmp_path / "l.sqlite")
+    first = Ledger(path)
+    first.acquire()
+    second = Ledger(path)
+    with pytest.raises(LedgerLocked) as err:
+        second.acquire()
+    assert str(os.getpid()) in str(err.value)
+    assert err.value.exit_code == 3
+    first.close()
+    second.acquire()  # released on close
+    second.close()
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    path = str(tmp_path / "l.sqlite")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from tagger.ledger import Ledger
+            l = Ledger({path!r}); l.acquire(); print("held", flush=True); time.sleep(60)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(LedgerLocked, match=str(holder.pid)):
+        Ledger(path).acquire()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    with Ledger(path) as ledger:
+        ledger.acquire()
+        assert open(path + ".lock").read() == str(os.getpid())
+
+
+def _one_job(ledger: Ledger, tmp_path) -> int:
+    ledger.upsert_files([(os.fsencode(tmp_path), b"a.jpg", os.fsencode(tmp_path), 10, 1, "h1", "active", None)])
+    assert ledger.link_jobs("http://x/v1", [os.fsencode(tmp_path)]) == 1
+    return ledger.jobs_in_state("http://x/v1", JobState.QUEUED)[0].id
+
+
+def test_sweep_requeues_only_jobs_without_a_token(tmp_path):
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger:
+        job = _one_job(ledger, tmp_path)
+        ledger.begin_submit(job)
+        assert ledger.query("SELECT state FROM jobs")[0][0] == "submitting"
+        assert ledger.sweep() == 1
+        assert ledger.query("SELECT state, last_error FROM jobs")[0] == ("queued", "interrupted while submitting")
+        ledger.begin_submit(job)
+        ledger.record_token(job, "tok", "not completed")
+        assert ledger.sweep() == 0
+        assert ledger.query("SELECT state, token, attempts FROM jobs")[0] == ("polling", "tok", 1)
+
+
+def test_identical_content_shares_one_job_and_endpoints_do_not(tmp_path):
+    root = os.fsencode(tmp_path)
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger:
+        ledger.upsert_files([
+            (root, b"a.jpg", root, 10, 1, "same", "active", None),
+            (root + b"/sub", b"b.jpg", root, 10, 1, "same", "active", None),
+            (root, b"c.jpg", root, 10, 1, "other", "active", None),
+        ])
+        assert ledger.link_jobs("http://one/v1", [root]) == 2
+        assert ledger.link_jobs("http://one/v1", [root]) == 0
+        assert ledger.link_jobs("emulator", [root]) == 2
+        rows = ledger.query("SELECT count(DISTINCT job_id) FROM files")
+        assert rows[0][0] == 2  # files point at the latest endpoint's jobs
+
+
+def test_non_utf8_names_round_trip(tmp_path):
+    root = os.fsencode(tmp_path)
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger:
+        ledger.upsert_files([(root, b"caf\xe9.jpg", root, 1, 1, "h", "active", None)])
+        assert b"caf\xe9.jpg" in ledger.files_in(root)
+        ledger.link_jobs("e", [root])
+        job = ledger.jobs_in_state("e", JobState.QUEUED)[0]
+        assert ledger.sources_of(job.id) == [root + b"/caf\xe9.jpg"]
+
+
+def test_integrity_after_use(tmp_path):
+    path = tmp_path / "l.sqlite"
+    with Ledger(str(path)) as ledger:
+        _one_job(ledger, tmp_path)
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -1,0 +1,80 @@
+"""The retry policy: transient errors retried within bounds, 429 pauses everyone."""
+
+from __future__ import annotations
+
+import pytest
+
+from tagger.cloudsight import AuthError, NetworkError, RateLimited, ServerError
+from tagger.retry import RateGate, RetryPolicy, call
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def failing(errors, result="ok"):
+    errors = list(errors)
+    calls = []
+
+    def fn():
+        calls.append(1)
+        if errors:
+            raise errors.pop(0)
+        return result
+
+    return fn, calls
+
+
+def test_transient_errors_are_retried_with_bounded_backoff():
+    clock = FakeClock()
+    fn, calls = failing([ServerError("boom", 503), NetworkError("down"), ServerError("boom", 502)])
+    policy = RetryPolicy(attempts=5, budget=100, initial=0.5, maximum=4.0)
+    assert call(fn, policy=policy, gate=RateGate(clock, clock.sleep), sleep=clock.sleep) == "ok"
+    assert len(calls) == 4
+    assert len(clock.sleeps) == 3
+    assert all(0 < s <= 4.0 + 1.0 for s in clock.sleeps)  # max plus jitter
+
+
+def test_attempts_are_bounded_then_the_error_is_raised():
+    clock = FakeClock()
+    fn, calls = failing([ServerError("boom", 500)] * 10)
+    with pytest.raises(ServerError):
+        call(fn, policy=RetryPolicy(attempts=3, budget=100), gate=RateGate(clock, clock.sleep), sleep=clock.sleep)
+    assert len(calls) == 3
+
+
+def test_permanent_errors_are_not_retried():
+    clock = FakeClock()
+    fn, calls = failing([AuthError("no")])
+    with pytest.raises(AuthError):
+        call(fn, policy=RetryPolicy(), gate=RateGate(clock, clock.sleep), sleep=clock.sleep)
+    assert len(calls) == 1
+
+
+def test_a_429_closes_the_gate_for_its_retry_after():
+    clock = FakeClock()
+    gate = RateGate(clock, clock.sleep)
+    times = []
+
+    def fn():
+        times.append(clock.now)
+        if len(times) == 1:
+            raise RateLimited("slow down", retry_after=7.0)
+        return "ok"
+
+    assert call(fn, policy=RetryPolicy(initial=0.1, maximum=0.2), gate=gate, sleep=clock.sleep) == "ok"
+    assert times[1] - times[0] >= 7.0
+    # Another caller arriving while the window is open waits too.
+    gate.pause(3.0)
+    start = clock.now
+    gate.wait()
+    assert clock.now - start == pytest.approx(3.0)
