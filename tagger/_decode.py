@@ -10,6 +10,7 @@ import io
 import math
 import re
 import threading
+import warnings
 from typing import Any
 
 from PIL import Image, ImageCms, UnidentifiedImageError
@@ -19,7 +20,8 @@ from .formats import RAW_EXTENSIONS, SNIFF_BYTES, sniff
 __all__ = ["DecodeFailure", "Decoded", "decode", "draft_scale"]
 
 # Only the parsers a photo archive needs; the rest of Pillow's zoo is attack surface.
-_PILLOW_FORMATS = ("JPEG", "MPO", "PNG", "TIFF", "WEBP", "GIF", "BMP", "AVIF", "HEIF")
+# (Pillow's JPEG opener also yields MPO files; HEIF exists once pillow-heif registers it.)
+_PILLOW_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "GIF", "BMP", "AVIF", "HEIF")
 
 HEIC_MISSING = "HEIC support not installed: pip install 'tagger[heic]'"
 RAW_MISSING = "camera RAW support not installed: pip install 'tagger[raw]'"
@@ -48,6 +50,8 @@ _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 # LittleCMS transforms keep a one-pixel cache, so each thread builds its own.
 _local = threading.local()
 _heif_lock = threading.Lock()
+# Our own max_pixels check, made from the header before decoding, replaces Pillow's global warning.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 _heif_registered = False
 
 
@@ -99,7 +103,7 @@ def draft_scale(width: int, height: int, max_edge: int) -> int:
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     try:
-        im = Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS)
+        im = Image.open(io.BytesIO(data), formats=_formats())
     except Image.DecompressionBombError as exc:
         raise DecodeFailure(_too_large(_bomb_pixels(str(exc)), max_pixels)) from exc
     except UnidentifiedImageError as exc:
@@ -108,6 +112,11 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise DecodeFailure(CORRUPT) from exc
     _check_size(im.size, max_pixels)
     return im
+
+
+def _formats() -> list[str]:
+    Image.init()
+    return [name for name in _PILLOW_FORMATS if name in Image.OPEN]
 
 
 def _check_size(size: tuple[int, int], max_pixels: int) -> None:

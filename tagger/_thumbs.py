@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-import os
 
 from PIL import Image, ImageOps
 

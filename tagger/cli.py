@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 import os
 import sys
 from collections.abc import Callable
@@ -332,17 +333,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_STOPPED)
     except TaggerError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         click.echo(f"tagger: {exc}", err=True)
         sys.exit(exc.exit_code)
     except cs.APIError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         click.echo(f"tagger: {exc.description}", err=True)
         sys.exit(EXIT_STOPPED)
     except OSError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         click.echo(f"tagger: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

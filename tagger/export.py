@@ -17,12 +17,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from tagger._atomic_text import ExportError, atomic_text
 from tagger.records import Record
 
 __all__ = ["PROFILES", "Profile", "ExportError", "write_export", "guard_cell", "FORMATS"]
@@ -36,10 +35,6 @@ _ALT_TEXT_MAX = 250
 _FORMULA_LEADERS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 Cell = Callable[[Record, dict[str, Any]], str]
-
-
-class ExportError(Exception):
-    """An export could not be written: unknown profile or format, or an unwritable destination."""
 
 
 @dataclass(frozen=True)
@@ -222,35 +217,6 @@ def _write_jsonl(out: IO[str], records: Iterable[Record]) -> int:
     return count
 
 
-def _atomic_text(dest: str, write: Callable[[IO[str]], int]) -> int:
-    """Run ``write`` on a temporary file beside ``dest``, fsync it and move it into place."""
-    directory = os.path.dirname(os.path.abspath(dest))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(dest) + ".", suffix=".tmp")
-    except OSError as exc:
-        raise ExportError(f"cannot write {dest}: {exc.strerror or exc}; check the folder exists and is writable") from exc
-    try:
-        try:
-            mode = os.stat(dest).st_mode & 0o777
-        except OSError:
-            mode = 0o644
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            count = write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ExportError(f"cannot write {dest}: {exc.strerror or exc}") from exc
-        raise
-    return count
-
-
 def write_export(
     records: Iterable[Record],
     dest: str,
@@ -275,6 +241,6 @@ def write_export(
         raise ExportError(f"unknown export option(s): {', '.join(sorted(unknown))}")
     chosen = PROFILES[profile]
     if fmt == "jsonl":
-        return _atomic_text(dest, lambda out: _write_jsonl(out, records))
+        return atomic_text(dest, lambda out: _write_jsonl(out, records))
     guard = chosen.formula_guard if formula_guard is None else formula_guard
-    return _atomic_text(dest, lambda out: _write_csv(out, records, chosen, guard, options))
+    return atomic_text(dest, lambda out: _write_csv(out, records, chosen, guard, options))

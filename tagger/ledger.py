@@ -101,8 +101,10 @@ class Ledger:
         self._lock = threading.RLock()
         self._lock_fd: int | None = None
         try:
+            if self.path != ":memory:":
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from exc
         self.conn = conn
         self.db = sqlite_utils.Database(conn)

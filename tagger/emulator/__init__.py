@@ -1,0 +1,17 @@
+"""A CloudSight-compatible emulator for offline runs, tests and benchmarks.
+
+It speaks the protocol over real HTTP on loopback (both authentication
+schemes, both parameter styles, old and new paths), settles jobs after a
+configurable latency, and injects faults on request. It recognises nothing:
+the bundled sample images get their catalogued captions, anything else a
+description of its colours, or a dark/bright/blurry skip.
+
+    with Emulator(latency=(0.05, 0.1)) as emulator:
+        ...  # point a client at emulator.url with emulator.key
+"""
+
+from __future__ import annotations
+
+from .server import Emulator, Faults, parse_latency, serve
+
+__all__ = ["Emulator", "Faults", "parse_latency", "serve"]

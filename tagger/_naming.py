@@ -1,0 +1,91 @@
+"""Where an image's sidecar lives: full or base-name form, beside it or in a mirror tree."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+from .formats import RAW_EXTENSIONS, is_image_name
+
+__all__ = ["sidecar_path_for", "clear_listing_cache", "display"]
+
+log = logging.getLogger("tagger.sidecar")
+
+
+def display(path: str) -> str:
+    """``path`` printable anywhere: undecodable bytes shown as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+@functools.lru_cache(maxsize=512)
+def _listing(folder: str) -> frozenset[str]:
+    # One listdir per folder per run: 10,000 images in a folder must not mean 10,000 listings.
+    try:
+        return frozenset(os.listdir(folder))
+    except OSError:
+        return frozenset()
+
+
+@functools.lru_cache(maxsize=512)
+def _images_by_stem(folder: str) -> dict[str, tuple[str, ...]]:
+    stems: dict[str, list[str]] = {}
+    for name in _listing(folder):
+        if is_image_name(name):
+            stems.setdefault(os.path.splitext(name)[0], []).append(name)
+    return {stem: tuple(sorted(names)) for stem, names in stems.items()}
+
+
+def clear_listing_cache() -> None:
+    """Forget cached folder listings (call when the tree changed under a long-lived process)."""
+    _images_by_stem.cache_clear()
+    _listing.cache_clear()
+
+
+def _base_form_is_mine(folder: str, name: str) -> bool:
+    """True when ``stem.xmp`` can only mean this image (or its RAW+rendition pair)."""
+    stem = os.path.splitext(name)[0]
+    group = set(_images_by_stem(folder).get(stem, ())) | {name}
+    if len(group) == 1:
+        return True
+    if len(group) == 2:
+        raws = [n for n in group if os.path.splitext(n)[1].lower() in RAW_EXTENSIONS]
+        return len(raws) == 1
+    return False
+
+
+def sidecar_path_for(
+    image_path: str,
+    *,
+    naming: str = "full",
+    sidecar_dir: str | None = None,
+    root: str | None = None,
+) -> str:
+    """The sidecar path for ``image_path`` under the naming rule ("full" or "basename")."""
+    if naming not in ("full", "basename"):
+        raise ValueError(f"naming must be 'full' or 'basename', not {naming!r}")
+    image_dir, name = os.path.split(image_path)
+    target_dir = image_dir
+    if sidecar_dir is not None:
+        if root is None:
+            raise ValueError("sidecar_dir needs root, so that the tree can be mirrored")
+        rel = os.path.relpath(image_dir or os.curdir, root)
+        if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
+            raise ValueError(f"{display(image_path)} is not under root {display(root)}")
+        target_dir = os.path.normpath(os.path.join(sidecar_dir, rel))
+    full = name + ".xmp"
+    base = os.path.splitext(name)[0] + ".xmp"
+    present = _listing(target_dir or os.curdir)
+    mine = _base_form_is_mine(image_dir or os.curdir, name)
+
+    if naming == "full":
+        chosen = base if (full not in present and base in present and mine) else full
+    elif not mine:
+        log.warning(
+            "%s shares its base name with another image; using %s instead of %s",
+            display(image_path), display(full), display(base),
+        )
+        chosen = full
+    else:
+        chosen = full if (base not in present and full in present) else base
+    return os.path.join(target_dir, chosen)

@@ -1,0 +1,116 @@
+"""The command line contract: exit statuses, messages, help, secrets kept out of files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from tagger.cli import cli
+from tagger.emulator import Emulator
+
+ENV_FAST = {"TAGGER_CONFIG": ""}
+
+
+def tagger(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "tagger", *args], capture_output=True, text=True, env=full_env,
+                          cwd=cwd, timeout=timeout)
+
+
+def fast_config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "fast.toml"
+    cfg.write_text("[run]\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\n")
+    return cfg
+
+
+def test_every_command_and_option_has_help():
+    assert cli.help
+    for name, command in cli.commands.items():
+        assert command.help, name
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{name} {param.name}"
+
+
+def test_python_dash_m_is_the_command():
+    out = tagger("--version")
+    assert out.returncode == 0 and "tagger" in out.stdout
+
+
+def test_no_key_is_one_sentence_and_exit_2(photos, tmp_path):
+    out = tagger("run", str(photos), "--ledger", str(tmp_path / "l.sqlite"))
+    assert out.returncode == 2
+    assert "no API key" in out.stderr and "--emulator" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_refused_credentials_stop_at_once_with_exit_3(photos, tmp_path):
+    with Emulator(key="the-right-key") as emu:
+        out = tagger("run", str(photos), "--ledger", str(tmp_path / "l.sqlite"), "--endpoint", emu.url,
+                     env={"CLOUDSIGHT_API_KEY": "a-wrong-key-0000"})
+        counters = emu.counters()
+    assert out.returncode == 3, out.stderr
+    assert "refused" in out.stdout + out.stderr
+    assert "a-wrong-key-0000" not in out.stdout + out.stderr
+    assert counters["submissions"] == 0
+    assert counters["auth_failures"] <= 4  # not one per file
+
+
+def test_the_key_never_reaches_a_file_or_the_output(photos, tmp_path):
+    key, secret = "KEY-5f3a9c1e-do-not-leak", "SECRET-77b1-do-not-leak"
+    with Emulator(key=key, secret=secret, latency=(0.05, 0.1)) as emu:
+        out = tagger("--config", str(fast_config(tmp_path)), "--debug", "run", str(photos),
+                     "--ledger", str(tmp_path / "state" / "l.sqlite"), "--csv", str(tmp_path / "c.csv"),
+                     "--endpoint", emu.url, env={"CLOUDSIGHT_API_KEY": key, "CLOUDSIGHT_API_SECRET": secret})
+        assert out.returncode == 0, out.stderr
+        assert emu.counters()["submissions"] == 6
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".xmp" for p in written) and any(p.suffix == ".csv" for p in written)
+    for path in written:
+        data = path.read_bytes()
+        assert key.encode() not in data and secret.encode() not in data, path
+    assert key not in out.stdout + out.stderr and secret not in out.stdout + out.stderr
+
+
+def test_status_json_and_export(photos, tmp_path):
+    ledger = str(tmp_path / "l.sqlite")
+    out = tagger("--config", str(fast_config(tmp_path)), "run", str(photos), "--emulator", "--ledger", ledger,
+                 "--sidecar-dir", str(tmp_path / "mirror"))
+    assert out.returncode == 0, out.stderr
+    assert not list(photos.rglob("*.xmp"))
+    assert len(list((tmp_path / "mirror").rglob("*.xmp"))) == 6
+    assert (tmp_path / "mirror" / "sub" / "IMG_0001.JPG.xmp").exists()
+    status = tagger("status", "--ledger", ledger, "--json")
+    data = json.loads(status.stdout)
+    assert {k: data[k] for k in ("total", "completed", "skipped", "failed", "pending")} == {
+        "total": 6, "completed": 6, "skipped": 0, "failed": 0, "pending": 0}
+    export = tagger("export", "--csv", str(tmp_path / "out.csv"), "--ledger", ledger)
+    assert export.returncode == 0
+    lines = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 7
+
+
+def test_a_second_run_on_a_held_ledger_exits_3_naming_the_pid(photos, tmp_path):
+    from tagger.ledger import Ledger
+
+    ledger = Ledger(str(tmp_path / "l.sqlite"))
+    ledger.acquire()
+    try:
+        out = tagger("run", str(photos), "--emulator", "--ledger", str(tmp_path / "l.sqlite"))
+    finally:
+        ledger.close()
+    assert out.returncode == 3
+    assert f"PID {os.getpid()}" in out.stderr
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert tagger("run", str(tmp_path / "nope"), "--emulator", "--ledger", str(tmp_path / "l")).returncode == 2
+    assert tagger("run").returncode == 2
+    assert tagger("status", "--ledger", str(tmp_path / "missing.sqlite")).returncode == 2

@@ -1,0 +1,185 @@
+"""End to end: the pipeline against the emulator over real sockets, real SQLite, exiftool."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tagger.config import Config
+from tagger.emulator import Emulator, Faults
+from tagger.pipeline import make_api, run
+
+from .conftest import exiftool_json, make_photo
+
+FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2, retry_budget=20.0)
+
+
+def config_for(emu: Emulator, tmp_path: Path, **extra) -> Config:
+    values = dict(FAST, api_key=emu.key, endpoint=emu.url, ledger=str(tmp_path / "ledger.sqlite"))
+    values.update(extra)
+    return Config(**values)
+
+
+def run_with(emu: Emulator, config: Config, paths, **kwargs):
+    with make_api(config) as api:
+        return run(config, [str(p) for p in paths], api=api, **kwargs)
+
+
+def ledger_rows(config: Config, sql: str):
+    con = sqlite3.connect(config.ledger_path)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_every_photo_captioned_once_sidecars_read_back(emulator, photos, tmp_path):
+    shutil.copy(photos / "IMG_0000.JPG", photos / "copy_of_0000.JPG")  # identical content
+    config = config_for(emulator, tmp_path)
+    result = run_with(emulator, config, [photos])
+    assert result.exit_code == 0, result.stopped
+    assert result.counts["completed"] == 7
+    c = emulator.counters()
+    assert c["submissions"] == 6  # the copy shares its job
+    assert c["duplicates"] == 0
+    images = sorted(p for p in photos.rglob("*.JPG"))
+    for image in images:
+        sidecar = image.with_name(image.name + ".xmp")
+        assert sidecar.exists(), sidecar
+    captions = dict(ledger_rows(config, "SELECT f.name, j.caption FROM files f JOIN jobs j ON j.id = f.job_id"))
+    read = exiftool_json(*[i.with_name(i.name + ".xmp") for i in images])
+    for image, meta in zip(images, read):
+        assert meta["XMP-dc:Description"] == captions[image.name.encode()]
+        assert meta["XMP-dc:Subject"]
+
+
+def test_a_rerun_sends_nothing_and_leaves_sidecars_alone(emulator, photos, tmp_path):
+    config = config_for(emulator, tmp_path)
+    assert run_with(emulator, config, [photos]).exit_code == 0
+    sidecars = sorted(photos.rglob("*.xmp"))
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in sidecars}
+    image_times = {p: p.stat().st_mtime_ns for p in photos.rglob("*.JPG")}
+    counters = emulator.counters()
+    result = run_with(emulator, config, [photos])
+    assert result.exit_code == 0
+    assert result.plan.unchanged == 6 and result.plan.new == 0 and result.plan.credits == 0
+    after = emulator.counters()
+    assert (after["submissions"], after["polls"]) == (counters["submissions"], counters["polls"])
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in sidecars} == before
+    assert {p: p.stat().st_mtime_ns for p in photos.rglob("*.JPG")} == image_times
+
+
+def test_unreadable_files_are_recorded_and_the_batch_goes_on(emulator, photos, tmp_path):
+    good = (photos / "IMG_0000.JPG").read_bytes()
+    (photos / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    (photos / "empty.jpg").write_bytes(b"")
+    (photos / "letter.png").write_text("Dear diary, this is not an image.")
+    (photos / "notes.txt").write_text("ignored without a word")
+    out = tmp_path / "captions.csv"
+    config = config_for(emulator, tmp_path, csv=str(out))
+    from tagger.cli import _csv_exporter
+
+    result = run_with(emulator, config, [photos], export=_csv_exporter(config))
+    assert result.exit_code == 1
+    assert result.counts["completed"] == 6 and result.counts["failed"] == 3
+    rows = {r["filename"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    assert set(rows) == {f"IMG_{i:04d}.JPG" for i in range(6)} | {"truncated.jpg", "empty.jpg", "letter.png"}
+    for name in ("truncated.jpg", "empty.jpg", "letter.png"):
+        assert rows[name]["status"] == "failed"
+        assert rows[name]["reason"]
+    assert rows["IMG_0001.JPG"]["status"] == "completed" and rows["IMG_0001.JPG"]["caption"]
+    assert rows["IMG_0001.JPG"]["path"] == "sub/IMG_0001.JPG"
+    assert emulator.counters()["submissions"] == 6  # nothing unreadable was sent
+
+
+def test_existing_sidecar_keeps_the_users_fields(emulator, photos, tmp_path):
+    image = photos / "IMG_0000.JPG"
+    sidecar = photos / "IMG_0000.JPG.xmp"
+    subprocess.run(
+        ["exiftool", "-q", "-o", str(sidecar), "-XMP-dc:Subject=my holiday", "-XMP-xmp:Rating=4",
+         "-XMP-dc:Creator=Ada", str(image)],
+        check=True,
+    )
+    assert run_with(emulator, config_for(emulator, tmp_path), [photos]).exit_code == 0
+    (meta,) = exiftool_json(sidecar)
+    assert meta["XMP-xmp:Rating"] == 4
+    assert meta["XMP-dc:Creator"] == ["Ada"]
+    subjects = meta["XMP-dc:Subject"]
+    subjects = subjects if isinstance(subjects, list) else [subjects]
+    assert "my holiday" in subjects and len(subjects) > 1
+    assert meta["XMP-dc:Description"]
+
+
+def test_unsure_is_reposted_once_then_recorded_as_skipped(photos, tmp_path):
+    with Emulator(latency=(0.05, 0.1), faults=Faults(unsure_rate=1.0), seed=2) as emu:
+        config = config_for(emu, tmp_path)
+        result = run_with(emu, config, [photos])
+        c = emu.counters()
+    assert result.exit_code == 0
+    assert c["submissions"] == 6 and c["reposts"] == 6
+    assert ledger_rows(config, "SELECT DISTINCT state, reason, reposts FROM jobs") == [("skipped", "unsure", 1)]
+    assert not list(photos.rglob("*.xmp"))
+
+
+def test_timeouts_are_reposted_up_to_the_limit(photos, tmp_path):
+    with Emulator(latency=(0.05, 0.1), faults=Faults(timeout_rate=1.0), seed=3) as emu:
+        config = config_for(emu, tmp_path, timeout_reposts=2)
+        result = run_with(emu, config, [photos])
+        c = emu.counters()
+    assert result.counts["timeout"] == 6
+    assert c["submissions"] == 6 and c["reposts"] == 12
+    assert ledger_rows(config, "SELECT DISTINCT state, reposts FROM jobs") == [("timeout", 2)]
+
+
+def test_dark_images_are_skipped_without_repost(emulator, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "dark"
+    folder.mkdir()
+    noise = Image.effect_noise((320, 240), 8).point(lambda v: v // 12).convert("RGB")
+    noise.save(folder / "night.jpg", quality=90)
+    config = config_for(emulator, tmp_path)
+    run_with(emulator, config, [folder])
+    assert ledger_rows(config, "SELECT state, reason, reposts FROM jobs") == [("skipped", "dark", 0)]
+    assert emulator.counters()["reposts"] == 0
+
+
+def test_429_pauses_every_request_for_its_retry_after(photos, tmp_path):
+    for i in range(6, 16):
+        make_photo(photos / f"more_{i}.jpg", i)
+    with Emulator(latency=(0.05, 0.1), faults=Faults(rate_limit_rate=0.3, retry_after=0.3), seed=4) as emu:
+        config = config_for(emu, tmp_path, max_in_flight=8, workers=2)
+        result = run_with(emu, config, [photos])
+        c = emu.counters()
+    assert result.exit_code == 0
+    assert c["rate_limited"] > 0
+    assert c["in_retry_after_window"] == 0
+    assert c["submissions"] == 16 and c["duplicates"] == 0
+
+
+def test_results_of_one_endpoint_never_pass_for_another(photos, tmp_path):
+    with Emulator(latency=(0.05, 0.1)) as first:
+        config = config_for(first, tmp_path)
+        run_with(first, config, [photos], endpoint_id="emulator")
+    with Emulator(latency=(0.05, 0.1)) as second:
+        config = config_for(second, tmp_path)
+        result = run_with(second, config, [photos])
+        assert second.counters()["submissions"] == 6
+    assert result.exit_code == 0
+    endpoints = ledger_rows(config, "SELECT endpoint, count(*) FROM jobs GROUP BY endpoint ORDER BY endpoint")
+    assert endpoints == [("emulator", 6), (second.url, 6)]
+
+
+def test_dry_run_prints_the_plan_and_sends_nothing(emulator, photos, tmp_path):
+    config = config_for(emulator, tmp_path)
+    result = run_with(emulator, config, [photos], dry_run=True)
+    assert (result.plan.new, result.plan.credits) == (6, 6)
+    assert emulator.counters()["requests"] == 0
+    assert not list(photos.rglob("*.xmp"))

@@ -1,0 +1,277 @@
+"""Tests for tagger.sidecar: fresh and merged sidecars read back by exiftool and Exiv2, naming, strip."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import stat
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyexiv2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tagger import sidecar
+from tagger.sidecar import SidecarContent, SidecarError, sidecar_path_for, strip_sidecar, write_sidecar
+
+DATA = Path(__file__).parent / "data" / "sidecars"
+NOW = datetime(2026, 11, 24, 10, 30, 0, tzinfo=timezone.utc)
+OURS = ("XMP-dc:Description", "XMP-dc:Subject", "XMP-lr:HierarchicalSubject", "XMP-digiKam:TagsList",
+        "XMP-iptcCore:AltTextAccessibility", "XMP-xmp:MetadataDate", "XMP-dc:Description-x-default")
+
+pyexiv2.set_log_level(4)  # its conversion warnings are noise; parse errors still raise
+
+
+def content(caption: str = "A red barn beside a wheat field", keywords=("red", "barn", "wheat", "field"), **kw):
+    """A completed result with sensible defaults."""
+    kw.setdefault("token", "tok-1")
+    kw.setdefault("endpoint", "http://127.0.0.1:9/v1/")
+    kw.setdefault("status", "completed")
+    kw.setdefault("settled_at", "2026-11-24T10:29:59Z")
+    return SidecarContent(caption=caption, keywords=tuple(keywords), **kw)
+
+
+def exif(path: Path | str) -> dict:
+    """exiftool's reading of the file, without the file-system and tool groups."""
+    out = subprocess.run(["exiftool", "-j", "-struct", "-G1", "-a", str(path)],
+                         capture_output=True, check=True).stdout
+    [tags] = json.loads(out)
+    assert not any(k.endswith(":Warning") or k.endswith(":Error") for k in tags), tags
+    return {k: v for k, v in tags.items() if k.split(":")[0] not in ("System", "ExifTool", "File", "SourceFile")}
+
+
+def exiv2(path: Path | str) -> dict:
+    """Exiv2's strict reading (raises on a packet it rejects)."""
+    with pyexiv2.Image(str(path)) as img:
+        return img.read_xmp()
+
+
+def others(tags: dict) -> dict:
+    """Everything but the fields tagger manages."""
+    return {k: v for k, v in tags.items() if k not in OURS and not k.startswith("XMP-tagger:")}
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def copy_fixture(tmp_path: Path, name: str) -> Path:
+    target = tmp_path / name
+    shutil.copyfile(DATA / name, target)
+    return target
+
+
+# --- fresh sidecars ------------------------------------------------------------------------------
+
+
+def test_fresh_sidecar_reads_back_everywhere(tmp_path):
+    path = tmp_path / "IMG_0001.JPG.xmp"
+    assert write_sidecar(str(path), content(flags=("blurry",)), now=NOW) is True
+    raw = path.read_bytes()
+    assert raw.startswith(b"<?xpacket begin=\"\xef\xbb\xbf\"")  # U+FEFF inside begin, no BOM before it
+    tags = exif(path)
+    assert tags["XMP-dc:Description"] == "A red barn beside a wheat field"
+    assert tags["XMP-iptcCore:AltTextAccessibility"] == "A red barn beside a wheat field"
+    assert tags["XMP-dc:Subject"] == ["red", "barn", "wheat", "field"]
+    assert tags["XMP-lr:HierarchicalSubject"] == ["CloudSight|red", "CloudSight|barn", "CloudSight|wheat", "CloudSight|field"]
+    assert tags["XMP-digiKam:TagsList"] == ["CloudSight/red", "CloudSight/barn", "CloudSight/wheat", "CloudSight/field"]
+    assert tags["XMP-xmp:MetadataDate"] == "2026:11:24 10:30:00Z"
+    assert "XMP-xmp:CreatorTool" not in tags
+    assert tags["XMP-tagger:Token"] == "tok-1"
+    assert tags["XMP-tagger:Endpoint"] == "http://127.0.0.1:9/v1/"
+    assert tags["XMP-tagger:Status"] == "completed"
+    assert as_list(tags["XMP-tagger:Flags"]) == ["blurry"]
+    assert tags["XMP-tagger:CreatedFile"] is True
+    strict = exiv2(path)
+    assert strict["Xmp.dc.description"] == {'lang="x-default"': "A red barn beside a wheat field"}
+    assert strict["Xmp.digiKam.TagsList"][0] == "CloudSight/red"
+    assert strict["Xmp.tagger.date"] == "2026-11-24T10:29:59Z"
+    assert b"ns0:" not in raw
+
+
+def test_new_file_permissions_follow_umask_and_existing_bits_are_kept(tmp_path):
+    fresh = tmp_path / "a.xmp"
+    old = os.umask(0o022)
+    try:
+        write_sidecar(str(fresh), content())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+    kept = copy_fixture(tmp_path, "digikam.xmp")
+    os.chmod(kept, 0o640)
+    assert write_sidecar(str(kept), content())
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_hierarchy_parent_is_configurable_and_may_nest(tmp_path):
+    path = tmp_path / "a.xmp"
+    write_sidecar(str(path), content(keywords=("barn",)), hierarchy_parent="AI|Cloud/Sight")
+    tags = exif(path)
+    assert tags["XMP-lr:HierarchicalSubject"] == "AI|Cloud|Sight|barn"
+    assert tags["XMP-digiKam:TagsList"] == "AI/Cloud/Sight/barn"
+
+
+def test_alt_text_is_cut_at_a_word_boundary(tmp_path):
+    caption = " ".join(["wheat"] * 60)  # 359 characters
+    path = tmp_path / "a.xmp"
+    write_sidecar(str(path), content(caption=caption))
+    tags = exif(path)
+    alt = tags["XMP-iptcCore:AltTextAccessibility"]
+    assert len(alt) <= 250 and caption.startswith(alt) and alt.endswith("wheat") and len(alt) > 240
+    assert tags["XMP-dc:Description"] == caption
+
+
+# --- merging -------------------------------------------------------------------------------------
+
+
+def test_merge_into_exiftool_sidecar(tmp_path):
+    path = tmp_path / "IMG_1.xmp"
+    subprocess.run(["exiftool", "-q", "-o", str(path), "-XMP-dc:Subject=user", "-XMP-dc:Subject=Barn",
+                    "-XMP:Rating=4", "-XMP-dc:Creator=Ann", "-XMP-xmp:CreatorTool=Foo",
+                    "-XMP-lr:HierarchicalSubject=Places|Farm", "-XMP-photoshop:Headline=Harvest"], check=True)
+    before = exif(path)
+    assert write_sidecar(str(path), content(), now=NOW)
+    after = exif(path)
+    assert others(after) == others(before)
+    assert after["XMP-xmp:CreatorTool"] == "Foo"
+    assert after["XMP-dc:Subject"] == ["user", "Barn", "red", "wheat", "field"]  # no second barn
+    assert after["XMP-lr:HierarchicalSubject"][0] == "Places|Farm"
+    assert after["XMP-dc:Description"] == "A red barn beside a wheat field"
+    assert after["XMP-tagger:CreatedFile"] is False
+    text = path.read_text("utf-8")
+    for prop in ("<dc:subject>", "<lr:hierarchicalSubject>", "<dc:description>", "MetadataDate>"):
+        assert text.count(prop) == 1, prop
+    exiv2(path)
+
+
+def test_merge_into_darktable_sidecar(tmp_path):
+    path = copy_fixture(tmp_path, "darktable.xmp")
+    before, strict_before = exif(path), exiv2(path)
+    assert write_sidecar(str(path), content(), now=NOW)
+    text = path.read_text("utf-8")
+    assert 'xmlns:darktable="http://darktable.sf.net/"' in text
+    assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>')
+    after = exif(path)
+    assert others(after) == others(before)  # history, rating attribute, title...
+    assert after["XMP-darktable:History"][1]["Multi_name"] == "& basic"
+    assert after["XMP-dc:Subject"] == ["holiday", "Barn", "red", "wheat", "field"]
+    assert after["XMP-lr:HierarchicalSubject"][:2] == ["darktable|format|cr3", "Places|Farm"]
+    strict_after = exiv2(path)
+    assert {k: v for k, v in strict_after.items() if k.startswith("Xmp.darktable")} == {
+        k: v for k, v in strict_before.items() if k.startswith("Xmp.darktable")
+    }
+
+
+def test_merge_into_digikam_sidecar_keeps_languages_and_replaces_attribute_date(tmp_path):
+    path = copy_fixture(tmp_path, "digikam.xmp")
+    before = exif(path)
+    assert write_sidecar(str(path), content(), now=NOW)
+    after = exif(path)
+    assert {k: v for k, v in others(after).items() if not k.startswith("XMP-dc:Description")} == {
+        k: v for k, v in others(before).items() if not k.startswith("XMP-dc:Description")
+    }
+    assert after["XMP-dc:Description-de-DE"] == "Eine rote Scheune"
+    assert after["XMP-dc:Description-fr-FR"] == "Une grange rouge"
+    assert after["XMP-xmp:MetadataDate"] == "2026:11:24 10:30:00Z"
+    assert after["XMP-xmp:CreatorTool"] == "digiKam-8.2.0"
+    assert after["XMP-digiKam:TagsList"][:2] == ["People/Anna", "barn"]
+    assert "CloudSight/barn" in after["XMP-digiKam:TagsList"]
+    assert after["XMP-dc:Subject"] == ["Anna", "barn", "red", "wheat", "field"]
+    langs = list(exiv2(path)["Xmp.dc.description"])
+    assert langs[0] == 'lang="x-default"' and len(langs) == 3
+    text = path.read_text("utf-8")
+    assert text.count("MetadataDate") == 1
+    assert text.index('xml:lang="x-default"') < text.index('xml:lang="de-DE"')
+
+
+def test_user_caption_is_never_replaced(tmp_path):
+    path = tmp_path / "a.xmp"
+    subprocess.run(["exiftool", "-q", "-o", str(path), "-XMP-dc:Description=My own words"], check=True)
+    write_sidecar(str(path), content())
+    tags = exif(path)
+    assert tags["XMP-dc:Description"] == "My own words"
+    assert tags["XMP-tagger:Caption"] == "A red barn beside a wheat field"
+    assert tags["XMP-tagger:DescriptionWritten"] is False
+
+
+# --- re-runs -------------------------------------------------------------------------------------
+
+
+def test_second_write_changes_nothing(tmp_path):
+    path = copy_fixture(tmp_path, "darktable.xmp")
+    assert write_sidecar(str(path), content(), now=NOW)
+    os.utime(path, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    data = path.read_bytes()
+    assert write_sidecar(str(path), content(), now=datetime(2030, 1, 1, tzinfo=timezone.utc)) is False
+    assert path.read_bytes() == data
+    assert path.stat().st_mtime_ns == 1_000_000_000_000_000_000
+
+
+def test_new_caption_replaces_only_our_keywords(tmp_path):
+    path = copy_fixture(tmp_path, "digikam.xmp")
+    write_sidecar(str(path), content())
+    assert write_sidecar(str(path), content("A grey cat on a sofa", ("grey", "cat", "sofa"), token="tok-2"))
+    tags = exif(path)
+    assert tags["XMP-dc:Description"] == "A grey cat on a sofa"
+    assert tags["XMP-dc:Subject"] == ["Anna", "barn", "grey", "cat", "sofa"]
+    assert tags["XMP-lr:HierarchicalSubject"] == ["People|Anna", "barn", "CloudSight|grey", "CloudSight|cat", "CloudSight|sofa"]
+    assert tags["XMP-digiKam:TagsList"] == ["People/Anna", "barn", "CloudSight/grey", "CloudSight/cat", "CloudSight/sofa"]
+    assert tags["XMP-tagger:Token"] == "tok-2"
+
+
+def test_caption_the_user_edited_after_us_is_kept_on_rerun(tmp_path):
+    path = tmp_path / "a.xmp"
+    write_sidecar(str(path), content())
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-dc:Description=Edited", str(path)], check=True)
+    write_sidecar(str(path), content("A grey cat", ("cat",), token="tok-2"))
+    tags = exif(path)
+    assert tags["XMP-dc:Description"] == "Edited"
+    assert tags["XMP-iptcCore:AltTextAccessibility"] == "A grey cat"
+
+
+# --- escaping and bad input ----------------------------------------------------------------------
+
+
+def test_escaping_control_and_astral_characters(tmp_path):
+    path = tmp_path / "a.xmp"
+    caption = "Tom & Jerry <b>\"quoted\" 'single'</b>\x00\x07\x0b\x1f\ufffe cow \U0001F404 caf\u0065\u0301 \udce9!"
+    write_sidecar(str(path), content(caption, ("a&b", "<tag>", "\U0001F404", "x\x01y")))
+    expected = "Tom & Jerry <b>\"quoted\" 'single'</b> cow \U0001F404 caf\u00e9 !"
+    tags = exif(path)
+    assert tags["XMP-dc:Description"] == expected
+    assert tags["XMP-dc:Subject"] == ["a&b", "<tag>", "\U0001F404", "x y"]
+    assert exiv2(path)["Xmp.dc.description"] == {'lang="x-default"': expected}
+
+
+@pytest.mark.parametrize("body", [
+    b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
+    b"<rdf:Description rdf:about=''><dc:title xmlns:dc='http://purl.org/dc/elements/1.1/'>A & B</dc:title>"
+    b"</rdf:Description></rdf:RDF></x:xmpmeta>",
+    b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'aaaa'><!ENTITY b '&a;&a;&a;'>]><x:xmpmeta xmlns:x='adobe:ns:meta/'>&b;</x:xmpmeta>",
+    b"<html><body>not xmp</body></html>",
+    b"<x:xmpmeta xmlns:x='adobe:ns:meta/'></x:xmpmeta>",
+    b"\xff\xfe<\x00x\x00",
+])
+def test_unparseable_sidecar_raises_and_stays_untouched(tmp_path, body):
+    path = tmp_path / "bad.xmp"
+    path.write_bytes(body)
+    os.utime(path, ns=(10**18, 10**18))
+    with pytest.raises(SidecarError, match="bad.xmp"):
+        write_sidecar(str(path), content())
+    with pytest.raises(SidecarError):
+        strip_sidecar(str(path))
+    assert path.read_bytes() == body and path.stat().st_mtime_ns == 10**18
+
+
+def test_unwritable_target_raises_sidecar_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SidecarError, match="cannot write"):
+        write_sidecar(str(blocker / "a.xmp"), content())
+    assert blocker.read_text() == "not a folder"
