@@ -61,7 +61,8 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--urls", "urls_file", type=click.Path(dir_okay=False), help="Also caption the images at these URLs (one per line, or a CSV 'url' column).")
 @click.option("--endpoint", help="Service base URL (default https://api.cloudsight.ai/v1).")
 @click.option("--api-key", help="API key (better: CLOUDSIGHT_API_KEY).")
 @click.option("--api-secret", help="API secret: use OAuth1 instead of the plain key.")
@@ -78,13 +79,18 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print what the run would do and spend; send nothing.")
 @click.option("--quiet", is_flag=True, help="Print only a one-line summary (for cron).")
 @click.pass_context
-def run(ctx: click.Context, paths: tuple[str, ...], emulator: bool, emulator_latency: str, dry_run: bool, quiet: bool,
+def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emulator: bool, emulator_latency: str, dry_run: bool, quiet: bool,
         max_credits: int | None, csv_path: str | None, no_sidecars: bool, **flags: Any) -> None:
-    """Caption every image under PATHS (resumes and skips what is done)."""
+    """Caption every image under PATHS, or listed by --urls (resumes; skips what is done)."""
     from tagger.pipeline import EMULATOR_ENDPOINT, make_api, run as run_pipeline
     from tagger.progress import Progress
 
+    from tagger.urls import read_urls
+
     _setup_logging(quiet, ctx.obj["debug"])
+    if not paths and not urls_file:
+        raise UsageError("say what to caption: one or more folders, or --urls FILE")
+    urls = read_urls(urls_file) if urls_file else []
     flags["csv"] = csv_path
     if no_sidecars:
         flags["sidecars"] = False
@@ -109,7 +115,7 @@ def run(ctx: click.Context, paths: tuple[str, ...], emulator: bool, emulator_lat
         export = _csv_exporter(config) if config.csv else None
         result = run_pipeline(
             config, list(paths), api=api or _offline_api(config), endpoint_id=endpoint_id, dry_run=dry_run,
-            max_credits=max_credits, progress=Progress(enabled=not quiet), export=export,
+            max_credits=max_credits, progress=Progress(enabled=not quiet), export=export, urls=urls,
         )
     finally:
         if with_emulator is not None:

@@ -23,6 +23,7 @@ from tagger.ledger import Job, JobState, Ledger
 from tagger.normalise import PrepareError, Preparer
 from tagger.poller import Entry, LatencyModel, Schedule
 from tagger.retry import RateGate, RetryPolicy, call
+from tagger.urls import REMOTE_PREFIX
 
 __all__ = ["Dispatcher", "DispatchOptions", "Tally"]
 
@@ -251,6 +252,9 @@ class Dispatcher:
     def _prepare_and_submit(self, job: Job) -> object:
         if self._stop.is_set() and self._stop_reason != "credits":
             return None
+        if job.content_hash.startswith(REMOTE_PREFIX):
+            url = (job.source or b"").decode("utf-8")
+            return self._submit(job, lambda: self.api.remote_image_request(url, self.options.params))
         prepared = None
         reason = "no readable file holds this content any more"
         for source in self.ledger.sources_of(job.id):
@@ -270,9 +274,13 @@ class Dispatcher:
             params["image_request[longitude]"] = lon
             if alt is not None:
                 params["image_request[altitude]"] = alt
+        return self._submit(job, lambda: self.api.image_request(io.BytesIO(prepared.data), f"{job.content_hash[:16]}.jpg", params))
+
+    def _submit(self, job: Job, send: Callable[[], dict]) -> object:
+        """POST once (with retries); the token is committed the moment it arrives."""
         self.ledger.begin_submit(job.id)
         try:
-            answer = self._call(lambda: self.api.image_request(io.BytesIO(prepared.data), f"{job.content_hash[:16]}.jpg", params))
+            answer = self._call(send)
         except cs.AuthError as exc:
             self.ledger.requeue(job.id, exc.description)
             self._refused(exc)
@@ -281,9 +289,12 @@ class Dispatcher:
             self.ledger.fail(job.id, exc.description)
             return _Settled(job.id, JobState.FAILED)
         except cs.APIError as exc:
-            self.ledger.requeue(job.id, exc.description)
             self._transient_spent("submit", exc)
-            return None
+            if self._stop.is_set():
+                self.ledger.requeue(job.id, exc.description)  # the next run sends it
+                return None
+            self.ledger.fail(job.id, f"gave up after retries: {exc.description}")
+            return _Settled(job.id, JobState.FAILED)
         token = answer.get("token")
         if not token:
             self.ledger.fail(job.id, "the service answered without a token")

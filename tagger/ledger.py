@@ -277,6 +277,23 @@ class Ledger:
             )
             return c.execute("SELECT count(*) FROM jobs").fetchone()[0] - before
 
+    def add_urls(self, urls: list[tuple[str, str]], endpoint: str) -> int:
+        """Record remote images as (url, key) pairs, each with a job; returns jobs created."""
+        now = self._clock()
+        with self.transaction() as c:
+            before = c.execute("SELECT count(*) FROM jobs").fetchone()[0]
+            c.executemany(
+                "INSERT OR IGNORE INTO jobs (content_hash, endpoint, source, state, created_at) VALUES (?, ?, ?, 'queued', ?)",
+                [(key, endpoint, url.encode("utf-8"), now) for url, key in urls],
+            )
+            c.executemany(
+                """INSERT INTO remote (url, job_id, first_seen, last_seen)
+                   VALUES (?, (SELECT id FROM jobs WHERE content_hash = ? AND endpoint = ?), ?, ?)
+                   ON CONFLICT (url) DO UPDATE SET job_id = excluded.job_id, last_seen = excluded.last_seen""",
+                [(url, key, endpoint, now, now) for url, key in urls],
+            )
+            return c.execute("SELECT count(*) FROM jobs").fetchone()[0] - before
+
     # -- jobs -------------------------------------------------------------
 
     def jobs_in_state(self, endpoint: str, state: JobState, limit: int = 1000, after_id: int = 0) -> list[Job]:
@@ -412,15 +429,20 @@ class Ledger:
         if not include_missing:
             sql += " WHERE f.state != 'missing'"
         sql += " ORDER BY f.dir, f.name"
+        remote = """SELECT NULL, r.url, NULL, NULL, NULL, NULL, 'active', NULL,
+                           j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
+                           j.submitted_at, j.settled_at, j.last_error
+                    FROM remote r LEFT JOIN jobs j ON j.id = r.job_id ORDER BY r.url"""
         # A separate connection streams without holding the writer lock.
         reader = sqlite3.connect(self.path, timeout=30)
         try:
             yield from reader.execute(sql)
+            yield from reader.execute(remote)
         finally:
             reader.close()
 
-    def summary(self, roots: list[bytes] | None = None) -> dict:
-        """Counts by status and by reason (of files under ``roots``, or all)."""
+    def summary(self, roots: list[bytes] | None = None, *, remote: bool = True) -> dict:
+        """Counts by status and by reason (of files under ``roots``, or all; and remote images)."""
         counts = {"total": 0, "completed": 0, "skipped": 0, "timeout": 0, "not found": 0, "failed": 0, "pending": 0, "missing": 0}
         reasons: dict[str, int] = {}
         where, params = under_roots(roots) if roots else ("1", [])
@@ -429,6 +451,10 @@ class Ledger:
                LEFT JOIN jobs j ON j.id = f.job_id WHERE {where} GROUP BY 1, 2, 3""",
             params,
         )
+        if remote:
+            rows += self.query(
+                "SELECT 'active', j.state, j.reason, count(*) FROM remote r LEFT JOIN jobs j ON j.id = r.job_id GROUP BY 2, 3"
+            )
         for fstate, jstate, reason, n in rows:
             status = file_status(fstate, jstate)
             if status == "missing":

@@ -21,6 +21,7 @@ from tagger.normalise import PrepareOptions, Preparer
 from tagger.planner import Plan, plan
 from tagger.progress import Progress
 from tagger.retry import RetryPolicy
+from tagger.urls import url_key
 from tagger.writeback import SidecarOptions, write_back
 
 __all__ = ["RunResult", "run", "make_api", "EMULATOR_ENDPOINT"]
@@ -71,6 +72,16 @@ def _params(config: Config) -> dict:
     return params
 
 
+def _add_urls(ledger: Ledger, urls: Sequence[str], endpoint: str, dry_run: bool) -> int:
+    """Queue remote images; returns how many are new to this endpoint."""
+    if not urls:
+        return 0
+    pairs = [(u, url_key(u)) for u in urls]
+    if not dry_run:
+        return ledger.add_urls(pairs, endpoint)
+    return sum(1 for _, key in pairs if not ledger.query("SELECT 1 FROM jobs WHERE content_hash = ? AND endpoint = ?", (key, endpoint)))
+
+
 def run(
     config: Config,
     paths: Sequence[str],
@@ -81,6 +92,7 @@ def run(
     max_credits: int | None = None,
     progress: Progress | None = None,
     export: Callable[[Ledger], int] | None = None,
+    urls: Sequence[str] = (),
 ) -> RunResult:
     """Caption every image under ``paths``; resumable, incremental.
 
@@ -102,7 +114,11 @@ def run(
             result.swept = ledger.sweep()
             if result.swept:
                 log.warning("%d job(s) were interrupted while being submitted; they will be sent again", result.swept)
+        remote_new = _add_urls(ledger, urls, endpoint, dry_run)
         result.plan = plan(ledger, paths, endpoint, dry_run=dry_run, hash_workers=config.workers, on_folder=lambda n: progress("scanned", n))
+        result.plan.new += remote_new
+        if dry_run:
+            result.plan.credits += remote_new
         if dry_run:
             return result
         run_id = ledger.start_run(endpoint)
@@ -151,7 +167,7 @@ def run(
                 result.csv_rows = export(ledger)
             result.credit_balance = api.credit_balance
             broots = [os.path.abspath(os.fsencode(p)) for p in paths]
-            result.counts = ledger.summary(broots)
+            result.counts = ledger.summary(broots, remote=bool(urls))
             result.stopped = result.tally.stopped
             if result.stopped:
                 exit_code = EXIT_STOPPED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.parse
 from collections.abc import Iterator
 
 from tagger.keywords import keywords_from
@@ -27,6 +28,9 @@ def iter_records(ledger: Ledger, *, include_missing: bool = False) -> Iterator[R
         status = file_status(fstate, jstate)
         cats = tuple(json.loads(categories)) if categories else ()
         completed = status == "completed"
+        if directory is None:  # a remote image: ``name`` is its URL
+            yield _remote(name, status, caption, cats, jreason, last_error, flags, digest, token, endpoint, submitted, settled)
+            continue
         full = os.path.join(directory, name)
         reason = freason if fstate != "active" else (jreason or (last_error if status == "pending" else None))
         yield Record(
@@ -47,3 +51,22 @@ def iter_records(ledger: Ledger, *, include_missing: bool = False) -> Iterator[R
             modified_at=iso(mtime_ns / 1e9) if mtime_ns else None,
             size=size,
         )
+
+
+def _remote(url, status, caption, cats, reason, last_error, flags, digest, token, endpoint, submitted, settled) -> Record:
+    completed = status == "completed"
+    return Record(
+        path=url,
+        relpath=url,
+        filename=urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1] or url,
+        status=status,
+        caption=caption if completed else None,
+        keywords=tuple(keywords_from(caption, cats)) if completed else (),
+        reason=reason or (last_error if status == "pending" else None),
+        flags=tuple(json.loads(flags)) if flags else (),
+        categories=cats,
+        token=token,
+        endpoint=endpoint,
+        submitted_at=iso(submitted) or None,
+        settled_at=iso(settled) or None,
+    )

@@ -148,7 +148,8 @@ def _read(packet: Packet) -> _State:
 
 
 def _clean_text(text: str | None) -> str:
-    text = _xmp.xml_safe(unicodedata.normalize("NFC", text or ""))
+    # Drop unwritable characters before composing: removing one later could undo NFC.
+    text = unicodedata.normalize("NFC", _xmp.xml_safe(text or ""))
     return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 

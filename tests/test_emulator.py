@@ -574,3 +574,18 @@ def test_serve_prints_url_and_stops_on_interrupt() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_body_without_content_length_is_refused(emulator: Emulator) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"locale=en-US"
+
+    answer = requests.post(
+        f"{emulator.url}/images",
+        data=chunks(),
+        headers={**SIMPLE, "Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+    assert answer.status_code == 411
+    assert answer.headers["Connection"] == "close"
+    assert emulator.counters()["submissions"] == 0

@@ -113,8 +113,8 @@ def test_hierarchy_parent_is_configurable_and_may_nest(tmp_path):
     path = tmp_path / "a.xmp"
     write_sidecar(str(path), content(keywords=("barn",)), hierarchy_parent="AI|Cloud/Sight")
     tags = exif(path)
-    assert tags["XMP-lr:HierarchicalSubject"] == "AI|Cloud|Sight|barn"
-    assert tags["XMP-digiKam:TagsList"] == "AI/Cloud/Sight/barn"
+    assert as_list(tags["XMP-lr:HierarchicalSubject"]) == ["AI|Cloud|Sight|barn"]
+    assert as_list(tags["XMP-digiKam:TagsList"]) == ["AI/Cloud/Sight/barn"]
 
 
 def test_alt_text_is_cut_at_a_word_boundary(tmp_path):
@@ -145,7 +145,7 @@ def test_merge_into_exiftool_sidecar(tmp_path):
     assert after["XMP-dc:Description"] == "A red barn beside a wheat field"
     assert after["XMP-tagger:CreatedFile"] is False
     text = path.read_text("utf-8")
-    for prop in ("<dc:subject>", "<lr:hierarchicalSubject>", "<dc:description>", "MetadataDate>"):
+    for prop in ("<dc:subject>", "<lr:hierarchicalSubject>", "<dc:description>", "<xmp:MetadataDate"):
         assert text.count(prop) == 1, prop
     exiv2(path)
 
@@ -186,7 +186,7 @@ def test_merge_into_digikam_sidecar_keeps_languages_and_replaces_attribute_date(
     langs = list(exiv2(path)["Xmp.dc.description"])
     assert langs[0] == 'lang="x-default"' and len(langs) == 3
     text = path.read_text("utf-8")
-    assert text.count("MetadataDate") == 1
+    assert text.count("<xmp:MetadataDate>") == 1 and "MetadataDate=" not in text
     assert text.index('xml:lang="x-default"') < text.index('xml:lang="de-DE"')
 
 
@@ -272,6 +272,242 @@ def test_unparseable_sidecar_raises_and_stays_untouched(tmp_path, body):
 def test_unwritable_target_raises_sidecar_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(SidecarError, match="cannot write"):
+    with pytest.raises(SidecarError, match="file/a.xmp: cannot"):
         write_sidecar(str(blocker / "a.xmp"), content())
     assert blocker.read_text() == "not a folder"
+
+
+# --- strip ---------------------------------------------------------------------------------------
+
+
+def test_strip_deletes_a_file_tagger_created(tmp_path):
+    path = tmp_path / "a.xmp"
+    write_sidecar(str(path), content())
+    assert strip_sidecar(str(path)) == "deleted"
+    assert not path.exists()
+    assert strip_sidecar(str(path)) == "absent"
+
+
+def test_strip_keeps_a_created_file_the_user_added_to(tmp_path):
+    path = tmp_path / "a.xmp"
+    write_sidecar(str(path), content())
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP:Rating=5", "-XMP-dc:Subject+=mine", str(path)],
+                   check=True)
+    assert strip_sidecar(str(path)) == "updated"
+    tags = exif(path)
+    assert tags["XMP-xmp:Rating"] == 5
+    assert as_list(tags["XMP-dc:Subject"]) == ["mine"]
+    assert not any(k.startswith("XMP-tagger:") for k in tags)
+    assert "XMP-dc:Description" not in tags and "XMP-digiKam:TagsList" not in tags
+    assert "tagger.invalid" not in path.read_text("utf-8")
+
+
+@pytest.mark.parametrize("fixture", ["darktable.xmp", "digikam.xmp"])
+def test_strip_restores_the_users_data(tmp_path, fixture):
+    path = copy_fixture(tmp_path, fixture)
+    before = exif(path)
+    write_sidecar(str(path), content(), now=NOW)
+    write_sidecar(str(path), content("A grey cat", ("grey", "cat", "barn")), now=NOW)
+    assert strip_sidecar(str(path)) == "updated"
+    after = exif(path)
+    assert {k: v for k, v in after.items() if k != "XMP-xmp:MetadataDate"} == {
+        k: v for k, v in before.items() if k != "XMP-xmp:MetadataDate"
+    }
+    exiv2(path)
+    if fixture == "darktable.xmp":
+        assert 'xmlns:darktable="http://darktable.sf.net/"' in path.read_text("utf-8")
+    assert strip_sidecar(str(path)) == "unchanged"
+
+
+def test_strip_keeps_a_caption_the_user_rewrote(tmp_path):
+    path = tmp_path / "a.xmp"
+    write_sidecar(str(path), content())
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-dc:Description=Mine now", str(path)], check=True)
+    assert strip_sidecar(str(path)) == "updated"
+    tags = exif(path)
+    assert tags["XMP-dc:Description"] == "Mine now"
+    assert "XMP-dc:Subject" not in tags
+
+
+def test_strip_leaves_foreign_sidecars_byte_identical(tmp_path):
+    path = copy_fixture(tmp_path, "digikam.xmp")
+    assert strip_sidecar(str(path)) == "unchanged"
+    assert path.read_bytes() == (DATA / "digikam.xmp").read_bytes()
+
+
+# --- naming --------------------------------------------------------------------------------------
+
+
+def touch(folder: Path, *names: str | bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        with open(os.path.join(os.fsencode(folder), os.fsencode(name)), "wb"):
+            pass
+
+
+@pytest.fixture(autouse=True)
+def fresh_listings():
+    sidecar.clear_listing_cache()
+    yield
+    sidecar.clear_listing_cache()
+
+
+def test_full_and_basename_forms(tmp_path):
+    touch(tmp_path, "IMG_0001.JPG")
+    image = str(tmp_path / "IMG_0001.JPG")
+    assert sidecar_path_for(image) == str(tmp_path / "IMG_0001.JPG.xmp")
+    assert sidecar_path_for(image, naming="basename") == str(tmp_path / "IMG_0001.xmp")
+    with pytest.raises(ValueError):
+        sidecar_path_for(image, naming="short")
+
+
+def test_basename_collision_falls_back_to_full_with_a_warning(tmp_path, caplog):
+    touch(tmp_path, "IMG_1.JPG", "IMG_1.PNG", "IMG_1.txt")
+    with caplog.at_level(logging.WARNING, logger="tagger.sidecar"):
+        assert sidecar_path_for(str(tmp_path / "IMG_1.JPG"), naming="basename") == str(tmp_path / "IMG_1.JPG.xmp")
+    assert "IMG_1.PNG" not in caplog.text and "IMG_1.JPG.xmp" in caplog.text
+
+
+def test_raw_and_jpeg_pair_share_a_basename_sidecar(tmp_path):
+    touch(tmp_path, "IMG_1.CR3", "IMG_1.JPG", "IMG_2.NEF", "IMG_2.JPG", "IMG_2.TIF")
+    for name in ("IMG_1.CR3", "IMG_1.JPG"):
+        assert sidecar_path_for(str(tmp_path / name), naming="basename") == str(tmp_path / "IMG_1.xmp")
+    # Three images on one base name: nobody may share.
+    assert sidecar_path_for(str(tmp_path / "IMG_2.JPG"), naming="basename") == str(tmp_path / "IMG_2.JPG.xmp")
+
+
+def test_an_existing_sidecar_of_the_other_form_is_used(tmp_path):
+    touch(tmp_path, "A.JPG", "A.xmp", "B.JPG", "B.JPG.xmp", "C.JPG", "C.PNG", "C.xmp")
+    assert sidecar_path_for(str(tmp_path / "A.JPG")) == str(tmp_path / "A.xmp")
+    assert sidecar_path_for(str(tmp_path / "B.JPG"), naming="basename") == str(tmp_path / "B.JPG.xmp")
+    # C.xmp is ambiguous between C.JPG and C.PNG: it is not this image's.
+    assert sidecar_path_for(str(tmp_path / "C.JPG")) == str(tmp_path / "C.JPG.xmp")
+
+
+def test_sidecar_dir_mirrors_the_tree(tmp_path):
+    root, mirror = tmp_path / "photos", tmp_path / "sidecars"
+    touch(root / "2024" / "farm", "IMG_1.JPG")
+    image = str(root / "2024" / "farm" / "IMG_1.JPG")
+    target = sidecar_path_for(image, sidecar_dir=str(mirror), root=str(root))
+    assert target == str(mirror / "2024" / "farm" / "IMG_1.JPG.xmp")
+    assert write_sidecar(target, content())
+    assert exif(target)["XMP-dc:Subject"] == ["red", "barn", "wheat", "field"]
+    assert sorted(os.listdir(root / "2024" / "farm")) == ["IMG_1.JPG"]
+    with pytest.raises(ValueError):
+        sidecar_path_for(image, sidecar_dir=str(mirror))
+    with pytest.raises(ValueError):
+        sidecar_path_for(str(tmp_path / "elsewhere" / "x.jpg"), sidecar_dir=str(mirror), root=str(root))
+
+
+def test_non_utf8_file_names(tmp_path, caplog):
+    touch(tmp_path, b"caf\xe9.jpg", b"caf\xe9.png")
+    image = os.path.join(str(tmp_path), os.fsdecode(b"caf\xe9.jpg"))
+    with caplog.at_level(logging.WARNING, logger="tagger.sidecar"):
+        target = sidecar_path_for(image, naming="basename")
+    assert os.fsencode(target) == os.fsencode(str(tmp_path)) + b"/caf\xe9.jpg.xmp"
+    assert "caf\\xe9.jpg" in caplog.text
+    assert write_sidecar(target, content())
+    assert os.path.exists(os.fsencode(target))
+    assert strip_sidecar(target) == "deleted"
+
+
+def test_a_folder_is_listed_once(tmp_path, monkeypatch):
+    names = [f"IMG_{i:05d}.JPG" for i in range(3000)]
+    touch(tmp_path, *names)
+    calls = []
+    real = os.listdir
+
+    def counting(path):
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", counting)
+    for name in names:
+        sidecar_path_for(str(tmp_path / name), naming="basename")
+    assert calls == [str(tmp_path)]
+
+
+# --- properties ----------------------------------------------------------------------------------
+
+xml_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",)) | st.sampled_from("&<>\"' |/\x00\x07\r\n"), max_size=40
+)
+user_keyword = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff")
+    | st.sampled_from("&<>\"' "),
+    min_size=1, max_size=12,
+)
+
+
+def seed(path: Path, subjects: list[str]) -> None:
+    """An exiftool-style sidecar holding the user's keywords in all three fields and a rating."""
+    from xml.sax.saxutils import escape
+
+    lis = "".join(f"<rdf:li>{escape(s)}</rdf:li>" for s in subjects)
+    path.write_text(
+        "<?xpacket begin='\ufeff' id='W5M0MpCehiHzreSzNTczkc9d'?>\n"
+        "<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>\n"
+        f" <rdf:Description rdf:about='' xmlns:dc='http://purl.org/dc/elements/1.1/'><dc:subject><rdf:Bag>{lis}"
+        "</rdf:Bag></dc:subject></rdf:Description>\n"
+        " <rdf:Description rdf:about='' xmlns:xmp='http://ns.adobe.com/xap/1.0/' xmp:Rating='2'"
+        f" xmlns:digiKam='http://www.digikam.org/ns/1.0/'><digiKam:TagsList><rdf:Seq>{lis}</rdf:Seq>"
+        "</digiKam:TagsList></rdf:Description>\n</rdf:RDF></x:xmpmeta>\n<?xpacket end='w'?>", "utf-8")
+
+
+def expected_caption(caption: str) -> str:
+    import unicodedata
+
+    kept = "".join(c for c in caption if c in "\t\n\r" or 0x20 <= ord(c) <= 0xD7FF
+                   or 0xE000 <= ord(c) <= 0xFFFD or ord(c) >= 0x10000)
+    return unicodedata.normalize("NFC", kept).replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def check_merge(subject: list[str], tags: list[str], user: list[str], ours: list[str]) -> None:
+    from tagger.keywords import clean_keywords
+
+    user = list(dict.fromkeys(user))
+    keys = {u.casefold() for u in user}
+    added = [k for k in clean_keywords(ours) if k.casefold() not in keys]
+    assert subject == user + added
+    assert tags == user + [f"CloudSight/{k}" for k in clean_keywords(ours)
+                           if f"CloudSight/{k}".casefold() not in keys]
+
+
+def run_property(tmp_path: Path, caption: str, user: list[str], ours: list[str], *, tools: bool) -> None:
+    path = tmp_path / f"p{abs(hash((caption, tuple(user), tuple(ours))))}.xmp"
+    seed(path, user)
+    write_sidecar(str(path), content(caption, ours))
+    strict = exiv2(path)
+    want = expected_caption(caption)
+    assert strict.get("Xmp.dc.description", {}).get('lang="x-default"', "") == want
+    assert strict["Xmp.xmp.Rating"] == "2"
+    check_merge(as_list(strict.get("Xmp.dc.subject", [])), as_list(strict.get("Xmp.digiKam.TagsList", [])), user, ours)
+    if tools:
+        root = subprocess.run(["exiftool", "-X", "-struct", str(path)], capture_output=True, check=True).stdout
+        from defusedxml.ElementTree import fromstring
+
+        tree = fromstring(root)
+        et = "http://ns.exiftool.org/XMP/XMP-"
+        found = lambda tag: [li.text or "" for li in tree.iter(f"{{{et}{tag}}}")[0] if False]  # noqa: E731
+        del found
+        subj = [li.text or "" for el in tree.iter(f"{{{et}dc/}}Subject") for li in el.iter() if li.tag.endswith("}li")]
+        desc = [el.text or "" for el in tree.iter(f"{{{et}dc/}}Description")]
+        assert subj == as_list(strict.get("Xmp.dc.subject", []))
+        assert desc == ([want] if want else [])
+    assert write_sidecar(str(path), content(caption, ours)) is False
+    assert strip_sidecar(str(path)) == "updated"
+    restored = exiv2(path)
+    assert as_list(restored.get("Xmp.dc.subject", [])) == list(dict.fromkeys(user))
+    assert "Xmp.dc.description" not in restored and not any(k.startswith("Xmp.tagger") for k in restored)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(caption=xml_text, user=st.lists(user_keyword, max_size=6), ours=st.lists(xml_text, max_size=6))
+def test_property_merge_with_exiv2(tmp_path, caption, user, ours):
+    run_property(tmp_path, caption, user, ours, tools=False)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(caption=xml_text, user=st.lists(user_keyword, max_size=6), ours=st.lists(xml_text, max_size=6))
+def test_property_merge_with_exiftool(tmp_path, caption, user, ours):
+    run_property(tmp_path, caption, user, ours, tools=True)

@@ -32,8 +32,11 @@ __all__ = [
     "dhash",
     "hamming",
     "catalog",
-    "analyse",
+    "match_catalog",
+    "sharpness",
     "describe",
+    "analyse",
+    "build_catalog",
 ]
 
 # Re-encoding, downsizing to 512 px and JPEG quality 85 move a dHash by at most a

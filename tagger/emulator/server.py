@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ._http import BadBody, Form, check_auth, parse_body
+from ._http import BadBody, check_auth, parse_body
 from ._state import MAX_TTL, Account, Faults
 from ._vision import Analysis, InvalidImage, analyse
 
@@ -93,6 +93,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "CloudSightEmulator/1.0"
     timeout = 120  # idle keep-alive connections end eventually
+    # Headers and body go out in separate writes; with Nagle on, the second
+    # waits for the client's delayed ACK (tens of ms per answer).
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: object) -> None:
@@ -113,10 +116,21 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         emulator = self.server.emulator
         account = emulator._account
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        refusal = None
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            refusal = (411, "send the body with a Content-Length")
+        elif length < 0:
+            refusal = (400, "invalid Content-Length")
+        elif length > _MAX_BODY:
+            refusal = (413, "request body too large")
+        if refusal:
+            # The body was not read, so this connection cannot carry another request.
             account.count("requests")
-            self._send(413, {"error": "request body too large"}, close=True)
+            self._send(refusal[0], {"error": refusal[1]}, close=True)
             return
         body = self.rfile.read(length) if length else b""
         fault = account.arrive()
@@ -256,7 +270,11 @@ def _fetch(url: str) -> bytes | None:
 
 
 class Emulator:
-    """A running (or runnable) CloudSight emulator; a context manager that starts on enter."""
+    """A CloudSight emulator on loopback; a context manager that starts on enter.
+
+    After start(), ``url`` is the new-style base URL (``http://127.0.0.1:PORT/v1``);
+    ``key`` and ``secret`` are what clients authenticate with.
+    """
 
     def __init__(
         self,
@@ -328,7 +346,17 @@ class Emulator:
         self.stop()
 
     def counters(self) -> dict[str, object]:
-        """A snapshot of the request counters (a plain dict)."""
+        """A snapshot of the request counters (a plain dict).
+
+        Integer counts: requests, submissions, polls, reposts (accepted ones),
+        duplicates (accepted submissions whose bytes were submitted before, ever),
+        remote_submissions, auth_failures, validation_errors (every 422),
+        server_errors_injected, rate_limited, dropped, in_retry_after_window.
+        Dicts by token: polls_by_token; completed_at (emulator-clock time the
+        job's current attempt settled as completed, for jobs already settled);
+        first_seen_completed_at (time of the first poll that answered any
+        terminal status, cleared when the job is reposted).
+        """
         return self._account.snapshot()
 
     def reset_counters(self) -> None:

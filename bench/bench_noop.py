@@ -1,0 +1,248 @@
+"""Benchmark a no-op incremental run: tagger's planner against ``find`` on the same warm tree.
+
+    python bench/bench_noop.py              # 100,000 files, then a 1,000,000-row ledger
+    python bench/bench_noop.py --quick      # 10,000 files, then 100,000 rows
+    python bench/bench_noop.py --files 200000 --rows 2000000
+
+Builds a tree of tiny, distinct, valid JPEGs (100 folders of 1,000 files by
+default) and a ledger holding every one of them as a finished run leaves it
+(rows written by ``Ledger.upsert_files``, content hashes equal to
+``tagger.hashing.content_hash``, one completed job each, sidecars recorded as
+written). Then, on the warm tree, it times ``find DIR -type f -printf '%s %T@\\n'``
+(best of 3) and a no-op ``plan()`` (open the ledger and plan; best of 3, each
+in a fresh child process that also reports its peak RSS, VmHWM), and prints
+the ratio. It repeats both after padding the ledger with rows in folders that
+are not on disk (the walk stays the same size) to show that neither time nor
+memory grows with the ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tagger.hashing import content_hash  # noqa: E402
+from tagger.ledger import Ledger  # noqa: E402
+
+ENDPOINT = "bench"
+#: Rows per write transaction while building the ledger.
+BATCH = 50_000
+
+
+def _base_jpeg() -> bytes:
+    """An 8x8 JPEG without its APP0 segment, so its content hash is the SHA-256 of the file."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (120, 30, 200)).save(out, "JPEG", quality=50)
+    data = out.getvalue()
+    assert data[2:4] == b"\xff\xe0", "Pillow wrote no APP0 first"
+    app0 = 2 + int.from_bytes(data[4:6], "big")
+    data = data[:2] + data[app0:]
+    assert data[2:4] == b"\xff\xdb", "no quantisation table after SOI"
+    return data
+
+
+def _variant(base: bytes, i: int) -> bytes:
+    """``base`` with three high-frequency quantisation values set from ``i``: a distinct, decodable JPEG."""
+    data = bytearray(base)
+    table = 2 + 4 + 1  # SOI, DQT marker and length, precision/id byte
+    for k in range(3):
+        data[table + 61 + k] = 1 + (i // 255**k) % 255
+    return bytes(data)
+
+
+def build_tree(root: Path, files: int, per_folder: int) -> list[tuple[bytes, bytes, int, int, str]]:
+    """Write the tree; returns (dir, name, size, mtime_ns, hash) per file, for the ledger."""
+    base = _base_jpeg()
+    rows: list[tuple[bytes, bytes, int, int, str]] = []
+    for i in range(files):
+        folder = root / f"d{i // per_folder:05d}"
+        if i % per_folder == 0:
+            folder.mkdir(parents=True)
+        data = _variant(base, i)
+        name = f"IMG_{i:07d}.jpg"
+        path = folder / name
+        path.write_bytes(data)
+        st = path.stat()
+        rows.append((os.fsencode(folder), name.encode(), st.st_size, st.st_mtime_ns, hashlib.sha256(data).hexdigest()))
+    # The rows must be exactly what the planner would record: check a sample against the real hash.
+    for d, n, _, _, digest in rows[:: max(1, files // 50)]:
+        assert content_hash(os.fsdecode(os.path.join(d, n))) == digest
+    return rows
+
+
+def _finish(ledger: Ledger, root: bytes) -> None:
+    """Link jobs and mark them completed and written, as a run that ended well leaves them."""
+    ledger.link_jobs(ENDPOINT, [root])
+    now = time.time()
+    with ledger.transaction() as c:
+        c.execute(
+            "UPDATE jobs SET state = 'completed', status = 'completed', caption = 'a small purple square', token = 'tok-' || id,"
+            " attempts = 1, polls = 1, submitted_at = ?, settled_at = ? WHERE state = 'queued'",
+            (now, now),
+        )
+        c.execute(
+            "UPDATE files SET written_job = job_id, written_at = ?, sidecar = dir || '/' || name || '.xmp'"
+            " WHERE written_job IS NULL AND job_id IS NOT NULL",
+            (now + 1,),
+        )
+
+
+def fill_ledger(path: str, root: bytes, rows: list[tuple[bytes, bytes, int, int, str]]) -> None:
+    """Record the tree as a finished run leaves it."""
+    with Ledger(path) as ledger:
+        for start in range(0, len(rows), BATCH):
+            ledger.upsert_files([(d, n, root, s, m, h, "active", None) for d, n, s, m, h in rows[start : start + BATCH]])
+        _finish(ledger, root)
+
+
+def pad_ledger(path: str, other_root: bytes, count: int, per_folder: int) -> None:
+    """Add ``count`` finished rows under ``other_root``, a folder that is not on disk and not scanned."""
+    with Ledger(path) as ledger:
+        for start in range(0, count, BATCH):
+            batch = []
+            for i in range(start, min(count, start + BATCH)):
+                directory = other_root + b"/d%06d" % (i // per_folder)
+                digest = hashlib.sha256(b"padding %d" % i).hexdigest()
+                batch.append((directory, b"IMG_%07d.jpg" % i, other_root, 400, 1_600_000_000_000_000_000 + i, digest, "active", None))
+            ledger.upsert_files(batch)
+        _finish(ledger, other_root)
+
+
+def time_find(root: Path, repeat: int = 3) -> float:
+    """Best wall time of ``find`` printing size and mtime of every file."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(["find", str(root), "-type", "f", "-printf", "%s %T@\\n"], stdout=subprocess.DEVNULL, check=True)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def time_plan(ledger: str, root: Path, repeat: int = 3) -> dict:
+    """Best of ``repeat`` no-op plans, each in a fresh process; with the worst peak RSS seen."""
+    best: dict | None = None
+    peak = 0
+    for _ in range(repeat):
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", ledger, str(root)], capture_output=True, text=True, check=True
+        ).stdout
+        result = json.loads(out)
+        peak = max(peak, result["vmhwm_kb"])
+        if best is None or result["seconds"] < best["seconds"]:
+            best = result
+    assert best is not None
+    best["peak_kb"] = peak
+    return best
+
+
+def _vm(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def child(ledger_path: str, root: str) -> None:
+    """Open the ledger, plan once (not a dry run: a real nightly no-op), print timings as JSON."""
+    from tagger.planner import plan
+
+    baseline = _vm("VmRSS")
+    start = time.perf_counter()
+    with Ledger(ledger_path) as ledger:
+        ledger.acquire()
+        opened = time.perf_counter()
+        result = plan(ledger, [root], ENDPOINT)
+    end = time.perf_counter()
+    print(json.dumps({
+        "seconds": end - start,
+        "open_seconds": opened - start,
+        "plan": result.as_dict(),
+        "baseline_kb": baseline,
+        "vmhwm_kb": _vm("VmHWM"),
+    }))
+
+
+def _check_noop(result: dict, files: int) -> None:
+    counts = result["plan"]
+    expected = {k: 0 for k in counts} | {"unchanged": files}
+    if counts != expected:
+        raise SystemExit(f"the plan was not a no-op: {counts}")
+
+
+def _report(label: str, files: int, rows: int, find_s: float, result: dict) -> None:
+    ratio = result["seconds"] / find_s
+    print(
+        f"{label:>6} | {files:>9,} files | {rows:>10,} ledger rows | find {find_s:6.3f} s | "
+        f"no-op plan {result['seconds']:6.3f} s (open {result['open_seconds']:.3f}) | ratio {ratio:4.2f}x | "
+        f"peak RSS {result['peak_kb'] / 1024:6.1f} MB (interpreter and imports {result['baseline_kb'] / 1024:.1f} MB)",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build, warm, measure, report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=100_000, help="files on disk (default 100,000)")
+    parser.add_argument("--rows", type=int, help="ledger rows for the second measurement (default 10x --files)")
+    parser.add_argument("--per-folder", type=int, default=1000, help="files per folder (default 1,000)")
+    parser.add_argument("--quick", action="store_true", help="10,000 files and 100,000 rows")
+    parser.add_argument("--dir", help="work in this folder (kept) instead of a temporary one (removed)")
+    parser.add_argument("--child", nargs=2, metavar=("LEDGER", "ROOT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(*args.child)
+        return 0
+    files = 10_000 if args.quick else args.files
+    rows = args.rows or files * 10
+    work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="tagger-bench-"))
+    try:
+        tree = work / "tree"
+        if tree.exists():
+            shutil.rmtree(tree)
+        ledger = str(work / "ledger.sqlite")
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            if os.path.exists(ledger + suffix):
+                os.remove(ledger + suffix)
+        start = time.perf_counter()
+        on_disk = build_tree(tree, files, args.per_folder)
+        fill_ledger(ledger, os.fsencode(tree), on_disk)
+        del on_disk
+        print(f"built {files:,} files and their ledger in {time.perf_counter() - start:.1f} s ({work})", flush=True)
+        time_find(tree, 1)  # warm the dentry and inode caches
+        find_s = time_find(tree)
+        result = time_plan(ledger, tree)
+        _check_noop(result, files)
+        _report("small", files, files, find_s, result)
+        if rows > files:
+            start = time.perf_counter()
+            pad_ledger(ledger, os.fsencode(work / "elsewhere"), rows - files, args.per_folder)
+            print(f"padded the ledger to {rows:,} rows in {time.perf_counter() - start:.1f} s", flush=True)
+            time_find(tree, 1)
+            find_s = time_find(tree)
+            big = time_plan(ledger, tree)
+            _check_noop(big, files)
+            _report("large", files, rows, find_s, big)
+            growth = (big["peak_kb"] - big["baseline_kb"]) / max(1, result["peak_kb"] - result["baseline_kb"])
+            print(f"{rows // files}x the ledger rows: peak RSS above the interpreter grew {growth:.2f}x", flush=True)
+    finally:
+        if not args.dir:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
