@@ -48,7 +48,7 @@ def _base_jpeg() -> bytes:
     Image.new("RGB", (8, 8), (120, 30, 200)).save(out, "JPEG", quality=50)
     data = out.getvalue()
     assert data[2:4] == b"\xff\xe0", "Pillow wrote no APP0 first"
-    app0 = 2 + int.from_bytes(data[4:6], "big")
+    app0 = 4 + int.from_bytes(data[4:6], "big")  # marker, then a length that counts itself
     data = data[:2] + data[app0:]
     assert data[2:4] == b"\xff\xdb", "no quantisation table after SOI"
     return data

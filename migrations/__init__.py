@@ -14,7 +14,7 @@ from sqlite_utils import Migrations
 __all__ = ["MIGRATIONS", "NAMES"]
 
 #: Every migration, oldest first. Appending here is how the schema evolves.
-NAMES: tuple[str, ...] = ("m001_initial", "m002_remote_urls")
+NAMES: tuple[str, ...] = ("m001_initial", "m002_remote_urls", "m003_run_balance")
 
 MIGRATIONS = Migrations("tagger")
 for _name in NAMES:

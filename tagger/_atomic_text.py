@@ -22,7 +22,8 @@ def atomic_text(dest: str, write: Callable[[IO[str]], int]) -> int:
     except OSError as exc:
         raise ExportError(f"cannot write {dest}: {exc.strerror or exc}; check the folder exists and is writable") from exc
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+        # errors="replace": a lone surrogate from an undecodable name becomes "?", not a crash.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="") as out:
             # mkstemp makes the file private; an export is meant to be shared like its predecessor.
             try:
                 mode = os.stat(dest).st_mode & 0o777

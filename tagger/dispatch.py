@@ -112,6 +112,7 @@ class Dispatcher:
         self.schedule = Schedule()
         self.tally = Tally()
         self._failures = 0
+        self._reserved = 0
         self._failures_lock = threading.Lock()
         self._stop = threading.Event()
         self._stop_reason: str | None = None
@@ -183,10 +184,20 @@ class Dispatcher:
 
     def _credits_spent(self) -> bool:
         cap = self.options.max_credits
-        if cap is not None and self.tally.submitted >= cap:
+        with self._failures_lock:
+            spent = cap is not None and self._reserved >= cap
+        if spent:
             self._stop_reason = "credits"
+        return spent
+
+    def _reserve_credit(self) -> bool:
+        """Take one credit of the --max-credits budget before a POST; False when none is left."""
+        with self._failures_lock:
+            cap = self.options.max_credits
+            if cap is not None and self._reserved >= cap:
+                return False
+            self._reserved += 1
             return True
-        return False
 
     def _queued(self) -> Iterator[Job]:
         after = 0
@@ -278,6 +289,8 @@ class Dispatcher:
 
     def _submit(self, job: Job, send: Callable[[], dict]) -> object:
         """POST once (with retries); the token is committed the moment it arrives."""
+        if not self._reserve_credit():
+            return None  # stays queued for the next run
         self.ledger.begin_submit(job.id)
         try:
             answer = self._call(send)

@@ -201,10 +201,21 @@ class Ledger:
         with self.transaction() as c:
             return c.execute("INSERT INTO runs (started_at, endpoint, pid) VALUES (?, ?, ?)", (self._clock(), endpoint, os.getpid())).lastrowid
 
-    def finish_run(self, run_id: int, exit_code: int, submitted: int) -> None:
+    def finish_run(self, run_id: int, exit_code: int, submitted: int, credit_balance: int | None = None) -> None:
         """Record how a run ended."""
         with self.transaction() as c:
-            c.execute("UPDATE runs SET finished_at = ?, exit_code = ?, submitted = ? WHERE id = ?", (self._clock(), exit_code, submitted, run_id))
+            c.execute(
+                "UPDATE runs SET finished_at = ?, exit_code = ?, submitted = ?, credit_balance = ? WHERE id = ?",
+                (self._clock(), exit_code, submitted, credit_balance, run_id),
+            )
+
+    def last_balance(self, endpoint: str) -> int | None:
+        """The credit balance the endpoint reported at the end of its latest run."""
+        rows = self.query(
+            "SELECT credit_balance FROM runs WHERE endpoint = ? AND credit_balance IS NOT NULL ORDER BY id DESC LIMIT 1",
+            (endpoint,),
+        )
+        return rows[0][0] if rows else None
 
     # -- files ------------------------------------------------------------
 

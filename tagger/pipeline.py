@@ -119,7 +119,7 @@ def run(
         result.plan.new += remote_new
         if dry_run:
             result.plan.credits += remote_new
-        if dry_run:
+            result.credit_balance = ledger.last_balance(endpoint)
             return result
         run_id = ledger.start_run(endpoint)
         sidecars = SidecarOptions(config.sidecars, config.sidecar_dir or None, config.sidecar_naming, config.keyword_parent)
@@ -181,5 +181,5 @@ def run(
             result.exit_code = exit_code
         finally:
             progress.close()
-            ledger.finish_run(run_id, exit_code, result.tally.submitted)
+            ledger.finish_run(run_id, exit_code, result.tally.submitted, api.credit_balance)
         return result

@@ -24,9 +24,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
+from tagger._atomic_text import ExportError, atomic_text
 from tagger._report_assets import CSS, JS, PAGE_SIZE
 from tagger._thumbs import thumbnails
-from tagger._atomic_text import ExportError, atomic_text
 from tagger.records import Record
 
 __all__ = ["write_report", "PAGE_SIZE"]

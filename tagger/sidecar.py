@@ -13,6 +13,7 @@ replaces only its own keywords and ``strip_sidecar`` removes exactly them.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 import unicodedata
@@ -52,6 +53,7 @@ _PROV_FIELDS = (
     "descriptionWritten", "altTextWritten", "createdFile",
     "addedSubject", "addedHierarchicalSubject", "addedTagsList",
 )
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _PROV_BAGS = frozenset({"flags", "addedSubject", "addedHierarchicalSubject", "addedTagsList"})
 
 Prov = dict[str, "str | tuple[str, ...]"]
@@ -148,9 +150,12 @@ def _read(packet: Packet) -> _State:
 
 
 def _clean_text(text: str | None) -> str:
-    # Drop unwritable characters before composing: removing one later could undo NFC.
-    text = unicodedata.normalize("NFC", _xmp.xml_safe(text or ""))
-    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    """NFC text with line breaks as LF and no control characters but tab and LF."""
+    text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
+    # Exiv2 turns DEL and C1 controls into spaces, so they would never read back the same.
+    text = _CONTROLS.sub("", _xmp.xml_safe(text))
+    # Drop characters before composing: removing one afterwards could undo NFC.
+    return unicodedata.normalize("NFC", text).strip()
 
 
 def _alt_text_of(caption: str) -> str:

@@ -462,7 +462,7 @@ def test_rate_limit_and_retry_after_window() -> None:
     with Emulator(key=KEY, secret=SECRET, faults=Faults(rate_limit_rate=1.0, retry_after=0.4)) as emulator:
         limited = submit(emulator, noise())
         assert limited.status_code == 429
-        assert limited.headers["Retry-After"] == "0"  # 0.4 s rounds to an integer header
+        assert limited.headers["Retry-After"] == "0.4"  # announces exactly the enforced window
         emulator.set_faults(Faults())
         assert poll(emulator, "x" * 22).status_code == 200  # inside the 0.4 s window
         time.sleep(0.45)

@@ -186,10 +186,12 @@ def test_jsonl_has_all_fields_unguarded(tmp_path: Path) -> None:
     assert "Straße ☃" in lines[5]  # UTF-8, not \u escapes
 
 
-def test_nul_is_dropped(tmp_path: Path) -> None:
+def test_nul_is_dropped_and_lone_surrogates_replaced(tmp_path: Path) -> None:
     dest = tmp_path / "out.csv"
-    write_export([rec("a.jpg", caption="a\x00b")], str(dest))
-    assert read_csv(dest)[0]["caption"] == "ab"
+    write_export([rec("a.jpg", caption="a\x00b"), rec("b\udcff.jpg", caption="c")], str(dest))
+    rows = read_csv(dest)
+    assert rows[0]["caption"] == "ab"
+    assert rows[1]["path"] == "b?.jpg"
 
 
 def test_unknown_profile_format_option(tmp_path: Path) -> None:

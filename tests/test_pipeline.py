@@ -183,3 +183,18 @@ def test_dry_run_prints_the_plan_and_sends_nothing(emulator, photos, tmp_path):
     assert (result.plan.new, result.plan.credits) == (6, 6)
     assert emulator.counters()["requests"] == 0
     assert not list(photos.rglob("*.xmp"))
+
+
+def test_credit_cap_stops_submitting_settles_in_flight_and_resumes(emulator, photos, tmp_path):
+    config = config_for(emulator, tmp_path, workers=1)
+    capped = run_with(emulator, config, [photos], max_credits=2)
+    assert capped.exit_code == 3 and capped.stopped
+    assert emulator.counters()["submissions"] == 2
+    assert capped.counts["completed"] == 2 and capped.counts["pending"] == 4
+    assert len(list(photos.rglob("*.xmp"))) == 2
+    plan = run_with(emulator, config, [photos], dry_run=True)
+    assert plan.plan.credits == 4
+    assert plan.credit_balance == 100_000 - 2  # the emulator's starting balance less two uploads
+    rest = run_with(emulator, config, [photos])
+    assert rest.exit_code == 0
+    assert emulator.counters()["submissions"] == 6

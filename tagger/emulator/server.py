@@ -142,8 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(code, {"error": "internal server error (injected)"})
             return
         if fault == "rate_limit":
-            retry_after = max(0, round(account.faults.retry_after))
-            self._send(429, {"error": "rate limit exceeded"}, {"Retry-After": str(retry_after)})
+            self._send(429, {"error": "rate limit exceeded"}, {"Retry-After": _seconds(account.faults.retry_after)})
             return
         status, answer = self._route(method, body)
         delay = account.slow_delay()
@@ -241,6 +240,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except OSError:
             self.close_connection = True
+
+
+def _seconds(value: float) -> str:
+    """Retry-After text: whole seconds as an integer, as the service sends them.
+
+    A fractional setting (fast tests) goes out as a decimal rather than rounded,
+    so the header always announces exactly the window the emulator enforces.
+    """
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _parse_ttl(text: str | None, default: float) -> float | None:
