@@ -114,3 +114,29 @@ def test_usage_errors_exit_2(tmp_path):
     assert tagger("run", str(tmp_path / "nope"), "--emulator", "--ledger", str(tmp_path / "l")).returncode == 2
     assert tagger("run").returncode == 2
     assert tagger("status", "--ledger", str(tmp_path / "missing.sqlite")).returncode == 2
+
+
+def test_ctrl_c_exits_3_and_the_rerun_resumes_without_duplicates(photos, tmp_path):
+    import signal
+    import time
+
+    with Emulator(latency=(1.0, 1.5)) as emu:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+        env["CLOUDSIGHT_API_KEY"] = emu.key
+        args = [sys.executable, "-m", "tagger", "--config", str(fast_config(tmp_path)), "run", str(photos),
+                "--endpoint", emu.url, "--ledger", str(tmp_path / "l.sqlite")]
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while emu.counters()["submissions"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 3, err
+        assert "interrupted" in err and "Traceback" not in err
+        first = emu.counters()["submissions"]
+        assert 0 < first < 6
+        again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        counters = emu.counters()
+    assert counters["submissions"] == 6 and counters["duplicates"] == 0
+    assert len(list(photos.rglob("*.xmp"))) == 6

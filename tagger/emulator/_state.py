@@ -149,6 +149,7 @@ class Account:
             self.counts["requests"] += 1
             if now < self.retry_window_ends:
                 self.counts["in_retry_after_window"] += 1
+                print("IN WINDOW", round(now - (self.retry_window_ends - self.faults.retry_after), 4), flush=True)
             faults = self.faults
             if faults.drop_rate and self.rng.random() < faults.drop_rate:
                 self.counts["dropped"] += 1
