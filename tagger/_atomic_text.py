@@ -7,11 +7,15 @@ import tempfile
 from collections.abc import Callable
 from typing import IO
 
+from tagger.errors import TaggerError
+
 __all__ = ["ExportError", "atomic_text"]
 
 
-class ExportError(Exception):
+class ExportError(TaggerError):
     """An export could not be written: unknown profile or format, or an unwritable destination."""
+
+    # A TaggerError, so the CLI shows the sentence and exits 2 (fix the flag or the path).
 
 
 def atomic_text(dest: str, write: Callable[[IO[str]], int]) -> int:

@@ -1,69 +1,217 @@
 """When to poll each token: a schedule ordered by due time, not a sleep per job.
 
-The first poll of a job is aimed from the latencies this run has seen: at
-the point where about 40 % of jobs are done plus one poll interval, which
-keeps the median delay between "the service has it" and "we know it" under
-one interval while most jobs need one or two polls. Without history the
-documented 4 s first wait is used. Later polls come every ``interval``
-while a job is within the usual latency, then back off; never faster than
-one poll per ``interval`` per token.
+The latency model learns how long the service takes from what polling
+actually tells us: each settled job says its latency lay in ``(low, high]``
+(the last poll that found it working, the poll that found it done). A job
+found done at its first poll is censored (all we know is "at most this
+long"), so the model estimates the latency distribution with Turnbull's
+nonparametric maximum likelihood for interval-censored data. Where nothing
+was observed below the usual first poll it puts the mass as late as the
+data allow, which never invites polling earlier than evidence supports.
+
+From that distribution it picks the first-poll delay that gives the
+earliest expected detection while keeping the expected number of polls per
+job within a budget (later polls following ``next_delay``). A few jobs probe
+up to one interval earlier than the aim, so the distribution just below it
+stays observed and the aim can move down when the service speeds up.
+Without history the documented 4 s first wait is used. Later polls come
+every ``interval`` while a job is within the usual latency, then back off;
+never faster than one poll per ``interval`` per token.
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
-import itertools
+import random
+import threading
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
-__all__ = ["LatencyModel", "Schedule", "Entry"]
+__all__ = ["LatencyModel", "Schedule", "Entry", "turnbull"]
+
+# Latencies are binned at interval / _BINS_PER_INTERVAL; a long tail coarsens the bins instead.
+_BINS_PER_INTERVAL = 10
+_MAX_BINS = 1200
+_EM_ITERATIONS = 200
+_EM_TOLERANCE = 1e-7
+
+
+def turnbull(intervals: Counter[tuple[int, int]], bins: int) -> list[float]:
+    """Probability per bin of a latency observed only as bin ranges ``[a, b)`` (with counts).
+
+    The self-consistency (EM) algorithm, started on the innermost intervals:
+    the bin ranges where a left end is directly followed by a right end.
+    """
+    events = sorted([(b, 0) for (a, b) in intervals] + [(a, 1) for (a, b) in intervals])
+    support = [0] * bins
+    for (pos, kind), (next_pos, next_kind) in zip(events, events[1:]):
+        # A left end (kind 1) directly followed by a right end (kind 0): an innermost interval.
+        if kind == 1 and next_kind == 0:
+            for j in range(pos, next_pos):
+                support[j] = 1
+    total_support = sum(support)
+    p = [s / total_support for s in support]
+    n = sum(intervals.values())
+    pairs = list(intervals.items())
+    for _ in range(_EM_ITERATIONS):
+        prefix = [0.0]
+        for value in p:
+            prefix.append(prefix[-1] + value)
+        # Each observation spreads its weight over its bins in proportion to p;
+        # a difference array adds weight/mass to every bin of [a, b) at once.
+        diff = [0.0] * (bins + 1)
+        for (a, b), count in pairs:
+            mass = prefix[b] - prefix[a]
+            if mass > 0:
+                w = count / mass
+                diff[a] += w
+                diff[b] -= w
+        running = 0.0
+        new = []
+        for j in range(bins):
+            running += diff[j]
+            new.append(p[j] * running / n)
+        change = max(abs(x - y) for x, y in zip(new, p))
+        p = new
+        if change < _EM_TOLERANCE:
+            break
+    return p
+
+
+@dataclass(frozen=True)
+class _Plan:
+    width: float  # seconds per bin
+    cdf: list[float]  # cdf[k]: probability the latency is at most k * width
+    aim: float = 0.0  # first-poll delay
+    high: float = 0.0  # 95th percentile: past it, polls back off
+
+    def quantile(self, q: float) -> float:
+        for k, value in enumerate(self.cdf):
+            if value >= q - 1e-12:
+                return k * self.width
+        return (len(self.cdf) - 1) * self.width
+
+    def done_by(self, t: float) -> float:
+        k = int(t / self.width + 1e-9)
+        return self.cdf[min(k, len(self.cdf) - 1)]
 
 
 class LatencyModel:
-    """Service latencies observed in this run (seconds from submit to done)."""
+    """Service latencies observed in this run (seconds from submit to done); thread-safe."""
 
-    def __init__(self, first_poll_delay: float, interval: float, max_interval: float, window: int = 500) -> None:
+    def __init__(
+        self,
+        first_poll_delay: float,
+        interval: float,
+        max_interval: float,
+        window: int = 500,
+        *,
+        poll_budget: float = 1.6,
+        probe_rate: float = 0.05,
+        min_observations: int = 8,
+        seed: int | None = None,
+    ) -> None:
         self.first_poll_delay = first_poll_delay
         self.interval = interval
         self.max_interval = max_interval
-        self._window = window
-        self._recent: list[float] = []
-        self._sorted: list[float] = []
-        self._explore = itertools.count()
+        self.poll_budget = poll_budget
+        self.probe_rate = probe_rate
+        self.min_observations = min_observations
+        self._recent: deque[tuple[float, float]] = deque(maxlen=window)
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._plan: _Plan | None = None
+        self._stale = 0
 
     def observe(self, low: float, high: float) -> None:
-        """Record that a job finished somewhere between ``low`` and ``high`` seconds."""
-        if high - low > 1.5 * self.interval:
-            return  # too loose to learn from
-        value = (low + high) / 2
-        self._recent.append(value)
-        bisect.insort(self._sorted, value)
-        if len(self._recent) > self._window:
-            old = self._recent.pop(0)
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        """Record that a job was still working at ``low`` seconds and done at ``high``."""
+        low = max(0.0, low)
+        with self._lock:
+            self._recent.append((low, max(high, low)))
+            self._stale += 1
 
     def quantile(self, q: float) -> float | None:
-        """The q-quantile of the observed latencies, or None before enough data."""
-        if len(self._sorted) < 8:
-            return None
-        return self._sorted[min(len(self._sorted) - 1, int(q * len(self._sorted)))]
+        """The q-quantile of the estimated latency distribution, or None before enough data."""
+        plan = self._current()
+        return None if plan is None else plan.quantile(q)
 
     def first_delay(self) -> float:
         """Seconds after submitting to poll first."""
-        q40 = self.quantile(0.4)
-        if q40 is None:
+        plan = self._current()
+        if plan is None:
             return self.first_poll_delay
-        # Every 10th job starts early, so latencies below the aim stay observed.
-        if next(self._explore) % 10 == 0:
-            return max(self.interval, self._sorted[0])
-        return max(self.interval, q40 + self.interval)
+        with self._lock:
+            probe = self._rng.random() < self.probe_rate
+            early = self._rng.uniform(0.0, self.interval)
+        if probe:
+            return max(plan.width, plan.aim - early)
+        return plan.aim
 
     def next_delay(self, elapsed: float, previous: float) -> float:
         """Seconds until the next poll of a job ``elapsed`` seconds old."""
-        q95 = self.quantile(0.95)
-        if q95 is None or elapsed < q95 + self.interval:
+        plan = self._current()
+        return self._gap(plan, elapsed, previous)
+
+    def expected(self, aim: float) -> tuple[float, float] | None:
+        """(expected polls, expected seconds to detection) of a first poll at ``aim``, per the estimate."""
+        plan = self._current()
+        return None if plan is None else self._evaluate(plan, aim)
+
+    # -- internals --------------------------------------------------------
+
+    def _gap(self, plan: _Plan | None, elapsed: float, previous: float) -> float:
+        if plan is None or elapsed < plan.high + self.interval:
             return self.interval
         return min(self.max_interval, max(self.interval, previous * 1.5))
+
+    def _current(self) -> _Plan | None:
+        with self._lock:
+            if len(self._recent) < self.min_observations:
+                return None
+            # Refitting costs milliseconds: do it while learning fast, then every few jobs.
+            if self._plan is None or self._stale >= min(16, max(1, len(self._recent) // 8)):
+                self._plan = self._fit(list(self._recent))
+                self._stale = 0
+            return self._plan
+
+    def _fit(self, observations: list[tuple[float, float]]) -> _Plan:
+        longest = max(high for _, high in observations)
+        width = max(self.interval / _BINS_PER_INTERVAL, longest / _MAX_BINS)
+        bins = int(longest / width) + 2
+        intervals: Counter[tuple[int, int]] = Counter()
+        for low, high in observations:
+            a = min(int(low / width), bins - 1)
+            b = min(max(a + 1, -int(-high // width)), bins)
+            intervals[(a, b)] += 1
+        p = turnbull(intervals, bins)
+        cdf = [0.0]
+        for value in p:
+            cdf.append(min(1.0, cdf[-1] + value))
+        plan = _Plan(width, cdf)
+        plan = _Plan(width, cdf, high=plan.quantile(0.95))
+        best: tuple[float, float, float] | None = None
+        for k in range(1, len(cdf)):
+            if cdf[k] - cdf[k - 1] <= 0 and k != len(cdf) - 1:
+                continue  # aiming inside an empty bin only delays detection
+            polls, detect = self._evaluate(plan, k * width)
+            if polls > self.poll_budget + 1e-9:
+                continue
+            if best is None or detect < best[1] - 1e-9:
+                best = (polls, detect, k * width)
+        aim = best[2] if best is not None else (len(cdf) - 1) * width
+        return _Plan(width, cdf, max(aim, width), plan.high)
+
+    def _evaluate(self, plan: _Plan, aim: float) -> tuple[float, float]:
+        polls = detect = 0.0
+        t, done_before, gap = aim, 0.0, self.interval
+        while True:
+            polls += 1.0 - done_before
+            done = plan.done_by(t)
+            detect += t * (done - done_before)
+            if done >= 1.0 - 1e-9 or t > len(plan.cdf) * plan.width:
+                return polls, detect
+            gap = self._gap(plan, t, gap)
+            t, done_before = t + gap, done
 
 
 @dataclass(order=True)

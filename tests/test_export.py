@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tagger.errors import TaggerError
 from tagger.export import PROFILES, ExportError, guard_cell, write_export
 from tagger.records import Record
 
@@ -194,6 +195,7 @@ def test_nul_is_dropped_and_lone_surrogates_replaced(tmp_path: Path) -> None:
 
 
 def test_unknown_profile_format_option(tmp_path: Path) -> None:
+    assert issubclass(ExportError, TaggerError) and ExportError.exit_code == 2
     with pytest.raises(ExportError, match="profile 'bynder'.*default"):
         write_export(SAMPLE, str(tmp_path / "o.csv"), profile="bynder")
     with pytest.raises(ExportError, match="format 'xlsx'"):

@@ -8,15 +8,19 @@ import os
 import shutil
 import stat
 import subprocess
+import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import pyexiv2
 import pytest
+from defusedxml.ElementTree import fromstring
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tagger import sidecar
+from tagger.keywords import clean_keywords
 from tagger.sidecar import SidecarContent, SidecarError, sidecar_path_for, strip_sidecar, write_sidecar
 
 DATA = Path(__file__).parent / "data" / "sidecars"
@@ -441,8 +445,6 @@ user_keyword = st.text(
 
 def seed(path: Path, subjects: list[str]) -> None:
     """An exiftool-style sidecar holding the user's keywords in all three fields and a rating."""
-    from xml.sax.saxutils import escape
-
     lis = "".join(f"<rdf:li>{escape(s)}</rdf:li>" for s in subjects)
     path.write_text(
         "<?xpacket begin='\ufeff' id='W5M0MpCehiHzreSzNTczkc9d'?>\n"
@@ -455,8 +457,7 @@ def seed(path: Path, subjects: list[str]) -> None:
 
 
 def expected_caption(caption: str) -> str:
-    import unicodedata
-
+    """The caption as it must read back: no controls but tab/LF, LF line breaks, NFC, trimmed."""
     caption = caption.replace("\r\n", "\n").replace("\r", "\n")
     kept = "".join(c for c in caption if c in "\t\n" or 0x20 <= ord(c) < 0x7F or 0xA0 <= ord(c) <= 0xD7FF
                    or 0xE000 <= ord(c) <= 0xFFFD or ord(c) >= 0x10000)
@@ -464,14 +465,15 @@ def expected_caption(caption: str) -> str:
 
 
 def check_merge(subject: list[str], tags: list[str], user: list[str], ours: list[str]) -> None:
-    from tagger.keywords import clean_keywords
+    """The user's values first and intact, then ours that they did not already have."""
+
+    def key(value: str) -> str:
+        return unicodedata.normalize("NFC", value).casefold()
 
     user = list(dict.fromkeys(user))
-    keys = {u.casefold() for u in user}
-    added = [k for k in clean_keywords(ours) if k.casefold() not in keys]
-    assert subject == user + added
-    assert tags == user + [f"CloudSight/{k}" for k in clean_keywords(ours)
-                           if f"CloudSight/{k}".casefold() not in keys]
+    keys = {key(u) for u in user}
+    assert subject == user + [k for k in clean_keywords(ours) if key(k) not in keys]
+    assert tags == user + [f"CloudSight/{k}" for k in clean_keywords(ours) if key(f"CloudSight/{k}") not in keys]
 
 
 def run_property(tmp_path: Path, caption: str, user: list[str], ours: list[str], *, tools: bool) -> None:
@@ -485,8 +487,6 @@ def run_property(tmp_path: Path, caption: str, user: list[str], ours: list[str],
     check_merge(as_list(strict.get("Xmp.dc.subject", [])), as_list(strict.get("Xmp.digiKam.TagsList", [])), user, ours)
     if tools:
         root = subprocess.run(["exiftool", "-X", "-struct", str(path)], capture_output=True, check=True).stdout
-        from defusedxml.ElementTree import fromstring
-
         tree = fromstring(root)
         dc = "{http://ns.exiftool.org/XMP/XMP-dc/1.0/}"
         subj = [li.text or "" for el in tree.iter(f"{dc}Subject") for li in el.iter() if li.tag.endswith("}li")]

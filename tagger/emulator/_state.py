@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 
 from ._vision import Analysis
 
-__all__ = ["Faults", "Job", "Account", "TERMINAL", "REPOSTABLE_REASONS", "MAX_TTL"]
+__all__ = ["Faults", "Job", "Account", "TERMINAL", "REPOSTABLE_REASONS", "MAX_TTL", "IN_FLIGHT_GRACE"]
 
 TERMINAL = frozenset({"completed", "skipped", "timeout", "not found"})
 REPOSTABLE_REASONS = frozenset({"unsure", "close"})
 # What ttl=max grants: a day is longer than any run waits for one job.
 MAX_TTL = 86400.0
+# Requests already on their way when a 429 went out cannot honour it; those
+# arriving this soon after it was sent are not counted as in its window.
+IN_FLIGHT_GRACE = 0.05
 
 
 @dataclass
@@ -94,6 +97,7 @@ class Account:
     lock: threading.Lock = field(default_factory=threading.Lock)
     jobs: dict[str, Job] = field(default_factory=dict)
     seen_digests: set[bytes] = field(default_factory=set)
+    retry_window_starts: float = float("-inf")
     retry_window_ends: float = float("-inf")
     counts: dict[str, int] = field(default_factory=dict)
     polls_by_token: dict[str, int] = field(default_factory=dict)
@@ -147,9 +151,9 @@ class Account:
         with self.lock:
             now = self.clock()
             self.counts["requests"] += 1
-            if now < self.retry_window_ends:
+            if self.retry_window_starts <= now < self.retry_window_ends:
                 self.counts["in_retry_after_window"] += 1
-                print("IN WINDOW", round(now - (self.retry_window_ends - self.faults.retry_after), 4), flush=True)
+                print("IN WINDOW", round(now - self.retry_window_starts, 4), round(self.retry_window_ends-now,4), flush=True)
             faults = self.faults
             if faults.drop_rate and self.rng.random() < faults.drop_rate:
                 self.counts["dropped"] += 1
@@ -159,9 +163,16 @@ class Account:
                 return "error"
             if faults.rate_limit_rate and self.rng.random() < faults.rate_limit_rate:
                 self.counts["rate_limited"] += 1
-                self.retry_window_ends = max(self.retry_window_ends, now + faults.retry_after)
                 return "rate_limit"
             return None
+
+    def announce_retry_after(self, seconds: float) -> None:
+        """Open the shared Retry-After window once a 429 saying so has been sent."""
+        with self.lock:
+            now = self.clock()
+            if now >= self.retry_window_ends:
+                self.retry_window_starts = now + IN_FLIGHT_GRACE
+            self.retry_window_ends = max(self.retry_window_ends, now + seconds)
 
     def pick(self, choices: tuple[int, ...]) -> int:
         """A seeded choice (which 5xx code to answer)."""

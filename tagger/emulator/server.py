@@ -142,7 +142,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(code, {"error": "internal server error (injected)"})
             return
         if fault == "rate_limit":
-            self._send(429, {"error": "rate limit exceeded"}, {"Retry-After": _seconds(account.faults.retry_after)})
+            retry_after = account.faults.retry_after
+            self._send(429, {"error": "rate limit exceeded"}, {"Retry-After": _seconds(retry_after)})
+            account.announce_retry_after(retry_after)
             return
         status, answer = self._route(method, body)
         delay = account.slow_delay()
