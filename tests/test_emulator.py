@@ -464,9 +464,9 @@ def test_rate_limit_and_retry_after_window() -> None:
         assert limited.status_code == 429
         assert limited.headers["Retry-After"] == "0.4"  # announces exactly the enforced window
         emulator.set_faults(Faults())
-        time.sleep(0.1)  # past the allowance for requests already in flight
+        time.sleep(0.15)  # past the allowance for requests already in flight
         assert poll(emulator, "x" * 22).status_code == 200  # inside the 0.4 s window
-        time.sleep(0.4)
+        time.sleep(0.35)
         assert poll(emulator, "x" * 22).status_code == 200  # after it
         counters = emulator.counters()
         assert counters["rate_limited"] == 1

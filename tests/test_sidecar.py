@@ -9,7 +9,7 @@ import shutil
 import stat
 import subprocess
 import unicodedata
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -279,6 +279,52 @@ def test_unwritable_target_raises_sidecar_error(tmp_path):
     with pytest.raises(SidecarError, match="file/a.xmp: cannot"):
         write_sidecar(str(blocker / "a.xmp"), content())
     assert blocker.read_text() == "not a folder"
+
+
+def test_empty_existing_file_is_filled_and_not_claimed(tmp_path):
+    path = tmp_path / "a.xmp"
+    path.write_bytes(b"")
+    assert write_sidecar(str(path), content())
+    assert exif(path)["XMP-tagger:CreatedFile"] is False
+    assert strip_sidecar(str(path)) == "updated"
+    assert path.exists()
+
+
+def test_symlinked_sidecar_is_written_through(tmp_path):
+    real = copy_fixture(tmp_path, "digikam.xmp")
+    link = tmp_path / "IMG.JPG.xmp"
+    link.symlink_to(real.name)
+    assert write_sidecar(str(link), content())
+    assert link.is_symlink()
+    assert exif(real)["XMP-tagger:Token"] == "tok-1"
+
+
+def test_naive_now_is_taken_as_utc_and_other_zones_converted(tmp_path):
+    a, b = tmp_path / "a.xmp", tmp_path / "b.xmp"
+    write_sidecar(str(a), content(), now=datetime(2026, 1, 2, 3, 4, 5, 999))
+    east = datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    write_sidecar(str(b), content(), now=east)
+    assert exif(a)["XMP-xmp:MetadataDate"] == exif(b)["XMP-xmp:MetadataDate"] == "2026:01:02 03:04:05Z"
+
+
+def test_rdf_about_of_existing_descriptions_is_reused(tmp_path):
+    path = tmp_path / "a.xmp"
+    path.write_text(
+        "<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
+        "<rdf:Description rdf:about='uuid:faf5bdd5-ba3d-11da-ad31-d33d75182f1b' xmlns:xmp='http://ns.adobe.com/xap/1.0/'"
+        " xmp:Rating='1'/></rdf:RDF></x:xmpmeta>", "utf-8")
+    write_sidecar(str(path), content())
+    assert path.read_text("utf-8").count('rdf:about="uuid:faf5bdd5-ba3d-11da-ad31-d33d75182f1b"') == 2
+    assert exiv2(path)["Xmp.xmp.Rating"] == "1"
+
+
+def test_changed_hierarchy_parent_replaces_our_old_paths(tmp_path):
+    path = tmp_path / "a.xmp"
+    write_sidecar(str(path), content(keywords=("barn",)))
+    write_sidecar(str(path), content(keywords=("barn",)), hierarchy_parent="AI")
+    tags = exif(path)
+    assert as_list(tags["XMP-lr:HierarchicalSubject"]) == ["AI|barn"]
+    assert as_list(tags["XMP-digiKam:TagsList"]) == ["AI/barn"]
 
 
 # --- strip ---------------------------------------------------------------------------------------

@@ -23,9 +23,10 @@ TERMINAL = frozenset({"completed", "skipped", "timeout", "not found"})
 REPOSTABLE_REASONS = frozenset({"unsure", "close"})
 # What ttl=max grants: a day is longer than any run waits for one job.
 MAX_TTL = 86400.0
-# Requests already on their way when a 429 went out cannot honour it; those
+# Requests already on their way when a 429 went out cannot honour it (nor can
+# one sent before the client thread that got the 429 has told the others); those
 # arriving this soon after it was sent are not counted as in its window.
-IN_FLIGHT_GRACE = 0.05
+IN_FLIGHT_GRACE = 0.1
 
 
 @dataclass
@@ -153,7 +154,6 @@ class Account:
             self.counts["requests"] += 1
             if self.retry_window_starts <= now < self.retry_window_ends:
                 self.counts["in_retry_after_window"] += 1
-                print("IN WINDOW", round(now - self.retry_window_starts, 4), round(self.retry_window_ends-now,4), flush=True)
             faults = self.faults
             if faults.drop_rate and self.rng.random() < faults.drop_rate:
                 self.counts["dropped"] += 1

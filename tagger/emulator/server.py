@@ -11,7 +11,8 @@ Choices where the service is silent: an unknown token polls as 200
 ``{"status": "not found"}``; reposting an unknown token answers 404; credits
 never go below 0 and an empty account keeps accepting; uploads are not kept,
 so a job's ``url`` for an upload does not serve the image; remote URLs are
-fetched only from loopback hosts, since the emulator is for offline use.
+fetched only from loopback hosts, since the emulator is for offline use;
+a fractional ``Faults.retry_after`` goes out as a decimal Retry-After.
 """
 
 from __future__ import annotations
@@ -361,7 +362,10 @@ class Emulator:
         Integer counts: requests, submissions, polls, reposts (accepted ones),
         duplicates (accepted submissions whose bytes were submitted before, ever),
         remote_submissions, auth_failures, validation_errors (every 422),
-        server_errors_injected, rate_limited, dropped, in_retry_after_window.
+        server_errors_injected, rate_limited, dropped, in_retry_after_window
+        (requests arriving while the one account-wide window announced by a
+        sent 429 is open, less its first IN_FLIGHT_GRACE = 0.1 s, when requests
+        already in flight cannot know of it).
         Dicts by token: polls_by_token; completed_at (emulator-clock time the
         job's current attempt settled as completed, for jobs already settled);
         first_seen_completed_at (time of the first poll that answered any
