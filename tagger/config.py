@@ -49,6 +49,7 @@ class Config:
     ledger: str = ""
     workers: int = 2
     max_in_flight: int = 32
+    requests_per_second: float = 0.0
     first_poll_delay: float = 4.0
     poll_interval: float = 1.0
     max_poll_interval: float = 10.0
@@ -83,7 +84,7 @@ class Config:
 SECTIONS = {
     "service": ("endpoint", "api_key", "api_secret", "locale", "ttl", "request_timeout"),
     "run": (
-        "ledger", "workers", "max_in_flight", "first_poll_delay", "poll_interval", "max_poll_interval",
+        "ledger", "workers", "max_in_flight", "requests_per_second", "first_poll_delay", "poll_interval", "max_poll_interval",
         "timeout_reposts", "retry_attempts", "retry_budget", "stop_after_failures",
     ),
     "prepare": ("max_edge", "quality", "max_pixels", "send_location", "prepare_time_limit"),

@@ -13,14 +13,17 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from tagger import cloudsight as cs
 from tagger.errors import StopRun
 from tagger.ledger import Job, JobState, Ledger
-from tagger.normalise import PrepareError, Preparer
+from tagger.normalise import PrepareError, Prepared, Preparer
+from tagger.pacing import InFlightLimit, RateLimiter
 from tagger.poller import Entry, LatencyModel, Schedule
 from tagger.retry import RateGate, RetryPolicy, call
 from tagger.urls import REMOTE_PREFIX
@@ -28,6 +31,8 @@ from tagger.urls import REMOTE_PREFIX
 __all__ = ["Dispatcher", "DispatchOptions", "Tally"]
 
 log = logging.getLogger("tagger.dispatch")
+
+T = TypeVar("T")
 
 WORKING = (cs.STATUS_NOT_COMPLETED, cs.STATUS_IN_PROGRESS)
 REPOST_ONCE = (cs.REASON_UNSURE, cs.REASON_CLOSE)
@@ -48,6 +53,7 @@ class DispatchOptions:
     retry: RetryPolicy = RetryPolicy()
     stop_after_failures: int = 5
     max_credits: int | None = None
+    requests_per_second: float | None = None
 
 
 @dataclass
@@ -64,6 +70,12 @@ class Tally:
     polls: int = 0
     stopped: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Ready:
+    job: Job
+    prepared: Prepared | None  # None: a remote URL, nothing to prepare
 
 
 @dataclass
@@ -108,6 +120,8 @@ class Dispatcher:
         self.clock = clock
         self.sleep = sleep
         self.gate = RateGate(clock, sleep)
+        self.limiter = RateLimiter(options.requests_per_second, clock=clock, sleep=sleep)
+        self.in_flight = InFlightLimit(options.max_in_flight, clock=clock)
         self.latency = LatencyModel(options.first_poll_delay, options.poll_interval, options.max_poll_interval)
         self.schedule = Schedule()
         self.tally = Tally()
@@ -120,38 +134,40 @@ class Dispatcher:
     # -- the conductor --------------------------------------------------------
 
     def run(self) -> Tally:
-        """Settle everything; returns the tally. Raises StopRun when stopped early."""
+        """Settle everything; returns the tally (``stopped`` says why it ended early)."""
         opts = self.options
         self._resume_polling()
         queued = self._queued()
-        prep = ThreadPoolExecutor(max_workers=opts.workers, thread_name_prefix="submit")
-        io_pool = ThreadPoolExecutor(max_workers=min(16, max(2, opts.max_in_flight // 4)), thread_name_prefix="poll")
+        prep = ThreadPoolExecutor(max_workers=opts.workers, thread_name_prefix="prepare")
+        io_pool = ThreadPoolExecutor(max_workers=min(32, max(4, opts.max_in_flight // 2)), thread_name_prefix="http")
         running: dict[Future, str] = {}
-        preparing = 0
+        ready: deque[_Ready] = deque()
+        # Preparation runs ahead of the submissions, so a free slot never waits on a decode.
+        ahead = max(4, opts.workers * 2)
         exhausted = False
         try:
             while True:
-                submitting_allowed = not self._stop.is_set() and not self._credits_spent()
-                while (
-                    submitting_allowed
-                    and not exhausted
-                    and preparing < opts.workers * 2
-                    and preparing + len(self.schedule) + self._polls_running(running) < opts.max_in_flight
-                ):
+                may_submit = not self._stop.is_set() and not self._credits_spent()
+                kinds = list(running.values())
+                while may_submit and not exhausted and kinds.count("prepare") + len(ready) < ahead:
                     job = next(queued, None)
                     if job is None:
                         exhausted = True
                         break
-                    running[prep.submit(self._prepare_and_submit, job)] = "submit"
-                    preparing += 1
+                    running[prep.submit(self._prepare, job)] = "prepare"
+                    kinds.append("prepare")
+                in_flight = kinds.count("submit") + kinds.count("poll") + len(self.schedule)
+                while may_submit and ready and in_flight < self.in_flight.limit:
+                    running[io_pool.submit(self._submit_ready, ready.popleft())] = "submit"
+                    in_flight += 1
                 if self._stop.is_set() and self._stop_reason != "credits":
                     # Unreachable service or refused key: leave tokens for the next run.
-                    if not any(kind == "submit" for kind in running.values()):
+                    if "submit" not in running.values():
                         break
                 else:
                     for entry in self.schedule.pop_due(self.clock()):
                         running[io_pool.submit(self._poll, entry)] = "poll"
-                if not running and not len(self.schedule) and (exhausted or not submitting_allowed):
+                if not running and not len(self.schedule) and (exhausted and not ready or not may_submit):
                     break
                 due = self.schedule.next_due()
                 timeout = None if due is None else max(0.0, due - self.clock())
@@ -161,10 +177,12 @@ class Dispatcher:
                     continue
                 done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
                 for future in done:
-                    kind = running.pop(future)
-                    if kind == "submit":
-                        preparing -= 1
-                    self._handle(future.result())
+                    running.pop(future)
+                    outcome = future.result()
+                    if isinstance(outcome, _Ready):
+                        ready.append(outcome)
+                    else:
+                        self._handle(outcome)
         except KeyboardInterrupt:
             self._stop_reason = "interrupted"
             self._stop.set()
@@ -178,9 +196,6 @@ class Dispatcher:
         elif self._stop_reason == "credits":
             self.tally.stopped = "credits"
         return self.tally
-
-    def _polls_running(self, running: dict[Future, str]) -> int:
-        return sum(1 for kind in running.values() if kind == "poll")
 
     def _credits_spent(self) -> bool:
         cap = self.options.max_credits
@@ -255,29 +270,47 @@ class Dispatcher:
         self._stop_reason = "the service refused the credentials; check the API key and secret"
         self._stop.set()
 
-    def _call(self, fn):
-        return call(fn, policy=self.options.retry, gate=self.gate, sleep=self.sleep)
+    def _call(self, fn: Callable[[], T]) -> T:
+        """One request through the rate limit, the 429 gate and the retry policy."""
+
+        def attempt() -> T:
+            self.limiter.acquire()
+            self.gate.wait()  # the limiter may have slept past a new 429
+            return fn()
+
+        def on_retry(exc: BaseException) -> None:
+            if isinstance(exc, cs.RateLimited):
+                self.in_flight.on_rate_limited(exc.retry_after)
+
+        result = call(attempt, policy=self.options.retry, gate=self.gate, sleep=self.sleep, on_retry=on_retry)
+        self.in_flight.on_success()
+        return result
 
     # -- workers --------------------------------------------------------------
 
-    def _prepare_and_submit(self, job: Job) -> object:
-        if self._stop.is_set() and self._stop_reason != "credits":
+    def _prepare(self, job: Job) -> object:
+        """Decode and downsize the job's image (a worker thread); nothing is sent yet."""
+        if self._stop.is_set():
             return None
         if job.content_hash.startswith(REMOTE_PREFIX):
-            url = (job.source or b"").decode("utf-8")
-            return self._submit(job, lambda: self.api.remote_image_request(url, self.options.params))
-        prepared = None
+            return _Ready(job, None)
         reason = "no readable file holds this content any more"
         for source in self.ledger.sources_of(job.id):
             try:
-                prepared = self.preparer.prepare(os.fsdecode(source))
-                break
+                return _Ready(job, self.preparer.prepare(os.fsdecode(source)))
             except PrepareError as exc:
                 reason = exc.reason
-                break
+                break  # the same content fails the same way from any copy
+        self.ledger.fail(job.id, reason)
+        return _Settled(job.id, JobState.FAILED)
+
+    def _submit_ready(self, ready: _Ready) -> object:
+        job, prepared = ready.job, ready.prepared
+        if self._stop.is_set() and self._stop_reason != "credits":
+            return None
         if prepared is None:
-            self.ledger.fail(job.id, reason)
-            return _Settled(job.id, JobState.FAILED)
+            url = (job.source or b"").decode("utf-8")
+            return self._submit(job, lambda: self.api.remote_image_request(url, self.options.params))
         params = dict(self.options.params)
         if prepared.location is not None:
             lat, lon, alt = prepared.location
@@ -285,7 +318,8 @@ class Dispatcher:
             params["image_request[longitude]"] = lon
             if alt is not None:
                 params["image_request[altitude]"] = alt
-        return self._submit(job, lambda: self.api.image_request(io.BytesIO(prepared.data), f"{job.content_hash[:16]}.jpg", params))
+        name = f"{job.content_hash[:16]}.jpg"  # the original file name stays on this machine
+        return self._submit(job, lambda: self.api.image_request(io.BytesIO(prepared.data), name, params))
 
     def _submit(self, job: Job, send: Callable[[], dict]) -> object:
         """POST once (with retries); the token is committed the moment it arrives."""

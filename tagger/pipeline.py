@@ -154,6 +154,7 @@ def run(
             retry=RetryPolicy(attempts=max(1, config.retry_attempts), budget=config.retry_budget),
             stop_after_failures=max(1, config.stop_after_failures),
             max_credits=max_credits,
+            requests_per_second=config.requests_per_second or None,
         )
         exit_code = EXIT_STOPPED
         try:

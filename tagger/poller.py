@@ -22,6 +22,8 @@ never faster than one poll per ``interval`` per token.
 from __future__ import annotations
 
 import heapq
+import itertools
+import math
 import random
 import threading
 from collections import Counter, deque
@@ -30,10 +32,14 @@ from dataclasses import dataclass, field
 __all__ = ["LatencyModel", "Schedule", "Entry", "turnbull"]
 
 # Latencies are binned at interval / _BINS_PER_INTERVAL; a long tail coarsens the bins instead.
-_BINS_PER_INTERVAL = 10
-_MAX_BINS = 1200
+_BINS_PER_INTERVAL = 40
+_MAX_BINS = 1500
 _EM_ITERATIONS = 200
 _EM_TOLERANCE = 1e-7
+# Probes poll up to this fraction of the aim (at least one interval) earlier.
+_PROBE_SPAN = 0.35
+# Before any history, first polls are spread over this many steps up to first_poll_delay.
+_WARMUP_STEPS = 4
 
 
 def turnbull(intervals: Counter[tuple[int, int]], bins: int) -> list[float]:
@@ -108,6 +114,7 @@ class LatencyModel:
         *,
         poll_budget: float = 1.6,
         probe_rate: float = 0.05,
+        hazard: float = 0.25,
         min_observations: int = 8,
         seed: int | None = None,
     ) -> None:
@@ -116,12 +123,14 @@ class LatencyModel:
         self.max_interval = max_interval
         self.poll_budget = poll_budget
         self.probe_rate = probe_rate
+        self.hazard = hazard
         self.min_observations = min_observations
         self._recent: deque[tuple[float, float]] = deque(maxlen=window)
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._plan: _Plan | None = None
         self._stale = 0
+        self._warmup = itertools.count()
 
     def observe(self, low: float, high: float) -> None:
         """Record that a job was still working at ``low`` seconds and done at ``high``."""
@@ -139,10 +148,16 @@ class LatencyModel:
         """Seconds after submitting to poll first."""
         plan = self._current()
         if plan is None:
-            return self.first_poll_delay
+            with self._lock:
+                step = next(self._warmup) % _WARMUP_STEPS
+            # Without history, spread the first polls from one interval up to the
+            # documented wait: fast services are learned at once, slow ones cost
+            # the early pollers a few extra polls.
+            low = min(self.interval, self.first_poll_delay)
+            return low + (self.first_poll_delay - low) * step / (_WARMUP_STEPS - 1)
         with self._lock:
             probe = self._rng.random() < self.probe_rate
-            early = self._rng.uniform(0.0, self.interval)
+            early = self._rng.uniform(0.0, max(self.interval, _PROBE_SPAN * plan.aim))
         if probe:
             return max(plan.width, plan.aim - early)
         return plan.aim
@@ -160,9 +175,18 @@ class LatencyModel:
     # -- internals --------------------------------------------------------
 
     def _gap(self, plan: _Plan | None, elapsed: float, previous: float) -> float:
-        if plan is None or elapsed < plan.high + self.interval:
+        if plan is None:
             return self.interval
-        return min(self.max_interval, max(self.interval, previous * 1.5))
+        working = 1.0 - plan.done_by(elapsed)
+        if working <= 1e-9:
+            # Older than anything seen: back off.
+            return min(self.max_interval, max(self.interval, previous * 1.5))
+        # Wait (in whole intervals) until a poll is reasonably likely to find the job done,
+        # so a long tail is polled sparsely and the bulk every interval.
+        gap = self.interval
+        while gap < self.max_interval and plan.done_by(elapsed + gap) - plan.done_by(elapsed) < self.hazard * working:
+            gap += self.interval
+        return min(gap, self.max_interval)
 
     def _current(self) -> _Plan | None:
         with self._lock:
@@ -180,8 +204,9 @@ class LatencyModel:
         bins = int(longest / width) + 2
         intervals: Counter[tuple[int, int]] = Counter()
         for low, high in observations:
-            a = min(int(low / width), bins - 1)
-            b = min(max(a + 1, -int(-high // width)), bins)
+            # The epsilons keep 1.0 / 0.1 from landing in the bin after 10.
+            a = min(int(low / width + 1e-9), bins - 1)
+            b = min(max(a + 1, math.ceil(high / width - 1e-9)), bins)
             intervals[(a, b)] += 1
         p = turnbull(intervals, bins)
         cdf = [0.0]

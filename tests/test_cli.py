@@ -120,10 +120,15 @@ def test_ctrl_c_exits_3_and_the_rerun_resumes_without_duplicates(photos, tmp_pat
     import signal
     import time
 
+    from .conftest import make_photo
+
+    for i in range(6, 16):
+        make_photo(photos / f"more_{i}.jpg", i, size=(320, 240))
     with Emulator(latency=(1.0, 1.5)) as emu:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
         env["CLOUDSIGHT_API_KEY"] = emu.key
         args = [sys.executable, "-m", "tagger", "--config", str(fast_config(tmp_path)), "run", str(photos),
+                "--max-in-flight", "3",
                 "--endpoint", emu.url, "--ledger", str(tmp_path / "l.sqlite")]
         proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
@@ -134,9 +139,9 @@ def test_ctrl_c_exits_3_and_the_rerun_resumes_without_duplicates(photos, tmp_pat
         assert proc.returncode == 3, err
         assert "interrupted" in err and "Traceback" not in err
         first = emu.counters()["submissions"]
-        assert 0 < first < 6
+        assert 0 < first < 16
         again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
         assert again.returncode == 0, again.stderr
         counters = emu.counters()
-    assert counters["submissions"] == 6 and counters["duplicates"] == 0
-    assert len(list(photos.rglob("*.xmp"))) == 6
+    assert counters["submissions"] == 16 and counters["duplicates"] == 0
+    assert len(list(photos.rglob("*.xmp"))) == 16
