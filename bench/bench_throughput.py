@@ -20,8 +20,8 @@ Cases (max_in_flight 32, sidecars off so the figures are about dispatch):
   its time per image is extrapolated to N.
 
 The emulator runs in a child process (one process tree) so its JPEG analysis
-does not share the pipeline's interpreter lock. Pacing (pacing.py) is wired
-into the dispatcher here by subclassing, as a prototype of the integration.
+does not share the pipeline's interpreter lock. The dispatcher is the real one,
+subclassed only to time its run.
 """
 
 from __future__ import annotations
@@ -46,9 +46,7 @@ from tagger import cloudsight as cs  # noqa: E402
 from tagger.config import Config  # noqa: E402
 from tagger.dispatch import Dispatcher  # noqa: E402
 from tagger.emulator import Emulator, Faults  # noqa: E402
-from tagger.pacing import InFlightLimit, RateLimiter  # noqa: E402
 from tagger.pipeline import make_api, run  # noqa: E402
-from tagger.retry import call  # noqa: E402
 from tests.conftest import make_photo  # noqa: E402
 
 SIZE = (1600, 1200)
@@ -120,34 +118,18 @@ class ChildEmulator:
         self._proc.join(timeout=10)
 
 
-# -- the pipeline, with pacing wired in ---------------------------------------------
+# -- the pipeline, instrumented ----------------------------------------------------
 
 
-class _LiveOptions:
-    """DispatchOptions whose max_in_flight follows the AIMD limit."""
+class TimedDispatcher(Dispatcher):
+    """The real dispatcher, remembering its wall time and its AIMD limit for the report."""
 
-    def __init__(self, options, limit: InFlightLimit) -> None:
-        self._options = options
-        self._limit = limit
-
-    def __getattr__(self, name: str):
-        if name == "max_in_flight":
-            return self._limit.limit
-        return getattr(self._options, name)
-
-
-class PacedDispatcher(Dispatcher):
-    """The dispatcher with pacing.py wired in (the integration proposed for dispatch.py)."""
-
-    last: PacedDispatcher | None = None
+    last: TimedDispatcher | None = None
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.limiter = RateLimiter(None, clock=self.clock, sleep=self.sleep)
-        self.in_flight = InFlightLimit(self.options.max_in_flight, clock=self.clock)
-        self.options = _LiveOptions(self.options, self.in_flight)
         self.wall = 0.0
-        PacedDispatcher.last = self
+        TimedDispatcher.last = self
 
     def run(self):
         started = time.perf_counter()
@@ -156,22 +138,8 @@ class PacedDispatcher(Dispatcher):
         finally:
             self.wall = time.perf_counter() - started
 
-    def _call(self, fn):
-        def attempt():
-            self.limiter.acquire()
-            self.gate.wait()
-            return fn()
 
-        def on_retry(exc: BaseException) -> None:
-            if isinstance(exc, cs.RateLimited):
-                self.in_flight.on_rate_limited(exc.retry_after)
-
-        result = call(attempt, policy=self.options.retry, gate=self.gate, sleep=self.sleep, on_retry=on_retry)
-        self.in_flight.on_success()
-        return result
-
-
-tagger.pipeline.Dispatcher = PacedDispatcher
+tagger.pipeline.Dispatcher = TimedDispatcher
 
 
 def pipeline_case(images: list[Path], work: Path, latency: tuple[float, float], scale: float, faults: Faults | None) -> dict:
@@ -194,7 +162,7 @@ def pipeline_case(images: list[Path], work: Path, latency: tuple[float, float], 
         with make_api(config) as api:
             result = run(config, [str(images[0].parent)], api=api)
         counters = emu.counters()
-    dispatcher = PacedDispatcher.last
+    dispatcher = TimedDispatcher.last
     completed = counters["completed_at"]
     seen = counters["first_seen_completed_at"]
     delays = [seen[t] - completed[t] for t in completed if t in seen]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from collections.abc import Callable
-from typing import IO
+from typing import IO, BinaryIO
+
+from tagger._atomic import atomic_write
 
 from tagger.errors import TaggerError
 
@@ -19,31 +21,21 @@ class ExportError(TaggerError):
 
 
 def atomic_text(dest: str, write: Callable[[IO[str]], int]) -> int:
-    """Run ``write`` on a temporary file beside ``dest``, fsync it and move it into place."""
-    directory = os.path.dirname(os.path.abspath(dest))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(dest) + ".", suffix=".tmp")
-    except OSError as exc:
-        raise ExportError(f"cannot write {dest}: {exc.strerror or exc}; check the folder exists and is writable") from exc
-    try:
+    """Run ``write`` on a UTF-8 text file that atomically replaces ``dest``."""
+
+    def text(raw: BinaryIO) -> int:
         # errors="replace": a lone surrogate from an undecodable name becomes "?", not a crash.
-        with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="") as out:
-            # mkstemp makes the file private; an export is meant to be shared like its predecessor.
-            try:
-                mode = os.stat(dest).st_mode & 0o777
-            except OSError:
-                mode = 0o644
-            os.fchmod(out.fileno(), mode)
+        out = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+        try:
             count = write(out)
             out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ExportError(f"cannot write {dest}: {exc.strerror or exc}") from exc
-        raise
-    return count
+        finally:
+            out.detach()  # atomic_write closes the file itself
+        return count
+
+    try:
+        # An export is meant to be shared: 0o644 unless the file it replaces had other bits.
+        mode = None if os.path.exists(dest) else 0o644
+        return atomic_write(os.path.abspath(dest), text, mode=mode)
+    except OSError as exc:
+        raise ExportError(f"cannot write {dest}: {exc.strerror or exc}; check the folder exists and is writable") from exc

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import stat
 import unicodedata
 from collections.abc import Iterable
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from . import _xmp
+from ._atomic import atomic_write, fsync_dir
 from ._naming import clear_listing_cache, display, sidecar_path_for
 from ._xmp import DC, DIGIKAM, IPTC_CORE, LR, RDF, TAGGER, XMP, Packet
 from .keywords import clean_keywords
@@ -277,36 +277,11 @@ def _apply(packet: Packet, state: _State, metadata_date: str | None) -> None:
 
 
 def _atomic_write(path: str, data: bytes, mode: int | None) -> None:
-    folder = os.path.dirname(path) or os.curdir
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     try:
-        os.makedirs(folder, exist_ok=True)
-        # 0o666 through the umask, like any new file; an existing file's bits are copied below.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            if mode is not None:
-                os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            with suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(folder)
+        os.makedirs(os.path.dirname(path) or os.curdir, exist_ok=True)
+        atomic_write(path, lambda f: f.write(data), mode=mode)
     except OSError as exc:
         raise SidecarError(f"{display(path)}: cannot write ({exc.strerror or exc})") from None
-
-
-def _fsync_dir(folder: str) -> None:
-    with suppress(OSError):  # not every filesystem lets a directory be fsynced
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _target(path: str) -> str:
@@ -392,7 +367,7 @@ def strip_sidecar(path: str) -> str:
             os.unlink(target)
         except OSError as exc:
             raise SidecarError(f"{display(path)}: cannot delete ({exc.strerror or exc})") from None
-        _fsync_dir(os.path.dirname(target) or os.curdir)
+        fsync_dir(os.path.dirname(target) or os.curdir)
         return "deleted"
     _atomic_write(target, _encode(packet, path), _mode(target))
     return "updated"
