@@ -85,7 +85,9 @@ def build_tree(root: Path, files: int, per_folder: int) -> list[tuple[bytes, byt
 
 def _finish(ledger: Ledger, root: bytes) -> None:
     """Link jobs and mark them completed and written, as a run that ended well leaves them."""
-    ledger.link_jobs(ENDPOINT, [root])
+    for (directory,) in ledger.query("SELECT DISTINCT dir FROM files WHERE job_id IS NULL"):
+        hashes = [h for (h,) in ledger.query("SELECT content_hash FROM files WHERE dir = ? AND job_id IS NULL", (directory,))]
+        ledger.link_folder(ENDPOINT, directory, hashes)
     now = time.time()
     with ledger.transaction() as c:
         c.execute(

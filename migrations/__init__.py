@@ -14,7 +14,13 @@ from sqlite_utils import Migrations
 __all__ = ["MIGRATIONS", "NAMES"]
 
 #: Every migration, oldest first. Appending here is how the schema evolves.
-NAMES: tuple[str, ...] = ("m001_initial", "m002_remote_urls", "m003_run_balance")
+NAMES: tuple[str, ...] = (
+    "m001_initial",
+    "m002_remote_urls",
+    "m003_run_balance",
+    "m004_jobs_endpoint_state",
+    "m005_unwritten_index",
+)
 
 MIGRATIONS = Migrations("tagger")
 for _name in NAMES:

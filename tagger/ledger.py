@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from tagger.errors import LedgerError, LedgerLocked
-from tagger.migrations import MIGRATIONS
+from tagger.migrations import MIGRATIONS, NAMES
 
 __all__ = ["Ledger", "JobState", "FileState", "Job", "TERMINAL", "SETTLED_STATUS", "file_status", "under_roots"]
 
@@ -109,26 +109,26 @@ class Ledger:
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         try:
+            self._refuse_newer()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            MIGRATIONS.apply(self.db)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise LedgerError(f"{self.path} is not a usable tagger ledger: {exc}") from exc
 
     # -- opening, locking, schema ------------------------------------------
 
-    def _migrate(self) -> None:
+    def _refuse_newer(self) -> None:
+        """Refuse, before writing anything, a ledger whose schema this tagger does not know."""
         applied = {m.name for m in MIGRATIONS.applied(self.db)}
-        known = {m.name for m in MIGRATIONS._migrations}
-        unknown = sorted(applied - known)
+        unknown = sorted(applied - set(NAMES))
         if unknown:
             raise LedgerError(
                 f"the ledger {self.path} was written by a newer tagger (schema {unknown[-1]}); "
                 "upgrade tagger to use it (it was left untouched)"
             )
-        MIGRATIONS.apply(self.db)
 
     def acquire(self) -> None:
         """Take the run lock, or raise ``LedgerLocked`` naming the holder's PID.
@@ -264,29 +264,31 @@ class Ledger:
         with self.transaction() as c:
             return c.execute("UPDATE files SET state = 'missing' WHERE dir = ? AND state != 'missing'", (directory,)).rowcount
 
-    def link_jobs(self, endpoint: str, roots: list[bytes]) -> int:
-        """Give every active file under ``roots`` a job for ``endpoint``; returns jobs created.
+    def link_folder(self, endpoint: str, directory: bytes, hashes: Iterable[str]) -> int:
+        """Give the active files of one folder with these contents a job at ``endpoint``.
 
-        Content already known to this endpoint (a copy, a move, a metadata
-        edit) links to the existing job and costs nothing.
+        Content the endpoint already has a job for (a copy, a move, a metadata
+        edit) links to that job and costs nothing; returns jobs created.
+        Files elsewhere keep their own links: another endpoint's caption is
+        never replaced by a run that did not look at them.
         """
+        digests = sorted(set(hashes))
+        if not digests:
+            return 0
         now = self._clock()
-        where, params = under_roots(roots)
         with self.transaction() as c:
-            before = c.execute("SELECT count(*) FROM jobs").fetchone()[0]
-            c.execute(
-                f"""INSERT OR IGNORE INTO jobs (content_hash, endpoint, source, state, created_at)
-                    SELECT content_hash, ?, NULL, 'queued', ?
-                    FROM files WHERE state = 'active' AND content_hash IS NOT NULL AND ({where})
-                    GROUP BY content_hash""",
-                (endpoint, now, *params),
+            before = c.total_changes
+            c.executemany(
+                "INSERT OR IGNORE INTO jobs (content_hash, endpoint, source, state, created_at) VALUES (?, ?, NULL, 'queued', ?)",
+                [(d, endpoint, now) for d in digests],
             )
+            created = c.total_changes - before
             c.execute(
-                f"""UPDATE files SET job_id = (SELECT id FROM jobs WHERE jobs.content_hash = files.content_hash AND jobs.endpoint = ?)
-                    WHERE state = 'active' AND content_hash IS NOT NULL AND ({where})""",
-                (endpoint, *params),
+                """UPDATE files SET job_id = (SELECT id FROM jobs WHERE jobs.content_hash = files.content_hash AND jobs.endpoint = ?)
+                   WHERE dir = ? AND state = 'active' AND content_hash IN (SELECT value FROM json_each(?))""",
+                (endpoint, directory, json.dumps(digests)),
             )
-            return c.execute("SELECT count(*) FROM jobs").fetchone()[0] - before
+            return created
 
     def add_urls(self, urls: list[tuple[str, str]], endpoint: str) -> int:
         """Record remote images as (url, key) pairs, each with a job; returns jobs created."""
@@ -397,6 +399,11 @@ class Ledger:
                 (endpoint, *params),
             )
             n = cur.rowcount
+            # Their files' sidecars are written again once the jobs settle anew.
+            c.execute(
+                "UPDATE files SET written_job = NULL WHERE job_id IN (SELECT id FROM jobs WHERE endpoint = ? AND state = 'queued')",
+                (endpoint,),
+            )
             if failed:
                 c.execute("UPDATE files SET state = 'active', reason = NULL WHERE state = 'failed'")
             return n
@@ -408,8 +415,7 @@ class Ledger:
         sql = """SELECT f.id, f.dir, f.name, f.root, j.id, j.token, j.endpoint, j.caption, j.flags,
                         j.categories, j.status, j.reason, j.settled_at
                  FROM files f JOIN jobs j ON j.id = f.job_id
-                 WHERE f.state = 'active' AND j.state = 'completed'
-                   AND (f.written_job IS NOT j.id OR f.written_at < j.settled_at)"""
+                 WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND j.state = 'completed'"""
         params: tuple = ()
         if job_id is not None:
             sql += " AND j.id = ?"
@@ -492,10 +498,12 @@ def file_status(file_state: str, job_state: str | None) -> str:
 
 
 def under_roots(roots: list[bytes]) -> tuple[str, list]:
-    """A WHERE clause selecting files under any of ``roots``."""
+    """A WHERE clause selecting files under any of ``roots``, served by the (dir, name) index."""
     clauses, params = [], []
     for root in roots:
-        prefix = root.rstrip(b"/") + b"/"
-        clauses.append("(dir = ? OR substr(dir, 1, ?) = ?)")
-        params += [root.rstrip(b"/") or b"/", len(prefix), prefix]
+        root = root.rstrip(b"/") or b"/"
+        prefix = root if root == b"/" else root + b"/"
+        # Bytes compare as memcmp: every folder below root sorts in [root/, root0) ("0" follows "/").
+        clauses.append("(dir = ? OR (dir >= ? AND dir < ?))")
+        params += [root, prefix, prefix[:-1] + b"0"]
     return " OR ".join(clauses) or "0", params

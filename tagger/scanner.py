@@ -2,7 +2,8 @@
 
 Paths are handled as bytes, so names that are not valid UTF-8 survive.
 Hidden files and folders are skipped; symlinked folders are followed once
-(a link back up the tree does not loop).
+(a link back up the tree does not loop). Only one folder's listing is held
+at a time, so memory does not grow with the tree.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from tagger.formats import SNIFF_BYTES, is_image_name, sniff
+from tagger.formats import IMAGE_EXTENSIONS, SNIFF_BYTES, sniff
 
 __all__ = ["Folder", "scan", "NOT_IMAGES"]
 
@@ -27,6 +28,10 @@ NOT_IMAGES = frozenset(
         ".mp4", ".m4v", ".avi", ".mkv", ".mp3", ".wav", ".aae", ".thm", ".zip", ".tmp",
     }
 )
+
+# The walk compares raw bytes: decoding every name costs more than the stat.
+_IMAGE_EXT = frozenset(os.fsencode(e) for e in IMAGE_EXTENSIONS)
+_NOT_IMAGE_EXT = frozenset(os.fsencode(e) for e in NOT_IMAGES)
 
 
 @dataclass
@@ -43,12 +48,14 @@ class Folder:
     complete: bool = True
 
 
-def _is_candidate(path: bytes, name: bytes) -> bool:
-    text = os.fsdecode(name)
-    if is_image_name(text):
-        return True
-    ext = os.path.splitext(text)[1].lower()
-    if ext in NOT_IMAGES:
+def _extension(name: bytes) -> bytes:
+    dot = name.rfind(b".")
+    return name[dot:].lower() if dot > 0 else b""
+
+
+def _sniffs_as_image(path: bytes, name: bytes) -> bool:
+    """For names without an image extension: look at the first bytes."""
+    if _extension(name) in _NOT_IMAGE_EXT:
         return False
     try:
         with open(path, "rb") as f:
@@ -75,7 +82,9 @@ def scan(roots: Iterable[str | bytes]) -> Iterator[Folder]:
 
 
 def _walk(root: bytes, seen: set[tuple[int, int]]) -> Iterator[Folder]:
+    # Depth first with a stack of pending folders: only paths are held, never listings.
     stack = [root]
+    image_ext = _IMAGE_EXT
     while stack:
         current = stack.pop()
         try:
@@ -86,13 +95,13 @@ def _walk(root: bytes, seen: set[tuple[int, int]]) -> Iterator[Folder]:
         if key in seen:
             continue
         seen.add(key)
-        folder = Folder(current, root)
+        files: list[tuple[bytes, int, int]] = []
         subdirs: list[bytes] = []
         try:
             with os.scandir(current) as it:
                 for entry in it:
                     name = entry.name
-                    if name.startswith(b"."):
+                    if name[:1] == b".":
                         continue
                     try:
                         if entry.is_dir():  # follows symlinks; `seen` stops loops
@@ -100,14 +109,15 @@ def _walk(root: bytes, seen: set[tuple[int, int]]) -> Iterator[Folder]:
                             continue
                         if not entry.is_file():
                             continue
-                        if not _is_candidate(entry.path, name):
+                        dot = name.rfind(b".")
+                        if (dot <= 0 or name[dot:].lower() not in image_ext) and not _sniffs_as_image(entry.path, name):
                             continue
                         est = entry.stat()
                     except OSError:
                         continue
-                    folder.files.append((name, est.st_size, est.st_mtime_ns))
+                    files.append((name, est.st_size, est.st_mtime_ns))
         except OSError as exc:
             log.warning("cannot list %s: %s", os.fsdecode(current), exc.strerror)
             continue
-        yield folder
+        yield Folder(current, root, files)
         stack.extend(sorted(subdirs, reverse=True))

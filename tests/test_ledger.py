@@ -80,7 +80,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
 
 def _one_job(ledger: Ledger, tmp_path) -> int:
     ledger.upsert_files([(os.fsencode(tmp_path), b"a.jpg", os.fsencode(tmp_path), 10, 1, "h1", "active", None)])
-    assert ledger.link_jobs("http://x/v1", [os.fsencode(tmp_path)]) == 1
+    assert ledger.link_folder("http://x/v1", os.fsencode(tmp_path), ["h1"]) == 1
     return ledger.jobs_in_state("http://x/v1", JobState.QUEUED)[0].id
 
 
@@ -105,11 +105,14 @@ def test_identical_content_shares_one_job_and_endpoints_do_not(tmp_path):
             (root + b"/sub", b"b.jpg", root, 10, 1, "same", "active", None),
             (root, b"c.jpg", root, 10, 1, "other", "active", None),
         ])
-        assert ledger.link_jobs("http://one/v1", [root]) == 2
-        assert ledger.link_jobs("http://one/v1", [root]) == 0
-        assert ledger.link_jobs("emulator", [root]) == 2
-        rows = ledger.query("SELECT count(DISTINCT job_id) FROM files")
-        assert rows[0][0] == 2  # files point at the latest endpoint's jobs
+        assert ledger.link_folder("http://one/v1", root, ["same", "other"]) == 2
+        assert ledger.link_folder("http://one/v1", root + b"/sub", ["same"]) == 0  # a copy costs nothing
+        assert ledger.link_folder("http://one/v1", root, ["same", "other"]) == 0
+        assert ledger.query("SELECT count(DISTINCT job_id), count(*) FROM files") == [(2, 3)]
+        assert ledger.link_folder("emulator", root, ["same", "other"]) == 2
+        # Only the folder looked at moves to the new endpoint's jobs; the copy in sub/ keeps its own.
+        rows = ledger.query("SELECT j.endpoint, count(*) FROM files f JOIN jobs j ON j.id = f.job_id GROUP BY 1 ORDER BY 1")
+        assert rows == [("emulator", 2), ("http://one/v1", 1)]
 
 
 def test_non_utf8_names_round_trip(tmp_path):
@@ -117,7 +120,7 @@ def test_non_utf8_names_round_trip(tmp_path):
     with Ledger(str(tmp_path / "l.sqlite")) as ledger:
         ledger.upsert_files([(root, b"caf\xe9.jpg", root, 1, 1, "h", "active", None)])
         assert b"caf\xe9.jpg" in ledger.files_in(root)
-        ledger.link_jobs("e", [root])
+        ledger.link_folder("e", root, ["h"])
         job = ledger.jobs_in_state("e", JobState.QUEUED)[0]
         assert ledger.sources_of(job.id) == [root + b"/caf\xe9.jpg"]
 
