@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -106,8 +107,10 @@ def rate_serial(func: Callable[[str], int], paths: list[str], rounds: int) -> fl
 
 
 def rate_pool(func: Callable[[str], int], paths: list[str], rounds: int, workers: int, kind: str) -> float:
-    executor_type = ProcessPoolExecutor if kind == "processes" else ThreadPoolExecutor
-    with executor_type(max_workers=workers) as pool:
+    # forkserver: forking a parent that has started libvips or Pillow threads can deadlock.
+    context = multiprocessing.get_context("forkserver")
+    executor = ProcessPoolExecutor(workers, mp_context=context) if kind == "processes" else ThreadPoolExecutor(workers)
+    with executor as pool:
         list(pool.map(func, paths[:1] * workers))
         work = paths * rounds
         start = time.perf_counter()

@@ -149,9 +149,7 @@ def _finish(im: Image.Image, orientation: int, max_edge: int) -> Image.Image:
                 im.draft("RGB", (im.width // scale, im.height // scale))
         im.load()
         im = _working_mode(im)
-        if max(im.size) > max_edge:
-            # reducing_gap lets Pillow box-reduce by an integer first, then filter the rest.
-            im.thumbnail((max_edge, max_edge), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        im = _shrink(im, max_edge)
         im = _flatten(im)
         im = _to_srgb(im, icc)
         if orientation in _TRANSPOSE:
@@ -161,6 +159,22 @@ def _finish(im: Image.Image, orientation: int, max_edge: int) -> Image.Image:
     except Exception as exc:
         raise DecodeFailure(CORRUPT) from exc
     return im
+
+
+def _shrink(im: Image.Image, max_edge: int) -> Image.Image:
+    """Fit the long edge to ``max_edge``: an integer box reduction first, bicubic for the rest."""
+    width, height = im.size
+    if max(width, height) <= max_edge:
+        return im
+    ratio = max_edge / max(width, height)
+    target = (max(1, round(width * ratio)), max(1, round(height * ratio)))
+    # A box reduction by an integer costs a tenth of Lanczos over the full image, and what
+    # remains is under 2x, where bicubic (scaled to the ratio, so antialiased) matches Lanczos
+    # by eye and costs a quarter less.
+    factor = min(width // target[0], height // target[1])
+    if factor >= 2:
+        im = im.reduce(factor)
+    return im.resize(target, Image.Resampling.BICUBIC) if im.size != target else im
 
 
 def _working_mode(im: Image.Image) -> Image.Image:

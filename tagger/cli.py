@@ -124,7 +124,8 @@ def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emula
         p = result.plan
         click.echo(
             f"plan: {p.new} new, {p.changed} changed, {p.moved} moved, {p.copied} copied, {p.missing} missing, "
-            f"{p.unchanged} unchanged, {p.unreadable} unreadable; {p.credits} credit(s) would be spent"
+            f"{p.unchanged} unchanged, {p.unreadable} unreadable, {p.paired} RAW captioned from their JPEG; "
+            f"{p.credits} credit(s) would be spent"
             + (f" (balance {result.credit_balance} at the last run)" if result.credit_balance is not None else "")
         )
         return

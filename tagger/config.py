@@ -63,6 +63,7 @@ class Config:
     max_pixels: int = 100_000_000
     send_location: bool = False
     prepare_time_limit: float = 60.0
+    prepare_in_processes: bool = True
     # [output]
     csv: str = ""
     csv_profile: str = "default"
@@ -87,7 +88,7 @@ SECTIONS = {
         "ledger", "workers", "max_in_flight", "requests_per_second", "first_poll_delay", "poll_interval", "max_poll_interval",
         "timeout_reposts", "retry_attempts", "retry_budget", "stop_after_failures",
     ),
-    "prepare": ("max_edge", "quality", "max_pixels", "send_location", "prepare_time_limit"),
+    "prepare": ("max_edge", "quality", "max_pixels", "send_location", "prepare_time_limit", "prepare_in_processes"),
     "output": ("csv", "csv_profile", "sidecars", "sidecar_dir", "sidecar_naming", "keyword_parent"),
 }
 

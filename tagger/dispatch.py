@@ -130,6 +130,7 @@ class Dispatcher:
         self._failures_lock = threading.Lock()
         self._stop = threading.Event()
         self._stop_reason: str | None = None
+        self._accepted = threading.Event()
 
     # -- the conductor --------------------------------------------------------
 
@@ -157,7 +158,9 @@ class Dispatcher:
                     running[prep.submit(self._prepare, job)] = "prepare"
                     kinds.append("prepare")
                 in_flight = kinds.count("submit") + kinds.count("poll") + len(self.schedule)
-                while may_submit and ready and in_flight < self.in_flight.limit:
+                # One probe until the service has accepted a request: a refused key costs one call, not 32.
+                limit = self.in_flight.limit if self._accepted.is_set() else 1
+                while may_submit and ready and in_flight < limit:
                     running[io_pool.submit(self._submit_ready, ready.popleft())] = "submit"
                     in_flight += 1
                 if self._stop.is_set() and self._stop_reason != "credits":
@@ -255,6 +258,7 @@ class Dispatcher:
     # -- health -----------------------------------------------------------
 
     def _ok(self) -> None:
+        self._accepted.set()
         with self._failures_lock:
             self._failures = 0
 

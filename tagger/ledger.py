@@ -264,30 +264,42 @@ class Ledger:
         with self.transaction() as c:
             return c.execute("UPDATE files SET state = 'missing' WHERE dir = ? AND state != 'missing'", (directory,)).rowcount
 
-    def link_folder(self, endpoint: str, directory: bytes, hashes: Iterable[str]) -> int:
+    def link_folder(
+        self, endpoint: str, directory: bytes, hashes: Iterable[str], pairs: Iterable[tuple[bytes, bytes]] = ()
+    ) -> int:
         """Give the active files of one folder with these contents a job at ``endpoint``.
 
         Content the endpoint already has a job for (a copy, a move, a metadata
         edit) links to that job and costs nothing; returns jobs created.
-        Files elsewhere keep their own links: another endpoint's caption is
-        never replaced by a run that did not look at them.
+        ``pairs`` are (RAW name, JPEG name): the RAW file shares the JPEG's
+        job (one submission, both sidecars), or gets its own when the JPEG
+        has none. Files elsewhere keep their own links: another endpoint's
+        caption is never replaced by a run that did not look at them.
         """
         digests = sorted(set(hashes))
-        if not digests:
+        pairs = list(pairs)
+        if not digests and not pairs:
             return 0
         now = self._clock()
+        link = """UPDATE files SET job_id = (SELECT id FROM jobs WHERE jobs.content_hash = files.content_hash AND jobs.endpoint = ?)
+                  WHERE dir = ? AND state = 'active' AND content_hash IN (SELECT value FROM json_each(?))"""
+        create = "INSERT OR IGNORE INTO jobs (content_hash, endpoint, source, state, created_at) VALUES (?, ?, NULL, 'queued', ?)"
         with self.transaction() as c:
             before = c.total_changes
-            c.executemany(
-                "INSERT OR IGNORE INTO jobs (content_hash, endpoint, source, state, created_at) VALUES (?, ?, NULL, 'queued', ?)",
-                [(d, endpoint, now) for d in digests],
-            )
+            c.executemany(create, [(d, endpoint, now) for d in digests])
             created = c.total_changes - before
-            c.execute(
-                """UPDATE files SET job_id = (SELECT id FROM jobs WHERE jobs.content_hash = files.content_hash AND jobs.endpoint = ?)
-                   WHERE dir = ? AND state = 'active' AND content_hash IN (SELECT value FROM json_each(?))""",
-                (endpoint, directory, json.dumps(digests)),
-            )
+            c.execute(link, (endpoint, directory, json.dumps(digests)))
+            for raw, jpeg in pairs:
+                row = c.execute("SELECT job_id FROM files WHERE dir = ? AND name = ? AND state = 'active'", (directory, jpeg)).fetchone()
+                if row and row[0] is not None:
+                    c.execute("UPDATE files SET job_id = ? WHERE dir = ? AND name = ?", (row[0], directory, raw))
+                    continue
+                own = c.execute("SELECT content_hash FROM files WHERE dir = ? AND name = ?", (directory, raw)).fetchone()
+                if own and own[0]:
+                    before = c.total_changes
+                    c.execute(create, (own[0], endpoint, now))
+                    created += c.total_changes - before
+                    c.execute(link, (endpoint, directory, json.dumps([own[0]])))
             return created
 
     def add_urls(self, urls: list[tuple[str, str]], endpoint: str) -> int:

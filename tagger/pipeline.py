@@ -158,7 +158,8 @@ def run(
         )
         exit_code = EXIT_STOPPED
         try:
-            with Preparer(prep_options) as preparer:
+            processes = config.workers if config.prepare_in_processes else 0
+            with Preparer(prep_options, processes=processes) as preparer:
                 dispatcher = Dispatcher(api, ledger, preparer, options, on_settled=settled, progress=progress)
                 result.tally = dispatcher.run()
             written, failed = write_back(ledger, sidecars)

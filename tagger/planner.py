@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from tagger.formats import RAW_EXTENSIONS
 from tagger.hashing import content_hash
 from tagger.ledger import FileState, Ledger
 from tagger.scanner import Folder, scan
@@ -59,6 +60,7 @@ class Plan:
     missing: int = 0
     unchanged: int = 0
     unreadable: int = 0
+    paired: int = 0  # RAW files beside a JPEG of the same name: captioned from it, no credit
     credits: int = 0
     # Hashes of files that are new at their path but whose content the ledger knew.
     _known_new: dict[str, int] = field(default_factory=dict, repr=False)
@@ -66,6 +68,24 @@ class Plan:
     def as_dict(self) -> dict[str, int]:
         """The counts, for printing and JSON."""
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+
+_JPEG = (b".jpg", b".jpeg")
+_RAW = tuple(os.fsencode(ext) for ext in RAW_EXTENSIONS)
+
+
+def raw_pairs(names: Iterable[bytes]) -> dict[bytes, bytes]:
+    """RAW files with a JPEG of the same base name in the folder: RAW name -> JPEG name."""
+    jpegs: dict[bytes, bytes] = {}
+    raws: list[tuple[bytes, bytes]] = []
+    for name in names:
+        stem, ext = os.path.splitext(name)
+        ext = ext.lower()
+        if ext in _JPEG:
+            jpegs.setdefault(stem.lower(), name)
+        elif ext in _RAW:
+            raws.append((stem.lower(), name))
+    return {name: jpegs[stem] for stem, name in raws if stem in jpegs}
 
 
 def _hash(path: bytes) -> tuple[str | None, str | None]:
@@ -123,16 +143,17 @@ class _Planner:
         known = {r[0]: r for r in self.ledger.query(self.full_sql, self.params(folder.path))}
         to_hash: list[tuple[bytes, int, int, tuple | None]] = []
         upserts: list[tuple] = []
-        unlinked: list[str] = []
+        unlinked: list[tuple[bytes, str]] = []
+        pairs = raw_pairs(entry[0] for entry in folder.files)
         for name, size, mtime_ns in differs:
             row = known.get(name)
             if row is not None and row[1] == size and row[2] == mtime_ns and row[3] is not None:
                 result.unchanged += 1
                 if row[4] == _MISSING:
                     upserts.append((folder.path, name, folder.root, size, mtime_ns, row[3], _ACTIVE, None))
-                    unlinked.append(row[3])
+                    unlinked.append((name, row[3]))
                 elif row[4] == _ACTIVE:
-                    unlinked.append(row[3])
+                    unlinked.append((name, row[3]))
                 continue
             to_hash.append((name, size, mtime_ns, row))
         seen_here: set[str] = set()
@@ -142,7 +163,9 @@ class _Planner:
                 result.unreadable += 1
                 upserts.append((folder.path, name, folder.root, size, mtime_ns, None, FileState.FAILED.value, error))
                 continue
-            if row is None:
+            if row is None and name in pairs:
+                result.paired += 1  # captioned from its JPEG: no submission of its own
+            elif row is None:
                 if digest in seen_here or self._content_known(digest):
                     result._known_new[digest] = result._known_new.get(digest, 0) + 1
                 else:
@@ -151,17 +174,20 @@ class _Planner:
                 result.unchanged += 1  # metadata edited, pixels the same: keep the caption
             else:
                 result.changed += 1
-            seen_here.add(digest)
-            unlinked.append(digest)
+            if name not in pairs:
+                seen_here.add(digest)
+            unlinked.append((name, digest))
             upserts.append((folder.path, name, folder.root, size, mtime_ns, digest, _ACTIVE, None))
         gone: list[tuple[bytes, int, str | None]] = []
         if folder.complete:
             present = {entry[0] for entry in folder.files}
             gone = [(name, row[6], row[3]) for name, row in known.items() if row[4] != _MISSING and name not in present]
         result.missing += len(gone)
+        own = [digest for name, digest in unlinked if name not in pairs]
+        paired = [(name, pairs[name]) for name, _ in unlinked if name in pairs]
         if self.dry_run:
-            if unlinked:
-                self.ledger.query("INSERT OR IGNORE INTO temp.plan_seen SELECT value FROM json_each(?)", (json.dumps(unlinked),))
+            if own:
+                self.ledger.query("INSERT OR IGNORE INTO temp.plan_seen SELECT value FROM json_each(?)", (json.dumps(own),))
             if gone:
                 self.ledger.query(
                     "INSERT OR IGNORE INTO temp.plan_gone SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)",
@@ -171,7 +197,7 @@ class _Planner:
         if upserts:
             self.ledger.upsert_files(upserts)
         if unlinked:
-            self.ledger.link_folder(self.endpoint, folder.path, unlinked)
+            self.ledger.link_folder(self.endpoint, folder.path, own, paired)
         if gone:
             self.ledger.mark_missing(folder.path, [name for name, _, _ in gone])
 

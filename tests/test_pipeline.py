@@ -198,3 +198,22 @@ def test_credit_cap_stops_submitting_settles_in_flight_and_resumes(emulator, pho
     rest = run_with(emulator, config, [photos])
     assert rest.exit_code == 0
     assert emulator.counters()["submissions"] == 6
+
+
+def test_raw_beside_its_jpeg_is_captioned_from_it_without_a_credit(emulator, tmp_path):
+    folder = tmp_path / "shoot"
+    make_photo(folder / "IMG_0001.JPG", 41)
+    (folder / "IMG_0001.CR3").write_bytes(b"raw sensor data that is never sent" * 100)
+    (folder / "IMG_0002.NEF").write_bytes(b"a lonely raw file with no preview" * 100)
+    config = config_for(emulator, tmp_path)
+    dry = run_with(emulator, config, [folder], dry_run=True)
+    assert (dry.plan.new, dry.plan.paired, dry.plan.credits) == (2, 1, 2)
+    result = run_with(emulator, config, [folder])
+    assert emulator.counters()["submissions"] == 1  # the JPEG; the lone NEF cannot be decoded
+    assert result.counts["completed"] == 2 and result.counts["failed"] == 1
+    metas = {Path(m["SourceFile"]).name: m for m in exiftool_json(folder / "IMG_0001.JPG.xmp", folder / "IMG_0001.CR3.xmp")}
+    assert metas["IMG_0001.JPG.xmp"]["XMP-dc:Description"] == metas["IMG_0001.CR3.xmp"]["XMP-dc:Description"]
+    reason = ledger_rows(config, "SELECT j.reason FROM files f JOIN jobs j ON j.id = f.job_id WHERE f.name = CAST('IMG_0002.NEF' AS BLOB)")
+    assert reason and reason[0][0]
+    again = run_with(emulator, config, [folder])
+    assert again.plan.unchanged == 3 and emulator.counters()["submissions"] == 1
