@@ -354,4 +354,9 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         click.echo(f"tagger: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    except Exception as exc:  # a bug: still a sentence, and the ledger lets a re-run resume
+        if debug:
+            traceback.print_exc()
+        click.echo(f"tagger: internal error ({type(exc).__name__}: {exc}); run again with --debug and report it", err=True)
+        sys.exit(EXIT_STOPPED)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

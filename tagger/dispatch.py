@@ -354,16 +354,23 @@ class Dispatcher:
         self._ok()
         return _Submitted(job, token)
 
-    def _poll(self, entry: Entry) -> object:
+    def _for_token(self, what: str, entry: Entry, fn: Callable[[], T]) -> T | _Again:
+        """A call about a token; on failure the token waits for a later poll (it is never lost)."""
         try:
-            answer = self._call(lambda: self.api.image_response(entry.token))
+            return self._call(fn)
         except cs.AuthError as exc:
             self._refused(exc)
-            return _Again(entry)
         except cs.APIError as exc:
-            self._transient_spent("poll", exc)
-            entry.due = self.clock() + self.options.max_poll_interval
-            return _Again(entry)
+            if isinstance(exc, cs.ValidationError) and what == "repost":
+                raise  # the service will not repost: the caller settles the job as it stands
+            self._transient_spent(what, exc)
+        entry.due = self.clock() + self.options.max_poll_interval
+        return _Again(entry)
+
+    def _poll(self, entry: Entry) -> object:
+        answer = self._for_token("poll", entry, lambda: self.api.image_response(entry.token))
+        if isinstance(answer, _Again):
+            return answer
         self._ok()
         self.tally.polls += 1
         now = self.clock()
@@ -397,18 +404,13 @@ class Dispatcher:
 
     def _repost(self, entry: Entry, answer: dict) -> object:
         try:
-            self._call(lambda: self.api.repost(entry.token))
+            again = self._for_token("repost", entry, lambda: self.api.repost(entry.token))
         except cs.ValidationError:
             state = JobState.SKIPPED if answer.get("status") == cs.STATUS_SKIPPED else JobState.TIMEOUT
             self.ledger.settle(entry.job_id, state, answer)
             return _Settled(entry.job_id, state)
-        except cs.AuthError as exc:
-            self._refused(exc)
-            return _Again(entry)
-        except cs.APIError as exc:
-            self._transient_spent("repost", exc)
-            entry.due = self.clock() + self.options.max_poll_interval
-            return _Again(entry)
+        if isinstance(again, _Again):
+            return again
         self.ledger.record_repost(entry.job_id, answer.get("status") or "", answer.get("reason"))
         self.tally.reposts += 1
         now = self.clock()

@@ -15,6 +15,21 @@ KEY = "emulator-key"
 SECRET = "emulator-secret"
 
 
+class FakeClock:
+    """A clock whose sleep only moves time forward: backoff tests run in microseconds."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def make_photo(path: Path, seed: int, size: tuple[int, int] = (640, 480), *, exif: Image.Exif | None = None) -> Path:
     """A photo-like JPEG (gradient, shapes and noise: never flat, so never 'blurry')."""
     rnd = random.Random(seed)

@@ -8,18 +8,7 @@ import pytest
 
 from tagger.pacing import InFlightLimit, RateLimiter
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from .conftest import FakeClock
 
 
 def test_limiter_is_off_by_default_and_never_waits():

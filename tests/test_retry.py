@@ -7,18 +7,7 @@ import pytest
 from tagger.cloudsight import AuthError, NetworkError, RateLimited, ServerError
 from tagger.retry import RateGate, RetryPolicy, call
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from .conftest import FakeClock
 
 
 def failing(errors, result="ok"):

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -388,22 +389,12 @@ class Emulator:
         return self._account.balance()
 
 
-def serve(
-    host: str = "127.0.0.1",
-    port: int = 0,
-    *,
-    key: str = "emulator-key",
-    secret: str = "emulator-secret",
-    latency: tuple[float, float] = (0.2, 0.5),
-    ttl: float = 60.0,
-    faults: Faults | None = None,
-    credits: int = 100_000,
-    seed: int | None = None,
-) -> None:
-    """Run an emulator in the foreground until Ctrl-C, printing its base URL and key."""
-    emulator = Emulator(
-        host, port, key=key, secret=secret, latency=latency, ttl=ttl, faults=faults, credits=credits, seed=seed
-    )
+def serve(host: str = "127.0.0.1", port: int = 0, **settings: Any) -> None:
+    """Run an emulator in the foreground until Ctrl-C, printing its base URL and key.
+
+    ``settings`` are ``Emulator``'s keyword arguments (key, secret, latency, ttl, faults, credits, seed).
+    """
+    emulator = Emulator(host, port, **settings)
     with emulator:
         print(f"CloudSight emulator listening at {emulator.url}", flush=True)
         print(f"API key: {emulator.key}", flush=True)
