@@ -145,3 +145,49 @@ def test_ctrl_c_exits_3_and_the_rerun_resumes_without_duplicates(photos, tmp_pat
         counters = emu.counters()
     assert counters["submissions"] == 16 and counters["duplicates"] == 0
     assert len(list(photos.rglob("*.xmp"))) == 16
+
+
+def test_status_lists_reasons_and_retry_requeues_only_what_was_asked(photos, tmp_path):
+    from tagger.emulator import Faults
+
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this jpeg stops here")
+    ledger = str(tmp_path / "l.sqlite")
+    cfg = str(fast_config(tmp_path))
+    with Emulator(latency=(0.05, 0.1), faults=Faults(unsure_rate=1.0)) as emu:
+        env = {"CLOUDSIGHT_API_KEY": emu.key, "CLOUDSIGHT_ENDPOINT": emu.url}
+        first = tagger("--config", cfg, "run", str(photos), "--ledger", ledger, env=env)
+        assert first.returncode == 1, first.stderr
+        status = tagger("status", "--ledger", ledger)
+        assert "6  skipped: unsure" in status.stdout
+        assert "1  failed: truncated or corrupt image" in status.stdout
+        plain = tagger("--config", cfg, "run", str(photos), "--ledger", ledger, env=env)
+        assert plain.returncode == 1
+        assert emu.counters()["submissions"] == 6  # a skipped image is never re-sent by a plain re-run
+        emu.set_faults(Faults())
+        retry = tagger("retry", "--skipped", "unsure", "--ledger", ledger, env=env)
+        assert retry.returncode == 0 and "6 job(s) queued again" in retry.stdout
+        again = tagger("--config", cfg, "run", str(photos), "--ledger", ledger, env=env)
+        assert again.returncode == 1  # the broken file is still broken
+        assert emu.counters()["submissions"] == 12
+    data = json.loads(tagger("status", "--ledger", ledger, "--json").stdout)
+    assert (data["completed"], data["skipped"], data["failed"]) == (6, 0, 1)
+
+
+def test_report_and_strip_from_the_command_line(photos, tmp_path):
+    ledger = str(tmp_path / "l.sqlite")
+    sidecar = photos / "IMG_0000.JPG.xmp"
+    subprocess.run(["exiftool", "-q", "-o", str(sidecar), "-XMP-xmp:Rating=5", str(photos / "IMG_0000.JPG")], check=True)
+    assert tagger("--config", str(fast_config(tmp_path)), "run", str(photos), "--emulator", "--ledger", ledger).returncode == 0
+    page = tmp_path / "sheet.html"
+    out = tagger("report", "--html", str(page), "--ledger", ledger)
+    assert out.returncode == 0 and "wrote 6 images" in out.stdout
+    html = page.read_text(encoding="utf-8")
+    thumbs = json.loads(html.split('<script type="application/json" id="thumbs">', 1)[1].split("</script>", 1)[0])
+    assert len(thumbs) == 6 and all(len(v) > 500 for v in thumbs.values())  # one real JPEG per photo, inline
+    stripped = tagger("strip", str(photos))
+    assert stripped.returncode == 0 and "deleted 5" in stripped.stdout and "updated 1" in stripped.stdout
+    assert sorted(p.name for p in photos.rglob("*.xmp")) == ["IMG_0000.JPG.xmp"]
+    from .conftest import exiftool_json
+
+    (meta,) = exiftool_json(sidecar)
+    assert meta["XMP-xmp:Rating"] == 5 and "XMP-dc:Description" not in meta

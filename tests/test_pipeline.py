@@ -217,3 +217,29 @@ def test_raw_beside_its_jpeg_is_captioned_from_it_without_a_credit(emulator, tmp
     assert reason and reason[0][0]
     again = run_with(emulator, config, [folder])
     assert again.plan.unchanged == 3 and emulator.counters()["submissions"] == 1
+
+
+def test_the_whole_format_corpus_runs_through_the_pipeline(emulator, tmp_path):
+    from tests.corpus import OK, write_corpus
+
+    folder = tmp_path / "corpus"
+    expectations = write_corpus(folder)
+    config = config_for(emulator, tmp_path)
+    result = run_with(emulator, config, [folder])
+    assert result.exit_code == 1  # the bad files failed, the rest completed
+    rows = ledger_rows(
+        config,
+        """SELECT f.name, CASE WHEN f.state = 'failed' THEN 'failed' ELSE j.state END, coalesce(f.reason, j.reason)
+           FROM files f LEFT JOIN jobs j ON j.id = f.job_id""",
+    )
+    seen = {os.fsdecode(name): (state, reason) for name, state, reason in rows}
+    assert set(seen) == set(expectations)
+    for name, expectation in expectations.items():
+        state, reason = seen[name]
+        if expectation == OK:
+            assert state == "completed", (name, state, reason)
+            assert (folder / (name + ".xmp")).exists(), name
+        else:
+            assert state == "failed" and expectation in reason, (name, state, reason)
+    assert emulator.counters()["submissions"] == len({r for r in ledger_rows(
+        config, "SELECT DISTINCT j.id FROM files f JOIN jobs j ON j.id = f.job_id WHERE j.state = 'completed'")})
