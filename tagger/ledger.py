@@ -196,6 +196,14 @@ class Ledger:
             c.execute("UPDATE runs SET finished_at = ?, exit_code = 3 WHERE finished_at IS NULL", (self._clock(),))
             return cur.rowcount
 
+    def forget_tokens(self, endpoint: str) -> int:
+        """Queue again the outstanding jobs of an endpoint whose tokens died with it (the in-process emulator)."""
+        with self.transaction() as c:
+            return c.execute(
+                "UPDATE jobs SET state = 'queued', token = NULL, status = NULL WHERE endpoint = ? AND state IN ('polling', 'submitting')",
+                (endpoint,),
+            ).rowcount
+
     def start_run(self, endpoint: str) -> int:
         """Record the start of a run."""
         with self.transaction() as c:

@@ -111,6 +111,9 @@ def run(
         endpoint = endpoint_id or api.base_url
         result = RunResult(plan=Plan(), dry_run=dry_run)
         if not dry_run:
+            if endpoint == EMULATOR_ENDPOINT:
+                # An in-process emulator starts empty: tokens of an interrupted run died with the last one.
+                ledger.forget_tokens(endpoint)
             result.swept = ledger.sweep()
             if result.swept:
                 log.warning("%d job(s) were interrupted while being submitted; they will be sent again", result.swept)

@@ -243,3 +243,22 @@ def test_the_whole_format_corpus_runs_through_the_pipeline(emulator, tmp_path):
             assert state == "failed" and expectation in reason, (name, state, reason)
     assert emulator.counters()["submissions"] == len({r for r in ledger_rows(
         config, "SELECT DISTINCT j.id FROM files f JOIN jobs j ON j.id = f.job_id WHERE j.state = 'completed'")})
+
+
+def test_in_process_emulator_tokens_of_an_interrupted_run_are_sent_again(photos, tmp_path):
+    from tagger.pipeline import EMULATOR_ENDPOINT
+
+    with Emulator(latency=(5.0, 5.0)) as first:
+        config = config_for(first, tmp_path)
+        capped = run_with(first, config, [photos], endpoint_id=EMULATOR_ENDPOINT, max_credits=0)
+    assert capped.counts["pending"] == 6
+    from tagger.ledger import Ledger
+
+    with Ledger(config.ledger_path) as ledger:  # as a killed run leaves it: tokens the dead emulator issued
+        with ledger.transaction() as c:
+            c.execute("UPDATE jobs SET state = 'polling', token = 'dead' || id")
+    with Emulator(latency=(0.05, 0.1)) as second:
+        config = config_for(second, tmp_path)
+        result = run_with(second, config, [photos], endpoint_id=EMULATOR_ENDPOINT)
+        assert second.counters()["submissions"] == 6
+    assert result.exit_code == 0 and result.counts["completed"] == 6
