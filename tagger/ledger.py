@@ -329,6 +329,12 @@ class Ledger:
 
     # -- jobs -------------------------------------------------------------
 
+    def outstanding(self, endpoint: str) -> bool:
+        """Whether the endpoint has jobs to send or tokens to poll."""
+        return bool(self.query(
+            "SELECT 1 FROM jobs WHERE endpoint = ? AND state IN ('queued', 'submitting', 'polling') LIMIT 1", (endpoint,)
+        ))
+
     def jobs_in_state(self, endpoint: str, state: JobState, limit: int = 1000, after_id: int = 0) -> list[Job]:
         """Jobs of one endpoint in one state, in id order, a page at a time."""
         rows = self.query(
@@ -434,8 +440,10 @@ class Ledger:
         """Active files whose completed caption is not yet in their sidecar."""
         sql = """SELECT f.id, f.dir, f.name, f.root, j.id, j.token, j.endpoint, j.caption, j.flags,
                         j.categories, j.status, j.reason, j.settled_at
-                 FROM files f JOIN jobs j ON j.id = f.job_id
+                 FROM files f CROSS JOIN jobs j ON j.id = f.job_id
                  WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND j.state = 'completed'"""
+        # CROSS JOIN keeps files outer, read from the small files_unwritten partial index; the planner
+        # would otherwise walk every completed job.
         params: tuple = ()
         if job_id is not None:
             sql += " AND j.id = ?"

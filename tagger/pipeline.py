@@ -161,10 +161,11 @@ def run(
         )
         exit_code = EXIT_STOPPED
         try:
-            processes = config.workers if config.prepare_in_processes else 0
-            with Preparer(prep_options, processes=processes) as preparer:
-                dispatcher = Dispatcher(api, ledger, preparer, options, on_settled=settled, progress=progress)
-                result.tally = dispatcher.run()
+            if ledger.outstanding(endpoint):  # a nightly no-op starts no worker processes
+                processes = config.workers if config.prepare_in_processes else 0
+                with Preparer(prep_options, processes=processes) as preparer:
+                    dispatcher = Dispatcher(api, ledger, preparer, options, on_settled=settled, progress=progress)
+                    result.tally = dispatcher.run()
             written, failed = write_back(ledger, sidecars)
             result.sidecars_written += written
             result.sidecar_failures += failed
