@@ -20,6 +20,7 @@ NAMES: tuple[str, ...] = (
     "m003_run_balance",
     "m004_jobs_endpoint_state",
     "m005_unwritten_index",
+    "m006_job_latency",
 )
 
 MIGRATIONS = Migrations("tagger")

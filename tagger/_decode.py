@@ -41,8 +41,9 @@ _TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-# LibRaw's sizes.flip -> EXIF orientation.
-_LIBRAW_FLIP = {0: 1, 3: 3, 5: 8, 6: 6}
+# LibRaw's sizes.flip -> EXIF orientation: the table LibRaw itself uses when it writes an
+# orientation tag, so mirrored files (flip 1, 2, 4, 7) come out mirrored back too.
+_LIBRAW_FLIP = {0: 1, 1: 2, 2: 4, 3: 3, 4: 5, 5: 8, 6: 6, 7: 7}
 
 _ORIENTATION_TAG = 0x0112
 _GPS_IFD = 0x8825
@@ -314,7 +315,10 @@ def _decode_raw(data: bytes, max_edge: int, max_pixels: int, want_location: bool
         preview = _raw_preview(raw, max_edge, max_pixels)
         if preview is not None:
             orientation = _orientation(_read_exif(preview))
-            return Decoded(_finish(preview, orientation if orientation != 1 else flip, max_edge), location)
+            try:
+                return Decoded(_finish(preview, orientation if orientation != 1 else flip, max_edge), location)
+            except DecodeFailure:
+                pass  # only the header was checked: a damaged preview leaves the raw data to decode
         _check_size((raw.sizes.width, raw.sizes.height), max_pixels)
         try:
             rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
@@ -336,10 +340,15 @@ def _raw_preview(raw: Any, max_edge: int, max_pixels: int) -> Image.Image | None
         if thumb.format == rawpy.ThumbFormat.JPEG:
             im = _open(thumb.data, max_pixels)
         elif thumb.format == rawpy.ThumbFormat.BITMAP:
-            im = Image.fromarray(thumb.data)
+            # LibRaw turns some bitmaps upright itself (its Kodak-style loader, which 16-bit
+            # DNG previews take) and not others, and does not say which: let the raw decode orient.
+            if raw.sizes.flip:
+                return None
+            pixels = thumb.data
+            im = Image.fromarray(pixels[:, :, 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels)
         else:
             return None
-    except DecodeFailure:
+    except (DecodeFailure, TypeError, ValueError):  # fromarray refuses shapes it has no mode for
         return None
     # A 160x120 index thumbnail would caption badly; demand half the target size.
     if max(im.size) < min(max_edge, 1024) // 2:

@@ -82,6 +82,7 @@ class _Ready:
 class _Submitted:
     job: Job
     token: str
+    at: float  # when the service answered: the job's latency counts from here
 
 
 @dataclass
@@ -121,8 +122,12 @@ class Dispatcher:
         self.sleep = sleep
         self.gate = RateGate(clock, sleep)
         self.limiter = RateLimiter(options.requests_per_second, clock=clock, sleep=sleep)
-        self.in_flight = InFlightLimit(options.max_in_flight, clock=clock)
+        # 0.7 as CUBIC backs off: a stray 429 should not halve the pipe.
+        self.in_flight = InFlightLimit(options.max_in_flight, decrease=0.7, clock=clock)
         self.latency = LatencyModel(options.first_poll_delay, options.poll_interval, options.max_poll_interval)
+        # Earlier runs' latencies aim the first polls of this one.
+        for low, high in reversed(ledger.latency_history(options.endpoint)):
+            self.latency.observe(low, high)
         self.schedule = Schedule()
         self.tally = Tally()
         self._failures = 0
@@ -194,10 +199,10 @@ class Dispatcher:
             # Let in-flight POSTs finish so their tokens reach the ledger.
             prep.shutdown(wait=True, cancel_futures=True)
             io_pool.shutdown(wait=True, cancel_futures=True)
-        if self._stop_reason and self._stop_reason != "credits":
+        if self._stop_reason == "credits":
+            self.tally.stopped = f"the --max-credits cap of {opts.max_credits} was reached; run again to go on"
+        else:
             self.tally.stopped = self._stop_reason
-        elif self._stop_reason == "credits":
-            self.tally.stopped = "credits"
         return self.tally
 
     def _credits_spent(self) -> bool:
@@ -242,8 +247,8 @@ class Dispatcher:
         if isinstance(outcome, _Submitted):
             self.tally.submitted += 1
             self.progress("submitted", 1)
-            now = self.clock()
-            self.schedule.add(Entry(now + self.latency.first_delay(), outcome.job.id, outcome.token, now, outcome.job.reposts))
+            at = outcome.at
+            self.schedule.add(Entry(at + self.latency.first_delay(), outcome.job.id, outcome.token, at, outcome.job.reposts))
         elif isinstance(outcome, _Again):
             self.schedule.add(outcome.entry)
         elif isinstance(outcome, _Settled):
@@ -352,7 +357,7 @@ class Dispatcher:
             return _Settled(job.id, JobState.FAILED)
         self.ledger.record_token(job.id, token, answer.get("status"))
         self._ok()
-        return _Submitted(job, token)
+        return _Submitted(job, token, self.clock())
 
     def _for_token(self, what: str, entry: Entry, fn: Callable[[], T]) -> T | _Again:
         """A call about a token; on failure the token waits for a later poll (it is never lost)."""
@@ -383,7 +388,7 @@ class Dispatcher:
         low = (entry.last_poll if entry.last_poll is not None else entry.submitted_at) - entry.submitted_at
         if status == cs.STATUS_COMPLETED:
             self.latency.observe(low, now - entry.submitted_at)
-            self.ledger.settle(entry.job_id, JobState.COMPLETED, answer)
+            self.ledger.settle(entry.job_id, JobState.COMPLETED, answer, (low, now - entry.submitted_at))
             return _Settled(entry.job_id, JobState.COMPLETED)
         if status == cs.STATUS_SKIPPED:
             if answer.get("reason") in REPOST_ONCE and entry.reposts < 1:

@@ -385,14 +385,15 @@ class Ledger:
                 (status, reason, self._clock(), job_id),
             )
 
-    def settle(self, job_id: int, state: JobState, answer: dict) -> None:
-        """Record a job's final answer."""
+    def settle(self, job_id: int, state: JobState, answer: dict, latency: tuple[float, float] | None = None) -> None:
+        """Record a job's final answer (and when it was last seen working, first seen done)."""
         flags = answer.get("flags")
         categories = answer.get("categories")
+        low, high = latency or (None, None)
         with self.transaction() as c:
             c.execute(
                 """UPDATE jobs SET state = ?, status = ?, caption = ?, reason = ?, flags = ?, categories = ?,
-                   polls = polls + 1, settled_at = ? WHERE id = ?""",
+                   polls = polls + 1, settled_at = ?, latency_low = ?, latency_high = ? WHERE id = ?""",
                 (
                     state.value,
                     answer.get("status"),
@@ -401,9 +402,22 @@ class Ledger:
                     json.dumps(list(flags)) if isinstance(flags, list) else None,
                     json.dumps([str(x) for x in categories]) if isinstance(categories, list) else None,
                     self._clock(),
+                    low,
+                    high,
                     job_id,
                 ),
             )
+
+    def latency_history(self, endpoint: str, limit: int = 500) -> list[tuple[float, float]]:
+        """(last seen working, first seen done) of the endpoint's latest completed jobs, in seconds."""
+        return [
+            (r[0], r[1])
+            for r in self.query(
+                """SELECT latency_low, latency_high FROM jobs WHERE endpoint = ? AND state = 'completed'
+                   AND latency_high IS NOT NULL ORDER BY settled_at DESC LIMIT ?""",
+                (endpoint, limit),
+            )
+        ]
 
     def retry(self, endpoint: str, *, failed: bool, skipped: Iterable[str] = (), timeouts: bool = False) -> int:
         """Put selected settled jobs back in the queue; returns how many."""

@@ -174,12 +174,9 @@ def run(
             result.credit_balance = api.credit_balance
             broots = [os.path.abspath(os.fsencode(p)) for p in paths]
             result.counts = ledger.summary(broots, remote=bool(urls))
-            result.stopped = result.tally.stopped
-            if result.stopped:
+            if result.counts["pending"]:
                 exit_code = EXIT_STOPPED
-            elif result.counts["pending"]:
-                exit_code = EXIT_STOPPED
-                result.stopped = f"{result.counts['pending']} file(s) still pending"
+                result.stopped = result.tally.stopped or f"{result.counts['pending']} file(s) still pending"
             elif result.counts["failed"]:
                 exit_code = EXIT_SOME_FAILED
             else:

@@ -262,3 +262,22 @@ def test_in_process_emulator_tokens_of_an_interrupted_run_are_sent_again(photos,
         result = run_with(second, config, [photos], endpoint_id=EMULATOR_ENDPOINT)
         assert second.counters()["submissions"] == 6
     assert result.exit_code == 0 and result.counts["completed"] == 6
+
+
+def test_the_next_run_aims_its_first_polls_from_the_ledgers_latencies(photos, tmp_path):
+    from tagger.dispatch import Dispatcher, DispatchOptions
+    from tagger.ledger import Ledger
+
+    for i in range(6, 12):
+        make_photo(photos / f"more_{i}.jpg", i, size=(320, 240))
+    with Emulator(latency=(0.3, 0.4), seed=5) as emu:
+        config = config_for(emu, tmp_path)
+        assert run_with(emu, config, [photos]).exit_code == 0
+    with Ledger(config.ledger_path) as ledger:
+        history = ledger.latency_history(emu.url)
+        assert len(history) == 12
+        assert all(0 <= low < high and high >= 0.25 for low, high in history)  # the service's clock starts first
+        fresh = Dispatcher(None, ledger, None, DispatchOptions(endpoint=emu.url, params={}, first_poll_delay=4.0,
+                                                               poll_interval=0.05, max_poll_interval=0.2))
+        assert fresh.latency.quantile(0.5) is not None
+        assert 0.25 <= fresh.latency.first_delay() <= 0.6  # aimed at the learned latency, not the 4 s default
