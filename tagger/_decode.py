@@ -300,8 +300,12 @@ def _decode_raw(data: bytes, max_edge: int, max_pixels: int, want_location: bool
         raise DecodeFailure(RAW_MISSING) from exc
     location = None
     if want_location:
-        try:  # most RAW containers are TIFF underneath, with EXIF Pillow can read from the header
-            location = _location(Image.open(io.BytesIO(data), formats=("TIFF",)).getexif())
+        # Most RAW containers are TIFF underneath. Read IFD0's tags alone: Pillow will not open
+        # an IFD0 that holds the CFA data itself (as in phones' DNGs), and need not.
+        try:
+            exif = Image.Exif()
+            exif.load(data)
+            location = _location(exif)
         except Exception:
             location = None
     try:
@@ -315,8 +319,9 @@ def _decode_raw(data: bytes, max_edge: int, max_pixels: int, want_location: bool
         preview = _raw_preview(raw, max_edge, max_pixels)
         if preview is not None:
             orientation = _orientation(_read_exif(preview))
+            orientation = orientation if orientation != 1 else flip
             try:
-                return Decoded(_finish(preview, orientation if orientation != 1 else flip, max_edge), location)
+                return Decoded(_finish(preview, orientation, max_edge), location)
             except DecodeFailure:
                 pass  # only the header was checked: a damaged preview leaves the raw data to decode
         _check_size((raw.sizes.width, raw.sizes.height), max_pixels)
