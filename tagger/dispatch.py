@@ -122,8 +122,9 @@ class Dispatcher:
         self.sleep = sleep
         self.gate = RateGate(clock, sleep)
         self.limiter = RateLimiter(options.requests_per_second, clock=clock, sleep=sleep)
-        # 0.7 as CUBIC backs off: a stray 429 should not halve the pipe.
-        self.in_flight = InFlightLimit(options.max_in_flight, decrease=0.7, clock=clock)
+        # Back off by 0.7 (as CUBIC does) and regain one slot per 4 successful requests: a job
+        # takes seconds, so growing once per round would take minutes to refill the pipe.
+        self.in_flight = InFlightLimit(options.max_in_flight, decrease=0.7, per=4, clock=clock)
         self.latency = LatencyModel(options.first_poll_delay, options.poll_interval, options.max_poll_interval)
         # Earlier runs' latencies aim the first polls of this one.
         for low, high in reversed(ledger.latency_history(options.endpoint)):

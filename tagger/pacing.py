@@ -7,7 +7,9 @@ burst); it is off (never waits) when ``rate`` is None, the default.
 multiplies the limit by ``decrease`` (once per congestion episode: the 429s
 of one burst arrive together and count once), and every success adds
 ``increase / limit``, so the limit climbs back by ``increase`` per round of
-successes, as TCP's congestion window does. Both are thread-safe; the clock
+successes, as TCP's congestion window does; or ``increase / per`` with a fixed
+``per``, for a service whose round trip (a job: seconds) is too long for
+per-round growth to recover in useful time. Both are thread-safe; the clock
 and sleep are injectable so tests run on a fake clock.
 """
 
@@ -82,6 +84,7 @@ class InFlightLimit:
         increase: float = 1.0,
         decrease: float = 0.5,
         episode: float = 1.0,
+        per: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= minimum <= maximum:
@@ -93,6 +96,8 @@ class InFlightLimit:
         self.increase = increase
         self.decrease = decrease
         self.episode = episode
+        # Successes per ``increase``: the current limit (TCP's once per round) when None.
+        self.per = per
         self._clock = clock
         self._lock = threading.Lock()
         self._value = float(maximum)
@@ -110,7 +115,7 @@ class InFlightLimit:
         with self._lock:
             if self._clock() < self._quiet_after:
                 return  # still inside the pause that the last 429 asked for
-            self._value = min(float(self.maximum), self._value + self.increase / self._value)
+            self._value = min(float(self.maximum), self._value + self.increase / (self.per or self._value))
 
     def on_rate_limited(self, retry_after: float | None = None) -> None:
         """A 429: shrink once per episode (``retry_after`` or ``episode`` seconds)."""

@@ -104,3 +104,17 @@ def test_aimd_rejects_nonsense():
         InFlightLimit(4, minimum=5)
     with pytest.raises(ValueError):
         InFlightLimit(4, decrease=1.0)
+
+
+def test_aimd_with_a_fixed_ramp_regains_one_slot_per_n_successes():
+    clock = FakeClock()
+    limit = InFlightLimit(32, decrease=0.7, per=4, clock=clock)
+    limit.on_rate_limited(1.0)
+    assert limit.limit == 22  # 32 x 0.7
+    clock.now = 1.0
+    for _ in range(4):
+        limit.on_success()
+    assert limit.limit == 23
+    for _ in range(36):
+        limit.on_success()
+    assert limit.limit == 32
