@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from ._tiff import data_extent
 from .formats import RAW_EXTENSIONS, SNIFF_BYTES, sniff
 
 __all__ = ["DecodeFailure", "Decoded", "decode", "draft_scale"]
@@ -308,6 +309,9 @@ def _decode_raw(data: bytes, max_edge: int, max_pixels: int, want_location: bool
             location = _location(exif)
         except Exception:
             location = None
+    extent = data_extent(data)
+    if extent is not None and extent > len(data):
+        raise DecodeFailure(CORRUPT)  # LibRaw would decode the missing part as whatever memory holds
     try:
         raw = rawpy.imread(io.BytesIO(data))
     except rawpy.LibRawFileUnsupportedError as exc:

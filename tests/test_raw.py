@@ -490,3 +490,12 @@ def test_junk_with_a_raw_name_fails_cleanly(tmp_path: Path, name: str, data: byt
     with pytest.raises(PrepareError) as caught:
         prepare(write(tmp_path, name, data), PrepareOptions())
     assert caught.value.reason == NOT_RAW
+
+
+def test_the_data_extent_of_a_dng_is_where_its_last_strip_ends() -> None:
+    from tagger._tiff import data_extent
+
+    whole = dng(raw_scene(), jpeg(preview_scene()))
+    assert data_extent(whole) == len(whole)
+    assert data_extent(whole[: len(whole) - 10]) > len(whole) - 10
+    assert data_extent(b"not a tiff at all") is None
