@@ -191,3 +191,26 @@ def test_report_and_strip_from_the_command_line(photos, tmp_path):
 
     (meta,) = exiftool_json(sidecar)
     assert meta["XMP-xmp:Rating"] == 5 and "XMP-dc:Description" not in meta
+
+
+def test_the_emulator_command_serves_until_ctrl_c(tmp_path):
+    import signal
+
+    from tagger import cloudsight as cs
+
+    from .conftest import make_photo
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "tagger", "emulator", "--port", "0", "--latency", "0.05", "--key", "k1"],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert "listening at http://127.0.0.1:" in line
+        url = line.split("listening at ", 1)[1].strip()
+        with cs.API(cs.SimpleAuth("k1"), base_url=url, sleep=lambda s: __import__("time").sleep(0.05)) as api:
+            token = api.image_request(make_photo(tmp_path / "p.jpg", 3).read_bytes(), "p.jpg")["token"]
+            assert api.wait(token, timeout=20)["status"] == cs.STATUS_COMPLETED
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
