@@ -142,43 +142,70 @@ class TimedDispatcher(Dispatcher):
 tagger.pipeline.Dispatcher = TimedDispatcher
 
 
-def pipeline_case(images: list[Path], work: Path, latency: tuple[float, float], scale: float, faults: Faults | None) -> dict:
-    """Run the pipeline over images against a fresh emulator; the measured figures."""
+def _config(emu: ChildEmulator, ledger: Path, scale: float) -> Config:
     interval = 1.0 / scale
-    with ChildEmulator(latency, faults) as emu:
-        config = Config(
-            api_key=emu.key,
-            endpoint=emu.url,
-            ledger=str(work / f"ledger-{time.monotonic_ns()}.sqlite"),
-            max_in_flight=IN_FLIGHT,
-            workers=2,
-            first_poll_delay=4.0 * interval,
-            poll_interval=interval,
-            max_poll_interval=10.0 * interval,
-            sidecars=False,
-            retry_budget=600.0,
-            retry_attempts=20,
-        )
-        with make_api(config) as api:
-            result = run(config, [str(images[0].parent)], api=api)
-        counters = emu.counters()
+    return Config(
+        api_key=emu.key,
+        endpoint=emu.url,
+        ledger=str(ledger),
+        max_in_flight=IN_FLIGHT,
+        workers=2,
+        first_poll_delay=4.0 * interval,
+        poll_interval=interval,
+        max_poll_interval=10.0 * interval,
+        sidecars=False,
+        retry_budget=600.0,
+        retry_attempts=20,
+    )
+
+
+def _figures(result, before: dict, after: dict) -> dict:
+    """The figures of one run, from the emulator's counters before and after it."""
     dispatcher = TimedDispatcher.last
-    completed = counters["completed_at"]
-    seen = counters["first_seen_completed_at"]
+    completed = {t: at for t, at in after["completed_at"].items() if t not in before["completed_at"]}
+    seen = after["first_seen_completed_at"]
     delays = [seen[t] - completed[t] for t in completed if t in seen]
+    delta = {k: after[k] - before.get(k, 0) for k in ("polls", "duplicates", "in_retry_after_window", "rate_limited",
+                                                   "server_errors_injected")}
     return {
         "wall": dispatcher.wall,
         "completed": len(completed),
         "settled_ok": result.counts.get("completed", 0),
-        "polls_per_image": counters["polls"] / max(1, len(completed)),
+        "polls_per_image": delta["polls"] / max(1, len(completed)),
         "median_delay": statistics.median(delays) if delays else float("nan"),
-        "duplicates": counters["duplicates"],
-        "in_retry_after_window": counters["in_retry_after_window"],
-        "rate_limited": counters["rate_limited"],
-        "server_errors": counters["server_errors_injected"],
+        "duplicates": delta["duplicates"],
+        "in_retry_after_window": delta["in_retry_after_window"],
+        "rate_limited": delta["rate_limited"],
+        "server_errors": delta["server_errors_injected"],
         "aimd_decreases": dispatcher.in_flight.decreases,
         "exit": result.exit_code,
     }
+
+
+def pipeline_case(images: list[Path], work: Path, latency: tuple[float, float], scale: float, faults: Faults | None) -> dict:
+    """Run the pipeline over images against a fresh emulator and an empty ledger; the measured figures."""
+    with ChildEmulator(latency, faults) as emu:
+        config = _config(emu, work / f"ledger-{time.monotonic_ns()}.sqlite", scale)
+        with make_api(config) as api:
+            result = run(config, [str(images[0].parent)], api=api)
+        return _figures(result, {"completed_at": {}}, emu.counters())
+
+
+def warm_case(images: list[Path], work: Path, latency: tuple[float, float], scale: float) -> dict:
+    """A nightly run: the ledger already holds an earlier run's latencies; figures of the second run."""
+    halves = [work / "first", work / "second"]
+    for folder, part in zip(halves, (images[: len(images) // 2], images[len(images) // 2 :])):
+        folder.mkdir()
+        for path in part:
+            os.link(path, folder / path.name)
+    with ChildEmulator(latency) as emu:
+        config = _config(emu, work / f"ledger-{time.monotonic_ns()}.sqlite", scale)
+        with make_api(config) as api:
+            run(config, [str(halves[0])], api=api)
+        before = emu.counters()
+        with make_api(config) as api:
+            result = run(config, [str(halves[1])], api=api)
+        return _figures(result, before, emu.counters())
 
 
 def baseline_case(images: list[Path], latency: tuple[float, float], scale: float) -> float:
@@ -202,7 +229,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=None, help="images (default 1000, 200 with --quick)")
     parser.add_argument("--scale", type=float, default=10.0, help="divide the 6-12 s latency and poll timings by this")
     parser.add_argument("--baseline", type=int, default=None, help="images in the baseline subset")
-    parser.add_argument("--cases", default="ABC", help="which cases to run (C needs B), e.g. BC")
+    parser.add_argument("--cases", default="ABC", help="cases to run: A, B, W (warm ledger), C; W and C need B")
     args = parser.parse_args()
     n = args.n or (200 if args.quick else 1000)
     subset = args.baseline or (4 if args.quick else 12)
@@ -238,6 +265,11 @@ def main() -> None:
         print(f"   median detection delay {b['median_delay']:.3f} s = {b['median_delay'] * s:.2f} poll intervals "
               f"(target <= 1), completed {b['completed']}/{n}")
 
+        if "W" in args.cases:
+            w = warm_case(images, work, lat, s)
+            print(f"\nW. as B, a second run whose ledger holds the first half's latencies ({n // 2} + {n - n // 2} images):")
+            print(f"   polls per completed image {w['polls_per_image']:.2f} (target <= 2), median detection delay "
+                  f"{w['median_delay']:.3f} s = {w['median_delay'] * s:.2f} poll intervals, completed {w['completed']}")
         if "C" not in args.cases:
             return
         faults = Faults(server_error_rate=0.10, rate_limit_rate=0.03, retry_after=1.0)

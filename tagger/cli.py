@@ -37,6 +37,20 @@ def _setup_logging(quiet: bool, debug: bool) -> None:
     root.propagate = False
 
 
+def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        ctx.ensure_object(dict)
+        ctx.find_root().obj["config"] = value
+    return value
+
+
+#: ``--config`` after the command too (``tagger run --config FILE ...``), as scripts write it.
+config_option = click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False), expose_value=False, is_eager=True,
+    callback=_remember_config, help="TOML config file (see config.example.toml).",
+)
+
+
 def _config(ctx: click.Context, flags: dict[str, Any]) -> Config:
     return load_config(ctx.obj.get("config"), flags)
 
@@ -61,6 +75,7 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 
 
 @cli.command()
+@config_option
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--urls", "urls_file", type=click.Path(dir_okay=False), help="Also caption the images at these URLs (one per line, or a CSV 'url' column).")
 @click.option("--endpoint", help="Service base URL (default https://api.cloudsight.ai/v1).")
@@ -176,6 +191,7 @@ def _summary(result: Any, quiet: bool) -> None:
 
 
 @cli.command()
+@config_option
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
@@ -197,6 +213,7 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
 
 
 @cli.command()
+@config_option
 @click.option("--csv", "dest", required=True, type=click.Path(dir_okay=False), help="Where to write.")
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
 @click.option("--profile", default="default", show_default=True, help="default, excel, resourcespace, canto, aem, exiftool.")
@@ -215,6 +232,7 @@ def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt:
 
 
 @cli.command()
+@config_option
 @click.option("--html", "dest", required=True, type=click.Path(dir_okay=False), help="Where to write the page.")
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
 @click.pass_context
@@ -235,6 +253,7 @@ def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
 
 
 @cli.command()
+@config_option
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
 @click.option("--endpoint", help="Endpoint whose jobs to retry (default: the configured one).")
 @click.option("--emulator", is_flag=True, help="Retry the in-process emulator's jobs.")

@@ -214,3 +214,14 @@ def test_the_emulator_command_serves_until_ctrl_c(tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
     assert proc.returncode == 0
+
+
+def test_config_goes_before_or_after_the_command(photos, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[run]\nledger = "{tmp_path / "from-config.sqlite"}"\nfirst_poll_delay = 0.1\npoll_interval = 0.05\n')
+    after = tagger("run", str(photos), "--emulator", "--config", str(cfg))
+    assert after.returncode == 0, after.stderr
+    assert (tmp_path / "from-config.sqlite").exists()
+    before = tagger("--config", str(cfg), "status", "--json")
+    assert json.loads(before.stdout)["completed"] == 6
+    assert json.loads(tagger("status", "--json", "--config", str(cfg)).stdout)["completed"] == 6
