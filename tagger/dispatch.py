@@ -253,6 +253,7 @@ class Dispatcher:
         elif isinstance(outcome, _Again):
             self.schedule.add(outcome.entry)
         elif isinstance(outcome, _Settled):
+            self.latency.forget(outcome.job_id)
             self._count(outcome.state)
             self.progress("settled", 1)
             self.on_settled(outcome.job_id, outcome.state)
@@ -383,12 +384,13 @@ class Dispatcher:
         status = answer.get("status")
         if status in WORKING or status is None:
             self.ledger.count_poll(entry.job_id, status or cs.STATUS_NOT_COMPLETED)
+            self.latency.working(entry.job_id, now - entry.submitted_at)
             gap = self.latency.next_delay(now - entry.submitted_at, entry.last_gap)
             entry.last_poll, entry.last_gap, entry.due = now, gap, now + gap
             return _Again(entry)
         low = (entry.last_poll if entry.last_poll is not None else entry.submitted_at) - entry.submitted_at
         if status == cs.STATUS_COMPLETED:
-            self.latency.observe(low, now - entry.submitted_at)
+            self.latency.observe(low, now - entry.submitted_at, entry.job_id)
             self.ledger.settle(entry.job_id, JobState.COMPLETED, answer, (low, now - entry.submitted_at))
             return _Settled(entry.job_id, JobState.COMPLETED)
         if status == cs.STATUS_SKIPPED:

@@ -126,18 +126,35 @@ class LatencyModel:
         self.hazard = hazard
         self.min_observations = min_observations
         self._recent: deque[tuple[float, float]] = deque(maxlen=window)
+        # Jobs still working at their last poll: right-censored latencies ("longer than this").
+        self._working: dict[object, float] = {}
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._plan: _Plan | None = None
         self._stale = 0
         self._warmup = itertools.count()
 
-    def observe(self, low: float, high: float) -> None:
+    def observe(self, low: float, high: float, key: object = None) -> None:
         """Record that a job was still working at ``low`` seconds and done at ``high``."""
         low = max(0.0, low)
         with self._lock:
             self._recent.append((low, max(high, low)))
             self._stale += 1
+            self._working.pop(key, None)
+
+    def working(self, key: object, age: float) -> None:
+        """Record that a job in flight was still working ``age`` seconds after it was sent.
+
+        Without these, the first completions (the fastest jobs) would make the
+        service look quicker than it is, and early first polls would be wasted.
+        """
+        with self._lock:
+            self._working[key] = max(0.0, age)
+
+    def forget(self, key: object) -> None:
+        """The job settled without a latency worth learning (skipped, timed out)."""
+        with self._lock:
+            self._working.pop(key, None)
 
     def quantile(self, q: float) -> float | None:
         """The q-quantile of the estimated latency distribution, or None before enough data."""
@@ -194,12 +211,12 @@ class LatencyModel:
                 return None
             # Refitting costs milliseconds: do it while learning fast, then every few jobs.
             if self._plan is None or self._stale >= min(16, max(1, len(self._recent) // 8)):
-                self._plan = self._fit(list(self._recent))
+                self._plan = self._fit(list(self._recent), list(self._working.values()))
                 self._stale = 0
             return self._plan
 
-    def _fit(self, observations: list[tuple[float, float]]) -> _Plan:
-        longest = max(high for _, high in observations)
+    def _fit(self, observations: list[tuple[float, float]], still_working: list[float] = ()) -> _Plan:
+        longest = max([high for _, high in observations] + [age + self.interval for age in still_working])
         width = max(self.interval / _BINS_PER_INTERVAL, longest / _MAX_BINS)
         bins = int(longest / width) + 2
         intervals: Counter[tuple[int, int]] = Counter()
@@ -208,6 +225,8 @@ class LatencyModel:
             a = min(int(low / width + 1e-9), bins - 1)
             b = min(max(a + 1, math.ceil(high / width - 1e-9)), bins)
             intervals[(a, b)] += 1
+        for age in still_working:
+            intervals[(min(int(age / width + 1e-9), bins - 1), bins)] += 1
         p = turnbull(intervals, bins)
         cdf = [0.0]
         for value in p:

@@ -126,3 +126,24 @@ def test_budget_trades_polls_for_detection_time():
     aim = statistics.median(m.first_delay() for _ in range(100))
     polls, _ = m.expected(aim)
     assert polls <= m.poll_budget + 1e-9
+
+
+def test_jobs_still_working_keep_the_first_completions_from_looking_typical():
+    from tagger.poller import LatencyModel
+
+    def model(with_working: bool) -> LatencyModel:
+        m = LatencyModel(4.0, 1.0, 10.0, seed=1)
+        for i in range(8):  # the first jobs back are the fast ones
+            m.observe(5.5 + i * 0.05, 6.5 + i * 0.05, key=i)
+        if with_working:
+            for j in range(24):  # the rest of the first batch, still working when last polled
+                m.working(100 + j, 7.0 + (j % 3))
+        return m
+
+    naive, censored = model(False), model(True)
+    assert naive.quantile(0.5) < 7.0
+    assert censored.quantile(0.5) >= 8.0
+    assert censored.first_delay() > naive.first_delay()
+    censored.forget(100)
+    censored.observe(8.0, 9.0, key=101)  # settled: no longer counted as working
+    assert censored._working.keys().isdisjoint({100, 101})
