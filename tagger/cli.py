@@ -86,6 +86,7 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @click.option("--csv-profile", help="CSV profile: default, excel, resourcespace, canto, aem, exiftool.")
 @click.option("--sidecar-dir", type=click.Path(file_okay=False), help="Write sidecars into a mirror of the tree here.")
 @click.option("--no-sidecars", is_flag=True, help="Do not write XMP sidecars.")
+@click.option("--rewrite-sidecars", is_flag=True, help="Write every caption into its sidecar again (after changing sidecar settings); sends nothing.")
 @click.option("--workers", type=int, help="Threads preparing and submitting images.")
 @click.option("--max-in-flight", type=int, help="Jobs submitted and not yet settled, at most.")
 @click.option("--max-credits", type=int, help="Stop submitting after this many new submissions (exit 3).")
@@ -95,7 +96,7 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @click.option("--quiet", is_flag=True, help="Print only a one-line summary (for cron).")
 @click.pass_context
 def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emulator: bool, emulator_latency: str, dry_run: bool, quiet: bool,
-        max_credits: int | None, csv_path: str | None, no_sidecars: bool, **flags: Any) -> None:
+        max_credits: int | None, csv_path: str | None, no_sidecars: bool, rewrite_sidecars: bool, **flags: Any) -> None:
     """Caption every image under PATHS, or listed by --urls (resumes; skips what is done)."""
     from tagger.pipeline import EMULATOR_ENDPOINT, make_api, run as run_pipeline
     from tagger.progress import Progress
@@ -131,6 +132,7 @@ def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emula
         result = run_pipeline(
             config, list(paths), api=api or _offline_api(config), endpoint_id=endpoint_id, dry_run=dry_run,
             max_credits=max_credits, progress=Progress(enabled=not quiet), export=export, urls=urls,
+            rewrite_sidecars=rewrite_sidecars,
         )
     finally:
         if with_emulator is not None:

@@ -472,6 +472,12 @@ class Ledger:
                 (job_id, self._clock(), sidecar, file_id),
             )
 
+    def forget_writes(self, roots: list[bytes]) -> int:
+        """Mark the sidecars of files under ``roots`` as not written, so the next write-back redoes them."""
+        where, params = under_roots(roots)
+        with self.transaction() as c:
+            return c.execute(f"UPDATE files SET written_job = NULL WHERE written_job IS NOT NULL AND ({where})", params).rowcount
+
     def mark_file_failed(self, file_id: int, reason: str) -> None:
         """A file-level failure (unreadable, sidecar not writable)."""
         with self.transaction() as c:

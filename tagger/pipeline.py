@@ -93,6 +93,7 @@ def run(
     progress: Progress | None = None,
     export: Callable[[Ledger], int] | None = None,
     urls: Sequence[str] = (),
+    rewrite_sidecars: bool = False,
 ) -> RunResult:
     """Caption every image under ``paths``; resumable, incremental.
 
@@ -126,6 +127,8 @@ def run(
             return result
         run_id = ledger.start_run(endpoint)
         sidecars = SidecarOptions(config.sidecars, config.sidecar_dir or None, config.sidecar_naming, config.keyword_parent)
+        if rewrite_sidecars:  # settings changed (keyword parent, naming, folder): write every caption again
+            ledger.forget_writes([os.path.abspath(os.fsencode(p)) for p in paths])
         # Captions settled in an earlier run but not yet written (a crash between the two).
         written, failed = write_back(ledger, sidecars)
         result.sidecars_written += written

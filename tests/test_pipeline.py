@@ -281,3 +281,19 @@ def test_the_next_run_aims_its_first_polls_from_the_ledgers_latencies(photos, tm
                                                                poll_interval=0.05, max_poll_interval=0.2))
         assert fresh.latency.quantile(0.5) is not None
         assert 0.25 <= fresh.latency.first_delay() <= 0.6  # aimed at the learned latency, not the 4 s default
+
+
+def test_rewrite_sidecars_applies_new_settings_without_sending_anything(emulator, photos, tmp_path):
+    config = config_for(emulator, tmp_path)
+    assert run_with(emulator, config, [photos]).exit_code == 0
+    sidecar = photos / "IMG_0000.JPG.xmp"
+    (meta,) = exiftool_json(sidecar)
+    assert all(k.startswith("CloudSight|") for k in meta["XMP-lr:HierarchicalSubject"])
+    submissions = emulator.counters()["submissions"]
+    renamed = config.replace(keyword_parent="AI")
+    assert run_with(emulator, renamed, [photos]).sidecars_written == 0  # a plain re-run leaves them alone
+    result = run_with(emulator, renamed, [photos], rewrite_sidecars=True)
+    assert result.sidecars_written == 6
+    (meta,) = exiftool_json(sidecar)
+    assert meta["XMP-lr:HierarchicalSubject"] and all(k.startswith("AI|") for k in meta["XMP-lr:HierarchicalSubject"])
+    assert emulator.counters()["submissions"] == submissions
