@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from tagger import cloudsight as cs
-from tagger.errors import StopRun
 from tagger.ledger import Job, JobState, Ledger
 from tagger.normalise import PrepareError, Prepared, Preparer
 from tagger.pacing import InFlightLimit, RateLimiter

@@ -3,11 +3,11 @@
 TaggerError                 root of everything the CLI turns into a sentence
  +-- UsageError             bad flags, config or missing key        exit 2
  +-- LedgerError            ledger unusable (newer schema, corrupt)  exit 2
- |    +-- LedgerLocked      another run holds the ledger             exit 3
- +-- StopRun                the run stopped early; re-run resumes    exit 3
+      +-- LedgerLocked      another run holds the ledger             exit 3
 
-The HTTP client has its own root, ``tagger.cloudsight.APIError``; the
-pipeline turns the unrecoverable ones into ``StopRun``.
+The HTTP client has its own root, ``tagger.cloudsight.APIError``. A run that
+stops early (refused key, service unreachable, credit cap) is not an error:
+``pipeline.run`` returns it with exit status 3 and the reason.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ __all__ = [
     "UsageError",
     "LedgerError",
     "LedgerLocked",
-    "StopRun",
     "EXIT_OK",
     "EXIT_SOME_FAILED",
     "EXIT_USAGE",
@@ -50,11 +49,5 @@ class LedgerError(TaggerError):
 
 class LedgerLocked(LedgerError):
     """Another live process holds the ledger."""
-
-    exit_code = EXIT_STOPPED
-
-
-class StopRun(TaggerError):
-    """The run stopped before every file settled; running again resumes it."""
 
     exit_code = EXIT_STOPPED

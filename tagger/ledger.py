@@ -35,7 +35,7 @@ import sqlite_utils
 from tagger.errors import LedgerError, LedgerLocked
 from tagger.migrations import MIGRATIONS, NAMES
 
-__all__ = ["Ledger", "JobState", "FileState", "Job", "TERMINAL", "SETTLED_STATUS", "file_status", "under_roots"]
+__all__ = ["Ledger", "JobState", "FileState", "Job", "SETTLED_STATUS", "file_status", "under_roots"]
 
 
 class JobState(str, enum.Enum):
@@ -58,8 +58,6 @@ class FileState(str, enum.Enum):
     FAILED = "failed"
     MISSING = "missing"
 
-
-TERMINAL = frozenset({JobState.COMPLETED, JobState.SKIPPED, JobState.TIMEOUT, JobState.NOT_FOUND, JobState.FAILED})
 
 #: The status word a settled job shows users (the service's words).
 SETTLED_STATUS = {
@@ -233,13 +231,9 @@ class Ledger:
         return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
     def known_dirs(self, root: bytes) -> list[bytes]:
-        """Folders under ``root`` where the ledger has files not marked missing."""
-        prefix = root.rstrip(b"/") + b"/"
-        rows = self.query(
-            "SELECT DISTINCT dir FROM files WHERE state != 'missing' AND (dir = ? OR substr(dir, 1, ?) = ?)",
-            (root, len(prefix), prefix),
-        )
-        return [r[0] for r in rows]
+        """Folders at or under ``root`` that hold ledger rows (missing ones too), read from the (dir, name) index."""
+        where, params = under_roots([root])
+        return [r[0] for r in self.query(f"SELECT DISTINCT dir FROM files WHERE {where}", params)]
 
     def upsert_files(self, rows: list[tuple]) -> None:
         """Insert or update scanned files in bulk.

@@ -104,6 +104,7 @@ def run(
         if not os.path.exists(p):
             raise UsageError(f"{p} does not exist")
     progress = progress or Progress(enabled=False)
+    broots = [os.path.abspath(os.fsencode(p)) for p in paths]
     with ExitStack() as stack:
         ledger = stack.enter_context(Ledger(config.ledger_path if not dry_run or os.path.exists(config.ledger_path) else ":memory:"))
         if not dry_run:
@@ -128,7 +129,7 @@ def run(
         run_id = ledger.start_run(endpoint)
         sidecars = SidecarOptions(config.sidecars, config.sidecar_dir or None, config.sidecar_naming, config.keyword_parent)
         if rewrite_sidecars:  # settings changed (keyword parent, naming, folder): write every caption again
-            ledger.forget_writes([os.path.abspath(os.fsencode(p)) for p in paths])
+            ledger.forget_writes(broots)
         # Captions settled in an earlier run but not yet written (a crash between the two).
         written, failed = write_back(ledger, sidecars)
         result.sidecars_written += written
@@ -175,7 +176,6 @@ def run(
             if export is not None:
                 result.csv_rows = export(ledger)
             result.credit_balance = api.credit_balance
-            broots = [os.path.abspath(os.fsencode(p)) for p in paths]
             result.counts = ledger.summary(broots, remote=bool(urls))
             if result.counts["pending"]:
                 exit_code = EXIT_STOPPED

@@ -213,7 +213,7 @@ class _Planner:
         for root in roots:
             if not os.path.isdir(root):
                 continue
-            for directory in _known_dirs(self.ledger, root):
+            for directory in self.ledger.known_dirs(root):
                 if directory in visited or os.path.isdir(directory):
                     continue
                 count = self.ledger.query("SELECT count(*) FROM files WHERE dir = ? AND state != 'missing'", (directory,))[0][0]
@@ -256,16 +256,6 @@ class _Planner:
             (self.endpoint, self.endpoint),
         )[0][0]
         return unknown + queued
-
-
-def _known_dirs(ledger: Ledger, root: bytes) -> list[bytes]:
-    """Folders at or under ``root`` that hold ledger rows (missing ones too), read from the (dir, name) index."""
-    root = root.rstrip(b"/") or b"/"
-    prefix = root if root == b"/" else root + b"/"
-    # Bytes compare as memcmp: [root, root + "0") holds root, root/..., and siblings like "root-old" sorting
-    # between "/" (0x2f) and "0" (0x30), which the filter below drops.
-    rows = ledger.query("SELECT DISTINCT dir FROM files WHERE dir >= ? AND dir < ?", (root, prefix[:-1] + b"0"))
-    return [r[0] for r in rows if r[0] == root or r[0].startswith(prefix)]
 
 
 def plan(

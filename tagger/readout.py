@@ -29,18 +29,19 @@ def iter_records(ledger: Ledger, *, include_missing: bool = False) -> Iterator[R
         cats = tuple(json.loads(categories)) if categories else ()
         completed = status == "completed"
         if directory is None:  # a remote image: ``name`` is its URL
-            yield _remote(name, status, caption, cats, jreason, last_error, flags, digest, token, endpoint, submitted, settled)
-            continue
-        full = os.path.join(directory, name)
-        reason = freason if fstate != "active" else (jreason or (last_error if status == "pending" else None))
+            path = relpath = name
+            filename = urllib.parse.urlsplit(name).path.rsplit("/", 1)[-1] or name
+        else:
+            full = os.path.join(directory, name)
+            path, relpath, filename = display(full), display(os.path.relpath(full, root)), display(name)
         yield Record(
-            path=display(full),
-            relpath=display(os.path.relpath(full, root)),
-            filename=display(name),
+            path=path,
+            relpath=relpath,
+            filename=filename,
             status=status,
             caption=caption if completed else None,
             keywords=tuple(keywords_from(caption, cats)) if completed else (),
-            reason=reason,
+            reason=freason if fstate != "active" else (jreason or (last_error if status == "pending" else None)),
             flags=tuple(json.loads(flags)) if flags else (),
             categories=cats,
             content_hash=digest,
@@ -51,22 +52,3 @@ def iter_records(ledger: Ledger, *, include_missing: bool = False) -> Iterator[R
             modified_at=iso(mtime_ns / 1e9) if mtime_ns else None,
             size=size,
         )
-
-
-def _remote(url, status, caption, cats, reason, last_error, flags, digest, token, endpoint, submitted, settled) -> Record:
-    completed = status == "completed"
-    return Record(
-        path=url,
-        relpath=url,
-        filename=urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1] or url,
-        status=status,
-        caption=caption if completed else None,
-        keywords=tuple(keywords_from(caption, cats)) if completed else (),
-        reason=reason or (last_error if status == "pending" else None),
-        flags=tuple(json.loads(flags)) if flags else (),
-        categories=cats,
-        token=token,
-        endpoint=endpoint,
-        submitted_at=iso(submitted) or None,
-        settled_at=iso(settled) or None,
-    )
