@@ -132,7 +132,7 @@ class Dispatcher:
         self.tally = Tally()
         self._failures = 0
         self._reserved = 0
-        self._failures_lock = threading.Lock()
+        self._lock = threading.Lock()  # counters shared by the worker threads
         self._stop = threading.Event()
         self._stop_reason: str | None = None
         self._accepted = threading.Event()
@@ -207,7 +207,7 @@ class Dispatcher:
 
     def _credits_spent(self) -> bool:
         cap = self.options.max_credits
-        with self._failures_lock:
+        with self._lock:
             spent = cap is not None and self._reserved >= cap
         if spent:
             self._stop_reason = "credits"
@@ -215,7 +215,7 @@ class Dispatcher:
 
     def _reserve_credit(self) -> bool:
         """Take one credit of the --max-credits budget before a POST; False when none is left."""
-        with self._failures_lock:
+        with self._lock:
             cap = self.options.max_credits
             if cap is not None and self._reserved >= cap:
                 return False
@@ -265,11 +265,11 @@ class Dispatcher:
 
     def _ok(self) -> None:
         self._accepted.set()
-        with self._failures_lock:
+        with self._lock:
             self._failures = 0
 
     def _transient_spent(self, what: str, exc: cs.APIError) -> None:
-        with self._failures_lock:
+        with self._lock:
             self._failures += 1
             if self._failures >= self.options.stop_after_failures and not self._stop.is_set():
                 self._stop_reason = f"the service was unreachable ({exc.description})"
@@ -378,7 +378,8 @@ class Dispatcher:
         if isinstance(answer, _Again):
             return answer
         self._ok()
-        self.tally.polls += 1
+        with self._lock:
+            self.tally.polls += 1
         now = self.clock()
         status = answer.get("status")
         if status in WORKING or status is None:
@@ -419,6 +420,7 @@ class Dispatcher:
         if isinstance(again, _Again):
             return again
         self.ledger.record_repost(entry.job_id, answer.get("status") or "", answer.get("reason"))
-        self.tally.reposts += 1
+        with self._lock:
+            self.tally.reposts += 1
         now = self.clock()
         return _Again(Entry(now + self.latency.first_delay(), entry.job_id, entry.token, now, entry.reposts + 1))
