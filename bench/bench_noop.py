@@ -7,9 +7,9 @@
 Builds a tree of tiny, distinct, valid JPEGs (100 folders of 1,000 files by
 default) and a ledger holding every one of them as a finished run leaves it
 (rows written by ``Ledger.upsert_files``, content hashes equal to
-``tagger.hashing.content_hash``, one completed job each, sidecars recorded as
+``tagger.prepare.hashing.content_hash``, one completed job each, sidecars recorded as
 written). Then, on the warm tree, it times ``find DIR -type f -printf '%s %T@\\n'``
-(best of 3) and a whole no-op ``tagger.pipeline.run`` (lock, crash sweep,
+(best of 3) and a whole no-op ``tagger.pipeline.runner.run`` (lock, crash sweep,
 plan, write-back check, summary; the plan alone is shown too; best of 3, each
 in a fresh child process that also reports its peak RSS, VmHWM), and prints
 the ratio. It repeats both after padding the ledger with rows in folders that
@@ -33,8 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tagger.hashing import content_hash  # noqa: E402
-from tagger.ledger import Ledger  # noqa: E402
+from tagger.prepare.hashing import content_hash  # noqa: E402
+from tagger.ledger.store import Ledger  # noqa: E402
 
 ENDPOINT = "bench"
 #: Rows per write transaction while building the ledger.
@@ -166,8 +166,8 @@ def child(ledger_path: str, root: str) -> None:
     """
     from tagger import cloudsight as cs
     from tagger.config import Config
-    from tagger.pipeline import run
-    from tagger.planner import plan
+    from tagger.pipeline.runner import run
+    from tagger.pipeline.plan import plan
 
     baseline = _vm("VmRSS")
     start = time.perf_counter()

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image, ImageOps  # noqa: E402
 
-from tagger._decode import draft_scale  # noqa: E402
-from tagger.normalise import PrepareOptions, Preparer, prepare  # noqa: E402
+from tagger.prepare.decode import draft_scale  # noqa: E402
+from tagger.prepare.normalise import PrepareOptions, Preparer, prepare  # noqa: E402
 from tests.corpus import photo, stored_for_orientation  # noqa: E402
 
 MAX_EDGE = 1024

@@ -41,12 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image, ImageDraw  # noqa: E402
 
-import tagger.pipeline  # noqa: E402
+import tagger.pipeline.runner  # noqa: E402
 from tagger import cloudsight as cs  # noqa: E402
 from tagger.config import Config  # noqa: E402
-from tagger.dispatch import Dispatcher  # noqa: E402
+from tagger.pipeline.dispatch import Dispatcher  # noqa: E402
 from tagger.emulator import Emulator, Faults  # noqa: E402
-from tagger.pipeline import make_api, run  # noqa: E402
+from tagger.pipeline.runner import make_api, run  # noqa: E402
 from tests.conftest import make_photo  # noqa: E402
 
 SIZE = (1600, 1200)
@@ -139,7 +139,7 @@ class TimedDispatcher(Dispatcher):
             self.wall = time.perf_counter() - started
 
 
-tagger.pipeline.Dispatcher = TimedDispatcher
+tagger.pipeline.runner.Dispatcher = TimedDispatcher
 
 
 def _config(emu: ChildEmulator, ledger: Path, scale: float) -> Config:

@@ -2,7 +2,7 @@
 
 Each ``mNNN_*.py`` module holds one schema change as ``apply(db)``. Never
 edit a migration that has shipped: add the next one. The installed wheel
-carries this folder as ``tagger.migrations``.
+carries this folder as ``tagger.ledger.migrations``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """tagger: caption photo archives through the CloudSight API.
 
-The library works without the CLI: ``tagger.cloudsight`` is the HTTP client
-(the original ``cloudsight`` package's API), ``tagger.pipeline.run`` the
+The library works without the CLI: ``tagger.client.cloudsight`` is the HTTP client
+(the original ``cloudsight`` package's API), ``tagger.pipeline.runner.run`` the
 whole scan-submit-poll-write pipeline, ``tagger.emulator`` a
 CloudSight-compatible server for offline use.
 """

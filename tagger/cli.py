@@ -17,10 +17,10 @@ from typing import Any
 import click
 
 from tagger import __version__
-from tagger import cloudsight as cs
+from tagger.client import cloudsight as cs
 from tagger.config import Config, load_config
 from tagger.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, TaggerError, UsageError
-from tagger.ledger import Ledger
+from tagger.ledger.store import Ledger
 
 __all__ = ["main", "cli"]
 
@@ -98,10 +98,10 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emulator: bool, emulator_latency: str, dry_run: bool, quiet: bool,
         max_credits: int | None, csv_path: str | None, no_sidecars: bool, rewrite_sidecars: bool, **flags: Any) -> None:
     """Caption every image under PATHS, or listed by --urls (resumes; skips what is done)."""
-    from tagger.pipeline import EMULATOR_ENDPOINT, make_api, run as run_pipeline
-    from tagger.progress import Progress
+    from tagger.pipeline.runner import EMULATOR_ENDPOINT, make_api, run as run_pipeline
+    from tagger.pipeline.progress import Progress
 
-    from tagger.urls import read_urls
+    from tagger.pipeline.urls import read_urls
 
     _setup_logging(quiet, ctx.obj["debug"])
     if not paths and not urls_file:
@@ -167,8 +167,8 @@ def _offline_api(config: Config) -> cs.API:
 
 
 def _csv_exporter(config: Config) -> Callable[[Ledger], int]:
-    from tagger.export import write_export
-    from tagger.readout import iter_records
+    from tagger.outputs.export import write_export
+    from tagger.outputs.readout import iter_records
 
     return lambda ledger: write_export(iter_records(ledger), config.csv, profile=config.csv_profile)
 
@@ -224,8 +224,8 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
 @click.pass_context
 def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt: str, include_missing: bool) -> None:
     """Write the captions the ledger holds as CSV (or JSON lines)."""
-    from tagger.export import write_export
-    from tagger.readout import iter_records
+    from tagger.outputs.export import write_export
+    from tagger.outputs.readout import iter_records
 
     config = _config(ctx, {"ledger": ledger})
     with _open_ledger(config) as db:
@@ -240,8 +240,8 @@ def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt:
 @click.pass_context
 def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
     """Write a self-contained HTML contact sheet of images and captions."""
-    from tagger.readout import iter_records
-    from tagger.report import write_report
+    from tagger.outputs.readout import iter_records
+    from tagger.outputs.report import write_report
 
     config = _config(ctx, {"ledger": ledger})
     with _open_ledger(config) as db:
@@ -266,7 +266,7 @@ def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
 def retry(ctx: click.Context, ledger: str | None, endpoint: str | None, emulator: bool, failed: bool,
           skipped: tuple[str, ...], timeouts: bool) -> None:
     """Queue selected settled files again; the next run sends them."""
-    from tagger.pipeline import EMULATOR_ENDPOINT
+    from tagger.pipeline.runner import EMULATOR_ENDPOINT
 
     if not (failed or skipped or timeouts):
         raise UsageError("say what to retry: --failed, --skipped REASON or --timeouts")
@@ -281,7 +281,7 @@ def retry(ctx: click.Context, ledger: str | None, endpoint: str | None, emulator
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 def strip(paths: tuple[str, ...]) -> None:
     """Remove from sidecars exactly what tagger added, nothing else."""
-    from tagger.sidecar import SidecarError, strip_sidecar
+    from tagger.outputs.sidecar import SidecarError, strip_sidecar
 
     counts: dict[str, int] = {}
     errors = 0

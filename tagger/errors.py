@@ -4,8 +4,11 @@ TaggerError                 root of everything the CLI turns into a sentence
  +-- UsageError             bad flags, config or missing key        exit 2
  +-- LedgerError            ledger unusable (newer schema, corrupt)  exit 2
       +-- LedgerLocked      another run holds the ledger             exit 3
+ +-- ExportError            an export cannot be written (profile, path) exit 2
+ +-- PrepareError           one image cannot be prepared: recorded, the batch goes on
+ +-- SidecarError           one sidecar cannot be read or written: recorded, retried next run
 
-The HTTP client has its own root, ``tagger.cloudsight.APIError``. A run that
+The HTTP client has its own root, ``tagger.client.cloudsight.APIError``. A run that
 stops early (refused key, service unreachable, credit cap) is not an error:
 ``pipeline.run`` returns it with exit status 3 and the reason.
 """
@@ -17,6 +20,9 @@ __all__ = [
     "UsageError",
     "LedgerError",
     "LedgerLocked",
+    "ExportError",
+    "PrepareError",
+    "SidecarError",
     "EXIT_OK",
     "EXIT_SOME_FAILED",
     "EXIT_USAGE",
@@ -51,3 +57,21 @@ class LedgerLocked(LedgerError):
     """Another live process holds the ledger."""
 
     exit_code = EXIT_STOPPED
+
+
+class ExportError(TaggerError):
+    """An export could not be written: unknown profile or format, or an unwritable destination."""
+
+    exit_code = EXIT_USAGE
+
+
+class PrepareError(TaggerError):
+    """One image could not be prepared for upload; ``reason`` is a sentence for the ledger."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SidecarError(TaggerError):
+    """A sidecar exists but cannot be read, parsed or written; it is left exactly as it was."""

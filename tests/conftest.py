@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -10,6 +11,21 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
+
+import tagger
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite tests the installed package, never the checkout's ``tagger/`` (unless TAGGER_TEST_SOURCE=1)."""
+    here = Path(tagger.__file__).resolve()
+    if CHECKOUT in here.parents and os.environ.get("TAGGER_TEST_SOURCE") != "1":
+        raise pytest.UsageError(
+            f"tagger was imported from the checkout ({here}), not from an install: "
+            "run `pip install '.[test]'` and then `.venv/bin/pytest` (not `python -m pytest`, which puts the "
+            "checkout first on sys.path); for a development loop on an editable install set TAGGER_TEST_SOURCE=1"
+        )
 
 KEY = "emulator-key"
 SECRET = "emulator-secret"

@@ -289,6 +289,6 @@ def hang(path: str, options: object) -> object:
     """A stand-in for prepare() that never finishes for files named *hang*; for Preparer time-limit tests."""
     if "hang" in os.path.basename(path):
         time.sleep(3600)
-    from tagger.normalise import prepare
+    from tagger.prepare.normalise import prepare
 
     return prepare(path, options)  # type: ignore[arg-type]

@@ -98,7 +98,7 @@ def test_status_json_and_export(photos, tmp_path):
 
 
 def test_a_second_run_on_a_held_ledger_exits_3_naming_the_pid(photos, tmp_path):
-    from tagger.ledger import Ledger
+    from tagger.ledger.store import Ledger
 
     ledger = Ledger(str(tmp_path / "l.sqlite"))
     ledger.acquire()
@@ -120,7 +120,7 @@ def test_ctrl_c_exits_3_and_the_rerun_resumes_without_duplicates(photos, tmp_pat
     import signal
     import time
 
-    from .conftest import make_photo
+    from conftest import make_photo
 
     for i in range(6, 16):
         make_photo(photos / f"more_{i}.jpg", i, size=(320, 240))
@@ -187,7 +187,7 @@ def test_report_and_strip_from_the_command_line(photos, tmp_path):
     stripped = tagger("strip", str(photos))
     assert stripped.returncode == 0 and "deleted 5" in stripped.stdout and "updated 1" in stripped.stdout
     assert sorted(p.name for p in photos.rglob("*.xmp")) == ["IMG_0000.JPG.xmp"]
-    from .conftest import exiftool_json
+    from conftest import exiftool_json
 
     (meta,) = exiftool_json(sidecar)
     assert meta["XMP-xmp:Rating"] == 5 and "XMP-dc:Description" not in meta
@@ -198,7 +198,7 @@ def test_the_emulator_command_serves_until_ctrl_c(tmp_path):
 
     from tagger import cloudsight as cs
 
-    from .conftest import make_photo
+    from conftest import make_photo
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
     proc = subprocess.Popen([sys.executable, "-m", "tagger", "emulator", "--port", "0", "--latency", "0.05", "--key", "k1"],

@@ -10,10 +10,10 @@ from functools import partial
 import pytest
 
 from tagger import cloudsight
-from tagger.cloudsight import API, OAuth, SimpleAuth
+from tagger.client.cloudsight import API, OAuth, SimpleAuth
 from tagger.emulator import Emulator, Faults
 
-from .conftest import make_photo
+from conftest import make_photo
 
 
 def jpeg(tmp_path, seed=0) -> bytes:

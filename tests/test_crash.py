@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tagger.emulator import Emulator
 
-from .conftest import exiftool_json, make_photo
+from conftest import exiftool_json, make_photo
 
 
 WORKERS = 2

@@ -1,4 +1,4 @@
-"""Tests for tagger.formats: extension checks and content sniffing on real generated files."""
+"""Tests for tagger.prepare.formats: extension checks and content sniffing on real generated files."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tagger.formats import SNIFF_BYTES, is_image_name, sniff
-from tests.corpus import OK, write_corpus
+from tagger.prepare.formats import SNIFF_BYTES, is_image_name, sniff
+from corpus import OK, write_corpus
 
 
 @pytest.mark.parametrize(

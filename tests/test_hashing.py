@@ -1,4 +1,4 @@
-"""Tests for tagger.hashing: metadata edits keep the hash, pixel edits change it."""
+"""Tests for tagger.prepare.hashing: metadata edits keep the hash, pixel edits change it."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from tagger import hashing
-from tagger.hashing import content_hash
-from tests.corpus import app13_iptc, insert_after_soi, photo
+from tagger.prepare import hashing
+from tagger.prepare.hashing import content_hash
+from corpus import app13_iptc, insert_after_soi, photo
 
 
 def _whole(path: Path) -> str:

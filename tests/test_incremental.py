@@ -18,11 +18,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tagger.cli import cli
-from tagger.ledger import Ledger
-from tagger.planner import plan
+from tagger.ledger.store import Ledger
+from tagger.pipeline.plan import plan
 
-from .conftest import exiftool_json, make_photo
-from .test_pipeline import config_for, run_with
+from conftest import exiftool_json, make_photo
+from test_pipeline import config_for, run_with
 
 
 def _dark(path: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Tests for tagger.keywords: caption words, cleaning and case-insensitive dedupe."""
+"""Tests for tagger.outputs.keywords: caption words, cleaning and case-insensitive dedupe."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tagger.keywords import STOP_WORDS, clean_keywords, keywords_from
+from tagger.outputs.keywords import STOP_WORDS, clean_keywords, keywords_from
 
 
 def test_caption_words_without_stop_words():

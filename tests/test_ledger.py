@@ -13,8 +13,8 @@ import pytest
 import sqlite_utils
 
 from tagger.errors import LedgerError, LedgerLocked
-from tagger.ledger import JobState, Ledger
-from tagger.migrations import MIGRATIONS, NAMES
+from tagger.ledger.store import JobState, Ledger
+from tagger.ledger.migrations import MIGRATIONS, NAMES
 
 
 def test_new_ledger_has_every_migration_and_wal(tmp_path):
@@ -63,7 +63,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
-            from tagger.ledger import Ledger
+            from tagger.ledger.store import Ledger
             l = Ledger({path!r}); l.acquire(); print("held", flush=True); time.sleep(60)
         """)],
         stdout=subprocess.PIPE, text=True,

@@ -12,8 +12,8 @@ import pytest
 import sqlite_utils
 
 from tagger.errors import LedgerError
-from tagger.ledger import JobState, Ledger
-from tagger.migrations import MIGRATIONS, NAMES
+from tagger.ledger.store import JobState, Ledger
+from tagger.ledger.migrations import MIGRATIONS, NAMES
 
 ROOT = b"/archive"
 

@@ -1,4 +1,4 @@
-"""Tests for tagger.normalise on the generated corpus: real files, decoded back and checked pixel by pixel."""
+"""Tests for tagger.prepare.normalise on the generated corpus: real files, decoded back and checked pixel by pixel."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageFile
 
-from tagger import normalise
-from tagger.normalise import PrepareError, PrepareOptions, Prepared, Preparer, prepare
-from tests.corpus import GPS_SOUTH_WEST, NON_UTF8_NAME, OK, hang, photo, write_corpus
+from tagger.prepare import normalise
+from tagger.prepare.normalise import PrepareError, PrepareOptions, Prepared, Preparer, prepare
+from corpus import GPS_SOUTH_WEST, NON_UTF8_NAME, OK, hang, photo, write_corpus
 
 SMALL = PrepareOptions(max_edge=128)
 
@@ -79,7 +79,7 @@ def test_big_jpeg_is_shrunk_to_the_long_edge(corpus: tuple[Path, dict[str, str]]
 
 
 def test_draft_scale_lands_at_or_just_under_the_target() -> None:
-    from tagger._decode import draft_scale
+    from tagger.prepare.decode import draft_scale
 
     assert draft_scale(4000, 3000, 1024) == 4  # 1000 px: no resampling needed
     assert draft_scale(4032, 3024, 1024) == 4

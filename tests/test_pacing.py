@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from tagger.pacing import InFlightLimit, RateLimiter
+from tagger.client.pacing import InFlightLimit, RateLimiter
 
-from .conftest import FakeClock
+from conftest import FakeClock
 
 
 def test_limiter_is_off_by_default_and_never_waits():

@@ -14,9 +14,9 @@ import pytest
 
 from tagger.config import Config
 from tagger.emulator import Emulator, Faults
-from tagger.pipeline import make_api, run
+from tagger.pipeline.runner import make_api, run
 
-from .conftest import exiftool_json, make_photo
+from conftest import exiftool_json, make_photo
 
 FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2, retry_budget=20.0)
 
@@ -220,7 +220,7 @@ def test_raw_beside_its_jpeg_is_captioned_from_it_without_a_credit(emulator, tmp
 
 
 def test_the_whole_format_corpus_runs_through_the_pipeline(emulator, tmp_path):
-    from tests.corpus import OK, write_corpus
+    from corpus import OK, write_corpus
 
     folder = tmp_path / "corpus"
     expectations = write_corpus(folder)
@@ -246,13 +246,13 @@ def test_the_whole_format_corpus_runs_through_the_pipeline(emulator, tmp_path):
 
 
 def test_in_process_emulator_tokens_of_an_interrupted_run_are_sent_again(photos, tmp_path):
-    from tagger.pipeline import EMULATOR_ENDPOINT
+    from tagger.pipeline.runner import EMULATOR_ENDPOINT
 
     with Emulator(latency=(5.0, 5.0)) as first:
         config = config_for(first, tmp_path)
         capped = run_with(first, config, [photos], endpoint_id=EMULATOR_ENDPOINT, max_credits=0)
     assert capped.counts["pending"] == 6
-    from tagger.ledger import Ledger
+    from tagger.ledger.store import Ledger
 
     with Ledger(config.ledger_path) as ledger:  # as a killed run leaves it: tokens the dead emulator issued
         with ledger.transaction() as c:
@@ -265,8 +265,8 @@ def test_in_process_emulator_tokens_of_an_interrupted_run_are_sent_again(photos,
 
 
 def test_the_next_run_aims_its_first_polls_from_the_ledgers_latencies(photos, tmp_path):
-    from tagger.dispatch import Dispatcher, DispatchOptions
-    from tagger.ledger import Ledger
+    from tagger.pipeline.dispatch import Dispatcher, DispatchOptions
+    from tagger.ledger.store import Ledger
 
     for i in range(6, 12):
         make_photo(photos / f"more_{i}.jpg", i, size=(320, 240))

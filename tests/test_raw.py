@@ -20,7 +20,7 @@ import pytest
 import rawpy
 from PIL import Image
 
-from tagger.normalise import PrepareError, PrepareOptions, Prepared, prepare
+from tagger.prepare.normalise import PrepareError, PrepareOptions, Prepared, prepare
 
 BYTE, ASCII, SHORT, LONG, RATIONAL, SRATIONAL = 1, 2, 3, 4, 5, 10
 _PACK = {BYTE: "B", SHORT: "H", LONG: "I"}
@@ -493,7 +493,7 @@ def test_junk_with_a_raw_name_fails_cleanly(tmp_path: Path, name: str, data: byt
 
 
 def test_the_data_extent_of_a_dng_is_where_its_last_strip_ends() -> None:
-    from tagger._tiff import data_extent
+    from tagger.prepare.tiff import data_extent
 
     whole = dng(raw_scene(), jpeg(preview_scene()))
     assert data_extent(whole) == len(whole)

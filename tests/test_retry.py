@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tagger.cloudsight import AuthError, NetworkError, RateLimited, ServerError
-from tagger.retry import RateGate, RetryPolicy, call
+from tagger.client.cloudsight import AuthError, NetworkError, RateLimited, ServerError
+from tagger.client.retry import RateGate, RetryPolicy, call
 
-from .conftest import FakeClock
+from conftest import FakeClock
 
 
 def failing(errors, result="ok"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from tagger.scanner import scan
+from tagger.pipeline.scan import scan
 
 
 def _names(root) -> dict[bytes, list[bytes]]:

@@ -11,10 +11,10 @@ import pytest
 
 from tagger.cli import _csv_exporter
 from tagger.errors import UsageError
-from tagger.urls import read_urls
+from tagger.pipeline.urls import read_urls
 
-from .conftest import make_photo
-from .test_pipeline import config_for, run_with
+from conftest import make_photo
+from test_pipeline import config_for, run_with
 
 
 @pytest.fixture

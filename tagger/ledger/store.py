@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from tagger.errors import LedgerError, LedgerLocked
-from tagger.migrations import MIGRATIONS, NAMES
+from tagger.ledger.migrations import MIGRATIONS, NAMES
 
 __all__ = ["Ledger", "JobState", "FileState", "Job", "SETTLED_STATUS", "file_status", "under_roots"]
 

@@ -6,11 +6,11 @@ import functools
 import logging
 import os
 
-from .formats import RAW_EXTENSIONS, is_image_name
+from tagger.prepare.formats import RAW_EXTENSIONS, is_image_name
 
 __all__ = ["sidecar_path_for", "clear_listing_cache", "display"]
 
-log = logging.getLogger("tagger.sidecar")
+log = logging.getLogger("tagger.outputs.sidecar")
 
 
 def display(path: str) -> str:

@@ -21,11 +21,12 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import _xmp
-from ._atomic import atomic_write, fsync_dir
-from ._naming import clear_listing_cache, display, sidecar_path_for
-from ._xmp import DC, DIGIKAM, IPTC_CORE, LR, RDF, TAGGER, XMP, Packet
-from .keywords import clean_keywords
+from tagger.outputs import xmp as _xmp
+from tagger.errors import SidecarError
+from tagger.atomic import atomic_write, fsync_dir
+from tagger.outputs.naming import clear_listing_cache, display, sidecar_path_for
+from tagger.outputs.xmp import DC, DIGIKAM, IPTC_CORE, LR, RDF, TAGGER, XMP, Packet
+from tagger.outputs.keywords import clean_keywords
 
 __all__ = [
     "SidecarContent",
@@ -71,10 +72,6 @@ class SidecarContent:
     reason: str | None = None
     flags: tuple[str, ...] = ()
     settled_at: str = ""
-
-
-class SidecarError(Exception):
-    """A sidecar exists but cannot be read, parsed or written; it was left untouched."""
 
 
 @dataclass

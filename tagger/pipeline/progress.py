@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 __all__ = ["Progress"]
 
-log = logging.getLogger("tagger.progress")
+log = logging.getLogger("tagger.pipeline.progress")
 
 _LABELS = {"scanned": "files scanned", "submitted": "submitted", "settled": "settled"}
 

@@ -7,10 +7,10 @@ import os
 import urllib.parse
 from collections.abc import Iterator
 
-from tagger.keywords import keywords_from
-from tagger.ledger import Ledger, file_status
-from tagger.records import Record
-from tagger.writeback import iso
+from tagger.outputs.keywords import keywords_from
+from tagger.ledger.store import Ledger, file_status
+from tagger.outputs.records import Record
+from tagger.outputs.writeback import iso
 
 __all__ = ["iter_records", "display"]
 

@@ -14,11 +14,11 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from tagger.formats import IMAGE_EXTENSIONS, SNIFF_BYTES, sniff
+from tagger.prepare.formats import IMAGE_EXTENSIONS, SNIFF_BYTES, sniff
 
 __all__ = ["Folder", "scan", "NOT_IMAGES"]
 
-log = logging.getLogger("tagger.scanner")
+log = logging.getLogger("tagger.pipeline.scan")
 
 #: Extensions never worth opening to sniff: sidecars, our own outputs, video, documents.
 NOT_IMAGES = frozenset(

@@ -12,21 +12,21 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from tagger import cloudsight as cs
+from tagger.client import cloudsight as cs
 from tagger.config import Config
-from tagger.dispatch import Dispatcher, DispatchOptions, Tally
+from tagger.pipeline.dispatch import Dispatcher, DispatchOptions, Tally
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
-from tagger.ledger import Ledger, JobState
-from tagger.normalise import PrepareOptions, Preparer
-from tagger.planner import Plan, plan
-from tagger.progress import Progress
-from tagger.retry import RetryPolicy
-from tagger.urls import url_key
-from tagger.writeback import SidecarOptions, write_back
+from tagger.ledger.store import Ledger, JobState
+from tagger.prepare.normalise import PrepareOptions, Preparer
+from tagger.pipeline.plan import Plan, plan
+from tagger.pipeline.progress import Progress
+from tagger.client.retry import RetryPolicy
+from tagger.pipeline.urls import url_key
+from tagger.outputs.writeback import SidecarOptions, write_back
 
 __all__ = ["RunResult", "run", "make_api", "EMULATOR_ENDPOINT"]
 
-log = logging.getLogger("tagger.pipeline")
+log = logging.getLogger("tagger.pipeline.runner")
 
 #: How the ledger names the in-process emulator, whatever port it got.
 EMULATOR_ENDPOINT = "emulator"

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import tenacity
 
-from tagger.cloudsight import APIError, RateLimited
+from tagger.client.cloudsight import APIError, RateLimited
 
 __all__ = ["RateGate", "RetryPolicy", "call"]
 

@@ -13,13 +13,13 @@ import logging
 import os
 from dataclasses import dataclass
 
-from tagger.keywords import keywords_from
-from tagger.ledger import Ledger
-from tagger.sidecar import SidecarContent, SidecarError, sidecar_path_for, write_sidecar
+from tagger.outputs.keywords import keywords_from
+from tagger.ledger.store import Ledger
+from tagger.outputs.sidecar import SidecarContent, SidecarError, sidecar_path_for, write_sidecar
 
 __all__ = ["SidecarOptions", "write_back"]
 
-log = logging.getLogger("tagger.writeback")
+log = logging.getLogger("tagger.outputs.writeback")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from collections import Counter
 
 import pytest
 
-from tagger.poller import Entry, LatencyModel, Schedule, turnbull
+from tagger.pipeline.latency import LatencyModel, turnbull
+from tagger.pipeline.schedule import Entry, Schedule
 
 
 def test_schedule_pops_in_due_order_only_when_due():
@@ -129,7 +130,7 @@ def test_budget_trades_polls_for_detection_time():
 
 
 def test_jobs_still_working_keep_the_first_completions_from_looking_typical():
-    from tagger.poller import LatencyModel
+    from tagger.pipeline.latency import LatencyModel
 
     def model(with_working: bool) -> LatencyModel:
         m = LatencyModel(4.0, 1.0, 10.0, seed=1)

@@ -16,8 +16,9 @@ import stat
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from ._decode import DecodeFailure, decode
-from ._workers import CallTimeout, KillablePool, WorkerDied
+from tagger.errors import PrepareError
+from tagger.prepare.decode import DecodeFailure, decode
+from tagger.prepare.workers import CallTimeout, KillablePool, WorkerDied
 
 __all__ = ["PrepareOptions", "Prepared", "PrepareError", "prepare", "Preparer"]
 
@@ -41,14 +42,6 @@ class Prepared:
     width: int
     height: int
     location: tuple[float, float, float | None] | None
-
-
-class PrepareError(Exception):
-    """An image that cannot be prepared; ``reason`` is a short sentence for people."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def prepare(path: str, options: PrepareOptions = PrepareOptions()) -> Prepared:

@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from tagger._atomic_text import ExportError, atomic_text
-from tagger.records import Record
+from tagger.atomic import atomic_text
+from tagger.errors import ExportError
+from tagger.outputs.records import Record
 
 __all__ = ["PROFILES", "Profile", "ExportError", "write_export", "guard_cell", "FORMATS"]
 

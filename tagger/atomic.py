@@ -1,17 +1,22 @@
 """Atomic file replacement: a temporary file beside the target, fsync, rename, fsync the folder.
 
+The one atomic-write helper of the package: sidecars, exports and the
+contact sheet all go through ``atomic_write`` (``atomic_text`` for text).
 A crash leaves either the old file or the new one, never half of either.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 from collections.abc import Callable
 from contextlib import suppress
-from typing import BinaryIO, TypeVar
+from typing import IO, BinaryIO, TypeVar
 
-__all__ = ["atomic_write", "fsync_dir"]
+from tagger.errors import ExportError
+
+__all__ = ["atomic_write", "atomic_text", "fsync_dir"]
 
 T = TypeVar("T")
 
@@ -53,3 +58,24 @@ def atomic_write(path: str, write: Callable[[BinaryIO], T], *, mode: int | None 
         raise
     fsync_dir(folder)
     return result
+
+
+def atomic_text(dest: str, write: Callable[[IO[str]], int]) -> int:
+    """Run ``write`` on a UTF-8 text file that atomically replaces ``dest``."""
+
+    def text(raw: BinaryIO) -> int:
+        # errors="replace": a lone surrogate from an undecodable name becomes "?", not a crash.
+        out = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+        try:
+            count = write(out)
+            out.flush()
+        finally:
+            out.detach()  # atomic_write closes the file itself
+        return count
+
+    try:
+        # An export is meant to be shared: 0o644 unless the file it replaces had other bits.
+        mode = None if os.path.exists(dest) else 0o644
+        return atomic_write(os.path.abspath(dest), text, mode=mode)
+    except OSError as exc:
+        raise ExportError(f"cannot write {dest}: {exc.strerror or exc}; check the folder exists and is writable") from exc

@@ -1,7 +1,7 @@
 """Decoding internals of the normaliser: open by content, shrink early, then fix colour and orientation.
 
 Everything here works on bytes already read into memory and returns a small
-8-bit RGB image; ``tagger.normalise`` owns files, errors and encoding.
+8-bit RGB image; ``tagger.prepare.normalise`` owns files, errors and encoding.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from ._tiff import data_extent
-from .formats import RAW_EXTENSIONS, SNIFF_BYTES, sniff
+from tagger.prepare.tiff import data_extent
+from tagger.prepare.formats import RAW_EXTENSIONS, SNIFF_BYTES, sniff
 
 __all__ = ["DecodeFailure", "Decoded", "decode", "draft_scale"]
 

@@ -19,17 +19,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from tagger import cloudsight as cs
-from tagger.ledger import Job, JobState, Ledger
-from tagger.normalise import PrepareError, Prepared, Preparer
-from tagger.pacing import InFlightLimit, RateLimiter
-from tagger.poller import Entry, LatencyModel, Schedule
-from tagger.retry import RateGate, RetryPolicy, call
-from tagger.urls import REMOTE_PREFIX
+from tagger.client import cloudsight as cs
+from tagger.ledger.store import Job, JobState, Ledger
+from tagger.prepare.normalise import PrepareError, Prepared, Preparer
+from tagger.client.pacing import InFlightLimit, RateLimiter
+from tagger.pipeline.latency import LatencyModel
+from tagger.pipeline.schedule import Entry, Schedule
+from tagger.client.retry import RateGate, RetryPolicy, call
+from tagger.pipeline.urls import REMOTE_PREFIX
 
 __all__ = ["Dispatcher", "DispatchOptions", "Tally"]
 
-log = logging.getLogger("tagger.dispatch")
+log = logging.getLogger("tagger.pipeline.dispatch")
 
 T = TypeVar("T")
 

@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from tagger.formats import RAW_EXTENSIONS
-from tagger.hashing import content_hash
-from tagger.ledger import FileState, Ledger
-from tagger.scanner import Folder, scan
+from tagger.prepare.formats import RAW_EXTENSIONS
+from tagger.prepare.hashing import content_hash
+from tagger.ledger.store import FileState, Ledger
+from tagger.pipeline.scan import Folder, scan
 
 __all__ = ["Plan", "plan"]
 
-log = logging.getLogger("tagger.planner")
+log = logging.getLogger("tagger.pipeline.plan")
 
 _ACTIVE = FileState.ACTIVE.value
 _MISSING = FileState.MISSING.value

@@ -24,10 +24,11 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
-from tagger._atomic_text import ExportError, atomic_text
-from tagger._report_assets import CSS, JS, PAGE_SIZE
-from tagger._thumbs import thumbnails
-from tagger.records import Record
+from tagger.atomic import atomic_text
+from tagger.errors import ExportError
+from tagger.outputs.report_assets import CSS, JS, PAGE_SIZE
+from tagger.outputs.thumbs import thumbnails
+from tagger.outputs.records import Record
 
 __all__ = ["write_report", "PAGE_SIZE"]
 

@@ -1,6 +1,6 @@
-"""When to poll each token: a schedule ordered by due time, not a sleep per job.
+"""How long the service takes to caption, learnt from polling; where to aim each first poll.
 
-The latency model learns how long the service takes from what polling
+The model learns how long the service takes from what polling
 actually tells us: each settled job says its latency lay in ``(low, high]``
 (the last poll that found it working, the poll that found it done). A job
 found done at its first poll is censored (all we know is "at most this
@@ -21,7 +21,6 @@ never faster than one poll per ``interval`` per token.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
 import random
@@ -29,7 +28,7 @@ import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-__all__ = ["LatencyModel", "Schedule", "Entry", "turnbull"]
+__all__ = ["LatencyModel", "turnbull"]
 
 # Latencies are binned at interval / _BINS_PER_INTERVAL; a long tail coarsens the bins instead.
 _BINS_PER_INTERVAL = 40
@@ -256,41 +255,3 @@ class LatencyModel:
                 return polls, detect
             gap = self._gap(plan, t, gap)
             t, done_before = t + gap, done
-
-
-@dataclass(order=True)
-class Entry:
-    """A token waiting for its next poll."""
-
-    due: float
-    job_id: int = field(compare=False)
-    token: str = field(compare=False)
-    submitted_at: float = field(compare=False)
-    reposts: int = field(compare=False, default=0)
-    last_poll: float | None = field(compare=False, default=None)
-    last_gap: float = field(compare=False, default=1.0)
-
-
-class Schedule:
-    """Tokens ordered by when they are next due."""
-
-    def __init__(self) -> None:
-        self._heap: list[Entry] = []
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-    def add(self, entry: Entry) -> None:
-        """Put a token in the schedule."""
-        heapq.heappush(self._heap, entry)
-
-    def next_due(self) -> float | None:
-        """When the earliest token is due, or None when empty."""
-        return self._heap[0].due if self._heap else None
-
-    def pop_due(self, now: float) -> list[Entry]:
-        """Take every token due at ``now``."""
-        out = []
-        while self._heap and self._heap[0].due <= now:
-            out.append(heapq.heappop(self._heap))
-        return out

@@ -1,0 +1,10 @@
+"""Talking to CloudSight: the seed's client API, and the retry and pacing policies around it.
+
+Owns: ``cloudsight`` (the original package's API: ``SimpleAuth``, ``OAuth``,
+``API``, the ``STATUS_*``/``REASON_*`` constants and the ``APIError`` tree),
+``retry`` (tenacity policies and the shared 429 gate) and ``pacing``
+(requests-per-second and AIMD in-flight limits).
+
+May import: the standard library, requests, requests-oauthlib, tenacity, and
+``tagger.errors``. Nothing else of tagger: the client works on its own.
+"""

@@ -1,0 +1,13 @@
+"""One run: scan the folders, plan against the ledger, dispatch submissions and polls, write back.
+
+Owns: ``scan`` (walking folders), ``plan`` (what each file needs),
+``dispatch`` (keeping jobs in flight), ``schedule`` (when to poll each token),
+``latency`` (the service's latency model), ``urls`` (remote images),
+``progress`` and ``runner`` (``run()``, the library's entry point).
+
+May import: every other subpackage of tagger; never ``tagger.cli``.
+"""
+
+from tagger.pipeline.runner import EMULATOR_ENDPOINT, RunResult, make_api, run
+
+__all__ = ["run", "RunResult", "make_api", "EMULATOR_ENDPOINT"]

@@ -1,0 +1,50 @@
+"""When to poll each token: a heap ordered by due time, not a sleep per job.
+
+Where a token's polls are aimed comes from ``tagger.pipeline.latency``;
+this module only keeps them in order.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+__all__ = ["Schedule", "Entry"]
+
+
+@dataclass(order=True)
+class Entry:
+    """A token waiting for its next poll."""
+
+    due: float
+    job_id: int = field(compare=False)
+    token: str = field(compare=False)
+    submitted_at: float = field(compare=False)
+    reposts: int = field(compare=False, default=0)
+    last_poll: float | None = field(compare=False, default=None)
+    last_gap: float = field(compare=False, default=1.0)
+
+
+class Schedule:
+    """Tokens ordered by when they are next due."""
+
+    def __init__(self) -> None:
+        self._heap: list[Entry] = []
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, entry: Entry) -> None:
+        """Put a token in the schedule."""
+        heapq.heappush(self._heap, entry)
+
+    def next_due(self) -> float | None:
+        """When the earliest token is due, or None when empty."""
+        return self._heap[0].due if self._heap else None
+
+    def pop_due(self, now: float) -> list[Entry]:
+        """Take every token due at ``now``."""
+        out = []
+        while self._heap and self._heap[0].due <= now:
+            out.append(heapq.heappop(self._heap))
+        return out

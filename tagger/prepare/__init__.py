@@ -1,0 +1,10 @@
+"""Reading images: sniffing formats, hashing their content, decoding and downsizing for upload.
+
+Owns: ``formats`` (which files are images), ``hashing`` (content identity
+that ignores metadata), ``decode`` and ``tiff`` (decoding internals),
+``normalise`` (the upload JPEG, the ``Preparer``) and ``workers`` (the
+killable process pool preparation runs in).
+
+May import: the standard library, Pillow (and pillow-heif, rawpy when
+installed), ``tagger.errors``. Not the ledger, the client or the outputs.
+"""
