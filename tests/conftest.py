@@ -10,9 +10,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from PIL import Image, ImageDraw
 
 import tagger
+
+# CI runs hypothesis derandomised: the same examples every run, so a red CI is reproducible.
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 

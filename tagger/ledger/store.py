@@ -20,7 +20,6 @@ ambiguous; ``sweep()`` puts such jobs back in the queue at start-up.
 from __future__ import annotations
 
 import enum
-import fcntl
 import json
 import os
 import sqlite3
@@ -30,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import portalocker
 import sqlite_utils
 
 from tagger.errors import LedgerError, LedgerLocked
@@ -97,7 +97,7 @@ class Ledger:
         self.path = path if path == ":memory:" else os.path.abspath(path)
         self._clock = clock
         self._lock = threading.RLock()
-        self._lock_fd: int | None = None
+        self._lock_file = None
         try:
             if self.path != ":memory:":
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -131,27 +131,34 @@ class Ledger:
     def acquire(self) -> None:
         """Take the run lock, or raise ``LedgerLocked`` naming the holder's PID.
 
-        The lock is an ``flock`` on ``<ledger>.lock``: the kernel releases it
-        when its holder dies, so a stale lock is simply taken over.
+        The lock is an OS file lock on ``<ledger>.lock`` (portalocker: flock on
+        POSIX, LockFileEx on Windows): the OS releases it when its holder
+        dies, so a stale lock is simply taken over.
         """
-        fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        f = open(self.path + ".lock", "a+b")  # noqa: SIM115 - held open for the run
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
+            portalocker.lock(f, portalocker.LOCK_EX | portalocker.LOCK_NB)
+        except portalocker.LockException:
+            try:
+                f.seek(0)
+                holder = f.read(32).decode("ascii", "replace").strip() or "unknown"
+            except OSError:  # Windows: the holder's lock covers the bytes
+                holder = "unknown"
+            f.close()
             raise LedgerLocked(f"another tagger run (PID {holder}) is using the ledger {self.path}; wait for it to finish") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._lock_fd = fd
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()).encode())
+        f.flush()
+        self._lock_file = f
 
     def close(self) -> None:
         """Close the database and release the run lock."""
         with self._lock:
             self.conn.close()
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
 
     def __enter__(self) -> Ledger:
         return self
