@@ -19,6 +19,7 @@ import click
 from tagger import __version__
 from tagger.client import cloudsight as cs
 from tagger.config import Config, load_config
+from tagger.display import iso
 from tagger.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, TaggerError, UsageError
 from tagger.ledger.store import Ledger
 
@@ -249,7 +250,7 @@ def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
         n = write_report(iter_records(db), dest, summary={
             "counts": {k: summary[k] for k in ("completed", "skipped", "timeout", "not found", "failed", "pending")},
             "reasons": summary["reasons"], "credits_used": summary["credits_used"],
-            "first_run": summary["first_run"], "last_run": summary["last_run"],
+            "first_run": iso(summary["first_run"]), "last_run": iso(summary["last_run"]),
         })
     click.echo(f"wrote {n} images to {dest}")
 

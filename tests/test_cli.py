@@ -184,6 +184,11 @@ def test_report_and_strip_from_the_command_line(photos, tmp_path):
     html = page.read_text(encoding="utf-8")
     thumbs = json.loads(html.split('<script type="application/json" id="thumbs">', 1)[1].split("</script>", 1)[0])
     assert len(thumbs) == 6 and all(len(v) > 500 for v in thumbs.values())  # one real JPEG per photo, inline
+    # Dates as dates, not Unix seconds: "First run 2026-12-01T22:00:31Z".
+    import re
+
+    first = re.search(r"<dt>First run</dt><dd>([^<]*)</dd>", html).group(1)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first), first
     stripped = tagger("strip", str(photos))
     assert stripped.returncode == 0 and "deleted 5" in stripped.stdout and "updated 1" in stripped.stdout
     assert sorted(p.name for p in photos.rglob("*.xmp")) == ["IMG_0000.JPG.xmp"]

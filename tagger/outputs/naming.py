@@ -6,16 +6,12 @@ import functools
 import logging
 import os
 
+from tagger.display import display
 from tagger.prepare.formats import RAW_EXTENSIONS, is_image_name
 
 __all__ = ["sidecar_path_for", "clear_listing_cache", "display"]
 
 log = logging.getLogger("tagger.outputs.sidecar")
-
-
-def display(path: str) -> str:
-    """``path`` printable anywhere: undecodable bytes shown as \\xNN."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 @functools.lru_cache(maxsize=512)

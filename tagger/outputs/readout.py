@@ -10,14 +10,9 @@ from collections.abc import Iterator
 from tagger.outputs.keywords import keywords_from
 from tagger.ledger.store import Ledger, file_status
 from tagger.outputs.records import Record
-from tagger.outputs.writeback import iso
+from tagger.display import display, iso
 
 __all__ = ["iter_records", "display"]
-
-
-def display(path: bytes) -> str:
-    """A path as text, undecodable bytes replaced."""
-    return path.decode("utf-8", "replace")
 
 
 def iter_records(ledger: Ledger, *, include_missing: bool = False) -> Iterator[Record]:

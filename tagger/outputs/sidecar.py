@@ -19,12 +19,13 @@ import unicodedata
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from tagger.outputs import xmp as _xmp
 from tagger.errors import SidecarError
 from tagger.atomic import atomic_write, fsync_dir
-from tagger.outputs.naming import clear_listing_cache, display, sidecar_path_for
+from tagger.display import display, utc_stamp
+from tagger.outputs.naming import clear_listing_cache, sidecar_path_for
 from tagger.outputs.xmp import DC, DIGIKAM, IPTC_CORE, LR, RDF, TAGGER, XMP, Packet
 from tagger.outputs.keywords import clean_keywords
 
@@ -293,12 +294,6 @@ def _mode(path: str) -> int | None:
         return None
 
 
-def _utc_stamp(now: datetime | None) -> str:
-    now = now or datetime.now(timezone.utc)
-    now = now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _encode(packet: Packet, path: str) -> bytes:
     data = _xmp.serialise(packet).encode("utf-8")
     try:
@@ -322,7 +317,7 @@ def write_sidecar(
     new = _decide(old, content, existed, hierarchy_parent)
     if new == old:
         return False
-    _apply(packet, new, _utc_stamp(now))
+    _apply(packet, new, utc_stamp(now))
     _atomic_write(target, _encode(packet, path), _mode(target))
     return True
 

@@ -7,12 +7,12 @@ idempotent), never that a caption is forgotten.
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import os
 from dataclasses import dataclass
 
+from tagger.display import iso
 from tagger.outputs.keywords import keywords_from
 from tagger.ledger.store import Ledger
 from tagger.outputs.sidecar import SidecarContent, SidecarError, sidecar_path_for, write_sidecar
@@ -30,13 +30,6 @@ class SidecarOptions:
     sidecar_dir: str | None = None
     naming: str = "full"
     keyword_parent: str = "CloudSight"
-
-
-def iso(ts: float | None) -> str:
-    """A Unix time as ISO 8601 UTC with a Z, or an empty string."""
-    if ts is None:
-        return ""
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _list(value: str | None) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from tagger.display import display
 from tagger.prepare.formats import IMAGE_EXTENSIONS, SNIFF_BYTES, sniff
 
 __all__ = ["Folder", "scan", "NOT_IMAGES"]
@@ -72,7 +73,7 @@ def scan(roots: Iterable[str | bytes]) -> Iterator[Folder]:
         try:
             st = os.stat(broot)
         except OSError as exc:
-            log.warning("cannot read %s: %s", os.fsdecode(broot), exc.strerror)
+            log.warning("cannot read %s: %s", display(broot), exc.strerror)
             continue
         if stat.S_ISREG(st.st_mode):
             folder, name = os.path.split(broot)
@@ -117,7 +118,7 @@ def _walk(root: bytes, seen: set[tuple[int, int]]) -> Iterator[Folder]:
                         continue
                     files.append((name, est.st_size, est.st_mtime_ns))
         except OSError as exc:
-            log.warning("cannot list %s: %s", os.fsdecode(current), exc.strerror)
+            log.warning("cannot list %s: %s", display(current), exc.strerror)
             continue
         yield Folder(current, root, files)
         stack.extend(sorted(subdirs, reverse=True))
