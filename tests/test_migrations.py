@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -119,3 +120,90 @@ def test_the_cli_says_so_in_a_sentence_and_exits_2(tmp_path):
     assert done.returncode == 2
     assert "newer tagger" in done.stderr and "Traceback" not in done.stderr
     assert path.read_bytes() == before
+
+
+# -- ledgers written by earlier releases (tests/data/ledgers/README.md) -------------------------------
+
+STORED = sorted((Path(__file__).parent / "data" / "ledgers").glob("m*.sqlite"))
+FIXTURE_PREFIX = b"/tmp/tagger-fixture"
+SAMPLES = Path(__file__).parent.parent / "sample_images"
+
+
+def _restore_archive(base: Path) -> Path:
+    """The archive the stored ledgers were made from, rebuilt under ``base`` (a restore from backup)."""
+    archive = base / "archive"
+    (archive / "2019").mkdir(parents=True)
+    for image in sorted(SAMPLES.glob("*.jpg")) + sorted(SAMPLES.glob("*.png")):
+        shutil.copy(image, archive / ("2019" if image.name == "rocket.jpg" else "") / image.name)
+    shutil.copy(SAMPLES / "coffee.jpg", archive / "2019" / "copy_of_coffee.jpg")
+    (archive / "broken.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes()[:5000])
+    return archive
+
+
+def _relocate(path: Path, prefix: bytes) -> None:
+    """Point the stored ledger's paths at ``prefix`` instead of /tmp/tagger-fixture."""
+    con = sqlite3.connect(path)
+    n = len(FIXTURE_PREFIX)
+    for table, column in (("files", "dir"), ("files", "root"), ("files", "sidecar"), ("jobs", "source")):
+        con.execute(
+            f"UPDATE {table} SET {column} = CAST(? || substr({column}, ?) AS BLOB) WHERE substr({column}, 1, ?) = ?",
+            (prefix, n + 1, n, FIXTURE_PREFIX),
+        )
+    con.commit()
+    con.close()
+
+
+def test_every_earlier_release_has_a_stored_ledger():
+    schemas = {p.name.split("-")[0] for p in STORED}
+    # m004 shipped together with m005; every other schema a release shipped has its own file.
+    assert schemas == {"m001", "m002", "m003", "m005", "m006"}
+
+
+@pytest.mark.parametrize("stored", STORED, ids=lambda p: p.stem)
+def test_a_stored_ledger_of_an_earlier_release_upgrades_and_sends_nothing_again(stored, tmp_path, emulator):
+    from conftest import exiftool_json
+
+    from tagger.config import Config
+    from tagger.pipeline import EMULATOR_ENDPOINT, make_api, run
+
+    path = tmp_path / "ledger.sqlite"
+    shutil.copy(stored, path)
+    with sqlite3.connect(stored) as con:  # read the stored file itself, never modified
+        old = [m for (m,) in con.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
+        jobs_before = con.execute("SELECT id, content_hash, state, token, caption FROM jobs ORDER BY id").fetchall()
+    assert old == list(NAMES[: len(old)])
+    _relocate(path, os.fsencode(tmp_path))
+    archive = _restore_archive(tmp_path)
+
+    with Ledger(str(path)) as ledger:
+        assert [m.name for m in MIGRATIONS.applied(ledger.db)] == list(NAMES)
+        assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        counts = ledger.summary([os.fsencode(archive)])
+        assert (counts["completed"], counts["failed"]) == (13, 1)
+    fresh = tmp_path / "fresh.sqlite"
+    Ledger(str(fresh)).close()
+    assert _schema(path) == _schema(fresh)
+
+    # The restored archive (new mtimes, same pixels) costs nothing: every caption comes from the old ledger.
+    config = Config(
+        api_key=emulator.key, endpoint=emulator.url, ledger=str(path), sidecar_dir=str(tmp_path / "sidecars"),
+        first_poll_delay=0.05, poll_interval=0.05, prepare_in_processes=False,
+    )
+    with make_api(config) as api:
+        result = run(config, [str(archive)], api=api, endpoint_id=EMULATOR_ENDPOINT)
+    assert emulator.counters()["submissions"] == 0
+    assert result.exit_code == 1  # broken.jpg failed in the old release and stays failed until `retry --failed`
+    assert (result.counts["completed"], result.counts["failed"]) == (13, 1)
+    with sqlite3.connect(path) as con:
+        jobs_after = con.execute("SELECT id, content_hash, state, token, caption FROM jobs ORDER BY id").fetchall()
+    captions = lambda rows: sorted((r[2], r[4]) for r in rows)  # noqa: E731 - the identity may be re-keyed, the answers not
+    assert captions(jobs_after) == captions(jobs_before)
+    # The old captions reach the sidecars again on request, still for no credit.
+    with make_api(config) as api:
+        again = run(config, [str(archive)], api=api, endpoint_id=EMULATOR_ENDPOINT, rewrite_sidecars=True)
+    assert again.sidecars_written == 13 and emulator.counters()["submissions"] == 0
+    with sqlite3.connect(stored) as con:
+        coffee = {c for (c,) in con.execute("SELECT j.caption FROM files f JOIN jobs j ON j.id = f.job_id WHERE f.name = ?", (b"coffee.jpg",))}
+    assert len(coffee) == 1 and "espresso" in next(iter(coffee))
+    (meta,) = exiftool_json(tmp_path / "sidecars" / "2019" / "copy_of_coffee.jpg.xmp")
+    assert {meta["XMP-dc:Description"]} == coffee
