@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from typing import IO, BinaryIO, TypeVar
 
 from tagger.errors import ExportError
 
-__all__ = ["atomic_write", "atomic_text", "fsync_dir"]
+__all__ = ["atomic_write", "atomic_text", "fsync_dir", "remove_leftovers"]
 
 T = TypeVar("T")
 
@@ -31,18 +32,50 @@ def fsync_dir(folder: str) -> None:
             os.close(fd)
 
 
-def atomic_write(path: str, write: Callable[[BinaryIO], T], *, mode: int | None = None) -> T:
+def _temporary_names(path: str) -> tuple[str, re.Pattern[str]]:
+    base = os.path.basename(path)
+    return f".{base}.{secrets.token_hex(6)}.tmp", re.compile(re.escape(f".{base}.") + r"[0-9a-f]{12}\.tmp")
+
+
+def remove_leftovers(path: str, names: Iterable[str] | None = None) -> int:
+    """Delete temporary files a killed writer of ``path`` left beside it; returns how many.
+
+    ``names`` is the folder's listing when the caller has one (a sidecar
+    writer lists each folder once per run); otherwise the folder is scanned.
+    """
+    folder = os.path.dirname(path) or os.curdir
+    _, pattern = _temporary_names(path)
+    removed = 0
+    try:
+        listing = list(names) if names is not None else os.listdir(folder)
+    except OSError:
+        return 0
+    for name in listing:
+        if pattern.fullmatch(name):
+            with suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+                removed += 1
+    return removed
+
+
+def atomic_write(
+    path: str, write: Callable[[BinaryIO], T], *, mode: int | None = None, listing: Iterable[str] | None = None
+) -> T:
     """Replace ``path`` with what ``write`` writes to a binary file; returns its result.
 
     ``mode`` sets the new file's permission bits; None keeps the existing
     file's, or gives a new file the usual 0o666 less the umask. OSError
-    propagates after the temporary file is removed.
+    propagates after the temporary file is removed. A SIGKILL cannot run
+    that clean-up, so temporary files an earlier writer of ``path`` left
+    behind are removed first (``listing``: the folder's names, if known).
     """
     folder = os.path.dirname(path) or os.curdir
     if mode is None:
         with suppress(OSError):
             mode = os.stat(path).st_mode & 0o7777
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    name, _ = _temporary_names(path)
+    remove_leftovers(path, listing)
+    tmp = os.path.join(folder, name)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:

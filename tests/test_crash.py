@@ -9,9 +9,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from tagger.emulator import Emulator
+from tagger.emulator import Emulator, Faults
 
 from conftest import exiftool_json, make_photo
 
@@ -47,10 +48,15 @@ def crash_and_resume(
     latency: tuple[float, float] = (0.5, 1.5),
     window: tuple[float, float] = (0.5, 2.5),
     in_flight: int = 8,
+    slow: Faults | None = None,
 ) -> None:
     """Kill a CLI run at random moments (``window`` seconds after each start) until ``kills``, then let it finish.
 
-    ``window`` must be short enough that ``kills`` runs cannot finish the work between them.
+    ``window`` must be short enough that ``kills`` runs cannot finish the work between them. ``slow``
+    answers (the emulator holds an answer back after acting on the request) widen the moment a POST
+    is in the air, so kills land mid-submit: the job exists and is charged, its token never arrives.
+    Each kill is proven to have landed mid-run: the emulator holds tokens whose final answer the
+    killed run had not yet collected (mid-poll), and the ledger holds jobs cut off mid-POST.
     """
     photos = tmp_path / "photos"
     for i in range(images):
@@ -59,21 +65,34 @@ def crash_and_resume(
     killed = 0
     interrupted = 0  # jobs each start-up sweep found cut off mid-POST, as the runs reported them
     ledger = tmp_path / "ledger.sqlite"
-    with Emulator(latency=latency, seed=seed) as emu:
+    at_kill: list[tuple[int, int]] = []  # per kill: (tokens outstanding at the emulator, jobs cut off mid-POST)
+    with Emulator(latency=latency, seed=seed, faults=slow) as emu:
         while True:
+            requests_before = emu.counters()["requests"]
             proc = _run(photos, tmp_path, emu, in_flight)
             if killed < kills:
+                # The window opens at the run's first request, not at its start: start-up takes longer than
+                # the window on a loaded machine, and a kill before any request proves nothing.
+                deadline = time.monotonic() + 60
+                while emu.counters()["requests"] == requests_before and proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
                 try:
                     proc.wait(timeout=rnd.uniform(*window))
                 except subprocess.TimeoutExpired:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
                     killed += 1
+                    snap = emu.counters()
+                    # Accepted submissions whose terminal answer no poll has collected yet.
+                    outstanding = snap["submissions"] - len(snap["first_seen_completed_at"])
                     interrupted += _interrupted(proc.stderr.read())
+                    cut = 0
                     if ledger.exists():  # the ledger survives every kill intact
                         con = sqlite3.connect(ledger)
                         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+                        cut = con.execute("SELECT count(*) FROM jobs WHERE state = 'submitting'").fetchone()[0]
                         con.close()
+                    at_kill.append((outstanding, cut))
                     continue
             out, err = proc.communicate(timeout=300)
             interrupted += _interrupted(err)
@@ -99,6 +118,13 @@ def crash_and_resume(
     assert counters["submissions"] == images + counters["duplicates"]
     assert counters["duplicates"] <= interrupted <= killed * MAX_POSTS
     assert killed == kills
+    # The kills landed mid-run: tokens outstanding at the service at every kill, and POSTs cut off in the air.
+    assert all(outstanding > 0 for outstanding, _ in at_kill), at_kill
+    if slow is not None:
+        assert sum(cut for _, cut in at_kill) == interrupted > 0, at_kill
+    # No temporary file of an interrupted write is left anywhere (sidecars, ledger folder).
+    leftovers = [p for p in tmp_path.rglob(".*.tmp")]
+    assert leftovers == []
 
 
 def _interrupted(stderr: bytes) -> int:
@@ -107,7 +133,8 @@ def _interrupted(stderr: bytes) -> int:
 
 def test_sigkill_mid_run_loses_nothing(tmp_path):
     # 100 jobs x ~1 s / 8 in flight is >= 12 s of work; 6 kills within 1.5 s of each start leave most of it.
-    crash_and_resume(tmp_path, images=100, kills=6, seed=11, window=(0.5, 1.5))
+    # Every answer is held back 0.15 s after the emulator acted on it: a kill often cuts a POST off mid-air.
+    crash_and_resume(tmp_path, images=100, kills=6, seed=11, window=(0.8, 1.5), slow=Faults(slow_rate=1.0, slow_seconds=0.15))
 
 
 def test_twenty_random_kills_across_three_hundred_images(tmp_path):

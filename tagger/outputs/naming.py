@@ -9,14 +9,17 @@ import os
 from tagger.display import display
 from tagger.prepare.formats import RAW_EXTENSIONS, is_image_name
 
-__all__ = ["sidecar_path_for", "clear_listing_cache", "display"]
+__all__ = ["sidecar_path_for", "clear_listing_cache", "folder_listing"]
 
 log = logging.getLogger("tagger.outputs.sidecar")
 
 
 @functools.lru_cache(maxsize=512)
-def _listing(folder: str) -> frozenset[str]:
-    # One listdir per folder per run: 10,000 images in a folder must not mean 10,000 listings.
+def folder_listing(folder: str) -> frozenset[str]:
+    """The names in ``folder``, listed once per run (cached).
+
+    10,000 images in a folder must not mean 10,000 listings.
+    """
     try:
         return frozenset(os.listdir(folder))
     except OSError:
@@ -26,7 +29,7 @@ def _listing(folder: str) -> frozenset[str]:
 @functools.lru_cache(maxsize=512)
 def _images_by_stem(folder: str) -> dict[str, tuple[str, ...]]:
     stems: dict[str, list[str]] = {}
-    for name in _listing(folder):
+    for name in folder_listing(folder):
         if is_image_name(name):
             stems.setdefault(os.path.splitext(name)[0], []).append(name)
     return {stem: tuple(sorted(names)) for stem, names in stems.items()}
@@ -35,7 +38,7 @@ def _images_by_stem(folder: str) -> dict[str, tuple[str, ...]]:
 def clear_listing_cache() -> None:
     """Forget cached folder listings (call when the tree changed under a long-lived process)."""
     _images_by_stem.cache_clear()
-    _listing.cache_clear()
+    folder_listing.cache_clear()
 
 
 def _base_form_is_mine(folder: str, name: str) -> bool:
@@ -71,7 +74,7 @@ def sidecar_path_for(
         target_dir = os.path.normpath(os.path.join(sidecar_dir, rel))
     full = name + ".xmp"
     base = os.path.splitext(name)[0] + ".xmp"
-    present = _listing(target_dir or os.curdir)
+    present = folder_listing(target_dir or os.curdir)
     mine = _base_form_is_mine(image_dir or os.curdir, name)
 
     if naming == "full":

@@ -25,7 +25,7 @@ from tagger.outputs import xmp as _xmp
 from tagger.errors import SidecarError
 from tagger.atomic import atomic_write, fsync_dir
 from tagger.display import display, utc_stamp
-from tagger.outputs.naming import clear_listing_cache, sidecar_path_for
+from tagger.outputs.naming import clear_listing_cache, folder_listing, sidecar_path_for
 from tagger.outputs.xmp import DC, DIGIKAM, IPTC_CORE, LR, RDF, TAGGER, XMP, Packet
 from tagger.outputs.keywords import clean_keywords
 
@@ -276,8 +276,9 @@ def _apply(packet: Packet, state: _State, metadata_date: str | None) -> None:
 
 def _atomic_write(path: str, data: bytes, mode: int | None) -> None:
     try:
-        os.makedirs(os.path.dirname(path) or os.curdir, exist_ok=True)
-        atomic_write(path, lambda f: f.write(data), mode=mode)
+        folder = os.path.dirname(path) or os.curdir
+        os.makedirs(folder, exist_ok=True)
+        atomic_write(path, lambda f: f.write(data), mode=mode, listing=folder_listing(folder))
     except OSError as exc:
         raise SidecarError(f"{display(path)}: cannot write ({exc.strerror or exc})") from None
 
