@@ -25,7 +25,7 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 def pytest_configure(config: pytest.Config) -> None:
     """The suite tests the installed package, never the checkout's ``tagger/`` (unless TAGGER_TEST_SOURCE=1)."""
     here = Path(tagger.__file__).resolve()
-    if CHECKOUT in here.parents and os.environ.get("TAGGER_TEST_SOURCE") != "1":
+    if here.parent == CHECKOUT / "tagger" and os.environ.get("TAGGER_TEST_SOURCE") != "1":
         raise pytest.UsageError(
             f"tagger was imported from the checkout ({here}), not from an install: "
             "run `pip install '.[test]'` and then `.venv/bin/pytest` (not `python -m pytest`, which puts the "
