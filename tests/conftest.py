@@ -20,6 +20,9 @@ settings.register_profile("ci", derandomize=True, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 CHECKOUT = Path(__file__).resolve().parent.parent
+# Child processes (`python -m tagger` in the CLI tests) must import the installed package too: without this,
+# a child started in the checkout would put the checkout first on sys.path. Tests also pass -P explicitly.
+os.environ["PYTHONSAFEPATH"] = "1"
 
 
 def pytest_configure(config: pytest.Config) -> None:

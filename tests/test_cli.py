@@ -20,7 +20,7 @@ ENV_FAST = {"TAGGER_CONFIG": ""}
 def tagger(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "tagger", *args], capture_output=True, text=True, env=full_env,
+    return subprocess.run([sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=full_env,
                           cwd=cwd, timeout=timeout)
 
 
@@ -127,7 +127,7 @@ def test_ctrl_c_exits_3_and_the_rerun_resumes_without_duplicates(photos, tmp_pat
     with Emulator(latency=(1.0, 1.5)) as emu:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
         env["CLOUDSIGHT_API_KEY"] = emu.key
-        args = [sys.executable, "-m", "tagger", "--config", str(fast_config(tmp_path)), "run", str(photos),
+        args = [sys.executable, "-P", "-m", "tagger", "--config", str(fast_config(tmp_path)), "run", str(photos),
                 "--max-in-flight", "3",
                 "--endpoint", emu.url, "--ledger", str(tmp_path / "l.sqlite")]
         proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -206,7 +206,7 @@ def test_the_emulator_command_serves_until_ctrl_c(tmp_path):
     from conftest import make_photo
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    proc = subprocess.Popen([sys.executable, "-m", "tagger", "emulator", "--port", "0", "--latency", "0.05", "--key", "k1"],
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "tagger", "emulator", "--port", "0", "--latency", "0.05", "--key", "k1"],
                             stdout=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()

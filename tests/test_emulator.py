@@ -562,7 +562,7 @@ def test_serve_prints_url_and_stops_on_interrupt() -> None:
         "serve('127.0.0.1', 0, key='k1', secret='s1', latency=(0.1, 0.1), ttl=60.0,"
         " faults=Faults(), credits=5, seed=1)\n"
     )
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-P", "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", url)

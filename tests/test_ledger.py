@@ -61,7 +61,7 @@ def test_second_holder_is_told_the_pid(tmp_path):
 def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     path = str(tmp_path / "l.sqlite")
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [sys.executable, "-P", "-c", textwrap.dedent(f"""
             import sys, time
             from tagger.ledger.store import Ledger
             l = Ledger({path!r}); l.acquire(); print("held", flush=True); time.sleep(60)

@@ -116,7 +116,7 @@ def test_the_cli_says_so_in_a_sentence_and_exits_2(tmp_path):
     _future_ledger(path)
     before = path.read_bytes()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    done = subprocess.run([sys.executable, "-m", "tagger", "status", "--ledger", str(path)], capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run([sys.executable, "-P", "-m", "tagger", "status", "--ledger", str(path)], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2
     assert "newer tagger" in done.stderr and "Traceback" not in done.stderr
     assert path.read_bytes() == before
