@@ -77,7 +77,8 @@ def crash_and_resume(
                 while emu.counters()["requests"] == requests_before and proc.poll() is None and time.monotonic() < deadline:
                     time.sleep(0.01)
                 try:
-                    proc.wait(timeout=rnd.uniform(*window))
+                    # With slow answers, every other kill waits (within the window) for a POST in the air.
+                    _wait(proc, rnd.uniform(*window), ledger if slow is not None and killed % 2 == 0 else None)
                 except subprocess.TimeoutExpired:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
@@ -125,6 +126,28 @@ def crash_and_resume(
     # No temporary file of an interrupted write is left anywhere (sidecars, ledger folder).
     leftovers = [p for p in tmp_path.rglob(".*.tmp")]
     assert leftovers == []
+
+
+def _wait(proc: subprocess.Popen, seconds: float, ledger: Path | None) -> None:
+    """Wait up to ``seconds`` for ``proc`` to end, raising TimeoutExpired; with ``ledger``, only until a POST is in the air."""
+    if ledger is None:
+        proc.wait(timeout=seconds)
+        return
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            return
+        if ledger.exists():
+            con = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=1)
+            try:
+                if con.execute("SELECT count(*) FROM jobs WHERE state = 'submitting'").fetchone()[0]:
+                    raise subprocess.TimeoutExpired(proc.args, seconds)
+            except sqlite3.OperationalError:
+                pass  # the schema is still being made
+            finally:
+                con.close()
+        time.sleep(0.01)
+    raise subprocess.TimeoutExpired(proc.args, seconds)
 
 
 def _interrupted(stderr: bytes) -> int:
