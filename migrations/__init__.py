@@ -21,6 +21,7 @@ NAMES: tuple[str, ...] = (
     "m004_jobs_endpoint_state",
     "m005_unwritten_index",
     "m006_job_latency",
+    "m007_hash_scheme",
 )
 
 MIGRATIONS = Migrations("tagger")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from tagger.prepare import hashing
+from tagger.prepare import hash_io, hashing
 from tagger.prepare.hashing import content_hash
 from corpus import app13_iptc, insert_after_soi, photo
 
@@ -107,7 +107,7 @@ def test_large_files_are_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     ihdr = struct.pack(">IIBBBBB", 1000, 400, 8, 2, 0, 0, 0)
     chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     big.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 0)) + chunk(b"IEND", b""))
-    monkeypatch.setattr(hashing, "_CHUNK", 4096)
+    monkeypatch.setattr(hash_io, "CHUNK", 4096)
     reads: list[int] = []
 
     class Spy(io.BufferedReader):

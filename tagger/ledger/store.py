@@ -34,6 +34,7 @@ import sqlite_utils
 
 from tagger.errors import LedgerError, LedgerLocked
 from tagger.ledger.migrations import MIGRATIONS, NAMES
+from tagger.ledger.planning import HASH_SCHEME, PlanningQueries
 
 __all__ = ["Ledger", "JobState", "FileState", "Job", "SETTLED_STATUS", "file_status", "under_roots"]
 
@@ -90,8 +91,8 @@ def _fs(value: bytes) -> str:
     return os.fsdecode(value)
 
 
-class Ledger:
-    """One ledger file, opened by one run at a time; safe to use from threads."""
+class Ledger(PlanningQueries):
+    """One ledger file, opened by one run at a time; safe to use from threads (the planner's SQL: ``planning``)."""
 
     def __init__(self, path: str, *, clock=time.time) -> None:
         self.path = path if path == ":memory:" else os.path.abspath(path)
@@ -245,16 +246,17 @@ class Ledger:
     def upsert_files(self, rows: list[tuple]) -> None:
         """Insert or update scanned files in bulk.
 
-        Each row: (dir, name, root, size, mtime_ns, content_hash, state, reason).
+        Each row: (dir, name, root, size, mtime_ns, content_hash, state, reason); the hashes are of
+        the current identity scheme (``HASH_SCHEME``).
         """
         now = self._clock()
         with self.transaction() as c:
             c.executemany(
-                """INSERT INTO files (dir, name, root, size, mtime_ns, content_hash, state, reason, first_seen, last_seen)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                f"""INSERT INTO files (dir, name, root, size, mtime_ns, content_hash, state, reason, first_seen, last_seen, hash_scheme)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ?6 IS NULL THEN NULL ELSE {HASH_SCHEME} END)
                    ON CONFLICT (dir, name) DO UPDATE SET root = excluded.root, size = excluded.size,
                      mtime_ns = excluded.mtime_ns, content_hash = excluded.content_hash, state = excluded.state,
-                     reason = excluded.reason, last_seen = excluded.last_seen,
+                     reason = excluded.reason, last_seen = excluded.last_seen, hash_scheme = excluded.hash_scheme,
                      job_id = CASE WHEN files.content_hash IS excluded.content_hash THEN files.job_id ELSE NULL END""",
                 [(*r, now, now) for r in rows],
             )

@@ -8,45 +8,40 @@ finds its caption in the ledger without a submission.
 A run that finds nothing new writes nothing: no per-file updates; jobs are
 linked folder by folder, only for files that lack one at this endpoint.
 A dry run takes the same decisions, keeping what a real run would have
-written (content seen, files gone) in temporary tables that never touch the
-ledger file, so it reports the same plan.
+written (content seen, files gone, identities re-keyed) aside, in memory
+and in temporary tables that never touch the ledger file, so it reports
+the same plan.
+
+Upgrading from scheme-1 hashes (before m007): a file whose size and mtime
+are unchanged is hashed again under scheme 2 and its job re-keyed, at no
+credit (a well-formed JPEG, hashed alike by both, is not even read past its
+headers). A file that changed, or turns up at a new path, is also hashed
+under scheme 1: when that matches what the ledger recorded, the old job is
+re-keyed to it. Folders without scheme-1 rows are untouched by all this:
+the ledger's partial index of such rows answers in one query per run.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from tagger.prepare.formats import RAW_EXTENSIONS
-from tagger.prepare.hashing import content_hash
+from tagger.ledger.planning import FullRow
 from tagger.ledger.store import FileState, Ledger
 from tagger.pipeline.scan import Folder, scan
+from tagger.prepare.formats import RAW_EXTENSIONS
+from tagger.prepare.hashing import carries_over, content_hash, legacy_hash
 
-__all__ = ["Plan", "plan"]
+__all__ = ["Plan", "plan", "raw_pairs"]
 
 log = logging.getLogger("tagger.pipeline.plan")
 
 _ACTIVE = FileState.ACTIVE.value
 _MISSING = FileState.MISSING.value
-
-# A no-op run reads four narrow columns per file, the last one 1 for an active, hashed file whose job is
-# for this endpoint (nothing to do), 2 for a file already known missing. Only folders where something
-# differs are read again in full.
-_LEAN = """SELECT name, size, mtime_ns, CASE WHEN state = 'missing' THEN 2
-           WHEN state = 'active' AND content_hash IS NOT NULL AND {job} THEN 1 ELSE 0 END FROM files f WHERE dir = ?"""
-_FULL = "SELECT name, size, mtime_ns, content_hash, state, {job}, id FROM files f WHERE dir = ?"
-_JOB_ANY = "job_id IS NOT NULL"
-_JOB_HERE = "coalesce((SELECT j.endpoint = ? FROM jobs j WHERE j.id = f.job_id), 0)"
-
-
-# Queued jobs that will cost a credit: a job whose files are all gone fails without a POST.
-_QUEUED = """SELECT count(*) FROM jobs j WHERE j.endpoint = ? AND j.state IN ('queued', 'submitting')
-             AND (EXISTS (SELECT 1 FROM files f WHERE f.job_id = j.id AND f.state = 'active' {gone})
-                  OR EXISTS (SELECT 1 FROM remote r WHERE r.job_id = j.id))"""
 
 
 @dataclass
@@ -55,9 +50,9 @@ class Plan:
 
     new: int = 0
     changed: int = 0
-    moved: int = 0
+    moved: int = 0  # at a new path, with the content of a file gone from its old one (counted here, not as missing)
     copied: int = 0
-    missing: int = 0
+    missing: int = 0  # gone from disk, and not moved
     unchanged: int = 0
     unreadable: int = 0
     paired: int = 0  # RAW files beside a JPEG of the same name: captioned from it, no credit
@@ -88,11 +83,33 @@ def raw_pairs(names: Iterable[bytes]) -> dict[bytes, bytes]:
     return {name: jpegs[stem] for stem, name in raws if stem in jpegs}
 
 
+def _unreadable(exc: OSError) -> str:
+    return f"cannot read the file: {exc.strerror or exc}"
+
+
 def _hash(path: bytes) -> tuple[str | None, str | None]:
     try:
         return content_hash(os.fsdecode(path)), None
     except OSError as exc:
-        return None, f"cannot read the file: {exc.strerror or exc}"
+        return None, _unreadable(exc)
+
+
+def _legacy(path: bytes) -> str | None:
+    try:
+        return legacy_hash(os.fsdecode(path))
+    except OSError:
+        return None  # unreadable now: the scheme-2 hash above was read, so this is a race; no old identity found
+
+
+def _rehash(job: tuple[bytes, str]) -> tuple[str | None, str | None]:
+    """The scheme-2 hash of an unchanged file recorded under scheme 1 (``old``): no read past the headers when they agree."""
+    path, old = job
+    try:
+        if carries_over(os.fsdecode(path)):
+            return old, None
+        return content_hash(os.fsdecode(path)), None
+    except OSError as exc:
+        return None, _unreadable(exc)
 
 
 class _Planner:
@@ -104,29 +121,32 @@ class _Planner:
         self.dry_run = dry_run
         self.result = Plan()
         # Checking each file's job endpoint costs a join; skip it when the ledger knows one endpoint only.
-        other = ledger.query("SELECT 1 FROM jobs WHERE endpoint < ? OR endpoint > ? LIMIT 1", (endpoint, endpoint))
-        job = _JOB_HERE if other else _JOB_ANY
-        self.lean_sql, self.full_sql = _LEAN.format(job=job), _FULL.format(job=job)
-        self.params: Callable[[bytes], tuple] = (lambda d: (endpoint, d)) if other else (lambda d: (d,))
+        self.here: str | None = endpoint if ledger.other_endpoints(endpoint) else None
+        # Scheme-1 rows still to re-key: empty (one indexed query) once a run after the upgrade has seen them.
+        self.old_dirs = ledger.old_scheme_dirs()
+        self.has_old = bool(self.old_dirs) or ledger.has_old_scheme()
+        self.rekeyed: dict[str, str] = {}  # scheme-1 hash -> scheme-2 hash, found this pass
+        self.rekeyed_to: set[str] = set()
+        self.gone: Counter[str] = Counter()  # contents of files found gone this pass (as recorded)
+        self.gone_unhashed = 0
+        self.reactivated: Counter[str] = Counter()  # contents of missing files found back at their path
         if dry_run:
-            self.close()
-            # Content a real run would have recorded, and files it would have marked missing (by row id).
-            ledger.query("CREATE TEMP TABLE plan_seen (hash TEXT PRIMARY KEY) WITHOUT ROWID")
-            ledger.query("CREATE TEMP TABLE plan_gone (id INTEGER PRIMARY KEY, hash TEXT)")
-            ledger.query("CREATE INDEX temp.plan_gone_hash ON plan_gone (hash)")
+            ledger.dry_plan_begin()
 
     def close(self) -> None:
         """Drop what a dry run kept aside."""
         if self.dry_run:
-            self.ledger.query("DROP TABLE IF EXISTS temp.plan_seen")
-            self.ledger.query("DROP TABLE IF EXISTS temp.plan_gone")
+            self.ledger.dry_plan_end()
 
     # -- one folder ---------------------------------------------------------
 
     def folder(self, folder: Folder, pool: ThreadPoolExecutor) -> None:
         """Decide every file of one folder; write the folder's changes in one transaction."""
+        if folder.path in self.old_dirs:
+            self._differs(folder, list(folder.files), pool)
+            return
         result = self.result
-        lean = {r[0]: r for r in self.ledger.query(self.lean_sql, self.params(folder.path))}
+        lean = {r[0]: r for r in self.ledger.lean_rows(folder.path, self.here)}
         differs = []
         for entry in folder.files:
             row = lean.pop(entry[0], None)
@@ -138,27 +158,38 @@ class _Planner:
             self._differs(folder, differs, pool)
 
     def _differs(self, folder: Folder, differs: list[tuple[bytes, int, int]], pool: ThreadPoolExecutor) -> None:
-        """The files of a folder that are not simply done: new, changed, unhashed, unlinked, or gone."""
+        """The files of a folder that are not simply done: new, changed, unhashed, unlinked, re-keyed or gone."""
         result = self.result
-        known = {r[0]: r for r in self.ledger.query(self.full_sql, self.params(folder.path))}
-        to_hash: list[tuple[bytes, int, int, tuple | None]] = []
+        known = self.ledger.full_rows(folder.path, self.here)
+        to_hash: list[tuple[bytes, int, int, FullRow | None]] = []
+        to_rekey: list[tuple[bytes, int, int, FullRow]] = []
         upserts: list[tuple] = []
         unlinked: list[tuple[bytes, str]] = []
         pairs = raw_pairs(entry[0] for entry in folder.files)
         for name, size, mtime_ns in differs:
             row = known.get(name)
-            if row is not None and row[1] == size and row[2] == mtime_ns and row[3] is not None:
-                result.unchanged += 1
-                if row[4] == _MISSING:
-                    upserts.append((folder.path, name, folder.root, size, mtime_ns, row[3], _ACTIVE, None))
-                    unlinked.append((name, row[3]))
-                elif row[4] == _ACTIVE:
-                    unlinked.append((name, row[3]))
+            if row is not None and row.size == size and row.mtime_ns == mtime_ns and row.content_hash is not None:
+                if row.hash_scheme is None:
+                    to_rekey.append((name, size, mtime_ns, row))
+                    continue
+                self._unchanged(folder, name, size, mtime_ns, row, row.content_hash, upserts, unlinked)
                 continue
             to_hash.append((name, size, mtime_ns, row))
+        path = lambda name: os.path.join(folder.path, name)  # noqa: E731
+        if to_rekey:
+            rehashed = list(pool.map(_rehash, [(path(t[0]), t[3].content_hash) for t in to_rekey]))
+            self._rekey([(t[3].content_hash, digest) for t, (digest, _) in zip(to_rekey, rehashed) if digest])
+            for (name, size, mtime_ns, row), (digest, error) in zip(to_rekey, rehashed):
+                if digest is None:
+                    # Left as it is (scheme 1, its caption kept) and tried again next run.
+                    result.unreadable += 1
+                    log.warning("%s: %s; its identity is re-keyed on a later run", os.fsdecode(path(name)), error)
+                    continue
+                self._unchanged(folder, name, size, mtime_ns, row, digest, upserts, unlinked)
+        hashes = list(pool.map(_hash, [path(t[0]) for t in to_hash])) if to_hash else []
+        same = self._legacy_matches(folder, to_hash, hashes, pairs, pool)
         seen_here: set[str] = set()
-        hashes = pool.map(_hash, [os.path.join(folder.path, t[0]) for t in to_hash]) if to_hash else ()
-        for (name, size, mtime_ns, row), (digest, error) in zip(to_hash, hashes):
+        for (name, size, mtime_ns, row), (digest, error), kept in zip(to_hash, hashes, same):
             if digest is None:
                 result.unreadable += 1
                 upserts.append((folder.path, name, folder.root, size, mtime_ns, None, FileState.FAILED.value, error))
@@ -170,43 +201,109 @@ class _Planner:
                     result._known_new[digest] = result._known_new.get(digest, 0) + 1
                 else:
                     result.new += 1
-            elif row[3] == digest:
+            elif row.content_hash == digest or kept:
                 result.unchanged += 1  # metadata edited, pixels the same: keep the caption
+                if row.state == _MISSING:
+                    self.reactivated[digest] += 1
             else:
                 result.changed += 1
             if name not in pairs:
                 seen_here.add(digest)
             unlinked.append((name, digest))
             upserts.append((folder.path, name, folder.root, size, mtime_ns, digest, _ACTIVE, None))
-        gone: list[tuple[bytes, int, str | None]] = []
+        gone: list[FullRow] = []
         if folder.complete:
             present = {entry[0] for entry in folder.files}
-            gone = [(name, row[6], row[3]) for name, row in known.items() if row[4] != _MISSING and name not in present]
-        result.missing += len(gone)
+            gone = [row for name, row in known.items() if row.state != _MISSING and name not in present]
+        self._note_gone(row.content_hash for row in gone)
         own = [digest for name, digest in unlinked if name not in pairs]
         paired = [(name, pairs[name]) for name, _ in unlinked if name in pairs]
         if self.dry_run:
-            if own:
-                self.ledger.query("INSERT OR IGNORE INTO temp.plan_seen SELECT value FROM json_each(?)", (json.dumps(own),))
-            if gone:
-                self.ledger.query(
-                    "INSERT OR IGNORE INTO temp.plan_gone SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)",
-                    (json.dumps([[file_id, digest] for _, file_id, digest in gone]),),
-                )
+            self.ledger.dry_note_seen(own)
+            self.ledger.dry_note_gone([row.id for row in gone])
             return
         if upserts:
             self.ledger.upsert_files(upserts)
         if unlinked:
             self.ledger.link_folder(self.endpoint, folder.path, own, paired)
         if gone:
-            self.ledger.mark_missing(folder.path, [name for name, _, _ in gone])
+            self.ledger.mark_missing(folder.path, [row.name for row in gone])
+
+    def _unchanged(self, folder: Folder, name: bytes, size: int, mtime_ns: int, row: FullRow, digest: str,
+                   upserts: list[tuple], unlinked: list[tuple[bytes, str]]) -> None:
+        """A file whose bytes are as recorded: active again if it was missing, linked if it lacks a job here."""
+        self.result.unchanged += 1
+        if row.state == _MISSING:
+            upserts.append((folder.path, name, folder.root, size, mtime_ns, digest, _ACTIVE, None))
+            unlinked.append((name, digest))
+            self.reactivated[digest] += 1
+        elif row.state == _ACTIVE:
+            unlinked.append((name, digest))
+
+    def _legacy_matches(self, folder: Folder, to_hash: list[tuple[bytes, int, int, FullRow | None]],
+                        hashes: list[tuple[str | None, str | None]], pairs: dict[bytes, bytes],
+                        pool: ThreadPoolExecutor) -> list[bool]:
+        """Hash under scheme 1 what may carry a scheme-1 caption; re-key what matches.
+
+        Returns, per file, whether its recorded scheme-1 hash is its scheme-1
+        hash now (an edit the old scheme already ignored, made before the upgrade).
+        """
+        same = [False] * len(to_hash)
+        if not self.has_old:
+            return same
+        wanted = []
+        for i, ((name, _, _, row), (digest, _)) in enumerate(zip(to_hash, hashes)):
+            if digest is None or (row is None and name in pairs):
+                continue
+            if row is not None and row.content_hash is not None and row.hash_scheme is None:
+                if row.content_hash != digest:
+                    wanted.append(i)  # changed since it was recorded under scheme 1
+            elif (row is None or row.content_hash is None) and not self._content_known(digest):
+                wanted.append(i)  # new here, content unknown: maybe recorded elsewhere under scheme 1
+        if not wanted:
+            return same
+        legacy = pool.map(_legacy, [os.path.join(folder.path, to_hash[i][0]) for i in wanted])
+        found: list[tuple[str, str]] = []
+        for i, old in zip(wanted, legacy):
+            row, digest = to_hash[i][3], hashes[i][0]
+            assert digest is not None
+            if old is None:
+                continue
+            if row is not None and row.content_hash is not None and row.hash_scheme is None:
+                if row.content_hash == old:
+                    same[i] = True
+                    found.append((old, digest))
+            elif old in self.rekeyed or self.ledger.old_scheme_known(old):
+                found.append((old, digest))
+        self._rekey(found)
+        return same
+
+    # -- identities -----------------------------------------------------------
+
+    def _rekey(self, pairs: list[tuple[str, str]]) -> None:
+        pairs = [(old, new) for old, new in pairs if self.rekeyed.get(old) != new]
+        if not pairs:
+            return
+        self.rekeyed.update(pairs)
+        self.rekeyed_to.update(new for _, new in pairs)
+        if self.dry_run:
+            self.ledger.dry_note_rekey(pairs)
+        else:
+            self.ledger.rekey(pairs)
 
     def _content_known(self, digest: str) -> bool:
-        if self.ledger.query("SELECT 1 FROM files WHERE content_hash = ? LIMIT 1", (digest,)):
+        if self.ledger.content_known(digest):
             return True
-        return self.dry_run and bool(self.ledger.query("SELECT 1 FROM temp.plan_seen WHERE hash = ?", (digest,)))
+        return self.dry_run and (digest in self.rekeyed_to or self.ledger.dry_seen(digest))
 
     # -- after the walk -------------------------------------------------------
+
+    def _note_gone(self, digests: Iterable[str | None]) -> None:
+        for digest in digests:
+            if digest is None:
+                self.gone_unhashed += 1
+            else:
+                self.gone[digest] += 1
 
     def vanished(self, roots: list[bytes], visited: set[bytes]) -> None:
         """Folders the ledger knows under ``roots`` that are no longer on disk: their files are missing."""
@@ -216,46 +313,46 @@ class _Planner:
             for directory in self.ledger.known_dirs(root):
                 if directory in visited or os.path.isdir(directory):
                     continue
-                count = self.ledger.query("SELECT count(*) FROM files WHERE dir = ? AND state != 'missing'", (directory,))[0][0]
-                if not count:
+                rows = self.ledger.live_in_dir(directory)
+                if not rows:
                     continue
-                self.result.missing += count
+                self._note_gone(row[1] for row in rows)
                 if self.dry_run:
-                    self.ledger.query(
-                        "INSERT OR IGNORE INTO temp.plan_gone SELECT id, content_hash FROM files WHERE dir = ? AND state != 'missing'",
-                        (directory,),
-                    )
+                    self.ledger.dry_note_gone([row[0] for row in rows])
                 else:
                     self.ledger.mark_dir_missing(directory)
 
-    def classify_known(self) -> None:
-        """Content the ledger knew at a new path: moved if a file with it is gone, else copied."""
+    def classify(self) -> None:
+        """Moves, copies and deletions: content at a new path pairs up with a file gone from its old one."""
         result = self.result
+        canon = lambda digest: self.rekeyed.get(digest, digest)  # noqa: E731
+        gone: Counter[str] = Counter()
+        for digest, count in self.gone.items():
+            gone[canon(digest)] += count
+        result.missing = self.gone_unhashed
+        for digest, count in gone.items():
+            moved = min(count, result._known_new.get(digest, 0))
+            result.moved += moved
+            result.missing += count - moved
+        preimages: dict[str, list[str]] = {}
+        for old, new in self.rekeyed.items():
+            preimages.setdefault(new, []).append(old)
         for digest, count in result._known_new.items():
-            gone = self.ledger.query("SELECT 1 FROM files WHERE content_hash = ? AND state = 'missing' LIMIT 1", (digest,))
-            if not gone and self.dry_run:
-                gone = self.ledger.query("SELECT 1 FROM temp.plan_gone WHERE hash = ?", (digest,))
-            if gone:
-                result.moved += count
-            else:
-                result.copied += count
+            count -= min(gone[digest], count)
+            if not count:
+                continue
+            # Files gone in earlier runs, as the ledger will hold them once this pass is written.
+            earlier = self.ledger.missing_with([digest, *preimages.get(digest, [])])
+            earlier -= self.reactivated[digest] if self.dry_run else gone[digest]
+            moved = min(count, max(0, earlier))
+            result.moved += moved
+            result.copied += count - moved
 
-    def credits(self, roots: list[bytes]) -> int:
+    def credits(self) -> int:
         """Submissions the run will need: content with no job at this endpoint, plus jobs already queued."""
-        if not self.dry_run:
-            return self.ledger.query(_QUEUED.format(gone=""), (self.endpoint,))[0][0]
-        unknown = self.ledger.query(
-            "SELECT count(*) FROM temp.plan_seen s WHERE NOT EXISTS "
-            "(SELECT 1 FROM jobs j WHERE j.content_hash = s.hash AND j.endpoint = ?)",
-            (self.endpoint,),
-        )[0][0]
-        # As the real run would see them: files found gone no longer count, content found here does.
-        queued = self.ledger.query(
-            _QUEUED.format(gone="AND f.id NOT IN (SELECT id FROM temp.plan_gone)")
-            + " OR (j.endpoint = ? AND j.state IN ('queued', 'submitting') AND j.content_hash IN (SELECT hash FROM temp.plan_seen))",
-            (self.endpoint, self.endpoint),
-        )[0][0]
-        return unknown + queued
+        if self.dry_run:
+            return self.ledger.dry_credits(self.endpoint)
+        return self.ledger.queued_credits(self.endpoint)
 
 
 def plan(
@@ -279,8 +376,8 @@ def plan(
                 if on_folder:
                     on_folder(len(folder.files))
         planner.vanished(broots, visited)
-        planner.classify_known()
-        planner.result.credits = planner.credits(broots)
+        planner.classify()
+        planner.result.credits = planner.credits()
     finally:
         planner.close()
     return planner.result

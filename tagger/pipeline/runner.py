@@ -79,7 +79,7 @@ def _add_urls(ledger: Ledger, urls: Sequence[str], endpoint: str, dry_run: bool)
     pairs = [(u, url_key(u)) for u in urls]
     if not dry_run:
         return ledger.add_urls(pairs, endpoint)
-    return sum(1 for _, key in pairs if not ledger.query("SELECT 1 FROM jobs WHERE content_hash = ? AND endpoint = ?", (key, endpoint)))
+    return ledger.unknown_keys([key for _, key in pairs], endpoint)
 
 
 def run(

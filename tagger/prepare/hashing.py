@@ -1,130 +1,134 @@
-"""Content hash for file identity: the same picture keeps its hash when only its metadata changes.
+"""Content identity: the same picture keeps its hash when only its metadata changes, in every format tagger reads.
 
-JPEG: every segment except APPn (EXIF, XMP, ICC, Photoshop/IPTC...) and COM,
-then the entropy-coded data up to EOI. PNG: every chunk except the text, EXIF
-and time chunks, up to IEND. Any other format, or a file whose structure does
-not parse, hashes whole. Files are streamed, never read whole.
+Scheme 2 (``SCHEME``), by the file's first bytes:
+
+- JPEG: every segment except APPn (EXIF, XMP, ICC, IPTC...) and COM, then the scans to EOI (``hash_jpeg``).
+- PNG: every chunk up to IEND except text, EXIF, time and iCCP (``hash_png``).
+- TIFF and TIFF-based RAW (DNG, CR2, NEF, ARW, ORF, RW2, PEF), Fujifilm RAF: the strips, tiles and JPEG
+  blocks of every image directory and the tags that decode them (``hash_tiff``).
+- WebP: the image chunks (``hash_webp``). GIF: the blocks that draw (``hash_gif``).
+- HEIC, HEIF, AVIF: the coded image items and their properties; CR3: its media data (``hash_bmff``).
+- BMP: the whole file. It has no metadata blocks a tool edits: header and pixels are the image.
+- Anything else, or a file whose structure does not parse: the decoded pixels (``hash_pixels``), so a
+  metadata edit still costs nothing; and only if no installed decoder reads it, the whole file.
+
+The same rules everywhere: metadata, the colour profile and the orientation
+flag are not the picture (JPEG's rule has always been so). Files are
+streamed or read with bounded memory.
+
+Scheme 1 (``legacy_hash``) is how tagger hashed before: JPEG as now, PNG
+keeping iCCP, everything else whole. The planner uses it once, to carry
+captions of an older ledger over to scheme 2 without a submission.
 """
 
 from __future__ import annotations
 
 import hashlib
-import struct
+import logging
+from collections.abc import Callable
 from typing import BinaryIO
 
-__all__ = ["content_hash"]
+from tagger.prepare import hash_io
+from tagger.prepare.hash_bmff import hash_bmff, is_bmff
+from tagger.prepare.hash_gif import hash_gif, is_gif
+from tagger.prepare.hash_io import Malformed
+from tagger.prepare.hash_jpeg import hash_jpeg
+from tagger.prepare.hash_pixels import pixel_hash
+from tagger.prepare.hash_png import PNG_SIGNATURE, SKIPPED_V1, hash_png
+from tagger.prepare.hash_tiff import hash_raf, hash_tiff, is_raf, is_tiff
+from tagger.prepare.hash_webp import hash_webp, is_webp
 
-_CHUNK = 1 << 20
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_SKIPPED = frozenset({b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"})
-# Markers that stand alone, without a length: TEM, RSTn, SOI, EOI.
-_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xDA)})
+__all__ = ["SCHEME", "content_hash", "legacy_hash", "carries_over"]
+
+log = logging.getLogger("tagger.prepare.hashing")
+
+#: The identity scheme ``content_hash`` computes; the ledger records it beside each hash (m007).
+SCHEME = 2
+_HEAD = 16
+
+Hasher = Callable[[BinaryIO, "hashlib._Hash"], None]
 
 
-class _Malformed(Exception):
-    """The structure does not parse; hash the whole file instead."""
+def _structural(head: bytes) -> Hasher | None:
+    if head[:2] == b"\xff\xd8":
+        return hash_jpeg
+    if head[:8] == PNG_SIGNATURE:
+        return hash_png
+    if is_raf(head):
+        return hash_raf
+    if is_tiff(head):
+        return hash_tiff
+    if is_webp(head):
+        return hash_webp
+    if is_gif(head):
+        return hash_gif
+    if is_bmff(head):
+        return hash_bmff
+    return None
 
 
 def content_hash(path: str) -> str:
-    """Hex SHA-256 of the image data of ``path``, ignoring metadata; OSError propagates."""
+    """Hex SHA-256 identity of the picture in ``path`` (scheme 2), ignoring metadata; OSError propagates."""
+    with open(path, "rb") as handle:
+        head = handle.read(_HEAD)
+        hasher = _structural(head)
+        if head[:2] == b"BM":
+            hasher = None  # BMP: the whole file is header and pixels
+        elif hasher is not None:
+            handle.seek(0)
+            digest = hashlib.sha256()
+            try:
+                hasher(handle, digest)
+                return digest.hexdigest()
+            except Malformed:
+                pass
+            pixels = pixel_hash(path)
+            if pixels is not None:
+                return pixels
+            log.info("%s: neither its structure nor its pixels could be read; its identity is the whole file", path)
+        elif (pixels := pixel_hash(path)) is not None:
+            return pixels
+        handle.seek(0)
+        return _whole(handle)
+
+
+def _whole(handle: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    hash_io.copy(handle, digest, None)
+    return digest.hexdigest()
+
+
+def legacy_hash(path: str) -> str:
+    """The scheme-1 hash tagger computed before m007 (JPEG and PNG structure, anything else whole)."""
     with open(path, "rb") as handle:
         head = handle.read(8)
         handle.seek(0)
         digest = hashlib.sha256()
         try:
             if head[:2] == b"\xff\xd8":
-                _hash_jpeg(handle, digest)
+                hash_jpeg(handle, digest)
                 return digest.hexdigest()
-            if head == _PNG_SIGNATURE:
-                _hash_png(handle, digest)
+            if head == PNG_SIGNATURE:
+                hash_png(handle, digest, SKIPPED_V1)
                 return digest.hexdigest()
-        except _Malformed:
+        except Malformed:
             handle.seek(0)
-            digest = hashlib.sha256()
-        _copy(handle, digest, None)
-        return digest.hexdigest()
+        return _whole(handle)
 
 
-def _read_exact(handle: BinaryIO, count: int) -> bytes:
-    data = handle.read(count)
-    if len(data) != count:
-        raise _Malformed
-    return data
+def carries_over(path: str) -> bool:
+    """Whether ``path``'s scheme-1 hash is its scheme-2 hash, told from its segment headers alone.
 
+    True for a JPEG whose segments parse up to the first scan: both schemes
+    hash it the same way. Everything else must be hashed again.
+    """
+    with open(path, "rb") as handle:
+        if handle.read(2) != b"\xff\xd8":
+            return False
+        handle.seek(0)
+        try:
+            hash_jpeg(handle, hashlib.sha256(), scans=False)
+        except Malformed:
+            return False
+        return True
 
-def _copy(handle: BinaryIO, digest: "hashlib._Hash", count: int | None) -> None:
-    """Hash ``count`` bytes (all that is left when None) in bounded chunks."""
-    while count is None or count > 0:
-        data = handle.read(_CHUNK if count is None else min(_CHUNK, count))
-        if not data:
-            if count is not None:
-                raise _Malformed
-            return
-        digest.update(data)
-        if count is not None:
-            count -= len(data)
-
-
-def _hash_jpeg(handle: BinaryIO, digest: "hashlib._Hash") -> None:
-    digest.update(_read_exact(handle, 2))
-    while True:
-        if _read_exact(handle, 1) != b"\xff":
-            raise _Malformed
-        marker = 0xFF
-        while marker == 0xFF:  # fill bytes may pad before a marker
-            marker = _read_exact(handle, 1)[0]
-        if marker == 0xD9:
-            digest.update(b"\xff\xd9")
-            return
-        if marker == 0x00:
-            raise _Malformed
-        if marker in _JPEG_STANDALONE:
-            digest.update(bytes((0xFF, marker)))
-            continue
-        length_bytes = _read_exact(handle, 2)
-        (length,) = struct.unpack(">H", length_bytes)
-        if length < 2:
-            raise _Malformed
-        if 0xE0 <= marker <= 0xEF or marker == 0xFE:
-            handle.seek(length - 2, 1)
-            continue
-        digest.update(bytes((0xFF, marker)) + length_bytes)
-        _copy(handle, digest, length - 2)
-        if marker == 0xDA:
-            _hash_scans(handle, digest)
-            return
-
-
-def _hash_scans(handle: BinaryIO, digest: "hashlib._Hash") -> None:
-    """Hash from the first scan to EOI inclusive; trailers after EOI are not the picture."""
-    pending_ff = False
-    while True:
-        data = handle.read(_CHUNK)
-        if not data:
-            return  # a truncated file is still hashed as far as it goes
-        if pending_ff and data[0] == 0xD9:
-            digest.update(data[:1])
-            return
-        end = data.find(b"\xff\xd9")
-        if end >= 0:
-            digest.update(data[: end + 2])
-            return
-        digest.update(data)
-        pending_ff = data[-1] == 0xFF
-
-
-def _hash_png(handle: BinaryIO, digest: "hashlib._Hash") -> None:
-    digest.update(_read_exact(handle, 8))
-    while True:
-        header = _read_exact(handle, 8)
-        (length,) = struct.unpack(">I", header[:4])
-        kind = header[4:]
-        if length > 0x7FFFFFFF or not kind.isalpha():
-            raise _Malformed
-        if kind in _PNG_SKIPPED:
-            handle.seek(length + 4, 1)
-            continue
-        digest.update(header)
-        _copy(handle, digest, length + 4)  # data and CRC
-        if kind == b"IEND":
-            return

@@ -1,0 +1,204 @@
+"""The planner's SQL: per-folder reads, identity re-keying, what a dry run keeps aside, credits.
+
+``Ledger`` inherits these methods; ``tagger.pipeline.plan`` holds only the
+decisions. A no-op run reads four narrow columns per file (``lean_rows``)
+and asks two questions per run of small indexes; only folders where
+something differs are read again in full.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from typing import NamedTuple
+
+__all__ = ["PlanningQueries", "FullRow", "HASH_SCHEME"]
+
+#: The identity scheme of the hashes the planner writes (``tagger.prepare.hashing.SCHEME``; a test keeps them equal).
+HASH_SCHEME = 2
+
+# The last column: 1 for an active, hashed file whose job is for this endpoint (nothing to do), 2 for a
+# file already known missing, else 0.
+_LEAN = """SELECT name, size, mtime_ns, CASE WHEN state = 'missing' THEN 2
+           WHEN state = 'active' AND content_hash IS NOT NULL AND {job} THEN 1 ELSE 0 END FROM files f WHERE dir = ?"""
+_FULL = "SELECT name, size, mtime_ns, content_hash, state, {job}, id, hash_scheme FROM files f WHERE dir = ?"
+_JOB_ANY = "job_id IS NOT NULL"
+_JOB_HERE = "coalesce((SELECT j.endpoint = ? FROM jobs j WHERE j.id = f.job_id), 0)"
+_OLD = "hash_scheme IS NULL AND content_hash IS NOT NULL"  # the partial index files_old_scheme (m007)
+# Queued jobs that will cost a credit: a job whose files are all gone fails without a POST.
+_QUEUED = """SELECT count(*) FROM jobs j WHERE j.endpoint = ? AND j.state IN ('queued', 'submitting')
+             AND (EXISTS (SELECT 1 FROM files f WHERE f.job_id = j.id AND f.state = 'active' {gone})
+                  OR EXISTS (SELECT 1 FROM remote r WHERE r.job_id = j.id))"""
+# Content a dry run found, under the jobs that hold it now or under the scheme-1 hash a real run would re-key.
+_DRY_JOB = "(j.content_hash = {h} OR j.content_hash IN (SELECT old FROM temp.plan_rekey WHERE new = {h}))"
+
+
+class FullRow(NamedTuple):
+    """One file of a folder as the planner weighs it."""
+
+    name: bytes
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    state: str
+    job_here: int
+    id: int
+    hash_scheme: int | None
+
+
+class PlanningQueries:
+    """The planner's statements; mixed into ``Ledger``, which supplies ``query`` and ``transaction``."""
+
+    def query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:  # pragma: no cover - Ledger's
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover - Ledger's
+        raise NotImplementedError
+
+    # -- per folder -----------------------------------------------------------
+
+    def other_endpoints(self, endpoint: str) -> bool:
+        """Whether any job belongs to another endpoint (else a file's job needs no endpoint check)."""
+        return bool(self.query("SELECT 1 FROM jobs WHERE endpoint < ? OR endpoint > ? LIMIT 1", (endpoint, endpoint)))
+
+    def lean_rows(self, directory: bytes, endpoint: str | None) -> list[sqlite3.Row]:
+        """(name, size, mtime_ns, done) of a folder's files; ``endpoint`` None: any job counts as this one's."""
+        if endpoint is None:
+            return self.query(_LEAN.format(job=_JOB_ANY), (directory,))
+        return self.query(_LEAN.format(job=_JOB_HERE), (endpoint, directory))
+
+    def full_rows(self, directory: bytes, endpoint: str | None) -> dict[bytes, FullRow]:
+        """Every file of a folder, by name."""
+        if endpoint is None:
+            rows = self.query(_FULL.format(job=_JOB_ANY), (directory,))
+        else:
+            rows = self.query(_FULL.format(job=_JOB_HERE), (endpoint, directory))
+        return {r[0]: FullRow(*r) for r in rows}
+
+    def content_known(self, digest: str) -> bool:
+        """Whether any file (present or gone) has this content."""
+        return bool(self.query("SELECT 1 FROM files WHERE content_hash = ? LIMIT 1", (digest,)))
+
+    def missing_with(self, digests: Iterable[str]) -> int:
+        """How many files known missing hold any of these contents."""
+        digests = list(digests)
+        return self.query(
+            "SELECT count(*) FROM files WHERE state = 'missing' AND content_hash IN (SELECT value FROM json_each(?))",
+            (json.dumps(digests),),
+        )[0][0]
+
+    def live_in_dir(self, directory: bytes) -> list[sqlite3.Row]:
+        """(id, content_hash) of a folder's files not yet known missing."""
+        return self.query("SELECT id, content_hash FROM files WHERE dir = ? AND state != 'missing'", (directory,))
+
+    # -- identity schemes ---------------------------------------------------------
+
+    def old_scheme_dirs(self) -> set[bytes]:
+        """Folders holding present files whose hash is still of scheme 1 (read from the m007 partial index)."""
+        rows = self.query(f"SELECT DISTINCT dir FROM files INDEXED BY files_old_scheme WHERE {_OLD} AND state != 'missing'")
+        return {r[0] for r in rows}
+
+    def has_old_scheme(self) -> bool:
+        """Whether any file, present or gone, still holds a scheme-1 hash."""
+        return bool(self.query(f"SELECT 1 FROM files INDEXED BY files_old_scheme WHERE {_OLD} LIMIT 1"))
+
+    def old_scheme_known(self, legacy: str) -> bool:
+        """Whether a file recorded under scheme 1 has this scheme-1 hash."""
+        return bool(self.query("SELECT 1 FROM files WHERE content_hash = ? AND hash_scheme IS NULL LIMIT 1", (legacy,)))
+
+    def rekey(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Move scheme-1 identities to scheme 2: (old hash, new hash) pairs, at no credit.
+
+        Every file recorded with the old hash had the same bytes' identity, so
+        they all take the new one, keeping their jobs; each endpoint's job takes
+        the new hash too, unless that endpoint already has a job for it (two
+        files that differed only in metadata, captioned twice by an older
+        tagger): then the planner links the files to that one.
+        """
+        pairs = sorted(set(pairs))
+        if not pairs:
+            return
+        with self.transaction() as c:
+            c.executemany(
+                f"UPDATE files SET content_hash = ?, hash_scheme = {HASH_SCHEME} WHERE content_hash = ? AND hash_scheme IS NULL",
+                [(new, old) for old, new in pairs],
+            )
+            c.executemany(
+                """UPDATE jobs SET content_hash = ? WHERE content_hash = ? AND content_hash != ?
+                   AND NOT EXISTS (SELECT 1 FROM jobs j2 WHERE j2.content_hash = ? AND j2.endpoint = jobs.endpoint)""",
+                [(new, old, new, new) for old, new in pairs],
+            )
+
+    # -- a dry run's notes (temporary tables: never in the ledger file) ---------------
+
+    def dry_plan_begin(self) -> None:
+        """Set aside what a dry run would have written: content seen, files gone, identities re-keyed."""
+        self.dry_plan_end()
+        self.query("CREATE TEMP TABLE plan_seen (hash TEXT PRIMARY KEY) WITHOUT ROWID")
+        self.query("CREATE TEMP TABLE plan_gone (id INTEGER PRIMARY KEY, hash TEXT)")
+        self.query("CREATE TEMP TABLE plan_rekey (old TEXT PRIMARY KEY, new TEXT NOT NULL) WITHOUT ROWID")
+        self.query("CREATE INDEX temp.plan_rekey_new ON plan_rekey (new)")
+
+    def dry_plan_end(self) -> None:
+        """Drop what a dry run kept aside."""
+        for table in ("plan_seen", "plan_gone", "plan_rekey"):
+            self.query(f"DROP TABLE IF EXISTS temp.{table}")
+
+    def dry_note_seen(self, digests: list[str]) -> None:
+        """Content a real run would have recorded."""
+        if digests:
+            self.query("INSERT OR IGNORE INTO temp.plan_seen SELECT value FROM json_each(?)", (json.dumps(digests),))
+
+    def dry_note_gone(self, file_ids: list[int]) -> None:
+        """Files a real run would have marked missing."""
+        if file_ids:
+            self.query(
+                "INSERT OR IGNORE INTO temp.plan_gone SELECT id, content_hash FROM files WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(file_ids),),
+            )
+
+    def dry_note_rekey(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Identities a real run would have re-keyed."""
+        rows = [[old, new] for old, new in pairs]
+        if rows:
+            self.query(
+                "INSERT OR IGNORE INTO temp.plan_rekey SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)",
+                (json.dumps(rows),),
+            )
+
+    def dry_seen(self, digest: str) -> bool:
+        """Whether this dry run already found this content."""
+        return bool(self.query("SELECT 1 FROM temp.plan_seen WHERE hash = ?", (digest,)))
+
+    # -- credits ------------------------------------------------------------------
+
+    def queued_credits(self, endpoint: str) -> int:
+        """Queued jobs of the endpoint that will cost a credit."""
+        return self.query(_QUEUED.format(gone=""), (endpoint,))[0][0]
+
+    def dry_credits(self, endpoint: str) -> int:
+        """The credits a real run would need, from what this dry run set aside."""
+        unknown = self.query(
+            "SELECT count(*) FROM temp.plan_seen s WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.endpoint = ? AND "
+            + _DRY_JOB.format(h="s.hash") + ")",
+            (endpoint,),
+        )[0][0]
+        # As the real run would see them: files found gone no longer count, content found here does.
+        queued = self.query(
+            _QUEUED.format(gone="AND f.id NOT IN (SELECT id FROM temp.plan_gone)")
+            + " OR (j.endpoint = ? AND j.state IN ('queued', 'submitting') AND EXISTS (SELECT 1 FROM temp.plan_seen s WHERE "
+            + _DRY_JOB.format(h="s.hash") + "))",
+            (endpoint, endpoint),
+        )[0][0]
+        return unknown + queued
+
+    def unknown_keys(self, keys: Iterable[str], endpoint: str) -> int:
+        """How many of these job keys (remote images) the endpoint has no job for."""
+        return self.query(
+            "SELECT count(*) FROM json_each(?) k WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE content_hash = k.value AND endpoint = ?)",
+            (json.dumps(list(keys)), endpoint),
+        )[0][0]
+
+
