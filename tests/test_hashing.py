@@ -85,20 +85,21 @@ def test_png_text_chunks_do_not_change_the_hash(tmp_path: Path) -> None:
     assert content_hash(str(changed)) != content_hash(str(plain))
 
 
-def test_other_formats_and_malformed_files_hash_whole(tmp_path: Path) -> None:
+def test_undecodable_files_hash_whole_and_bmp_is_its_pixels(tmp_path: Path) -> None:
     for name, data in {
-        "a.webp": None,
         "bad.jpg": b"\xff\xd8\xff\xe1\xff\xff" + b"x" * 100,  # APP1 length runs past the end
         "bad.png": b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + b"\0" * 5,  # cut inside a chunk
+        "bad.tif": b"II*\x00" + struct.pack("<I", 10_000),  # IFD beyond the end
+        "bad.webp": b"RIFF\x10\x00\x00\x00WEBPVP8 \xff\x00\x00\x00",
         "text.jpg": b"just words",
         "empty.jpg": b"",
     }.items():
         path = tmp_path / name
-        if data is None:
-            photo().save(path, quality=80)
-        else:
-            path.write_bytes(data)
+        path.write_bytes(data)
         assert content_hash(str(path)) == _whole(path), name
+    bmp = tmp_path / "a.bmp"
+    photo().save(bmp)
+    assert content_hash(str(bmp)) == _whole(bmp)  # BMP has no metadata blocks: header and pixels are the image
 
 
 def test_large_files_are_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,3 +126,150 @@ def test_large_files_are_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_unreadable_file_raises_oserror(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         content_hash(str(tmp_path / "missing.jpg"))
+
+
+# --- scheme 2: every format tagger reads ---------------------------------------------------
+
+
+def _exiftool(path: Path, *args: str) -> None:
+    run = subprocess.run(["exiftool", "-overwrite_original", *args, str(path)], capture_output=True, text=True)
+    assert run.returncode == 0 and "1 image files updated" in run.stdout, run.stdout + run.stderr
+
+
+EDITS = ("-XMP-dc:Description=a caption", "-XMP-dc:Subject+=kw", "-Artist=Someone", "-Copyright=(c) me",
+         "-ImageDescription=described", "-DateTimeOriginal=2020:01:02 03:04:05", "-GPSLatitude=10", "-GPSLatitudeRef=N")
+
+
+def _save(im: Image.Image, path: Path, **params: object) -> Path:
+    if path.suffix in (".heic", ".heif"):
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    im.save(path, **params)
+    return path
+
+
+FORMATS = {
+    "a.tif": {},
+    "lzw.tif": {"compression": "tiff_lzw"},
+    "deflate.tif": {"compression": "tiff_deflate"},
+    "a.webp": {"quality": 80},
+    "lossless.webp": {"lossless": True},
+    "a.gif": {},
+    "a.heic": {"quality": 80},
+    "a.avif": {"quality": 80},
+    "a.png": {},
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_exiftool_edits_keep_the_identity_and_pixels_change_it(tmp_path: Path, name: str) -> None:
+    original = _save(photo(), tmp_path / name, **FORMATS[name])
+    edited = tmp_path / ("edited" + original.suffix)
+    shutil.copy(original, edited)
+    _exiftool(edited, *EDITS)
+    assert edited.read_bytes() != original.read_bytes()
+    assert b"a caption" in edited.read_bytes()
+    assert content_hash(str(edited)) == content_hash(str(original))
+    if original.suffix != ".png":  # a PNG without metadata chunks hashes like its whole file
+        assert content_hash(str(original)) != _whole(original)
+    # Removing all metadata (exiftool -all=) is an edit too.
+    stripped = tmp_path / ("stripped" + original.suffix)
+    shutil.copy(edited, stripped)
+    _exiftool(stripped, "-all=")
+    assert content_hash(str(stripped)) == content_hash(str(original))
+    im = photo()
+    im.putpixel((5, 5), (0, 255, 0))
+    im.putpixel((6, 5), (0, 255, 0))
+    changed = _save(im, tmp_path / ("changed" + original.suffix), **FORMATS[name])
+    assert content_hash(str(changed)) != content_hash(str(original))
+
+
+def test_dng_and_tiff_raw_edits_keep_the_identity(tmp_path: Path) -> None:
+    from test_raw import dng, jpeg as raw_jpeg, preview_scene, raw_scene
+
+    for name, data in {"preview.dng": dng(raw_scene(), raw_jpeg(preview_scene()), gps=("N", (1, 2, 3), "E", (4, 5, 6))),
+                       "raw_only.dng": dng(raw_scene())}.items():
+        original = tmp_path / name
+        original.write_bytes(data)
+        edited = tmp_path / ("edited_" + name)
+        shutil.copy(original, edited)
+        _exiftool(edited, *EDITS, "-Orientation#=6")
+        assert content_hash(str(edited)) == content_hash(str(original)) != _whole(original)
+        other = tmp_path / ("other_" + name)
+        scene = raw_scene()
+        scene[10:20, 10:20] = (0.9, 0.9, 0.9)
+        other.write_bytes(dng(scene, raw_jpeg(preview_scene()) if "preview" in name else None))
+        assert content_hash(str(other)) != content_hash(str(original))
+
+
+def test_a_colour_profile_is_not_identity_in_any_format(tmp_path: Path) -> None:
+    from corpus import prophoto_profile
+
+    icc = prophoto_profile()
+    for suffix, params in {".png": {}, ".webp": {"quality": 80}, ".tif": {}, ".jpg": {"quality": 90}}.items():
+        plain = _save(photo(), tmp_path / ("plain" + suffix), **params)
+        tagged = _save(photo(), tmp_path / ("icc" + suffix), icc_profile=icc, **params)
+        assert tagged.read_bytes() != plain.read_bytes()
+        assert content_hash(str(tagged)) == content_hash(str(plain)), suffix
+
+
+def test_a_structure_that_does_not_parse_falls_back_to_the_pixels(tmp_path: Path) -> None:
+    """A TIFF whose SubIFDs pointer runs off the end: Pillow still decodes it, so metadata stays free."""
+    from test_raw import LONG, ASCII, SHORT, _tiff
+
+    pixels = photo((32, 24)).tobytes()
+
+    def tiff(artist: str) -> bytes:
+        return _tiff([[(256, LONG, [32]), (257, LONG, [24]), (258, SHORT, [8, 8, 8]), (259, SHORT, [1]),
+                       (262, SHORT, [2]), (273, LONG, lambda layout: [layout["block", 0]]), (277, SHORT, [3]),
+                       (278, LONG, [24]), (279, LONG, [len(pixels)]), (315, ASCII, artist), (330, LONG, [1 << 30])]],
+                     [pixels])
+
+    one, two = tmp_path / "one.tif", tmp_path / "two.tif"
+    one.write_bytes(tiff("Someone"))
+    two.write_bytes(tiff("Someone else entirely"))
+    with Image.open(one) as im:
+        assert im.tobytes() == pixels
+    assert content_hash(str(one)) == content_hash(str(two)) != _whole(one)
+
+
+def test_scheme_1_is_the_hash_older_taggers_computed(tmp_path: Path) -> None:
+    from corpus import prophoto_profile
+
+    jpeg = tmp_path / "a.jpg"
+    photo().save(jpeg, quality=90)
+    tif = _save(photo(), tmp_path / "a.tif")
+    png = _save(photo(), tmp_path / "a.png", icc_profile=prophoto_profile())
+    assert hashing.legacy_hash(str(jpeg)) == content_hash(str(jpeg)) != _whole(jpeg)
+    assert hashing.legacy_hash(str(tif)) == _whole(tif) != content_hash(str(tif))
+    assert hashing.legacy_hash(str(png)) == _whole(png) != content_hash(str(png))  # scheme 1 kept iCCP
+    assert hashing.carries_over(str(jpeg))
+    assert not hashing.carries_over(str(tif)) and not hashing.carries_over(str(png))
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe1\xff\xff" + b"x" * 100)
+    assert not hashing.carries_over(str(bad))
+
+
+def test_the_ledger_records_the_scheme_hashing_computes() -> None:
+    from tagger.ledger.planning import HASH_SCHEME
+
+    assert HASH_SCHEME == hashing.SCHEME
+
+
+def test_large_tiffs_are_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    big = tmp_path / "big.tif"
+    Image.effect_noise((1200, 900), 60).convert("RGB").save(big)
+    monkeypatch.setattr(hash_io, "CHUNK", 4096)
+    reads: list[int] = []
+
+    class Spy(io.BufferedReader):
+        def read(self, size: int | None = -1) -> bytes:
+            reads.append(-1 if size is None else size)
+            return super().read(size)
+
+    monkeypatch.setattr(hashing, "open", lambda p, m: Spy(io.FileIO(p, m.replace("b", ""))), raising=False)
+    digest = content_hash(str(big))
+    assert max(reads) <= 4096 and -1 not in reads
+    monkeypatch.undo()
+    assert content_hash(str(big)) == digest != _whole(big)
