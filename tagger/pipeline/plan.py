@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from tagger.ledger.planning import FullRow
+from tagger.ledger.planning import HASH_SCHEME, FullRow
 from tagger.ledger.store import FileState, Ledger
 from tagger.pipeline.scan import Folder, scan
 from tagger.prepare.formats import RAW_EXTENSIONS
@@ -160,7 +160,7 @@ class _Planner:
     def _differs(self, folder: Folder, differs: list[tuple[bytes, int, int]], pool: ThreadPoolExecutor) -> None:
         """The files of a folder that are not simply done: new, changed, unhashed, unlinked, re-keyed or gone."""
         result = self.result
-        known = self.ledger.full_rows(folder.path, self.here)
+        known = {name: self._canon(row) for name, row in self.ledger.full_rows(folder.path, self.here).items()}
         to_hash: list[tuple[bytes, int, int, FullRow | None]] = []
         to_rekey: list[tuple[bytes, int, int, FullRow]] = []
         upserts: list[tuple] = []
@@ -186,6 +186,8 @@ class _Planner:
                     log.warning("%s: %s; its identity is re-keyed on a later run", os.fsdecode(path(name)), error)
                     continue
                 self._unchanged(folder, name, size, mtime_ns, row, digest, upserts, unlinked)
+            # A twin of a file just re-keyed had the same bytes when recorded: it has the same new identity.
+            to_hash = [(name, size, mtime_ns, self._canon(row)) for name, size, mtime_ns, row in to_hash]
         hashes = list(pool.map(_hash, [path(t[0]) for t in to_hash])) if to_hash else []
         same = self._legacy_matches(folder, to_hash, hashes, pairs, pool)
         seen_here: set[str] = set()
@@ -237,7 +239,8 @@ class _Planner:
             upserts.append((folder.path, name, folder.root, size, mtime_ns, digest, _ACTIVE, None))
             unlinked.append((name, digest))
             self.reactivated[digest] += 1
-        elif row.state == _ACTIVE:
+        elif row.state == _ACTIVE and not row.job_here:
+            # (One with a job here keeps it: after a re-key, two files an older tagger captioned apart stay so.)
             unlinked.append((name, digest))
 
     def _legacy_matches(self, folder: Folder, to_hash: list[tuple[bytes, int, int, FullRow | None]],
@@ -290,6 +293,12 @@ class _Planner:
             self.ledger.dry_note_rekey(pairs)
         else:
             self.ledger.rekey(pairs)
+
+    def _canon(self, row: FullRow | None) -> FullRow | None:
+        """A scheme-1 row as it reads once this pass's re-keying is written (a dry run writes none)."""
+        if row is None or row.hash_scheme is not None or row.content_hash not in self.rekeyed:
+            return row
+        return row._replace(content_hash=self.rekeyed[row.content_hash], hash_scheme=HASH_SCHEME)
 
     def _content_known(self, digest: str) -> bool:
         if self.ledger.content_known(digest):
