@@ -139,16 +139,23 @@ def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emula
         if with_emulator is not None:
             with_emulator.stop()
     if dry_run:
-        p = result.plan
         click.echo(
-            f"plan: {p.new} new, {p.changed} changed, {p.moved} moved, {p.copied} copied, {p.missing} missing, "
-            f"{p.unchanged} unchanged, {p.unreadable} unreadable, {p.paired} RAW captioned from their JPEG; "
-            f"{p.credits} credit(s) would be spent"
+            _plan_words(result.plan) + f"; {result.plan.credits} credit(s) would be spent"
             + (f" (balance {result.credit_balance} at the last run)" if result.credit_balance is not None else "")
         )
         return
+    if not quiet:
+        click.echo(_plan_words(result.plan))  # the same counts the dry run printed
     _summary(result, quiet)
     ctx.exit(result.exit_code)
+
+
+def _plan_words(p: Any) -> str:
+    """What the plan found, in the words both the dry run and the real run print (a move is not also missing)."""
+    return (
+        f"plan: {p.new} new, {p.changed} changed, {p.moved} moved, {p.copied} copied, {p.missing} missing, "
+        f"{p.unchanged} unchanged, {p.unreadable} unreadable, {p.paired} RAW captioned from their JPEG"
+    )
 
 
 def _configured(ctx: click.Context, key: str) -> bool:

@@ -190,3 +190,32 @@ def test_a_file_back_where_it_was_is_active_again_without_a_submission(tmp_path)
     shutil.move(kept, image)  # same size and mtime: the (size, mtime_ns) check alone decides
     assert _plan(tmp_path, root, dry_run=False) == dict(new=0, changed=0, moved=0, copied=0, missing=0, unchanged=1, unreadable=0, paired=0, credits=1)
     assert _rows(tmp_path / "ledger.sqlite", "SELECT state FROM files") == [("active",)]
+
+
+def test_the_dry_run_and_the_real_run_print_the_same_words_and_a_move_is_not_missing(tmp_path):
+    import re
+    import sys
+
+    root = tmp_path / "photos"
+    for name in ("a", "b", "c"):
+        make_photo(root / "album" / f"{name}.jpg", seed=ord(name), size=(160, 120))
+    cfg = tmp_path / "fast.toml"
+    cfg.write_text("[run]\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\n")
+    ledger = str(tmp_path / "l.sqlite")
+
+    def tagger(*args: str) -> str:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+        out = subprocess.run([sys.executable, "-m", "tagger", "--config", str(cfg), "run", str(root), "--emulator",
+                              "--ledger", ledger, *args], capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        (line,) = [line for line in out.stdout.splitlines() if line.startswith("plan: ")]
+        return line
+
+    tagger()
+    (root / "elsewhere").mkdir()
+    shutil.move(root / "album" / "a.jpg", root / "elsewhere" / "a.jpg")  # one move
+    os.remove(root / "album" / "b.jpg")  # one deletion
+    dry, real = tagger("--dry-run"), tagger()
+    words = "plan: 0 new, 0 changed, 1 moved, 0 copied, 1 missing, 1 unchanged, 0 unreadable, 0 RAW captioned from their JPEG"
+    assert real == words
+    assert re.fullmatch(re.escape(words) + r"; 0 credit\(s\) would be spent.*", dry)
