@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import sqlite_utils
@@ -130,3 +131,14 @@ def test_integrity_after_use(tmp_path):
     with Ledger(str(path)) as ledger:
         _one_job(ledger, tmp_path)
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_the_pipeline_leaves_every_sql_statement_to_the_ledger():
+    import re
+
+    import tagger.pipeline
+
+    for module in sorted(Path(tagger.pipeline.__file__).parent.glob("*.py")):
+        text = module.read_text(encoding="utf-8")
+        assert not re.search(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP)\s", text), module.name
+        assert ".query(" not in text, module.name
