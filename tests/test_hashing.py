@@ -273,3 +273,53 @@ def test_large_tiffs_are_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert max(reads) <= 4096 and -1 not in reads
     monkeypatch.undo()
     assert content_hash(str(big)) == digest != _whole(big)
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def test_cr3_identity_is_its_media_data_and_preview(tmp_path: Path) -> None:
+    """CR3 keeps EXIF (CMT1-4) in moov and XMP in a uuid box; a writer grows them and moves mdat."""
+    xmp_uuid = bytes.fromhex("be7acfcb97a942e89c71999491e3afac")
+    prvw_uuid = bytes.fromhex("eaf42b5e1c984b88b9fbb7dc406e4d16")
+    jpeg = io.BytesIO()
+    photo().save(jpeg, "JPEG", quality=80)
+
+    def cr3(exif: bytes, xmp: bytes, raw: bytes) -> bytes:
+        return (_box(b"ftyp", b"crx \x00\x00\x00\x01crx isom")
+                + _box(b"moov", _box(b"uuid", bytes.fromhex("85c0b687820f11e08111f4ce462b6a48") + _box(b"CMT1", exif)))
+                + _box(b"uuid", xmp_uuid + xmp)
+                + _box(b"uuid", prvw_uuid + jpeg.getvalue())
+                + _box(b"mdat", raw + jpeg.getvalue()))
+
+    paths = {}
+    for name, data in {"a": cr3(b"II*\0exif", b"<x/>", b"RAWDATA" * 100),
+                       "edited": cr3(b"II*\0exif, longer now" * 10, b"<x:xmpmeta>a caption</x:xmpmeta>" * 20, b"RAWDATA" * 100),
+                       "other": cr3(b"II*\0exif", b"<x/>", b"RAWDATB" * 100)}.items():
+        paths[name] = tmp_path / f"{name}.cr3"
+        paths[name].write_bytes(data)
+    assert content_hash(str(paths["edited"])) == content_hash(str(paths["a"])) != _whole(paths["a"])
+    assert content_hash(str(paths["other"])) != content_hash(str(paths["a"]))
+
+
+def test_raf_identity_is_its_jpeg_image_data_and_raw_blocks(tmp_path: Path) -> None:
+    plain = io.BytesIO()
+    photo().save(plain, "JPEG", quality=80)
+
+    def raf(jpeg: bytes, cfa: bytes) -> bytes:
+        header = b"FUJIFILMCCD-RAW 0201FF383501" + b"X-T3".ljust(32, b"\0") + b"0100" + b"\0" * 20
+        assert len(header) == 84
+        jpeg_at = 84 + 24 + 52
+        cfa_header = b"\0\0\0\x01" + b"dims" * 4
+        layout = struct.pack(">6I", jpeg_at, len(jpeg), jpeg_at + len(jpeg), len(cfa_header),
+                             jpeg_at + len(jpeg) + len(cfa_header), len(cfa))
+        return header + layout + b"\0" * 52 + jpeg + cfa_header + cfa
+
+    tagged = insert_after_soi(plain.getvalue(), app13_iptc(b"an IPTC caption written by a tool"))
+    paths = {name: tmp_path / f"{name}.raf" for name in ("a", "edited", "other")}
+    paths["a"].write_bytes(raf(plain.getvalue(), b"CFA" * 300))
+    paths["edited"].write_bytes(raf(tagged, b"CFA" * 300))
+    paths["other"].write_bytes(raf(plain.getvalue(), b"CFB" * 300))
+    assert content_hash(str(paths["edited"])) == content_hash(str(paths["a"])) != _whole(paths["a"])
+    assert content_hash(str(paths["other"])) != content_hash(str(paths["a"]))

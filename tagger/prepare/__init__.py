@@ -1,7 +1,8 @@
 """Reading images: sniffing formats, hashing their content, decoding and downsizing for upload.
 
 Owns: ``formats`` (which files are images), ``hashing`` (content identity
-that ignores metadata), ``decode`` and ``tiff`` (decoding internals),
+that ignores metadata, one ``hash_*`` module per format family, the pixel
+fallback in ``hash_pixels``), ``decode`` and ``tiff`` (decoding internals),
 ``normalise`` (the upload JPEG, the ``Preparer``) and ``workers`` (the
 killable process pool preparation runs in).
 
