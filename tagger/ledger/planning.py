@@ -95,10 +95,22 @@ class PlanningQueries:
 
     # -- identity schemes ---------------------------------------------------------
 
-    def old_scheme_dirs(self) -> set[bytes]:
-        """Folders holding present files whose hash is still of scheme 1 (read from the m007 partial index)."""
-        rows = self.query(f"SELECT DISTINCT dir FROM files INDEXED BY files_old_scheme WHERE {_OLD} AND state != 'missing'")
-        return {r[0] for r in rows}
+    def old_scheme_dirs(self, roots: list[bytes]) -> set[bytes]:
+        """Folders under ``roots`` holding present files whose hash is still of scheme 1 (from the m007 partial index).
+
+        Each (state, folder range) is one index range, so rows elsewhere (other
+        roots, files gone) cost nothing: missing files are never re-keyed.
+        """
+        sql = f"SELECT DISTINCT dir FROM files INDEXED BY files_old_scheme WHERE {_OLD} AND state = ? AND dir >= ? AND dir < ?"
+        found: set[bytes] = set()
+        for root in roots:
+            root = root.rstrip(b"/") or b"/"
+            prefix = root if root == b"/" else root + b"/"
+            for state in ("active", "failed"):
+                # The root itself, then every folder below it: [root/, root0) in memcmp order ("0" follows "/").
+                found.update(r[0] for r in self.query(sql, (state, root, root + b"\0")))
+                found.update(r[0] for r in self.query(sql, (state, prefix, prefix[:-1] + b"0")))
+        return found
 
     def has_old_scheme(self) -> bool:
         """Whether any file, present or gone, still holds a scheme-1 hash."""

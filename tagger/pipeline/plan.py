@@ -115,7 +115,7 @@ def _rehash(job: tuple[bytes, str]) -> tuple[str | None, str | None]:
 class _Planner:
     """One planning pass: the ledger, the endpoint, and what this pass has decided so far."""
 
-    def __init__(self, ledger: Ledger, endpoint: str, dry_run: bool) -> None:
+    def __init__(self, ledger: Ledger, endpoint: str, dry_run: bool, roots: list[bytes]) -> None:
         self.ledger = ledger
         self.endpoint = endpoint
         self.dry_run = dry_run
@@ -123,7 +123,7 @@ class _Planner:
         # Checking each file's job endpoint costs a join; skip it when the ledger knows one endpoint only.
         self.here: str | None = endpoint if ledger.other_endpoints(endpoint) else None
         # Scheme-1 rows still to re-key: empty (one indexed query) once a run after the upgrade has seen them.
-        self.old_dirs = ledger.old_scheme_dirs()
+        self.old_dirs = ledger.old_scheme_dirs(roots)
         self.has_old = bool(self.old_dirs) or ledger.has_old_scheme()
         self.rekeyed: dict[str, str] = {}  # scheme-1 hash -> scheme-2 hash, found this pass
         self.rekeyed_to: set[str] = set()
@@ -375,7 +375,7 @@ def plan(
 ) -> Plan:
     """Bring the ledger up to date with ``roots`` (or only count, when ``dry_run``)."""
     broots = [os.path.abspath(os.fsencode(r)) for r in roots]
-    planner = _Planner(ledger, endpoint, dry_run)
+    planner = _Planner(ledger, endpoint, dry_run, broots)
     visited: set[bytes] = set()
     try:
         with ThreadPoolExecutor(max_workers=max(1, hash_workers), thread_name_prefix="hash") as pool:
