@@ -22,7 +22,7 @@ from tagger.cli import cli
 from tagger.prepare.hashing import content_hash
 
 from conftest import exiftool_json
-from corpus import photo
+from corpus import photo, prophoto_profile
 from test_pipeline import config_for, run_with
 from test_raw import dng, jpeg as raw_jpeg, preview_scene, raw_scene
 
@@ -42,7 +42,8 @@ def _image(path: Path, seed: int, *, mark: bool = False) -> Path:
     if mark:
         for x in range(20):
             im.putpixel((100 + x, 80), (0, 255, 0))
-    params = {".webp": {"quality": 85}, ".heic": {"quality": 85}, ".jpg": {"quality": 90}}.get(path.suffix, {})
+    params = {".webp": {"quality": 85}, ".heic": {"quality": 85}, ".jpg": {"quality": 90},
+              ".png": {"icc_profile": prophoto_profile()}}.get(path.suffix, {})
     im.save(path, **params)
     return path
 
@@ -157,14 +158,15 @@ def _downgrade(ledger: Path, files: list[Path]) -> None:
 def test_an_older_ledger_upgrades_without_a_submission_even_when_files_are_edited(emulator, tmp_path):
     root = tmp_path / "photos"
     album = root / "album"
-    names = ["a.tif", "b.webp", "c.jpg", "d.tif", "d_copy.tif", "e.heic", "f.tif", "g.dng"]
+    # (h.png carries an ICC profile: scheme 1 hashed it, scheme 2 does not.)
+    names = ["a.tif", "b.webp", "c.jpg", "d.tif", "d_copy.tif", "e.heic", "f.tif", "g.dng", "h.png", "i.gif"]
     images = {name: _image(album / name, seed=i) for i, name in enumerate(names) if name != "d_copy.tif"}
     images["d_copy.tif"] = album / "d_copy.tif"
     shutil.copy2(images["d.tif"], images["d_copy.tif"])
     config = config_for(emulator, tmp_path)
     ledger = Path(config.ledger_path)
     assert run_with(emulator, config, [root]).exit_code == 0
-    assert emulator.counters()["submissions"] == 7  # the copy shares its job
+    assert emulator.counters()["submissions"] == 9  # the copy shares its job
     _downgrade(ledger, list(images.values()))
     before = _jobs(ledger)
     old_hashes = dict(_rows(ledger, "SELECT name, content_hash FROM files"))
@@ -180,7 +182,7 @@ def test_an_older_ledger_upgrades_without_a_submission_even_when_files_are_edite
     emulator.reset_counters()
     columns = ", ".join(r[1] for r in _rows(ledger, "PRAGMA table_info(files)"))
     files_before = _rows(ledger, f"SELECT {columns} FROM files ORDER BY id")
-    expected = dict(new=0, changed=1, moved=1, copied=0, missing=0, unchanged=6, unreadable=0, paired=0, credits=1)
+    expected = dict(new=0, changed=1, moved=1, copied=0, missing=0, unchanged=8, unreadable=0, paired=0, credits=1)
     dry = run_with(emulator, config, [root], dry_run=True)
     assert dry.plan.as_dict() == expected
     # A dry run writes nothing (opening the ledger adds m007's empty column, as any migration would).
@@ -192,23 +194,23 @@ def test_an_older_ledger_upgrades_without_a_submission_even_when_files_are_edite
     # f.tif is the one file sent again, as the old tagger would have sent it: the cost of an edit nobody can prove.
     assert emulator.counters()["submissions"] == 1
     after = _jobs(ledger)
-    for name in ("a.tif", "c.jpg", "d.tif", "d_copy.tif", "e.heic", "g.dng", "b.webp"):
+    for name in ("a.tif", "c.jpg", "d.tif", "d_copy.tif", "e.heic", "g.dng", "b.webp", "h.png", "i.gif"):
         assert after[name.encode()] == before[name.encode()], name  # same job, token and caption
     assert after[b"f.tif"][0] != before[b"f.tif"][0]
     assert _rows(ledger, "SELECT count(*) FROM files WHERE hash_scheme IS NOT 2") == [(0,)]
     assert _rows(ledger, "SELECT count(*) FROM files INDEXED BY files_old_scheme WHERE hash_scheme IS NULL AND content_hash IS NOT NULL") == [(0,)]
-    for name in ("a.tif", "e.heic", "g.dng"):
+    for name in ("a.tif", "e.heic", "g.dng", "h.png", "i.gif"):
         digest = content_hash(str(images[name]))
         assert _rows(ledger, "SELECT j.id FROM jobs j WHERE j.content_hash = ?", (digest,)) == [(before[name.encode()][0],)]
 
     # After the upgrade: metadata edits to every kind of file cost nothing, and neither does a no-op run.
-    for name in ("a.tif", "d.tif", "e.heic", "g.dng", "c.jpg"):
+    for name in ("a.tif", "d.tif", "e.heic", "g.dng", "c.jpg", "h.png", "i.gif"):
         _edit(images[name], "edited after the upgrade")
     _edit(root / "moved" / "b.webp", "edited after the upgrade")
     emulator.reset_counters()
     later = run_with(emulator, config, [root])
     assert later.exit_code == 0
-    assert later.plan.as_dict() == dict(expected, changed=0, moved=0, unchanged=8, credits=0)
+    assert later.plan.as_dict() == dict(expected, changed=0, moved=0, unchanged=10, credits=0)
     assert emulator.counters()["submissions"] == 0
     assert _jobs(ledger) == after
 
