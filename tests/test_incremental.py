@@ -205,7 +205,7 @@ def test_the_dry_run_and_the_real_run_print_the_same_words_and_a_move_is_not_mis
 
     def tagger(*args: str) -> str:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-        out = subprocess.run([sys.executable, "-m", "tagger", "--config", str(cfg), "run", str(root), "--emulator",
+        out = subprocess.run([sys.executable, "-P", "-m", "tagger", "--config", str(cfg), "run", str(root), "--emulator",
                               "--ledger", ledger, *args], capture_output=True, text=True, env=env, timeout=120)
         assert out.returncode == 0, out.stderr
         (line,) = [line for line in out.stdout.splitlines() if line.startswith("plan: ")]

@@ -61,7 +61,7 @@ def is_tiff(head: bytes) -> bool:
     """Whether the first bytes open a TIFF-like directory structure this module reads."""
     if head[:2] not in (b"II", b"MM") or len(head) < 8:
         return False
-    (magic,) = struct.unpack((b"<" if head[:2] == b"II" else b">").decode() + "H", head[2:4])
+    (magic,) = struct.unpack(("<" if head[:2] == b"II" else ">") + "H", head[2:4])
     return magic in _CLASSIC or magic == _BIG
 
 
