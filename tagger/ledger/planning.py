@@ -31,8 +31,9 @@ _OLD = "hash_scheme IS NULL AND content_hash IS NOT NULL"  # the partial index f
 _QUEUED = """SELECT count(*) FROM jobs j WHERE j.endpoint = ? AND j.state IN ('queued', 'submitting')
              AND (EXISTS (SELECT 1 FROM files f WHERE f.job_id = j.id AND f.state = 'active' {gone})
                   OR EXISTS (SELECT 1 FROM remote r WHERE r.job_id = j.id))"""
-# Content a dry run found, under the jobs that hold it now or under the scheme-1 hash a real run would re-key.
-_DRY_JOB = "(j.content_hash = {h} OR j.content_hash IN (SELECT old FROM temp.plan_rekey WHERE new = {h}))"
+# Content a dry run found, as its jobs' keys: found as is, or under the scheme-1 hash a real run would re-key.
+_DRY_KEYS = """SELECT hash FROM temp.plan_seen
+               UNION SELECT old FROM temp.plan_rekey WHERE new IN (SELECT hash FROM temp.plan_seen)"""
 
 
 class FullRow(NamedTuple):
@@ -192,16 +193,18 @@ class PlanningQueries:
 
     def dry_credits(self, endpoint: str) -> int:
         """The credits a real run would need, from what this dry run set aside."""
+        # Each lookup is one index probe (the jobs' (content_hash, endpoint) key, plan_rekey's index).
         unknown = self.query(
-            "SELECT count(*) FROM temp.plan_seen s WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.endpoint = ? AND "
-            + _DRY_JOB.format(h="s.hash") + ")",
-            (endpoint,),
+            """SELECT count(*) FROM temp.plan_seen s
+               WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.content_hash = s.hash AND j.endpoint = ?)
+                 AND NOT EXISTS (SELECT 1 FROM temp.plan_rekey r JOIN jobs j ON j.content_hash = r.old AND j.endpoint = ?
+                                 WHERE r.new = s.hash)""",
+            (endpoint, endpoint),
         )[0][0]
         # As the real run would see them: files found gone no longer count, content found here does.
         queued = self.query(
             _QUEUED.format(gone="AND f.id NOT IN (SELECT id FROM temp.plan_gone)")
-            + " OR (j.endpoint = ? AND j.state IN ('queued', 'submitting') AND EXISTS (SELECT 1 FROM temp.plan_seen s WHERE "
-            + _DRY_JOB.format(h="s.hash") + "))",
+            + f" OR (j.endpoint = ? AND j.state IN ('queued', 'submitting') AND j.content_hash IN ({_DRY_KEYS}))",
             (endpoint, endpoint),
         )[0][0]
         return unknown + queued
