@@ -259,18 +259,33 @@ def test_bad_and_missing_simple_key_is_401_without_echo(emulator: Emulator) -> N
     assert counters["submissions"] == 0
 
 
-def test_oauth_multipart_upload(emulator: Emulator, clock: FakeClock) -> None:
-    answer = requests.post(
-        f"{emulator.url}/images",
-        auth=OAuth1(KEY, SECRET),
-        files={"image_request[image]": ("a.jpg", (SAMPLES / "astronaut.jpg").read_bytes(), "image/jpeg")},
-        data={"image_request[locale]": "en-US", "image_request[language]": "en"},
-        timeout=10,
-    )
+def official_oauth_header(url: str, fields: dict[str, str], secret: str = SECRET) -> str:
+    """The Authorization header the official clients send: the upload's non-file fields are in the base string."""
+    client = OAuthClient(KEY, client_secret=secret)
+    _, headers, _ = client.sign(url, "POST", urlencode(fields), {"Content-Type": "application/x-www-form-urlencoded"})
+    return headers["Authorization"]
+
+
+def test_oauth_multipart_upload_signed_with_its_form_fields(emulator: Emulator, clock: FakeClock) -> None:
+    url = f"{emulator.url}/images"
+    fields = {"image_request[locale]": "en-US", "image_request[language]": "en"}
+    image = {"image_request[image]": ("a.jpg", (SAMPLES / "astronaut.jpg").read_bytes(), "image/jpeg")}
+    answer = requests.post(url, headers={"Authorization": official_oauth_header(url, fields)}, files=image, data=fields, timeout=10)
     assert answer.status_code == 200, answer.text
     clock.now += 3
     job = requests.get(f"{emulator.url}/images/{answer.json()['token']}", auth=OAuth1(KEY, SECRET), timeout=10)
     assert job.json()["name"] == CAPTIONS["astronaut.jpg"]
+    # The fields are signed: another locale in the body than in the signature is refused.
+    tampered = requests.post(
+        url, headers={"Authorization": official_oauth_header(url, fields)}, files=image,
+        data={**fields, "image_request[locale]": "de-DE"}, timeout=10,
+    )
+    assert tampered.status_code == 401
+    # RFC-strict signing (requests-oauthlib leaves a multipart body's fields out) is not what the service verifies.
+    strict = requests.post(url, auth=OAuth1(KEY, SECRET), files=image, data=fields, timeout=10)
+    assert strict.status_code == 401
+    counters = emulator.counters()
+    assert counters["submissions"] == 1 and counters["auth_failures"] == 2
 
 
 @pytest.mark.parametrize(

@@ -6,15 +6,22 @@ A script written against ``cloudsight`` ports by changing its import::
     api = cloudsight.API(cloudsight.SimpleAuth("key"))
 
 Errors (every one is an ``APIError``; ``retryable`` says whether trying the
-same request again later can help)::
+same request again later can help; ``ambiguous`` whether the service may have
+received and acted on the request although no answer came back)::
 
-    APIError                      root; .description, .retryable = False
+    APIError                      root; .description, .retryable = False, .ambiguous = False
      +-- TransientError           .retryable = True
-     |    +-- RateLimited         HTTP 429; .retry_after (seconds or None)
-     |    +-- ServerError         HTTP 5xx; .status_code
-     |    +-- NetworkError        connection refused/dropped, timeouts
+     |    +-- RateLimited         HTTP 429; .retry_after (seconds or None); never ambiguous
+     |    +-- ServerError         HTTP 5xx; .status_code, .retry_after; ambiguous
+     |    |                       unless a 503 with Retry-After (the service declined it)
+     |    +-- NetworkError        connection refused/dropped, timeouts; ambiguous
+     |                            unless the connection was never made (nothing was sent)
      +-- AuthError                HTTP 401/403: key or secret refused
      +-- ValidationError          HTTP 422 or an "error" answer; .errors
+
+An ambiguous failure of ``image_request`` or ``remote_image_request`` may
+have created (and charged) a job whose token is lost: sending again is the
+only way to a caption, and may pay twice.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from typing import IO, Any
 
 import requests
 import requests.adapters
+import urllib3.exceptions
+from oauthlib.common import urlencode
 from requests_oauthlib import OAuth1
 
 from tagger import __version__
@@ -80,13 +89,19 @@ CREDIT_HEADER = "X-CloudSight-CreditBalance"
 
 
 class APIError(Exception):
-    """Root of the client's errors; ``description`` is a readable sentence."""
+    """Root of the client's errors; ``description`` is a readable sentence.
+
+    ``ambiguous`` is True when the request may have reached the service and
+    been acted on (a job created and charged) although its answer was lost.
+    """
 
     retryable = False
+    ambiguous = False
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, *, ambiguous: bool = False) -> None:
         super().__init__(description)
         self.description = description
+        self.ambiguous = ambiguous
 
 
 class TransientError(APIError):
@@ -96,7 +111,7 @@ class TransientError(APIError):
 
 
 class RateLimited(TransientError):
-    """HTTP 429: the account sent too many requests."""
+    """HTTP 429: the account sent too many requests (the request was refused, so it cost nothing)."""
 
     def __init__(self, description: str, retry_after: float | None = None) -> None:
         super().__init__(description)
@@ -104,15 +119,32 @@ class RateLimited(TransientError):
 
 
 class ServerError(TransientError):
-    """HTTP 5xx from the service."""
+    """HTTP 5xx from the service.
 
-    def __init__(self, description: str, status_code: int = 500) -> None:
-        super().__init__(description)
+    A 503 with Retry-After is the service declining the request: not
+    ambiguous. Any other 5xx may come after the work was done (ambiguous).
+    """
+
+    def __init__(
+        self, description: str, status_code: int = 500, *, retry_after: float | None = None, ambiguous: bool | None = None
+    ) -> None:
+        if ambiguous is None:
+            ambiguous = not (status_code == 503 and retry_after is not None)
+        super().__init__(description, ambiguous=ambiguous)
         self.status_code = status_code
+        self.retry_after = retry_after
 
 
 class NetworkError(TransientError):
-    """The service could not be reached, or the connection failed or timed out."""
+    """The service could not be reached, or the connection failed or timed out.
+
+    Not ambiguous when the connection was never made (refused, no route,
+    connect timeout, unknown host); ambiguous once the request may have
+    been sent (a read timeout, a reset or a hang-up before the answer).
+    """
+
+    def __init__(self, description: str, *, ambiguous: bool = True) -> None:
+        super().__init__(description, ambiguous=ambiguous)
 
 
 class AuthError(APIError):
@@ -142,17 +174,67 @@ class SimpleAuth(requests.auth.AuthBase):
 
 
 class OAuth(OAuth1):
-    """OAuth1 HMAC-SHA1 authentication with the API key and secret.
+    """OAuth1 HMAC-SHA1 authentication with the API key and secret, signed as the service verifies it.
 
-    requests-oauthlib signs form-encoded bodies and leaves multipart bodies
-    (the image upload) out of the signature, as the service expects.
+    The base string holds the oauth_* parameters, the query and the form
+    fields, including the non-file fields of a multipart upload
+    (``image_request[locale]`` and the rest); only file parts are left out.
+    That is what the official clients sign (the original ``cloudsight``
+    package's ``auth.py``, cloudsight-ruby). RFC 5849 and requests-oauthlib
+    leave every field of a multipart body out, which the service refuses.
     """
 
     def __init__(self, key: str, secret: str) -> None:
         super().__init__(key, client_secret=secret, signature_method="HMAC-SHA1")
 
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        content_type = request.headers.get("Content-Type") or ""
+        if not content_type.startswith("multipart/form-data"):
+            return super().__call__(request)
+        fields = _multipart_fields(content_type, request.body)
+        # oauthlib signs a form-encoded body's fields: hand it the upload's fields in that form, keep only the header.
+        _, headers, _ = self.client.sign(
+            str(request.url), str(request.method), urlencode(fields), {"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        # requests-oauthlib's client hands back bytes (it was built with decoding="utf-8").
+        value = headers.get(b"Authorization", headers.get("Authorization"))
+        request.headers["Authorization"] = value.decode("utf-8") if isinstance(value, bytes) else value
+        return request
+
     def __repr__(self) -> str:
         return "OAuth(key=***, secret=***)"
+
+
+def _multipart_fields(content_type: str, body: bytes | str | None) -> list[tuple[str, str]]:
+    """The non-file fields of a multipart/form-data body, as (name, value) in body order."""
+    boundary = ""
+    for item in content_type.split(";")[1:]:
+        key, _, value = item.strip().partition("=")
+        if key.strip().lower() == "boundary":
+            boundary = value.strip().strip('"')
+    if not boundary or not body:
+        return []
+    data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    delimiter = b"\r\n--" + boundary.encode("latin-1")
+    fields = []
+    # Every part follows a "\r\n--boundary" line (the first one too, once a CRLF is put in front);
+    # a file's bytes never hold that sequence, so splitting on it is exact.
+    for chunk in (b"\r\n" + data).split(delimiter)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, sep, value = chunk.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        params: dict[str, str] = {}
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, text = line.partition(":")
+            if name.strip().lower() == "content-disposition":
+                for item in text.split(";")[1:]:
+                    key, _, raw = item.strip().partition("=")
+                    params[key.strip().lower()] = raw.strip().strip('"')
+        if "name" in params and "filename" not in params:
+            fields.append((params["name"], value.decode("utf-8", "replace")))
+    return fields
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
@@ -257,10 +339,14 @@ class API:
         url = self.base_url + path
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.Timeout as exc:
-            raise NetworkError(f"{method} {path}: the service did not answer in time") from exc
         except requests.RequestException as exc:
-            raise NetworkError(f"{method} {path}: could not reach {self.base_url} ({type(exc).__name__})") from exc
+            if _never_sent(exc):
+                raise NetworkError(
+                    f"{method} {path}: could not reach {self.base_url} ({type(exc).__name__})", ambiguous=False
+                ) from exc
+            if isinstance(exc, requests.Timeout):
+                raise NetworkError(f"{method} {path}: the service did not answer in time") from exc
+            raise NetworkError(f"{method} {path}: the connection failed before the answer ({type(exc).__name__})") from exc
         balance = response.headers.get(CREDIT_HEADER)
         if balance is not None:
             try:
@@ -268,6 +354,21 @@ class API:
             except ValueError:
                 pass
         return _unwrap(response, f"{method} {path}", empty_ok=empty_ok)
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request surely never reached the service: no connection was made, or it was never built."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
+        return True
+    if isinstance(exc, requests.ConnectionError) and exc.args:
+        reason = exc.args[0]
+        if isinstance(reason, urllib3.exceptions.MaxRetryError):
+            reason = reason.reason
+        # Refused, unreachable, unknown host (NameResolutionError is a NewConnectionError), connect timeout.
+        return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
+    return False
 
 
 def _is_jpeg_name(filename: str) -> bool:
@@ -285,7 +386,8 @@ def _unwrap(response: requests.Response, what: str, *, empty_ok: bool) -> dict:
     if status == 429:
         raise RateLimited(f"{what}: rate limited by the service (HTTP 429)", parse_retry_after(response.headers.get("Retry-After")))
     if status >= 500:
-        raise ServerError(f"{what}: the service failed (HTTP {status})", status)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        raise ServerError(f"{what}: the service failed (HTTP {status})", status, retry_after=retry_after)
     if status in (401, 403):
         raise AuthError(f"{what}: the service refused the credentials (HTTP {status}); check the API key and secret")
     if isinstance(body, dict) and "error" in body:

@@ -1,8 +1,10 @@
 """Retry policy for calls to the service, built with tenacity.
 
-Only errors the client marks ``retryable`` are retried. A 429 pauses every
-request of the run (the ``RateGate``) until its Retry-After has passed;
-5xx and network errors back off exponentially with jitter. The clock and
+Only errors the client marks ``retryable`` are retried (a caller may narrow
+that further with ``retry_if``: an upload does not resend an ambiguous
+failure freely). A 429, or a 503 with Retry-After, pauses every request of
+the run (the ``RateGate``) until its Retry-After has passed; other 5xx and
+network errors back off exponentially with jitter. The clock and
 sleep are injectable so tests of backoff take milliseconds.
 """
 
@@ -16,7 +18,7 @@ from typing import TypeVar
 
 import tenacity
 
-from tagger.client.cloudsight import APIError, RateLimited
+from tagger.client.cloudsight import APIError, RateLimited, ServerError
 
 __all__ = ["RateGate", "RetryPolicy", "call"]
 
@@ -72,6 +74,15 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, APIError) and exc.retryable
 
 
+def _pause_for(exc: BaseException | None, policy: RetryPolicy) -> float | None:
+    """Seconds the whole run should hold back after ``exc`` (a 429, a 503 with Retry-After), else None."""
+    if isinstance(exc, RateLimited):
+        return exc.retry_after if exc.retry_after is not None else policy.default_retry_after
+    if isinstance(exc, ServerError) and exc.retry_after is not None:
+        return exc.retry_after
+    return None
+
+
 def call(
     fn: Callable[[], T],
     *,
@@ -79,9 +90,11 @@ def call(
     gate: RateGate,
     sleep: Callable[[float], None] = time.sleep,
     on_retry: Callable[[BaseException], None] | None = None,
+    retry_if: Callable[[BaseException], bool] | None = None,
 ) -> T:
     """Call ``fn`` through the gate, retrying transient errors per ``policy``.
 
+    ``retry_if`` (called once per retryable failure) may refuse a retry.
     Re-raises the last error when the attempts or the budget are spent.
     """
 
@@ -90,13 +103,16 @@ def call(
 
     def after_failure(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RateLimited):
-            gate.pause(exc.retry_after if exc.retry_after is not None else policy.default_retry_after)
+        pause = _pause_for(exc, policy)
+        if pause is not None:
+            gate.pause(pause)
         if on_retry is not None and exc is not None:
             on_retry(exc)
 
     retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(_is_retryable),
+        retry=tenacity.retry_if_exception(
+            _is_retryable if retry_if is None else (lambda exc: _is_retryable(exc) and retry_if(exc))
+        ),
         stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_after_delay(policy.budget),
         # A 429's pause is served by the gate; the jittered backoff spreads the rest.
         wait=tenacity.wait_exponential_jitter(multiplier=policy.initial, max=policy.maximum),
@@ -107,7 +123,9 @@ def call(
     )
     try:
         return retrying(fn)
-    except RateLimited as exc:
-        # The last attempt's 429 still holds the other workers back.
-        gate.pause(exc.retry_after if exc.retry_after is not None else policy.default_retry_after)
+    except (RateLimited, ServerError) as exc:
+        # The last attempt's 429 (or 503 with Retry-After) still holds the other workers back.
+        pause = _pause_for(exc, policy)
+        if pause is not None:
+            gate.pause(pause)
         raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from oauthlib.oauth1 import RequestValidator, SignatureOnlyEndpoint
 
@@ -176,7 +176,19 @@ def check_auth(
         return "invalid API key"
     if scheme.lower() == "oauth":
         endpoint = SignatureOnlyEndpoint(_Validator(key, secret))
-        text = body.decode("utf-8", "replace") if FORM_URLENCODED in headers.get("Content-Type", "") else ""
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        kind, params = _header_params(content_type)
+        text = body.decode("utf-8", "replace") if kind == FORM_URLENCODED else ""
+        if kind == "multipart/form-data" and body:
+            # As the official clients sign (cloudsight 0.9.2 auth.py, cloudsight-ruby): the non-file fields
+            # of a multipart upload belong to the base string, as if the body were form-encoded.
+            try:
+                fields = _multipart(body, params.get("boundary", "")).fields
+            except BadBody:
+                return "invalid OAuth signature or consumer key"
+            text = urlencode(list(fields.items()))
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+            headers["Content-Type"] = FORM_URLENCODED
         try:
             valid, _ = endpoint.validate_request(url, method, text, headers)
         except ValueError:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ._vision import Analysis
 
-__all__ = ["Faults", "Job", "Account", "TERMINAL", "REPOSTABLE_REASONS", "MAX_TTL", "IN_FLIGHT_GRACE"]
+__all__ = ["Faults", "Job", "Account", "TERMINAL", "REPOSTABLE_REASONS", "MAX_TTL", "IN_FLIGHT_GRACE", "LOST_ANSWER_KINDS"]
 
 TERMINAL = frozenset({"completed", "skipped", "timeout", "not found"})
 REPOSTABLE_REASONS = frozenset({"unsure", "close"})
@@ -27,11 +27,30 @@ MAX_TTL = 86400.0
 # one sent before the client thread that got the 429 has told the others); those
 # arriving this soon after it was sent are not counted as in its window.
 IN_FLIGHT_GRACE = 0.1
+#: How an accepted submission's answer can be lost: a read timeout (the answer is held past the
+#: client's timeout, then the connection closed), a TCP reset, or a 5xx sent after the job was created.
+LOST_ANSWER_KINDS = ("timeout", "reset", "500", "502", "504")
 
 
 @dataclass
 class Faults:
-    """Fault injection rates (probabilities per request or per job attempt; 0.0 is off)."""
+    """Fault injection (probabilities per request or per job attempt, 0.0 is off; counts and windows).
+
+    Outage: every request is answered ``outage_status`` (with Retry-After
+    ``outage_retry_after`` when set) for the first ``outage_requests``
+    requests, or for ``outage_seconds``, after these faults are set;
+    nothing is created or charged.
+
+    Lost answers: the service accepts a submission (creates the job, charges
+    a credit, counts it) and then loses the answer, for the next
+    ``lost_answers`` accepted submissions and at ``lost_answer_rate``; as
+    ``lost_answer_kind`` says (one of ``LOST_ANSWER_KINDS``, or ``"cycle"``
+    for each in turn). A ``"timeout"`` holds the answer ``lost_answer_seconds``
+    (longer than the client's read timeout), then closes the connection.
+
+    ``submit_delay`` holds every accepted submission's answer that long
+    (to see how many POSTs a client keeps in flight).
+    """
 
     server_error_rate: float = 0.0
     rate_limit_rate: float = 0.0
@@ -41,14 +60,32 @@ class Faults:
     slow_seconds: float = 2.0
     unsure_rate: float = 0.0
     timeout_rate: float = 0.0
+    outage_requests: int = 0
+    outage_seconds: float = 0.0
+    outage_status: int = 503
+    outage_retry_after: float | None = None
+    lost_answers: int = 0
+    lost_answer_rate: float = 0.0
+    lost_answer_kind: str = "reset"
+    lost_answer_seconds: float = 5.0
+    submit_delay: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("server_error_rate", "rate_limit_rate", "drop_rate", "slow_rate", "unsure_rate", "timeout_rate"):
+        for name in (
+            "server_error_rate", "rate_limit_rate", "drop_rate", "slow_rate", "unsure_rate", "timeout_rate", "lost_answer_rate",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
-        if self.retry_after < 0 or self.slow_seconds < 0:
-            raise ValueError("retry_after and slow_seconds must not be negative")
+        for name in ("retry_after", "slow_seconds", "outage_requests", "outage_seconds", "lost_answers", "lost_answer_seconds", "submit_delay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.outage_retry_after is not None and self.outage_retry_after < 0:
+            raise ValueError("outage_retry_after must not be negative")
+        if not 500 <= self.outage_status <= 599:
+            raise ValueError(f"outage_status must be a 5xx code, got {self.outage_status}")
+        if self.lost_answer_kind not in (*LOST_ANSWER_KINDS, "cycle"):
+            raise ValueError(f"lost_answer_kind must be one of {', '.join(LOST_ANSWER_KINDS)} or cycle, got {self.lost_answer_kind!r}")
 
 
 @dataclass
@@ -103,10 +140,26 @@ class Account:
     counts: dict[str, int] = field(default_factory=dict)
     polls_by_token: dict[str, int] = field(default_factory=dict)
     first_seen: dict[str, float] = field(default_factory=dict)
+    lost_by_kind: dict[str, int] = field(default_factory=dict)
+    # Outage and lost-answer budgets, counted from when the faults were set.
+    outage_left: int = 0
+    outage_until: float = float("-inf")
+    lost_left: int = 0
+    lost_turn: int = 0
+    submitting_now: int = 0
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.reset_counters()
+        self.set_faults(self.faults)
+
+    def set_faults(self, faults: Faults) -> None:
+        """Change the faults; an outage and a count of lost answers start from now."""
+        with self.lock:
+            self.faults = faults
+            self.outage_left = faults.outage_requests
+            self.outage_until = self.clock() + faults.outage_seconds if faults.outage_seconds else float("-inf")
+            self.lost_left = faults.lost_answers
 
     # -- counters -------------------------------------------------------
 
@@ -117,12 +170,13 @@ class Account:
                 (
                     "requests", "submissions", "polls", "reposts", "duplicates", "remote_submissions",
                     "auth_failures", "validation_errors", "server_errors_injected", "rate_limited",
-                    "dropped", "in_retry_after_window",
+                    "dropped", "in_retry_after_window", "outage_errors", "lost_answers", "max_concurrent_submissions",
                 ),
                 0,
             )
             self.polls_by_token = {}
             self.first_seen = {}
+            self.lost_by_kind = dict.fromkeys(LOST_ANSWER_KINDS, 0)
 
     def count(self, name: str) -> None:
         """Add one to a counter."""
@@ -143,18 +197,23 @@ class Account:
                 "polls_by_token": dict(self.polls_by_token),
                 "completed_at": settled,
                 "first_seen_completed_at": dict(self.first_seen),
+                "lost_answers_by_kind": dict(self.lost_by_kind),
             }
 
     # -- per-request dice -----------------------------------------------
 
     def arrive(self) -> str | None:
-        """Count a request and roll its faults: "drop", "error", "rate_limit" or None."""
+        """Count a request and roll its faults: "outage", "drop", "error", "rate_limit" or None."""
         with self.lock:
             now = self.clock()
             self.counts["requests"] += 1
             if self.retry_window_starts <= now < self.retry_window_ends:
                 self.counts["in_retry_after_window"] += 1
             faults = self.faults
+            if self.outage_left > 0 or now < self.outage_until:
+                self.outage_left = max(0, self.outage_left - 1)
+                self.counts["outage_errors"] += 1
+                return "outage"
             if faults.drop_rate and self.rng.random() < faults.drop_rate:
                 self.counts["dropped"] += 1
                 return "drop"
@@ -186,6 +245,33 @@ class Account:
             if faults.slow_rate and self.rng.random() < faults.slow_rate:
                 return faults.slow_seconds
             return 0.0
+
+    def lose_answer(self) -> str | None:
+        """Whether the answer of the submission just accepted is lost, and how (a kind), counting it."""
+        with self.lock:
+            faults = self.faults
+            lose = False
+            if self.lost_left > 0:
+                self.lost_left -= 1
+                lose = True
+            elif faults.lost_answer_rate and self.rng.random() < faults.lost_answer_rate:
+                lose = True
+            if not lose:
+                return None
+            if faults.lost_answer_kind == "cycle":
+                kind = LOST_ANSWER_KINDS[self.lost_turn % len(LOST_ANSWER_KINDS)]
+                self.lost_turn += 1
+            else:
+                kind = faults.lost_answer_kind
+            self.counts["lost_answers"] += 1
+            self.lost_by_kind[kind] += 1
+            return kind
+
+    def submitting(self, delta: int) -> None:
+        """Track submissions being answered at this moment (and the most at once)."""
+        with self.lock:
+            self.submitting_now += delta
+            self.counts["max_concurrent_submissions"] = max(self.counts["max_concurrent_submissions"], self.submitting_now)
 
     def balance(self) -> int:
         """Credits left."""

@@ -13,6 +13,8 @@ never go below 0 and an empty account keeps accepting; uploads are not kept,
 so a job's ``url`` for an upload does not serve the image; remote URLs are
 fetched only from loopback hosts, since the emulator is for offline use;
 a fractional ``Faults.retry_after`` goes out as a decimal Retry-After.
+OAuth1 signatures are verified as the service does: the base string holds
+the non-file fields of a multipart upload too (see ``_http.check_auth``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -135,7 +138,24 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(refusal[0], {"error": refusal[1]}, close=True)
             return
         body = self.rfile.read(length) if length else b""
+        submitting = method == "POST" and bool(_SUBMIT.match(urlsplit(self.path).path.rstrip("/") or "/"))
+        if submitting:
+            account.submitting(+1)
+        try:
+            self._answer(method, body)
+        finally:
+            if submitting:
+                account.submitting(-1)
+
+    def _answer(self, method: str, body: bytes) -> None:
+        account = self.server.emulator._account
+        self._lost: str | None = None
         fault = account.arrive()
+        if fault == "outage":
+            faults = account.faults
+            headers = {} if faults.outage_retry_after is None else {"Retry-After": _seconds(faults.outage_retry_after)}
+            self._send(faults.outage_status, {"error": "service unavailable (injected outage)"}, headers)
+            return
         if fault == "drop":
             self.close_connection = True
             return
@@ -149,10 +169,29 @@ class _Handler(BaseHTTPRequestHandler):
             account.announce_retry_after(retry_after)
             return
         status, answer = self._route(method, body)
+        if self._lost is not None:
+            self._lose_answer(self._lost)
+            return
         delay = account.slow_delay()
         if delay:
             time.sleep(delay)
         self._send(status, answer)
+
+    def _lose_answer(self, kind: str) -> None:
+        """The job was created and charged; its answer never reaches the client."""
+        if kind == "timeout":
+            time.sleep(self.server.emulator._account.faults.lost_answer_seconds)
+            self.close_connection = True  # the client gave up waiting; the answer is not sent
+        elif kind == "reset":
+            # SO_LINGER 0: close() sends a TCP RST instead of a FIN.
+            try:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+            except OSError:
+                pass
+            self.close_connection = True
+        else:
+            self._send(int(kind), {"error": "internal server error (injected after the job was created)"})
 
     def _route(self, method: str, body: bytes) -> tuple[int, dict[str, object] | None]:
         emulator = self.server.emulator
@@ -218,6 +257,9 @@ class _Handler(BaseHTTPRequestHandler):
             analysis,
             remote=bool(remote_url),
         )
+        self._lost = account.lose_answer()
+        if self._lost is None and account.faults.submit_delay:
+            time.sleep(account.faults.submit_delay)
         return 200, {"token": job.token, "url": job.url, "ttl": job.ttl, "status": "not completed"}
 
     def _invalid(self, field_name: str, message: str) -> tuple[int, dict[str, object]]:
@@ -363,7 +405,11 @@ class Emulator:
         Integer counts: requests, submissions, polls, reposts (accepted ones),
         duplicates (accepted submissions whose bytes were submitted before, ever),
         remote_submissions, auth_failures, validation_errors (every 422),
-        server_errors_injected, rate_limited, dropped, in_retry_after_window
+        server_errors_injected, rate_limited, dropped, outage_errors (requests
+        answered by an injected outage), lost_answers (accepted and charged
+        submissions whose answer was then lost; by kind in
+        lost_answers_by_kind), max_concurrent_submissions (most submissions
+        being answered at one moment), in_retry_after_window
         (requests arriving while the one account-wide window announced by a
         sent 429 is open, less its first IN_FLIGHT_GRACE = 0.1 s, when requests
         already in flight cannot know of it).
@@ -379,9 +425,8 @@ class Emulator:
         self._account.reset_counters()
 
     def set_faults(self, faults: Faults) -> None:
-        """Change the fault rates while running."""
-        with self._account.lock:
-            self._account.faults = faults
+        """Change the faults while running (an outage or a count of lost answers starts now)."""
+        self._account.set_faults(faults)
 
     @property
     def credits(self) -> int:
