@@ -22,6 +22,7 @@ NAMES: tuple[str, ...] = (
     "m005_unwritten_index",
     "m006_job_latency",
     "m007_hash_scheme",
+    "m010_possible_duplicates",
 )
 
 MIGRATIONS = Migrations("tagger")

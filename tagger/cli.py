@@ -189,6 +189,10 @@ def _summary(result: Any, quiet: bool) -> None:
     )
     if result.credit_balance is not None:
         line += f" (balance {result.credit_balance})"
+    if t.possible_duplicates:
+        line += f"; {t.possible_duplicates} upload(s) may have been charged twice (sent again after the answer was lost)"
+    if t.held:
+        line += f"; {t.held} held after a lost answer (`tagger retry --ambiguous` sends them again)"
     if result.stopped:
         line += f"; stopped: {result.stopped}"
     click.echo(line)
@@ -213,10 +217,15 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
         return
+    held = f", {summary['held']} of them held" if summary["held"] else ""
     click.echo(
         f"{summary['total']} files: {summary['completed']} completed, {summary['skipped']} skipped, "
         f"{summary['timeout']} timeout, {summary['not found']} not found, {summary['failed']} failed, "
-        f"{summary['pending']} pending ({summary['missing']} missing from disk)"
+        f"{summary['pending']} pending{held} ({summary['missing']} missing from disk)"
+    )
+    click.echo(
+        f"possible duplicates: {summary['possible_duplicates']} upload(s) sent again after their answer was lost "
+        "(each may have been charged twice)"
     )
     for reason, n in sorted(summary["reasons"].items(), key=lambda kv: -kv[1]):
         click.echo(f"  {n:6d}  {reason}")
@@ -270,18 +279,22 @@ def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
 @click.option("--failed", is_flag=True, help="Files that failed (unreadable, rejected, sidecar not written).")
 @click.option("--skipped", multiple=True, help="Skipped images with this reason (repeatable); costs a credit each.")
 @click.option("--timeouts", is_flag=True, help="Jobs that timed out or were not found.")
+@click.option("--ambiguous", is_flag=True, help="Jobs held after a lost answer (resend_ambiguous = false); each may be charged twice.")
 @click.pass_context
 def retry(ctx: click.Context, ledger: str | None, endpoint: str | None, emulator: bool, failed: bool,
-          skipped: tuple[str, ...], timeouts: bool) -> None:
-    """Queue selected settled files again; the next run sends them."""
+          skipped: tuple[str, ...], timeouts: bool, ambiguous: bool) -> None:
+    """Queue selected settled (or held) files again; the next run sends them."""
     from tagger.pipeline.runner import EMULATOR_ENDPOINT
 
-    if not (failed or skipped or timeouts):
-        raise UsageError("say what to retry: --failed, --skipped REASON or --timeouts")
+    if not (failed or skipped or timeouts or ambiguous):
+        raise UsageError("say what to retry: --failed, --skipped REASON, --timeouts or --ambiguous")
     config = _config(ctx, {"ledger": ledger, "endpoint": endpoint})
     with _open_ledger(config) as db:
         db.acquire()
-        n = db.retry(EMULATOR_ENDPOINT if emulator else config.endpoint.rstrip("/"), failed=failed, skipped=skipped, timeouts=timeouts)
+        n = db.retry(
+            EMULATOR_ENDPOINT if emulator else config.endpoint.rstrip("/"), failed=failed, skipped=skipped, timeouts=timeouts,
+            ambiguous=ambiguous,
+        )
     click.echo(f"{n} job(s) queued again; run `tagger run` to send them")
 
 
@@ -335,9 +348,21 @@ def _sidecars_under(path: str):
 @click.option("--slow-seconds", default=2.0, help="Delay of a slow answer.")
 @click.option("--unsure-rate", default=0.0, help="Fraction of jobs skipped as unsure.")
 @click.option("--timeout-rate", default=0.0, help="Fraction of jobs that time out.")
+@click.option("--outage-seconds", default=0.0, help="Answer every request with --outage-status for this long after start.")
+@click.option("--outage-requests", default=0, help="Answer the first N requests with --outage-status.")
+@click.option("--outage-status", default=503, show_default=True, help="HTTP status of an outage (5xx).")
+@click.option("--outage-retry-after", type=float, help="Retry-After seconds sent with an outage's answers (default: none).")
+@click.option("--lost-answers", default=0, help="Accept (and charge) the first N submissions, then lose their answer.")
+@click.option("--lost-answer-rate", default=0.0, help="Fraction of accepted (and charged) submissions whose answer is lost.")
+@click.option("--lost-answer-kind", default="cycle", show_default=True,
+              type=click.Choice(["timeout", "reset", "500", "502", "504", "cycle"]),
+              help="How the answer is lost: held past the client's timeout, a TCP reset, a 5xx; cycle: each in turn.")
+@click.option("--lost-answer-seconds", default=75.0, show_default=True, help="How long a 'timeout' holds the answer back.")
 def emulator(host: str, port: int, latency: str, key: str, secret: str, ttl: float, credits: int, seed: int | None,
              error_rate: float, rate_limit_rate: float, retry_after: float, drop_rate: float, slow_rate: float,
-             slow_seconds: float, unsure_rate: float, timeout_rate: float) -> None:
+             slow_seconds: float, unsure_rate: float, timeout_rate: float, outage_seconds: float, outage_requests: int,
+             outage_status: int, outage_retry_after: float | None, lost_answers: int, lost_answer_rate: float,
+             lost_answer_kind: str, lost_answer_seconds: float) -> None:
     """Serve a CloudSight-compatible emulator (honest: it recognises nothing)."""
     from tagger.emulator import Faults, parse_latency, serve
 
@@ -345,10 +370,16 @@ def emulator(host: str, port: int, latency: str, key: str, secret: str, ttl: flo
         span = parse_latency(latency)
     except ValueError as exc:
         raise UsageError(f"--latency: {exc}") from None
-    faults = Faults(
-        server_error_rate=error_rate, rate_limit_rate=rate_limit_rate, retry_after=retry_after, drop_rate=drop_rate,
-        slow_rate=slow_rate, slow_seconds=slow_seconds, unsure_rate=unsure_rate, timeout_rate=timeout_rate,
-    )
+    try:
+        faults = Faults(
+            server_error_rate=error_rate, rate_limit_rate=rate_limit_rate, retry_after=retry_after, drop_rate=drop_rate,
+            slow_rate=slow_rate, slow_seconds=slow_seconds, unsure_rate=unsure_rate, timeout_rate=timeout_rate,
+            outage_seconds=outage_seconds, outage_requests=outage_requests, outage_status=outage_status,
+            outage_retry_after=outage_retry_after, lost_answers=lost_answers, lost_answer_rate=lost_answer_rate,
+            lost_answer_kind=lost_answer_kind, lost_answer_seconds=lost_answer_seconds,
+        )
+    except ValueError as exc:
+        raise UsageError(f"emulator faults: {exc}") from None
     serve(host, port, key=key, secret=secret, latency=span, ttl=ttl, faults=faults, credits=credits, seed=seed)
 
 

@@ -57,6 +57,7 @@ class Config:
     retry_attempts: int = 6
     retry_budget: float = 120.0
     stop_after_failures: int = 5
+    resend_ambiguous: bool = True
     # [prepare]
     max_edge: int = 1024
     quality: int = 85
@@ -86,7 +87,7 @@ SECTIONS = {
     "service": ("endpoint", "api_key", "api_secret", "locale", "ttl", "request_timeout"),
     "run": (
         "ledger", "workers", "max_in_flight", "requests_per_second", "first_poll_delay", "poll_interval", "max_poll_interval",
-        "timeout_reposts", "retry_attempts", "retry_budget", "stop_after_failures",
+        "timeout_reposts", "retry_attempts", "retry_budget", "stop_after_failures", "resend_ambiguous",
     ),
     "prepare": ("max_edge", "quality", "max_pixels", "send_location", "prepare_time_limit", "prepare_in_processes"),
     "output": ("csv", "csv_profile", "sidecars", "sidecar_dir", "sidecar_naming", "keyword_parent"),

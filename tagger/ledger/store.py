@@ -11,10 +11,16 @@ Job states::
     queued -> submitting -> polling -> completed | skipped | timeout | not_found
                   |            ^  |
                   |            +--+ (repost)
-                  +-> queued (the POST surely failed) / failed
+                  +-> queued (transient trouble; sent again by the next run)
+                  +-> held   (the answer was lost and resend_ambiguous is off)
+                  +-> failed (only for good: the service refused the request as invalid)
 
-``submitting`` without a token is the one state a crash can leave
-ambiguous; ``sweep()`` puts such jobs back in the queue at start-up.
+A POST whose answer was lost after it may have reached the service (a read
+timeout, a reset, a 5xx, a crash in mid-air) sets ``lost_answer``; the next
+POST of that job that may reach the service counts one possible duplicate
+(``possible_duplicates``). ``submitting`` without a token is the one state a
+crash can leave ambiguous; ``sweep()`` puts such jobs back in the queue (or
+holds them) at start-up, with ``lost_answer`` set.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class JobState(str, enum.Enum):
     TIMEOUT = "timeout"
     NOT_FOUND = "not_found"
     FAILED = "failed"
+    HELD = "held"
 
 
 class FileState(str, enum.Enum):
@@ -70,6 +77,7 @@ SETTLED_STATUS = {
     JobState.QUEUED: "pending",
     JobState.SUBMITTING: "pending",
     JobState.POLLING: "pending",
+    JobState.HELD: "pending",  # no caption yet; `tagger status` counts held files apart
 }
 
 
@@ -85,6 +93,7 @@ class Job:
     reposts: int
     attempts: int
     submitted_at: float | None
+    lost_answer: bool = False  # the latest POST may have been received (and charged) without its answer
 
 
 def _fs(value: bytes) -> str:
@@ -187,16 +196,17 @@ class Ledger(PlanningQueries):
 
     # -- runs -------------------------------------------------------------
 
-    def sweep(self) -> int:
-        """Settle what a crash left half-done; returns jobs put back in the queue.
+    def sweep(self, *, hold: bool = False) -> int:
+        """Settle what a crash left half-done; returns jobs put back in the queue (or held).
 
         A job left in ``submitting`` may or may not have reached the service;
-        without a token there is nothing to poll, so it is sent again.
+        without a token there is nothing to poll, so it is sent again (its
+        resend counts as a possible duplicate), or held when ``hold``.
         """
         with self.transaction() as c:
             cur = c.execute(
-                "UPDATE jobs SET state = ?, last_error = 'interrupted while submitting' WHERE state = ? AND token IS NULL",
-                (JobState.QUEUED.value, JobState.SUBMITTING.value),
+                "UPDATE jobs SET state = ?, lost_answer = 1, last_error = 'interrupted while submitting' WHERE state = ? AND token IS NULL",
+                ((JobState.HELD if hold else JobState.QUEUED).value, JobState.SUBMITTING.value),
             )
             c.execute("UPDATE jobs SET state = ? WHERE state = ? AND token IS NOT NULL", (JobState.POLLING.value, JobState.SUBMITTING.value))
             c.execute("UPDATE runs SET finished_at = ?, exit_code = 3 WHERE finished_at IS NULL", (self._clock(),))
@@ -341,11 +351,11 @@ class Ledger(PlanningQueries):
     def jobs_in_state(self, endpoint: str, state: JobState, limit: int = 1000, after_id: int = 0) -> list[Job]:
         """Jobs of one endpoint in one state, in id order, a page at a time."""
         rows = self.query(
-            """SELECT id, content_hash, state, source, token, reposts, attempts, submitted_at FROM jobs
+            """SELECT id, content_hash, state, source, token, reposts, attempts, submitted_at, lost_answer FROM jobs
                WHERE endpoint = ? AND state = ? AND id > ? ORDER BY id LIMIT ?""",
             (endpoint, state.value, after_id, limit),
         )
-        return [Job(r[0], r[1], JobState(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in rows]
+        return [Job(r[0], r[1], JobState(r[2]), r[3], r[4], r[5], r[6], r[7], bool(r[8])) for r in rows]
 
     def sources_of(self, job_id: int) -> list[bytes]:
         """Active files holding this job's content (candidates to prepare from)."""
@@ -357,23 +367,53 @@ class Ledger(PlanningQueries):
         with self.transaction() as c:
             c.execute("UPDATE jobs SET state = 'submitting' WHERE id = ? AND state = 'queued'", (job_id,))
 
-    def record_token(self, job_id: int, token: str, status: str | None) -> None:
-        """Commit the token the service just handed out."""
+    def record_token(self, job_id: int, token: str, status: str | None) -> bool:
+        """Commit the token the service just handed out; True when this POST counted as a possible duplicate."""
         with self.transaction() as c:
+            lost = c.execute("SELECT lost_answer FROM jobs WHERE id = ?", (job_id,)).fetchone()
             c.execute(
-                "UPDATE jobs SET state = 'polling', token = ?, status = ?, attempts = attempts + 1, submitted_at = ?, last_error = NULL WHERE id = ?",
+                """UPDATE jobs SET state = 'polling', token = ?, status = ?, attempts = attempts + 1, submitted_at = ?,
+                   last_error = NULL, possible_duplicates = possible_duplicates + lost_answer, lost_answer = 0 WHERE id = ?""",
                 (token, status, self._clock(), job_id),
             )
+            return bool(lost and lost[0])
+
+    def answer_lost(self, job_id: int, error: str) -> bool:
+        """A POST may have reached the service (and been charged) but its answer was lost.
+
+        True when this POST counted as a possible duplicate (an earlier POST
+        of the job had lost its answer too).
+        """
+        with self.transaction() as c:
+            lost = c.execute("SELECT lost_answer FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            c.execute(
+                "UPDATE jobs SET possible_duplicates = possible_duplicates + lost_answer, lost_answer = 1, last_error = ? WHERE id = ?",
+                (error, job_id),
+            )
+            return bool(lost and lost[0])
 
     def requeue(self, job_id: int, error: str) -> None:
-        """The POST surely did not create a job: back to the queue."""
+        """Transient trouble (or no token to poll): back to the queue; the reason stays for `status`."""
         with self.transaction() as c:
             c.execute("UPDATE jobs SET state = 'queued', last_error = ? WHERE id = ?", (error, job_id))
 
-    def fail(self, job_id: int, reason: str) -> None:
-        """The job cannot succeed (unreadable content, rejected, retries spent)."""
+    def hold(self, job_id: int, error: str) -> None:
+        """The answer was lost and resending is off: keep the job for `tagger retry --ambiguous`."""
         with self.transaction() as c:
-            c.execute("UPDATE jobs SET state = 'failed', reason = ?, last_error = ?, settled_at = ? WHERE id = ?", (reason, reason, self._clock(), job_id))
+            c.execute("UPDATE jobs SET state = 'held', last_error = ? WHERE id = ?", (error, job_id))
+
+    def fail(self, job_id: int, reason: str, *, maybe_charged: bool = False) -> None:
+        """The job cannot succeed (unreadable content, refused as invalid).
+
+        ``maybe_charged``: the service may have created the job, so sending
+        it again (``tagger retry --failed``) counts as a possible duplicate.
+        """
+        with self.transaction() as c:
+            c.execute(
+                """UPDATE jobs SET state = 'failed', reason = ?, last_error = ?, settled_at = ?,
+                   lost_answer = max(lost_answer, ?) WHERE id = ?""",
+                (reason, reason, self._clock(), int(maybe_charged), job_id),
+            )
 
     def count_poll(self, job_id: int, status: str) -> None:
         """Note one poll that found the job still working."""
@@ -422,9 +462,13 @@ class Ledger(PlanningQueries):
             )
         ]
 
-    def retry(self, endpoint: str, *, failed: bool, skipped: Iterable[str] = (), timeouts: bool = False) -> int:
-        """Put selected settled jobs back in the queue; returns how many."""
+    def retry(
+        self, endpoint: str, *, failed: bool, skipped: Iterable[str] = (), timeouts: bool = False, ambiguous: bool = False
+    ) -> int:
+        """Put selected settled (or held) jobs back in the queue; returns how many."""
         clauses, params = [], []
+        if ambiguous:
+            clauses.append("state = 'held'")
         if failed:
             clauses.append("state = 'failed'")
         reasons = list(skipped)
@@ -515,26 +559,38 @@ class Ledger(PlanningQueries):
         reasons: dict[str, int] = {}
         where, params = under_roots(roots) if roots else ("1", [])
         rows = self.query(
-            f"""SELECT f.state, j.state, coalesce(f.reason, j.reason), count(*) FROM files f
-               LEFT JOIN jobs j ON j.id = f.job_id WHERE {where} GROUP BY 1, 2, 3""",
+            f"""SELECT f.state, j.state, coalesce(f.reason, j.reason), j.last_error, count(*) FROM files f
+               LEFT JOIN jobs j ON j.id = f.job_id WHERE {where} GROUP BY 1, 2, 3, 4""",
             params,
         )
         if remote:
             rows += self.query(
-                "SELECT 'active', j.state, j.reason, count(*) FROM remote r LEFT JOIN jobs j ON j.id = r.job_id GROUP BY 2, 3"
+                """SELECT 'active', j.state, j.reason, j.last_error, count(*) FROM remote r
+                   LEFT JOIN jobs j ON j.id = r.job_id GROUP BY 2, 3, 4"""
             )
-        for fstate, jstate, reason, n in rows:
+        held = 0
+        for fstate, jstate, reason, last_error, n in rows:
             status = file_status(fstate, jstate)
             if status == "missing":
                 counts["missing"] += n
                 continue
             counts["total"] += n
             counts[status] += n
+            if status == "pending" and jstate == JobState.HELD.value:
+                held += n
             if status in ("skipped", "failed", "timeout", "not found") and reason:
                 key = f"{status}: {reason}"
                 reasons[key] = reasons.get(key, 0) + n
+            elif status == "pending" and last_error:
+                # Why a file is still waiting (an outage, a lost answer): it is sent again, or held.
+                key = f"{'held' if jstate == JobState.HELD.value else 'pending'}: {last_error}"
+                reasons[key] = reasons.get(key, 0) + n
         runs = self.query("SELECT min(started_at), max(coalesce(finished_at, started_at)), sum(submitted) FROM runs")[0]
-        return {**counts, "reasons": reasons, "first_run": runs[0], "last_run": runs[1], "credits_used": runs[2] or 0}
+        duplicates = self.query("SELECT coalesce(sum(possible_duplicates), 0) FROM jobs")[0][0]
+        return {
+            **counts, "held": held, "reasons": reasons, "first_run": runs[0], "last_run": runs[1], "credits_used": runs[2] or 0,
+            "possible_duplicates": duplicates,
+        }
 
 
 def file_status(file_state: str, job_state: str | None) -> str:

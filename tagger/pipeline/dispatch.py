@@ -4,6 +4,16 @@ One conductor (the calling thread) owns the poll schedule and the in-flight
 count; worker threads do the slow parts (preparing an image, HTTP calls)
 and commit each step to the ledger themselves, so a token is on disk the
 moment the service answers.
+
+Failures of an upload are sorted by what they may have cost. Surely not
+received (no connection made, 429, 503 with Retry-After): retried freely.
+Maybe received, answer lost (read timeout, reset, other 5xx): the service
+may have created and charged the job, and no request can find its token,
+so the upload is resent once (counted in the ledger as a possible
+duplicate), or held for ``tagger retry --ambiguous`` when
+``resend_ambiguous`` is off. Trouble that outlasts the retries puts the job
+back in the queue for the next run; only the service refusing the request
+as invalid fails it. Polls and reposts are free and always retried.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from tagger.pipeline.schedule import Entry, Schedule
 from tagger.client.retry import RateGate, RetryPolicy, call
 from tagger.pipeline.urls import REMOTE_PREFIX
 
-__all__ = ["Dispatcher", "DispatchOptions", "Tally"]
+__all__ = ["Dispatcher", "DispatchOptions", "Tally", "http_threads", "max_posts_in_flight"]
 
 log = logging.getLogger("tagger.pipeline.dispatch")
 
@@ -36,6 +46,21 @@ T = TypeVar("T")
 
 WORKING = (cs.STATUS_NOT_COMPLETED, cs.STATUS_IN_PROGRESS)
 REPOST_ONCE = (cs.REASON_UNSURE, cs.REASON_CLOSE)
+
+
+def http_threads(max_in_flight: int) -> int:
+    """Threads that send requests (submits, polls, reposts) for a given ``max_in_flight``."""
+    return min(32, max(4, max_in_flight // 2))
+
+
+def max_posts_in_flight(max_in_flight: int) -> int:
+    """The most POSTs that can be in the air at one moment: what a crash can cost twice at most.
+
+    Each submit holds one HTTP thread, and the conductor starts a submit only
+    while fewer than ``max_in_flight`` jobs are out; the HTTP pool size
+    (``max_in_flight + workers``) is not what bounds it.
+    """
+    return min(max_in_flight, http_threads(max_in_flight))
 
 
 @dataclass(frozen=True)
@@ -54,6 +79,7 @@ class DispatchOptions:
     stop_after_failures: int = 5
     max_credits: int | None = None
     requests_per_second: float | None = None
+    resend_ambiguous: bool = True
 
 
 @dataclass
@@ -68,6 +94,8 @@ class Tally:
     failed: int = 0
     reposts: int = 0
     polls: int = 0
+    possible_duplicates: int = 0  # uploads sent again after an answer was lost: maybe charged twice
+    held: int = 0  # jobs whose answer was lost, kept for `tagger retry --ambiguous`
     stopped: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -146,7 +174,7 @@ class Dispatcher:
         self._resume_polling()
         queued = self._queued()
         prep = ThreadPoolExecutor(max_workers=opts.workers, thread_name_prefix="prepare")
-        io_pool = ThreadPoolExecutor(max_workers=min(32, max(4, opts.max_in_flight // 2)), thread_name_prefix="http")
+        io_pool = ThreadPoolExecutor(max_workers=http_threads(opts.max_in_flight), thread_name_prefix="http")
         running: dict[Future, str] = {}
         ready: deque[_Ready] = deque()
         # Preparation runs ahead of the submissions, so a free slot never waits on a decode.
@@ -281,7 +309,7 @@ class Dispatcher:
         self._stop_reason = "the service refused the credentials; check the API key and secret"
         self._stop.set()
 
-    def _call(self, fn: Callable[[], T]) -> T:
+    def _call(self, fn: Callable[[], T], retry_if: Callable[[BaseException], bool] | None = None) -> T:
         """One request through the rate limit, the 429 gate and the retry policy."""
 
         def attempt() -> T:
@@ -293,7 +321,7 @@ class Dispatcher:
             if isinstance(exc, cs.RateLimited):
                 self.in_flight.on_rate_limited(exc.retry_after)
 
-        result = call(attempt, policy=self.options.retry, gate=self.gate, sleep=self.sleep, on_retry=on_retry)
+        result = call(attempt, policy=self.options.retry, gate=self.gate, sleep=self.sleep, on_retry=on_retry, retry_if=retry_if)
         self.in_flight.on_success()
         return result
 
@@ -333,33 +361,68 @@ class Dispatcher:
         return self._submit(job, lambda: self.api.image_request(io.BytesIO(prepared.data), name, params))
 
     def _submit(self, job: Job, send: Callable[[], dict]) -> object:
-        """POST once (with retries); the token is committed the moment it arrives."""
+        """POST (with retries); the token is committed the moment it arrives.
+
+        An ambiguous failure (the POST may have been received and charged) is
+        recorded before anything else is sent, and resent at most once.
+        """
         if not self._reserve_credit():
             return None  # stays queued for the next run
         self.ledger.begin_submit(job.id)
+        lost = job.lost_answer
+        resends = 1 if self.options.resend_ambiguous else 0
+
+        def post() -> dict:
+            nonlocal lost
+            try:
+                return send()
+            except cs.APIError as exc:
+                if exc.ambiguous:
+                    lost = True
+                    if self.ledger.answer_lost(job.id, exc.description):
+                        self._possible_duplicate()
+                raise
+
+        def may_resend(exc: BaseException) -> bool:
+            nonlocal resends
+            if not getattr(exc, "ambiguous", False):
+                return True  # surely not received: free to retry
+            if resends < 1 or not self._reserve_credit():
+                return False
+            resends -= 1
+            return True
+
         try:
-            answer = self._call(send)
+            answer = self._call(post, retry_if=may_resend)
         except cs.AuthError as exc:
             self.ledger.requeue(job.id, exc.description)
             self._refused(exc)
             return None
         except cs.ValidationError as exc:
-            self.ledger.fail(job.id, exc.description)
+            self.ledger.fail(job.id, exc.description)  # the service refused the request as invalid: for good
             return _Settled(job.id, JobState.FAILED)
         except cs.APIError as exc:
+            # An outage, a 429 episode, a lost answer: never a failed file. The next run sends it.
             self._transient_spent("submit", exc)
-            if self._stop.is_set():
-                self.ledger.requeue(job.id, exc.description)  # the next run sends it
-                return None
-            self.ledger.fail(job.id, f"gave up after retries: {exc.description}")
-            return _Settled(job.id, JobState.FAILED)
+            if lost and not self.options.resend_ambiguous:
+                self.ledger.hold(job.id, exc.description)
+                with self._lock:
+                    self.tally.held += 1
+            else:
+                self.ledger.requeue(job.id, exc.description)
+            return None
         token = answer.get("token")
         if not token:
-            self.ledger.fail(job.id, "the service answered without a token")
+            self.ledger.fail(job.id, "the service answered without a token", maybe_charged=True)
             return _Settled(job.id, JobState.FAILED)
-        self.ledger.record_token(job.id, token, answer.get("status"))
+        if self.ledger.record_token(job.id, token, answer.get("status")):
+            self._possible_duplicate()
         self._ok()
         return _Submitted(job, token, self.clock())
+
+    def _possible_duplicate(self) -> None:
+        with self._lock:
+            self.tally.possible_duplicates += 1
 
     def _for_token(self, what: str, entry: Entry, fn: Callable[[], T]) -> T | _Again:
         """A call about a token; on failure the token waits for a later poll (it is never lost)."""

@@ -65,6 +65,18 @@ def make_api(config: Config, base_url: str | None = None) -> cs.API:
     )
 
 
+def _pending_sentence(counts: dict) -> str:
+    """Why files are still pending at the end of a run, in the user's words."""
+    held, pending = counts.get("held", 0), counts["pending"]
+    text = f"{pending} file(s) still pending"
+    if held:
+        text += (
+            f", {held} of them held: the answer to their upload was lost (resend_ambiguous = false); "
+            "`tagger retry --ambiguous` sends them again, each maybe charged twice"
+        )
+    return text
+
+
 def _params(config: Config) -> dict:
     params = {"image_request[locale]": config.locale}
     if config.ttl:
@@ -116,9 +128,15 @@ def run(
             if endpoint == EMULATOR_ENDPOINT:
                 # An in-process emulator starts empty: tokens of an interrupted run died with the last one.
                 ledger.forget_tokens(endpoint)
-            result.swept = ledger.sweep()
+            result.swept = ledger.sweep(hold=not config.resend_ambiguous)
             if result.swept:
-                log.warning("%d job(s) were interrupted while being submitted; they will be sent again", result.swept)
+                if config.resend_ambiguous:
+                    log.warning("%d job(s) were interrupted while being submitted; they will be sent again", result.swept)
+                else:
+                    log.warning(
+                        "%d job(s) were interrupted while being submitted; held (resend_ambiguous = false): "
+                        "`tagger retry --ambiguous` sends them again", result.swept,
+                    )
         remote_new = _add_urls(ledger, urls, endpoint, dry_run)
         result.plan = plan(ledger, paths, endpoint, dry_run=dry_run, hash_workers=config.workers, on_folder=lambda n: progress("scanned", n))
         result.plan.new += remote_new
@@ -162,6 +180,7 @@ def run(
             stop_after_failures=max(1, config.stop_after_failures),
             max_credits=max_credits,
             requests_per_second=config.requests_per_second or None,
+            resend_ambiguous=config.resend_ambiguous,
         )
         exit_code = EXIT_STOPPED
         try:
@@ -179,7 +198,7 @@ def run(
             result.counts = ledger.summary(broots, remote=bool(urls))
             if result.counts["pending"]:
                 exit_code = EXIT_STOPPED
-                result.stopped = result.tally.stopped or f"{result.counts['pending']} file(s) still pending"
+                result.stopped = result.tally.stopped or _pending_sentence(result.counts)
             elif result.counts["failed"]:
                 exit_code = EXIT_SOME_FAILED
             else:
