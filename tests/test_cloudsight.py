@@ -133,3 +133,47 @@ def test_repost_of_a_timed_out_job(tmp_path):
 def test_unknown_token_is_not_found(emulator):
     with API(SimpleAuth(emulator.key), base_url=emulator.url) as api:
         assert api.image_response("AAAAAAAAAAAAAAAAAAAAAA")["status"] == cloudsight.STATUS_NOT_FOUND
+
+
+@pytest.mark.parametrize("kind", ["timeout", "reset", "500", "502", "504"])
+def test_a_lost_answer_after_the_job_was_created_is_ambiguous(tmp_path, kind):
+    faults = Faults(lost_answers=1, lost_answer_kind=kind, lost_answer_seconds=3.0)
+    with Emulator(faults=faults) as emu, API(SimpleAuth(emu.key), base_url=emu.url, timeout=(5.0, 1.0)) as api:
+        with pytest.raises(cloudsight.TransientError) as err:
+            api.image_request(io.BytesIO(jpeg(tmp_path)), "p.jpg")
+        assert err.value.retryable and err.value.ambiguous
+        assert isinstance(err.value, cloudsight.ServerError if kind.isdigit() else cloudsight.NetworkError)
+        c = emu.counters()
+    assert c["submissions"] == 1 and c["lost_answers"] == 1  # created and charged, answer lost
+
+
+def test_what_surely_cost_nothing_is_not_ambiguous(tmp_path):
+    data = jpeg(tmp_path)
+    with Emulator(faults=Faults(outage_requests=1, outage_status=503, outage_retry_after=2)) as emu:
+        with API(SimpleAuth(emu.key), base_url=emu.url) as api:
+            with pytest.raises(cloudsight.ServerError) as err:
+                api.image_request(io.BytesIO(data), "p.jpg")
+            assert (err.value.status_code, err.value.retry_after, err.value.ambiguous) == (503, 2.0, False)
+            emu.set_faults(Faults(rate_limit_rate=1.0))
+            with pytest.raises(cloudsight.RateLimited) as err:
+                api.image_request(io.BytesIO(data), "p.jpg")
+            assert not err.value.ambiguous
+            # A 503 without Retry-After may be a proxy's answer to a request that got through: ambiguous.
+            emu.set_faults(Faults(outage_requests=1, outage_status=503))
+            with pytest.raises(cloudsight.ServerError) as err:
+                api.image_request(io.BytesIO(data), "p.jpg")
+            assert err.value.ambiguous
+        port = emu.port
+    # Nothing listens any more: the connection is refused before anything is sent.
+    with API(SimpleAuth("k"), base_url=f"http://127.0.0.1:{port}/v1") as api:
+        with pytest.raises(cloudsight.NetworkError) as err:
+            api.image_request(io.BytesIO(data), "p.jpg")
+        assert err.value.retryable and not err.value.ambiguous
+    assert not cloudsight.AuthError("x").ambiguous and not cloudsight.ValidationError("x").ambiguous
+
+
+def test_a_dropped_connection_after_the_request_was_read_is_ambiguous(tmp_path):
+    with Emulator(faults=Faults(drop_rate=1.0)) as emu, API(SimpleAuth(emu.key), base_url=emu.url) as api:
+        with pytest.raises(cloudsight.NetworkError) as err:
+            api.image_request(io.BytesIO(jpeg(tmp_path)), "p.jpg")
+    assert err.value.ambiguous

@@ -67,3 +67,35 @@ def test_a_429_closes_the_gate_for_its_retry_after():
     start = clock.now
     gate.wait()
     assert clock.now - start == pytest.approx(3.0)
+
+
+def test_a_503_with_retry_after_closes_the_gate_too():
+    clock = FakeClock()
+    gate = RateGate(clock, clock.sleep)
+    times = []
+
+    def fn():
+        times.append(clock.now)
+        if len(times) == 1:
+            raise ServerError("unavailable", 503, retry_after=6.0)
+        return "ok"
+
+    assert call(fn, policy=RetryPolicy(initial=0.1, maximum=0.2), gate=gate, sleep=clock.sleep) == "ok"
+    assert times[1] - times[0] >= 6.0
+
+
+def test_retry_if_refuses_what_the_caller_will_not_resend():
+    clock = FakeClock()
+    fn, calls = failing([NetworkError("refused", ambiguous=False)] * 3 + [ServerError("boom", 500)] * 3)
+    resends = [1]
+
+    def once_if_ambiguous(exc):
+        if not exc.ambiguous:
+            return True
+        resends[0] -= 1
+        return resends[0] >= 0
+
+    with pytest.raises(ServerError):
+        call(fn, policy=RetryPolicy(attempts=10, budget=100), gate=RateGate(clock, clock.sleep), sleep=clock.sleep,
+             retry_if=once_if_ambiguous)
+    assert len(calls) == 3 + 2  # the free failures retried, the ambiguous one resent once
