@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 from tagger.emulator import Emulator, Faults
+from tagger.pipeline.dispatch import max_posts_in_flight
 
 from conftest import exiftool_json, make_photo
 
 
 WORKERS = 2
-#: Prepared images wait in a queue of at most max(4, 2 x workers): the most POSTs ever in flight at once.
-MAX_POSTS = max(4, 2 * WORKERS)
 INTERRUPTED = re.compile(rb"(\d+) job\(s\) were interrupted while being submitted")
 
 
@@ -105,6 +104,7 @@ def crash_and_resume(
     con = sqlite3.connect(ledger)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     states = dict(con.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
+    counted = con.execute("SELECT sum(possible_duplicates) FROM jobs").fetchone()[0]
     assert states == {"completed": images}
     captions = {os.path.join(os.fsdecode(d), os.fsdecode(n)): c for d, n, c in con.execute(
         "SELECT f.dir, f.name, j.caption FROM files f JOIN jobs j ON j.id = f.job_id")}
@@ -115,9 +115,11 @@ def crash_and_resume(
     for meta in exiftool_json(*sidecars):
         image = meta["SourceFile"][: -len(".xmp")]
         assert meta["XMP-dc:Description"] == captions[image]
-    # Only POSTs cut off by a kill can have been paid twice, and there are never more than MAX_POSTS of them.
+    # Only POSTs cut off by a kill can have been paid twice, never more than the POSTs in flight at once,
+    # and the ledger counted every one of them as a possible duplicate.
     assert counters["submissions"] == images + counters["duplicates"]
-    assert counters["duplicates"] <= interrupted <= killed * MAX_POSTS
+    assert counters["duplicates"] <= interrupted <= killed * max_posts_in_flight(in_flight)
+    assert counters["duplicates"] <= counted <= interrupted
     assert killed == kills
     # The kills landed mid-run: tokens outstanding at the service at every kill, and POSTs cut off in the air.
     assert all(outstanding > 0 for outstanding, _ in at_kill), at_kill

@@ -167,3 +167,23 @@ def test_posts_in_flight_never_exceed_the_stated_bound(tmp_path, max_in_flight):
         c = emu.counters()
     assert c["max_concurrent_submissions"] == bound
     assert bound == {8: 4, 32: 16}[max_in_flight]
+
+
+def test_a_resend_cut_off_by_a_second_crash_is_counted_too(tmp_path):
+    photos = tree(tmp_path, 1)
+    with Emulator(latency=(0.05, 0.1)) as emu:
+        config = config_for(emu, tmp_path)
+        assert run_with(config, [photos]).exit_code == 0
+        from tagger.ledger.store import Ledger
+
+        for _ in range(2):  # two crashes in a row, each between a POST the service got and its answer
+            con = sqlite3.connect(config.ledger_path)
+            con.execute("UPDATE jobs SET state = 'submitting', token = NULL")
+            con.commit()
+            con.close()
+            with Ledger(config.ledger_path) as ledger:
+                assert ledger.sweep() == 1
+        result = run_with(config, [photos])
+    # Three POSTs in all may have been charged (the original, the cut-off resend, the final one): two possible duplicates.
+    assert result.exit_code == 0
+    assert ledger_duplicates(config) == 2 and result.tally.possible_duplicates == 1

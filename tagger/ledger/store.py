@@ -205,7 +205,9 @@ class Ledger(PlanningQueries):
         """
         with self.transaction() as c:
             cur = c.execute(
-                "UPDATE jobs SET state = ?, lost_answer = 1, last_error = 'interrupted while submitting' WHERE state = ? AND token IS NULL",
+                # A POST cut off in mid-air is one more lost answer: when an earlier one was lost too, it may be a duplicate.
+                """UPDATE jobs SET state = ?, possible_duplicates = possible_duplicates + lost_answer, lost_answer = 1,
+                   last_error = 'interrupted while submitting' WHERE state = ? AND token IS NULL""",
                 ((JobState.HELD if hold else JobState.QUEUED).value, JobState.SUBMITTING.value),
             )
             c.execute("UPDATE jobs SET state = ? WHERE state = ? AND token IS NOT NULL", (JobState.POLLING.value, JobState.SUBMITTING.value))
