@@ -218,7 +218,9 @@ class Ledger(PlanningQueries):
         """Queue again the outstanding jobs of an endpoint whose tokens died with it (the in-process emulator)."""
         with self.transaction() as c:
             return c.execute(
-                "UPDATE jobs SET state = 'queued', token = NULL, status = NULL WHERE endpoint = ? AND state IN ('polling', 'submitting')",
+                # Whatever that emulator was charged died with it too: a resend is no duplicate there.
+                """UPDATE jobs SET state = 'queued', token = NULL, status = NULL, lost_answer = 0
+                   WHERE endpoint = ? AND state IN ('polling', 'submitting')""",
                 (endpoint,),
             ).rowcount
 
