@@ -187,3 +187,23 @@ def test_a_resend_cut_off_by_a_second_crash_is_counted_too(tmp_path):
     # Three POSTs in all may have been charged (the original, the cut-off resend, the final one): two possible duplicates.
     assert result.exit_code == 0
     assert ledger_duplicates(config) == 2 and result.tally.possible_duplicates == 1
+
+
+def test_a_released_job_is_held_again_only_by_a_new_lost_answer(tmp_path):
+    photos = tree(tmp_path, 1)
+    with Emulator(latency=(0.05, 0.1), faults=Faults(lost_answers=1, lost_answer_kind="reset")) as emu:
+        config = config_for(emu, tmp_path, resend_ambiguous=False, retry_attempts=2, retry_budget=2.0)
+        held = run_with(config, [photos])
+        assert held.exit_code == 3 and held.tally.held == 1 and held.counts["held"] == 1
+        from tagger.ledger.store import Ledger
+
+        with Ledger(config.ledger_path) as ledger:
+            assert ledger.retry(emu.url, failed=False, ambiguous=True) == 1
+        emu.set_faults(Faults(rate_limit_rate=1.0, retry_after=0.1))  # surely not received: no reason to hold it again
+        refused = run_with(config, [photos])
+        assert refused.exit_code == 3 and refused.tally.held == 0 and refused.counts["held"] == 0
+        emu.set_faults(Faults())
+        done = run_with(config, [photos])
+        c = emu.counters()
+    assert done.exit_code == 0 and done.counts["completed"] == 1
+    assert ledger_duplicates(config) == c["duplicates"] == c["lost_answers"] == 1

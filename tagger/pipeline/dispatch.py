@@ -369,16 +369,16 @@ class Dispatcher:
         if not self._reserve_credit():
             return None  # stays queued for the next run
         self.ledger.begin_submit(job.id)
-        lost = job.lost_answer
+        lost_here = False  # an answer of this call's POSTs was lost (a held job released by the user may come in lost)
         resends = 1 if self.options.resend_ambiguous else 0
 
         def post() -> dict:
-            nonlocal lost
+            nonlocal lost_here
             try:
                 return send()
             except cs.APIError as exc:
                 if exc.ambiguous:
-                    lost = True
+                    lost_here = True
                     if self.ledger.answer_lost(job.id, exc.description):
                         self._possible_duplicate()
                 raise
@@ -404,7 +404,7 @@ class Dispatcher:
         except cs.APIError as exc:
             # An outage, a 429 episode, a lost answer: never a failed file. The next run sends it.
             self._transient_spent("submit", exc)
-            if lost and not self.options.resend_ambiguous:
+            if lost_here and not self.options.resend_ambiguous:
                 self.ledger.hold(job.id, exc.description)
                 with self._lock:
                     self.tally.held += 1
