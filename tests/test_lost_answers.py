@@ -104,7 +104,7 @@ def test_each_lost_answer_is_resent_at_most_once_in_a_run(tmp_path):
 def tagger(*args: str, env: dict) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
     full.update(env)
-    return subprocess.run([sys.executable, "-m", "tagger", *args], capture_output=True, text=True, env=full, timeout=120)
+    return subprocess.run([sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=full, timeout=120)
 
 
 def test_resend_ambiguous_false_holds_them_for_retry_ambiguous(tmp_path):

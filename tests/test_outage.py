@@ -106,7 +106,7 @@ def test_the_command_line_exits_3_then_0_and_status_says_why(photos, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
 
     def tagger(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tagger", *args], capture_output=True, text=True, env=env, timeout=120)
+        return subprocess.run([sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=env, timeout=120)
 
     with Emulator(latency=(0.05, 0.1), faults=Faults(outage_requests=10**6, outage_status=502)) as emu:
         env.update(CLOUDSIGHT_API_KEY=emu.key, CLOUDSIGHT_ENDPOINT=emu.url)
