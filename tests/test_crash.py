@@ -77,14 +77,12 @@ def crash_and_resume(
                     time.sleep(0.01)
                 try:
                     # With slow answers, every other kill waits (within the window) for a POST in the air.
-                    _wait(proc, rnd.uniform(*window), ledger if slow is not None and killed % 2 == 0 else None)
+                    _wait(proc, rnd.uniform(*window), ledger if slow is not None and killed % 2 == 0 else None, emu)
                 except subprocess.TimeoutExpired:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
                     killed += 1
-                    snap = emu.counters()
-                    # Accepted submissions whose terminal answer no poll has collected yet.
-                    outstanding = snap["submissions"] - len(snap["first_seen_completed_at"])
+                    outstanding = _outstanding(emu)
                     interrupted += _interrupted(proc.stderr.read())
                     cut = 0
                     if ledger.exists():  # the ledger survives every kill intact
@@ -130,26 +128,42 @@ def crash_and_resume(
     assert leftovers == []
 
 
-def _wait(proc: subprocess.Popen, seconds: float, ledger: Path | None) -> None:
-    """Wait up to ``seconds`` for ``proc`` to end, raising TimeoutExpired; with ``ledger``, only until a POST is in the air."""
-    if ledger is None:
-        proc.wait(timeout=seconds)
-        return
+def _outstanding(emu: Emulator) -> int:
+    """Accepted submissions whose terminal answer no poll has collected yet."""
+    snap = emu.counters()
+    return snap["submissions"] - len(snap["first_seen_completed_at"])
+
+
+def _wait(proc: subprocess.Popen, seconds: float, ledger: Path | None, emu: Emulator) -> None:
+    """Wait ``seconds`` for ``proc`` to end, else raise TimeoutExpired (the caller kills it).
+
+    With ``ledger``, the kill comes as soon as a POST is in the air (a job ``submitting``). Either way
+    it comes only while the emulator holds tokens the run has not collected (waiting up to 10 s more
+    for one), so every kill lands mid-poll; a run that ends meanwhile simply returns.
+    """
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         if proc.poll() is not None:
             return
-        if ledger.exists():
-            con = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=1)
-            try:
-                if con.execute("SELECT count(*) FROM jobs WHERE state = 'submitting'").fetchone()[0]:
-                    raise subprocess.TimeoutExpired(proc.args, seconds)
-            except sqlite3.OperationalError:
-                pass  # the schema is still being made
-            finally:
-                con.close()
+        if ledger is not None and ledger.exists() and _submitting(ledger) and _outstanding(emu):
+            break
+        time.sleep(0.01)
+    end = time.monotonic() + 10
+    while not _outstanding(emu) and time.monotonic() < end:
+        if proc.poll() is not None:
+            return
         time.sleep(0.01)
     raise subprocess.TimeoutExpired(proc.args, seconds)
+
+
+def _submitting(ledger: Path) -> int:
+    con = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=1)
+    try:
+        return con.execute("SELECT count(*) FROM jobs WHERE state = 'submitting'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # the schema is still being made
+    finally:
+        con.close()
 
 
 def _interrupted(stderr: bytes) -> int:
