@@ -1,0 +1,109 @@
+"""A caption's language: its lemmas, stop words, number words and vague words.
+
+Lemmas come from ``simplemma`` (dictionaries inside the wheel, 50+
+languages, nothing downloaded at run time). Stop words come from the
+``stopwords`` package's lists, which hold function words only (articles,
+pronouns, prepositions, auxiliaries); stopwords-iso's English list also
+holds content words a photo is searched by ("man", "face", "fire", "small",
+"back", "front"), so it is not used. The number and vague words below are
+tagger's own: no library keeps lists of words that say nothing about a
+picture.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+
+import simplemma
+import stopwords as _stopwords
+
+__all__ = ["Language", "language", "language_code", "LIBRARY_VERSIONS"]
+
+# Prepositions of place the stop-word lists miss; they are all over captions ("a cat beside a sofa").
+_MORE_STOP = {
+    "en": "beside besides near next behind among amongst around across along toward towards onto upon amid "
+          "atop beneath within without inside outside front",
+    "de": "neben zwischen gegen ohne um innerhalb außerhalb entlang vorne hinten oben unten eins",
+    "fr": "devant derrière près entre contre vers sans",
+    "es": "delante detrás cerca entre contra hacia sin junto",
+}
+
+_NUMBERS = {
+    "en": "zero one two three four five six seven eight nine ten eleven twelve dozen dozens hundred hundreds "
+          "thousand thousands first second third",
+    "de": "null ein eine zwei drei vier fünf sechs sieben acht neun zehn elf zwölf dutzend hundert tausend "
+          "erste zweite dritte",
+    "fr": "zéro un une deux trois quatre cinq six sept huit neuf dix onze douze cent mille",
+    "es": "cero uno una dos tres cuatro cinco seis siete ocho nueve diez once doce cien mil",
+}
+
+# Words that describe the photo rather than what is in it, or a vague amount.
+_VAGUE = {
+    "en": "photo photos photograph photography picture image view close-up closeup seen see many several "
+          "some various lot lots shot",
+    "de": "foto fotografie bild aufnahme ansicht nahaufnahme viel viele mehrere einige einig verschiedene verschieden",
+    "fr": "photo photographie image vue gros-plan plusieurs nombreux quelques",
+    "es": "foto fotografía imagen vista primer-plano varios muchos algunos",
+}
+
+
+def _library_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:  # pragma: no cover - both are dependencies
+        return "?"
+
+
+#: Part of the keyword fingerprint: new dictionaries may give new lemmas.
+LIBRARY_VERSIONS = {"simplemma": _library_version("simplemma"), "stopwords": _library_version("stopwords")}
+
+# simplemma caches dictionaries in module-level state; loading one from two threads at once is wasted work.
+_LEMMA_LOCK = threading.Lock()
+
+
+def language_code(locale: str | None) -> str:
+    """The language part of a locale: ``en-US`` -> ``en``, ``pt_BR`` -> ``pt``; empty -> ``en``."""
+    code = (locale or "").replace("_", "-").split("-", 1)[0].strip().lower()
+    return code or "en"
+
+
+class Language:
+    """The word lists and lemmatiser of one language."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        words = {w.strip().lower() for w in _stopwords.safe_get_stopwords(code)}
+        words |= set(_MORE_STOP.get(code, "").split())
+        self.stop_words = frozenset(w for w in words if w)
+        self.number_words = frozenset(_NUMBERS.get(code, "").split())
+        self.vague_words = frozenset(_VAGUE.get(code, "").split())
+        self.lemmatised = True
+        try:
+            simplemma.lemmatize("a", lang=code)
+        except ValueError:  # simplemma has no dictionary for it: words stay as written
+            self.lemmatised = False
+
+    def lemma(self, word: str) -> str:
+        """The dictionary form of ``word`` (``dogs`` -> ``dog``, ``Hunde`` -> ``Hund``), or the word itself."""
+        if not self.lemmatised or not word:
+            return word
+        with _LEMMA_LOCK:
+            return simplemma.lemmatize(word, lang=self.code)
+
+    def is_filler(self, word: str, lemma: str) -> bool:
+        """True for stop words, number words and vague words, by the written form or the lemma."""
+        w, l = word.casefold(), lemma.casefold()
+        return any(x in s for x in (w, l) for s in (self.stop_words, self.number_words, self.vague_words))
+
+    def is_stop(self, word: str) -> bool:
+        """True for a stop word or number word (the words a name does not start with)."""
+        w = word.casefold()
+        return w in self.stop_words or w in self.number_words or w in self.vague_words
+
+
+@lru_cache(maxsize=16)
+def language(code: str) -> Language:
+    """The ``Language`` for an ISO 639-1 code (loaded once per process)."""
+    return Language(code)
