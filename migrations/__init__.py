@@ -23,6 +23,7 @@ NAMES: tuple[str, ...] = (
     "m006_job_latency",
     "m007_hash_scheme",
     "m010_possible_duplicates",
+    "m012_job_keywords",
 )
 
 MIGRATIONS = Migrations("tagger")

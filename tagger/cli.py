@@ -56,6 +56,13 @@ def _config(ctx: click.Context, flags: dict[str, Any]) -> Config:
     return load_config(ctx.obj.get("config"), flags)
 
 
+def _keyword_rules(config: Config) -> Callable[[], Any]:
+    """The configured keyword rules, read only if a job has no stored keywords yet."""
+    from tagger.outputs.derivation import keyword_rules
+
+    return lambda: keyword_rules(config.vocabulary, config.unmapped, config.locale, config.keyword_parent)
+
+
 def _open_ledger(config: Config) -> Ledger:
     path = config.ledger_path
     if not os.path.exists(path):
@@ -178,7 +185,7 @@ def _csv_exporter(config: Config) -> Callable[[Ledger], int]:
     from tagger.outputs.export import write_export
     from tagger.outputs.readout import iter_records
 
-    return lambda ledger: write_export(iter_records(ledger), config.csv, profile=config.csv_profile)
+    return lambda ledger: write_export(iter_records(ledger, rules=_keyword_rules(config)), config.csv, profile=config.csv_profile)
 
 
 def _summary(result: Any, quiet: bool) -> None:
@@ -246,7 +253,8 @@ def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt:
 
     config = _config(ctx, {"ledger": ledger})
     with _open_ledger(config) as db:
-        n = write_export(iter_records(db, include_missing=include_missing), dest, profile=profile, fmt=fmt)
+        records = iter_records(db, include_missing=include_missing, rules=_keyword_rules(config))
+        n = write_export(records, dest, profile=profile, fmt=fmt)
     click.echo(f"wrote {n} rows to {dest}")
 
 
@@ -263,7 +271,7 @@ def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
     config = _config(ctx, {"ledger": ledger})
     with _open_ledger(config) as db:
         summary = db.summary()
-        n = write_report(iter_records(db), dest, summary={
+        n = write_report(iter_records(db, rules=_keyword_rules(config)), dest, summary={
             "counts": {k: summary[k] for k in ("completed", "skipped", "timeout", "not found", "failed", "pending")},
             "reasons": summary["reasons"], "credits_used": summary["credits_used"],
             "first_run": iso(summary["first_run"]), "last_run": iso(summary["last_run"]),
@@ -296,6 +304,28 @@ def retry(ctx: click.Context, ledger: str | None, endpoint: str | None, emulator
             ambiguous=ambiguous,
         )
     click.echo(f"{n} job(s) queued again; run `tagger run` to send them")
+
+
+@cli.group()
+def vocabulary() -> None:
+    """Your keyword vocabulary ([keywords] vocabulary) against the captions."""
+
+
+@vocabulary.command()
+@config_option
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: word -> photos.")
+@click.pass_context
+def unmapped(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
+    """List the caption words your vocabulary lacks, with how many photos had each, most frequent first."""
+    config = _config(ctx, {"ledger": ledger})
+    with _open_ledger(config) as db:
+        counts = db.unmapped_counts()
+    if as_json:
+        click.echo(json.dumps(dict(counts), ensure_ascii=False))
+        return
+    for word, n in counts:
+        click.echo(f"{n:6d}  {word}")
 
 
 @cli.command()

@@ -72,6 +72,9 @@ class Config:
     sidecar_dir: str = ""
     sidecar_naming: str = "full"
     keyword_parent: str = "CloudSight"
+    # [keywords]
+    vocabulary: str = ""
+    unmapped: str = "keep"
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some settings changed."""
@@ -91,6 +94,7 @@ SECTIONS = {
     ),
     "prepare": ("max_edge", "quality", "max_pixels", "send_location", "prepare_time_limit", "prepare_in_processes"),
     "output": ("csv", "csv_profile", "sidecars", "sidecar_dir", "sidecar_naming", "keyword_parent"),
+    "keywords": ("vocabulary", "unmapped"),
 }
 
 _TYPES = {f.name: type(f.default) for f in dataclasses.fields(Config)}
@@ -159,6 +163,8 @@ def load_config(
     config = Config(**values)
     if config.sidecar_naming not in ("full", "basename"):
         raise UsageError(f"sidecar_naming must be \"full\" or \"basename\", not {config.sidecar_naming!r}")
+    if config.unmapped not in ("keep", "drop"):
+        raise UsageError(f"unmapped must be \"keep\" or \"drop\", not {config.unmapped!r}")
     if config.max_in_flight < 1 or config.workers < 1:
         raise UsageError("workers and max_in_flight must be at least 1")
     return config

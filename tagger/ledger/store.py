@@ -440,7 +440,8 @@ class Ledger(PlanningQueries):
         with self.transaction() as c:
             c.execute(
                 """UPDATE jobs SET state = ?, status = ?, caption = ?, reason = ?, flags = ?, categories = ?,
-                   polls = polls + 1, settled_at = ?, latency_low = ?, latency_high = ? WHERE id = ?""",
+                   polls = polls + 1, settled_at = ?, latency_low = ?, latency_high = ?,
+                   keywords = NULL, keyword_paths = NULL, unmapped = NULL, keyword_rules = NULL WHERE id = ?""",
                 (
                     state.value,
                     answer.get("status"),
@@ -486,7 +487,8 @@ class Ledger(PlanningQueries):
         with self.transaction() as c:
             cur = c.execute(
                 f"""UPDATE jobs SET state = 'queued', token = NULL, status = NULL, caption = NULL, reason = NULL,
-                    reposts = 0, settled_at = NULL WHERE endpoint = ? AND ({' OR '.join(clauses)})""",
+                    reposts = 0, settled_at = NULL, keywords = NULL, keyword_paths = NULL, unmapped = NULL,
+                    keyword_rules = NULL WHERE endpoint = ? AND ({' OR '.join(clauses)})""",
                 (endpoint, *params),
             )
             n = cur.rowcount
@@ -499,12 +501,45 @@ class Ledger(PlanningQueries):
                 c.execute("UPDATE files SET state = 'active', reason = NULL WHERE state = 'failed'")
             return n
 
+    # -- keywords -----------------------------------------------------------
+
+    def stale_keywords(self, rules: str, job_id: int | None = None, limit: int = 1000, after_id: int = 0) -> list[sqlite3.Row]:
+        """(id, caption, categories) of completed jobs whose keywords were not derived under ``rules``, a page at a time."""
+        sql = """SELECT id, caption, categories FROM jobs
+                 WHERE state = 'completed' AND keyword_rules IS NOT ? AND id > ?"""
+        params: list = [rules, after_id]
+        if job_id is not None:
+            sql += " AND id = ?"
+            params.append(job_id)
+        return self.query(sql + " ORDER BY id LIMIT ?", (*params, limit))
+
+    def store_keywords(self, rules: str, rows: Iterable[tuple[int, str, str, str]]) -> None:
+        """Record derived keywords: rows of (job id, keywords, keyword_paths, unmapped), each JSON."""
+        with self.transaction() as c:
+            # Only a job still completed: a retry may have cleared its caption meanwhile.
+            c.executemany(
+                """UPDATE jobs SET keywords = ?, keyword_paths = ?, unmapped = ?, keyword_rules = ?
+                   WHERE id = ? AND state = 'completed'""",
+                [(k, p, u, rules, job) for job, k, p, u in rows],
+            )
+
+    def unmapped_counts(self) -> list[tuple[str, int]]:
+        """Words the vocabulary lacked, with how many photos (files on disk and remote images) they came from."""
+        rows = self.query(
+            """SELECT u.value, count(*) FROM (
+                 SELECT f.job_id AS job FROM files f WHERE f.state != 'missing'
+                 UNION ALL SELECT r.job_id FROM remote r) AS photos
+               JOIN jobs j ON j.id = photos.job AND j.state = 'completed', json_each(j.unmapped) AS u
+               GROUP BY u.value"""
+        )
+        return sorted(((r[0], r[1]) for r in rows), key=lambda wc: (-wc[1], wc[0].casefold(), wc[0]))
+
     # -- writing back -------------------------------------------------------
 
     def unwritten(self, job_id: int | None = None) -> list[sqlite3.Row]:
         """Active files whose completed caption is not yet in their sidecar."""
         sql = """SELECT f.id, f.dir, f.name, f.root, j.id, j.token, j.endpoint, j.caption, j.flags,
-                        j.categories, j.status, j.reason, j.settled_at
+                        j.categories, j.status, j.reason, j.settled_at, j.keywords, j.keyword_paths
                  FROM files f CROSS JOIN jobs j ON j.id = f.job_id
                  WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND j.state = 'completed'"""
         # CROSS JOIN keeps files outer, read from the small files_unwritten partial index; the planner
@@ -540,14 +575,14 @@ class Ledger(PlanningQueries):
         """Every file with its job, for exports, streamed in path order."""
         sql = """SELECT f.dir, f.name, f.root, f.size, f.mtime_ns, f.content_hash, f.state, f.reason,
                         j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
-                        j.submitted_at, j.settled_at, j.last_error
+                        j.submitted_at, j.settled_at, j.last_error, j.keywords
                  FROM files f LEFT JOIN jobs j ON j.id = f.job_id"""
         if not include_missing:
             sql += " WHERE f.state != 'missing'"
         sql += " ORDER BY f.dir, f.name"
         remote = """SELECT NULL, r.url, NULL, NULL, NULL, NULL, 'active', NULL,
                            j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
-                           j.submitted_at, j.settled_at, j.last_error
+                           j.submitted_at, j.settled_at, j.last_error, j.keywords
                     FROM remote r LEFT JOIN jobs j ON j.id = r.job_id ORDER BY r.url"""
         # A separate connection streams without holding the writer lock.
         reader = sqlite3.connect(self.path, timeout=30)

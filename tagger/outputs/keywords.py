@@ -23,6 +23,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # vocabulary.py imports this module's cleaning
@@ -94,7 +95,7 @@ class KeywordRules:
         """``keyword_parent`` as path components (``AI|Cloud/Sight`` -> ``("AI", "Cloud", "Sight")``)."""
         return tuple(clean_keywords(self.parent.replace("/", "|").split("|")))
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """Changes whenever a stored derivation may no longer be what these rules give."""
         from tagger.outputs.language import LIBRARY_VERSIONS
@@ -104,6 +105,13 @@ class KeywordRules:
             self.vocabulary.fingerprint if self.vocabulary else None, LIBRARY_VERSIONS,
         ]
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+    @cached_property
+    def matcher(self) -> _Matcher | None:
+        """The vocabulary indexed for this language (built once: it lemmatises every term)."""
+        from tagger.outputs.language import language
+
+        return _Matcher(self.vocabulary, language(self.language)) if self.vocabulary else None
 
 
 @dataclass(frozen=True)
@@ -269,7 +277,7 @@ def derive(caption: str | None, categories: Iterable[str] = (), rules: KeywordRu
 
     rules = rules or KeywordRules()
     lang = language(rules.language)
-    matcher = _Matcher(rules.vocabulary, lang) if rules.vocabulary else None
+    matcher = rules.matcher
     items: list[tuple[tuple[int, int], object]] = []
     text = unicodedata.normalize("NFC", _drop_unwritable(caption or ""))
     for c, clause in enumerate(_clauses(text)):

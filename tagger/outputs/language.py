@@ -76,7 +76,7 @@ class Language:
         self.code = code
         words = {w.strip().lower() for w in _stopwords.safe_get_stopwords(code)}
         words |= set(_MORE_STOP.get(code, "").split())
-        self.stop_words = frozenset(w for w in words if w)
+        self.stop_words = frozenset(w for w in words if w and " " not in w)  # we test single words
         self.number_words = frozenset(_NUMBERS.get(code, "").split())
         self.vague_words = frozenset(_VAGUE.get(code, "").split())
         self.lemmatised = True
@@ -87,8 +87,8 @@ class Language:
 
     def lemma(self, word: str) -> str:
         """The dictionary form of ``word`` (``dogs`` -> ``dog``, ``Hunde`` -> ``Hund``), or the word itself."""
-        if not self.lemmatised or not word:
-            return word
+        if not self.lemmatised or not word or any(ch.isdigit() for ch in word):
+            return word  # simplemma spells "1990s" as "nineteen-nineties"
         with _LEMMA_LOCK:
             return simplemma.lemmatize(word, lang=self.code)
 

@@ -5,21 +5,41 @@ from __future__ import annotations
 import json
 import os
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from tagger.outputs.keywords import keywords_from
 from tagger.ledger.store import Ledger, file_status
+from tagger.outputs.keywords import KeywordRules, derive
 from tagger.outputs.records import Record
 from tagger.display import display, iso
 
 __all__ = ["iter_records", "display"]
 
 
-def iter_records(ledger: Ledger, *, include_missing: bool = False) -> Iterator[Record]:
-    """Every file the ledger knows (missing ones only when asked), in path order."""
+def _keywords(stored: str | None, caption: str | None, categories: str | None, rules: Callable[[], KeywordRules]) -> tuple[str, ...]:
+    if stored is not None:
+        return tuple(json.loads(stored))
+    return derive(caption, json.loads(categories) if categories else (), rules()).subject
+
+
+def iter_records(
+    ledger: Ledger, *, include_missing: bool = False, rules: KeywordRules | Callable[[], KeywordRules] | None = None
+) -> Iterator[Record]:
+    """Every file the ledger knows (missing ones only when asked), in path order.
+
+    Keywords are those the ledger stores (the ones the sidecars got); ``rules``
+    (or a function giving them, called only if needed) derive them for a job
+    no run has derived yet.
+    """
+    cache: list[KeywordRules] = []
+
+    def current() -> KeywordRules:
+        if not cache:
+            cache.append(rules() if callable(rules) else rules or KeywordRules())
+        return cache[0]
+
     for row in ledger.file_rows(include_missing=include_missing):
         (directory, name, root, size, mtime_ns, digest, fstate, freason,
-         jstate, token, endpoint, caption, jreason, flags, categories, submitted, settled, last_error) = row
+         jstate, token, endpoint, caption, jreason, flags, categories, submitted, settled, last_error, stored) = row
         status = file_status(fstate, jstate)
         cats = tuple(json.loads(categories)) if categories else ()
         completed = status == "completed"
@@ -35,7 +55,7 @@ def iter_records(ledger: Ledger, *, include_missing: bool = False) -> Iterator[R
             filename=filename,
             status=status,
             caption=caption if completed else None,
-            keywords=tuple(keywords_from(caption, cats)) if completed else (),
+            keywords=_keywords(stored, caption, categories, current) if completed else (),
             reason=freason if fstate != "active" else (jreason or (last_error if status == "pending" else None)),
             flags=tuple(json.loads(flags)) if flags else (),
             categories=cats,

@@ -27,7 +27,7 @@ from tagger.atomic import atomic_write, fsync_dir
 from tagger.display import display, utc_stamp
 from tagger.outputs.naming import clear_listing_cache, folder_listing, sidecar_path_for
 from tagger.outputs.xmp import DC, DIGIKAM, IPTC_CORE, LR, RDF, TAGGER, XMP, Packet
-from tagger.outputs.keywords import clean_keywords
+from tagger.outputs.keywords import clean_keyword, clean_keywords
 
 __all__ = [
     "SidecarContent",
@@ -73,6 +73,9 @@ class SidecarContent:
     reason: str | None = None
     flags: tuple[str, ...] = ()
     settled_at: str = ""
+    #: Hierarchies for lr:hierarchicalSubject (``|``) and digiKam:TagsList (``/``), written as given;
+    #: None: each keyword under ``hierarchy_parent``.
+    paths: tuple[tuple[str, ...], ...] | None = None
 
 
 @dataclass
@@ -216,11 +219,15 @@ def _decide(old: _State, content: SidecarContent, existed: bool, hierarchy_paren
     parent_h, parent_t = _parents(hierarchy_parent)
     prov = old.prov
     new.subject, added_s = _merge(old.subject, prov.get("addedSubject", ()), ours)
-    new.hierarchical, added_h = _merge(
-        old.hierarchical, prov.get("addedHierarchicalSubject", ()),
-        [f"{parent_h}|{k}" if parent_h else k for k in ours],
-    )
-    new.tags, added_t = _merge(old.tags, prov.get("addedTagsList", ()), [f"{parent_t}/{k}" if parent_t else k for k in ours])
+    if content.paths is None:
+        ours_h = [f"{parent_h}|{k}" if parent_h else k for k in ours]
+        ours_t = [f"{parent_t}/{k}" if parent_t else k for k in ours]
+    else:
+        paths = [[c for c in (_xmp.xml_safe(clean_keyword(x)) for x in p) if c] for p in content.paths]
+        ours_h = _unique("|".join(p) for p in paths if p)
+        ours_t = _unique("/".join(p) for p in paths if p)
+    new.hierarchical, added_h = _merge(old.hierarchical, prov.get("addedHierarchicalSubject", ()), ours_h)
+    new.tags, added_t = _merge(old.tags, prov.get("addedTagsList", ()), ours_t)
 
     created = prov.get("createdFile") or ("False" if existed else "True")
     fields: dict[str, str | tuple[str, ...] | None] = {

@@ -23,6 +23,7 @@ import io
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from tagger.errors import UsageError
 from tagger.outputs.keywords import clean_keyword
@@ -57,7 +58,7 @@ class Vocabulary:
     terms: tuple[Term, ...]
     source: str = field(default="", compare=False)
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """A hash of what matching depends on (not of the file's bytes: re-saving changes nothing)."""
         body = [self.kind, [[list(t.path), list(t.private), list(t.synonyms)] for t in self.terms]]

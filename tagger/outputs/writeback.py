@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tagger.display import iso
-from tagger.outputs.keywords import keywords_from
 from tagger.ledger.store import Ledger
+from tagger.outputs.derivation import refresh_keywords, stored_keywords
+from tagger.outputs.keywords import KeywordRules
 from tagger.outputs.sidecar import SidecarContent, SidecarError, sidecar_path_for, write_sidecar
 
 __all__ = ["SidecarOptions", "write_back"]
@@ -30,6 +31,13 @@ class SidecarOptions:
     sidecar_dir: str | None = None
     naming: str = "full"
     keyword_parent: str = "CloudSight"
+    #: How keywords are derived (vocabulary, unmapped words, language); None: no vocabulary, English.
+    rules: KeywordRules | None = field(default=None, compare=False)
+
+    @property
+    def keyword_rules(self) -> KeywordRules:
+        """The rules in force (``keyword_parent`` included)."""
+        return self.rules or KeywordRules(parent=self.keyword_parent)
 
 
 def _list(value: str | None) -> tuple[str, ...]:
@@ -42,8 +50,12 @@ def write_back(ledger: Ledger, options: SidecarOptions, job_id: int | None = Non
     Returns (sidecars written, files that failed to write).
     """
     written = failed = 0
+    rules = options.keyword_rules
+    # One derivation, stored: the exports and the contact sheet read the same keywords.
+    refresh_keywords(ledger, rules, job_id)
     for row in ledger.unwritten(job_id):
-        file_id, directory, name, root, jid, token, endpoint, caption, flags, categories, status, reason, settled = row
+        (file_id, directory, name, root, jid, token, endpoint, caption, flags, categories, status, reason, settled,
+         subject, paths) = row
         if not options.enabled:
             ledger.mark_written(file_id, jid, None)
             continue
@@ -55,9 +67,11 @@ def write_back(ledger: Ledger, options: SidecarOptions, job_id: int | None = Non
                 sidecar_dir=options.sidecar_dir or None,
                 root=os.fsdecode(root),
             )
+            keywords = stored_keywords(subject, paths, caption, categories, rules)
             content = SidecarContent(
                 caption=caption or "",
-                keywords=tuple(keywords_from(caption, _list(categories))),
+                keywords=keywords.subject,
+                paths=keywords.paths,
                 token=token or "",
                 endpoint=endpoint,
                 status=status or "completed",

@@ -22,6 +22,7 @@ from tagger.pipeline.plan import Plan, plan
 from tagger.pipeline.progress import Progress
 from tagger.client.retry import RetryPolicy
 from tagger.pipeline.urls import url_key
+from tagger.outputs.derivation import keyword_rules
 from tagger.outputs.writeback import SidecarOptions, write_back
 
 __all__ = ["RunResult", "run", "make_api", "EMULATOR_ENDPOINT"]
@@ -115,6 +116,8 @@ def run(
     for p in paths:
         if not os.path.exists(p):
             raise UsageError(f"{p} does not exist")
+    # Read the vocabulary first: a broken one stops the run before anything is sent.
+    rules = keyword_rules(config.vocabulary, config.unmapped, config.locale, config.keyword_parent)
     progress = progress or Progress(enabled=False)
     broots = [os.path.abspath(os.fsencode(p)) for p in paths]
     with ExitStack() as stack:
@@ -145,8 +148,10 @@ def run(
             result.credit_balance = ledger.last_balance(endpoint)
             return result
         run_id = ledger.start_run(endpoint)
-        sidecars = SidecarOptions(config.sidecars, config.sidecar_dir or None, config.sidecar_naming, config.keyword_parent)
-        if rewrite_sidecars:  # settings changed (keyword parent, naming, folder): write every caption again
+        sidecars = SidecarOptions(config.sidecars, config.sidecar_dir or None, config.sidecar_naming, config.keyword_parent, rules)
+        # Keywords are re-derived whenever the rules changed (write_back does it); --rewrite-sidecars then
+        # writes them, with new naming, folder or parent too, into every sidecar again.
+        if rewrite_sidecars:
             ledger.forget_writes(broots)
         # Captions settled in an earlier run but not yet written (a crash between the two).
         written, failed = write_back(ledger, sidecars)
