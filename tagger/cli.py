@@ -94,7 +94,7 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @click.option("--csv-profile", help="CSV profile: default, excel, resourcespace, canto, aem, exiftool.")
 @click.option("--sidecar-dir", type=click.Path(file_okay=False), help="Write sidecars into a mirror of the tree here.")
 @click.option("--no-sidecars", is_flag=True, help="Do not write XMP sidecars.")
-@click.option("--rewrite-sidecars", is_flag=True, help="Write every caption into its sidecar again (after changing sidecar settings); sends nothing.")
+@click.option("--rewrite-sidecars", is_flag=True, help="Write every caption into its sidecar again (after changing the vocabulary or sidecar settings); sends nothing.")
 @click.option("--workers", type=int, help="Threads preparing and submitting images.")
 @click.option("--max-in-flight", type=int, help="Jobs submitted and not yet settled, at most.")
 @click.option("--max-credits", type=int, help="Stop submitting after this many new submissions (exit 3).")

@@ -14,7 +14,7 @@ import pytest
 
 from tagger.config import Config
 from tagger.errors import UsageError
-from tagger.ledger.store import Ledger
+from tagger.ledger.store import JobState, Ledger
 from tagger.outputs.derivation import keyword_rules
 from tagger.outputs.export import write_export
 from tagger.outputs.keywords import KeywordRules, derive
@@ -299,3 +299,25 @@ def test_a_broken_vocabulary_stops_the_run_before_anything_is_sent(emulator, tmp
         run_with(emulator, tmp_path, photos, vocabulary=str(vocab))
     assert emulator.counters()["submissions"] == 0
     assert not (photos / "coffee.jpg.xmp").exists()
+
+
+def test_a_job_no_run_has_derived_yet_is_derived_in_memory_by_the_readers(tmp_path):
+    # A ledger an older tagger left: completed captions, no stored keywords; export must not write to it.
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger:
+        folder = os.fsencode(str(tmp_path))
+        ledger.upsert_files([(folder, b"a.jpg", folder, 1, 1, "h1", "active", None)])
+        ledger.link_folder("e", folder, ["h1"])
+        (job,) = ledger.jobs_in_state("e", JobState.QUEUED)
+        ledger.settle(job.id, JobState.COMPLETED, {"status": "completed", "name": "two dogs on a sofa"})
+        vocab = parse_vocabulary("Animals/Dog\n", "tags.txt")
+        (record,) = iter_records(ledger, rules=lambda: KeywordRules(vocab, "drop"))
+        assert record.keywords == ("Dog",)
+        assert ledger.query("SELECT keywords, keyword_rules FROM jobs")[0] == (None, None)
+        # A run's write-back stores them; readers then use the stored ones whatever rules they are handed.
+        from tagger.outputs.writeback import SidecarOptions, write_back
+
+        write_back(ledger, SidecarOptions(enabled=False, rules=KeywordRules(vocab, "drop")))
+        (record,) = iter_records(ledger, rules=KeywordRules())
+        assert record.keywords == ("Dog",)
+        assert ledger.query("SELECT unmapped FROM jobs")[0][0] == '["sofa"]'
+
