@@ -143,6 +143,12 @@ def test_matching_lemmas_synonyms_longest_phrase_and_case():
     assert derive("fire, hydrant", (), KeywordRules(v, "drop")).paths == (("Street", "Fire"),)
 
 
+def test_stop_words_never_match_alone_but_vague_words_in_the_vocabulary_do():
+    v = parse_vocabulary("Film\n\tUp\nTechnique\n\tClose-up\n", "kw.txt")
+    kw = derive("close-up of a cat looking up", (), KeywordRules(v, "drop"))
+    assert kw.paths == (("Technique", "Close-up"),)
+
+
 def test_german_vocabulary_matches_german_lemmas():
     v = parse_vocabulary("Tiere\n\tHund\n\tKatze\nMöbel\n\tSofa\n", "kw.txt")
     kw = derive("Zwei Hunde und eine Katze auf dem Sofa", (), KeywordRules(v, "keep", "de"))

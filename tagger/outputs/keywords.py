@@ -44,16 +44,13 @@ _SEPARATORS = re.compile(r"[|/]")
 _SENTENCE_END = re.compile(r"[.!?:;]")
 
 
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
+_UNPAIRED = re.compile("[\ud800-\udfff\ufffe\uffff]")
+
+
 def _drop_unwritable(text: str) -> str:
     # Controls become spaces; surrogates (undecodable file-name bytes) and U+FFFE/F vanish.
-    out = []
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if cat == "Cc":
-            out.append(" ")
-        elif cat != "Cs" and ch not in "\ufffe\uffff":
-            out.append(ch)
-    return "".join(out)
+    return _UNPAIRED.sub("", _CONTROLS.sub(" ", text))
 
 
 def clean_keyword(word: str) -> str:
@@ -90,7 +87,7 @@ class KeywordRules:
     language: str = "en"
     parent: str = "CloudSight"
 
-    @property
+    @cached_property
     def parent_path(self) -> tuple[str, ...]:
         """``keyword_parent`` as path components (``AI|Cloud/Sight`` -> ``("AI", "Cloud", "Sight")``)."""
         return tuple(clean_keywords(self.parent.replace("/", "|").split("|")))
@@ -202,8 +199,8 @@ class _Matcher:
             for n in range(min(self.longest, len(tokens) - k), 0, -1):
                 span = tokens[k:k + n]
                 parts = [clause[i].parts[j] for i, j in span]
-                if n == 1 and self.lang.is_stop(parts[0]):
-                    continue  # "in", "ein" never match a keyword alone
+                if n == 1 and self.lang.is_function(parts[0]):
+                    continue  # "in", "ein" never match a keyword alone (a vague word may: "Close-up" is a technique)
                 terms = self.index.get(self.lemma_key(parts)) or self.index.get(self.surface_key(parts))
                 if terms:
                     for i, j in span:

@@ -80,6 +80,7 @@ class Language:
         self.number_words = frozenset(_NUMBERS.get(code, "").split())
         self.vague_words = frozenset(_VAGUE.get(code, "").split())
         self.lemmatised = True
+        self._lemmas: dict[str, str] = {}
         try:
             simplemma.lemmatize("a", lang=code)
         except ValueError:  # simplemma has no dictionary for it: words stay as written
@@ -89,18 +90,27 @@ class Language:
         """The dictionary form of ``word`` (``dogs`` -> ``dog``, ``Hunde`` -> ``Hund``), or the word itself."""
         if not self.lemmatised or not word or any(ch.isdigit() for ch in word):
             return word  # simplemma spells "1990s" as "nineteen-nineties"
-        with _LEMMA_LOCK:
-            return simplemma.lemmatize(word, lang=self.code)
+        lemma = self._lemmas.get(word)
+        if lemma is None:
+            with _LEMMA_LOCK:
+                lemma = simplemma.lemmatize(word, lang=self.code)
+            if len(self._lemmas) < 200_000:  # captions repeat their words; bound the memory all the same
+                self._lemmas[word] = lemma
+        return lemma
 
     def is_filler(self, word: str, lemma: str) -> bool:
         """True for stop words, number words and vague words, by the written form or the lemma."""
         w, l = word.casefold(), lemma.casefold()
         return any(x in s for x in (w, l) for s in (self.stop_words, self.number_words, self.vague_words))
 
-    def is_stop(self, word: str) -> bool:
-        """True for a stop word or number word (the words a name does not start with)."""
+    def is_function(self, word: str) -> bool:
+        """True for a stop word or number word: never a keyword on its own, even in a vocabulary."""
         w = word.casefold()
-        return w in self.stop_words or w in self.number_words or w in self.vague_words
+        return w in self.stop_words or w in self.number_words
+
+    def is_stop(self, word: str) -> bool:
+        """True for a stop, number or vague word (the words a name does not start or end with)."""
+        return self.is_function(word) or word.casefold() in self.vague_words
 
 
 @lru_cache(maxsize=16)
