@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import sqlite3
@@ -327,3 +328,34 @@ def test_a_job_no_run_has_derived_yet_is_derived_in_memory_by_the_readers(tmp_pa
         assert record.keywords == ("Dog",)
         assert ledger.query("SELECT unmapped FROM jobs")[0][0] == '["sofa"]'
 
+
+
+def test_the_keywords_section_from_the_command_line(tmp_path):
+    photos = photo_tree(tmp_path, ("hubble_deep_field.jpg", "gravel.jpg"))
+    vocab = tmp_path / "tags.txt"
+    vocab.write_text("Space/Galaxy\nGround/Gravel\n")
+    cfg = tmp_path / "tagger.toml"
+    cfg.write_text(
+        "[run]\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\n"
+        f'[keywords]\nvocabulary = "{vocab}"\nunmapped = "drop"\n'
+    )
+    ledger = str(tmp_path / "l.sqlite")
+    out = tagger_cli("--config", str(cfg), "run", str(photos), "--emulator", "--ledger", ledger, "--quiet")
+    assert out.returncode == 0, out.stderr
+    # "close-up of grey gravel": close-up is vague, grey is not in the tree and dropped.
+    assert fields(photos, "gravel.jpg") == (["Ground|Gravel"], ["Ground/Gravel"], ["Gravel"])
+    out = tagger_cli("vocabulary", "unmapped", "--ledger", ledger, "--json")
+    assert out.returncode == 0, out.stderr
+    # Equal counts in alphabetical order, ignoring case.
+    assert list(json.loads(out.stdout).items()) == [
+        ("black", 1), ("deep", 1), ("field", 1), ("grey", 1), ("Hubble", 1), ("sky", 1), ("small", 1),
+    ]
+    export = tmp_path / "out.csv"
+    assert tagger_cli("--config", str(cfg), "export", "--csv", str(export), "--ledger", ledger).returncode == 0
+    with open(export, newline="", encoding="utf-8") as f:
+        assert {r["filename"]: r["keywords"] for r in csv.DictReader(f)} == {
+            "gravel.jpg": "Gravel", "hubble_deep_field.jpg": "Galaxy",
+        }
+    cfg.write_text('[keywords]\nunmapped = "sometimes"\n')
+    out = tagger_cli("--config", str(cfg), "run", str(photos), "--emulator", "--ledger", ledger)
+    assert out.returncode == 2 and "unmapped must be" in out.stderr
