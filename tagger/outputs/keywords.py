@@ -127,13 +127,6 @@ class Keywords:
         dump = lambda v: json.dumps(v, ensure_ascii=False)  # noqa: E731
         return dump(list(self.subject)), dump([list(p) for p in self.paths]), dump(list(self.unmapped))
 
-    @classmethod
-    def from_json(cls, subject: str, paths: str, unmapped: str) -> Keywords:
-        """The inverse of ``to_json``."""
-        return cls(
-            tuple(json.loads(subject)), tuple(tuple(p) for p in json.loads(paths)), tuple(json.loads(unmapped))
-        )
-
 
 @dataclass
 class _Word:
@@ -277,20 +270,21 @@ def derive(caption: str | None, categories: Iterable[str] = (), rules: KeywordRu
     matcher = rules.matcher
     items: list[tuple[tuple[int, int], object]] = []
     text = unicodedata.normalize("NFC", _drop_unwritable(caption or ""))
-    for c, clause in enumerate(_clauses(text)):
+    # Each item is keyed by (clause, word) so matches and leftover words keep the caption's order.
+    clauses = _clauses(text)
+    for c, clause in enumerate(clauses):
         if matcher:
             items += [((c, i), terms) for i, terms in matcher.match(clause)]
         items += [((c, i), word) for i, word in _leftovers(clause, lang)]
-    base = len(items) + 1_000_000
-    for n, category in enumerate(x for x in categories if x is not None):
+    for n, category in enumerate((x for x in categories if x is not None), len(clauses)):
         cat = clean_keyword(category)
-        clauses = _clauses(cat)
-        matched = [m for cl in clauses for m in matcher.match(cl)] if matcher else []
+        parts = _clauses(cat)
+        matched = [m for cl in parts for m in matcher.match(cl)] if matcher else []
         if matched:
-            items += [((base + n, i), terms) for i, terms in matched]
-            items += [((base + n, i), w) for cl in clauses for i, w in _leftovers(cl, lang)]
-        elif cat:
-            items.append(((base + n, 0), cat.lower()))
+            items += [((n, i), terms) for i, terms in matched]
+            items += [((n, i), w) for cl in parts for i, w in _leftovers(cl, lang)]
+        elif cat:  # a category the vocabulary lacks stays whole, as the service spelled it
+            items.append(((n, 0), cat.lower()))
     items.sort(key=lambda item: item[0])
 
     kind = rules.vocabulary.kind if rules.vocabulary else ""
