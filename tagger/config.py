@@ -141,6 +141,9 @@ def _from_file(path: str) -> dict[str, Any]:
             if key not in SECTIONS[section]:
                 raise UsageError(f"{path}: unknown key {key!r} in [{section}] (known: {', '.join(SECTIONS[section])})")
             values[key] = _coerce(key, value, path)
+    if values.get("vocabulary"):
+        # A relative vocabulary is beside the config file, wherever cron starts tagger.
+        values["vocabulary"] = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(values["vocabulary"]))
     return values
 
 

@@ -330,6 +330,18 @@ def test_a_job_no_run_has_derived_yet_is_derived_in_memory_by_the_readers(tmp_pa
 
 
 
+def test_a_relative_vocabulary_is_beside_the_config_file(tmp_path):
+    from tagger.config import load_config
+
+    (tmp_path / "conf").mkdir()
+    cfg = tmp_path / "conf" / "tagger.toml"
+    cfg.write_text('[keywords]\nvocabulary = "tags.txt"\n')
+    assert load_config(str(cfg), environ={}).vocabulary == str(tmp_path / "conf" / "tags.txt")
+    cfg.write_text(f'[keywords]\nvocabulary = "{tmp_path / "abs.txt"}"\n')
+    assert load_config(str(cfg), environ={}).vocabulary == str(tmp_path / "abs.txt")
+    assert load_config(None, {"vocabulary": "rel.txt"}, environ={}).vocabulary == "rel.txt"  # a flag: as given
+
+
 def test_the_keywords_section_from_the_command_line(tmp_path):
     photos = photo_tree(tmp_path, ("hubble_deep_field.jpg", "gravel.jpg"))
     vocab = tmp_path / "tags.txt"
