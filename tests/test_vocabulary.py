@@ -206,6 +206,15 @@ def test_lightroom_vocabulary_paths_in_every_field(emulator, tmp_path):
     with open(out, newline="", encoding="utf-8") as f:
         rows = {row["filename"]: row["keywords"] for row in csv.DictReader(f)}
     assert {n: rows[n] for n in expected} == {n: "; ".join(s) for n, (_, s) in expected.items()}
+    # So does the contact sheet (each card's keywords are a JSON list in the page).
+    from tagger.outputs.report import write_report
+
+    page = tmp_path / "sheet.html"
+    with Ledger(config.ledger_path) as ledger:
+        write_report(iter_records(ledger), str(page), summary={})
+    html = page.read_text(encoding="utf-8")
+    for _, subject in expected.values():
+        assert json.dumps(subject, separators=(",", ":")) in html
 
 
 def test_csv_thesaurus_with_unmapped_words_dropped(emulator, tmp_path):
