@@ -247,6 +247,10 @@ def test_digikam_tag_list_with_unmapped_words_kept(emulator, tmp_path):
         ["Space/Rocket", "Space/Rocket/Launch Pad", "AI/dusk", "AI/lightning", "Buildings/Tower"],
         ["Rocket", "Launch Pad", "dusk", "lightning", "Tower"],
     )
+    # strip takes the vocabulary's paths back out like any keyword tagger added.
+    from tagger.outputs.sidecar import strip_sidecar
+
+    assert strip_sidecar(str(photos / "rocket.jpg.xmp")) == "deleted"
 
 
 def tagger_cli(*args: str) -> subprocess.CompletedProcess:
