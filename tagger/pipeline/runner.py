@@ -22,7 +22,7 @@ from tagger.pipeline.plan import Plan, plan
 from tagger.pipeline.progress import Progress
 from tagger.client.retry import RetryPolicy
 from tagger.pipeline.urls import url_key
-from tagger.outputs.derivation import keyword_rules
+from tagger.outputs.derivation import keyword_rules, warm_up
 from tagger.outputs.writeback import SidecarOptions, write_back
 
 __all__ = ["RunResult", "run", "make_api", "EMULATOR_ENDPOINT"]
@@ -189,7 +189,8 @@ def run(
         )
         exit_code = EXIT_STOPPED
         try:
-            if ledger.outstanding(endpoint):  # a nightly no-op starts no worker processes
+            if ledger.outstanding(endpoint):  # a nightly no-op starts no worker processes (nor loads a dictionary)
+                warm_up(rules)
                 processes = config.workers if config.prepare_in_processes else 0
                 with Preparer(prep_options, processes=processes) as preparer:
                     dispatcher = Dispatcher(api, ledger, preparer, options, on_settled=settled, progress=progress)
