@@ -539,7 +539,7 @@ class Ledger(PlanningQueries):
     def unwritten(self, job_id: int | None = None) -> list[sqlite3.Row]:
         """Active files whose completed caption is not yet in their sidecar."""
         sql = """SELECT f.id, f.dir, f.name, f.root, j.id, j.token, j.endpoint, j.caption, j.flags,
-                        j.categories, j.status, j.reason, j.settled_at, j.keywords, j.keyword_paths
+                        j.categories, j.status, j.reason, j.settled_at, j.keywords, j.keyword_paths, j.keyword_rules
                  FROM files f CROSS JOIN jobs j ON j.id = f.job_id
                  WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND j.state = 'completed'"""
         # CROSS JOIN keeps files outer, read from the small files_unwritten partial index; the planner
@@ -550,13 +550,25 @@ class Ledger(PlanningQueries):
             params = (job_id,)
         return self.query(sql, params)
 
-    def mark_written(self, file_id: int, job_id: int, sidecar: bytes | None) -> None:
-        """Record that a sidecar now holds this job's caption (called after the rename)."""
+    def mark_written(
+        self, file_id: int, job_id: int, sidecar: bytes | None, keywords: tuple[str, str, str, str] | None = None
+    ) -> None:
+        """Record that a sidecar now holds this job's caption (called after the rename).
+
+        ``keywords`` (rules fingerprint, keywords, keyword_paths, unmapped) are the job's keywords that
+        sidecar got, stored in the same transaction: one commit per written file, not two.
+        """
         with self.transaction() as c:
             c.execute(
                 "UPDATE files SET written_job = ?, written_at = ?, sidecar = ? WHERE id = ?",
                 (job_id, self._clock(), sidecar, file_id),
             )
+            if keywords is not None:
+                rules, subject, paths, unmapped = keywords
+                c.execute(
+                    "UPDATE jobs SET keywords = ?, keyword_paths = ?, unmapped = ?, keyword_rules = ? WHERE id = ? AND state = 'completed'",
+                    (subject, paths, unmapped, rules, job_id),
+                )
 
     def forget_writes(self, roots: list[bytes]) -> int:
         """Mark the sidecars of files under ``roots`` as not written, so the next write-back redoes them."""

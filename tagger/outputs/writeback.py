@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from tagger.display import iso
 from tagger.ledger.store import Ledger
 from tagger.outputs.derivation import refresh_keywords, stored_keywords
-from tagger.outputs.keywords import KeywordRules
+from tagger.outputs.keywords import KeywordRules, Keywords, derive
 from tagger.outputs.sidecar import SidecarContent, SidecarError, sidecar_path_for, write_sidecar
 
 __all__ = ["SidecarOptions", "write_back"]
@@ -51,13 +51,24 @@ def write_back(ledger: Ledger, options: SidecarOptions, job_id: int | None = Non
     """
     written = failed = 0
     rules = options.keyword_rules
-    # One derivation, stored: the exports and the contact sheet read the same keywords.
-    refresh_keywords(ledger, rules, job_id)
+    fingerprint = rules.fingerprint
+    if job_id is None:
+        # One derivation, stored, for every job (remote images too): the exports and the contact sheet
+        # read the keywords the sidecars got.
+        refresh_keywords(ledger, rules)
+    derived: dict[int, Keywords] = {}
     for row in ledger.unwritten(job_id):
         (file_id, directory, name, root, jid, token, endpoint, caption, flags, categories, status, reason, settled,
-         subject, paths) = row
+         subject, paths, stored_rules) = row
+        fresh = None
+        if stored_rules == fingerprint:
+            keywords = stored_keywords(subject, paths, caption, categories, rules)
+        else:  # just settled: derived here and stored with the write, in one commit
+            keywords = derived.get(jid) or derive(caption, _list(categories), rules)
+            derived[jid] = keywords
+            fresh = (fingerprint, *keywords.to_json())
         if not options.enabled:
-            ledger.mark_written(file_id, jid, None)
+            ledger.mark_written(file_id, jid, None, fresh)
             continue
         image = os.fsdecode(os.path.join(directory, name))
         try:
@@ -67,7 +78,6 @@ def write_back(ledger: Ledger, options: SidecarOptions, job_id: int | None = Non
                 sidecar_dir=options.sidecar_dir or None,
                 root=os.fsdecode(root),
             )
-            keywords = stored_keywords(subject, paths, caption, categories, rules)
             content = SidecarContent(
                 caption=caption or "",
                 keywords=keywords.subject,
@@ -88,6 +98,6 @@ def write_back(ledger: Ledger, options: SidecarOptions, job_id: int | None = Non
             log.warning("%s: %s", image, message)
             ledger.mark_file_failed(file_id, message)
             continue
-        ledger.mark_written(file_id, jid, os.fsencode(target))
+        ledger.mark_written(file_id, jid, os.fsencode(target), fresh)
         written += int(changed)
     return written, failed
