@@ -255,7 +255,7 @@ def test_digikam_tag_list_with_unmapped_words_kept(emulator, tmp_path):
 
 def tagger_cli(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    return subprocess.run([sys.executable, "-m", "tagger", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_vocabulary_unmapped_counts_words_over_the_ledger(emulator, tmp_path):
