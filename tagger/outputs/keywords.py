@@ -186,15 +186,16 @@ class _Matcher:
     def match(self, clause: list[_Word]) -> list[tuple[int, list[Term]]]:
         """(word index, terms) of each longest match, left to right; marks the parts used."""
         tokens = [(i, j) for i, w in enumerate(clause) for j in range(len(w.parts))]
+        parts = [clause[i].parts[j] for i, j in tokens]
+        lemmas, surfaces = self.lemma_key(parts), self.surface_key(parts)
         found: list[tuple[int, list[Term]]] = []
         k = 0
         while k < len(tokens) and self.index:
             for n in range(min(self.longest, len(tokens) - k), 0, -1):
                 span = tokens[k:k + n]
-                parts = [clause[i].parts[j] for i, j in span]
-                if n == 1 and self.lang.is_function(parts[0]):
+                if n == 1 and self.lang.is_function(parts[k]):
                     continue  # "in", "ein" never match a keyword alone (a vague word may: "Close-up" is a technique)
-                terms = self.index.get(self.lemma_key(parts)) or self.index.get(self.surface_key(parts))
+                terms = self.index.get(lemmas[k:k + n]) or self.index.get(surfaces[k:k + n])
                 if terms:
                     for i, j in span:
                         clause[i].used[j] = True

@@ -79,6 +79,7 @@ class Language:
         self.stop_words = frozenset(w for w in words if w and " " not in w)  # we test single words
         self.number_words = frozenset(_NUMBERS.get(code, "").split())
         self.vague_words = frozenset(_VAGUE.get(code, "").split())
+        self._filler = self.stop_words | self.number_words | self.vague_words
         self.lemmatised = True
         self._lemmas: dict[str, str] = {}
         try:
@@ -88,10 +89,12 @@ class Language:
 
     def lemma(self, word: str) -> str:
         """The dictionary form of ``word`` (``dogs`` -> ``dog``, ``Hunde`` -> ``Hund``), or the word itself."""
-        if not self.lemmatised or not word or any(ch.isdigit() for ch in word):
-            return word  # simplemma spells "1990s" as "nineteen-nineties"
         lemma = self._lemmas.get(word)
-        if lemma is None:
+        if lemma is not None:
+            return lemma
+        if not self.lemmatised or not word or any(ch.isdigit() for ch in word):
+            lemma = word  # simplemma spells "1990s" as "nineteen-nineties"
+        else:
             with _LEMMA_LOCK:
                 lemma = simplemma.lemmatize(word, lang=self.code)
             if len(self._lemmas) < 200_000:  # captions repeat their words; bound the memory all the same
@@ -100,8 +103,7 @@ class Language:
 
     def is_filler(self, word: str, lemma: str) -> bool:
         """True for stop words, number words and vague words, by the written form or the lemma."""
-        w, l = word.casefold(), lemma.casefold()
-        return any(x in s for x in (w, l) for s in (self.stop_words, self.number_words, self.vague_words))
+        return word.casefold() in self._filler or lemma.casefold() in self._filler
 
     def is_function(self, word: str) -> bool:
         """True for a stop word or number word: never a keyword on its own, even in a vocabulary."""
