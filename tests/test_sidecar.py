@@ -172,26 +172,27 @@ def test_merge_into_darktable_sidecar(tmp_path):
     }
 
 
-def test_merge_into_digikam_sidecar_keeps_languages_and_replaces_attribute_date(tmp_path):
+def test_merge_into_digikam_sidecar_keeps_languages_and_updates_attribute_date(tmp_path):
     path = copy_fixture(tmp_path, "digikam.xmp")
     before = exif(path)
     assert write_sidecar(str(path), content(), now=NOW)
     after = exif(path)
-    assert {k: v for k, v in others(after).items() if not k.startswith("XMP-dc:Description")} == {
-        k: v for k, v in others(before).items() if not k.startswith("XMP-dc:Description")
+    assert {k: v for k, v in others(after).items() if k != "XMP-tagger:Caption" and not k.startswith("XMP-tagger:Captions")} == {
+        k: v for k, v in others(before).items()
     }
+    # The user's description exists only in de-DE and fr-FR: no x-default may shadow it.
+    assert "XMP-dc:Description" not in after
     assert after["XMP-dc:Description-de-DE"] == "Eine rote Scheune"
     assert after["XMP-dc:Description-fr-FR"] == "Une grange rouge"
+    assert after["XMP-tagger:Caption"] == "A red barn beside a wheat field"
     assert after["XMP-xmp:MetadataDate"] == "2026:11:24 10:30:00Z"
     assert after["XMP-xmp:CreatorTool"] == "digiKam-8.2.0"
     assert after["XMP-digiKam:TagsList"][:2] == ["People/Anna", "barn"]
     assert "CloudSight/barn" in after["XMP-digiKam:TagsList"]
     assert after["XMP-dc:Subject"] == ["Anna", "barn", "red", "wheat", "field"]
-    langs = list(exiv2(path)["Xmp.dc.description"])
-    assert langs[0] == 'lang="x-default"' and len(langs) == 3
+    assert sorted(exiv2(path)["Xmp.dc.description"]) == ['lang="de-DE"', 'lang="fr-FR"']
     text = path.read_text("utf-8")
-    assert text.count("<xmp:MetadataDate>") == 1 and "MetadataDate=" not in text
-    assert text.index('xml:lang="x-default"') < text.index('xml:lang="de-DE"')
+    assert text.count("MetadataDate") == 1  # the attribute updated where it stood, not a second copy
 
 
 def test_user_caption_is_never_replaced(tmp_path):
@@ -201,7 +202,7 @@ def test_user_caption_is_never_replaced(tmp_path):
     tags = exif(path)
     assert tags["XMP-dc:Description"] == "My own words"
     assert tags["XMP-tagger:Caption"] == "A red barn beside a wheat field"
-    assert tags["XMP-tagger:DescriptionWritten"] is False
+    assert not any(k.startswith("XMP-tagger:WroteDescription") for k in tags)
 
 
 # --- re-runs -------------------------------------------------------------------------------------
@@ -222,7 +223,8 @@ def test_new_caption_replaces_only_our_keywords(tmp_path):
     write_sidecar(str(path), content())
     assert write_sidecar(str(path), content("A grey cat on a sofa", ("grey", "cat", "sofa"), token="tok-2"))
     tags = exif(path)
-    assert tags["XMP-dc:Description"] == "A grey cat on a sofa"
+    assert "XMP-dc:Description" not in tags  # the user's de-DE/fr-FR description stays the only one
+    assert tags["XMP-tagger:Caption"] == "A grey cat on a sofa"
     assert tags["XMP-dc:Subject"] == ["Anna", "barn", "grey", "cat", "sofa"]
     assert tags["XMP-lr:HierarchicalSubject"] == ["People|Anna", "barn", "CloudSight|grey", "CloudSight|cat", "CloudSight|sofa"]
     assert tags["XMP-digiKam:TagsList"] == ["People/Anna", "barn", "CloudSight/grey", "CloudSight/cat", "CloudSight/sofa"]

@@ -30,6 +30,8 @@ class SidecarOptions:
     sidecar_dir: str | None = None
     naming: str = "full"
     keyword_parent: str = "CloudSight"
+    #: The captions' language (the jobs were sent with it): each goes under its own xml:lang.
+    locale: str = "en-US"
 
 
 def _list(value: str | None) -> tuple[str, ...]:
@@ -64,10 +66,12 @@ def write_back(ledger: Ledger, options: SidecarOptions, job_id: int | None = Non
                 reason=reason,
                 flags=_list(flags),
                 settled_at=iso(settled),
+                locale=options.locale,
             )
             if options.sidecar_dir:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-            changed = write_sidecar(target, content, hierarchy_parent=options.keyword_parent)
+            # The photo itself is read here (headers only): a new sidecar starts as a copy of its metadata.
+            changed = write_sidecar(target, content, hierarchy_parent=options.keyword_parent, image=image)
         except (SidecarError, OSError) as exc:
             failed += 1
             message = f"sidecar not written: {exc}"

@@ -145,7 +145,7 @@ def run(
             result.credit_balance = ledger.last_balance(endpoint)
             return result
         run_id = ledger.start_run(endpoint)
-        sidecars = SidecarOptions(config.sidecars, config.sidecar_dir or None, config.sidecar_naming, config.keyword_parent)
+        sidecars = SidecarOptions(config.sidecars, config.sidecar_dir or None, config.sidecar_naming, config.keyword_parent, config.locale)
         if rewrite_sidecars:  # settings changed (keyword parent, naming, folder): write every caption again
             ledger.forget_writes(broots)
         # Captions settled in an earlier run but not yet written (a crash between the two).
