@@ -320,6 +320,26 @@ def strip(paths: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file, a key per app.")
+def show(paths: tuple[str, ...], as_json: bool) -> None:
+    """Print what darktable, digiKam, Lightroom, Immich and PhotoPrism show for each photo and its sidecar."""
+    from tagger.outputs.readers import show as shown_by
+
+    for path in paths:
+        apps = shown_by(path)
+        if as_json:
+            click.echo(json.dumps({"path": path, **{app: s.as_json() for app, s in apps.items()}}, ensure_ascii=False))
+            continue
+        click.echo(path)
+        for app, s in apps.items():
+            mark = f" [{'yours' if s.description_by == 'user' else s.description_by}]" if s.description_by else ""
+            keywords = ", ".join(k + (" [tagger]" if k in s.tagger_keywords else "") for k in s.keywords)
+            click.echo(f"  {app:18} description: {s.description or '-'}{mark}")
+            click.echo(f"  {'':18} keywords: {keywords or '-'}")
+
+
 def _sidecars_under(path: str):
     if os.path.isfile(path):
         yield path
