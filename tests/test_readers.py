@@ -1,0 +1,153 @@
+"""End to end: after `tagger run`, real readers (darktable-cli, exiftool, Exiv2) still show everything the user had."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pillow_heif
+import pyexiv2
+import pytest
+from PIL import Image
+
+from tagger.outputs.readers import READERS, show
+
+from conftest import make_photo
+
+pyexiv2.set_log_level(4)
+
+USER = [
+    "-XMP-dc:Description=my own espresso", "-XMP-lr:HierarchicalSubject=Places|Rome",
+    "-XMP-lr:HierarchicalSubject=userkeyword", "-XMP-dc:Subject=Rome", "-XMP-dc:Subject=userkeyword",
+    "-XMP-dc:Title=Morning cup", "-XMP-dc:Creator=Ann Example", "-XMP-dc:Rights=(c) Ann Example", "-XMP-xmp:Rating=4",
+]
+PHOTO_OWNER = (1234, 2345)
+
+
+def exiftool(*args: str) -> None:
+    subprocess.run(["exiftool", "-q", "-q", "-overwrite_original", *args], check=True)
+
+
+def tags_of(path: Path) -> dict:
+    out = subprocess.run(["exiftool", "-j", "-G1", "-struct", str(path)], capture_output=True, check=True).stdout
+    return json.loads(out)[0]
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def darktable_reads(image: Path, work: Path) -> dict:
+    """What darktable read from the image and its sidecar, as its export writes it into a JPEG's XMP."""
+    work.mkdir(parents=True, exist_ok=True)
+    out, config = work / f"{image.name}.out.jpg", work / f"{image.name}.config"
+    config.mkdir()  # a fresh configuration per call: no library, no earlier import
+    done = subprocess.run(["darktable-cli", str(image), str(out), "--core", "--configdir", str(config),
+                           "--library", ":memory:"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HOME": str(work)})
+    assert out.exists(), done.stdout + done.stderr
+    return tags_of(out)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Path:
+    """JPEG, TIFF and HEIC photos carrying their owner's metadata, and a camera JPEG with boilerplate; captioned."""
+    root = tmp_path_factory.mktemp("readers") / "photos"
+    jpeg = make_photo(root / "coffee.jpg", seed=1)
+    with Image.open(make_photo(root / "tmp.jpg", seed=2)) as img:
+        img.save(root / "coffee.tif")
+    with Image.open(make_photo(root / "tmp.jpg", seed=3)) as img:
+        pillow_heif.from_pillow(img).save(root / "coffee.heic", quality=80)
+    (root / "tmp.jpg").unlink()
+    for photo in (jpeg, root / "coffee.tif", root / "coffee.heic"):
+        exiftool(*USER, str(photo))
+    camera = make_photo(root / "P1010001.JPG", seed=4)
+    exiftool("-EXIF:ImageDescription=OLYMPUS DIGITAL CAMERA          ", "-EXIF:Make=OLYMPUS", str(camera))
+    for photo in root.iterdir():
+        os.chown(photo, *PHOTO_OWNER)
+    cfg = root.parent / "fast.toml"
+    cfg.write_text("[run]\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    done = subprocess.run([sys.executable, "-m", "tagger", "--config", str(cfg), "run", str(root), "--emulator",
+                           "--ledger", str(root.parent / "ledger.sqlite")], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return root
+
+
+def caption_of(sidecar: Path) -> tuple[str, list[str]]:
+    tags = tags_of(sidecar)
+    return tags["XMP-tagger:Caption"], as_list(tags.get("XMP-tagger:AddedSubject"))
+
+
+@pytest.mark.parametrize("name", ["coffee.jpg", "coffee.tif", "coffee.heic"])
+def test_darktable_shows_the_users_metadata_and_taggers_keywords(library, name):
+    photo, sidecar = library / name, library / f"{name}.xmp"
+    caption, ours = caption_of(sidecar)
+    assert caption and ours
+    seen = darktable_reads(photo, library.parent / "dt")
+    assert seen["XMP-dc:Description"] == "my own espresso"
+    assert seen["XMP-dc:Title"] == "Morning cup"
+    assert as_list(seen["XMP-dc:Creator"]) == ["Ann Example"]
+    assert seen["XMP-dc:Rights"] == "(c) Ann Example"
+    assert seen["XMP-xmp:Rating"] == 4
+    subjects = set(as_list(seen["XMP-dc:Subject"]))
+    assert {"Places", "Rome", "userkeyword"} <= subjects
+    assert set(ours) <= subjects  # CloudSight|word exports as "CloudSight", "word"
+    # What `tagger show` predicts is what darktable showed.
+    predicted = show(str(photo))["darktable"]
+    assert predicted.description == seen["XMP-dc:Description"] and predicted.description_by == "user"
+    parts = {part for path in predicted.keywords for part in path.split("|")}
+    assert parts == subjects
+    assert set(predicted.tagger_keywords) == {f"CloudSight|{k}" for k in ours}
+    # Exiv2 parses the sidecar strictly; the new sidecar belongs to the photo's owner.
+    with pyexiv2.Image(str(sidecar)) as img:
+        strict = img.read_xmp()
+    assert strict["Xmp.dc.description"] == {'lang="x-default"': "my own espresso"}
+    assert (sidecar.stat().st_uid, sidecar.stat().st_gid) == PHOTO_OWNER
+
+
+def test_darktable_shows_taggers_caption_over_camera_boilerplate(library):
+    photo, sidecar = library / "P1010001.JPG", library / "P1010001.JPG.xmp"
+    caption, ours = caption_of(sidecar)
+    tags = tags_of(sidecar)
+    assert tags["XMP-dc:Description"] == caption
+    assert tags["XMP-tiff:ImageDescription"] == caption  # Immich reads ImageDescription first
+    seen = darktable_reads(photo, library.parent / "dt")
+    assert seen["XMP-dc:Description"] == caption
+    predicted = show(str(photo))
+    assert predicted["darktable"].description == caption and predicted["darktable"].description_by == "tagger"
+    assert predicted["Immich"].description == caption
+    assert {p for k in predicted["darktable"].keywords for p in k.split("|")} == set(as_list(seen["XMP-dc:Subject"]))
+
+
+def test_show_json_prints_one_object_per_file_with_every_app(library):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    done = subprocess.run([sys.executable, "-m", "tagger", "show", "--json", str(library / "coffee.jpg"),
+                           str(library / "P1010001.JPG")], capture_output=True, text=True, env=env, check=True)
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["path"] for r in rows] == [str(library / "coffee.jpg"), str(library / "P1010001.JPG")]
+    for row in rows:
+        assert set(row) == {"path", *(r.name for r in READERS)}
+        assert all({"description", "keywords"} <= set(row[app]) for app in row if app != "path")
+    coffee = rows[0]
+    for app in ("darktable", "digiKam", "Lightroom Classic", "Immich"):
+        assert coffee[app]["description"] == "my own espresso", app
+    # digiKam stops at TagsList and Immich reads it first: tagger seeded it with the user's keywords.
+    assert {"Places/Rome", "userkeyword"} <= set(coffee["digiKam"]["keywords"])
+    assert {"Places/Rome", "userkeyword"} <= set(coffee["Immich"]["keywords"])
+    assert coffee["digiKam"]["tagger_keywords"]
+
+
+def test_strip_deletes_a_sidecar_holding_only_the_copy_of_the_image(library, tmp_path):
+    copy = tmp_path / "lib"
+    shutil.copytree(library, copy)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    done = subprocess.run([sys.executable, "-m", "tagger", "strip", str(copy)], capture_output=True, text=True,
+                          env=env, check=True)
+    assert "deleted 4" in done.stdout
+    assert sorted(p.name for p in copy.iterdir()) == ["P1010001.JPG", "coffee.heic", "coffee.jpg", "coffee.tif"]
