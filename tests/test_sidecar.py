@@ -558,3 +558,107 @@ def test_property_merge_with_exiv2(tmp_path, caption, user, ours):
 @given(caption=xml_text, user=st.lists(user_keyword, max_size=6), ours=st.lists(xml_text, max_size=6))
 def test_property_merge_with_exiftool(tmp_path, caption, user, ours):
     run_property(tmp_path, caption, user, ours, tools=True)
+
+
+# --- the image's own metadata, languages, ownership, concurrent edits ----------------------------
+
+
+def test_languages_each_caption_under_its_own_lang_and_strip_removes_them(tmp_path):
+    path = tmp_path / "a.xmp"
+    write_sidecar(str(path), content("A red barn", ("barn",)), now=NOW)
+    write_sidecar(str(path), content("Eine rote Scheune", ("scheune",), locale="de-DE", token="tok-2"), now=NOW)
+    strict = exiv2(path)["Xmp.dc.description"]
+    # x-default stays the first caption; the German one gets its own language, no English duplicate.
+    assert strict == {'lang="x-default"': "A red barn", 'lang="de-DE"': "Eine rote Scheune"}
+    assert write_sidecar(str(path), content("Eine rote Scheune", ("scheune",), locale="de-DE", token="tok-2"),
+                         now=NOW) is False
+    assert strip_sidecar(str(path)) == "deleted"
+
+
+def test_a_users_description_in_one_language_gets_no_x_default(tmp_path):
+    path = tmp_path / "a.xmp"
+    subprocess.run(["exiftool", "-q", "-o", str(path), "-XMP-dc:Description-en-US=mine, in English"], check=True)
+    write_sidecar(str(path), content())
+    assert exiv2(path)["Xmp.dc.description"] == {'lang="en-US"': "mine, in English"}
+    assert exif(path)["XMP-iptcCore:AltTextAccessibility"] == "A red barn beside a wheat field"
+
+
+def test_boilerplate_in_a_sidecar_is_replaced_and_restored_by_strip(tmp_path):
+    path = tmp_path / "a.xmp"
+    subprocess.run(["exiftool", "-q", "-o", str(path), "-XMP-dc:Description=SONY DSC",
+                    "-XMP-tiff:ImageDescription=SONY DSC", "-XMP:Rating=2"], check=True)
+    write_sidecar(str(path), content())
+    tags = exif(path)
+    assert tags["XMP-dc:Description"] == tags["XMP-tiff:ImageDescription"] == "A red barn beside a wheat field"
+    assert strip_sidecar(str(path)) == "updated"
+    tags = exif(path)
+    assert tags["XMP-dc:Description"] == tags["XMP-tiff:ImageDescription"] == "SONY DSC"
+
+
+def test_seq_stays_seq_and_added_fields_are_seeded_with_the_users_keywords(tmp_path):
+    path = tmp_path / "a.xmp"
+    path.write_text(
+        "<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
+        "<rdf:Description rdf:about='' xmlns:dc='http://purl.org/dc/elements/1.1/'><dc:subject><rdf:Seq>"
+        "<rdf:li>userkeyword</rdf:li><rdf:li>Rome</rdf:li></rdf:Seq></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>",
+        "utf-8")
+    original = path.read_bytes()
+    write_sidecar(str(path), content(keywords=("barn",)))
+    text = path.read_text("utf-8")
+    assert "<rdf:Seq>" in text.split("<dc:subject>")[1].split("</dc:subject>")[0]
+    tags = exif(path)
+    assert tags["XMP-dc:Subject"] == ["userkeyword", "Rome", "barn"]
+    # darktable stops at lr:hierarchicalSubject, digiKam and Immich at TagsList: both carry the user's too.
+    assert tags["XMP-lr:HierarchicalSubject"] == ["userkeyword", "Rome", "CloudSight|barn"]
+    assert tags["XMP-digiKam:TagsList"] == ["userkeyword", "Rome", "CloudSight/barn"]
+    assert tags["XMP-tagger:SeededTagsList"] == ["userkeyword", "Rome"]
+    assert strip_sidecar(str(path)) == "updated"
+    tags = exif(path)
+    assert tags["XMP-dc:Subject"] == ["userkeyword", "Rome"]
+    assert "XMP-digiKam:TagsList" not in tags and "XMP-lr:HierarchicalSubject" not in tags
+    assert b"rdf:Seq" in path.read_bytes() and b"rdf:Seq" in original
+
+
+def test_existing_sidecar_keeps_owner_group_and_mode(tmp_path):
+    path = copy_fixture(tmp_path, "digikam.xmp")
+    os.chown(path, 1234, 2345)
+    os.chmod(path, 0o664)
+    assert write_sidecar(str(path), content())
+    st = path.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 2345, 0o664)
+
+
+def test_new_sidecar_gets_the_photos_owner_and_a_copy_of_its_metadata(tmp_path):
+    from conftest import make_photo
+
+    photo = make_photo(tmp_path / "IMG_1.JPG", seed=5)
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-IPTC:Caption-Abstract=From IPTC", "-IPTC:Keywords=iptckw",
+                    "-IPTC:ObjectName=Title IPTC", "-EXIF:Artist=Bob", "-EXIF:Copyright=(c) Bob", str(photo)], check=True)
+    os.chown(photo, 1234, 2345)
+    target = tmp_path / "IMG_1.JPG.xmp"
+    assert write_sidecar(str(target), content(), image=str(photo))
+    tags = exif(target)
+    assert tags["XMP-dc:Description"] == "From IPTC"  # the user's: tagger's caption goes to its namespace only
+    assert tags["XMP-dc:Title"] == "Title IPTC" and tags["XMP-dc:Creator"] == ["Bob"] and tags["XMP-dc:Rights"] == "(c) Bob"
+    assert tags["XMP-dc:Subject"][0] == "iptckw"
+    assert (target.stat().st_uid, target.stat().st_gid) == (1234, 2345)
+    assert strip_sidecar(str(target)) == "deleted"
+
+
+def test_an_edit_saved_between_read_and_rename_is_merged_not_lost(tmp_path, monkeypatch):
+    path = copy_fixture(tmp_path, "digikam.xmp")
+    real = sidecar._encode
+    calls = []
+
+    def another_app_saves_meanwhile(packet, p):
+        data = real(packet, p)
+        if not calls:  # digiKam writes the file while tagger is between reading and renaming
+            subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP:Rating=5", str(path)], check=True)
+        calls.append(p)
+        return data
+
+    monkeypatch.setattr(sidecar, "_encode", another_app_saves_meanwhile)
+    assert write_sidecar(str(path), content())
+    tags = exif(path)
+    assert tags["XMP-xmp:Rating"] == 5 and tags["XMP-tagger:Token"] == "tok-1"
+    assert len(calls) == 2
