@@ -662,3 +662,22 @@ def test_an_edit_saved_between_read_and_rename_is_merged_not_lost(tmp_path, monk
     tags = exif(path)
     assert tags["XMP-xmp:Rating"] == 5 and tags["XMP-tagger:Token"] == "tok-1"
     assert len(calls) == 2
+
+
+def test_once_the_user_rewrites_taggers_description_tagger_keeps_no_language_beside_it(tmp_path):
+    path = tmp_path / "a.xmp"
+    write_sidecar(str(path), content("A red barn", ("barn",)), now=NOW)
+    write_sidecar(str(path), content("Eine rote Scheune", ("scheune",), locale="de-DE"), now=NOW)
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-dc:Description=Our barn, 1998", str(path)], check=True)
+    write_sidecar(str(path), content("Eine rote Scheune!", ("scheune",), locale="de-DE"), now=NOW)
+    assert exiv2(path)["Xmp.dc.description"] == {'lang="x-default"': "Our barn, 1998"}
+    assert exif(path)["XMP-tagger:Captions-de-DE"] == "Eine rote Scheune!"
+    assert strip_sidecar(str(path)) == "updated"
+    assert exiv2(path)["Xmp.dc.description"] == {'lang="x-default"': "Our barn, 1998"}
+
+
+def test_no_locale_writes_x_default_only(tmp_path):
+    path = tmp_path / "a.xmp"
+    write_sidecar(str(path), content(locale=""), now=NOW)
+    write_sidecar(str(path), content("A grey cat", locale=""), now=NOW)
+    assert exiv2(path)["Xmp.dc.description"] == {'lang="x-default"': "A grey cat"}

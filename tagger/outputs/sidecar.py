@@ -296,8 +296,11 @@ def _decide_alt(items, wrote_prev, replaced_prev, text, lang, default_lang_prev,
     owned, boiler, user = _ours_and_users(items, wrote_prev, boilerplate_counts)
     wrote = {l: t for l, t in items if l in owned}
     replaced = {l: t for l, t in replaced_prev.items() if l in owned}
-    if not text or user or user_elsewhere:
-        # A user's text anywhere: tagger adds no alternative (darktable would join it onto theirs).
+    if user or user_elsewhere:
+        # A user's text anywhere: tagger keeps no alternative beside it (readers would show tagger's
+        # x-default instead, and darktable joins every language into one text).
+        return _Slots([(l, t) for l, t in items if l not in owned], {}, {}), ""
+    if not text:
         return _Slots(items, wrote, replaced), (default_lang_prev if "x-default" in owned else "")
     current = dict(items)
     default_lang = default_lang_prev if "x-default" in owned else ""
@@ -307,7 +310,9 @@ def _decide_alt(items, wrote_prev, replaced_prev, text, lang, default_lang_prev,
         items = _put(items, "x-default", text)
         wrote["x-default"] = text
         default_lang = lang
-    if lang != default_lang and (lang not in current or lang in owned or lang in boiler):
+    if lang == "x-default":
+        pass  # no language given: x-default is the caption's only slot
+    elif lang != default_lang and (lang not in current or lang in owned or lang in boiler):
         if lang in boiler:
             replaced[lang] = current[lang]
         items = _put(items, lang, text)
@@ -385,12 +390,12 @@ def _decide_keywords(old: _State, new: _State, ours: list[str], hierarchy_parent
 
 def _decide(old: _State, content: SidecarContent, existed: bool, hierarchy_parent: str, image: _Image) -> _State:
     caption = _clean_text(content.caption)
-    lang = _clean_text(content.locale) or "x-default"
+    # xml:lang is a BCP 47 tag: en-US, not en_US.
+    lang = _clean_text(content.locale).replace("_", "-") or "x-default"
     prov = old.prov
     new = _State(old.description, old.alt_text, old.image_description, [], [], [], {})
 
     # A description the user wrote anywhere: in this sidecar (any language) or, when it has none, the image.
-    owned_d, boiler_d, user_d = _ours_and_users(old.description, _alt_dict(prov, "wroteDescription"), True)
     elsewhere = False
     if not old.description:
         img = image.state()
@@ -537,6 +542,8 @@ def _merge_loop(path: str, step: Callable[[bytes | None], tuple[bytes, Callable[
         try:
             if data:
                 _replace(target, path, data, before, ident, image)
+            elif _snapshot(target) != (before, ident):
+                continue  # changed before the delete: decide again on what is there now
             after()
         except TargetChanged:
             continue  # another app saved the sidecar meanwhile: merge into what it wrote
