@@ -164,7 +164,8 @@ def _immich(src: _Sources) -> Shown:
             if packet is None:
                 continue
             if alt:
-                value = _x_default(packet, name)
+                # exiftool's Description is the x-default only; a lone en-US is "Description-en-US".
+                value = dict(_alt(packet, name)).get("x-default", "")
             else:
                 value = _values(packet, name)
             if value:
