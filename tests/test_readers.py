@@ -151,3 +151,14 @@ def test_strip_deletes_a_sidecar_holding_only_the_copy_of_the_image(library, tmp
                           env=env, check=True)
     assert "deleted 4" in done.stdout
     assert sorted(p.name for p in copy.iterdir()) == ["P1010001.JPG", "coffee.heic", "coffee.jpg", "coffee.tif"]
+
+
+def test_show_prints_each_app_marking_yours_and_taggers(library):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    done = subprocess.run([sys.executable, "-m", "tagger", "show", str(library / "coffee.jpg")], capture_output=True,
+                          text=True, env=env, check=True)
+    lines = done.stdout.splitlines()
+    assert lines[0] == str(library / "coffee.jpg")
+    assert sum("description: my own espresso [yours]" in line for line in lines) == 5  # every app
+    _, ours = caption_of(library / "coffee.jpg.xmp")
+    assert f"CloudSight|{ours[0]} [tagger]" in done.stdout and "userkeyword," in done.stdout

@@ -263,6 +263,11 @@ def _alt_dict(prov: Prov, name: str) -> dict[str, str]:
     return dict(prov.get(name, ()))  # type: ignore[arg-type]
 
 
+def _alt_tuple(values: dict[str, str]) -> Alt:
+    """``values`` as an Alt reads back: x-default first, then the languages in order."""
+    return tuple(sorted(values.items(), key=lambda item: item[0] != "x-default"))
+
+
 @dataclass
 class _Slots:
     """One language-alternative property after a decision: its items and tagger's part of them."""
@@ -443,13 +448,13 @@ def _decide(old: _State, content: SidecarContent, existed: bool, hierarchy_paren
         "date": _clean_text(content.settled_at),
         "caption": caption,
         "locale": lang,
-        "captions": tuple(captions.items()),
+        "captions": _alt_tuple(captions),
         "defaultLang": default_lang,
-        "wroteDescription": tuple(desc.wrote.items()),
-        "wroteAltText": tuple(alt.wrote.items()),
-        "wroteImageDescription": tuple(tiff.wrote.items()),
-        "replacedDescription": tuple(desc.replaced.items()),
-        "replacedImageDescription": tuple(tiff.replaced.items()),
+        "wroteDescription": _alt_tuple(desc.wrote),
+        "wroteAltText": _alt_tuple(alt.wrote),
+        "wroteImageDescription": _alt_tuple(tiff.wrote),
+        "replacedDescription": _alt_tuple(desc.replaced),
+        "replacedImageDescription": _alt_tuple(tiff.replaced),
         "createdFile": created,
         "imageCopy": prov.get("imageCopy"),
         **{k: new.prov[k] for k in new.prov},
