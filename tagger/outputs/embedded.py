@@ -23,18 +23,16 @@ __all__ = ["ImageMetadata", "read_image_metadata", "is_boilerplate", "BOILERPLAT
 
 log = logging.getLogger("tagger.outputs.embedded")
 
-#: Texts cameras and their software put into EXIF ImageDescription: not a description.
-#: From exiftool's MWG module and digiKam's comment filter (dmetadata_comments.cpp), plus
-#: the makers' variants seen in the wild.
+#: Texts cameras put into EXIF ImageDescription when the user wrote none: not a description.
+#: gThumb's ``useless_comment_filter`` (extensions/exiv2_tools/exiv2-utils.cpp: OLYMPUS, SONY DSC,
+#: KONICA MINOLTA, MINOLTA, "binary comment") plus the other makers' fixed strings seen in the wild.
+#: Kept to whole camera phrases: a short word a user might really have written never counts.
 BOILERPLATE = frozenset(
     s.casefold()
     for s in (
         "OLYMPUS DIGITAL CAMERA", "SONY DSC", "KONICA MINOLTA DIGITAL CAMERA", "MINOLTA DIGITAL CAMERA",
-        "SAMSUNG DIGITAL CAMERA", "SAMSUNG", "DIGITAL CAMERA", "CAMERA", "Exif_JPEG_PICTURE", "Exif JPEG",
-        "default", "DCF 1.0", "LEICA", "PENTAX DIGITAL CAMERA", "PENTAX", "KODAK Digital Still Camera",
-        "EASYSHARE", "Digital image", "Picture", "Image", "DSC", "SONY", "NIKON", "Nikon", "Canon",
-        "CASIO", "FUJIFILM", "HP", "Panasonic", "RICOH", "SANYO", "SANYO DIGITAL CAMERA", "Title", "untitled",
-        "MOV", "Scanned Image", "JPEG", "Created with GIMP", "AGFA DIGITAL CAMERA", "SONY DIGITAL CAMERA",
+        "binary comment", "DIGITAL CAMERA", "SAMSUNG DIGITAL CAMERA", "KODAK DIGITAL STILL CAMERA",
+        "PENTAX DIGITAL CAMERA", "SANYO DIGITAL CAMERA", "AGFA DIGITAL CAMERA", "EXIF_JPEG_PICTURE",
     )
 )
 

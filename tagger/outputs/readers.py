@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from tagger.outputs import xmp as _xmp
 from tagger.outputs.embedded import ImageMetadata, read_image_metadata
 from tagger.outputs.mwg import image_packet
-from tagger.outputs.sidecar import SidecarError, _alt, _parse, _read_prov, _values
-from tagger.outputs.xmp import DC, DIGIKAM, LR, TIFF, Packet
+from tagger.outputs.sidecar import SidecarError, parse_sidecar, read_provenance
+from tagger.outputs.xmp import DC, DIGIKAM, LR, TIFF, Packet, lang_alt, values
 
 __all__ = ["Reader", "READERS", "Shown", "show"]
 
@@ -87,7 +87,7 @@ class _Sources:
 def _load(path: str) -> Packet | None:
     try:
         with open(path, "rb") as f:
-            return _parse(path, f.read())
+            return parse_sidecar(path, f.read())
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -103,7 +103,7 @@ def _sources(photo: str, sidecar: str | None) -> _Sources:
     for packet in (full, base):
         if packet is None:
             continue
-        prov = _read_prov(packet)
+        prov = read_provenance(packet)
         for name in ("wroteDescription", "wroteImageDescription"):
             texts |= {text for _, text in prov.get(name, ())}  # type: ignore[misc]
         for name in ("addedSubject", "addedHierarchicalSubject", "addedTagsList"):
@@ -112,7 +112,7 @@ def _sources(photo: str, sidecar: str | None) -> _Sources:
 
 
 def _x_default(packet: Packet | None, name: str) -> str:
-    items = _alt(packet, name) if packet is not None else []
+    items = lang_alt(packet, name) if packet is not None else []
     return dict(items).get("x-default") or (items[0][1] if items else "")
 
 
@@ -130,19 +130,19 @@ def _shown(description: str, parts: list[str], keywords: list[str], src: _Source
 
 def _darktable(src: _Sources) -> Shown:
     packet = src.full or src.base or src.image
-    items = _alt(packet, f"{{{DC}}}description")
+    items = lang_alt(packet, f"{{{DC}}}description")
     # exiv2 writes a language alternative as 'lang="x" text, lang="y" text'; darktable drops the first prefix only.
     text = ", ".join(t if i == 0 else f'lang="{lang}" {t}' for i, (lang, t) in enumerate(items))
-    keywords = _values(packet, f"{{{LR}}}hierarchicalSubject") or _values(packet, f"{{{DC}}}subject")
+    keywords = values(packet, f"{{{LR}}}hierarchicalSubject") or values(packet, f"{{{DC}}}subject")
     return _shown(text, [t for _, t in items], keywords, src)
 
 
 def _digikam(src: _Sources) -> Shown:
     packet = src.full or src.image
     text = _x_default(packet, f"{{{DC}}}description") or _x_default(src.image, f"{{{DC}}}description")
-    keywords = (_values(packet, f"{{{DIGIKAM}}}TagsList")
-                or [v.replace("|", "/") for v in _values(packet, f"{{{LR}}}hierarchicalSubject")]
-                or _values(packet, f"{{{DC}}}subject") or list(src.meta.iptc.get("Keywords", ())))
+    keywords = (values(packet, f"{{{DIGIKAM}}}TagsList")
+                or [v.replace("|", "/") for v in values(packet, f"{{{LR}}}hierarchicalSubject")]
+                or values(packet, f"{{{DC}}}subject") or list(src.meta.iptc.get("Keywords", ())))
     return _shown(text, [text], keywords, src)
 
 
@@ -150,9 +150,9 @@ def _lightroom(src: _Sources, photo: str) -> Shown:
     raw = os.path.splitext(photo)[1].lower() in _PROPRIETARY_RAW
     packet = (src.base or src.image) if raw else src.image
     text = _x_default(packet, f"{{{DC}}}description")
-    paths = _values(packet, f"{{{LR}}}hierarchicalSubject")
+    paths = values(packet, f"{{{LR}}}hierarchicalSubject")
     covered = {part.casefold() for p in paths for part in p.split("|")}
-    flats = [k for k in _values(packet, f"{{{DC}}}subject") if k.casefold() not in covered]
+    flats = [k for k in values(packet, f"{{{DC}}}subject") if k.casefold() not in covered]
     return _shown(text, [text], paths + flats, src)
 
 
@@ -165,9 +165,9 @@ def _immich(src: _Sources) -> Shown:
                 continue
             if alt:
                 # exiftool's Description is the x-default only; a lone en-US is "Description-en-US".
-                value = dict(_alt(packet, name)).get("x-default", "")
+                value = dict(lang_alt(packet, name)).get("x-default", "")
             else:
-                value = _values(packet, name)
+                value = values(packet, name)
             if value:
                 return value
         return "" if alt else []
@@ -183,11 +183,11 @@ def _immich(src: _Sources) -> Shown:
 
 def _photoprism(src: _Sources) -> Shown:
     side = src.full or src.base
-    items = _alt(side, f"{{{DC}}}description") if side is not None else []
+    items = lang_alt(side, f"{{{DC}}}description") if side is not None else []
     text = items[-1][1] if items else _x_default(src.image, f"{{{DC}}}description")
-    keywords = _values(src.image, f"{{{DC}}}subject")
+    keywords = values(src.image, f"{{{DC}}}subject")
     if side is not None and _xmp.property_kind(side, f"{{{DC}}}subject") == "Seq":
-        keywords += [k for k in _values(side, f"{{{DC}}}subject") if k not in keywords]
+        keywords += [k for k in values(side, f"{{{DC}}}subject") if k not in keywords]
     return _shown(text, [text], keywords, src)
 
 

@@ -54,6 +54,8 @@ __all__ = [
     "clear_listing_cache",
     "write_sidecar",
     "strip_sidecar",
+    "read_provenance",
+    "parse_sidecar",
     "ALT_TEXT_LIMIT",
 ]
 
@@ -160,7 +162,8 @@ class _Image:
 # --- reading -----------------------------------------------------------------
 
 
-def _parse(path: str, data: bytes | None) -> Packet:
+def parse_sidecar(path: str, data: bytes | None) -> Packet:
+    """``data`` (a sidecar's bytes, None when absent) as a packet; SidecarError names ``path``."""
     if data is None:
         return _xmp.new_packet()
     try:
@@ -182,24 +185,16 @@ def _snapshot(path: str) -> tuple[bytes | None, tuple | None]:
     return data, (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_uid, st.st_gid, st.st_mode)
 
 
-def _alt(packet: Packet, name: str) -> list[tuple[str, str]]:
-    seen: dict[str, str] = {}
-    for lang, text in _xmp.property_items(packet, name):
-        # A language-less value (sloppy writers) counts as x-default.
-        seen.setdefault(lang or "x-default", text)
-    default = [("x-default", seen.pop("x-default"))] if "x-default" in seen else []
-    return default + list(seen.items())
+_alt = _xmp.lang_alt
+_values = _xmp.values
 
 
 def _unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def _values(packet: Packet, name: str) -> list[str]:
-    return _unique(text for _, text in _xmp.property_items(packet, name))
-
-
-def _read_prov(packet: Packet) -> Prov:
+def read_provenance(packet: Packet) -> Prov:
+    """What tagger recorded in a sidecar's ``tagger:`` namespace (older sidecars' fields translated)."""
     prov: Prov = {}
     for name in _tagger_names(packet):
         local = name.split("}", 1)[1]
@@ -229,7 +224,7 @@ def _tagger_names(packet: Packet) -> list[str]:
 def _read(packet: Packet) -> _State:
     return _State(
         _alt(packet, _DESCRIPTION), _alt(packet, _ALT_TEXT), _alt(packet, _IMAGE_DESCRIPTION),
-        _values(packet, _SUBJECT), _values(packet, _HIERARCHICAL), _values(packet, _TAGS), _read_prov(packet),
+        _values(packet, _SUBJECT), _values(packet, _HIERARCHICAL), _values(packet, _TAGS), read_provenance(packet),
     )
 
 
@@ -575,7 +570,7 @@ def write_sidecar(
     photo = _Image(image)
 
     def step(before: bytes | None):
-        packet = _parse(path, before)
+        packet = parse_sidecar(path, before)
         existed = before is not None
         fresh = before is None or not before.strip()
         old = _read(packet)
@@ -622,7 +617,7 @@ def strip_sidecar(path: str, *, attempts: int = MERGE_ATTEMPTS) -> str:
         if before is None:
             outcome[0] = "absent"
             return None
-        packet = _parse(path, before)
+        packet = parse_sidecar(path, before)
         old = _read(packet)
         prov = old.prov
         if not prov:

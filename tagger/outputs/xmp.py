@@ -23,7 +23,7 @@ __all__ = [
     "RDF", "X", "XML", "DC", "XMP", "IPTC_CORE", "LR", "DIGIKAM", "TAGGER",
     "XmpFormatError", "Packet", "parse", "new_packet", "serialise", "xml_safe",
     "descriptions", "property_items", "remove_property", "append_description",
-    "property_kind", "set_property", "remove_namespace", "fingerprint", "TIFF",
+    "property_kind", "set_property", "remove_namespace", "fingerprint", "TIFF", "lang_alt", "values",
 ]
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -195,6 +195,23 @@ def property_items(packet: Packet, name: str) -> list[tuple[str | None, str]]:
             for li in container.findall(f"{{{RDF}}}li"):
                 items.append((li.get(f"{{{XML}}}lang"), li.text or ""))
     return items
+
+
+def lang_alt(packet: Packet, name: str) -> list[tuple[str, str]]:
+    """A language alternative's (lang, text) pairs, x-default first, one per language.
+
+    A value without a language (sloppy writers) counts as x-default.
+    """
+    seen: dict[str, str] = {}
+    for lang, text in property_items(packet, name):
+        seen.setdefault(lang or "x-default", text)
+    default = [("x-default", seen.pop("x-default"))] if "x-default" in seen else []
+    return default + list(seen.items())
+
+
+def values(packet: Packet, name: str) -> list[str]:
+    """The distinct texts of property ``name`` over all its copies, in order."""
+    return list(dict.fromkeys(text for _, text in property_items(packet, name)))
 
 
 def remove_property(packet: Packet, name: str) -> bool:
