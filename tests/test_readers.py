@@ -162,3 +162,33 @@ def test_show_prints_each_app_marking_yours_and_taggers(library):
     assert sum("description: my own espresso [yours]" in line for line in lines) == 5  # every app
     _, ours = caption_of(library / "coffee.jpg.xmp")
     assert f"CloudSight|{ours[0]} [tagger]" in done.stdout and "userkeyword," in done.stdout
+
+
+DATA = Path(__file__).parent / "data" / "sidecars"
+
+
+@pytest.mark.parametrize("edited", [True, False])
+def test_a_sidecar_an_earlier_tagger_created_is_rebuilt_on_the_images_metadata(tmp_path, edited):
+    from tagger.outputs.sidecar import SidecarContent, strip_sidecar, write_sidecar
+
+    photo = make_photo(tmp_path / "coffee.jpg", seed=9)
+    exiftool(*USER, str(photo))
+    sidecar = tmp_path / "coffee.jpg.xmp"
+    shutil.copyfile(DATA / "legacy-created.xmp", sidecar)  # written by the tagger of issue 10's report
+    if edited:  # digiKam labelled it since
+        exiftool("-XMP-xmp:Label=Blue", str(sidecar))
+    hidden = show(str(photo))["darktable"]
+    assert hidden.description == "A cup of coffee on a wooden table" and "userkeyword" not in hidden.keywords
+    content = SidecarContent("A cup of coffee on a wooden table", ("cup", "coffee", "wooden", "table"), "tok-legacy",
+                             "http://127.0.0.1:9/v1/", "completed", settled_at="2026-11-20T09:00:00Z")
+    assert write_sidecar(str(sidecar), content, image=str(photo))
+    if edited:
+        seen = darktable_reads(photo, tmp_path / "dt")
+        assert seen["XMP-dc:Description"] == "my own espresso" and seen["XMP-dc:Title"] == "Morning cup"
+        assert seen["XMP-dc:Rights"] == "(c) Ann Example" and seen["XMP-xmp:Rating"] == 4
+        assert {"Places", "Rome", "userkeyword", "CloudSight", "coffee"} <= set(as_list(seen["XMP-dc:Subject"]))
+    tags = tags_of(sidecar)
+    assert tags["XMP-dc:Description"] == "my own espresso"
+    assert (tags.get("XMP-xmp:Label") == "Blue") is edited
+    assert write_sidecar(str(sidecar), content, image=str(photo)) is False
+    assert strip_sidecar(str(sidecar)) == ("updated" if edited else "deleted")

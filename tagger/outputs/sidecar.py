@@ -551,6 +551,43 @@ def _merge_loop(path: str, step: Callable[[bytes | None], tuple[bytes, Callable[
     raise SidecarError(f"{display(path)}: kept changing while tagger merged into it ({attempts} tries); left as it was")
 
 
+_MANAGED = (_DESCRIPTION, _ALT_TEXT, _IMAGE_DESCRIPTION, _SUBJECT, _HIERARCHICAL, _TAGS)
+
+
+def _repair(legacy: Packet, photo: _Image) -> tuple[Packet, str]:
+    """A sidecar an earlier tagger created without the image's metadata, rebuilt on a copy of it.
+
+    What other apps wrote into it since is kept over the copy; tagger's own
+    fields go, to be decided again. Returns the packet and the copy's digest.
+    """
+    packet = photo.packet()
+    digest = _xmp.fingerprint(packet, skip=(_METADATA_DATE,))
+    old = _read(legacy)
+    prov = old.prov
+    foreign = [n for n in _xmp.property_names(legacy)
+               if n not in _MANAGED and n != _METADATA_DATE and not n.startswith(f"{{{TAGGER}}}")]
+    _xmp.copy_properties(packet, legacy, foreign)
+    copy = _read(packet)
+    for name, items, wrote in ((_DESCRIPTION, old.description, "wroteDescription"), (_ALT_TEXT, old.alt_text, "wroteAltText"),
+                               (_IMAGE_DESCRIPTION, old.image_description, "wroteImageDescription")):
+        written = _alt_dict(prov, wrote)
+        merged = dict(_alt(packet, name))
+        merged.update({lang: text for lang, text in items if written.get(lang) != text})
+        if merged != dict(_alt(packet, name)):
+            ordered = sorted(merged.items(), key=lambda item: item[0] != "x-default")
+            if not _xmp.set_property(packet, name, "Alt", ordered):
+                _xmp.append_description(packet, [(name, "Alt", list(ordered))])
+    for field, name, _sep in _LISTS:
+        drop = set(prov.get(f"added{_PROV_LIST[field]}", ())) | set(prov.get(f"seeded{_PROV_LIST[field]}", ()))
+        have = getattr(copy, field)
+        extra = [v for v in getattr(old, field) if v not in drop and v not in have]
+        if extra:
+            kind = _xmp.property_kind(packet, name) or ("Seq" if name == _TAGS else "Bag")
+            if not _xmp.set_property(packet, name, kind, [(None, v) for v in have + extra]):
+                _xmp.append_description(packet, [(name, kind, [(None, v) for v in have + extra])])
+    return packet, digest
+
+
 def write_sidecar(
     path: str,
     content: SidecarContent,
@@ -574,18 +611,25 @@ def write_sidecar(
         existed = before is not None
         fresh = before is None or not before.strip()
         old = _read(packet)
+        digest = None
         if fresh:
             # Apps read a sidecar instead of the image: it must start with what the image carries.
             packet = photo.packet()
             copied = _read(packet)
             old = _State(copied.description, copied.alt_text, copied.image_description, copied.subject,
                          copied.hierarchical, copied.tags, {})
-            digest = _xmp.fingerprint(packet, skip=(_METADATA_DATE,))
+            if not existed:
+                digest = _xmp.fingerprint(packet, skip=(_METADATA_DATE,))
+        elif photo.path and old.prov.get("createdFile") == "True" and not old.prov.get("imageCopy"):
+            # Created by a tagger that did not copy the image yet: it hides the photo's own metadata.
+            prov = old.prov
+            packet, digest = _repair(packet, photo)
+            old = _read(packet)
+            old.prov = prov  # tagger's record stays: it says which texts and keywords were its own
         new = _decide(old, content, existed, hierarchy_parent, photo)
-        if fresh and not existed:
+        if digest is not None:
             new.prov["imageCopy"] = digest
-            new.prov = {k: new.prov[k] for k in _PROV_FIELDS if k in new.prov}
-        if new == old and not fresh:
+        if new == old and not fresh and digest is None:
             return None
         _apply(packet, new, utc_stamp(now))
         return _encode(packet, path), lambda: None

@@ -10,6 +10,7 @@ literal ``xmlns:darktable="http://darktable.sf.net/"``).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import xml.etree.ElementTree as ET
@@ -24,6 +25,7 @@ __all__ = [
     "XmpFormatError", "Packet", "parse", "new_packet", "serialise", "xml_safe",
     "descriptions", "property_items", "remove_property", "append_description",
     "property_kind", "set_property", "remove_namespace", "fingerprint", "TIFF", "lang_alt", "values",
+    "property_names", "copy_properties",
 ]
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -449,3 +451,65 @@ def fingerprint(packet: Packet, skip: Iterable[str] = ()) -> str:
             if isinstance(child.tag, str) and child.tag not in skipped and not child.tag.startswith(f"{{{TAGGER}}}"):
                 props.append(_canon(child))
     return hashlib.sha256(repr(sorted(props)).encode("utf-8")).hexdigest()[:32]
+
+
+def property_names(packet: Packet) -> list[str]:
+    """Every top-level property's name ('{uri}local'), attributes included, in order."""
+    names: list[str] = []
+    for desc in descriptions(packet):
+        names += [k for k in desc.attrib if k != f"{{{RDF}}}about" and k.startswith("{")]
+        names += [c.tag for c in desc if isinstance(c.tag, str)]
+    return list(dict.fromkeys(names))
+
+
+def _uris(el: ET.Element, out: set[str]) -> None:
+    for name in (el.tag, *el.attrib):
+        if isinstance(name, str) and name.startswith("{"):
+            out.add(name[1:].split("}", 1)[0])
+    for child in el:
+        _uris(child, out)
+
+
+def copy_properties(dst: Packet, src: Packet, names: Iterable[str]) -> None:
+    """Copy top-level properties ``names`` of ``src`` into ``dst`` (replacing dst's), in one new Description."""
+    wanted = [n for n in dict.fromkeys(names)]
+    if not wanted:
+        return
+    for name in wanted:
+        remove_property(dst, name)
+    prefixes = {uri: prefix for declared in src.decls.values() for prefix, uri in declared if prefix}
+    existing = descriptions(dst)
+    about = existing[0].get(f"{{{RDF}}}about", "") if existing else ""
+    desc = ET.Element(f"{{{RDF}}}Description", {f"{{{RDF}}}about": about})
+    uris: set[str] = set()
+    for source in descriptions(src):
+        for key, value in source.attrib.items():
+            if key in wanted:
+                desc.set(key, value)
+                uris.add(key[1:].split("}", 1)[0])
+        for child in source:
+            if isinstance(child.tag, str) and child.tag in wanted:
+                clone = copy.deepcopy(child)
+                clone.tail = "\n   "
+                desc.append(clone)
+                _uris(clone, uris)
+    uris.discard(RDF)
+    uris.discard(XML)
+    if len(desc):
+        desc.text = "\n   "
+        desc[-1].tail = "\n  "
+    declared: list[tuple[str, str]] = []
+    for uri in sorted(uris):
+        base = prefixes.get(uri) or _PREFIXES.get(uri, "ns")
+        prefix, n = base, 1
+        while any(p == prefix for p, _ in declared):
+            prefix, n = f"{base}{n}", n + 1
+        declared.append((prefix, uri))
+    dst.decls[desc] = declared
+    rdf = dst.rdf
+    if len(rdf):
+        desc.tail = rdf[-1].tail
+        rdf[-1].tail = "\n  "
+    else:
+        desc.tail, rdf.text = "\n ", "\n  "
+    rdf.append(desc)
