@@ -134,6 +134,10 @@ def test_show_json_prints_one_object_per_file_with_every_app(library):
     for row in rows:
         assert set(row) == {"path", *(r.name for r in READERS)}
         assert all({"description", "keywords"} <= set(row[app]) for app in row if app != "path")
+    walked = subprocess.run([sys.executable, "-m", "tagger", "show", "--json", str(library)], capture_output=True,
+                            text=True, env=env, check=True)
+    assert sorted(json.loads(line)["path"] for line in walked.stdout.splitlines()) == sorted(
+        str(library / name) for name in ("coffee.jpg", "coffee.tif", "coffee.heic", "P1010001.JPG"))
     coffee = rows[0]
     for app in ("darktable", "digiKam", "Lightroom Classic", "Immich"):
         assert coffee[app]["description"] == "my own espresso", app
