@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pillow_heif
@@ -17,6 +16,7 @@ from PIL import Image
 from tagger.outputs.readers import READERS, show
 
 from conftest import make_photo
+from test_cli import tagger
 
 pyexiv2.set_log_level(4)
 
@@ -71,10 +71,8 @@ def library(tmp_path_factory) -> Path:
         os.chown(photo, *PHOTO_OWNER)
     cfg = root.parent / "fast.toml"
     cfg.write_text("[run]\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    done = subprocess.run([sys.executable, "-m", "tagger", "--config", str(cfg), "run", str(root), "--emulator",
-                           "--ledger", str(root.parent / "ledger.sqlite")], capture_output=True, text=True, env=env,
-                          timeout=300)
+    done = tagger("--config", str(cfg), "run", str(root), "--emulator", "--ledger", str(root.parent / "ledger.sqlite"),
+                  timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return root
 
@@ -126,16 +124,14 @@ def test_darktable_shows_taggers_caption_over_camera_boilerplate(library):
 
 
 def test_show_json_prints_one_object_per_file_with_every_app(library):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    done = subprocess.run([sys.executable, "-m", "tagger", "show", "--json", str(library / "coffee.jpg"),
-                           str(library / "P1010001.JPG")], capture_output=True, text=True, env=env, check=True)
+    done = tagger("show", "--json", str(library / "coffee.jpg"), str(library / "P1010001.JPG"))
+    assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["path"] for r in rows] == [str(library / "coffee.jpg"), str(library / "P1010001.JPG")]
     for row in rows:
         assert set(row) == {"path", *(r.name for r in READERS)}
         assert all({"description", "keywords"} <= set(row[app]) for app in row if app != "path")
-    walked = subprocess.run([sys.executable, "-m", "tagger", "show", "--json", str(library)], capture_output=True,
-                            text=True, env=env, check=True)
+    walked = tagger("show", "--json", str(library))
     assert sorted(json.loads(line)["path"] for line in walked.stdout.splitlines()) == sorted(
         str(library / name) for name in ("coffee.jpg", "coffee.tif", "coffee.heic", "P1010001.JPG"))
     coffee = rows[0]
@@ -150,17 +146,15 @@ def test_show_json_prints_one_object_per_file_with_every_app(library):
 def test_strip_deletes_a_sidecar_holding_only_the_copy_of_the_image(library, tmp_path):
     copy = tmp_path / "lib"
     shutil.copytree(library, copy)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    done = subprocess.run([sys.executable, "-m", "tagger", "strip", str(copy)], capture_output=True, text=True,
-                          env=env, check=True)
+    done = tagger("strip", str(copy))
+    assert done.returncode == 0, done.stderr
     assert "deleted 4" in done.stdout
     assert sorted(p.name for p in copy.iterdir()) == ["P1010001.JPG", "coffee.heic", "coffee.jpg", "coffee.tif"]
 
 
 def test_show_prints_each_app_marking_yours_and_taggers(library):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    done = subprocess.run([sys.executable, "-m", "tagger", "show", str(library / "coffee.jpg")], capture_output=True,
-                          text=True, env=env, check=True)
+    done = tagger("show", str(library / "coffee.jpg"))
+    assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == str(library / "coffee.jpg")
     assert sum("description: my own espresso [yours]" in line for line in lines) == 5  # every app
