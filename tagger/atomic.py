@@ -17,9 +17,13 @@ from typing import IO, BinaryIO, TypeVar
 
 from tagger.errors import ExportError
 
-__all__ = ["atomic_write", "atomic_text", "fsync_dir", "remove_leftovers"]
+__all__ = ["atomic_write", "atomic_text", "fsync_dir", "remove_leftovers", "TargetChanged"]
 
 T = TypeVar("T")
+
+
+class TargetChanged(Exception):
+    """``atomic_write``'s precondition failed: the target changed meanwhile; nothing was replaced."""
 
 
 def fsync_dir(folder: str) -> None:
@@ -58,16 +62,36 @@ def remove_leftovers(path: str, names: Iterable[str] | None = None) -> int:
     return removed
 
 
+def _chown(path: str, owner: tuple[int, int]) -> None:
+    uid, gid = owner
+    try:
+        os.chown(path, uid, gid)
+    except PermissionError:
+        # Not root: the group alone may still be ours to give (a member of it); else keep ours.
+        with suppress(PermissionError):
+            os.chown(path, -1, gid)
+
+
 def atomic_write(
-    path: str, write: Callable[[BinaryIO], T], *, mode: int | None = None, listing: Iterable[str] | None = None
+    path: str,
+    write: Callable[[BinaryIO], T],
+    *,
+    mode: int | None = None,
+    listing: Iterable[str] | None = None,
+    owner: tuple[int, int] | None = None,
+    precondition: Callable[[], bool] | None = None,
 ) -> T:
     """Replace ``path`` with what ``write`` writes to a binary file; returns its result.
 
     ``mode`` sets the new file's permission bits; None keeps the existing
-    file's, or gives a new file the usual 0o666 less the umask. OSError
-    propagates after the temporary file is removed. A SIGKILL cannot run
-    that clean-up, so temporary files an earlier writer of ``path`` left
-    behind are removed first (``listing``: the folder's names, if known).
+    file's, or gives a new file the usual 0o666 less the umask. ``owner``
+    (uid, gid) is given to the new file as far as the process may (all of it
+    as root). ``precondition`` runs just before the rename; when it returns
+    False nothing is replaced and TargetChanged is raised (the window left is
+    the rename itself). OSError propagates after the temporary file is
+    removed. A SIGKILL cannot run that clean-up, so temporary files an
+    earlier writer of ``path`` left behind are removed first (``listing``:
+    the folder's names, if known).
     """
     folder = os.path.dirname(path) or os.curdir
     if mode is None:
@@ -82,8 +106,12 @@ def atomic_write(
             result = write(f)
             f.flush()
             os.fsync(f.fileno())
+        if owner is not None:
+            _chown(tmp, owner)
         if mode is not None:
-            os.chmod(tmp, mode)
+            os.chmod(tmp, mode)  # after chown, which may clear set-id bits
+        if precondition is not None and not precondition():
+            raise TargetChanged(path)
         os.replace(tmp, path)
     except BaseException:
         with suppress(OSError):

@@ -350,6 +350,38 @@ def strip(paths: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file, a key per app.")
+def show(paths: tuple[str, ...], as_json: bool) -> None:
+    """Print what darktable, digiKam, Lightroom, Immich and PhotoPrism show for each photo and its sidecar."""
+    from tagger.outputs.readers import show as shown_by
+
+    for path in _photos_under(paths):
+        apps = shown_by(path)
+        if as_json:
+            click.echo(json.dumps({"path": path, **{app: s.as_json() for app, s in apps.items()}}, ensure_ascii=False))
+            continue
+        click.echo(path)
+        for app, s in apps.items():
+            mark = f" [{'yours' if s.description_by == 'user' else s.description_by}]" if s.description_by else ""
+            keywords = ", ".join(k + (" [tagger]" if k in s.tagger_keywords else "") for k in s.keywords)
+            click.echo(f"  {app:18} description: {s.description or '-'}{mark}")
+            click.echo(f"  {'':18} keywords: {keywords or '-'}")
+
+
+def _photos_under(paths: tuple[str, ...]):
+    from tagger.prepare.formats import is_image_name
+
+    for path in paths:
+        if not os.path.isdir(path):
+            yield path
+            continue
+        for folder, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            yield from (os.path.join(folder, name) for name in sorted(files) if is_image_name(name))
+
+
 def _sidecars_under(path: str):
     if os.path.isfile(path):
         yield path

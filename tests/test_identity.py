@@ -246,7 +246,8 @@ def test_files_recorded_twice_by_an_older_tagger_keep_their_captions(emulator, t
     captions = {name: job[2] for name, job in _jobs(ledger).items()}
     assert captions[b"two.tif"] == "second caption" and captions[b"one.tif"] not in (None, "second caption")
     (meta,) = exiftool_json(two.with_name(two.name + ".xmp"))
-    assert meta["XMP-dc:Description"] == "second caption"
+    assert meta["XMP-tagger:Caption"] == "second caption"
+    assert meta["XMP-dc:Description"] == "a different caption"  # the user's own, in the image: never shadowed
     # The picture's identity is one now: a third copy, edited too, takes one of the two captions for free.
     three = root / "three.tif"
     shutil.copy2(two, three)

@@ -172,26 +172,27 @@ def test_merge_into_darktable_sidecar(tmp_path):
     }
 
 
-def test_merge_into_digikam_sidecar_keeps_languages_and_replaces_attribute_date(tmp_path):
+def test_merge_into_digikam_sidecar_keeps_languages_and_updates_attribute_date(tmp_path):
     path = copy_fixture(tmp_path, "digikam.xmp")
     before = exif(path)
     assert write_sidecar(str(path), content(), now=NOW)
     after = exif(path)
-    assert {k: v for k, v in others(after).items() if not k.startswith("XMP-dc:Description")} == {
-        k: v for k, v in others(before).items() if not k.startswith("XMP-dc:Description")
+    assert {k: v for k, v in others(after).items() if k != "XMP-tagger:Caption" and not k.startswith("XMP-tagger:Captions")} == {
+        k: v for k, v in others(before).items()
     }
+    # The user's description exists only in de-DE and fr-FR: no x-default may shadow it.
+    assert "XMP-dc:Description" not in after
     assert after["XMP-dc:Description-de-DE"] == "Eine rote Scheune"
     assert after["XMP-dc:Description-fr-FR"] == "Une grange rouge"
+    assert after["XMP-tagger:Caption"] == "A red barn beside a wheat field"
     assert after["XMP-xmp:MetadataDate"] == "2026:11:24 10:30:00Z"
     assert after["XMP-xmp:CreatorTool"] == "digiKam-8.2.0"
     assert after["XMP-digiKam:TagsList"][:2] == ["People/Anna", "barn"]
     assert "CloudSight/barn" in after["XMP-digiKam:TagsList"]
     assert after["XMP-dc:Subject"] == ["Anna", "barn", "red", "wheat", "field"]
-    langs = list(exiv2(path)["Xmp.dc.description"])
-    assert langs[0] == 'lang="x-default"' and len(langs) == 3
+    assert sorted(exiv2(path)["Xmp.dc.description"]) == ['lang="de-DE"', 'lang="fr-FR"']
     text = path.read_text("utf-8")
-    assert text.count("<xmp:MetadataDate>") == 1 and "MetadataDate=" not in text
-    assert text.index('xml:lang="x-default"') < text.index('xml:lang="de-DE"')
+    assert text.count("MetadataDate") == 1  # the attribute updated where it stood, not a second copy
 
 
 def test_user_caption_is_never_replaced(tmp_path):
@@ -201,7 +202,7 @@ def test_user_caption_is_never_replaced(tmp_path):
     tags = exif(path)
     assert tags["XMP-dc:Description"] == "My own words"
     assert tags["XMP-tagger:Caption"] == "A red barn beside a wheat field"
-    assert tags["XMP-tagger:DescriptionWritten"] is False
+    assert not any(k.startswith("XMP-tagger:WroteDescription") for k in tags)
 
 
 # --- re-runs -------------------------------------------------------------------------------------
@@ -222,7 +223,8 @@ def test_new_caption_replaces_only_our_keywords(tmp_path):
     write_sidecar(str(path), content())
     assert write_sidecar(str(path), content("A grey cat on a sofa", ("grey", "cat", "sofa"), token="tok-2"))
     tags = exif(path)
-    assert tags["XMP-dc:Description"] == "A grey cat on a sofa"
+    assert "XMP-dc:Description" not in tags  # the user's de-DE/fr-FR description stays the only one
+    assert tags["XMP-tagger:Caption"] == "A grey cat on a sofa"
     assert tags["XMP-dc:Subject"] == ["Anna", "barn", "grey", "cat", "sofa"]
     assert tags["XMP-lr:HierarchicalSubject"] == ["People|Anna", "barn", "CloudSight|grey", "CloudSight|cat", "CloudSight|sofa"]
     assert tags["XMP-digiKam:TagsList"] == ["People/Anna", "barn", "CloudSight/grey", "CloudSight/cat", "CloudSight/sofa"]
@@ -556,3 +558,126 @@ def test_property_merge_with_exiv2(tmp_path, caption, user, ours):
 @given(caption=xml_text, user=st.lists(user_keyword, max_size=6), ours=st.lists(xml_text, max_size=6))
 def test_property_merge_with_exiftool(tmp_path, caption, user, ours):
     run_property(tmp_path, caption, user, ours, tools=True)
+
+
+# --- the image's own metadata, languages, ownership, concurrent edits ----------------------------
+
+
+def test_languages_each_caption_under_its_own_lang_and_strip_removes_them(tmp_path):
+    path = tmp_path / "a.xmp"
+    write_sidecar(str(path), content("A red barn", ("barn",)), now=NOW)
+    write_sidecar(str(path), content("Eine rote Scheune", ("scheune",), locale="de-DE", token="tok-2"), now=NOW)
+    strict = exiv2(path)["Xmp.dc.description"]
+    # x-default stays the first caption; the German one gets its own language, no English duplicate.
+    assert strict == {'lang="x-default"': "A red barn", 'lang="de-DE"': "Eine rote Scheune"}
+    assert write_sidecar(str(path), content("Eine rote Scheune", ("scheune",), locale="de-DE", token="tok-2"),
+                         now=NOW) is False
+    assert strip_sidecar(str(path)) == "deleted"
+
+
+def test_a_users_description_in_one_language_gets_no_x_default(tmp_path):
+    path = tmp_path / "a.xmp"
+    subprocess.run(["exiftool", "-q", "-o", str(path), "-XMP-dc:Description-en-US=mine, in English"], check=True)
+    write_sidecar(str(path), content())
+    assert exiv2(path)["Xmp.dc.description"] == {'lang="en-US"': "mine, in English"}
+    assert exif(path)["XMP-iptcCore:AltTextAccessibility"] == "A red barn beside a wheat field"
+
+
+def test_boilerplate_in_a_sidecar_is_replaced_and_restored_by_strip(tmp_path):
+    path = tmp_path / "a.xmp"
+    subprocess.run(["exiftool", "-q", "-o", str(path), "-XMP-dc:Description=SONY DSC",
+                    "-XMP-tiff:ImageDescription=SONY DSC", "-XMP:Rating=2"], check=True)
+    write_sidecar(str(path), content())
+    tags = exif(path)
+    assert tags["XMP-dc:Description"] == tags["XMP-tiff:ImageDescription"] == "A red barn beside a wheat field"
+    assert strip_sidecar(str(path)) == "updated"
+    tags = exif(path)
+    assert tags["XMP-dc:Description"] == tags["XMP-tiff:ImageDescription"] == "SONY DSC"
+
+
+def test_seq_stays_seq_and_added_fields_are_seeded_with_the_users_keywords(tmp_path):
+    path = tmp_path / "a.xmp"
+    path.write_text(
+        "<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
+        "<rdf:Description rdf:about='' xmlns:dc='http://purl.org/dc/elements/1.1/'><dc:subject><rdf:Seq>"
+        "<rdf:li>userkeyword</rdf:li><rdf:li>Rome</rdf:li></rdf:Seq></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>",
+        "utf-8")
+    original = path.read_bytes()
+    write_sidecar(str(path), content(keywords=("barn",)))
+    text = path.read_text("utf-8")
+    assert "<rdf:Seq>" in text.split("<dc:subject>")[1].split("</dc:subject>")[0]
+    tags = exif(path)
+    assert tags["XMP-dc:Subject"] == ["userkeyword", "Rome", "barn"]
+    # darktable stops at lr:hierarchicalSubject, digiKam and Immich at TagsList: both carry the user's too.
+    assert tags["XMP-lr:HierarchicalSubject"] == ["userkeyword", "Rome", "CloudSight|barn"]
+    assert tags["XMP-digiKam:TagsList"] == ["userkeyword", "Rome", "CloudSight/barn"]
+    assert tags["XMP-tagger:SeededTagsList"] == ["userkeyword", "Rome"]
+    assert strip_sidecar(str(path)) == "updated"
+    tags = exif(path)
+    assert tags["XMP-dc:Subject"] == ["userkeyword", "Rome"]
+    assert "XMP-digiKam:TagsList" not in tags and "XMP-lr:HierarchicalSubject" not in tags
+    assert b"rdf:Seq" in path.read_bytes() and b"rdf:Seq" in original
+
+
+def test_existing_sidecar_keeps_owner_group_and_mode(tmp_path):
+    path = copy_fixture(tmp_path, "digikam.xmp")
+    os.chown(path, 1234, 2345)
+    os.chmod(path, 0o664)
+    assert write_sidecar(str(path), content())
+    st = path.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 2345, 0o664)
+
+
+def test_new_sidecar_gets_the_photos_owner_and_a_copy_of_its_metadata(tmp_path):
+    from conftest import make_photo
+
+    photo = make_photo(tmp_path / "IMG_1.JPG", seed=5)
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-IPTC:Caption-Abstract=From IPTC", "-IPTC:Keywords=iptckw",
+                    "-IPTC:ObjectName=Title IPTC", "-EXIF:Artist=Bob", "-EXIF:Copyright=(c) Bob", str(photo)], check=True)
+    os.chown(photo, 1234, 2345)
+    target = tmp_path / "IMG_1.JPG.xmp"
+    assert write_sidecar(str(target), content(), image=str(photo))
+    tags = exif(target)
+    assert tags["XMP-dc:Description"] == "From IPTC"  # the user's: tagger's caption goes to its namespace only
+    assert tags["XMP-dc:Title"] == "Title IPTC" and tags["XMP-dc:Creator"] == ["Bob"] and tags["XMP-dc:Rights"] == "(c) Bob"
+    assert tags["XMP-dc:Subject"][0] == "iptckw"
+    assert (target.stat().st_uid, target.stat().st_gid) == (1234, 2345)
+    assert strip_sidecar(str(target)) == "deleted"
+
+
+def test_an_edit_saved_between_read_and_rename_is_merged_not_lost(tmp_path, monkeypatch):
+    path = copy_fixture(tmp_path, "digikam.xmp")
+    real = sidecar._encode
+    calls = []
+
+    def another_app_saves_meanwhile(packet, p):
+        data = real(packet, p)
+        if not calls:  # digiKam writes the file while tagger is between reading and renaming
+            subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP:Rating=5", str(path)], check=True)
+        calls.append(p)
+        return data
+
+    monkeypatch.setattr(sidecar, "_encode", another_app_saves_meanwhile)
+    assert write_sidecar(str(path), content())
+    tags = exif(path)
+    assert tags["XMP-xmp:Rating"] == 5 and tags["XMP-tagger:Token"] == "tok-1"
+    assert len(calls) == 2
+
+
+def test_once_the_user_rewrites_taggers_description_tagger_keeps_no_language_beside_it(tmp_path):
+    path = tmp_path / "a.xmp"
+    write_sidecar(str(path), content("A red barn", ("barn",)), now=NOW)
+    write_sidecar(str(path), content("Eine rote Scheune", ("scheune",), locale="de-DE"), now=NOW)
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-dc:Description=Our barn, 1998", str(path)], check=True)
+    write_sidecar(str(path), content("Eine rote Scheune!", ("scheune",), locale="de-DE"), now=NOW)
+    assert exiv2(path)["Xmp.dc.description"] == {'lang="x-default"': "Our barn, 1998"}
+    assert exif(path)["XMP-tagger:Captions-de-DE"] == "Eine rote Scheune!"
+    assert strip_sidecar(str(path)) == "updated"
+    assert exiv2(path)["Xmp.dc.description"] == {'lang="x-default"': "Our barn, 1998"}
+
+
+def test_no_locale_writes_x_default_only(tmp_path):
+    path = tmp_path / "a.xmp"
+    write_sidecar(str(path), content(locale=""), now=NOW)
+    write_sidecar(str(path), content("A grey cat", locale=""), now=NOW)
+    assert exiv2(path)["Xmp.dc.description"] == {'lang="x-default"': "A grey cat"}

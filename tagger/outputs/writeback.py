@@ -33,6 +33,8 @@ class SidecarOptions:
     keyword_parent: str = "CloudSight"
     #: How keywords are derived (vocabulary, unmapped words, language); None: no vocabulary, English.
     rules: KeywordRules | None = field(default=None, compare=False)
+    #: The captions' language (the jobs were sent with it): each goes under its own xml:lang.
+    locale: str = "en-US"
 
     @property
     def keyword_rules(self) -> KeywordRules:
@@ -88,10 +90,12 @@ def write_back(ledger: Ledger, options: SidecarOptions, job_id: int | None = Non
                 reason=reason,
                 flags=_list(flags),
                 settled_at=iso(settled),
+                locale=options.locale,
             )
             if options.sidecar_dir:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-            changed = write_sidecar(target, content, hierarchy_parent=options.keyword_parent)
+            # The photo itself is read here (headers only): a new sidecar starts as a copy of its metadata.
+            changed = write_sidecar(target, content, hierarchy_parent=options.keyword_parent, image=image)
         except (SidecarError, OSError) as exc:
             failed += 1
             message = f"sidecar not written: {exc}"

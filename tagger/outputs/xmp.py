@@ -10,8 +10,11 @@ literal ``xmlns:darktable="http://darktable.sf.net/"``).
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from defusedxml import DefusedXmlException
@@ -21,6 +24,8 @@ __all__ = [
     "RDF", "X", "XML", "DC", "XMP", "IPTC_CORE", "LR", "DIGIKAM", "TAGGER",
     "XmpFormatError", "Packet", "parse", "new_packet", "serialise", "xml_safe",
     "descriptions", "property_items", "remove_property", "append_description",
+    "property_kind", "set_property", "remove_namespace", "fingerprint", "TIFF", "lang_alt", "values",
+    "property_names", "copy_properties",
 ]
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -31,12 +36,16 @@ XMP = "http://ns.adobe.com/xap/1.0/"
 IPTC_CORE = "http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/"
 LR = "http://ns.adobe.com/lightroom/1.0/"
 DIGIKAM = "http://www.digikam.org/ns/1.0/"
+TIFF = "http://ns.adobe.com/tiff/1.0/"
 #: tagger's own namespace for provenance; ``.invalid`` can never resolve.
 TAGGER = "https://tagger.invalid/ns/1.0/"
 
 _PREFIXES = {
     RDF: "rdf", X: "x", XML: "xml", DC: "dc", XMP: "xmp", IPTC_CORE: "Iptc4xmpCore",
-    LR: "lr", DIGIKAM: "digiKam", TAGGER: "tagger",
+    LR: "lr", DIGIKAM: "digiKam", TAGGER: "tagger", TIFF: "tiff",
+    "http://ns.adobe.com/photoshop/1.0/": "photoshop", "http://ns.adobe.com/xap/1.0/mm/": "xmpMM",
+    "http://ns.adobe.com/exif/1.0/": "exif", "http://ns.adobe.com/xap/1.0/rights/": "xmpRights",
+    "http://ns.microsoft.com/photo/1.0/": "MicrosoftPhoto", "http://ns.adobe.com/xmp/note/": "xmpNote",
 }
 _XPACKET_ID = "W5M0MpCehiHzreSzNTczkc9d"
 _NEW_PROLOG = f'<?xpacket begin="\ufeff" id="{_XPACKET_ID}"?>\n'
@@ -190,6 +199,23 @@ def property_items(packet: Packet, name: str) -> list[tuple[str | None, str]]:
     return items
 
 
+def lang_alt(packet: Packet, name: str) -> list[tuple[str, str]]:
+    """A language alternative's (lang, text) pairs, x-default first, one per language.
+
+    A value without a language (sloppy writers) counts as x-default.
+    """
+    seen: dict[str, str] = {}
+    for lang, text in property_items(packet, name):
+        seen.setdefault(lang or "x-default", text)
+    default = [("x-default", seen.pop("x-default"))] if "x-default" in seen else []
+    return default + list(seen.items())
+
+
+def values(packet: Packet, name: str) -> list[str]:
+    """The distinct texts of property ``name`` over all its copies, in order."""
+    return list(dict.fromkeys(text for _, text in property_items(packet, name)))
+
+
 def remove_property(packet: Packet, name: str) -> bool:
     """Remove every copy of top-level property ``name``; drop Descriptions this empties."""
     removed = False
@@ -318,3 +344,172 @@ def _text(value: str) -> str:
 
 def _attr(value: str) -> str:
     return _text(value).replace('"', "&quot;").replace("\n", "&#10;").replace("\t", "&#9;")
+
+
+_CONTAINERS = (f"{{{RDF}}}Alt", f"{{{RDF}}}Bag", f"{{{RDF}}}Seq")
+
+
+def property_kind(packet: Packet, name: str) -> str | None:
+    """'Alt', 'Bag' or 'Seq' for the first element copy of ``name``, '' for a simple value, None when absent."""
+    for desc in descriptions(packet):
+        if name in desc.attrib:
+            return ""
+        for prop in desc.findall(name):
+            container = next((c for c in prop if c.tag in _CONTAINERS), None)
+            return "" if container is None else container.tag.split("}", 1)[1]
+    return None
+
+
+def _indent_before(parent: ET.Element, child: ET.Element) -> str:
+    index = list(parent).index(child)
+    ws = parent.text if index == 0 else parent[index - 1].tail
+    ws = ws or ""
+    return ws[ws.rfind("\n"):] if "\n" in ws else "\n   "
+
+
+def set_property(packet: Packet, name: str, kind: str, items: list[tuple[str | None, str]]) -> bool:
+    """Give ``name`` these values where it stands (its first copy; other copies go); False when absent.
+
+    ``kind`` is 'Alt', 'Bag', 'Seq' or '' (simple). Nothing is added when the
+    property is absent: the caller appends it with ``append_description``.
+    An empty ``items`` removes the property.
+    """
+    if not items:
+        remove_property(packet, name)
+        return True
+    first: tuple[ET.Element, ET.Element | None] | None = None
+    for desc in descriptions(packet):
+        if first is None and name in desc.attrib and not kind:
+            desc.attrib[name] = items[0][1]
+            first = (desc, None)
+            continue
+        for prop in desc.findall(name):
+            if first is None:
+                first = (desc, prop)
+    if first is None:
+        remove_property(packet, name)  # an attribute copy that cannot hold a container
+        return False
+    desc, keep = first
+    # Every other copy goes (attributes included), so the property is written once.
+    for other in descriptions(packet):
+        if other is not desc or keep is not None:
+            other.attrib.pop(name, None)
+        for prop in other.findall(name):
+            if prop is not keep:
+                _remove_child(other, prop)
+    if keep is None:
+        return True
+    for child in list(keep):
+        keep.remove(child)
+    keep.attrib.pop(f"{{{XML}}}lang", None)
+    if not kind:
+        keep.text = items[0][1]
+        return True
+    indent = _indent_before(desc, keep)
+    container = ET.SubElement(keep, f"{{{RDF}}}{kind}")
+    keep.text, container.text, container.tail = indent + " ", indent + "  ", indent
+    li = None
+    for lang, value in items:
+        li = ET.SubElement(container, f"{{{RDF}}}li", {f"{{{XML}}}lang": lang} if lang else {})
+        li.text, li.tail = value, indent + "  "
+    assert li is not None
+    li.tail = indent + " "
+    return True
+
+
+def remove_namespace(packet: Packet, uri: str) -> None:
+    """Drop every top-level property in namespace ``uri`` (and the Descriptions this empties)."""
+    prefix = f"{{{uri}}}"
+    names: list[str] = []
+    for desc in descriptions(packet):
+        names += [k for k in desc.attrib if k.startswith(prefix)]
+        names += [c.tag for c in desc if isinstance(c.tag, str) and c.tag.startswith(prefix)]
+    for name in dict.fromkeys(names):
+        remove_property(packet, name)
+
+
+def _canon(el: ET.Element) -> tuple:
+    if not isinstance(el.tag, str):
+        return ()
+    return (el.tag, tuple(sorted(el.attrib.items())), (el.text or "").strip(),
+            tuple(c for c in (_canon(child) for child in el) if c))
+
+
+def fingerprint(packet: Packet, skip: Iterable[str] = ()) -> str:
+    """A digest of every top-level property but those named in ``skip`` or in tagger's namespace.
+
+    Layout, prefixes and the order of properties do not count; values and
+    their order inside a container do.
+    """
+    skipped = set(skip)
+    props: list[tuple] = []
+    for desc in descriptions(packet):
+        for key, value in desc.attrib.items():
+            if key != f"{{{RDF}}}about" and key not in skipped and not key.startswith(f"{{{TAGGER}}}"):
+                props.append((key, (), value.strip(), ()))
+        for child in desc:
+            if isinstance(child.tag, str) and child.tag not in skipped and not child.tag.startswith(f"{{{TAGGER}}}"):
+                props.append(_canon(child))
+    return hashlib.sha256(repr(sorted(props)).encode("utf-8")).hexdigest()[:32]
+
+
+def property_names(packet: Packet) -> list[str]:
+    """Every top-level property's name ('{uri}local'), attributes included, in order."""
+    names: list[str] = []
+    for desc in descriptions(packet):
+        names += [k for k in desc.attrib if k != f"{{{RDF}}}about" and k.startswith("{")]
+        names += [c.tag for c in desc if isinstance(c.tag, str)]
+    return list(dict.fromkeys(names))
+
+
+def _uris(el: ET.Element, out: set[str]) -> None:
+    for name in (el.tag, *el.attrib):
+        if isinstance(name, str) and name.startswith("{"):
+            out.add(name[1:].split("}", 1)[0])
+    for child in el:
+        _uris(child, out)
+
+
+def copy_properties(dst: Packet, src: Packet, names: Iterable[str]) -> None:
+    """Copy top-level properties ``names`` of ``src`` into ``dst`` (replacing dst's), in one new Description."""
+    wanted = [n for n in dict.fromkeys(names)]
+    if not wanted:
+        return
+    for name in wanted:
+        remove_property(dst, name)
+    prefixes = {uri: prefix for declared in src.decls.values() for prefix, uri in declared if prefix}
+    existing = descriptions(dst)
+    about = existing[0].get(f"{{{RDF}}}about", "") if existing else ""
+    desc = ET.Element(f"{{{RDF}}}Description", {f"{{{RDF}}}about": about})
+    uris: set[str] = set()
+    for source in descriptions(src):
+        for key, value in source.attrib.items():
+            if key in wanted:
+                desc.set(key, value)
+                uris.add(key[1:].split("}", 1)[0])
+        for child in source:
+            if isinstance(child.tag, str) and child.tag in wanted:
+                clone = copy.deepcopy(child)
+                clone.tail = "\n   "
+                desc.append(clone)
+                _uris(clone, uris)
+    uris.discard(RDF)
+    uris.discard(XML)
+    if len(desc):
+        desc.text = "\n   "
+        desc[-1].tail = "\n  "
+    declared: list[tuple[str, str]] = []
+    for uri in sorted(uris):
+        base = prefixes.get(uri) or _PREFIXES.get(uri, "ns")
+        prefix, n = base, 1
+        while any(p == prefix for p, _ in declared):
+            prefix, n = f"{base}{n}", n + 1
+        declared.append((prefix, uri))
+    dst.decls[desc] = declared
+    rdf = dst.rdf
+    if len(rdf):
+        desc.tail = rdf[-1].tail
+        rdf[-1].tail = "\n  "
+    else:
+        desc.tail, rdf.text = "\n ", "\n  "
+    rdf.append(desc)

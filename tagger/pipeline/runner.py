@@ -148,7 +148,10 @@ def run(
             result.credit_balance = ledger.last_balance(endpoint)
             return result
         run_id = ledger.start_run(endpoint)
-        sidecars = SidecarOptions(config.sidecars, config.sidecar_dir or None, config.sidecar_naming, config.keyword_parent, rules)
+        sidecars = SidecarOptions(
+            config.sidecars, config.sidecar_dir or None, config.sidecar_naming, config.keyword_parent,
+            rules=rules, locale=config.locale,
+        )
         # Keywords are re-derived whenever the rules changed (write_back does it); --rewrite-sidecars then
         # writes them, with new naming, folder or parent too, into every sidecar again.
         if rewrite_sidecars:

@@ -1,0 +1,216 @@
+"""What an image already carries: its embedded XMP packet, IPTC-IIM and EXIF text fields.
+
+Read from the file's headers only (no pixels are decoded) and never
+written. JPEG, TIFF, PNG, WebP, HEIC/HEIF/AVIF (with pillow-heif) and
+TIFF-based RAW (DNG, NEF, ARW) are understood; anything else reads as
+empty. A damaged block is skipped, never fatal: the worst case is a
+sidecar that copies less, never a failed file.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import warnings
+from dataclasses import dataclass, field
+
+from PIL import Image, TiffImagePlugin
+
+from tagger.prepare.formats import SNIFF_BYTES, sniff
+
+__all__ = ["ImageMetadata", "read_image_metadata", "is_boilerplate", "BOILERPLATE"]
+
+log = logging.getLogger("tagger.outputs.embedded")
+
+#: Texts cameras put into EXIF ImageDescription when the user wrote none: not a description.
+#: gThumb's ``useless_comment_filter`` (extensions/exiv2_tools/exiv2-utils.cpp: OLYMPUS, SONY DSC,
+#: KONICA MINOLTA, MINOLTA, "binary comment") plus the other makers' fixed strings seen in the wild.
+#: Kept to whole camera phrases: a short word a user might really have written never counts.
+BOILERPLATE = frozenset(
+    s.casefold()
+    for s in (
+        "OLYMPUS DIGITAL CAMERA", "SONY DSC", "KONICA MINOLTA DIGITAL CAMERA", "MINOLTA DIGITAL CAMERA",
+        "binary comment", "DIGITAL CAMERA", "SAMSUNG DIGITAL CAMERA", "KODAK DIGITAL STILL CAMERA",
+        "PENTAX DIGITAL CAMERA", "SANYO DIGITAL CAMERA", "AGFA DIGITAL CAMERA", "EXIF_JPEG_PICTURE",
+    )
+)
+
+# EXIF tags (IFD0) read as user text.
+_IMAGE_DESCRIPTION, _ARTIST, _COPYRIGHT, _RATING = 0x010E, 0x013B, 0x8298, 0x4746
+_XP = {0x9C9B: "XPTitle", 0x9C9C: "XPComment", 0x9C9D: "XPAuthor", 0x9C9E: "XPKeywords"}
+_XMP_TAG, _IPTC_TAG = 700, 33723
+# IPTC-IIM record 2 datasets this module maps (exiftool names).
+_IIM = {5: "ObjectName", 25: "Keywords", 80: "By-line", 116: "CopyrightNotice", 120: "Caption-Abstract"}
+
+_heif_lock = threading.Lock()
+_heif_ready = False
+
+
+def is_boilerplate(text: str | None) -> bool:
+    """True for an empty, blank or camera-written ImageDescription such as ``OLYMPUS DIGITAL CAMERA``."""
+    stripped = " ".join((text or "").replace("\x00", " ").split())
+    return not stripped or stripped.casefold() in BOILERPLATE
+
+
+@dataclass(frozen=True)
+class ImageMetadata:
+    """The image's own metadata as read: the XMP packet's bytes and the IPTC/EXIF text fields."""
+
+    xmp: bytes | None = None
+    iptc: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    exif: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing at all was found."""
+        return not (self.xmp or self.iptc or self.exif)
+
+
+def read_image_metadata(path: str) -> ImageMetadata:
+    """The metadata embedded in the image at ``path`` (empty when it has none or cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+            kind = sniff(head)
+            if kind == "heif":
+                _ensure_heif()
+            if kind in ("tiff", "raw") and head[:4] in (b"II*\x00", b"MM\x00*"):
+                f.seek(0)
+                return _from_tiff(f)
+            f.seek(0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Pillow warns on odd tag types; they are skipped below
+                with Image.open(f) as img:
+                    return _from_pillow(img)
+    except Exception as exc:  # noqa: BLE001 - any damage means "nothing to copy", logged
+        log.debug("%s: no embedded metadata read (%s)", path, exc)
+        return ImageMetadata()
+
+
+def _ensure_heif() -> None:
+    global _heif_ready
+    with _heif_lock:
+        if _heif_ready:
+            return
+        try:
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+        except ImportError:
+            pass
+        _heif_ready = True
+
+
+def _from_pillow(img: Image.Image) -> ImageMetadata:
+    xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    exif = _exif_fields(dict(img.getexif()))
+    iptc: dict[str, tuple[str, ...]] = {}
+    photoshop = img.info.get("photoshop")
+    if isinstance(photoshop, dict) and isinstance(photoshop.get(0x0404), bytes):
+        iptc = _parse_iim(photoshop[0x0404])
+    return ImageMetadata(bytes(xmp) if xmp else None, iptc, exif)
+
+
+def _from_tiff(f) -> ImageMetadata:
+    """IFD0 of a TIFF-based file, parsed without asking Pillow to understand its pixels (DNG, NEF...)."""
+    head = f.read(8)
+    prefix = head[:4]
+    (offset,) = struct.unpack("<I" if prefix.startswith(b"II") else ">I", head[4:8])
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(ifh=head)
+    f.seek(offset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ifd.load(f)
+        # Raw bytes for the two blocks: Pillow's typed decoding truncates a LONG-typed IPTC chunk.
+        raw = getattr(ifd, "_tagdata", {})
+        tags = {tag: raw[tag] for tag in (_XMP_TAG, _IPTC_TAG) if tag in raw}
+        for tag in (_IMAGE_DESCRIPTION, _ARTIST, _COPYRIGHT, _RATING, *_XP):
+            if tag in ifd.tagtype:
+                try:
+                    tags[tag] = ifd[tag]
+                except Exception:  # noqa: BLE001 - a malformed tag is skipped
+                    continue
+    xmp = tags.pop(_XMP_TAG, None)
+    raw_iptc = tags.pop(_IPTC_TAG, None)
+    iptc: dict[str, tuple[str, ...]] = {}
+    if raw_iptc is not None:
+        iptc = _parse_iim(_as_bytes(raw_iptc))
+    return ImageMetadata((_as_bytes(xmp) or None) if xmp is not None else None, iptc, _exif_fields(tags))
+
+
+def _as_bytes(value) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("latin-1", "replace")
+    if isinstance(value, (tuple, list)):
+        if all(isinstance(v, int) for v in value):
+            # LONG-typed IPTC chunks (Photoshop writes them so): the words are the bytes.
+            if any(v > 255 for v in value):
+                return b"".join(struct.pack(">I", v) for v in value)
+            return bytes(value)
+        return b"".join(_as_bytes(v) for v in value)
+    return b""
+
+
+def _exif_fields(tags: dict) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for tag, name in ((_IMAGE_DESCRIPTION, "ImageDescription"), (_ARTIST, "Artist"), (_COPYRIGHT, "Copyright")):
+        value = tags.get(tag)
+        if isinstance(value, bytes):
+            value = _decode(value)
+        if isinstance(value, str) and value.strip("\x00 \t\r\n"):
+            out[name] = value.replace("\x00", " ").strip()
+    rating = tags.get(_RATING)
+    if isinstance(rating, int) and 0 <= rating <= 5:
+        out["Rating"] = str(rating)
+    for tag, name in _XP.items():
+        value = tags.get(tag)
+        if value is None:
+            continue
+        text = _as_bytes(value).decode("utf-16-le", "replace").split("\x00", 1)[0].strip()
+        if text:
+            out[name] = text
+    return out
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
+
+
+def _parse_iim(data: bytes) -> dict[str, tuple[str, ...]]:
+    """IPTC-IIM datasets of record 2 this module maps, decoded (UTF-8 when 1:90 says so, else guessed)."""
+    values: dict[str, list[bytes]] = {}
+    utf8 = False
+    pos = 0
+    while pos + 5 <= len(data):
+        if data[pos] != 0x1C:
+            pos += 1  # padding between datasets
+            continue
+        record, dataset = data[pos + 1], data[pos + 2]
+        (length,) = struct.unpack(">H", data[pos + 3 : pos + 5])
+        pos += 5
+        if length & 0x8000:  # extended length: the next (length & 0x7fff) bytes hold it
+            n = length & 0x7FFF
+            length = int.from_bytes(data[pos : pos + n], "big")
+            pos += n
+        chunk = data[pos : pos + length]
+        pos += length
+        if record == 1 and dataset == 90:
+            utf8 = chunk in (b"\x1b%G", b"\x1b%/I")
+        elif record == 2 and dataset in _IIM:
+            values.setdefault(_IIM[dataset], []).append(chunk)
+    decode = (lambda b: b.decode("utf-8", "replace")) if utf8 else _decode
+    out: dict[str, tuple[str, ...]] = {}
+    for name, chunks in values.items():
+        texts = tuple(t for t in (decode(c).replace("\x00", "").strip() for c in chunks) if t)
+        if texts:
+            out[name] = texts
+    return out
+
