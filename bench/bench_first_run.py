@@ -114,17 +114,30 @@ def _run_child(work: Path, root: Path, emu, *, dry_run: bool, strace: Path | Non
     return json.loads(out.strip().splitlines()[-1])
 
 
-_OPEN = re.compile(r'open(?:at)?\((?:AT_FDCWD|\d+), "((?:[^"\\]|\\.)*)", [^)]*\)\s+=\s+(\d+)')
+_CALL = re.compile(r'^(\d+)\s+open(?:at)?\((?:AT_FDCWD|\d+), "((?:[^"\\]|\\.)*)"')
+_RESUMED = re.compile(r'^(\d+)\s+<\.\.\. open(?:at)? resumed>')
+_RESULT = re.compile(r'\)\s+=\s+(-?\d+)')
 
 
 def count_opens(trace: Path, root: Path) -> int:
-    """Successful opens of photos under ``root`` in an strace log."""
+    """Successful opens of photos under ``root`` in an ``strace -f`` log (calls split across lines included)."""
     prefix = str(root) + os.sep
+    pending: dict[str, str] = {}  # pid -> path of an open left <unfinished ...>
     n = 0
     with open(trace, encoding="utf-8", errors="replace") as f:
         for line in f:
-            m = _OPEN.search(line)
-            if m and m.group(1).startswith(prefix) and m.group(1).upper().endswith(".JPG"):
+            call, resumed = _CALL.search(line), _RESUMED.search(line)
+            if call:
+                pid, path = call.groups()
+            elif resumed:
+                pid, path = resumed.group(1), pending.pop(resumed.group(1), "")
+            else:
+                continue
+            if line.rstrip().endswith("<unfinished ...>"):
+                pending[pid] = path
+                continue
+            result = _RESULT.search(line)
+            if result and int(result.group(1)) >= 0 and path.startswith(prefix) and path.upper().endswith(".JPG"):
                 n += 1
     return n
 
