@@ -24,6 +24,7 @@ NAMES: tuple[str, ...] = (
     "m007_hash_scheme",
     "m010_possible_duplicates",
     "m012_job_keywords",
+    "m013_fingerprints",
 )
 
 MIGRATIONS = Migrations("tagger")

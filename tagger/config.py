@@ -58,6 +58,7 @@ class Config:
     retry_budget: float = 120.0
     stop_after_failures: int = 5
     resend_ambiguous: bool = True
+    reuse_similar: bool = True
     # [prepare]
     max_edge: int = 1024
     quality: int = 85
@@ -90,7 +91,7 @@ SECTIONS = {
     "service": ("endpoint", "api_key", "api_secret", "locale", "ttl", "request_timeout"),
     "run": (
         "ledger", "workers", "max_in_flight", "requests_per_second", "first_poll_delay", "poll_interval", "max_poll_interval",
-        "timeout_reposts", "retry_attempts", "retry_budget", "stop_after_failures", "resend_ambiguous",
+        "timeout_reposts", "retry_attempts", "retry_budget", "stop_after_failures", "resend_ambiguous", "reuse_similar",
     ),
     "prepare": ("max_edge", "quality", "max_pixels", "send_location", "prepare_time_limit", "prepare_in_processes"),
     "output": ("csv", "csv_profile", "sidecars", "sidecar_dir", "sidecar_naming", "keyword_parent"),

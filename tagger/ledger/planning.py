@@ -9,6 +9,7 @@ something differs are read again in full.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
@@ -149,7 +150,8 @@ class PlanningQueries:
     def dry_plan_begin(self) -> None:
         """Set aside what a dry run would have written: content seen, files gone, identities re-keyed."""
         self.dry_plan_end()
-        self.query("CREATE TEMP TABLE plan_seen (hash TEXT PRIMARY KEY) WITHOUT ROWID")
+        # A rowid table: the reuse forecast reads the contents back in the order they were found, with a path each.
+        self.query("CREATE TEMP TABLE plan_seen (hash TEXT PRIMARY KEY, path BLOB)")
         self.query("CREATE TEMP TABLE plan_gone (id INTEGER PRIMARY KEY, hash TEXT)")
         self.query("CREATE TEMP TABLE plan_rekey (old TEXT PRIMARY KEY, new TEXT NOT NULL) WITHOUT ROWID")
         self.query("CREATE INDEX temp.plan_rekey_new ON plan_rekey (new)")
@@ -159,10 +161,15 @@ class PlanningQueries:
         for table in ("plan_seen", "plan_gone", "plan_rekey"):
             self.query(f"DROP TABLE IF EXISTS temp.{table}")
 
-    def dry_note_seen(self, digests: list[str]) -> None:
-        """Content a real run would have recorded."""
-        if digests:
-            self.query("INSERT OR IGNORE INTO temp.plan_seen SELECT value FROM json_each(?)", (json.dumps(digests),))
+    def dry_note_seen(self, digests: list[str], paths: list[bytes] | None = None) -> None:
+        """Content a real run would have recorded (and, for the reuse forecast, a file holding each)."""
+        if not digests:
+            return
+        if paths is None:
+            self.query("INSERT OR IGNORE INTO temp.plan_seen (hash) SELECT value FROM json_each(?)", (json.dumps(digests),))
+            return
+        for digest, path in zip(digests, paths):
+            self.query("INSERT OR IGNORE INTO temp.plan_seen (hash, path) VALUES (?, ?)", (digest, path))
 
     def dry_note_gone(self, file_ids: list[int]) -> None:
         """Files a real run would have marked missing."""
@@ -208,6 +215,42 @@ class PlanningQueries:
             (endpoint, endpoint),
         )[0][0]
         return unknown + queued
+
+    def dry_to_send(self, endpoint: str) -> list[tuple[str, bytes | None]]:
+        """What ``dry_credits`` counts, as (content hash, a file holding it or None), queued jobs first, as a run sends them."""
+        queued = self.query(
+            f"""SELECT j.content_hash,
+                      (SELECT f.dir FROM files f WHERE f.job_id = j.id AND f.state = 'active'
+                         AND f.id NOT IN (SELECT id FROM temp.plan_gone) ORDER BY f.id LIMIT 1),
+                      (SELECT f.name FROM files f WHERE f.job_id = j.id AND f.state = 'active'
+                         AND f.id NOT IN (SELECT id FROM temp.plan_gone) ORDER BY f.id LIMIT 1),
+                      (SELECT s.path FROM temp.plan_seen s WHERE s.hash = j.content_hash),
+                      EXISTS (SELECT 1 FROM remote r WHERE r.job_id = j.id),
+                      j.content_hash IN ({_DRY_KEYS})
+               FROM jobs j WHERE j.endpoint = ? AND j.state IN ('queued', 'submitting') ORDER BY j.id""",
+            (endpoint,),
+        )
+        out: list[tuple[str, bytes | None]] = []
+        for digest, directory, name, seen, remote, found in queued:
+            if directory is not None:
+                out.append((digest, os.path.join(directory, name)))
+            elif remote:
+                out.append((digest, None))  # a URL: nothing to decode
+            elif found:
+                out.append((digest, bytes(seen) if seen is not None else None))
+            # else every file is gone: the run fails it without a POST, and dry_credits does not count it
+        out += [
+            (r[0], bytes(r[1]) if r[1] is not None else None)
+            for r in self.query(
+                """SELECT s.hash, s.path FROM temp.plan_seen s
+                   WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.content_hash = s.hash AND j.endpoint = ?)
+                     AND NOT EXISTS (SELECT 1 FROM temp.plan_rekey r JOIN jobs j ON j.content_hash = r.old AND j.endpoint = ?
+                                     WHERE r.new = s.hash)
+                   ORDER BY s.rowid""",
+                (endpoint, endpoint),
+            )
+        ]
+        return out
 
     def unknown_keys(self, keys: Iterable[str], endpoint: str) -> int:
         """How many of these job keys (remote images) the endpoint has no job for."""

@@ -9,11 +9,13 @@ service hands it out (``synchronous=FULL``), so a crash never loses one.
 Job states::
 
     queued -> submitting -> polling -> completed | skipped | timeout | not_found
-                  |            ^  |
-                  |            +--+ (repost)
-                  +-> queued (transient trouble; sent again by the next run)
-                  +-> held   (the answer was lost and resend_ambiguous is off)
-                  +-> failed (only for good: the service refused the request as invalid)
+      |           |            ^  |
+      |           |            +--+ (repost)
+      |           +-> queued (transient trouble; sent again by the next run)
+      |           +-> held   (the answer was lost and resend_ambiguous is off)
+      |           +-> failed (only for good: the service refused the request as invalid)
+      +-> completed (shares a similar photo's caption, nothing sent)
+      +-> waiting (its similar photo is in flight) -> completed | queued
 
 A POST whose answer was lost after it may have reached the service (a read
 timeout, a reset, a 5xx, a crash in mid-air) sets ``lost_answer``; the next
@@ -57,6 +59,7 @@ class JobState(str, enum.Enum):
     NOT_FOUND = "not_found"
     FAILED = "failed"
     HELD = "held"
+    WAITING = "waiting"  # prepared; shares the answer of a similar photo's job still in flight
 
 
 class FileState(str, enum.Enum):
@@ -78,7 +81,12 @@ SETTLED_STATUS = {
     JobState.SUBMITTING: "pending",
     JobState.POLLING: "pending",
     JobState.HELD: "pending",  # no caption yet; `tagger status` counts held files apart
+    JobState.WAITING: "pending",
 }
+
+# Jobs whose answer a similar photo may share: done, or on its way (queued ones only once fingerprinted).
+_DONOR_STATES = ("completed", "queued", "submitting", "polling")
+_ANSWER = "status, caption, reason, flags, categories"
 
 
 @dataclass(frozen=True)
@@ -349,7 +357,7 @@ class Ledger(PlanningQueries):
     def outstanding(self, endpoint: str) -> bool:
         """Whether the endpoint has jobs to send or tokens to poll."""
         return bool(self.query(
-            "SELECT 1 FROM jobs WHERE endpoint = ? AND state IN ('queued', 'submitting', 'polling') LIMIT 1", (endpoint,)
+            "SELECT 1 FROM jobs WHERE endpoint = ? AND state IN ('queued', 'submitting', 'polling', 'waiting') LIMIT 1", (endpoint,)
         ))
 
     def jobs_in_state(self, endpoint: str, state: JobState, limit: int = 1000, after_id: int = 0) -> list[Job]:
@@ -533,6 +541,172 @@ class Ledger(PlanningQueries):
                GROUP BY u.value"""
         )
         return sorted(((r[0], r[1]) for r in rows), key=lambda wc: (-wc[1], wc[0].casefold(), wc[0]))
+
+    # -- similar photos -----------------------------------------------------
+
+    def save_fingerprint(self, content_hash: str, key: int, aspect: float, blob: bytes) -> None:
+        """Remember the perceptual fingerprint of one content."""
+        with self.transaction() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO fingerprints (content_hash, key, aspect, print) VALUES (?, ?, ?, ?)",
+                (content_hash, key, aspect, blob),
+            )
+
+    def fingerprint_of(self, content_hash: str) -> tuple[float, bytes] | None:
+        """(aspect, print) stored for a content, if any."""
+        rows = self.query("SELECT aspect, print FROM fingerprints WHERE content_hash = ?", (content_hash,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def similar_candidates(
+        self, endpoint: str, keys: list[int], aspect_low: float, aspect_high: float, *, exclude_job: int = 0,
+        states: tuple[str, ...] = _DONOR_STATES,
+    ) -> list[tuple[int, str, float, bytes]]:
+        """Jobs at ``endpoint`` whose content's fingerprint has one of ``keys`` and an aspect in range.
+
+        Rows: (job id, job state, aspect, print). Only jobs that can lend their
+        answer (by default completed, or fingerprinted and not yet settled),
+        never a job that itself shares another's answer.
+        """
+        marks = ",".join("?" * len(states))
+        rows: list[tuple[int, str, float, bytes]] = []
+        # The key index answers each probe; a few hundred at most, in chunks SQLite accepts.
+        for start in range(0, len(keys), 250):
+            chunk = keys[start : start + 250]
+            rows += [
+                (r[0], r[1], r[2], r[3])
+                for r in self.query(
+                    f"""SELECT j.id, j.state, p.aspect, p.print FROM fingerprints p
+                        JOIN jobs j ON j.content_hash = p.content_hash AND j.endpoint = ?
+                        WHERE p.key IN ({",".join("?" * len(chunk))}) AND p.aspect BETWEEN ? AND ?
+                          AND j.similar_to IS NULL AND j.id != ? AND j.state IN ({marks})""",
+                    (endpoint, *chunk, aspect_low, aspect_high, exclude_job, *states),
+                )
+            ]
+        return rows
+
+    def share_answer(self, job_id: int, donor_id: int) -> bool | None:
+        """Settle a queued job with a completed donor's answer (True), make it wait for a donor in flight (False).
+
+        None: the donor settled otherwise meanwhile and lends nothing.
+        """
+        with self.transaction() as c:
+            donor = c.execute("SELECT state FROM jobs WHERE id = ?", (donor_id,)).fetchone()
+            if donor is None or donor[0] not in _DONOR_STATES:
+                return None
+            if donor[0] == "completed":
+                c.execute(
+                    f"""UPDATE jobs SET ({_ANSWER}, state, similar_to, settled_at, last_error) =
+                        (SELECT {_ANSWER}, 'completed', id, ?, NULL FROM jobs WHERE id = ?) WHERE id = ?""",
+                    (self._clock(), donor_id, job_id),
+                )
+                return True
+            c.execute("UPDATE jobs SET state = 'waiting', similar_to = ? WHERE id = ?", (donor_id, job_id))
+            return False
+
+    def settle_waiters(self, donor_id: int) -> tuple[list[int], list[int]]:
+        """Jobs waiting for a donor that has settled: (completed with its answer, queued to be sent on their own).
+
+        A donor that ended other than completed lends nothing: its waiters go
+        back to the queue. Waiters of those waiters follow in the same way.
+        """
+        shared: list[int] = []
+        requeued: list[int] = []
+        pending = [donor_id]
+        with self.transaction() as c:
+            while pending:
+                donor = pending.pop()
+                row = c.execute("SELECT state FROM jobs WHERE id = ?", (donor,)).fetchone()
+                if row is None or row[0] in ("queued", "submitting", "polling", "waiting"):
+                    continue
+                waiters = [r[0] for r in c.execute("SELECT id FROM jobs WHERE similar_to = ? AND state = 'waiting'", (donor,))]
+                if not waiters:
+                    continue
+                marks = ",".join("?" * len(waiters))
+                if row[0] == "completed":
+                    c.execute(
+                        f"""UPDATE jobs SET ({_ANSWER}, state, settled_at) =
+                            (SELECT {_ANSWER}, 'completed', ? FROM jobs WHERE id = ?) WHERE id IN ({marks})""",
+                        (self._clock(), donor, *waiters),
+                    )
+                    shared += waiters
+                else:
+                    c.execute(f"UPDATE jobs SET state = 'queued', similar_to = NULL WHERE id IN ({marks})", waiters)
+                    requeued += waiters
+                pending += waiters
+        return shared, requeued
+
+    def waiting_donors(self, endpoint: str) -> list[int]:
+        """Donors of the endpoint's waiting jobs that are no longer in flight (a crash, or an earlier run's end)."""
+        return [
+            r[0]
+            for r in self.query(
+                """SELECT DISTINCT d.id FROM jobs w JOIN jobs d ON d.id = w.similar_to
+                   WHERE w.endpoint = ? AND w.state = 'waiting' AND d.state NOT IN ('queued', 'submitting', 'polling', 'waiting')""",
+                (endpoint,),
+            )
+        ]
+
+    def stop_waiting(self, endpoint: str) -> int:
+        """Queue every waiting job of the endpoint to be sent on its own (reuse turned off)."""
+        with self.transaction() as c:
+            return c.execute(
+                "UPDATE jobs SET state = 'queued', similar_to = NULL WHERE endpoint = ? AND state = 'waiting'", (endpoint,)
+            ).rowcount
+
+    def jobs_by_id(self, ids: Iterable[int]) -> list[Job]:
+        """Job rows by id, in id order."""
+        ids = sorted(set(ids))
+        if not ids:
+            return []
+        rows = self.query(
+            f"""SELECT id, content_hash, state, source, token, reposts, attempts, submitted_at FROM jobs
+                WHERE id IN ({",".join("?" * len(ids))}) ORDER BY id""",
+            ids,
+        )
+        return [Job(r[0], r[1], JobState(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in rows]
+
+    def no_reuse(self, job_id: int) -> bool:
+        """Whether the user asked for this job to be sent on its own."""
+        rows = self.query("SELECT no_reuse FROM jobs WHERE id = ?", (job_id,))
+        return bool(rows and rows[0][0])
+
+    def retry_reused(self, endpoint: str, paths: list[bytes]) -> int:
+        """Queue again, to be sent on their own, the jobs that share a similar photo's caption.
+
+        ``paths`` (files or folders; all when empty) choose which; returns jobs queued.
+        """
+        where, params = "1", []
+        if paths:
+            files = [p for p in paths if not os.path.isdir(p)]
+            folders = [p for p in paths if os.path.isdir(p)]
+            clauses = []
+            if files:
+                clauses.append(f"(f.dir, f.name) IN (VALUES {','.join(['(?, ?)'] * len(files))})")
+                params += [part for p in files for part in os.path.split(os.path.abspath(p))]
+            if folders:
+                sub, sub_params = under_roots([os.path.abspath(p) for p in folders])
+                clauses.append(f"({sub})")  # only files has a dir column
+                params += sub_params
+            where = " OR ".join(clauses)
+        with self.transaction() as c:
+            ids = [
+                r[0]
+                for r in c.execute(
+                    f"""SELECT DISTINCT j.id FROM jobs j JOIN files f ON f.job_id = j.id
+                        WHERE j.endpoint = ? AND j.similar_to IS NOT NULL AND j.state = 'completed' AND ({where})""",
+                    (endpoint, *params),
+                )
+            ]
+            if not ids:
+                return 0
+            marks = ",".join("?" * len(ids))
+            c.execute(
+                f"""UPDATE jobs SET state = 'queued', similar_to = NULL, no_reuse = 1, token = NULL, status = NULL,
+                    caption = NULL, reason = NULL, flags = NULL, categories = NULL, settled_at = NULL WHERE id IN ({marks})""",
+                ids,
+            )
+            c.execute(f"UPDATE files SET written_job = NULL WHERE job_id IN ({marks})", ids)
+            return len(ids)
 
     # -- writing back -------------------------------------------------------
 

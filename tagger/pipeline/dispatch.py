@@ -35,6 +35,7 @@ from tagger.prepare.normalise import PrepareError, Prepared, Preparer
 from tagger.client.pacing import InFlightLimit, RateLimiter
 from tagger.pipeline.latency import LatencyModel
 from tagger.pipeline.schedule import Entry, Schedule
+from tagger.pipeline.similar import Reuse
 from tagger.client.retry import RateGate, RetryPolicy, call
 from tagger.pipeline.urls import REMOTE_PREFIX
 
@@ -83,6 +84,7 @@ class DispatchOptions:
     max_credits: int | None = None
     requests_per_second: float | None = None
     resend_ambiguous: bool = True
+    reuse_similar: bool = True
 
 
 @dataclass
@@ -99,6 +101,7 @@ class Tally:
     polls: int = 0
     possible_duplicates: int = 0  # uploads sent again after an answer was lost: maybe charged twice
     held: int = 0  # jobs whose answer was lost, kept for `tagger retry --ambiguous`
+    reused: int = 0  # jobs that share a similar photo's caption instead of being sent
     stopped: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -120,6 +123,11 @@ class _Submitted:
 class _Settled:
     job_id: int
     state: JobState
+
+
+@dataclass
+class _Shared:
+    job_id: int  # settled with a completed similar photo's answer, nothing sent
 
 
 @dataclass
@@ -174,6 +182,8 @@ class Dispatcher:
         self._stop = threading.Event()
         self._stop_reason: str | None = None
         self._accepted = threading.Event()
+        self.reuse = Reuse(ledger, options.endpoint, enabled=options.reuse_similar)
+        self._again: deque[Job] = deque()  # waiters whose donor lent nothing: prepared and sent after all
 
     # -- the conductor --------------------------------------------------------
 
@@ -181,6 +191,7 @@ class Dispatcher:
         """Settle everything; returns the tally (``stopped`` says why it ended early)."""
         opts = self.options
         self._resume_polling()
+        self._shared(*self.reuse.resume())
         queued = self._queued()
         prep = ThreadPoolExecutor(max_workers=opts.workers, thread_name_prefix="prepare")
         io_pool = ThreadPoolExecutor(max_workers=http_threads(opts.max_in_flight), thread_name_prefix="http")
@@ -193,8 +204,8 @@ class Dispatcher:
             while True:
                 may_submit = not self._stop.is_set() and not self._credits_spent()
                 kinds = list(running.values())
-                while may_submit and not exhausted and kinds.count("prepare") + len(ready) < ahead:
-                    job = next(queued, None)
+                while may_submit and (self._again or not exhausted) and kinds.count("prepare") + len(ready) < ahead:
+                    job = self._again.popleft() if self._again else next(queued, None)
                     if job is None:
                         exhausted = True
                         break
@@ -213,7 +224,7 @@ class Dispatcher:
                 else:
                     for entry in self.schedule.pop_due(self.clock()):
                         running[io_pool.submit(self._poll, entry)] = "poll"
-                if not running and not len(self.schedule) and (exhausted and not ready or not may_submit):
+                if not running and not len(self.schedule) and (exhausted and not ready and not self._again or not may_submit):
                     break
                 due = self.schedule.next_due()
                 timeout = None if due is None else max(0.0, due - self.clock())
@@ -292,11 +303,23 @@ class Dispatcher:
             self.schedule.add(entry)
         elif isinstance(outcome, _Again):
             self.schedule.add(outcome.entry)
+        elif isinstance(outcome, _Shared):
+            self._shared([outcome.job_id], [])
+            self._shared(*self.reuse.settled(outcome.job_id))
         elif isinstance(outcome, _Settled):
             self.latency.forget(outcome.job_id)
             self._count(outcome.state)
             self.progress("settled", 1)
             self.on_settled(outcome.job_id, outcome.state)
+            self._shared(*self.reuse.settled(outcome.job_id))
+
+    def _shared(self, shared: list[int], requeued: list[Job]) -> None:
+        """Jobs that now share a settled job's answer are done; those it could not lend to go to preparation."""
+        for job_id in shared:
+            self.tally.reused += 1
+            self.progress("settled", 1)
+            self.on_settled(job_id, JobState.COMPLETED)
+        self._again.extend(requeued)
 
     def _reaim(self) -> None:
         """The latency estimate changed: aim the waiting polls with the new one."""
@@ -369,10 +392,15 @@ class Dispatcher:
         reason = "no readable file holds this content any more"
         for source in self.ledger.sources_of(job.id):
             try:
-                return _Ready(job, self.preparer.prepare(os.fsdecode(source)))
+                prepared = self.preparer.prepare(os.fsdecode(source))
             except PrepareError as exc:
                 reason = exc.reason
                 break  # the same content fails the same way from any copy
+            # Between prepared and submitted: a similar photo's job may lend its answer (or be awaited).
+            shared = self.reuse.claim(job, prepared.fingerprint)
+            if shared is None:
+                return _Ready(job, prepared)
+            return _Shared(job.id) if shared else None
         self.ledger.fail(job.id, reason)
         return _Settled(job.id, JobState.FAILED)
 

@@ -57,8 +57,11 @@ class Plan:
     unreadable: int = 0
     paired: int = 0  # RAW files beside a JPEG of the same name: captioned from it, no credit
     credits: int = 0
+    similar: int = 0  # contents that would share a similar photo's caption (dry run; counted by decoding them)
     # Hashes of files that are new at their path but whose content the ledger knew.
     _known_new: dict[str, int] = field(default_factory=dict, repr=False)
+    # Dry run: (content hash, a file holding it) of each submission counted in ``credits``, in claim order.
+    _to_send: list[tuple[str, bytes | None]] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, int]:
         """The counts, for printing and JSON."""
@@ -221,7 +224,7 @@ class _Planner:
         own = [digest for name, digest in unlinked if name not in pairs]
         paired = [(name, pairs[name]) for name, _ in unlinked if name in pairs]
         if self.dry_run:
-            self.ledger.dry_note_seen(own)
+            self.ledger.dry_note_seen(own, [os.path.join(folder.path, name) for name, _ in unlinked if name not in pairs])
             self.ledger.dry_note_gone([row.id for row in gone])
             return
         if upserts:
@@ -360,6 +363,7 @@ class _Planner:
     def credits(self) -> int:
         """Submissions the run will need: content with no job at this endpoint, plus jobs already queued."""
         if self.dry_run:
+            self.result._to_send = self.ledger.dry_to_send(self.endpoint)
             return self.ledger.dry_credits(self.endpoint)
         return self.ledger.queued_credits(self.endpoint)
 

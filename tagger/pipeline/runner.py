@@ -20,6 +20,7 @@ from tagger.ledger.store import Ledger, JobState
 from tagger.prepare.normalise import PrepareOptions, Preparer
 from tagger.pipeline.plan import Plan, plan
 from tagger.pipeline.progress import Progress
+from tagger.pipeline.similar import predict
 from tagger.client.retry import RetryPolicy
 from tagger.pipeline.urls import url_key
 from tagger.outputs.derivation import keyword_rules, warm_up
@@ -143,7 +144,21 @@ def run(
         remote_new = _add_urls(ledger, urls, endpoint, dry_run)
         result.plan = plan(ledger, paths, endpoint, dry_run=dry_run, hash_workers=config.workers, on_folder=lambda n: progress("scanned", n))
         result.plan.new += remote_new
+        prep_options = PrepareOptions(
+            max_edge=config.max_edge,
+            quality=config.quality,
+            max_pixels=config.max_pixels,
+            send_location=config.send_location,
+            time_limit=config.prepare_time_limit,
+        )
         if dry_run:
+            if config.reuse_similar and result.plan._to_send:
+                # The run decodes every image it sends and reuses what is similar: so does its forecast.
+                processes = config.workers if config.prepare_in_processes else 0
+                with Preparer(prep_options, processes=processes) as preparer:
+                    forecast = predict(ledger, endpoint, result.plan._to_send, preparer, workers=config.workers)
+                result.plan.similar = forecast.similar
+                result.plan.credits -= forecast.similar + forecast.unpreparable
             result.plan.credits += remote_new
             result.credit_balance = ledger.last_balance(endpoint)
             return result
@@ -167,13 +182,6 @@ def run(
                 result.sidecars_written += w
                 result.sidecar_failures += f
 
-        prep_options = PrepareOptions(
-            max_edge=config.max_edge,
-            quality=config.quality,
-            max_pixels=config.max_pixels,
-            send_location=config.send_location,
-            time_limit=config.prepare_time_limit,
-        )
         progress.total("submitted", result.plan.credits)
         options = DispatchOptions(
             endpoint=endpoint,
@@ -189,6 +197,7 @@ def run(
             max_credits=max_credits,
             requests_per_second=config.requests_per_second or None,
             resend_ambiguous=config.resend_ambiguous,
+            reuse_similar=config.reuse_similar,
         )
         exit_code = EXIT_STOPPED
         try:

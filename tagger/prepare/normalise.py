@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from tagger.errors import PrepareError
 from tagger.prepare.decode import DecodeFailure, decode
+from tagger.prepare.fingerprint import Fingerprint, fingerprint
 from tagger.prepare.workers import CallTimeout, KillablePool, WorkerDied
 
 __all__ = ["PrepareOptions", "Prepared", "PrepareError", "prepare", "Preparer"]
@@ -36,12 +37,13 @@ class PrepareOptions:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A baseline RGB JPEG with no metadata, its size, and the GPS location when asked for."""
+    """A baseline RGB JPEG with no metadata, its size, the GPS location when asked for, its fingerprint."""
 
     data: bytes
     width: int
     height: int
     location: tuple[float, float, float | None] | None
+    fingerprint: Fingerprint | None = None  # of the decoded upright pixels, for reusing a similar photo's caption
 
 
 def prepare(path: str, options: PrepareOptions = PrepareOptions()) -> Prepared:
@@ -63,6 +65,7 @@ def prepare(path: str, options: PrepareOptions = PrepareOptions()) -> Prepared:
             width=image.width,
             height=image.height,
             location=decoded.location if options.send_location else None,
+            fingerprint=fingerprint(image),
         )
     raise PrepareError("file changed while being read")
 
