@@ -148,6 +148,7 @@ def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emula
     if dry_run:
         click.echo(
             _plan_words(result.plan) + f"; {result.plan.credits} credit(s) would be spent"
+            + f", {result.plan.similar} similar to a captioned photo (its caption reused, no credit)"
             + (f" (balance {result.credit_balance} at the last run)" if result.credit_balance is not None else "")
         )
         return
@@ -194,6 +195,8 @@ def _summary(result: Any, quiet: bool) -> None:
         f"new {p.new + p.changed}, submitted {t.submitted}, captioned {t.completed}, skipped {t.skipped}, "
         f"timeout {t.timeout}, failed {c.get('failed', 0)}, credits {t.submitted}"
     )
+    if t.reused:
+        line += f"; {t.reused} similar to a captioned photo, its caption reused (no credit)"
     if result.credit_balance is not None:
         line += f" (balance {result.credit_balance})"
     if t.possible_duplicates:
@@ -288,21 +291,25 @@ def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
 @click.option("--skipped", multiple=True, help="Skipped images with this reason (repeatable); costs a credit each.")
 @click.option("--timeouts", is_flag=True, help="Jobs that timed out or were not found.")
 @click.option("--ambiguous", is_flag=True, help="Jobs held after a lost answer (resend_ambiguous = false); each may be charged twice.")
+@click.option("--reused", is_flag=True, help="Files that share a similar photo's caption (those under PATHS, or all): send each on its own.")
+@click.argument("paths", nargs=-1, type=click.Path())
 @click.pass_context
 def retry(ctx: click.Context, ledger: str | None, endpoint: str | None, emulator: bool, failed: bool,
-          skipped: tuple[str, ...], timeouts: bool, ambiguous: bool) -> None:
+          skipped: tuple[str, ...], timeouts: bool, ambiguous: bool, reused: bool, paths: tuple[str, ...]) -> None:
     """Queue selected settled (or held) files again; the next run sends them."""
     from tagger.pipeline.runner import EMULATOR_ENDPOINT
 
-    if not (failed or skipped or timeouts or ambiguous):
-        raise UsageError("say what to retry: --failed, --skipped REASON, --timeouts or --ambiguous")
+    if not (failed or skipped or timeouts or ambiguous or reused):
+        raise UsageError("say what to retry: --failed, --skipped REASON, --timeouts, --ambiguous or --reused [PATH...]")
+    if paths and not reused:
+        raise UsageError("PATHS choose files for --reused only")
     config = _config(ctx, {"ledger": ledger, "endpoint": endpoint})
+    where = EMULATOR_ENDPOINT if emulator else config.endpoint.rstrip("/")
     with _open_ledger(config) as db:
         db.acquire()
-        n = db.retry(
-            EMULATOR_ENDPOINT if emulator else config.endpoint.rstrip("/"), failed=failed, skipped=skipped, timeouts=timeouts,
-            ambiguous=ambiguous,
-        )
+        n = db.retry(where, failed=failed, skipped=skipped, timeouts=timeouts, ambiguous=ambiguous)
+        if reused:
+            n += db.retry_reused(where, [os.path.abspath(os.fsencode(p)) for p in paths])
     click.echo(f"{n} job(s) queued again; run `tagger run` to send them")
 
 

@@ -87,6 +87,9 @@ SETTLED_STATUS = {
 # Jobs whose answer a similar photo may share: done, or on its way (queued ones only once fingerprinted).
 _DONOR_STATES = ("completed", "queued", "submitting", "polling")
 _ANSWER = "status, caption, reason, flags, categories"
+# (dir, name) of a file of the job whose caption ``j`` shares (NULLs when it shares none), for the writers.
+_DONOR_FILE = """(SELECT d.dir FROM files d WHERE d.job_id = j.similar_to ORDER BY d.state != 'active', d.id LIMIT 1),
+                 (SELECT d.name FROM files d WHERE d.job_id = j.similar_to ORDER BY d.state != 'active', d.id LIMIT 1)"""
 
 
 @dataclass(frozen=True)
@@ -670,6 +673,11 @@ class Ledger(PlanningQueries):
         rows = self.query("SELECT no_reuse FROM jobs WHERE id = ?", (job_id,))
         return bool(rows and rows[0][0])
 
+    def sent_alone(self, endpoint: str, content_hash: str) -> bool:
+        """Whether the user asked for this content's job at ``endpoint`` to be sent on its own."""
+        rows = self.query("SELECT no_reuse FROM jobs WHERE content_hash = ? AND endpoint = ?", (content_hash, endpoint))
+        return bool(rows and rows[0][0])
+
     def retry_reused(self, endpoint: str, paths: list[bytes]) -> int:
         """Queue again, to be sent on their own, the jobs that share a similar photo's caption.
 
@@ -712,8 +720,8 @@ class Ledger(PlanningQueries):
 
     def unwritten(self, job_id: int | None = None) -> list[sqlite3.Row]:
         """Active files whose completed caption is not yet in their sidecar."""
-        sql = """SELECT f.id, f.dir, f.name, f.root, j.id, j.token, j.endpoint, j.caption, j.flags,
-                        j.categories, j.status, j.reason, j.settled_at, j.keywords, j.keyword_paths, j.keyword_rules
+        sql = f"""SELECT f.id, f.dir, f.name, f.root, j.id, j.token, j.endpoint, j.caption, j.flags,
+                        j.categories, j.status, j.reason, j.settled_at, j.keywords, j.keyword_paths, j.keyword_rules, {_DONOR_FILE}
                  FROM files f CROSS JOIN jobs j ON j.id = f.job_id
                  WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND j.state = 'completed'"""
         # CROSS JOIN keeps files outer, read from the small files_unwritten partial index; the planner
@@ -759,16 +767,16 @@ class Ledger(PlanningQueries):
 
     def file_rows(self, *, include_missing: bool = False, endpoint: str | None = None) -> Iterator[sqlite3.Row]:
         """Every file with its job, for exports, streamed in path order."""
-        sql = """SELECT f.dir, f.name, f.root, f.size, f.mtime_ns, f.content_hash, f.state, f.reason,
+        sql = f"""SELECT f.dir, f.name, f.root, f.size, f.mtime_ns, f.content_hash, f.state, f.reason,
                         j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
-                        j.submitted_at, j.settled_at, j.last_error, j.keywords
+                        j.submitted_at, j.settled_at, j.last_error, j.keywords, {_DONOR_FILE}
                  FROM files f LEFT JOIN jobs j ON j.id = f.job_id"""
         if not include_missing:
             sql += " WHERE f.state != 'missing'"
         sql += " ORDER BY f.dir, f.name"
-        remote = """SELECT NULL, r.url, NULL, NULL, NULL, NULL, 'active', NULL,
+        remote = f"""SELECT NULL, r.url, NULL, NULL, NULL, NULL, 'active', NULL,
                            j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
-                           j.submitted_at, j.settled_at, j.last_error, j.keywords
+                           j.submitted_at, j.settled_at, j.last_error, j.keywords, {_DONOR_FILE}
                     FROM remote r LEFT JOIN jobs j ON j.id = r.job_id ORDER BY r.url"""
         # A separate connection streams without holding the writer lock.
         reader = sqlite3.connect(self.path, timeout=30)

@@ -125,6 +125,7 @@ _DEFAULT_COLUMNS: tuple[tuple[str, Cell], ...] = (
     ("settled_at", _field("settled_at")),
     ("modified_at", _field("modified_at")),
     ("size", _field("size")),
+    ("reused_from", _field("reused_from")),
 )
 
 PROFILES: dict[str, Profile] = {

@@ -39,7 +39,8 @@ def iter_records(
 
     for row in ledger.file_rows(include_missing=include_missing):
         (directory, name, root, size, mtime_ns, digest, fstate, freason,
-         jstate, token, endpoint, caption, jreason, flags, categories, submitted, settled, last_error, stored) = row
+         jstate, token, endpoint, caption, jreason, flags, categories, submitted, settled, last_error, stored,
+         donor_dir, donor_name) = row
         status = file_status(fstate, jstate)
         cats = tuple(json.loads(categories)) if categories else ()
         completed = status == "completed"
@@ -66,4 +67,5 @@ def iter_records(
             settled_at=iso(settled) or None,
             modified_at=iso(mtime_ns / 1e9) if mtime_ns else None,
             size=size,
+            reused_from=display(os.path.join(donor_dir, donor_name)) if donor_dir is not None else None,
         )

@@ -33,4 +33,5 @@ class Record:
     settled_at: str | None = None
     modified_at: str | None = None
     size: int | None = None
+    reused_from: str | None = None  # the photo whose caption this one shares (a similar copy: no credit spent)
     extra: dict = field(default_factory=dict, compare=False)

@@ -86,7 +86,7 @@ def _row(record: Record, thumb: int | None) -> list[Any]:
     # Positional, not keyed: at 10,000 records the key names alone would be ~1 MB.
     return [
         record.filename, record.relpath.replace("\\", "/"), record.caption or "", list(record.keywords),
-        record.status, record.reason or "", thumb, record.path,
+        record.status, record.reason or "", thumb, record.path, record.reused_from or "",
     ]
 
 

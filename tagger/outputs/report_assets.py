@@ -44,6 +44,7 @@ h1{font-size:20px;margin:0 0 8px}
 .s-completed{background:#2f7d32}.s-failed{background:#c62828}.s-timeout{background:#b26a00}
 .s-not-found{background:#6a1b9a}.s-pending{background:#1565c0}.s-skipped{background:#6c757d}
 .reason{color:var(--muted)}
+.reused{padding:0 6px;border-radius:4px;border:1px dashed #1565c0;color:#1565c0}
 #more{display:block;margin:0 auto 24px;font:inherit;padding:6px 18px}
 #more[hidden]{display:none}
 .empty{padding:40px;text-align:center;color:var(--muted)}
@@ -144,6 +145,11 @@ JS = """
     var meta = el("div", "meta");
     meta.appendChild(el("span", "status " + statusClass(r[4]), r[4]));
     if (r[5]) { meta.appendChild(el("span", "reason", r[5])); }
+    if (r[8]) {
+      var reused = el("span", "reused", "caption reused from " + r[8].split("/").pop());
+      reused.title = "a copy of " + r[8] + ": its caption, no credit spent";
+      meta.appendChild(reused);
+    }
     body.appendChild(meta);
     c.appendChild(body);
     return c;

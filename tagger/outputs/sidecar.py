@@ -75,7 +75,7 @@ _PROV_FIELDS = (
     "wroteDescription", "wroteAltText", "wroteImageDescription", "replacedDescription", "replacedImageDescription",
     "createdFile", "imageCopy",
     "addedSubject", "addedHierarchicalSubject", "addedTagsList",
-    "seededSubject", "seededHierarchicalSubject", "seededTagsList",
+    "seededSubject", "seededHierarchicalSubject", "seededTagsList", "reusedFrom",
 )
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _PROV_BAGS = frozenset({
@@ -112,6 +112,7 @@ class SidecarContent:
     #: Hierarchies for lr:hierarchicalSubject (``|``) and digiKam:TagsList (``/``), written as given;
     #: None: each keyword under ``hierarchy_parent``.
     paths: tuple[tuple[str, ...], ...] | None = None
+    reused_from: str | None = None  # path of the similar photo whose caption this is
 
 
 @dataclass
@@ -462,6 +463,7 @@ def _decide(old: _State, content: SidecarContent, existed: bool, hierarchy_paren
         "createdFile": created,
         "imageCopy": prov.get("imageCopy"),
         **{k: new.prov[k] for k in new.prov},
+        "reusedFrom": _clean_text(content.reused_from) if content.reused_from else None,
     }
     new.prov = {k: v for k, v in fields.items() if v not in (None, "", ())}  # type: ignore[misc]
     return new

@@ -61,7 +61,7 @@ def write_back(ledger: Ledger, options: SidecarOptions, job_id: int | None = Non
     derived: dict[int, Keywords] = {}
     for row in ledger.unwritten(job_id):
         (file_id, directory, name, root, jid, token, endpoint, caption, flags, categories, status, reason, settled,
-         subject, paths, stored_rules) = row
+         subject, paths, stored_rules, donor_dir, donor_name) = row
         fresh = None
         if stored_rules == fingerprint:
             keywords = stored_keywords(subject, paths, caption, categories, rules)
@@ -91,6 +91,7 @@ def write_back(ledger: Ledger, options: SidecarOptions, job_id: int | None = Non
                 flags=_list(flags),
                 settled_at=iso(settled),
                 locale=options.locale,
+                reused_from=os.path.join(donor_dir, donor_name).decode("utf-8", "replace") if donor_dir is not None else None,
             )
             if options.sidecar_dir:
                 os.makedirs(os.path.dirname(target), exist_ok=True)

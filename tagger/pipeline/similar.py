@@ -135,13 +135,16 @@ def predict(
             return exc
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fingerprint") as pool:
-        for fp in pool.map(fingerprint_of, items):
+        for (digest, _path), fp in zip(items, pool.map(fingerprint_of, items)):
             if on_file:
                 on_file(1)
             if isinstance(fp, PrepareError):
                 result.unpreparable += 1  # the run fails it without a submission
                 continue
             if fp is None:
+                continue
+            if ledger.sent_alone(endpoint, digest):
+                claimed.setdefault(fp.key, []).append(fp)
                 continue
             if find_donor(ledger, endpoint, fp, states=_PREDICT_DONORS) is not None:
                 result.similar += 1
