@@ -18,6 +18,7 @@ def apply(db: Database) -> None:
         """CREATE TABLE fingerprints (
             content_hash TEXT PRIMARY KEY,
             key INTEGER NOT NULL,      -- 8 region means of the grey thumbnail, 3 bits each
+            means INTEGER NOT NULL,    -- the same 8 means, 8 bits each (a 64-bit pre-filter SQLite applies)
             aspect REAL NOT NULL,      -- width / height of the upright image
             print BLOB NOT NULL        -- 16x16 grey thumbnail, then 4x4 RGB thumbnail
         ) WITHOUT ROWID"""

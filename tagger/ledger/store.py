@@ -547,12 +547,12 @@ class Ledger(PlanningQueries):
 
     # -- similar photos -----------------------------------------------------
 
-    def save_fingerprint(self, content_hash: str, key: int, aspect: float, blob: bytes) -> None:
+    def save_fingerprint(self, content_hash: str, key: int, means: int, aspect: float, blob: bytes) -> None:
         """Remember the perceptual fingerprint of one content."""
         with self.transaction() as c:
             c.execute(
-                "INSERT OR REPLACE INTO fingerprints (content_hash, key, aspect, print) VALUES (?, ?, ?, ?)",
-                (content_hash, key, aspect, blob),
+                "INSERT OR REPLACE INTO fingerprints (content_hash, key, means, aspect, print) VALUES (?, ?, ?, ?, ?)",
+                (content_hash, key, means, aspect, blob),
             )
 
     def fingerprint_of(self, content_hash: str) -> tuple[float, bytes] | None:
@@ -561,16 +561,20 @@ class Ledger(PlanningQueries):
         return (rows[0][0], rows[0][1]) if rows else None
 
     def similar_candidates(
-        self, endpoint: str, keys: list[int], aspect_low: float, aspect_high: float, *, exclude_job: int = 0,
-        states: tuple[str, ...] = _DONOR_STATES,
+        self, endpoint: str, keys: list[int], means: list[int], slack: int, aspect_low: float, aspect_high: float, *,
+        exclude_job: int = 0, states: tuple[str, ...] = _DONOR_STATES,
     ) -> list[tuple[int, str, float, bytes]]:
-        """Jobs at ``endpoint`` whose content's fingerprint has one of ``keys`` and an aspect in range.
+        """Jobs at ``endpoint`` whose content's fingerprint has one of ``keys``, each packed mean within ``slack``
+        of ``means`` and an aspect in range.
 
         Rows: (job id, job state, aspect, print). Only jobs that can lend their
         answer (by default completed, or fingerprinted and not yet settled),
         never a job that itself shares another's answer.
         """
         marks = ",".join("?" * len(states))
+        # The key index finds the bins; SQLite then drops rows whose region means are too far, in C.
+        near = " AND ".join(f"abs(((p.means >> {56 - 8 * i}) & 255) - ?) <= ?" for i in range(len(means)))
+        near_params = [v for m in means for v in (m, slack)]
         rows: list[tuple[int, str, float, bytes]] = []
         # The key index answers each probe; a few hundred at most, in chunks SQLite accepts.
         for start in range(0, len(keys), 250):
@@ -578,11 +582,12 @@ class Ledger(PlanningQueries):
             rows += [
                 (r[0], r[1], r[2], r[3])
                 for r in self.query(
+                    # CROSS JOIN: fingerprints first, by key; never a walk over the endpoint's jobs.
                     f"""SELECT j.id, j.state, p.aspect, p.print FROM fingerprints p
-                        JOIN jobs j ON j.content_hash = p.content_hash AND j.endpoint = ?
-                        WHERE p.key IN ({",".join("?" * len(chunk))}) AND p.aspect BETWEEN ? AND ?
+                        CROSS JOIN jobs j ON j.content_hash = p.content_hash AND j.endpoint = ?
+                        WHERE p.key IN ({",".join("?" * len(chunk))}) AND p.aspect BETWEEN ? AND ? AND {near}
                           AND j.similar_to IS NULL AND j.id != ? AND j.state IN ({marks})""",
-                    (endpoint, *chunk, aspect_low, aspect_high, exclude_job, *states),
+                    (endpoint, *chunk, aspect_low, aspect_high, *near_params, exclude_job, *states),
                 )
             ]
         return rows

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from tagger.ledger.store import Job, JobState, Ledger
-from tagger.prepare.fingerprint import ASPECT_TOLERANCE, Fingerprint, same_photo
+from tagger.prepare.fingerprint import ASPECT_TOLERANCE, MEANS_SLACK, Fingerprint, same_photo
 from tagger.prepare.normalise import PrepareError, Preparer
 
 __all__ = ["Reuse", "Prediction", "predict"]
@@ -45,7 +45,10 @@ def find_donor(ledger: Ledger, endpoint: str, fp: Fingerprint, *, exclude_job: i
     low, high = _aspect_range(fp.aspect)
     best: tuple[tuple[bool, int, int], int, str] | None = None
     extra = {"states": states} if states else {}
-    for job_id, state, aspect, blob in ledger.similar_candidates(endpoint, fp.probes(), low, high, exclude_job=exclude_job, **extra):
+    candidates = ledger.similar_candidates(
+        endpoint, fp.probes(), fp.rounded_means(), MEANS_SLACK, low, high, exclude_job=exclude_job, **extra
+    )
+    for job_id, state, aspect, blob in candidates:
         other = Fingerprint.from_blob(blob, aspect)
         if not same_photo(fp, other):
             continue
@@ -69,7 +72,7 @@ class Reuse:
         if fp is None:
             return None
         with self._lock:
-            self.ledger.save_fingerprint(job.content_hash, fp.key, fp.aspect, fp.blob())
+            self.ledger.save_fingerprint(job.content_hash, fp.key, fp.packed_means, fp.aspect, fp.blob())
             if not self.enabled or self.ledger.no_reuse(job.id):
                 return None
             donor = find_donor(self.ledger, self.endpoint, fp, exclude_job=job.id)

@@ -31,7 +31,10 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-__all__ = ["Fingerprint", "fingerprint", "same_photo", "aspect_close", "DETAIL_MAX", "DETAIL_MEAN", "COLOUR_MAX", "ASPECT_TOLERANCE"]
+__all__ = [
+    "Fingerprint", "fingerprint", "same_photo", "aspect_close",
+    "DETAIL_MAX", "DETAIL_MEAN", "COLOUR_MAX", "ASPECT_TOLERANCE", "MEANS_SLACK",
+]
 
 #: Largest difference of one 16x16 grey cell (0-255) between copies (measured: at most 3).
 DETAIL_MAX = 6
@@ -41,6 +44,8 @@ DETAIL_MEAN = 1.0
 COLOUR_MAX = 6
 #: Relative difference of width/height allowed between copies (±1 %).
 ASPECT_TOLERANCE = 0.01
+#: How far apart two matches' rounded region means can be (DETAIL_MAX, plus rounding).
+MEANS_SLACK = DETAIL_MAX + 1
 
 _THUMB = 32
 _DETAIL = 16
@@ -78,6 +83,16 @@ class Fingerprint:
             means.append(total / 32)
         return means
 
+    def rounded_means(self) -> list[int]:
+        """The 8 region means rounded to integers (within DETAIL_MAX + 1 of a match's)."""
+        return [round(m) for m in self.region_means()]
+
+    @property
+    def packed_means(self) -> int:
+        """``rounded_means`` in one signed 64-bit integer, first region in the high byte, as SQLite stores it."""
+        value = _pack(self.rounded_means(), 8)
+        return value - (1 << 64) if value >= 1 << 63 else value
+
     @property
     def key(self) -> int:
         """The 24-bit index key: each region mean's bin, 3 bits each."""
@@ -93,10 +108,10 @@ class Fingerprint:
         return [_pack(list(combo)) for combo in itertools.product(*choices)]
 
 
-def _pack(bins: list[int]) -> int:
+def _pack(values: list[int], bits: int = 3) -> int:
     key = 0
-    for b in bins:
-        key = (key << 3) | b
+    for v in values:
+        key = (key << bits) | v
     return key
 
 
