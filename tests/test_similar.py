@@ -19,8 +19,10 @@ from tagger.prepare.decode import decode
 from tagger.prepare.fingerprint import fingerprint, same_photo
 from tagger.outputs.export import write_export
 from tagger.outputs.readout import iter_records
+from tagger.outputs.report import write_report
 
 from conftest import exiftool_json
+from test_report import browser  # noqa: F401 - the headless Chromium fixture
 from similar_corpus import copies, crops, lookalike, save, scene
 from test_pipeline import config_for, run_with
 
@@ -58,7 +60,7 @@ def _sidecars(paths: dict[str, Path]) -> dict[str, dict]:
     return dict(zip(names, metas))
 
 
-def test_copies_cost_one_credit_look_alikes_and_crops_their_own(emulator, tmp_path):
+def test_copies_cost_one_credit_look_alikes_and_crops_their_own(emulator, tmp_path, browser):  # noqa: F811
     paths = _album(tmp_path / "album")
     config = config_for(emulator, tmp_path)
     dry = run_with(emulator, config, [tmp_path / "album"], dry_run=True)
@@ -88,6 +90,20 @@ def test_copies_cost_one_credit_look_alikes_and_crops_their_own(emulator, tmp_pa
     for name in ("lookalike.jpg", "crop90_centre.jpg", "crop_left_side.jpg"):
         assert rows[name]["status"] == "completed" and rows[name]["reused_from"] == ""
         assert "XMP-tagger:ReusedFrom" not in metas[name]
+
+    # The contact sheet marks the reused captions, naming the photo they came from.
+    with Ledger(config.ledger_path) as ledger:
+        write_report(iter_records(ledger), str(tmp_path / "sheet.html"), summary={})
+    browser.get((tmp_path / "sheet.html").as_uri())
+    marks = browser.execute_script(
+        "return Object.fromEntries(Array.from(document.querySelectorAll('.card')).map(c => "
+        "[c.querySelector('.name').textContent, c.querySelector('.reused') ? c.querySelector('.reused').title : '']))")
+    assert set(marks) == set(paths)
+    for name, title in marks.items():
+        if rows[name]["reused_from"]:
+            assert donor_path in title
+        else:
+            assert title == ""
 
     again = run_with(emulator, config, [tmp_path / "album"])
     assert emulator.counters()["submissions"] == sent and again.plan.credits == 0
@@ -204,3 +220,26 @@ def test_a_waiter_left_by_a_crash_is_settled_at_the_next_start(tmp_path):
     assert shared == [job_b.id] and requeued == []
     assert ledger.query("SELECT caption FROM jobs WHERE id = ?", (job_b.id,))[0][0] == "a cat"
     ledger.close()
+
+
+def test_the_dry_run_says_how_many_are_similar_and_the_config_turns_reuse_off(tmp_path):
+    _album(tmp_path / "album", seed=9)
+    ledger = str(tmp_path / "l.sqlite")
+    out = CliRunner().invoke(cli, ["run", "--dry-run", "--ledger", ledger, str(tmp_path / "album")])
+    assert out.exit_code == 0, out.output
+    assert "13 new" in out.output and "9 similar to a captioned photo" in out.output
+    assert "4 credit(s) would be spent" in out.output
+    off = tmp_path / "off.toml"
+    off.write_text("[run]\nreuse_similar = false\n")
+    out = CliRunner().invoke(cli, ["--config", str(off), "run", "--dry-run", "--ledger", ledger, str(tmp_path / "album")])
+    assert out.exit_code == 0, out.output
+    assert "0 similar" in out.output and "13 credit(s) would be spent" in out.output
+    assert not Path(ledger).exists()  # a dry run writes nothing
+
+
+def test_paths_without_reused_are_refused(tmp_path):
+    Ledger(str(tmp_path / "l.sqlite")).close()
+    from test_cli import tagger
+
+    out = tagger("retry", "--ledger", str(tmp_path / "l.sqlite"), "--failed", str(tmp_path))
+    assert out.returncode == 2 and "--reused" in out.stderr and "Traceback" not in out.stderr
