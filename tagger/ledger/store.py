@@ -619,6 +619,8 @@ class Ledger(PlanningQueries):
         """
         shared: list[int] = []
         requeued: list[int] = []
+        if not self.query("SELECT 1 FROM jobs WHERE similar_to = ? AND state = 'waiting' LIMIT 1", (donor_id,)):
+            return shared, requeued  # the common case, read from the partial index: no write transaction
         pending = [donor_id]
         with self.transaction() as c:
             while pending:
