@@ -14,11 +14,12 @@ a few per cent of preparing the image (``bench/bench_similar.py``):
 converted and EXIF-rotated copies pass; look-alikes and crops do not.
 
 Finding candidates among a million fingerprints: ``key`` packs the mean grey
-of 8 regions (a 4x2 grid of the thumbnail) into 3 bits each, a 24-bit number
-the ledger indexes. Two fingerprints that pass ``same_photo`` differ by at
-most ``DETAIL_MAX`` in every cell, hence in every region mean, so ``probes``
-(the keys of every bin combination within ``DETAIL_MAX`` of this one's region
-means) always contains the other's key: the lookup cannot miss a match. A
+of 8 regions (a 4x2 grid of the thumbnail) into 4 bits each, a 32-bit number
+the ledger indexes. ``same_photo`` demands every region mean within
+``REGION_MAX``, so ``probes`` (the keys of every bin combination within
+``REGION_MAX`` of this one's region means: 1 to 256, typically a few dozen)
+always contains a match's key: the lookup cannot miss one. The ledger then
+drops rows whose region means (stored 8 bits each) are too far, in SQL. A
 64-bit difference hash was tried first and dropped: flat skies made copies
 differ in up to 8 of its bits (web exports, WebP), beyond what banded lookups
 can find cheaply.
@@ -33,7 +34,7 @@ from PIL import Image
 
 __all__ = [
     "Fingerprint", "fingerprint", "same_photo", "aspect_close",
-    "DETAIL_MAX", "DETAIL_MEAN", "COLOUR_MAX", "ASPECT_TOLERANCE", "MEANS_SLACK",
+    "DETAIL_MAX", "DETAIL_MEAN", "REGION_MAX", "COLOUR_MAX", "ASPECT_TOLERANCE", "MEANS_SLACK",
 ]
 
 #: Largest difference of one 16x16 grey cell (0-255) between copies (measured: at most 3).
@@ -44,13 +45,15 @@ DETAIL_MEAN = 1.0
 COLOUR_MAX = 6
 #: Relative difference of width/height allowed between copies (±1 %).
 ASPECT_TOLERANCE = 0.01
-#: How far apart two matches' rounded region means can be (DETAIL_MAX, plus rounding).
-MEANS_SLACK = DETAIL_MAX + 1
+#: Largest difference of one region mean (32 cells) between copies (measured: at most 1).
+REGION_MAX = 3
+#: How far apart two matches' rounded region means can be (REGION_MAX, plus rounding).
+MEANS_SLACK = REGION_MAX + 1
 
 _THUMB = 32
 _DETAIL = 16
 _COLOUR = 4
-_BIN = 32  # 8 levels of region mean: 3 bits each
+_BIN = 16  # 16 levels of region mean: 4 bits each
 _REGIONS = [(x, y) for y in range(2) for x in range(4)]  # 4 columns x 2 rows of 4x8 cells
 
 
@@ -95,20 +98,20 @@ class Fingerprint:
 
     @property
     def key(self) -> int:
-        """The 24-bit index key: each region mean's bin, 3 bits each."""
-        return _pack([min(7, int(m // _BIN)) for m in self.region_means()])
+        """The 32-bit index key: each region mean's bin, 4 bits each."""
+        return _pack([min(15, int(m // _BIN)) for m in self.region_means()], 4)
 
     def probes(self) -> list[int]:
-        """Every key a fingerprint within DETAIL_MAX of this one per region can have (this one's first)."""
+        """Every key a fingerprint within REGION_MAX of this one in every region mean can have (this one's first)."""
         choices = []
         for mean in self.region_means():
-            low, high = min(7, int(max(0.0, mean - DETAIL_MAX) // _BIN)), min(7, int(min(255.0, mean + DETAIL_MAX) // _BIN))
-            own = min(7, int(mean // _BIN))
+            low, high = min(15, int(max(0.0, mean - REGION_MAX) // _BIN)), min(15, int(min(255.0, mean + REGION_MAX) // _BIN))
+            own = min(15, int(mean // _BIN))
             choices.append([own] + [b for b in range(low, high + 1) if b != own])
-        return [_pack(list(combo)) for combo in itertools.product(*choices)]
+        return [_pack(list(combo), 4) for combo in itertools.product(*choices)]
 
 
-def _pack(values: list[int], bits: int = 3) -> int:
+def _pack(values: list[int], bits: int) -> int:
     key = 0
     for v in values:
         key = (key << bits) | v
@@ -140,5 +143,8 @@ def same_photo(a: Fingerprint, b: Fingerprint) -> bool:
         return False
     diffs = [abs(x - y) for x, y in zip(a.detail, b.detail)]
     if max(diffs) > DETAIL_MAX or sum(diffs) > DETAIL_MEAN * len(diffs):
+        return False
+    # What the index looks up: without this a match could sit in a bin it never probes.
+    if any(abs(x - y) > REGION_MAX for x, y in zip(a.region_means(), b.region_means())):
         return False
     return max(abs(x - y) for x, y in zip(a.colour, b.colour)) <= COLOUR_MAX
