@@ -3,8 +3,9 @@
 Owns: ``formats`` (which files are images), ``hashing`` (content identity
 that ignores metadata, one ``hash_*`` module per format family, the pixel
 fallback in ``hash_pixels``), ``decode`` and ``tiff`` (decoding internals),
-``normalise`` (the upload JPEG, the ``Preparer``) and ``workers`` (the
-killable process pool preparation runs in).
+``normalise`` (the upload JPEG, the ``Preparer``), ``fingerprint`` (the
+perceptual fingerprint of the decoded pixels, for similar photos) and
+``workers`` (the killable process pool preparation runs in).
 
 May import: the standard library, Pillow (and pillow-heif, rawpy when
 installed), ``tagger.errors``. Not the ledger, the client or the outputs.
