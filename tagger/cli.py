@@ -195,10 +195,10 @@ def _summary(result: Any, quiet: bool) -> None:
         f"new {p.new + p.changed}, submitted {t.submitted}, captioned {t.completed}, skipped {t.skipped}, "
         f"timeout {t.timeout}, failed {c.get('failed', 0)}, credits {t.submitted}"
     )
-    if t.reused:
-        line += f"; {t.reused} similar to a captioned photo, its caption reused (no credit)"
     if result.credit_balance is not None:
         line += f" (balance {result.credit_balance})"
+    if t.reused:
+        line += f"; {t.reused} similar to a captioned photo, its caption reused (no credit)"
     if t.possible_duplicates:
         line += f"; {t.possible_duplicates} upload(s) may have been charged twice (sent again after the answer was lost)"
     if t.held:
