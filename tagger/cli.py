@@ -105,9 +105,20 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @click.pass_context
 def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emulator: bool, emulator_latency: str, dry_run: bool, quiet: bool,
         max_credits: int | None, csv_path: str | None, no_sidecars: bool, rewrite_sidecars: bool, **flags: Any) -> None:
-    """Caption every image under PATHS, or listed by --urls (resumes; skips what is done)."""
+    """Caption every image under PATHS, or listed by --urls (resumes; skips what is done).
+
+    Costs one credit per image content sent: new or changed images, and jobs
+    `tagger retry` queued to be sent again. Unchanged, moved, copied or
+    metadata-only edited files, polls and reposts cost nothing; --dry-run
+    sends nothing and prints the credits a run would spend.
+
+    Ctrl-C or SIGTERM stops gracefully (exit 3, nothing failed; a second
+    signal quits at once); the same command resumes.
+    """
+    from tagger.pipeline.dispatch import STOP_GRACE
     from tagger.pipeline.runner import EMULATOR_ENDPOINT, make_api, run as run_pipeline
     from tagger.pipeline.progress import Progress
+    from tagger.stopping import StopOnSignals
 
     from tagger.pipeline.urls import read_urls
 
@@ -137,11 +148,12 @@ def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emula
     try:
         api = None if dry_run and not config.api_key else make_api(config)
         export = _csv_exporter(config) if config.csv else None
-        result = run_pipeline(
-            config, list(paths), api=api or _offline_api(config), endpoint_id=endpoint_id, dry_run=dry_run,
-            max_credits=max_credits, progress=Progress(enabled=not quiet), export=export, urls=urls,
-            rewrite_sidecars=rewrite_sidecars,
-        )
+        with StopOnSignals(STOP_GRACE) as stopping:
+            result = run_pipeline(
+                config, list(paths), api=api or _offline_api(config), endpoint_id=endpoint_id, dry_run=dry_run,
+                max_credits=max_credits, progress=Progress(enabled=not quiet), export=export, urls=urls,
+                rewrite_sidecars=rewrite_sidecars, stop=stopping.event,
+            )
     finally:
         if with_emulator is not None:
             with_emulator.stop()
@@ -151,6 +163,8 @@ def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emula
             + (f" (balance {result.credit_balance} at the last run)" if result.credit_balance is not None else "")
         )
         return
+    if stopping.signal_name and result.stopped:
+        result.stopped = f"{result.stopped} by {stopping.signal_name}; run the same command again to resume"
     if not quiet:
         click.echo(_plan_words(result.plan))  # the same counts the dry run printed
     _summary(result, quiet)
@@ -217,7 +231,7 @@ def _summary(result: Any, quiet: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
-    """Count files by status, and failures and skips by reason."""
+    """Count files by status, and failures and skips by reason. Costs nothing (reads the ledger)."""
     config = _config(ctx, {"ledger": ledger})
     with _open_ledger(config) as db:
         summary = db.summary()
@@ -247,7 +261,7 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
 @click.option("--include-missing", is_flag=True, help="Also list files no longer on disk.")
 @click.pass_context
 def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt: str, include_missing: bool) -> None:
-    """Write the captions the ledger holds as CSV (or JSON lines)."""
+    """Write the captions the ledger holds as CSV (or JSON lines). Costs nothing (reads the ledger)."""
     from tagger.outputs.export import write_export
     from tagger.outputs.readout import iter_records
 
@@ -264,7 +278,7 @@ def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt:
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
 @click.pass_context
 def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
-    """Write a self-contained HTML contact sheet of images and captions."""
+    """Write a self-contained HTML contact sheet of images and captions. Costs nothing (reads the ledger)."""
     from tagger.outputs.readout import iter_records
     from tagger.outputs.report import write_report
 
@@ -284,26 +298,53 @@ def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
 @click.option("--endpoint", help="Endpoint whose jobs to retry (default: the configured one).")
 @click.option("--emulator", is_flag=True, help="Retry the in-process emulator's jobs.")
-@click.option("--failed", is_flag=True, help="Files that failed (unreadable, rejected, sidecar not written).")
-@click.option("--skipped", multiple=True, help="Skipped images with this reason (repeatable); costs a credit each.")
-@click.option("--timeouts", is_flag=True, help="Jobs that timed out or were not found.")
-@click.option("--ambiguous", is_flag=True, help="Jobs held after a lost answer (resend_ambiguous = false); each may be charged twice.")
+@click.option("--api-key", help="API key, for --timeouts (better: CLOUDSIGHT_API_KEY).")
+@click.option("--api-secret", help="API secret, for --timeouts: use OAuth1 instead of the plain key.")
+@click.option("--failed", is_flag=True, help="Files that failed (unreadable, rejected, sidecar not written); sent again by the next run, a credit each.")
+@click.option("--skipped", multiple=True, help="Skipped images with this reason (repeatable); sent again by the next run, a credit each.")
+@click.option("--timeouts", is_flag=True, help="Jobs that timed out or were not found: reposted under the same token (free) while the service knows it, else sent again (a credit).")
+@click.option("--ambiguous", is_flag=True, help="Jobs held after a lost answer (resend_ambiguous = false); sent again by the next run, a credit each, and each may be charged twice.")
 @click.pass_context
 def retry(ctx: click.Context, ledger: str | None, endpoint: str | None, emulator: bool, failed: bool,
-          skipped: tuple[str, ...], timeouts: bool, ambiguous: bool) -> None:
-    """Queue selected settled (or held) files again; the next run sends them."""
-    from tagger.pipeline.runner import EMULATOR_ENDPOINT
+          skipped: tuple[str, ...], timeouts: bool, ambiguous: bool, api_key: str | None, api_secret: str | None) -> None:
+    """Queue selected settled (or held) files again; the next run finishes them.
+
+    --failed, --skipped and --ambiguous: the next run sends each image again,
+    a credit each. --timeouts asks the service about each token now (free):
+    one it still knows is reposted or polled again under the same token, no
+    credit; only one it no longer knows is sent again by the next run, a
+    credit each. The output says which.
+    """
+    from tagger.pipeline.runner import EMULATOR_ENDPOINT, make_api
+    from tagger.pipeline.revive import revive_timeouts
 
     if not (failed or skipped or timeouts or ambiguous):
         raise UsageError("say what to retry: --failed, --skipped REASON, --timeouts or --ambiguous")
-    config = _config(ctx, {"ledger": ledger, "endpoint": endpoint})
+    config = _config(ctx, {"ledger": ledger, "endpoint": endpoint, "api_key": api_key, "api_secret": api_secret})
+    endpoint_id = EMULATOR_ENDPOINT if emulator else config.endpoint.rstrip("/")
     with _open_ledger(config) as db:
         db.acquire()
-        n = db.retry(
-            EMULATOR_ENDPOINT if emulator else config.endpoint.rstrip("/"), failed=failed, skipped=skipped, timeouts=timeouts,
-            ambiguous=ambiguous,
+        n = db.retry(endpoint_id, failed=failed, skipped=skipped, ambiguous=ambiguous) if failed or skipped or ambiguous else 0
+        revived = None
+        if timeouts:
+            # The in-process emulator's tokens died with it: nothing to ask, every one is sent again.
+            api = None if emulator else make_api(config)
+            try:
+                revived = revive_timeouts(api, db, endpoint_id)
+            finally:
+                if api is not None:
+                    api.close()
+    if failed or skipped or ambiguous:
+        click.echo(f"{n} job(s) queued again; run `tagger run` to send them (a credit each)")
+    if revived is not None:
+        click.echo(
+            f"timeouts: {revived.reposted} reposted under their own token (no credit), "
+            f"{revived.polling} still known to the service and polled again (no credit), "
+            f"{revived.resend} queued to be sent again (the service no longer knows their token: a credit each)"
+            + (f", {revived.refused} left as timeout (the service refused to repost them)" if revived.refused else "")
+            + (f", {revived.unreachable} left as they were (the service could not be reached)" if revived.unreachable else "")
+            + "; run `tagger run` to finish them"
         )
-    click.echo(f"{n} job(s) queued again; run `tagger run` to send them")
 
 
 @cli.group()
@@ -331,7 +372,7 @@ def unmapped(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 def strip(paths: tuple[str, ...]) -> None:
-    """Remove from sidecars exactly what tagger added, nothing else."""
+    """Remove from sidecars exactly what tagger added, nothing else. Costs nothing (local files only)."""
     from tagger.outputs.sidecar import SidecarError, strip_sidecar
 
     counts: dict[str, int] = {}
@@ -420,12 +461,13 @@ def _sidecars_under(path: str):
               type=click.Choice(["timeout", "reset", "500", "502", "504", "cycle"]),
               help="How the answer is lost: held past the client's timeout, a TCP reset, a 5xx; cycle: each in turn.")
 @click.option("--lost-answer-seconds", default=75.0, show_default=True, help="How long a 'timeout' holds the answer back.")
+@click.option("--stuck-rate", default=0.0, help="Fraction of jobs that answer 'not completed' for ever.")
 def emulator(host: str, port: int, latency: str, key: str, secret: str, ttl: float, credits: int, seed: int | None,
              error_rate: float, rate_limit_rate: float, retry_after: float, drop_rate: float, slow_rate: float,
              slow_seconds: float, unsure_rate: float, timeout_rate: float, outage_seconds: float, outage_requests: int,
              outage_status: int, outage_retry_after: float | None, lost_answers: int, lost_answer_rate: float,
-             lost_answer_kind: str, lost_answer_seconds: float) -> None:
-    """Serve a CloudSight-compatible emulator (honest: it recognises nothing)."""
+             lost_answer_kind: str, lost_answer_seconds: float, stuck_rate: float) -> None:
+    """Serve a CloudSight-compatible emulator (honest: it recognises nothing). Costs nothing (offline)."""
     from tagger.emulator import Faults, parse_latency, serve
 
     try:
@@ -438,7 +480,7 @@ def emulator(host: str, port: int, latency: str, key: str, secret: str, ttl: flo
             slow_rate=slow_rate, slow_seconds=slow_seconds, unsure_rate=unsure_rate, timeout_rate=timeout_rate,
             outage_seconds=outage_seconds, outage_requests=outage_requests, outage_status=outage_status,
             outage_retry_after=outage_retry_after, lost_answers=lost_answers, lost_answer_rate=lost_answer_rate,
-            lost_answer_kind=lost_answer_kind, lost_answer_seconds=lost_answer_seconds,
+            lost_answer_kind=lost_answer_kind, lost_answer_seconds=lost_answer_seconds, stuck_rate=stuck_rate,
         )
     except ValueError as exc:
         raise UsageError(f"emulator faults: {exc}") from None

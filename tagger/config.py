@@ -58,6 +58,7 @@ class Config:
     retry_budget: float = 120.0
     stop_after_failures: int = 5
     resend_ambiguous: bool = True
+    job_deadline: float = 1800.0
     # [prepare]
     max_edge: int = 1024
     quality: int = 85
@@ -90,7 +91,7 @@ SECTIONS = {
     "service": ("endpoint", "api_key", "api_secret", "locale", "ttl", "request_timeout"),
     "run": (
         "ledger", "workers", "max_in_flight", "requests_per_second", "first_poll_delay", "poll_interval", "max_poll_interval",
-        "timeout_reposts", "retry_attempts", "retry_budget", "stop_after_failures", "resend_ambiguous",
+        "timeout_reposts", "retry_attempts", "retry_budget", "stop_after_failures", "resend_ambiguous", "job_deadline",
     ),
     "prepare": ("max_edge", "quality", "max_pixels", "send_location", "prepare_time_limit", "prepare_in_processes"),
     "output": ("csv", "csv_profile", "sidecars", "sidecar_dir", "sidecar_naming", "keyword_parent"),
@@ -168,6 +169,44 @@ def load_config(
         raise UsageError(f"sidecar_naming must be \"full\" or \"basename\", not {config.sidecar_naming!r}")
     if config.unmapped not in ("keep", "drop"):
         raise UsageError(f"unmapped must be \"keep\" or \"drop\", not {config.unmapped!r}")
-    if config.max_in_flight < 1 or config.workers < 1:
-        raise UsageError("workers and max_in_flight must be at least 1")
+    _check_bounds(config)
     return config
+
+
+#: Settings that would hang a run, spin on the service or fail every file when zero:
+#: name -> (smallest allowed value, what the setting is, in the message).
+_AT_LEAST = {
+    "workers": (1, "threads preparing and submitting images"),
+    "max_in_flight": (1, "jobs at the service at once"),
+    "retry_attempts": (1, "tries of one request"),
+    "stop_after_failures": (1, "failed requests in a row before the run stops"),
+    "max_edge": (1, "pixels on the long edge of an upload"),
+    "quality": (1, "the JPEG quality of an upload, 1-100"),
+    "max_pixels": (1, "pixels an image may have"),
+}
+#: Seconds that must be more than zero.
+_POSITIVE = {
+    "poll_interval": "the seconds between two polls of one job",
+    "max_poll_interval": "the longest gap between two polls of one job, in seconds",
+    "request_timeout": "the seconds to wait for one answer",
+    "prepare_time_limit": "the seconds one file may take to prepare",
+    "job_deadline": "the seconds a job may go without a final answer",
+}
+
+
+def _check_bounds(config: Config) -> None:
+    """Refuse values that can hang a run (``poll_interval = 0`` polls without pause, ``workers = 0`` never starts)."""
+    for name, (least, what) in _AT_LEAST.items():
+        if getattr(config, name) < least:
+            raise UsageError(f"{name} is {what}: it must be at least {least}, not {getattr(config, name)!r}")
+    for name, what in _POSITIVE.items():
+        if not getattr(config, name) > 0:
+            raise UsageError(f"{name} is {what}: it must be more than 0, not {getattr(config, name)!r}")
+    if config.quality > 100:
+        raise UsageError(f"quality is the JPEG quality of an upload, 1-100: not {config.quality!r}")
+    if config.max_poll_interval < config.poll_interval:
+        raise UsageError(
+            f"max_poll_interval ({config.max_poll_interval:g}) must be at least poll_interval ({config.poll_interval:g})"
+        )
+    if config.ttl not in ("", "max") and not float(config.ttl) > 0:
+        raise UsageError(f"ttl must be more than 0 seconds (or \"max\"), not {config.ttl!r}")

@@ -194,6 +194,10 @@ class Ledger(PlanningQueries):
             cur = self.conn.execute(sql, tuple(params))
             return cur.fetchall()
 
+    def now(self) -> float:
+        """The ledger's clock (wall time in seconds): the one its timestamps are taken with."""
+        return self._clock()
+
     # -- runs -------------------------------------------------------------
 
     def sweep(self, *, hold: bool = False) -> int:
@@ -432,8 +436,13 @@ class Ledger(PlanningQueries):
                 (status, reason, self._clock(), job_id),
             )
 
-    def settle(self, job_id: int, state: JobState, answer: dict, latency: tuple[float, float] | None = None) -> None:
-        """Record a job's final answer (and when it was last seen working, first seen done)."""
+    def settle(
+        self, job_id: int, state: JobState, answer: dict, latency: tuple[float, float] | None = None, *, reason: str | None = None
+    ) -> None:
+        """Record a job's final answer (and when it was last seen working, first seen done).
+
+        ``reason`` overrides the answer's own (a timeout tagger decided: deadline passed, repost refused).
+        """
         flags = answer.get("flags")
         categories = answer.get("categories")
         low, high = latency or (None, None)
@@ -446,7 +455,7 @@ class Ledger(PlanningQueries):
                     state.value,
                     answer.get("status"),
                     answer.get("name"),
-                    answer.get("reason"),
+                    reason if reason is not None else answer.get("reason"),
                     json.dumps(list(flags)) if isinstance(flags, list) else None,
                     json.dumps([str(x) for x in categories]) if isinstance(categories, list) else None,
                     self._clock(),
@@ -533,6 +542,30 @@ class Ledger(PlanningQueries):
                GROUP BY u.value"""
         )
         return sorted(((r[0], r[1]) for r in rows), key=lambda wc: (-wc[1], wc[0].casefold(), wc[0]))
+
+    def resume_token(self, job_id: int, status: str | None, *, reposted: bool) -> None:
+        """A settled timeout the service still knows goes back to polling under its token (no credit).
+
+        ``reposted``: the service re-queued it just now. Either way its deadline
+        starts again and it gets a fresh allowance of reposts.
+        """
+        with self.transaction() as c:
+            c.execute(
+                """UPDATE jobs SET state = 'polling', status = ?, reason = NULL, settled_at = NULL, reposts = 0,
+                   submitted_at = ?, last_error = ? WHERE id = ? AND state IN ('timeout', 'not_found')""",
+                (status, self._clock(), "reposted by tagger retry" if reposted else None, job_id),
+            )
+
+    def resend(self, job_id: int) -> None:
+        """A settled job whose token the service no longer knows: queued to be sent again (a credit)."""
+        with self.transaction() as c:
+            c.execute(
+                """UPDATE jobs SET state = 'queued', token = NULL, status = NULL, caption = NULL, reason = NULL,
+                   reposts = 0, settled_at = NULL, keywords = NULL, keyword_paths = NULL, unmapped = NULL,
+                   keyword_rules = NULL WHERE id = ?""",
+                (job_id,),
+            )
+            c.execute("UPDATE files SET written_job = NULL WHERE job_id = ?", (job_id,))
 
     # -- writing back -------------------------------------------------------
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from tagger.client import cloudsight as cs
 from tagger.config import Config
-from tagger.pipeline.dispatch import Dispatcher, DispatchOptions, Tally
+from tagger.pipeline.dispatch import INTERRUPTED, Dispatcher, DispatchOptions, Tally
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
 from tagger.ledger.store import Ledger, JobState
 from tagger.prepare.normalise import PrepareOptions, Preparer
@@ -95,6 +96,10 @@ def _add_urls(ledger: Ledger, urls: Sequence[str], endpoint: str, dry_run: bool)
     return ledger.unknown_keys([key for _, key in pairs], endpoint)
 
 
+class _Stopped(Exception):
+    """The stop event was set while the folders were being planned."""
+
+
 def run(
     config: Config,
     paths: Sequence[str],
@@ -107,11 +112,14 @@ def run(
     export: Callable[[Ledger], int] | None = None,
     urls: Sequence[str] = (),
     rewrite_sidecars: bool = False,
+    stop: threading.Event | None = None,
 ) -> RunResult:
     """Caption every image under ``paths``; resumable, incremental.
 
     ``endpoint_id`` is how the ledger names the service (defaults to the
-    base URL); results of one endpoint never pass for another's.
+    base URL); results of one endpoint never pass for another's. Setting
+    ``stop`` (from a signal handler, another thread) ends the run early and
+    gracefully: exit status 3, nothing failed, the next run resumes.
     """
     for p in paths:
         if not os.path.exists(p):
@@ -141,7 +149,18 @@ def run(
                         "`tagger retry --ambiguous` sends them again", result.swept,
                     )
         remote_new = _add_urls(ledger, urls, endpoint, dry_run)
-        result.plan = plan(ledger, paths, endpoint, dry_run=dry_run, hash_workers=config.workers, on_folder=lambda n: progress("scanned", n))
+
+        def scanned(n: int) -> None:
+            progress("scanned", n)
+            if stop is not None and stop.is_set():
+                raise _Stopped  # between two folders: each folder's changes are already committed
+
+        try:
+            result.plan = plan(ledger, paths, endpoint, dry_run=dry_run, hash_workers=config.workers, on_folder=scanned)
+        except _Stopped:
+            progress.close()
+            result.exit_code, result.stopped = EXIT_STOPPED, INTERRUPTED
+            return result
         result.plan.new += remote_new
         if dry_run:
             result.plan.credits += remote_new
@@ -189,6 +208,7 @@ def run(
             max_credits=max_credits,
             requests_per_second=config.requests_per_second or None,
             resend_ambiguous=config.resend_ambiguous,
+            job_deadline=config.job_deadline,
         )
         exit_code = EXIT_STOPPED
         try:
@@ -196,16 +216,20 @@ def run(
                 warm_up(rules)
                 processes = config.workers if config.prepare_in_processes else 0
                 with Preparer(prep_options, processes=processes) as preparer:
-                    dispatcher = Dispatcher(api, ledger, preparer, options, on_settled=settled, progress=progress)
+                    dispatcher = Dispatcher(api, ledger, preparer, options, on_settled=settled, progress=progress, stop=stop)
                     result.tally = dispatcher.run()
+            interrupted = stop is not None and stop.is_set()
             written, failed = write_back(ledger, sidecars)
             result.sidecars_written += written
             result.sidecar_failures += failed
-            if export is not None:
+            if export is not None and not interrupted:  # a stop is quick; the next run writes the CSV
                 result.csv_rows = export(ledger)
             result.credit_balance = api.credit_balance
             result.counts = ledger.summary(broots, remote=bool(urls))
-            if result.counts["pending"]:
+            if interrupted:
+                exit_code = EXIT_STOPPED
+                result.stopped = INTERRUPTED
+            elif result.counts["pending"]:
                 exit_code = EXIT_STOPPED
                 result.stopped = result.tally.stopped or _pending_sentence(result.counts)
             elif result.counts["failed"]:

@@ -23,6 +23,7 @@ class Entry:
     reposts: int = field(compare=False, default=0)
     last_poll: float | None = field(compare=False, default=None)
     last_gap: float = field(compare=False, default=1.0)
+    deadline: float = field(compare=False, default=float("inf"))  # no final answer by then: the job times out
 
 
 class Schedule:
