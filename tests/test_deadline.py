@@ -140,7 +140,7 @@ def test_an_unsure_skip_whose_repost_is_refused_stays_skipped(tmp_path):
 def _tagger(*args: str, emu: Emulator) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
     env.update({"CLOUDSIGHT_API_KEY": emu.key, "CLOUDSIGHT_ENDPOINT": emu.url})
-    return subprocess.run([sys.executable, "-m", "tagger", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 def _config_file(tmp_path: Path, extra: str = "") -> str:

@@ -61,7 +61,7 @@ def _start(photos: Path, tmp_path: Path, emu: Emulator, *, processes: bool = Tru
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
     env["CLOUDSIGHT_API_KEY"] = emu.key
     return subprocess.Popen(
-        [sys.executable, "-m", "tagger", "--config", str(cfg), "run", str(photos), "--endpoint", emu.url,
+        [sys.executable, "-P", "-m", "tagger", "--config", str(cfg), "run", str(photos), "--endpoint", emu.url,
          "--ledger", str(tmp_path / "ledger.sqlite"), "--quiet"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
