@@ -227,3 +227,25 @@ def test_a_stop_before_the_run_sends_nothing_and_fails_nothing(tmp_path):
         assert emu.counters()["submissions"] == 0
     assert result.exit_code == 3 and result.stopped == "interrupted"
     assert _ledger(tmp_path)["failed_files"] == 0
+
+
+def test_a_stop_waits_no_longer_than_the_grace_for_answers(big_pngs, tmp_path):
+    photos = _photos(big_pngs, tmp_path)
+    # Answers held back 12 s, far past the grace: the run must not wait for them (nor for its HTTP threads).
+    with Emulator(latency=(0.2, 0.4), seed=9, faults=Faults(slow_rate=1.0, slow_seconds=12.0)) as emu:
+        proc = _start(photos, tmp_path, emu)
+        _wait_for(lambda: emu.counters()["submissions"] >= 2)
+        sent_at = time.monotonic()
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        seconds = time.monotonic() - sent_at
+        print(f"\nSIGTERM to exit, answers held 12 s: {seconds:.2f} s")
+        assert STOP_GRACE - 0.5 <= seconds < STOP_GRACE + 3.0
+        _assert_stopped_cleanly(proc, out, err, tmp_path)
+        cut_off = emu.counters()["submissions"] - _ledger(tmp_path)["tokens"]
+        assert cut_off >= 1
+        emu.set_faults(Faults())
+        counters = _assert_resumed(photos, tmp_path, emu)
+    # Uploads whose answer outlasted the grace are sent again, counted and said: the only possible double charge.
+    assert sum(int(n) for n in SWEPT.findall(counters["stderr"])) == cut_off
+    assert counters["duplicates"] == cut_off and counters["submissions"] == IMAGES + cut_off
