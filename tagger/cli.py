@@ -76,7 +76,10 @@ def _open_ledger(config: Config) -> Ledger:
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
-    """Caption photo archives through the CloudSight API: XMP sidecars and CSV, resumable."""
+    """Caption photo archives through the CloudSight API: XMP sidecars and CSV, resumable.
+
+    Only `run` spends credits (one per image sent); each command's --help says what it costs.
+    """
     ctx.ensure_object(dict)
     ctx.obj["config"] = config_file
     ctx.obj["debug"] = debug
@@ -108,9 +111,9 @@ def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emula
     """Caption every image under PATHS, or listed by --urls (resumes; skips what is done).
 
     Costs one credit per image content sent: new or changed images, and jobs
-    `tagger retry` queued to be sent again. Unchanged, moved, copied or
-    metadata-only edited files, polls and reposts cost nothing; --dry-run
-    sends nothing and prints the credits a run would spend.
+    `tagger retry` queued to be sent again. Unchanged, moved or copied files,
+    polls and reposts cost nothing; --dry-run sends nothing and prints the
+    credits a run would spend.
 
     Ctrl-C or SIGTERM stops gracefully (exit 3, nothing failed; a second
     signal quits at once); the same command resumes.

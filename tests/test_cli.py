@@ -43,6 +43,7 @@ def test_every_command_says_what_costs_credits():
     from click.testing import CliRunner
 
     runner = CliRunner()
+    assert "credit" in runner.invoke(cli, ["--help"]).output
     for name in cli.commands:
         out = runner.invoke(cli, [name, "--help"])
         assert out.exit_code == 0, name
