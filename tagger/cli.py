@@ -325,18 +325,19 @@ def retry(ctx: click.Context, ledger: str | None, endpoint: str | None, emulator
         raise UsageError("say what to retry: --failed, --skipped REASON, --timeouts or --ambiguous")
     config = _config(ctx, {"ledger": ledger, "endpoint": endpoint, "api_key": api_key, "api_secret": api_secret})
     endpoint_id = EMULATOR_ENDPOINT if emulator else config.endpoint.rstrip("/")
-    with _open_ledger(config) as db:
-        db.acquire()
-        n = db.retry(endpoint_id, failed=failed, skipped=skipped, ambiguous=ambiguous) if failed or skipped or ambiguous else 0
-        revived = None
-        if timeouts:
-            # The in-process emulator's tokens died with it: nothing to ask, every one is sent again.
-            api = None if emulator else make_api(config)
-            try:
+    # Asking about tokens needs the key; refuse before changing anything. The in-process emulator's
+    # tokens died with it: nothing to ask, every one is sent again.
+    api = make_api(config) if timeouts and not emulator else None
+    revived = None
+    try:
+        with _open_ledger(config) as db:
+            db.acquire()
+            n = db.retry(endpoint_id, failed=failed, skipped=skipped, ambiguous=ambiguous) if failed or skipped or ambiguous else 0
+            if timeouts:
                 revived = revive_timeouts(api, db, endpoint_id)
-            finally:
-                if api is not None:
-                    api.close()
+    finally:
+        if api is not None:
+            api.close()
     if failed or skipped or ambiguous:
         click.echo(f"{n} job(s) queued again; run `tagger run` to send them (a credit each)")
     if revived is not None:

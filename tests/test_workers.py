@@ -26,10 +26,16 @@ def _pids() -> set[int]:
     return {p.pid for p in multiprocessing.active_children()}
 
 
-def test_workers_ignore_sigint_and_sigterm():
+def test_workers_ignore_sigint_and_sigterm_even_while_starting():
     pool = KillablePool(_echo, (), 2)
     try:
-        assert pool.call("warm", 30) == "warm"
+        starting = _pids()
+        assert len(starting) == 2
+        for pid in starting:  # before they are ready: the signals wait, blocked, until the worker ignores them
+            os.kill(pid, signal.SIGINT)
+            os.kill(pid, signal.SIGTERM)
+        assert [pool.call(i, 30) for i in range(2)] == [0, 1]  # both have answered: both are ready
+        assert _pids() == starting
         pids = _pids()
         assert len(pids) >= 2
         for pid in pids:

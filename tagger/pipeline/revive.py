@@ -43,11 +43,6 @@ class Revived:
     refused: int = 0  # the service knows the token but would not repost it: left as timeout
     unreachable: int = 0  # the service could not be asked: left as they were
 
-    @property
-    def requeued(self) -> int:
-        """Jobs the next run will finish (by polling or by sending)."""
-        return self.reposted + self.polling + self.resend
-
 
 def _settled(ledger: Ledger, endpoint: str) -> Iterator[Job]:
     for state in (JobState.TIMEOUT, JobState.NOT_FOUND):

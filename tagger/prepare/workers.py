@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import multiprocessing.util  # noqa: F401 - its exit hook is registered first, so ours (LIFO) runs before it
+from multiprocessing import resource_tracker
 import queue
 import signal
 import threading
@@ -41,12 +42,17 @@ class Cancelled(Exception):
 
 # A worker killed by one of these was stopped from outside (the user, the service manager), not crashed.
 _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)})
+# What workers ignore; blocked while one starts (POSIX), so a signal arriving then waits until it is ignored.
+_IGNORED = (signal.SIGINT, signal.SIGTERM)
+_MASKABLE = hasattr(signal, "pthread_sigmask")
 
 
 def _serve(conn: Connection, func: Callable[..., Any], extra: tuple[Any, ...]) -> None:
     """Worker loop: answer each item with ("ok", result) or ("err", exception)."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _IGNORED:
         signal.signal(sig, signal.SIG_IGN)
+    if _MASKABLE:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _IGNORED)  # what arrived while starting is dropped now
     try:
         conn.send(("ready", None))
         while True:
@@ -132,7 +138,18 @@ class KillablePool:
             self._idle.put(self._spawn())
 
     def _spawn(self) -> _Worker:
-        worker = _Worker(self._ctx, self._func, self._extra)
+        # The new process inherits this thread's signal mask (and so does the forkserver, when this call starts it,
+        # and every worker it forks): a Ctrl-C during start-up stays pending until _serve ignores it. The resource
+        # tracker is started first: starting it unblocks these signals in the calling thread.
+        previous = None
+        if _MASKABLE:
+            resource_tracker.ensure_running()
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, _IGNORED)
+        try:
+            worker = _Worker(self._ctx, self._func, self._extra)
+        finally:
+            if previous is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         with self._lock:
             self._workers.add(worker)
         return worker
