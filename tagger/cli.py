@@ -160,6 +160,9 @@ def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emula
     finally:
         if with_emulator is not None:
             with_emulator.stop()
+    if dry_run and result.stopped:  # interrupted while counting: a partial plan would mislead
+        click.echo(f"plan: interrupted by {stopping.signal_name or 'a signal'} before the count was complete; nothing was sent")
+        ctx.exit(result.exit_code)
     if dry_run:
         click.echo(
             _plan_words(result.plan) + f"; {result.plan.credits} credit(s) would be spent"
