@@ -402,7 +402,10 @@ def strip(paths: tuple[str, ...]) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file, a key per app.")
 def show(paths: tuple[str, ...], as_json: bool) -> None:
-    """Print what darktable, digiKam, Lightroom, Immich and PhotoPrism show for each photo and its sidecar."""
+    """Print what darktable, digiKam, Lightroom, Immich and PhotoPrism show for each photo and its sidecar.
+
+    Costs nothing (local files only).
+    """
     from tagger.outputs.readers import show as shown_by
 
     for path in _photos_under(paths):
