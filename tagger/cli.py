@@ -356,7 +356,7 @@ def retry(ctx: click.Context, ledger: str | None, endpoint: str | None, emulator
 
 @cli.group()
 def vocabulary() -> None:
-    """Your keyword vocabulary ([keywords] vocabulary) against the captions."""
+    """Your keyword vocabulary ([keywords] vocabulary) against the captions. Costs nothing (reads the ledger)."""
 
 
 @vocabulary.command()
@@ -365,7 +365,10 @@ def vocabulary() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: word -> photos.")
 @click.pass_context
 def unmapped(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
-    """List the caption words your vocabulary lacks, with how many photos had each, most frequent first."""
+    """List the caption words your vocabulary lacks, with how many photos had each, most frequent first.
+
+    Costs nothing (reads the ledger).
+    """
     config = _config(ctx, {"ledger": ledger})
     with _open_ledger(config) as db:
         counts = db.unmapped_counts()

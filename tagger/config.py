@@ -176,13 +176,13 @@ def load_config(
 #: Settings that would hang a run, spin on the service or fail every file when zero:
 #: name -> (smallest allowed value, what the setting is, in the message).
 _AT_LEAST = {
-    "workers": (1, "threads preparing and submitting images"),
-    "max_in_flight": (1, "jobs at the service at once"),
-    "retry_attempts": (1, "tries of one request"),
-    "stop_after_failures": (1, "failed requests in a row before the run stops"),
-    "max_edge": (1, "pixels on the long edge of an upload"),
+    "workers": (1, "the number of threads preparing and submitting images"),
+    "max_in_flight": (1, "the number of jobs at the service at once"),
+    "retry_attempts": (1, "the number of tries of one request"),
+    "stop_after_failures": (1, "the number of failed requests in a row that stops the run"),
+    "max_edge": (1, "the long edge of an upload, in pixels"),
     "quality": (1, "the JPEG quality of an upload, 1-100"),
-    "max_pixels": (1, "pixels an image may have"),
+    "max_pixels": (1, "the most pixels an image may have"),
 }
 #: Seconds that must be more than zero.
 _POSITIVE = {

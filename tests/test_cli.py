@@ -44,11 +44,13 @@ def test_every_command_says_what_costs_credits():
 
     runner = CliRunner()
     assert "credit" in runner.invoke(cli, ["--help"]).output
-    for name in cli.commands:
-        out = runner.invoke(cli, [name, "--help"])
-        assert out.exit_code == 0, name
+    commands = [(name,) for name in cli.commands]
+    commands += [(name, sub) for name, group in cli.commands.items() for sub in getattr(group, "commands", {})]
+    for args in commands:
+        out = runner.invoke(cli, [*args, "--help"])
+        assert out.exit_code == 0, args
         text = " ".join(out.output.lower().split())
-        assert "credit" in text or "costs nothing" in text, name
+        assert "credit" in text or "costs nothing" in text, args
     retry_help = " ".join(runner.invoke(cli, ["retry", "--help"]).output.split())
     assert "no credit" in retry_help and "a credit each" in retry_help
 
