@@ -216,6 +216,7 @@ def test_the_dry_run_and_the_real_run_print_the_same_words_and_a_move_is_not_mis
     shutil.move(root / "album" / "a.jpg", root / "elsewhere" / "a.jpg")  # one move
     os.remove(root / "album" / "b.jpg")  # one deletion
     dry, real = tagger("--dry-run"), tagger()
-    words = "plan: 0 new, 0 changed, 1 moved, 0 copied, 1 missing, 1 unchanged, 0 unreadable, 0 RAW captioned from their JPEG"
+    words = ("plan: 0 new, 0 changed, 1 moved, 0 copied, 1 missing, 1 unchanged, 0 unreadable, 0 RAW captioned from their JPEG, "
+             "0 adopted from their sidecars")
     assert real == words
     assert re.fullmatch(re.escape(words) + r"; 0 credit\(s\) would be spent.*", dry)
