@@ -197,6 +197,15 @@ class PlanningQueries:
         """Whether this dry run already found this content."""
         return bool(self.query("SELECT 1 FROM temp.plan_seen WHERE hash = ?", (digest,)))
 
+    def dry_unsent(self, digest: str, endpoint: str) -> bool:
+        """Whether a real run would still send this content: no job for it (nor for its re-keyed hash), or one queued."""
+        rows = self.query(
+            """SELECT state FROM jobs WHERE endpoint = ? AND locale = ? AND content_hash IN
+               (SELECT ? UNION SELECT old FROM temp.plan_rekey WHERE new = ?)""",
+            (endpoint, self.locale, digest, digest),
+        )
+        return all(state in ("queued", "submitting") for (state,) in rows)
+
     # -- credits ------------------------------------------------------------------
 
     def queued_credits(self, endpoint: str, roots: list[bytes]) -> int:

@@ -647,6 +647,10 @@ class Ledger(PlanningQueries):
             (endpoint, self.locale),
         )
 
+    def token_held(self, token: str) -> bool:
+        """Whether some job already holds this token."""
+        return bool(self.query("SELECT 1 FROM jobs WHERE token = ?", (token,)))
+
     def adopt(self, job_id: int, answer: dict, token: str, settled_at: float | None, sidecars: list[tuple[int, bytes]]) -> bool:
         """Settle a queued job with the caption its files' sidecars hold; no submission. False if the token is another job's.
 

@@ -106,12 +106,15 @@ def preview_adoption(
     """What a dry run's real run would adopt: (credits it saves, files adopted)."""
     keys: set[str] = set()
     files: set[tuple[bytes, bytes]] = set()
-    candidates = [(digest, d, n, r, digest) for d, n, r, digest in hashed if ledger.job_state(digest, endpoint) in (None, "queued")]
+    # ``hashed``: the dry run's new or changed files whose content the real run would still send.
+    candidates = [(digest, d, n, r, digest) for d, n, r, digest in hashed]
     candidates += [(job_hash, d, n, r, digest) for _, job_hash, _, d, n, r, digest in ledger.adoptable(endpoint)]
     for key, directory, name, root, digest in candidates:
         if (directory, name) in files:
             continue
-        if sidecar_answer(options, directory, name, root, digest, endpoint, ledger.locale) is not None:
+        got = sidecar_answer(options, directory, name, root, digest, endpoint, ledger.locale)
+        # As adopt() decides: a token the ledger holds for another job is not taken.
+        if got is not None and not ledger.token_held(got.token):
             keys.add(key)
             files.add((directory, name))
     return len(keys), len(files)

@@ -393,6 +393,8 @@ def plan(
         planner.vanished(broots, visited)
         planner.classify()
         planner.result.credits = planner.credits()
+        if dry_run:  # keep, for counting adoptions, only content the real run would still have to send
+            planner.result._hashed = [h for h in planner.result._hashed if ledger.dry_unsent(h[3], endpoint)]
     finally:
         planner.close()
     return planner.result
