@@ -12,7 +12,8 @@ written). Then, on the warm tree, it times ``find DIR -type f -printf '%s %T@\\n
 (best of 3) and a whole no-op ``tagger.pipeline.runner.run`` (lock, crash sweep,
 plan, write-back check, summary; the plan alone is shown too; best of 3, each
 in a fresh child process that also reports its peak RSS, VmHWM), and prints
-the ratio. It repeats both after padding the ledger with rows in folders that
+the ratio, of wall times and of CPU times (user + system: steadier than wall
+time on a machine other work shares). It repeats both after padding the ledger with rows in folders that
 are not on disk (the walk stays the same size) to show that neither time nor
 memory grows with the ledger.
 """
@@ -24,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -126,28 +128,39 @@ def pad_ledger(path: str, other_root: bytes, count: int, per_folder: int) -> Non
 
 def time_find(root: Path, repeat: int = 3) -> float:
     """Best wall time of ``find`` printing size and mtime of every file."""
-    best = float("inf")
+    return time_find_cpu(root, repeat)[0]
+
+
+def time_find_cpu(root: Path, repeat: int = 3) -> tuple[float, float]:
+    """Best wall time and best CPU time (user + system) of ``find`` printing size and mtime of every file."""
+    best = best_cpu = float("inf")
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(["find", str(root), "-type", "f", "-printf", "%s %T@\\n"], stdout=subprocess.DEVNULL, check=True)
         best = min(best, time.perf_counter() - start)
-    return best
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        best_cpu = min(best_cpu, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return best, best_cpu
 
 
 def time_plan(ledger: str, root: Path, repeat: int = 3) -> dict:
     """Best of ``repeat`` no-op plans, each in a fresh process; with the worst peak RSS seen."""
     best: dict | None = None
     peak = 0
+    cpu = float("inf")
     for _ in range(repeat):
         out = subprocess.run(
             [sys.executable, __file__, "--child", ledger, str(root)], capture_output=True, text=True, check=True
         ).stdout
         result = json.loads(out)
         peak = max(peak, result["vmhwm_kb"])
+        cpu = min(cpu, result["cpu_seconds"])
         if best is None or result["seconds"] < best["seconds"]:
             best = result
     assert best is not None
     best["peak_kb"] = peak
+    best["cpu_seconds"] = cpu
     return best
 
 
@@ -178,12 +191,13 @@ def child(ledger_path: str, root: str) -> None:
     plan_end = time.perf_counter()
     config = Config(ledger=ledger_path, api_key="never-used")
     api = cs.API(cs.SimpleAuth("never-used"), base_url="http://127.0.0.1:9/v1")
-    run_start = time.perf_counter()
+    run_start, cpu_start = time.perf_counter(), time.process_time()
     result = run(config, [root], api=api, endpoint_id=ENDPOINT)
-    run_end = time.perf_counter()
+    run_end, cpu_end = time.perf_counter(), time.process_time()
     assert result.tally.submitted == 0 and result.tally.polls == 0 and result.exit_code == 0
     print(json.dumps({
         "seconds": run_end - run_start,
+        "cpu_seconds": cpu_end - cpu_start,
         "plan_seconds": plan_end - opened,
         "open_seconds": opened - start,
         "plan": result.plan.as_dict(),
@@ -199,11 +213,13 @@ def _check_noop(result: dict, files: int) -> None:
         raise SystemExit(f"the plan was not a no-op: {counts}")
 
 
-def _report(label: str, files: int, rows: int, find_s: float, result: dict) -> None:
+def _report(label: str, files: int, rows: int, find: tuple[float, float], result: dict) -> None:
+    find_s, find_cpu = find
     ratio = result["seconds"] / find_s
     print(
         f"{label:>6} | {files:>9,} files | {rows:>10,} ledger rows | find {find_s:6.3f} s | "
         f"no-op run {result['seconds']:6.3f} s (plan alone {result['plan_seconds']:.3f}) | ratio {ratio:4.2f}x | "
+        f"CPU time ratio {result['cpu_seconds'] / max(find_cpu, 1e-9):4.2f}x | "
         f"peak RSS {result['peak_kb'] / 1024:6.1f} MB (interpreter and imports {result['baseline_kb'] / 1024:.1f} MB)",
         flush=True,
     )
@@ -217,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-folder", type=int, default=1000, help="files per folder (default 1,000)")
     parser.add_argument("--quick", action="store_true", help="10,000 files and 100,000 rows")
     parser.add_argument("--dir", help="work in this folder (kept) instead of a temporary one (removed)")
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many timings of each (default 3)")
     parser.add_argument("--child", nargs=2, metavar=("LEDGER", "ROOT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -239,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         del on_disk
         print(f"built {files:,} files and their ledger in {time.perf_counter() - start:.1f} s ({work})", flush=True)
         time_find(tree, 1)  # warm the dentry and inode caches
-        find_s = time_find(tree)
-        result = time_plan(ledger, tree)
+        find_s = time_find_cpu(tree, args.repeat)
+        result = time_plan(ledger, tree, args.repeat)
         _check_noop(result, files)
         _report("small", files, files, find_s, result)
         if rows > files:
@@ -248,8 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             pad_ledger(ledger, os.fsencode(work / "elsewhere"), rows - files, args.per_folder)
             print(f"padded the ledger to {rows:,} rows in {time.perf_counter() - start:.1f} s", flush=True)
             time_find(tree, 1)
-            find_s = time_find(tree)
-            big = time_plan(ledger, tree)
+            find_s = time_find_cpu(tree, args.repeat)
+            big = time_plan(ledger, tree, args.repeat)
             _check_noop(big, files)
             _report("large", files, rows, find_s, big)
             growth = (big["peak_kb"] - big["baseline_kb"]) / max(1, result["peak_kb"] - result["baseline_kb"])

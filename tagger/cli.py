@@ -67,7 +67,7 @@ def _open_ledger(config: Config) -> Ledger:
     path = config.ledger_path
     if not os.path.exists(path):
         raise UsageError(f"no ledger at {path}: run `tagger run` first, or pass --ledger")
-    return Ledger(path)
+    return Ledger(path, locale=config.locale)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -92,7 +92,7 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @click.option("--endpoint", help="Service base URL (default https://api.cloudsight.ai/v1).")
 @click.option("--api-key", help="API key (better: CLOUDSIGHT_API_KEY).")
 @click.option("--api-secret", help="API secret: use OAuth1 instead of the plain key.")
-@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file (default ~/.local/share/tagger/ledger.sqlite).")
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file (default: the user data folder, ~/.local/share/tagger/ledger.sqlite on Linux).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the caption CSV here at the end of the run.")
 @click.option("--csv-profile", help="CSV profile: default, excel, resourcespace, canto, aem, exiftool.")
 @click.option("--sidecar-dir", type=click.Path(file_okay=False), help="Write sidecars into a mirror of the tree here.")
@@ -128,7 +128,8 @@ def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emula
     _setup_logging(quiet, ctx.obj["debug"])
     if not paths and not urls_file:
         raise UsageError("say what to caption: one or more folders, or --urls FILE")
-    urls = read_urls(urls_file) if urls_file else []
+    urls = read_urls(os.path.expanduser(urls_file)) if urls_file else []
+    paths = tuple(os.path.expanduser(p) for p in paths)
     flags["csv"] = csv_path
     if no_sidecars:
         flags["sidecars"] = False
@@ -181,7 +182,8 @@ def _plan_words(p: Any) -> str:
     """What the plan found, in the words both the dry run and the real run print (a move is not also missing)."""
     return (
         f"plan: {p.new} new, {p.changed} changed, {p.moved} moved, {p.copied} copied, {p.missing} missing, "
-        f"{p.unchanged} unchanged, {p.unreadable} unreadable, {p.paired} RAW captioned from their JPEG"
+        f"{p.unchanged} unchanged, {p.unreadable} unreadable, {p.paired} RAW captioned from their JPEG, "
+        f"{p.adopted} adopted from their sidecars"
     )
 
 
@@ -192,7 +194,7 @@ def _configured(ctx: click.Context, key: str) -> bool:
         return False
     import tomllib
 
-    with open(path, "rb") as f:
+    with open(os.path.expanduser(path), "rb") as f:
         return any(key in section for section in tomllib.load(f).values() if isinstance(section, dict))
 
 
@@ -226,7 +228,9 @@ def _summary(result: Any, quiet: bool) -> None:
     if not quiet:
         click.echo(
             f"files: {c.get('total', 0)} total, {c.get('completed', 0)} completed, {c.get('skipped', 0)} skipped, "
-            f"{c.get('failed', 0)} failed, {c.get('pending', 0)} pending; sidecars written {result.sidecars_written}"
+            f"{c.get('failed', 0)} failed, {c.get('pending', 0)} pending, {c.get('unwritten', 0)} unwritten; "
+            f"sidecars written {result.sidecars_written}"
+            + (f", adopted from sidecars {p.adopted}" if p.adopted else "")
             + (f", CSV rows {result.csv_rows}" if result.csv_rows is not None else "")
         )
 
@@ -248,7 +252,7 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
     click.echo(
         f"{summary['total']} files: {summary['completed']} completed, {summary['skipped']} skipped, "
         f"{summary['timeout']} timeout, {summary['not found']} not found, {summary['failed']} failed, "
-        f"{summary['pending']} pending{held} ({summary['missing']} missing from disk)"
+        f"{summary['pending']} pending{held}, {summary['unwritten']} unwritten ({summary['missing']} missing from disk)"
     )
     click.echo(
         f"possible duplicates: {summary['possible_duplicates']} upload(s) sent again after their answer was lost "
@@ -301,19 +305,20 @@ def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
 
 @cli.command()
 @config_option
+@click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
 @click.option("--endpoint", help="Endpoint whose jobs to retry (default: the configured one).")
 @click.option("--emulator", is_flag=True, help="Retry the in-process emulator's jobs.")
 @click.option("--api-key", help="API key, for --timeouts (better: CLOUDSIGHT_API_KEY).")
 @click.option("--api-secret", help="API secret, for --timeouts: use OAuth1 instead of the plain key.")
-@click.option("--failed", is_flag=True, help="Files that failed (unreadable, rejected, sidecar not written); sent again by the next run, a credit each.")
+@click.option("--failed", is_flag=True, help="Files that failed (unreadable, rejected); sent again by the next run, a credit each.")
 @click.option("--skipped", multiple=True, help="Skipped images with this reason (repeatable); sent again by the next run, a credit each.")
 @click.option("--timeouts", is_flag=True, help="Jobs that timed out or were not found: reposted under the same token (free) while the service knows it, else sent again (a credit).")
 @click.option("--ambiguous", is_flag=True, help="Jobs held after a lost answer (resend_ambiguous = false); sent again by the next run, a credit each, and each may be charged twice.")
 @click.pass_context
-def retry(ctx: click.Context, ledger: str | None, endpoint: str | None, emulator: bool, failed: bool,
+def retry(ctx: click.Context, paths: tuple[str, ...], ledger: str | None, endpoint: str | None, emulator: bool, failed: bool,
           skipped: tuple[str, ...], timeouts: bool, ambiguous: bool, api_key: str | None, api_secret: str | None) -> None:
-    """Queue selected settled (or held) files again; the next run finishes them.
+    """Queue selected settled (or held) files (under PATHS, or all) again; the next run over them finishes them.
 
     --failed, --skipped and --ambiguous: the next run sends each image again,
     a credit each. --timeouts asks the service about each token now (free):
@@ -321,13 +326,15 @@ def retry(ctx: click.Context, ledger: str | None, endpoint: str | None, emulator
     credit; only one it no longer knows is sent again by the next run, a
     credit each. The output says which.
     """
-    from tagger.pipeline.runner import EMULATOR_ENDPOINT, make_api
+    from tagger.ledger.keys import normal_endpoint
     from tagger.pipeline.revive import revive_timeouts
+    from tagger.pipeline.runner import EMULATOR_ENDPOINT, make_api
 
     if not (failed or skipped or timeouts or ambiguous):
         raise UsageError("say what to retry: --failed, --skipped REASON, --timeouts or --ambiguous")
     config = _config(ctx, {"ledger": ledger, "endpoint": endpoint, "api_key": api_key, "api_secret": api_secret})
-    endpoint_id = EMULATOR_ENDPOINT if emulator else config.endpoint.rstrip("/")
+    endpoint_id = EMULATOR_ENDPOINT if emulator else normal_endpoint(config.endpoint)
+    roots = [os.path.abspath(os.fsencode(os.path.expanduser(p))) for p in paths] or None
     # Asking about tokens needs the key; refuse before changing anything. The in-process emulator's
     # tokens died with it: nothing to ask, every one is sent again.
     api = make_api(config) if timeouts and not emulator else None
@@ -335,14 +342,14 @@ def retry(ctx: click.Context, ledger: str | None, endpoint: str | None, emulator
     try:
         with _open_ledger(config) as db:
             db.acquire()
-            n = db.retry(endpoint_id, failed=failed, skipped=skipped, ambiguous=ambiguous) if failed or skipped or ambiguous else 0
+            n = db.retry(endpoint_id, failed=failed, skipped=skipped, ambiguous=ambiguous, roots=roots) if failed or skipped or ambiguous else 0
             if timeouts:
-                revived = revive_timeouts(api, db, endpoint_id)
+                revived = revive_timeouts(api, db, endpoint_id, roots=roots)
     finally:
         if api is not None:
             api.close()
     if failed or skipped or ambiguous:
-        click.echo(f"{n} job(s) queued again; run `tagger run` to send them (a credit each)")
+        click.echo(f"{n} job(s) queued again; run `tagger run` over them to send them (a credit each)")
     if revived is not None:
         click.echo(
             f"timeouts: {revived.reposted} reposted under their own token (no credit), "

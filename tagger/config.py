@@ -1,7 +1,10 @@
 """Settings: defaults, overridden by the config file, the environment, then flags.
 
-``config.example.toml`` documents every key; ``KEYS`` below is the single
-list of them (section, name, type, default).
+``config.example.toml`` documents every key; ``SECTIONS`` below is the
+single list of them. Paths (``ledger``, ``csv``, ``sidecar_dir``) may start
+with ``~``, wherever they come from; a relative path in a config file is
+relative to that file's folder (so cron, starting elsewhere, finds the same
+ledger), one from a flag or the environment to the working directory.
 """
 
 from __future__ import annotations
@@ -13,9 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import platformdirs
+
 from tagger.errors import UsageError
 
-__all__ = ["Config", "load_config", "default_ledger_path", "ENV"]
+__all__ = ["Config", "load_config", "default_ledger_path", "expand_path", "ENV", "PATH_KEYS"]
+
+#: Settings that name a file or folder.
+PATH_KEYS = frozenset({"ledger", "csv", "sidecar_dir", "vocabulary"})
 
 DEFAULT_ENDPOINT = "https://api.cloudsight.ai/v1"
 
@@ -29,9 +37,28 @@ ENV = {
 
 
 def default_ledger_path() -> str:
-    """``$XDG_DATA_HOME/tagger/ledger.sqlite`` (one ledger serves every archive)."""
+    """The user's data folder for tagger (platformdirs), ``ledger.sqlite`` in it; one ledger serves every archive.
+
+    On Linux that is ``$XDG_DATA_HOME/tagger`` or ``~/.local/share/tagger``,
+    where tagger always kept it. Elsewhere (macOS, Windows), a ledger an
+    older tagger left at ``~/.local/share/tagger`` is kept in use.
+    """
+    path = os.path.join(platformdirs.user_data_dir("tagger", appauthor=False), "ledger.sqlite")
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "tagger", "ledger.sqlite")
+    legacy = os.path.join(base, "tagger", "ledger.sqlite")
+    if not os.path.exists(path) and os.path.exists(legacy):
+        return legacy
+    return path
+
+
+def expand_path(value: str, base: str | None = None) -> str:
+    """``~`` expanded; a relative path joined to ``base`` (a config file's folder) when given."""
+    if not value:
+        return value
+    value = os.path.expanduser(value)
+    if base is not None and not os.path.isabs(value):
+        value = os.path.join(base, value)
+    return value
 
 
 @dataclass
@@ -83,8 +110,8 @@ class Config:
 
     @property
     def ledger_path(self) -> str:
-        """Where the ledger lives."""
-        return self.ledger or default_ledger_path()
+        """Where the ledger lives (``~`` expanded, for settings built without ``load_config``)."""
+        return expand_path(self.ledger) or default_ledger_path()
 
 
 SECTIONS = {
@@ -135,6 +162,7 @@ def _from_file(path: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
     values: dict[str, Any] = {}
+    folder = os.path.dirname(os.path.abspath(os.path.expanduser(path)))
     for section, body in data.items():
         if section not in SECTIONS or not isinstance(body, dict):
             raise UsageError(f"{path}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
@@ -142,9 +170,8 @@ def _from_file(path: str) -> dict[str, Any]:
             if key not in SECTIONS[section]:
                 raise UsageError(f"{path}: unknown key {key!r} in [{section}] (known: {', '.join(SECTIONS[section])})")
             values[key] = _coerce(key, value, path)
-    if values.get("vocabulary"):
-        # A relative vocabulary is beside the config file, wherever cron starts tagger.
-        values["vocabulary"] = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(values["vocabulary"]))
+            if key in PATH_KEYS:
+                values[key] = expand_path(values[key], folder)
     return values
 
 
@@ -157,13 +184,15 @@ def load_config(
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     if config_file:
-        values.update(_from_file(config_file))
+        values.update(_from_file(os.path.expanduser(config_file)))
     for var, name in ENV.items():
         if environ.get(var):
             values[name] = _coerce(name, environ[var], var)
     for name, value in (flags or {}).items():
         if value is not None:
             values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+    for name in PATH_KEYS & values.keys():
+        values[name] = expand_path(values[name])
     config = Config(**values)
     if config.sidecar_naming not in ("full", "basename"):
         raise UsageError(f"sidecar_naming must be \"full\" or \"basename\", not {config.sidecar_naming!r}")

@@ -142,3 +142,69 @@ def test_the_pipeline_leaves_every_sql_statement_to_the_ledger():
         text = module.read_text(encoding="utf-8")
         assert not re.search(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP)\s", text), module.name
         assert ".query(" not in text, module.name
+
+
+def test_summary_counts_every_status_and_reason_under_the_roots_only(tmp_path):
+    from tagger.ledger.store import file_status, under_roots
+
+    roots = [b"/photos/a", b"/photos/b"]
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger:
+        # Every job state, each shared by files in and out of the roots; plus unlinked, failed and missing files.
+        states = ["queued", "submitting", "polling", "completed", "skipped", "timeout", "not_found", "failed", "held"]
+        rows, n = [], 0
+        for i, state in enumerate(states):
+            for d in (b"/photos/a", b"/photos/a/sub", b"/photos/b", b"/photos/c", b"/photos/ab"):
+                for k in range(i + 1):
+                    n += 1
+                    rows.append((d, b"f%d.jpg" % n, d, 10, n, f"h{state}", "active", None))
+        rows.append((b"/photos/a", b"unlinked.jpg", b"/photos/a", 1, 1, "hnone", "active", None))
+        rows.append((b"/photos/a", b"unreadable.jpg", b"/photos/a", 1, 1, None, "failed", "cannot read the file"))
+        rows.append((b"/photos/b", b"gone.jpg", b"/photos/b", 1, 1, "hcompleted", "missing", None))
+        rows.append((b"/photos/b", b"badsidecar.jpg", b"/photos/b", 1, 1, "hcompleted", "active", None))
+        ledger.upsert_files(rows)
+        for d in (b"/photos/a", b"/photos/a/sub", b"/photos/b", b"/photos/c", b"/photos/ab"):
+            ledger.link_folder("ep", d, [f"h{s}" for s in states])
+        with ledger.transaction() as c:
+            for state in states:
+                reason = {"skipped": "blurry", "failed": "rejected", "timeout": "late"}.get(state)
+                error = {"queued": "the service was unreachable", "held": "the answer was lost"}.get(state)
+                c.execute("UPDATE jobs SET state = ?, reason = ?, last_error = ? WHERE content_hash = ?",
+                          (state, reason, error, f"h{state}"))
+            c.execute("UPDATE files SET job_id = NULL WHERE name = ?", (b"unlinked.jpg",))
+        unwritable = ledger.query("SELECT id FROM files WHERE name = ?", (b"badsidecar.jpg",))[0][0]
+        ledger.mark_file_failed(unwritable, "sidecar not writable")
+
+        def reference(roots):
+            # The plain grouped join the summary replaces, and the same status mapping.
+            where, params = under_roots(roots) if roots else ("1", [])
+            counts, reasons = {}, {}
+            for fstate, jstate, reason, last_error, k in ledger.query(
+                f"""SELECT f.state, j.state, coalesce(f.reason, j.reason), j.last_error, count(*) FROM files f
+                    LEFT JOIN jobs j ON j.id = f.job_id WHERE {where} GROUP BY 1, 2, 3, 4""", params):
+                status = file_status(fstate, jstate)
+                counts[status] = counts.get(status, 0) + k
+                if status in ("skipped", "failed", "timeout", "not found") and reason:
+                    reasons[f"{status}: {reason}"] = reasons.get(f"{status}: {reason}", 0) + k
+                elif status == "pending" and last_error:
+                    key = f"{'held' if jstate == 'held' else 'pending'}: {last_error}"
+                    reasons[key] = reasons.get(key, 0) + k
+            return counts, reasons
+
+        for scope in (roots, [b"/photos/c"], None):
+            got = ledger.summary(scope, remote=False)
+            counts, reasons = reference(scope)
+            assert {k: v for k, v in got.items() if k in counts} == counts
+            assert all(got[k] == 0 for k in ("completed", "skipped", "timeout", "not found", "failed", "pending", "missing")
+                       if k not in counts)
+            assert got["total"] == sum(v for k, v in counts.items() if k != "missing")
+            assert got["reasons"] == reasons
+        got = ledger.summary(roots, remote=False)
+        # By hand: per state i+1 files in each of /photos/a, /photos/a/sub, /photos/b (not /photos/c, /photos/ab).
+        assert got["pending"] == 3 * (1 + 2 + 3 + 9) + 1  # queued, submitting, polling, held; and the unlinked file
+        assert got["held"] == 3 * 9
+        assert got["completed"] == 3 * 4 and got["skipped"] == 3 * 5 and got["timeout"] == 3 * 6
+        assert got["not found"] == 3 * 7
+        assert got["failed"] == 3 * 8 + 2 and got["missing"] == 1
+        assert got["reasons"] == {"skipped: blurry": 15, "timeout: late": 18, "failed: rejected": 24,
+                                  "failed: cannot read the file": 1, "failed: sidecar not writable": 1,
+                                  "pending: the service was unreachable": 3, "held: the answer was lost": 27}

@@ -148,3 +148,172 @@ def test_jobs_still_working_keep_the_first_completions_from_looking_typical():
     censored.forget(100)
     censored.observe(8.0, 9.0, key=101)  # settled: no longer counted as working
     assert censored._working.keys().isdisjoint({100, 101})
+
+
+# -- a first run: the documented latency as a prior, in-flight polls re-aimed -------------------------
+
+
+def test_schedule_reschedule_reorders_the_waiting_tokens():
+    s = Schedule()
+    for due, job in [(1.0, 1), (2.0, 2), (3.0, 3)]:
+        s.add(Entry(due, job, f"t{job}", 0.0))
+    s.reschedule(lambda e: 10.0 - e.due)  # the latest becomes the earliest
+    assert s.next_due() == 7.0
+    assert [e.job_id for e in s.pop_due(8.0)] == [3, 2]
+    assert [e.job_id for e in s.pop_due(9.0)] == [1]
+
+
+def test_the_documented_range_aims_the_first_polls_before_any_history():
+    m = LatencyModel(4.0, 1.0, 10.0, prior=(6.0, 12.0), seed=1)
+    assert m.prior_active
+    assert 8.5 <= m.quantile(0.5) <= 9.5  # the prior's median, 9 s
+    aim = m.aim()
+    assert 8.0 <= aim <= 11.0  # aimed into the range, not at the 4 s first-poll default
+    polls, _ = m.expected(aim)
+    assert polls <= m.poll_budget + 1e-9
+    leads = [m.first_lead() for _ in range(40)]
+    # The ladder first: 0.55 of the aim, 0.3, ... down to one interval, each once; then (mostly) the aim.
+    ladder = [1.0 - 0.55 ** k for k in range(1, 5) if aim * 0.55 ** k >= 1.0]
+    assert leads[: len(ladder)] == pytest.approx(ladder)
+    assert m.first_delay(leads[len(ladder) - 1]) >= 1.0 - 1e-9
+    assert sum(1 for x in leads[len(ladder):] if x == 0.0) >= 30
+    assert m.next_delay(2.0, 1.0, probed=True) == pytest.approx(aim - 2.0)  # a probe found working waits for the aim
+
+
+def test_an_answer_before_the_range_drops_the_prior_and_bumps_the_version():
+    m = LatencyModel(4.0, 0.05, 0.5, prior=(6.0, 12.0), seed=1)
+    before = m.version
+    m.observe(0.0, 5.8)  # inside the 5 % margin: the client's clock starts a little late
+    assert m.prior_active
+    m.observe(0.05, 0.1)
+    assert not m.prior_active
+    assert m.version > before
+    assert m.aim() <= 0.1 + 1e-9  # everything seen is done by 0.1 s
+
+
+def test_a_job_working_past_the_range_drops_the_prior():
+    m = LatencyModel(4.0, 1.0, 10.0, prior=(6.0, 12.0), seed=1)
+    m.working("a", 12.0)
+    assert m.prior_active
+    m.working("a", 13.0)
+    assert not m.prior_active
+    assert m.aim() >= 13.0  # no answer yet: nothing is done before the oldest job seen working
+
+
+def simulate_first_run(latency, n, *, interval=1.0, seed=1, budget=1.7):
+    """A first run as the dispatcher drives it: prior from the first-poll delay, waiting polls re-aimed on refits.
+
+    Simulated time on the FakeClock; returns (polls/job, median delay, wall, re-aims, model).
+    """
+    from conftest import FakeClock
+
+    clock = FakeClock()
+    model = LatencyModel(4.0 * interval, interval, 10.0 * interval, prior=(6.0 * interval, 12.0 * interval),
+                         poll_budget=budget, seed=seed)
+    rnd = random.Random(seed)
+    schedule = Schedule()
+    needs: dict[int, float] = {}
+    polls = reaims = 0
+    delays = []
+    version = model.version
+
+    def submit() -> None:
+        job = len(needs) + 1
+        needs[job] = latency(rnd)
+        lead = model.first_lead()
+        schedule.add(Entry(clock() + model.first_delay(lead), job, f"t{job}", clock(), lead=lead))
+
+    def due(e: Entry) -> float:
+        if e.last_poll is None:
+            return e.submitted_at + model.first_delay(e.lead)
+        e.last_gap = model.next_delay(e.last_poll - e.submitted_at, e.previous_gap, probed=e.polls == 1 and e.lead > 0)
+        return e.last_poll + e.last_gap
+
+    for _ in range(min(32, n)):
+        submit()
+    while len(schedule):
+        clock.sleep(max(0.0, schedule.next_due() - clock()))
+        for e in schedule.pop_due(clock()):
+            polls += 1
+            age = clock() - e.submitted_at
+            if age >= needs[e.job_id]:
+                model.observe((e.last_poll or e.submitted_at) - e.submitted_at, age, e.job_id)
+                delays.append(age - needs[e.job_id])
+                if len(needs) < n:
+                    submit()
+                continue
+            model.working(e.job_id, age)
+            e.polls += 1
+            gap = model.next_delay(age, e.last_gap, probed=e.polls == 1 and e.lead > 0)
+            e.previous_gap, e.last_gap, e.last_poll, e.due = e.last_gap, gap, clock(), clock() + gap
+            schedule.add(e)
+        if model.version != version:
+            version = model.version
+            reaims += 1
+            schedule.reschedule(due)
+    return polls / n, statistics.median(delays), clock(), reaims, model
+
+
+@pytest.mark.parametrize("n", [64, 1000])
+def test_a_first_run_at_the_documented_latency_meets_the_targets(n):
+    polls, delay, wall, reaims, model = simulate_first_run(lambda r: r.uniform(6.0, 12.0), n)
+    assert polls <= 2.0
+    assert delay <= 1.0
+    assert model.prior_active  # every answer fits the documented range
+    assert reaims > 0
+    assert wall <= 1.3 * (n / 32 * 9.0 + 12.0)  # within 30 % of the ideal plus one job's latency
+
+
+def test_a_fast_service_is_learned_from_the_first_answers():
+    # The documented 6-12 s is wrong by 100x: the probe ladder's lowest rung finds the first jobs done,
+    # the prior goes, and the jobs already waiting for ~10 s first polls are re-aimed at once.
+    polls, delay, wall, reaims, model = simulate_first_run(lambda r: r.uniform(0.05, 0.1), 64, interval=0.05)
+    assert not model.prior_active
+    assert model.aim() <= 0.15
+    assert wall <= 1.0  # not 64 / 32 x the prior's ~10 s aim
+    assert polls <= 2.0
+    assert reaims > 0
+
+
+def test_without_re_aiming_a_fast_service_waits_for_the_priors_aim():
+    # The same run, but the waiting polls keep the aim they were given: the first batch waits ~10 s.
+    m = LatencyModel(4.0, 0.05, 0.5, prior=(6.0, 12.0), seed=1)
+    first = [m.first_delay(m.first_lead()) for _ in range(32)]
+    assert max(first) >= 8.0
+    m.observe(0.0, 0.05)
+    assert max(m.first_delay(0.0) for _ in range(3)) <= 0.1
+
+
+@pytest.mark.parametrize("reaim", [True, False])
+def test_the_dispatcher_re_aims_polls_in_flight_when_the_estimate_changes(tmp_path, reaim, monkeypatch):
+    # The real dispatcher and emulator over loopback, both on one FakeClock: the emulator answers in
+    # 0.05-0.1 s, the documented prior says 6-12 s. The ladder's low probes come back done, the prior
+    # goes, and every job still waiting for a ~10 s first poll is polled at once.
+    from conftest import FakeClock, make_photo
+    from tagger import cloudsight as cs
+    from tagger.emulator import Emulator
+    from tagger.ledger.store import Ledger
+    from tagger.pipeline.dispatch import Dispatcher, DispatchOptions
+    from tagger.pipeline.plan import plan
+    from tagger.prepare.normalise import PrepareOptions, Preparer
+
+    for i in range(40):
+        make_photo(tmp_path / "photos" / f"IMG_{i:04d}.JPG", seed=i, size=(96, 64))
+    if not reaim:
+        monkeypatch.setattr(Dispatcher, "_reaim", lambda self: None)
+    clock = FakeClock()
+    with Emulator(latency=(0.05, 0.1), seed=3, clock=clock) as emu, Ledger(str(tmp_path / "ledger.sqlite")) as ledger:
+        plan(ledger, [str(tmp_path / "photos")], emu.url)
+        options = DispatchOptions(endpoint=emu.url, params={"image_request[locale]": "en-US"}, first_poll_delay=4.0,
+                                  poll_interval=0.05, max_poll_interval=0.5)
+        with cs.API(cs.SimpleAuth(emu.key), base_url=emu.url) as api:
+            dispatcher = Dispatcher(api, ledger, Preparer(PrepareOptions()), options, clock=clock, sleep=clock.sleep)
+            tally = dispatcher.run()
+        counters = emu.counters()
+    assert tally.completed == 40 and tally.submitted == 40 and counters["duplicates"] == 0
+    assert not dispatcher.latency.prior_active
+    if reaim:
+        assert clock.now < 2.0  # 40 jobs, 32 in flight, learned from the first answers
+        assert counters["polls"] <= 2.0 * 40
+    else:
+        assert clock.now >= 8.0  # the first batch waited for the prior's aim

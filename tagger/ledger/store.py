@@ -1,7 +1,9 @@
 """The job ledger: a SQLite file that is the truth about every file and job.
 
 A *file* row is one path on disk; a *job* row is one submission of some
-content to one endpoint. Files with the same content share a job, so
+content to one endpoint in one locale (the ledger's ``locale``, the run's
+``[service] locale``; endpoints and locales in the normal form of
+``tagger.ledger.keys``). Files with the same content share a job, so
 identical files cost one credit, and a moved file finds its caption again.
 Every state change is one transaction; a token is committed the moment the
 service hands it out (``synchronous=FULL``), so a crash never loses one.
@@ -39,8 +41,10 @@ import portalocker
 import sqlite_utils
 
 from tagger.errors import LedgerError, LedgerLocked
+from tagger.ledger.keys import DEFAULT_LOCALE, normal_locale
 from tagger.ledger.migrations import MIGRATIONS, NAMES
 from tagger.ledger.planning import HASH_SCHEME, PlanningQueries
+from tagger.ledger.roots import under_roots
 
 __all__ = ["Ledger", "JobState", "FileState", "Job", "SETTLED_STATUS", "file_status", "under_roots"]
 
@@ -103,9 +107,12 @@ def _fs(value: bytes) -> str:
 class Ledger(PlanningQueries):
     """One ledger file, opened by one run at a time; safe to use from threads (the planner's SQL: ``planning``)."""
 
-    def __init__(self, path: str, *, clock=time.time) -> None:
+    def __init__(self, path: str, *, clock=time.time, locale: str = DEFAULT_LOCALE) -> None:
         self.path = path if path == ":memory:" else os.path.abspath(path)
         self._clock = clock
+        #: The locale whose jobs this ledger object plans, sends and links (part of every job's key).
+        self.locale = normal_locale(locale)
+        self._scoped = False
         self._lock = threading.RLock()
         self._lock_file = None
         try:
@@ -310,14 +317,16 @@ class Ledger(PlanningQueries):
         if not digests and not pairs:
             return 0
         now = self._clock()
-        link = """UPDATE files SET job_id = (SELECT id FROM jobs WHERE jobs.content_hash = files.content_hash AND jobs.endpoint = ?)
+        link = """UPDATE files SET job_id = (SELECT id FROM jobs WHERE jobs.content_hash = files.content_hash
+                  AND jobs.endpoint = ? AND jobs.locale = ?)
                   WHERE dir = ? AND state = 'active' AND content_hash IN (SELECT value FROM json_each(?))"""
-        create = "INSERT OR IGNORE INTO jobs (content_hash, endpoint, source, state, created_at) VALUES (?, ?, NULL, 'queued', ?)"
+        create = "INSERT OR IGNORE INTO jobs (content_hash, endpoint, locale, source, state, created_at) VALUES (?, ?, ?, NULL, 'queued', ?)"
+        locale = self.locale
         with self.transaction() as c:
             before = c.total_changes
-            c.executemany(create, [(d, endpoint, now) for d in digests])
+            c.executemany(create, [(d, endpoint, locale, now) for d in digests])
             created = c.total_changes - before
-            c.execute(link, (endpoint, directory, json.dumps(digests)))
+            c.execute(link, (endpoint, locale, directory, json.dumps(digests)))
             for raw, jpeg in pairs:
                 row = c.execute("SELECT job_id FROM files WHERE dir = ? AND name = ? AND state = 'active'", (directory, jpeg)).fetchone()
                 if row and row[0] is not None:
@@ -326,9 +335,9 @@ class Ledger(PlanningQueries):
                 own = c.execute("SELECT content_hash FROM files WHERE dir = ? AND name = ?", (directory, raw)).fetchone()
                 if own and own[0]:
                     before = c.total_changes
-                    c.execute(create, (own[0], endpoint, now))
+                    c.execute(create, (own[0], endpoint, locale, now))
                     created += c.total_changes - before
-                    c.execute(link, (endpoint, directory, json.dumps([own[0]])))
+                    c.execute(link, (endpoint, locale, directory, json.dumps([own[0]])))
             return created
 
     def add_urls(self, urls: list[tuple[str, str]], endpoint: str) -> int:
@@ -337,31 +346,62 @@ class Ledger(PlanningQueries):
         with self.transaction() as c:
             before = c.execute("SELECT count(*) FROM jobs").fetchone()[0]
             c.executemany(
-                "INSERT OR IGNORE INTO jobs (content_hash, endpoint, source, state, created_at) VALUES (?, ?, ?, 'queued', ?)",
-                [(key, endpoint, url.encode("utf-8"), now) for url, key in urls],
+                "INSERT OR IGNORE INTO jobs (content_hash, endpoint, locale, source, state, created_at) VALUES (?, ?, ?, ?, 'queued', ?)",
+                [(key, endpoint, self.locale, url.encode("utf-8"), now) for url, key in urls],
             )
             c.executemany(
                 """INSERT INTO remote (url, job_id, first_seen, last_seen)
-                   VALUES (?, (SELECT id FROM jobs WHERE content_hash = ? AND endpoint = ?), ?, ?)
+                   VALUES (?, (SELECT id FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?), ?, ?)
                    ON CONFLICT (url) DO UPDATE SET job_id = excluded.job_id, last_seen = excluded.last_seen""",
-                [(url, key, endpoint, now, now) for url, key in urls],
+                [(url, key, endpoint, self.locale, now, now) for url, key in urls],
             )
             return c.execute("SELECT count(*) FROM jobs").fetchone()[0] - before
 
     # -- jobs -------------------------------------------------------------
 
+    def set_scope(self, endpoint: str, roots: list[bytes], url_keys: Iterable[str] = ()) -> int:
+        """Send only the queued jobs of files under ``roots`` (and of these remote images); returns how many.
+
+        A job an earlier run queued for another folder waits for a run over
+        that folder. Polling is not scoped: a token already paid for is
+        collected by whichever run comes next. Call after planning.
+        """
+        where, params = under_roots(roots)
+        keys = json.dumps(sorted(set(url_keys)))
+        with self._lock:
+            self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS run_scope (id INTEGER PRIMARY KEY)")
+            self.conn.execute("DELETE FROM temp.run_scope")
+            self.conn.execute(
+                f"""INSERT OR IGNORE INTO temp.run_scope SELECT j.id FROM jobs j
+                    WHERE j.endpoint = ? AND j.locale = ? AND j.state IN ('queued', 'submitting')
+                    AND (EXISTS (SELECT 1 FROM files f WHERE f.job_id = j.id AND f.state = 'active' AND ({where}))
+                         OR j.content_hash IN (SELECT value FROM json_each(?)))""",
+                (endpoint, self.locale, *params, keys),
+            )
+            self._scoped = True
+            return self.conn.execute("SELECT count(*) FROM temp.run_scope").fetchone()[0]
+
+    def _in_scope(self, state: JobState) -> str:
+        return " AND id IN (SELECT id FROM temp.run_scope)" if self._scoped and state is JobState.QUEUED else ""
+
     def outstanding(self, endpoint: str) -> bool:
-        """Whether the endpoint has jobs to send or tokens to poll."""
-        return bool(self.query(
-            "SELECT 1 FROM jobs WHERE endpoint = ? AND state IN ('queued', 'submitting', 'polling') LIMIT 1", (endpoint,)
-        ))
+        """Whether the endpoint has jobs of this run to send, or tokens to poll."""
+        return bool(
+            self.query("SELECT 1 FROM jobs WHERE endpoint = ? AND state = 'polling' LIMIT 1", (endpoint,))
+            or self.query(
+                "SELECT 1 FROM jobs WHERE endpoint = ? AND locale = ? AND state IN ('queued', 'submitting')"
+                + self._in_scope(JobState.QUEUED) + " LIMIT 1",
+                (endpoint, self.locale),
+            )
+        )
 
     def jobs_in_state(self, endpoint: str, state: JobState, limit: int = 1000, after_id: int = 0) -> list[Job]:
-        """Jobs of one endpoint in one state, in id order, a page at a time."""
+        """Jobs of one endpoint in one state, in id order, a page at a time (queued ones: this locale and scope)."""
+        locale = "" if state is JobState.POLLING else " AND locale = ?"
         rows = self.query(
-            """SELECT id, content_hash, state, source, token, reposts, attempts, submitted_at, lost_answer FROM jobs
-               WHERE endpoint = ? AND state = ? AND id > ? ORDER BY id LIMIT ?""",
-            (endpoint, state.value, after_id, limit),
+            f"""SELECT id, content_hash, state, source, token, reposts, attempts, submitted_at, lost_answer FROM jobs
+               WHERE endpoint = ?{locale} AND state = ? AND id > ?{self._in_scope(state)} ORDER BY id LIMIT ?""",
+            (endpoint, *(() if state is JobState.POLLING else (self.locale,)), state.value, after_id, limit),
         )
         return [Job(r[0], r[1], JobState(r[2]), r[3], r[4], r[5], r[6], r[7], bool(r[8])) for r in rows]
 
@@ -369,6 +409,13 @@ class Ledger(PlanningQueries):
         """Active files holding this job's content (candidates to prepare from)."""
         rows = self.query("SELECT dir, name FROM files WHERE job_id = ? AND state = 'active' ORDER BY id", (job_id,))
         return [os.path.join(r[0], r[1]) for r in rows]
+
+    def job_state(self, content_hash: str, endpoint: str) -> str | None:
+        """The state of the job for this content at ``endpoint`` in this locale, or None when there is none."""
+        rows = self.query(
+            "SELECT state FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?", (content_hash, endpoint, self.locale)
+        )
+        return rows[0][0] if rows else None
 
     def begin_submit(self, job_id: int) -> None:
         """Mark a job as being submitted: committed before the POST leaves."""
@@ -477,9 +524,10 @@ class Ledger(PlanningQueries):
         ]
 
     def retry(
-        self, endpoint: str, *, failed: bool, skipped: Iterable[str] = (), timeouts: bool = False, ambiguous: bool = False
+        self, endpoint: str, *, failed: bool, skipped: Iterable[str] = (), timeouts: bool = False, ambiguous: bool = False,
+        roots: list[bytes] | None = None,
     ) -> int:
-        """Put selected settled (or held) jobs back in the queue; returns how many."""
+        """Put selected settled (or held) jobs (of this locale; of files under ``roots`` when given) back in the queue; returns how many."""
         clauses, params = [], []
         if ambiguous:
             clauses.append("state = 'held'")
@@ -493,21 +541,23 @@ class Ledger(PlanningQueries):
             clauses.append("state IN ('timeout', 'not_found')")
         if not clauses:
             return 0
+        where, where_params = under_roots(roots) if roots is not None else ("1", [])
+        scope = f"AND id IN (SELECT job_id FROM files WHERE state = 'active' AND ({where}))" if roots is not None else ""
         with self.transaction() as c:
             cur = c.execute(
                 f"""UPDATE jobs SET state = 'queued', token = NULL, status = NULL, caption = NULL, reason = NULL,
                     reposts = 0, settled_at = NULL, keywords = NULL, keyword_paths = NULL, unmapped = NULL,
-                    keyword_rules = NULL WHERE endpoint = ? AND ({' OR '.join(clauses)})""",
-                (endpoint, *params),
+                    keyword_rules = NULL WHERE endpoint = ? AND locale = ? AND ({' OR '.join(clauses)}) {scope}""",
+                (endpoint, self.locale, *params, *where_params),
             )
             n = cur.rowcount
             # Their files' sidecars are written again once the jobs settle anew.
             c.execute(
-                "UPDATE files SET written_job = NULL WHERE job_id IN (SELECT id FROM jobs WHERE endpoint = ? AND state = 'queued')",
-                (endpoint,),
+                "UPDATE files SET written_job = NULL WHERE job_id IN (SELECT id FROM jobs WHERE endpoint = ? AND locale = ? AND state = 'queued')",
+                (endpoint, self.locale),
             )
             if failed:
-                c.execute("UPDATE files SET state = 'active', reason = NULL WHERE state = 'failed'")
+                c.execute(f"UPDATE files SET state = 'active', reason = NULL WHERE state = 'failed' AND ({where})", where_params)
             return n
 
     # -- keywords -----------------------------------------------------------
@@ -556,6 +606,12 @@ class Ledger(PlanningQueries):
                 (status, self._clock(), "reposted by tagger retry" if reposted else None, job_id),
             )
 
+    def job_ids_under(self, roots: list[bytes]) -> set[int]:
+        """Ids of the jobs of active files under ``roots``."""
+        where, params = under_roots(roots)
+        return {r[0] for r in self.query(
+            f"SELECT DISTINCT job_id FROM files WHERE state = 'active' AND job_id IS NOT NULL AND ({where})", params)}
+
     def resend(self, job_id: int) -> None:
         """A settled job whose token the service no longer knows: queued to be sent again (a credit)."""
         with self.transaction() as c:
@@ -569,18 +625,29 @@ class Ledger(PlanningQueries):
 
     # -- writing back -------------------------------------------------------
 
-    def unwritten(self, job_id: int | None = None) -> list[sqlite3.Row]:
-        """Active files whose completed caption is not yet in their sidecar."""
-        sql = """SELECT f.id, f.dir, f.name, f.root, j.id, j.token, j.endpoint, j.caption, j.flags,
+    def unwritten(self, job_id: int | None = None, roots: list[bytes] | None = None) -> list[sqlite3.Row]:
+        """Active files (under ``roots`` when given) whose completed caption is not yet in their sidecar.
+
+        A file follows its current job: the endpoint and locale of the latest
+        run over it. Each row: file id, dir, name, root, the file's content
+        hash, then the job's id, token, endpoint, locale, caption, flags,
+        categories, status, reason, settled_at, keywords, keyword_paths and keyword_rules.
+        """
+        sql = """SELECT f.id, f.dir, f.name, f.root, f.content_hash, j.id, j.token, j.endpoint, j.locale, j.caption, j.flags,
                         j.categories, j.status, j.reason, j.settled_at, j.keywords, j.keyword_paths, j.keyword_rules
                  FROM files f CROSS JOIN jobs j ON j.id = f.job_id
                  WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND j.state = 'completed'"""
         # CROSS JOIN keeps files outer, read from the small files_unwritten partial index; the planner
         # would otherwise walk every completed job.
-        params: tuple = ()
+        params: list = []
         if job_id is not None:
             sql += " AND j.id = ?"
-            params = (job_id,)
+            params.append(job_id)
+        if roots is not None:
+            # Filtered, not indexed: the files_unwritten partial index stays the driver (empty when all is written).
+            where, where_params = under_roots(roots, "+f.dir")
+            sql += f" AND ({where})"
+            params += where_params
         return self.query(sql, params)
 
     def mark_written(
@@ -593,7 +660,7 @@ class Ledger(PlanningQueries):
         """
         with self.transaction() as c:
             c.execute(
-                "UPDATE files SET written_job = ?, written_at = ?, sidecar = ? WHERE id = ?",
+                "UPDATE files SET written_job = ?, written_at = ?, sidecar = ?, sidecar_error = NULL WHERE id = ?",
                 (job_id, self._clock(), sidecar, file_id),
             )
             if keywords is not None:
@@ -603,6 +670,54 @@ class Ledger(PlanningQueries):
                     (subject, paths, unmapped, rules, job_id),
                 )
 
+    def sidecar_failed(self, file_id: int, reason: str) -> None:
+        """The sidecar could not be written: recorded, and tried again on every run (the file stays active)."""
+        with self.transaction() as c:
+            c.execute("UPDATE files SET sidecar_error = ? WHERE id = ?", (reason, file_id))
+
+    # -- adopting captions a lost ledger had ------------------------------------
+
+    def adoptable(self, endpoint: str) -> list[sqlite3.Row]:
+        """Files of this run's unsent jobs (see ``set_scope``): job id, job content, file id, dir, name, root, file content."""
+        return self.query(
+            """SELECT j.id, j.content_hash, f.id, f.dir, f.name, f.root, f.content_hash FROM jobs j JOIN files f ON f.job_id = j.id
+               WHERE j.endpoint = ? AND j.locale = ? AND j.state = 'queued' AND j.token IS NULL AND j.attempts = 0
+               AND f.state = 'active'""" + (" AND j.id IN (SELECT id FROM temp.run_scope)" if self._scoped else "") + " ORDER BY j.id, f.id",
+            (endpoint, self.locale),
+        )
+
+    def token_held(self, token: str) -> bool:
+        """Whether some job already holds this token."""
+        return bool(self.query("SELECT 1 FROM jobs WHERE token = ?", (token,)))
+
+    def adopt(self, job_id: int, answer: dict, token: str, settled_at: float | None, sidecars: list[tuple[int, bytes]]) -> bool:
+        """Settle a queued job with the caption its files' sidecars hold; no submission. False if the token is another job's.
+
+        ``sidecars``: (file id, sidecar path) of the files whose sidecar holds it
+        (they need no write); the job's other files get theirs written as usual.
+        """
+        flags, categories = answer.get("flags"), answer.get("categories")
+        with self.transaction() as c:
+            if c.execute("SELECT 1 FROM jobs WHERE token = ? AND id != ?", (token, job_id)).fetchone():
+                return False
+            n = c.execute(
+                """UPDATE jobs SET state = 'completed', token = ?, status = ?, caption = ?, flags = ?, categories = ?,
+                   settled_at = ? WHERE id = ? AND state = 'queued' AND token IS NULL""",
+                (
+                    token, answer.get("status") or "completed", answer.get("name"),
+                    json.dumps(list(flags)) if flags else None, json.dumps(list(categories)) if categories else None,
+                    settled_at if settled_at is not None else self._clock(), job_id,
+                ),
+            ).rowcount
+            if not n:
+                return False
+            now = self._clock()
+            c.executemany(
+                "UPDATE files SET written_job = ?, written_at = ?, sidecar = ?, sidecar_error = NULL WHERE id = ?",
+                [(job_id, now, path, file_id) for file_id, path in sidecars],
+            )
+            return True
+
     def forget_writes(self, roots: list[bytes]) -> int:
         """Mark the sidecars of files under ``roots`` as not written, so the next write-back redoes them."""
         where, params = under_roots(roots)
@@ -610,43 +725,60 @@ class Ledger(PlanningQueries):
             return c.execute(f"UPDATE files SET written_job = NULL WHERE written_job IS NOT NULL AND ({where})", params).rowcount
 
     def mark_file_failed(self, file_id: int, reason: str) -> None:
-        """A file-level failure (unreadable, sidecar not writable)."""
+        """A file-level failure (unreadable)."""
         with self.transaction() as c:
             c.execute("UPDATE files SET state = 'failed', reason = ? WHERE id = ?", (reason, file_id))
 
     # -- reading out ----------------------------------------------------------
 
+    def _job_in_locale(self, column: str) -> tuple[str, tuple]:
+        """The join target for exports: the job of ``column``'s content and endpoint in this ledger's locale."""
+        if not self.query("SELECT 1 FROM jobs WHERE locale != ? LIMIT 1", (self.locale,)):
+            return column, ()  # one locale only (the usual ledger): the file's own job, no lookup
+        # The job's content, not the file's: a RAW file shares its JPEG's job.
+        return (
+            f"""(SELECT o.id FROM jobs cur JOIN jobs o ON o.content_hash = cur.content_hash AND o.endpoint = cur.endpoint
+                 AND o.locale = ? WHERE cur.id = {column})""",
+            (self.locale,),
+        )
+
     def file_rows(self, *, include_missing: bool = False, endpoint: str | None = None) -> Iterator[sqlite3.Row]:
-        """Every file with its job, for exports, streamed in path order."""
-        sql = """SELECT f.dir, f.name, f.root, f.size, f.mtime_ns, f.content_hash, f.state, f.reason,
+        """Every file with its job in this ledger's locale, for exports, streamed in path order.
+
+        One row per file: a DAM imports one row per asset. A file not yet
+        captioned in this locale has no job here (it shows as pending).
+        """
+        file_job, params = self._job_in_locale("f.job_id")
+        remote_job, remote_params = self._job_in_locale("r.job_id")
+        sql = f"""SELECT f.dir, f.name, f.root, f.size, f.mtime_ns, f.content_hash, f.state, f.reason,
                         j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
                         j.submitted_at, j.settled_at, j.last_error, j.keywords
-                 FROM files f LEFT JOIN jobs j ON j.id = f.job_id"""
+                 FROM files f LEFT JOIN jobs j ON j.id = {file_job}"""
         if not include_missing:
             sql += " WHERE f.state != 'missing'"
         sql += " ORDER BY f.dir, f.name"
-        remote = """SELECT NULL, r.url, NULL, NULL, NULL, NULL, 'active', NULL,
+        remote = f"""SELECT NULL, r.url, NULL, NULL, NULL, NULL, 'active', NULL,
                            j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
                            j.submitted_at, j.settled_at, j.last_error, j.keywords
-                    FROM remote r LEFT JOIN jobs j ON j.id = r.job_id ORDER BY r.url"""
+                    FROM remote r LEFT JOIN jobs j ON j.id = {remote_job} ORDER BY r.url"""
         # A separate connection streams without holding the writer lock.
         reader = sqlite3.connect(self.path, timeout=30)
         try:
-            yield from reader.execute(sql)
-            yield from reader.execute(remote)
+            yield from reader.execute(sql, params)
+            yield from reader.execute(remote, remote_params)
         finally:
             reader.close()
 
     def summary(self, roots: list[bytes] | None = None, *, remote: bool = True) -> dict:
         """Counts by status and by reason (of files under ``roots``, or all; and remote images)."""
-        counts = {"total": 0, "completed": 0, "skipped": 0, "timeout": 0, "not found": 0, "failed": 0, "pending": 0, "missing": 0}
+        counts = {
+            "total": 0, "completed": 0, "skipped": 0, "timeout": 0, "not found": 0, "failed": 0, "pending": 0, "missing": 0,
+            "unwritten": 0,
+        }
         reasons: dict[str, int] = {}
         where, params = under_roots(roots) if roots else ("1", [])
-        rows = self.query(
-            f"""SELECT f.state, j.state, coalesce(f.reason, j.reason), j.last_error, count(*) FROM files f
-               LEFT JOIN jobs j ON j.id = f.job_id WHERE {where} GROUP BY 1, 2, 3, 4""",
-            params,
-        )
+        # A completed file whose sidecar could not be written counts as "unwritten" (tried again every run).
+        rows = self._file_statuses(where, params)
         if remote:
             rows += self.query(
                 """SELECT 'active', j.state, j.reason, j.last_error, count(*) FROM remote r
@@ -654,7 +786,9 @@ class Ledger(PlanningQueries):
             )
         held = 0
         for fstate, jstate, reason, last_error, n in rows:
-            status = file_status(fstate, jstate)
+            status = "unwritten" if jstate == "unwritten" and fstate == FileState.ACTIVE.value else file_status(
+                fstate, "completed" if jstate == "unwritten" else jstate
+            )
             if status == "missing":
                 counts["missing"] += n
                 continue
@@ -662,7 +796,7 @@ class Ledger(PlanningQueries):
             counts[status] += n
             if status == "pending" and jstate == JobState.HELD.value:
                 held += n
-            if status in ("skipped", "failed", "timeout", "not found") and reason:
+            if status in ("skipped", "failed", "timeout", "not found", "unwritten") and reason:
                 key = f"{status}: {reason}"
                 reasons[key] = reasons.get(key, 0) + n
             elif status == "pending" and last_error:
@@ -676,6 +810,50 @@ class Ledger(PlanningQueries):
             "possible_duplicates": duplicates,
         }
 
+    def _file_statuses(self, where: str, params: list) -> list[tuple[str, str | None, str | None, str | None, int]]:
+        """(file state, job state, reason, job's last error, count) of the files matching ``where``, grouped.
+
+        Every run ends with this (the exit status needs it), so it avoids the
+        per-file join and sort a plain GROUP BY costs: one pass reads each
+        file's own row; the files whose job is not completed are found from
+        the jobs side (the jobs_state and files_job indexes), and the rest of
+        the active, linked files are the completed ones. Foreign keys are on,
+        so a linked file always has its job.
+        """
+        (total, missing, unlinked, failed), = self.query(
+            f"""SELECT count(*), count(*) FILTER (WHERE state = 'missing'),
+                       count(*) FILTER (WHERE state = 'active' AND job_id IS NULL),
+                       json_group_array(id) FILTER (WHERE state = 'failed')
+                FROM files WHERE {where}""",
+            params,
+        )
+        rows: list[tuple[str, str | None, str | None, str | None, int]] = [
+            ("missing", None, None, None, missing), ("active", None, None, None, unlinked)
+        ]
+        if json.loads(failed):
+            rows += [tuple(r) for r in self.query(
+                """SELECT 'failed', j.state, coalesce(f.reason, j.reason), j.last_error, count(*) FROM files f
+                   LEFT JOIN jobs j ON j.id = f.job_id WHERE f.id IN (SELECT value FROM json_each(?)) GROUP BY 2, 3, 4""",
+                (failed,),
+            )]
+        unsettled = [state.value for state in JobState if state is not JobState.COMPLETED]
+        rows += [tuple(r) for r in self.query(
+            f"""SELECT 'active', j.state, coalesce(f.reason, j.reason), j.last_error, count(*) FROM jobs j
+                CROSS JOIN files f ON f.job_id = j.id
+                WHERE j.state IN ({','.join('?' * len(unsettled))}) AND f.state = 'active' AND ({where}) GROUP BY 2, 3, 4""",
+            [*unsettled, *params],
+        )]
+        # Completed, but the sidecar could not be written: read from the small files_unwritten partial index.
+        rows += [tuple(r) for r in self.query(
+            f"""SELECT 'active', 'unwritten', f.sidecar_error, NULL, count(*) FROM files f CROSS JOIN jobs j ON j.id = f.job_id
+                WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND f.sidecar_error IS NOT NULL
+                AND j.state = 'completed' AND ({where}) GROUP BY 3""",
+            params,
+        )]
+        # A completed file's reason and last error say nothing (only other statuses list them).
+        rows.append(("active", JobState.COMPLETED.value, None, None, total - sum(r[4] for r in rows)))
+        return [r for r in rows if r[4]]
+
 
 def file_status(file_state: str, job_state: str | None) -> str:
     """The status a file shows users, from its own and its job's state."""
@@ -686,15 +864,3 @@ def file_status(file_state: str, job_state: str | None) -> str:
     if job_state is None:
         return "pending"
     return SETTLED_STATUS[JobState(job_state)]
-
-
-def under_roots(roots: list[bytes]) -> tuple[str, list]:
-    """A WHERE clause selecting files under any of ``roots``, served by the (dir, name) index."""
-    clauses, params = [], []
-    for root in roots:
-        root = root.rstrip(b"/") or b"/"
-        prefix = root if root == b"/" else root + b"/"
-        # Bytes compare as memcmp: every folder below root sorts in [root/, root0) ("0" follows "/").
-        clauses.append("(dir = ? OR (dir >= ? AND dir < ?))")
-        params += [root, prefix, prefix[:-1] + b"0"]
-    return " OR ".join(clauses) or "0", params

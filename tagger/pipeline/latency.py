@@ -14,13 +14,24 @@ earliest expected detection while keeping the expected number of polls per
 job within a budget (later polls following ``next_delay``). A few jobs probe
 up to one interval earlier than the aim, so the distribution just below it
 stays observed and the aim can move down when the service speeds up.
-Without history the documented 4 s first wait is used. Later polls come
-every ``interval`` while a job is within the usual latency, then back off;
-never faster than one poll per ``interval`` per token.
+Later polls come every ``interval`` while a job is within the usual
+latency, then back off; never faster than one poll per ``interval`` per token.
+
+Before any history, a *prior* (the service's documented latency range)
+stands in for the data: it counts as ``prior_weight`` observations spread
+over the range, so the first jobs of a first run are aimed as well as a later
+run's. It is a guess, not the truth: the first answer the range cannot
+explain (a job done well before it starts, or still working well after it
+ends) drops it, and the model goes on from the real answers alone. So that
+such answers come early, the first jobs of a run without history probe a
+ladder of earlier first polls (0.55 of the aim, 0.3, ... down to one
+interval). Every refit bumps ``version``; the dispatcher then re-aims the
+polls of jobs already in flight.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import random
@@ -37,49 +48,63 @@ _EM_ITERATIONS = 200
 _EM_TOLERANCE = 1e-7
 # Probes poll up to this fraction of the aim (at least one interval) earlier.
 _PROBE_SPAN = 0.35
-# Before any history, first polls are spread over this many steps up to first_poll_delay.
+# Before any history and without a prior, first polls are spread over this many steps up to first_poll_delay.
 _WARMUP_STEPS = 4
+# An observation contradicts the prior only this far (a fraction of its bounds) outside it: the
+# client's clock starts when the service answers the upload, a little after the service's.
+_PRIOR_MARGIN = 0.05
+# Rungs of the probe ladder: the aim times this, its square, ... down to one interval.
+_RUNG = 0.55
 
 
 def turnbull(intervals: Counter[tuple[int, int]], bins: int) -> list[float]:
     """Probability per bin of a latency observed only as bin ranges ``[a, b)`` (with counts).
 
     The self-consistency (EM) algorithm, started on the innermost intervals:
-    the bin ranges where a left end is directly followed by a right end.
+    the bin ranges where a left end is directly followed by a right end. No
+    observation ends inside one, so each is covered whole or not at all and
+    keeps its start's even spread over its bins: EM runs on the innermost
+    intervals, not on every bin (the same iterates, far fewer of them).
     """
     events = sorted([(b, 0) for (a, b) in intervals] + [(a, 1) for (a, b) in intervals])
-    support = [0] * bins
-    for (pos, kind), (next_pos, next_kind) in zip(events, events[1:]):
-        # A left end (kind 1) directly followed by a right end (kind 0): an innermost interval.
-        if kind == 1 and next_kind == 0:
-            for j in range(pos, next_pos):
-                support[j] = 1
-    total_support = sum(support)
-    p = [s / total_support for s in support]
+    # A left end (kind 1) directly followed by a right end (kind 0): an innermost interval.
+    segments = [(pos, next_pos) for (pos, kind), (next_pos, next_kind) in zip(events, events[1:])
+                if kind == 1 and next_kind == 0]
+    starts = [a for a, _ in segments]
+    ends = [b for _, b in segments]
+    lengths = [b - a for a, b in segments]
+    total = sum(lengths)
+    q = [length / total for length in lengths]  # mass per innermost interval
     n = sum(intervals.values())
-    pairs = list(intervals.items())
+    # Each observation covers a run of innermost intervals: [first, last).
+    pairs = [(bisect.bisect_left(starts, a), bisect.bisect_right(ends, b), count) for (a, b), count in intervals.items()]
+    m = len(segments)
     for _ in range(_EM_ITERATIONS):
         prefix = [0.0]
-        for value in p:
+        for value in q:
             prefix.append(prefix[-1] + value)
-        # Each observation spreads its weight over its bins in proportion to p;
-        # a difference array adds weight/mass to every bin of [a, b) at once.
-        diff = [0.0] * (bins + 1)
-        for (a, b), count in pairs:
-            mass = prefix[b] - prefix[a]
+        # Each observation spreads its weight over what it covers in proportion to q;
+        # a difference array adds weight/mass to every interval of [first, last) at once.
+        diff = [0.0] * (m + 1)
+        for first, last, count in pairs:
+            mass = prefix[last] - prefix[first]
             if mass > 0:
                 w = count / mass
-                diff[a] += w
-                diff[b] -= w
+                diff[first] += w
+                diff[last] -= w
         running = 0.0
         new = []
-        for j in range(bins):
+        for j in range(m):
             running += diff[j]
-            new.append(p[j] * running / n)
-        change = max(abs(x - y) for x, y in zip(new, p))
-        p = new
+            new.append(q[j] * running / n)
+        change = max(abs(x - y) / length for x, y, length in zip(new, q, lengths))
+        q = new
         if change < _EM_TOLERANCE:
             break
+    p = [0.0] * bins
+    for (a, b), mass, length in zip(segments, q, lengths):
+        for j in range(a, b):
+            p[j] = mass / length
     return p
 
 
@@ -111,6 +136,8 @@ class LatencyModel:
         max_interval: float,
         window: int = 500,
         *,
+        prior: tuple[float, float] | None = None,
+        prior_weight: float = 8.0,
         poll_budget: float = 1.6,
         probe_rate: float = 0.05,
         hazard: float = 0.25,
@@ -124,6 +151,10 @@ class LatencyModel:
         self.probe_rate = probe_rate
         self.hazard = hazard
         self.min_observations = min_observations
+        if prior is not None and not 0 < prior[0] <= prior[1]:
+            raise ValueError(f"a latency prior must satisfy 0 < low <= high, got {prior!r}")
+        self.prior = prior
+        self.prior_weight = prior_weight
         self._recent: deque[tuple[float, float]] = deque(maxlen=window)
         # Jobs still working at their last poll: right-censored latencies ("longer than this").
         self._working: dict[object, float] = {}
@@ -131,15 +162,35 @@ class LatencyModel:
         self._rng = random.Random(seed)
         self._plan: _Plan | None = None
         self._stale = 0
+        self._version = 0
         self._warmup = itertools.count()
+        self._contradicted = False
+        # Leads (fractions of the aim to poll earlier) still to hand out on the probe ladder.
+        self._ladder: list[float] | None = None
+
+    @property
+    def prior_active(self) -> bool:
+        """Whether the prior still stands in for data (given, and not contradicted by an answer)."""
+        return self.prior is not None and not self._contradicted
+
+    @property
+    def version(self) -> int:
+        """Bumped by every refit of the estimate: polls aimed with an older one may be re-aimed."""
+        self._current()
+        return self._version
 
     def observe(self, low: float, high: float, key: object = None) -> None:
         """Record that a job was still working at ``low`` seconds and done at ``high``."""
         low = max(0.0, low)
+        high = max(high, low)
         with self._lock:
-            self._recent.append((low, max(high, low)))
+            self._recent.append((low, high))
             self._stale += 1
             self._working.pop(key, None)
+            if self.prior is not None:
+                lo, hi = self.prior
+                if high <= lo * (1 - _PRIOR_MARGIN) or low >= hi * (1 + _PRIOR_MARGIN):
+                    self._contradict()
 
     def working(self, key: object, age: float) -> None:
         """Record that a job in flight was still working ``age`` seconds after it was sent.
@@ -149,6 +200,8 @@ class LatencyModel:
         """
         with self._lock:
             self._working[key] = max(0.0, age)
+            if self.prior is not None and age >= self.prior[1] * (1 + _PRIOR_MARGIN):
+                self._contradict()
 
     def forget(self, key: object) -> None:
         """The job settled without a latency worth learning (skipped, timed out)."""
@@ -160,27 +213,58 @@ class LatencyModel:
         plan = self._current()
         return None if plan is None else plan.quantile(q)
 
-    def first_delay(self) -> float:
-        """Seconds after submitting to poll first."""
+    def aim(self) -> float | None:
+        """The first-poll delay of a job that does not probe, or None before enough data."""
         plan = self._current()
-        if plan is None:
-            with self._lock:
-                step = next(self._warmup) % _WARMUP_STEPS
-            # Without history, spread the first polls from one interval up to the
-            # documented wait: fast services are learned at once, slow ones cost
-            # the early pollers a few extra polls.
-            low = min(self.interval, self.first_poll_delay)
-            return low + (self.first_poll_delay - low) * step / (_WARMUP_STEPS - 1)
+        return None if plan is None else plan.aim
+
+    def first_lead(self) -> float:
+        """How much earlier than the aim a new job polls first, as a fraction of the aim (0: at the aim).
+
+        Draw one per submission and keep it with the job: ``first_delay(lead)``
+        turns it into seconds with the estimate of the moment, so a re-aimed
+        probe stays a probe.
+        """
+        plan = self._current()
         with self._lock:
+            if plan is None:
+                # No history, no prior: spread the first polls from one interval up to the
+                # documented wait: fast services are learned at once, slow ones cost the
+                # early pollers a few extra polls.
+                step = next(self._warmup) % _WARMUP_STEPS
+                low = min(self.interval, self.first_poll_delay)
+                delay = low + (self.first_poll_delay - low) * step / (_WARMUP_STEPS - 1)
+                return 1.0 - delay / self.first_poll_delay if self.first_poll_delay > 0 else 0.0
+            if self._ladder is None:
+                # A run without history probes the ladder once; a run with history has answers already.
+                self._ladder = [] if self._recent else self._rungs(plan.aim)
+            if self._ladder:
+                return self._ladder.pop()
             probe = self._rng.random() < self.probe_rate
             early = self._rng.uniform(0.0, max(self.interval, _PROBE_SPAN * plan.aim))
-        if probe:
-            return max(plan.width, plan.aim - early)
-        return plan.aim
+        return min(1.0, early / plan.aim) if probe and plan.aim > 0 else 0.0
 
-    def next_delay(self, elapsed: float, previous: float) -> float:
-        """Seconds until the next poll of a job ``elapsed`` seconds old."""
+    def first_delay(self, lead: float | None = None) -> float:
+        """Seconds after submitting to poll first (``lead`` from ``first_lead``; drawn when None)."""
+        if lead is None:
+            lead = self.first_lead()
         plan = self._current()
+        if plan is None:
+            return self.first_poll_delay * (1.0 - lead)
+        if lead <= 0.0:
+            return plan.aim
+        return max(plan.width, plan.aim * (1.0 - lead))
+
+    def next_delay(self, elapsed: float, previous: float, *, probed: bool = False) -> float:
+        """Seconds until the next poll of a job ``elapsed`` seconds old.
+
+        ``probed``: that poll was the job's first and came early (a lead above
+        0). Having found it working, the probe has told what it could: the job
+        is next polled at the aim, with every other job, not every interval.
+        """
+        plan = self._current()
+        if probed and plan is not None and elapsed < plan.aim - self.interval:
+            return plan.aim - elapsed
         return self._gap(plan, elapsed, previous)
 
     def expected(self, aim: float) -> tuple[float, float] | None:
@@ -204,21 +288,54 @@ class LatencyModel:
             gap += self.interval
         return min(gap, self.max_interval)
 
+    def _contradict(self) -> None:
+        """An answer the prior cannot explain: from now on only answers count (lock held)."""
+        if not self._contradicted:
+            self._contradicted = True
+            self._plan = None  # refit at once, without the prior
+
+    def _rungs(self, aim: float) -> list[float]:
+        """Leads of the probe ladder (0.55 of the aim, 0.3, ... down to one interval), to pop() from the top down."""
+        leads, fraction = [], _RUNG
+        while aim * fraction >= self.interval - 1e-9 and len(leads) < 8:
+            leads.append(1.0 - fraction)
+            fraction *= _RUNG
+        return leads[::-1]
+
     def _current(self) -> _Plan | None:
         with self._lock:
-            if len(self._recent) < self.min_observations:
+            prior = self.prior if self.prior_active else None
+            if self.prior is None and len(self._recent) < self.min_observations:
                 return None
+            if prior is None and not self._recent and not self._working:
+                return None  # a contradicted prior with nothing else to go on yet (never, in practice)
             # Refitting costs milliseconds: do it while learning fast, then every few jobs.
             if self._plan is None or self._stale >= min(16, max(1, len(self._recent) // 8)):
-                self._plan = self._fit(list(self._recent), list(self._working.values()))
+                self._plan = self._fit(list(self._recent), list(self._working.values()), prior)
                 self._stale = 0
+                self._version += 1
             return self._plan
 
-    def _fit(self, observations: list[tuple[float, float]], still_working: list[float] = ()) -> _Plan:
-        longest = max([high for _, high in observations] + [age + self.interval for age in still_working])
+    def _fit(
+        self,
+        observations: list[tuple[float, float]],
+        still_working: list[float] = (),
+        prior: tuple[float, float] | None = None,
+    ) -> _Plan:
+        longest = max([0.0] + [high for _, high in observations] + [age + self.interval for age in still_working]
+                      + ([prior[1] + self.interval] if prior else []))
         width = max(self.interval / _BINS_PER_INTERVAL, longest / _MAX_BINS)
         bins = int(longest / width) + 2
         intervals: Counter[tuple[int, int]] = Counter()
+        if prior is not None:
+            # The documented range as prior_weight observations, evenly spread over its bins in slots
+            # of a quarter interval (finer slots only slow the fit down).
+            first = min(int(prior[0] / width + 1e-9), bins - 1)
+            last = min(max(first + 1, math.ceil(prior[1] / width - 1e-9)), bins)
+            slot = max(1, int(self.interval / 4 / width))
+            for k in range(first, last, slot):
+                end = min(k + slot, last)
+                intervals[(k, end)] += self.prior_weight * (end - k) / (last - first)
         for low, high in observations:
             # The epsilons keep 1.0 / 0.1 from landing in the bin after 10.
             a = min(int(low / width + 1e-9), bins - 1)

@@ -61,11 +61,18 @@ def revive_timeouts(
     endpoint: str,
     *,
     policy: RetryPolicy = RetryPolicy(attempts=3, budget=30.0),
+    roots: list[bytes] | None = None,
 ) -> Revived:
-    """Put the endpoint's timed-out and not-found jobs back in play; ``api`` None: their tokens are gone."""
+    """Put the endpoint's timed-out and not-found jobs (of files under ``roots``, if given) back in play.
+
+    ``api`` None: their tokens are gone (the in-process emulator), so each is sent again.
+    """
     done = Revived()
     gate = RateGate()
     jobs = list(_settled(ledger, endpoint))  # read first: the updates below move jobs out of these states
+    if roots is not None:
+        under = ledger.job_ids_under(roots)
+        jobs = [job for job in jobs if job.id in under]
     for job in jobs:
         if api is None or not job.token or job.state is JobState.NOT_FOUND:
             ledger.resend(job.id)

@@ -7,6 +7,7 @@ this module only keeps them in order.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = ["Schedule", "Entry"]
@@ -24,6 +25,15 @@ class Entry:
     last_poll: float | None = field(compare=False, default=None)
     last_gap: float = field(compare=False, default=1.0)
     deadline: float = field(compare=False, default=float("inf"))  # no final answer by then: the job times out
+    # The ``previous`` the last gap was computed from: re-aiming recomputes that gap, not a longer one.
+    previous_gap: float = field(compare=False, default=1.0)
+    # How much earlier than the aim the first poll comes (a fraction of it): probes keep probing when re-aimed.
+    lead: float = field(compare=False, default=0.0)
+    polls: int = field(compare=False, default=0)  # polls that found it working
+    # False for a token resumed from an earlier run: polled at once, its age unknown.
+    aimed: bool = field(compare=False, default=True)
+    # A failed call or an unknown status holds the next poll back at least this long.
+    not_before: float = field(compare=False, default=0.0)
 
 
 class Schedule:
@@ -42,6 +52,12 @@ class Schedule:
     def next_due(self) -> float | None:
         """When the earliest token is due, or None when empty."""
         return self._heap[0].due if self._heap else None
+
+    def reschedule(self, due: Callable[[Entry], float]) -> None:
+        """Give every waiting token a new due time (the estimate that aimed them changed)."""
+        for entry in self._heap:
+            entry.due = due(entry)
+        heapq.heapify(self._heap)
 
     def pop_due(self, now: float) -> list[Entry]:
         """Take every token due at ``now``."""
