@@ -22,6 +22,7 @@ NAMES: tuple[str, ...] = (
     "m005_unwritten_index",
     "m006_job_latency",
     "m007_hash_scheme",
+    "m008_job_locale_endpoint",
     "m010_possible_duplicates",
     "m012_job_keywords",
     "m013_fingerprints",
@@ -29,4 +30,6 @@ NAMES: tuple[str, ...] = (
 
 MIGRATIONS = Migrations("tagger")
 for _name in NAMES:
-    MIGRATIONS(name=_name)(importlib.import_module(f"{__name__}.{_name}").apply)
+    _module = importlib.import_module(f"{__name__}.{_name}")
+    # A module with TRANSACTIONAL = False runs its own transaction (a table rebuild needs foreign keys off).
+    MIGRATIONS(name=_name, transactional=getattr(_module, "TRANSACTIONAL", True))(_module.apply)

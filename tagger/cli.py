@@ -67,7 +67,7 @@ def _open_ledger(config: Config) -> Ledger:
     path = config.ledger_path
     if not os.path.exists(path):
         raise UsageError(f"no ledger at {path}: run `tagger run` first, or pass --ledger")
-    return Ledger(path)
+    return Ledger(path, locale=config.locale)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,7 +76,10 @@ def _open_ledger(config: Config) -> Ledger:
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
-    """Caption photo archives through the CloudSight API: XMP sidecars and CSV, resumable."""
+    """Caption photo archives through the CloudSight API: XMP sidecars and CSV, resumable.
+
+    Only `run` spends credits (one per image sent); each command's --help says what it costs.
+    """
     ctx.ensure_object(dict)
     ctx.obj["config"] = config_file
     ctx.obj["debug"] = debug
@@ -89,7 +92,7 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @click.option("--endpoint", help="Service base URL (default https://api.cloudsight.ai/v1).")
 @click.option("--api-key", help="API key (better: CLOUDSIGHT_API_KEY).")
 @click.option("--api-secret", help="API secret: use OAuth1 instead of the plain key.")
-@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file (default ~/.local/share/tagger/ledger.sqlite).")
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file (default: the user data folder, ~/.local/share/tagger/ledger.sqlite on Linux).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the caption CSV here at the end of the run.")
 @click.option("--csv-profile", help="CSV profile: default, excel, resourcespace, canto, aem, exiftool.")
 @click.option("--sidecar-dir", type=click.Path(file_okay=False), help="Write sidecars into a mirror of the tree here.")
@@ -105,16 +108,28 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @click.pass_context
 def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emulator: bool, emulator_latency: str, dry_run: bool, quiet: bool,
         max_credits: int | None, csv_path: str | None, no_sidecars: bool, rewrite_sidecars: bool, **flags: Any) -> None:
-    """Caption every image under PATHS, or listed by --urls (resumes; skips what is done)."""
+    """Caption every image under PATHS, or listed by --urls (resumes; skips what is done).
+
+    Costs one credit per image content sent: new or changed images, and jobs
+    `tagger retry` queued to be sent again. Unchanged, moved or copied files,
+    polls and reposts cost nothing; --dry-run sends nothing and prints the
+    credits a run would spend.
+
+    Ctrl-C or SIGTERM stops gracefully (exit 3, nothing failed; a second
+    signal quits at once); the same command resumes.
+    """
+    from tagger.pipeline.dispatch import STOP_GRACE
     from tagger.pipeline.runner import EMULATOR_ENDPOINT, make_api, run as run_pipeline
     from tagger.pipeline.progress import Progress
+    from tagger.stopping import StopOnSignals
 
     from tagger.pipeline.urls import read_urls
 
     _setup_logging(quiet, ctx.obj["debug"])
     if not paths and not urls_file:
         raise UsageError("say what to caption: one or more folders, or --urls FILE")
-    urls = read_urls(urls_file) if urls_file else []
+    urls = read_urls(os.path.expanduser(urls_file)) if urls_file else []
+    paths = tuple(os.path.expanduser(p) for p in paths)
     flags["csv"] = csv_path
     if no_sidecars:
         flags["sidecars"] = False
@@ -137,14 +152,18 @@ def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emula
     try:
         api = None if dry_run and not config.api_key else make_api(config)
         export = _csv_exporter(config) if config.csv else None
-        result = run_pipeline(
-            config, list(paths), api=api or _offline_api(config), endpoint_id=endpoint_id, dry_run=dry_run,
-            max_credits=max_credits, progress=Progress(enabled=not quiet), export=export, urls=urls,
-            rewrite_sidecars=rewrite_sidecars,
-        )
+        with StopOnSignals(STOP_GRACE) as stopping:
+            result = run_pipeline(
+                config, list(paths), api=api or _offline_api(config), endpoint_id=endpoint_id, dry_run=dry_run,
+                max_credits=max_credits, progress=Progress(enabled=not quiet), export=export, urls=urls,
+                rewrite_sidecars=rewrite_sidecars, stop=stopping.event,
+            )
     finally:
         if with_emulator is not None:
             with_emulator.stop()
+    if dry_run and result.stopped:  # interrupted while counting: a partial plan would mislead
+        click.echo(f"plan: interrupted by {stopping.signal_name or 'a signal'} before the count was complete; nothing was sent")
+        ctx.exit(result.exit_code)
     if dry_run:
         click.echo(
             _plan_words(result.plan) + f"; {result.plan.credits} credit(s) would be spent"
@@ -152,6 +171,8 @@ def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emula
             + (f" (balance {result.credit_balance} at the last run)" if result.credit_balance is not None else "")
         )
         return
+    if stopping.signal_name and result.stopped:
+        result.stopped = f"{result.stopped} by {stopping.signal_name}; run the same command again to resume"
     if not quiet:
         click.echo(_plan_words(result.plan))  # the same counts the dry run printed
     _summary(result, quiet)
@@ -162,7 +183,8 @@ def _plan_words(p: Any) -> str:
     """What the plan found, in the words both the dry run and the real run print (a move is not also missing)."""
     return (
         f"plan: {p.new} new, {p.changed} changed, {p.moved} moved, {p.copied} copied, {p.missing} missing, "
-        f"{p.unchanged} unchanged, {p.unreadable} unreadable, {p.paired} RAW captioned from their JPEG"
+        f"{p.unchanged} unchanged, {p.unreadable} unreadable, {p.paired} RAW captioned from their JPEG, "
+        f"{p.adopted} adopted from their sidecars"
     )
 
 
@@ -173,7 +195,7 @@ def _configured(ctx: click.Context, key: str) -> bool:
         return False
     import tomllib
 
-    with open(path, "rb") as f:
+    with open(os.path.expanduser(path), "rb") as f:
         return any(key in section for section in tomllib.load(f).values() if isinstance(section, dict))
 
 
@@ -209,7 +231,9 @@ def _summary(result: Any, quiet: bool) -> None:
     if not quiet:
         click.echo(
             f"files: {c.get('total', 0)} total, {c.get('completed', 0)} completed, {c.get('skipped', 0)} skipped, "
-            f"{c.get('failed', 0)} failed, {c.get('pending', 0)} pending; sidecars written {result.sidecars_written}"
+            f"{c.get('failed', 0)} failed, {c.get('pending', 0)} pending, {c.get('unwritten', 0)} unwritten; "
+            f"sidecars written {result.sidecars_written}"
+            + (f", adopted from sidecars {p.adopted}" if p.adopted else "")
             + (f", CSV rows {result.csv_rows}" if result.csv_rows is not None else "")
         )
 
@@ -220,7 +244,7 @@ def _summary(result: Any, quiet: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
-    """Count files by status, and failures and skips by reason."""
+    """Count files by status, and failures and skips by reason. Costs nothing (reads the ledger)."""
     config = _config(ctx, {"ledger": ledger})
     with _open_ledger(config) as db:
         summary = db.summary()
@@ -231,7 +255,7 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
     click.echo(
         f"{summary['total']} files: {summary['completed']} completed, {summary['skipped']} skipped, "
         f"{summary['timeout']} timeout, {summary['not found']} not found, {summary['failed']} failed, "
-        f"{summary['pending']} pending{held} ({summary['missing']} missing from disk)"
+        f"{summary['pending']} pending{held}, {summary['unwritten']} unwritten ({summary['missing']} missing from disk)"
     )
     click.echo(
         f"possible duplicates: {summary['possible_duplicates']} upload(s) sent again after their answer was lost "
@@ -250,7 +274,7 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
 @click.option("--include-missing", is_flag=True, help="Also list files no longer on disk.")
 @click.pass_context
 def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt: str, include_missing: bool) -> None:
-    """Write the captions the ledger holds as CSV (or JSON lines)."""
+    """Write the captions the ledger holds as CSV (or JSON lines). Costs nothing (reads the ledger)."""
     from tagger.outputs.export import write_export
     from tagger.outputs.readout import iter_records
 
@@ -267,7 +291,7 @@ def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt:
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
 @click.pass_context
 def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
-    """Write a self-contained HTML contact sheet of images and captions."""
+    """Write a self-contained HTML contact sheet of images and captions. Costs nothing (reads the ledger)."""
     from tagger.outputs.readout import iter_records
     from tagger.outputs.report import write_report
 
@@ -284,38 +308,68 @@ def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
 
 @cli.command()
 @config_option
+@click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
 @click.option("--endpoint", help="Endpoint whose jobs to retry (default: the configured one).")
 @click.option("--emulator", is_flag=True, help="Retry the in-process emulator's jobs.")
-@click.option("--failed", is_flag=True, help="Files that failed (unreadable, rejected, sidecar not written).")
-@click.option("--skipped", multiple=True, help="Skipped images with this reason (repeatable); costs a credit each.")
-@click.option("--timeouts", is_flag=True, help="Jobs that timed out or were not found.")
-@click.option("--ambiguous", is_flag=True, help="Jobs held after a lost answer (resend_ambiguous = false); each may be charged twice.")
-@click.option("--reused", is_flag=True, help="Files that share a similar photo's caption (those under PATHS, or all): send each on its own.")
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--api-key", help="API key, for --timeouts (better: CLOUDSIGHT_API_KEY).")
+@click.option("--api-secret", help="API secret, for --timeouts: use OAuth1 instead of the plain key.")
+@click.option("--failed", is_flag=True, help="Files that failed (unreadable, rejected); sent again by the next run, a credit each.")
+@click.option("--skipped", multiple=True, help="Skipped images with this reason (repeatable); sent again by the next run, a credit each.")
+@click.option("--timeouts", is_flag=True, help="Jobs that timed out or were not found: reposted under the same token (free) while the service knows it, else sent again (a credit).")
+@click.option("--ambiguous", is_flag=True, help="Jobs held after a lost answer (resend_ambiguous = false); sent again by the next run, a credit each, and each may be charged twice.")
+@click.option("--reused", is_flag=True, help="Files that share a similar photo's caption: the next run sends each on its own, a credit each.")
 @click.pass_context
-def retry(ctx: click.Context, ledger: str | None, endpoint: str | None, emulator: bool, failed: bool,
-          skipped: tuple[str, ...], timeouts: bool, ambiguous: bool, reused: bool, paths: tuple[str, ...]) -> None:
-    """Queue selected settled (or held) files again; the next run sends them."""
-    from tagger.pipeline.runner import EMULATOR_ENDPOINT
+def retry(ctx: click.Context, paths: tuple[str, ...], ledger: str | None, endpoint: str | None, emulator: bool, failed: bool,
+          skipped: tuple[str, ...], timeouts: bool, ambiguous: bool, reused: bool, api_key: str | None, api_secret: str | None) -> None:
+    """Queue selected settled (or held) files (under PATHS, or all) again; the next run over them finishes them.
+
+    --failed, --skipped and --ambiguous: the next run sends each image again,
+    a credit each. --timeouts asks the service about each token now (free):
+    one it still knows is reposted or polled again under the same token, no
+    credit; only one it no longer knows is sent again by the next run, a
+    credit each. The output says which.
+    """
+    from tagger.ledger.keys import normal_endpoint
+    from tagger.pipeline.revive import revive_timeouts
+    from tagger.pipeline.runner import EMULATOR_ENDPOINT, make_api
 
     if not (failed or skipped or timeouts or ambiguous or reused):
-        raise UsageError("say what to retry: --failed, --skipped REASON, --timeouts, --ambiguous or --reused [PATH...]")
-    if paths and not reused:
-        raise UsageError("PATHS choose files for --reused only")
-    config = _config(ctx, {"ledger": ledger, "endpoint": endpoint})
-    where = EMULATOR_ENDPOINT if emulator else config.endpoint.rstrip("/")
-    with _open_ledger(config) as db:
-        db.acquire()
-        n = db.retry(where, failed=failed, skipped=skipped, timeouts=timeouts, ambiguous=ambiguous)
-        if reused:
-            n += db.retry_reused(where, [os.path.abspath(os.fsencode(p)) for p in paths])
-    click.echo(f"{n} job(s) queued again; run `tagger run` to send them")
+        raise UsageError("say what to retry: --failed, --skipped REASON, --timeouts, --ambiguous or --reused")
+    config = _config(ctx, {"ledger": ledger, "endpoint": endpoint, "api_key": api_key, "api_secret": api_secret})
+    endpoint_id = EMULATOR_ENDPOINT if emulator else normal_endpoint(config.endpoint)
+    roots = [os.path.abspath(os.fsencode(os.path.expanduser(p))) for p in paths] or None
+    # Asking about tokens needs the key; refuse before changing anything. The in-process emulator's
+    # tokens died with it: nothing to ask, every one is sent again.
+    api = make_api(config) if timeouts and not emulator else None
+    revived = None
+    try:
+        with _open_ledger(config) as db:
+            db.acquire()
+            n = db.retry(endpoint_id, failed=failed, skipped=skipped, ambiguous=ambiguous, roots=roots) if failed or skipped or ambiguous else 0
+            if reused:
+                n += db.retry_reused(endpoint_id, roots or [])
+            if timeouts:
+                revived = revive_timeouts(api, db, endpoint_id, roots=roots)
+    finally:
+        if api is not None:
+            api.close()
+    if failed or skipped or ambiguous or reused:
+        click.echo(f"{n} job(s) queued again; run `tagger run` over them to send them (a credit each)")
+    if revived is not None:
+        click.echo(
+            f"timeouts: {revived.reposted} reposted under their own token (no credit), "
+            f"{revived.polling} still known to the service and polled again (no credit), "
+            f"{revived.resend} queued to be sent again (the service no longer knows their token: a credit each)"
+            + (f", {revived.refused} left as timeout (the service refused to repost them)" if revived.refused else "")
+            + (f", {revived.unreachable} left as they were (the service could not be reached)" if revived.unreachable else "")
+            + "; run `tagger run` to finish them"
+        )
 
 
 @cli.group()
 def vocabulary() -> None:
-    """Your keyword vocabulary ([keywords] vocabulary) against the captions."""
+    """Your keyword vocabulary ([keywords] vocabulary) against the captions. Costs nothing (reads the ledger)."""
 
 
 @vocabulary.command()
@@ -324,7 +378,10 @@ def vocabulary() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: word -> photos.")
 @click.pass_context
 def unmapped(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
-    """List the caption words your vocabulary lacks, with how many photos had each, most frequent first."""
+    """List the caption words your vocabulary lacks, with how many photos had each, most frequent first.
+
+    Costs nothing (reads the ledger).
+    """
     config = _config(ctx, {"ledger": ledger})
     with _open_ledger(config) as db:
         counts = db.unmapped_counts()
@@ -338,7 +395,7 @@ def unmapped(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 def strip(paths: tuple[str, ...]) -> None:
-    """Remove from sidecars exactly what tagger added, nothing else."""
+    """Remove from sidecars exactly what tagger added, nothing else. Costs nothing (local files only)."""
     from tagger.outputs.sidecar import SidecarError, strip_sidecar
 
     counts: dict[str, int] = {}
@@ -361,7 +418,10 @@ def strip(paths: tuple[str, ...]) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file, a key per app.")
 def show(paths: tuple[str, ...], as_json: bool) -> None:
-    """Print what darktable, digiKam, Lightroom, Immich and PhotoPrism show for each photo and its sidecar."""
+    """Print what darktable, digiKam, Lightroom, Immich and PhotoPrism show for each photo and its sidecar.
+
+    Costs nothing (local files only).
+    """
     from tagger.outputs.readers import show as shown_by
 
     for path in _photos_under(paths):
@@ -427,12 +487,13 @@ def _sidecars_under(path: str):
               type=click.Choice(["timeout", "reset", "500", "502", "504", "cycle"]),
               help="How the answer is lost: held past the client's timeout, a TCP reset, a 5xx; cycle: each in turn.")
 @click.option("--lost-answer-seconds", default=75.0, show_default=True, help="How long a 'timeout' holds the answer back.")
+@click.option("--stuck-rate", default=0.0, help="Fraction of jobs that answer 'not completed' for ever.")
 def emulator(host: str, port: int, latency: str, key: str, secret: str, ttl: float, credits: int, seed: int | None,
              error_rate: float, rate_limit_rate: float, retry_after: float, drop_rate: float, slow_rate: float,
              slow_seconds: float, unsure_rate: float, timeout_rate: float, outage_seconds: float, outage_requests: int,
              outage_status: int, outage_retry_after: float | None, lost_answers: int, lost_answer_rate: float,
-             lost_answer_kind: str, lost_answer_seconds: float) -> None:
-    """Serve a CloudSight-compatible emulator (honest: it recognises nothing)."""
+             lost_answer_kind: str, lost_answer_seconds: float, stuck_rate: float) -> None:
+    """Serve a CloudSight-compatible emulator (honest: it recognises nothing). Costs nothing (offline)."""
     from tagger.emulator import Faults, parse_latency, serve
 
     try:
@@ -445,7 +506,7 @@ def emulator(host: str, port: int, latency: str, key: str, secret: str, ttl: flo
             slow_rate=slow_rate, slow_seconds=slow_seconds, unsure_rate=unsure_rate, timeout_rate=timeout_rate,
             outage_seconds=outage_seconds, outage_requests=outage_requests, outage_status=outage_status,
             outage_retry_after=outage_retry_after, lost_answers=lost_answers, lost_answer_rate=lost_answer_rate,
-            lost_answer_kind=lost_answer_kind, lost_answer_seconds=lost_answer_seconds,
+            lost_answer_kind=lost_answer_kind, lost_answer_seconds=lost_answer_seconds, stuck_rate=stuck_rate,
         )
     except ValueError as exc:
         raise UsageError(f"emulator faults: {exc}") from None

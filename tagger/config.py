@@ -1,7 +1,10 @@
 """Settings: defaults, overridden by the config file, the environment, then flags.
 
-``config.example.toml`` documents every key; ``KEYS`` below is the single
-list of them (section, name, type, default).
+``config.example.toml`` documents every key; ``SECTIONS`` below is the
+single list of them. Paths (``ledger``, ``csv``, ``sidecar_dir``) may start
+with ``~``, wherever they come from; a relative path in a config file is
+relative to that file's folder (so cron, starting elsewhere, finds the same
+ledger), one from a flag or the environment to the working directory.
 """
 
 from __future__ import annotations
@@ -13,9 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import platformdirs
+
 from tagger.errors import UsageError
 
-__all__ = ["Config", "load_config", "default_ledger_path", "ENV"]
+__all__ = ["Config", "load_config", "default_ledger_path", "expand_path", "ENV", "PATH_KEYS"]
+
+#: Settings that name a file or folder.
+PATH_KEYS = frozenset({"ledger", "csv", "sidecar_dir", "vocabulary"})
 
 DEFAULT_ENDPOINT = "https://api.cloudsight.ai/v1"
 
@@ -29,9 +37,28 @@ ENV = {
 
 
 def default_ledger_path() -> str:
-    """``$XDG_DATA_HOME/tagger/ledger.sqlite`` (one ledger serves every archive)."""
+    """The user's data folder for tagger (platformdirs), ``ledger.sqlite`` in it; one ledger serves every archive.
+
+    On Linux that is ``$XDG_DATA_HOME/tagger`` or ``~/.local/share/tagger``,
+    where tagger always kept it. Elsewhere (macOS, Windows), a ledger an
+    older tagger left at ``~/.local/share/tagger`` is kept in use.
+    """
+    path = os.path.join(platformdirs.user_data_dir("tagger", appauthor=False), "ledger.sqlite")
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "tagger", "ledger.sqlite")
+    legacy = os.path.join(base, "tagger", "ledger.sqlite")
+    if not os.path.exists(path) and os.path.exists(legacy):
+        return legacy
+    return path
+
+
+def expand_path(value: str, base: str | None = None) -> str:
+    """``~`` expanded; a relative path joined to ``base`` (a config file's folder) when given."""
+    if not value:
+        return value
+    value = os.path.expanduser(value)
+    if base is not None and not os.path.isabs(value):
+        value = os.path.join(base, value)
+    return value
 
 
 @dataclass
@@ -58,6 +85,7 @@ class Config:
     retry_budget: float = 120.0
     stop_after_failures: int = 5
     resend_ambiguous: bool = True
+    job_deadline: float = 1800.0
     reuse_similar: bool = True
     # [prepare]
     max_edge: int = 1024
@@ -83,15 +111,15 @@ class Config:
 
     @property
     def ledger_path(self) -> str:
-        """Where the ledger lives."""
-        return self.ledger or default_ledger_path()
+        """Where the ledger lives (``~`` expanded, for settings built without ``load_config``)."""
+        return expand_path(self.ledger) or default_ledger_path()
 
 
 SECTIONS = {
     "service": ("endpoint", "api_key", "api_secret", "locale", "ttl", "request_timeout"),
     "run": (
         "ledger", "workers", "max_in_flight", "requests_per_second", "first_poll_delay", "poll_interval", "max_poll_interval",
-        "timeout_reposts", "retry_attempts", "retry_budget", "stop_after_failures", "resend_ambiguous", "reuse_similar",
+        "timeout_reposts", "retry_attempts", "retry_budget", "stop_after_failures", "resend_ambiguous", "job_deadline", "reuse_similar",
     ),
     "prepare": ("max_edge", "quality", "max_pixels", "send_location", "prepare_time_limit", "prepare_in_processes"),
     "output": ("csv", "csv_profile", "sidecars", "sidecar_dir", "sidecar_naming", "keyword_parent"),
@@ -135,6 +163,7 @@ def _from_file(path: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
     values: dict[str, Any] = {}
+    folder = os.path.dirname(os.path.abspath(os.path.expanduser(path)))
     for section, body in data.items():
         if section not in SECTIONS or not isinstance(body, dict):
             raise UsageError(f"{path}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
@@ -142,9 +171,8 @@ def _from_file(path: str) -> dict[str, Any]:
             if key not in SECTIONS[section]:
                 raise UsageError(f"{path}: unknown key {key!r} in [{section}] (known: {', '.join(SECTIONS[section])})")
             values[key] = _coerce(key, value, path)
-    if values.get("vocabulary"):
-        # A relative vocabulary is beside the config file, wherever cron starts tagger.
-        values["vocabulary"] = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(values["vocabulary"]))
+            if key in PATH_KEYS:
+                values[key] = expand_path(values[key], folder)
     return values
 
 
@@ -157,18 +185,58 @@ def load_config(
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     if config_file:
-        values.update(_from_file(config_file))
+        values.update(_from_file(os.path.expanduser(config_file)))
     for var, name in ENV.items():
         if environ.get(var):
             values[name] = _coerce(name, environ[var], var)
     for name, value in (flags or {}).items():
         if value is not None:
             values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+    for name in PATH_KEYS & values.keys():
+        values[name] = expand_path(values[name])
     config = Config(**values)
     if config.sidecar_naming not in ("full", "basename"):
         raise UsageError(f"sidecar_naming must be \"full\" or \"basename\", not {config.sidecar_naming!r}")
     if config.unmapped not in ("keep", "drop"):
         raise UsageError(f"unmapped must be \"keep\" or \"drop\", not {config.unmapped!r}")
-    if config.max_in_flight < 1 or config.workers < 1:
-        raise UsageError("workers and max_in_flight must be at least 1")
+    _check_bounds(config)
     return config
+
+
+#: Settings that would hang a run, spin on the service or fail every file when zero:
+#: name -> (smallest allowed value, what the setting is, in the message).
+_AT_LEAST = {
+    "workers": (1, "the number of threads preparing and submitting images"),
+    "max_in_flight": (1, "the number of jobs at the service at once"),
+    "retry_attempts": (1, "the number of tries of one request"),
+    "stop_after_failures": (1, "the number of failed requests in a row that stops the run"),
+    "max_edge": (1, "the long edge of an upload, in pixels"),
+    "quality": (1, "the JPEG quality of an upload, 1-100"),
+    "max_pixels": (1, "the most pixels an image may have"),
+}
+#: Seconds that must be more than zero.
+_POSITIVE = {
+    "poll_interval": "the seconds between two polls of one job",
+    "max_poll_interval": "the longest gap between two polls of one job, in seconds",
+    "request_timeout": "the seconds to wait for one answer",
+    "prepare_time_limit": "the seconds one file may take to prepare",
+    "job_deadline": "the seconds a job may go without a final answer",
+}
+
+
+def _check_bounds(config: Config) -> None:
+    """Refuse values that can hang a run (``poll_interval = 0`` polls without pause, ``workers = 0`` never starts)."""
+    for name, (least, what) in _AT_LEAST.items():
+        if getattr(config, name) < least:
+            raise UsageError(f"{name} is {what}: it must be at least {least}, not {getattr(config, name)!r}")
+    for name, what in _POSITIVE.items():
+        if not getattr(config, name) > 0:
+            raise UsageError(f"{name} is {what}: it must be more than 0, not {getattr(config, name)!r}")
+    if config.quality > 100:
+        raise UsageError(f"quality is the JPEG quality of an upload, 1-100: not {config.quality!r}")
+    if config.max_poll_interval < config.poll_interval:
+        raise UsageError(
+            f"max_poll_interval ({config.max_poll_interval:g}) must be at least poll_interval ({config.poll_interval:g})"
+        )
+    if config.ttl not in ("", "max") and not float(config.ttl) > 0:
+        raise UsageError(f"ttl must be more than 0 seconds (or \"max\"), not {config.ttl!r}")

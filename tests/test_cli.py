@@ -39,6 +39,32 @@ def test_every_command_and_option_has_help():
                 assert param.help, f"{name} {param.name}"
 
 
+def test_every_command_says_what_costs_credits():
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    assert "credit" in runner.invoke(cli, ["--help"]).output
+    commands = [(name,) for name in cli.commands]
+    commands += [(name, sub) for name, group in cli.commands.items() for sub in getattr(group, "commands", {})]
+    for args in commands:
+        out = runner.invoke(cli, [*args, "--help"])
+        assert out.exit_code == 0, args
+        text = " ".join(out.output.lower().split())
+        assert "credit" in text or "costs nothing" in text, args
+    retry_help = " ".join(runner.invoke(cli, ["retry", "--help"]).output.split())
+    assert "no credit" in retry_help and "a credit each" in retry_help
+
+
+def test_a_config_that_would_hang_the_run_exits_2_with_one_sentence(photos, tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[run]\npoll_interval = 0\n")
+    out = tagger("--config", str(cfg), "run", str(photos), "--emulator", "--ledger", str(tmp_path / "l.sqlite"))
+    assert out.returncode == 2
+    assert "poll_interval" in out.stderr and "more than 0" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "l.sqlite").exists()
+
+
 def test_python_dash_m_is_the_command():
     out = tagger("--version")
     assert out.returncode == 0 and "tagger" in out.stdout

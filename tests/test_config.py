@@ -48,3 +48,40 @@ def test_bad_config_is_a_usage_error(tmp_path, text, message):
 
 def test_the_key_is_not_in_the_repr():
     assert "sekrit" not in repr(load_config(None, {"api_key": "sekrit", "api_secret": "sekrit2"}, {}))
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("[run]\npoll_interval = 0\n", "poll_interval"),
+        ("[run]\nmax_poll_interval = 0\n", "max_poll_interval"),
+        ("[run]\npoll_interval = 2.0\nmax_poll_interval = 1.0\n", "max_poll_interval"),
+        ("[run]\nfirst_poll_delay = -1\n", "first_poll_delay"),
+        ("[run]\nretry_budget = -5\n", "retry_budget"),
+        ("[run]\nmax_in_flight = 0\n", "max_in_flight"),
+        ("[run]\nworkers = 0\n", "workers"),
+        ("[run]\njob_deadline = 0\n", "job_deadline"),
+        ("[run]\nretry_attempts = 0\n", "retry_attempts"),
+        ("[run]\nstop_after_failures = 0\n", "stop_after_failures"),
+        ("[service]\nrequest_timeout = 0\n", "request_timeout"),
+        ("[service]\nttl = 0\n", "ttl"),
+        ("[prepare]\nprepare_time_limit = 0\n", "prepare_time_limit"),
+        ("[prepare]\nmax_edge = 0\n", "max_edge"),
+        ("[prepare]\nquality = 0\n", "quality"),
+    ],
+)
+def test_values_that_can_hang_a_run_are_refused_at_load_time(tmp_path, text, key):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    with pytest.raises(UsageError, match=key) as refused:
+        load_config(str(cfg), {}, {})
+    assert "\n" not in str(refused.value)
+
+
+def test_flags_are_held_to_the_same_bounds():
+    with pytest.raises(UsageError, match="workers"):
+        load_config(None, {"workers": 0}, {})
+    with pytest.raises(UsageError, match="max_in_flight"):
+        load_config(None, {"max_in_flight": 0}, {})
+    assert load_config(None, {"first_poll_delay": 0.0}, {}).first_poll_delay == 0.0  # poll at once is fine
+    assert load_config(None, {}, {}).job_deadline == 1800.0

@@ -97,7 +97,7 @@ def test_metadata_edits_to_tiff_webp_heic_dng_and_the_csv_round_trip_cost_nothin
     dry = run_with(emulator, config, [root], dry_run=True)
     second = run_with(emulator, config, [root])
     assert second.exit_code == 0, second.stopped
-    expected = dict(new=0, changed=0, moved=0, copied=0, missing=0, unchanged=4, unreadable=0, paired=0, credits=0, similar=0)
+    expected = dict(new=0, changed=0, moved=0, copied=0, missing=0, unchanged=4, unreadable=0, paired=0, adopted=0, credits=0, similar=0)
     assert dry.plan.as_dict() == second.plan.as_dict() == expected
     assert emulator.counters()["submissions"] == 0
     assert _jobs(ledger) == captions
@@ -184,7 +184,7 @@ def test_an_older_ledger_upgrades_without_a_submission_even_when_files_are_edite
     emulator.reset_counters()
     columns = ", ".join(r[1] for r in _rows(ledger, "PRAGMA table_info(files)"))
     files_before = _rows(ledger, f"SELECT {columns} FROM files ORDER BY id")
-    expected = dict(new=0, changed=1, moved=1, copied=0, missing=0, unchanged=8, unreadable=0, paired=0, credits=1, similar=0)
+    expected = dict(new=0, changed=1, moved=1, copied=0, missing=0, unchanged=8, unreadable=0, paired=0, adopted=0, credits=1, similar=0)
     dry = run_with(emulator, config, [root], dry_run=True)
     assert dry.plan.as_dict() == expected
     # A dry run writes nothing (opening the ledger adds m007's empty column, as any migration would).

@@ -102,7 +102,7 @@ def test_every_kind_of_change_in_one_run(emulator, tmp_path):
     make_photo(root / "new" / "h.jpg", seed=500, size=(320, 240))
 
     # Two moves and one deletion: the moves are not counted as missing too.
-    expected = dict(new=1, changed=1, moved=2, copied=1, missing=1, unchanged=4, unreadable=0, paired=0, credits=2, similar=0)
+    expected = dict(new=1, changed=1, moved=2, copied=1, missing=1, unchanged=4, unreadable=0, paired=0, adopted=0, credits=2, similar=0)
     emulator.reset_counters()
     files_before = _rows(ledger, "SELECT * FROM files ORDER BY id")
     dry = run_with(emulator, config, [root], dry_run=True)
@@ -141,7 +141,7 @@ def test_every_kind_of_change_in_one_run(emulator, tmp_path):
     emulator.reset_counters()
     third = run_with(emulator, config, [root])
     assert third.exit_code == 0
-    assert third.plan.as_dict() == dict(new=0, changed=0, moved=0, copied=0, missing=0, unchanged=9, unreadable=0, paired=0, credits=0, similar=0)
+    assert third.plan.as_dict() == dict(new=0, changed=0, moved=0, copied=0, missing=0, unchanged=9, unreadable=0, paired=0, adopted=0, credits=0, similar=0)
     assert emulator.counters()["submissions"] == 0
     assert _rows(ledger, night_job, (b"night.jpg",)) == [("skipped", "dark", 1)]
 
@@ -157,7 +157,7 @@ def test_a_copy_of_a_file_new_in_the_same_run_costs_one_credit(tmp_path):
     shutil.copy(root / "one" / "a.jpg", root / "one" / "a_copy.jpg")  # same folder
     make_photo(root / "two" / "b.jpg", seed=2, size=(160, 120))
     shutil.copy(root / "one" / "a.jpg", root / "two" / "a.jpg")  # another folder
-    expected = dict(new=2, changed=0, moved=0, copied=2, missing=0, unchanged=0, unreadable=0, paired=0, credits=2, similar=0)
+    expected = dict(new=2, changed=0, moved=0, copied=2, missing=0, unchanged=0, unreadable=0, paired=0, adopted=0, credits=2, similar=0)
     assert _plan(tmp_path, root, dry_run=True) == expected
     assert _plan(tmp_path, root, dry_run=False) == expected
     assert _rows(tmp_path / "ledger.sqlite", "SELECT count(*), count(DISTINCT job_id) FROM files") == [(4, 2)]
@@ -172,7 +172,7 @@ def test_a_vanished_folder_is_missing_and_its_moved_files_are_moves(tmp_path):
     shutil.move(root / "2019" / "0.jpg", root / "keep" / "0.jpg")
     shutil.rmtree(root / "2019")
     # Nothing was submitted yet: the queued jobs of the two files still on disk are the credits.
-    expected = dict(new=0, changed=0, moved=1, copied=0, missing=2, unchanged=1, unreadable=0, paired=0, credits=2, similar=0)
+    expected = dict(new=0, changed=0, moved=1, copied=0, missing=2, unchanged=1, unreadable=0, paired=0, adopted=0, credits=2, similar=0)
     assert _plan(tmp_path, root, dry_run=True) == expected
     assert _plan(tmp_path, root, dry_run=False) == expected
     assert _plan(tmp_path, root, dry_run=False) == dict(expected, moved=0, missing=0, unchanged=2)
@@ -188,7 +188,7 @@ def test_a_file_back_where_it_was_is_active_again_without_a_submission(tmp_path)
     shutil.move(image, kept)
     assert _plan(tmp_path, root, dry_run=False)["missing"] == 1
     shutil.move(kept, image)  # same size and mtime: the (size, mtime_ns) check alone decides
-    assert _plan(tmp_path, root, dry_run=False) == dict(new=0, changed=0, moved=0, copied=0, missing=0, unchanged=1, unreadable=0, paired=0, credits=1, similar=0)
+    assert _plan(tmp_path, root, dry_run=False) == dict(new=0, changed=0, moved=0, copied=0, missing=0, unchanged=1, unreadable=0, paired=0, adopted=0, credits=1, similar=0)
     assert _rows(tmp_path / "ledger.sqlite", "SELECT state FROM files") == [("active",)]
 
 
@@ -216,6 +216,7 @@ def test_the_dry_run_and_the_real_run_print_the_same_words_and_a_move_is_not_mis
     shutil.move(root / "album" / "a.jpg", root / "elsewhere" / "a.jpg")  # one move
     os.remove(root / "album" / "b.jpg")  # one deletion
     dry, real = tagger("--dry-run"), tagger()
-    words = "plan: 0 new, 0 changed, 1 moved, 0 copied, 1 missing, 1 unchanged, 0 unreadable, 0 RAW captioned from their JPEG"
+    words = ("plan: 0 new, 0 changed, 1 moved, 0 copied, 1 missing, 1 unchanged, 0 unreadable, 0 RAW captioned from their JPEG, "
+             "0 adopted from their sidecars")
     assert real == words
     assert re.fullmatch(re.escape(words) + r"; 0 credit\(s\) would be spent.*", dry)

@@ -235,11 +235,3 @@ def test_the_dry_run_says_how_many_are_similar_and_the_config_turns_reuse_off(tm
     assert out.exit_code == 0, out.output
     assert "0 similar" in out.output and "13 credit(s) would be spent" in out.output
     assert not Path(ledger).exists()  # a dry run writes nothing
-
-
-def test_paths_without_reused_are_refused(tmp_path):
-    Ledger(str(tmp_path / "l.sqlite")).close()
-    from test_cli import tagger
-
-    out = tagger("retry", "--ledger", str(tmp_path / "l.sqlite"), "--failed", str(tmp_path))
-    assert out.returncode == 2 and "--reused" in out.stderr and "Traceback" not in out.stderr

@@ -69,10 +69,18 @@ class Faults:
     lost_answer_kind: str = "reset"
     lost_answer_seconds: float = 5.0
     submit_delay: float = 0.0
+    # Jobs that never settle: each attempt answers ``stuck_status`` for ever ("" answers without a status).
+    stuck_rate: float = 0.0
+    stuck_status: str = "not completed"
+    # When set, every repost is answered with this HTTP status and no body (a refusal the client must settle).
+    repost_status: int = 0
 
     def __post_init__(self) -> None:
+        if self.repost_status and not 100 <= self.repost_status <= 599:
+            raise ValueError(f"repost_status must be an HTTP status, got {self.repost_status}")
         for name in (
             "server_error_rate", "rate_limit_rate", "drop_rate", "slow_rate", "unsure_rate", "timeout_rate", "lost_answer_rate",
+            "stuck_rate",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -101,10 +109,12 @@ class Job:
     # What this attempt settles as: "completed", "skipped" (with reason) or "timeout".
     outcome: str = "completed"
     reason: str | None = None
+    # What the job answers until it settles ("" for no status at all: the stuck fault).
+    working: str = "not completed"
 
     def status(self, now: float) -> str:
         """The status the service reports at time now."""
-        return self.outcome if now >= self.settles_at else "not completed"
+        return self.outcome if now >= self.settles_at else self.working
 
     def answer(self, now: float) -> dict[str, object]:
         """The poll answer at time now."""
@@ -113,8 +123,9 @@ class Job:
             "token": self.token,
             "url": self.url,
             "ttl": round(max(0.0, self.queued_at + self.ttl - now), 1),
-            "status": status,
         }
+        if status:
+            body["status"] = status
         if status == "completed":
             body["name"] = self.analysis.caption
             body["flags"] = []
@@ -305,7 +316,7 @@ class Account:
             self.polls_by_token[token] = self.polls_by_token.get(token, 0) + 1
             job = self.jobs.get(token)
             body = job.answer(now) if job else {"status": "not found", "token": token}
-            if body["status"] in TERMINAL and token not in self.first_seen:
+            if body.get("status") in TERMINAL and token not in self.first_seen:
                 self.first_seen[token] = now
             return body
 
@@ -315,6 +326,8 @@ class Account:
             job = self.jobs.get(token)
             if job is None:
                 return "unknown"
+            if self.faults.repost_status:
+                return "fault"
             status = job.status(self.clock())
             if not (status == "timeout" or (status == "skipped" and job.reason in REPOSTABLE_REASONS)):
                 return "refused"
@@ -324,6 +337,11 @@ class Account:
             self._queue(job)
             return "ok"
 
+    def forget(self, token: str) -> bool:
+        """Drop a job, as the service does once it stops keeping it: polls answer "not found"."""
+        with self.lock:
+            return self.jobs.pop(token, None) is not None
+
     def _queue(self, job: Job) -> None:
         # Caller holds the lock.
         now = self.clock()
@@ -331,7 +349,11 @@ class Account:
         latency = self.rng.uniform(low, high)
         job.queued_at = now
         faults = self.faults
-        if faults.timeout_rate and self.rng.random() < faults.timeout_rate:
+        job.working = "not completed"
+        if faults.stuck_rate and self.rng.random() < faults.stuck_rate:
+            job.outcome, job.reason, job.settles_at = "completed", None, float("inf")
+            job.working = faults.stuck_status
+        elif faults.timeout_rate and self.rng.random() < faults.timeout_rate:
             job.outcome, job.reason, job.settles_at = "timeout", None, now + min(latency, job.ttl)
         elif latency > job.ttl:
             job.outcome, job.reason, job.settles_at = "timeout", None, now + job.ttl

@@ -215,6 +215,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, None
             if outcome == "unknown":
                 return 404, {"error": "no image with that token"}
+            if outcome == "fault":
+                return account.faults.repost_status, None
             account.count("validation_errors")
             return 422, {"error": {"status": ["cannot be reposted"]}}
         return 404, {"error": f"no route for {method} {path}"}
@@ -423,6 +425,10 @@ class Emulator:
     def reset_counters(self) -> None:
         """Zero the counters."""
         self._account.reset_counters()
+
+    def forget(self, token: str) -> bool:
+        """Forget one job (as the service does after its retention): its polls answer "not found" from now on."""
+        return self._account.forget(token)
 
     def set_faults(self, faults: Faults) -> None:
         """Change the faults while running (an outage or a count of lost answers starts now)."""

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import NamedTuple
 
+from tagger.ledger.roots import under_roots
+
 __all__ = ["PlanningQueries", "FullRow", "HASH_SCHEME"]
 
 #: The identity scheme of the hashes the planner writes (``tagger.prepare.hashing.SCHEME``; a test keeps them equal).
@@ -26,12 +28,12 @@ _LEAN = """SELECT name, size, mtime_ns, CASE WHEN state = 'missing' THEN 2
            WHEN state = 'active' AND content_hash IS NOT NULL AND {job} THEN 1 ELSE 0 END FROM files f WHERE dir = ?"""
 _FULL = "SELECT name, size, mtime_ns, content_hash, state, {job}, id, hash_scheme FROM files f WHERE dir = ?"
 _JOB_ANY = "job_id IS NOT NULL"
-_JOB_HERE = "coalesce((SELECT j.endpoint = ? FROM jobs j WHERE j.id = f.job_id), 0)"
+_JOB_HERE = "coalesce((SELECT j.endpoint = ? AND j.locale = ? FROM jobs j WHERE j.id = f.job_id), 0)"
 _OLD = "hash_scheme IS NULL AND content_hash IS NOT NULL"  # the partial index files_old_scheme (m007)
-# Queued jobs that will cost a credit: a job whose files are all gone fails without a POST.
-_QUEUED = """SELECT count(*) FROM jobs j WHERE j.endpoint = ? AND j.state IN ('queued', 'submitting')
-             AND (EXISTS (SELECT 1 FROM files f WHERE f.job_id = j.id AND f.state = 'active' {gone})
-                  OR EXISTS (SELECT 1 FROM remote r WHERE r.job_id = j.id))"""
+# Queued jobs this run will send (Ledger.set_scope): a file under the run's roots needs them; a job whose
+# files are all gone fails without a POST. Remote images are counted by the runner.
+_QUEUED = """SELECT count(*) FROM jobs j WHERE j.endpoint = ? AND j.locale = ? AND j.state IN ('queued', 'submitting')
+             AND EXISTS (SELECT 1 FROM files f WHERE f.job_id = j.id AND f.state = 'active' AND ({roots}) {gone})"""
 # Content a dry run found, as its jobs' keys: found as is, or under the scheme-1 hash a real run would re-key.
 _DRY_KEYS = """SELECT hash FROM temp.plan_seen
                UNION SELECT old FROM temp.plan_rekey WHERE new IN (SELECT hash FROM temp.plan_seen)"""
@@ -53,6 +55,9 @@ class FullRow(NamedTuple):
 class PlanningQueries:
     """The planner's statements; mixed into ``Ledger``, which supplies ``query`` and ``transaction``."""
 
+    #: The locale of the jobs planned (Ledger's; part of every job's key).
+    locale: str
+
     def query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:  # pragma: no cover - Ledger's
         raise NotImplementedError
 
@@ -62,21 +67,27 @@ class PlanningQueries:
     # -- per folder -----------------------------------------------------------
 
     def other_endpoints(self, endpoint: str) -> bool:
-        """Whether any job belongs to another endpoint (else a file's job needs no endpoint check)."""
-        return bool(self.query("SELECT 1 FROM jobs WHERE endpoint < ? OR endpoint > ? LIMIT 1", (endpoint, endpoint)))
+        """Whether any job belongs to another endpoint or locale (else a file's job needs no check)."""
+        # Four index ranges (an OR of them would read every job of this endpoint).
+        return bool(self.query(
+            """SELECT 1 FROM jobs WHERE endpoint < ?1 UNION ALL SELECT 1 FROM jobs WHERE endpoint > ?1
+               UNION ALL SELECT 1 FROM jobs WHERE endpoint = ?1 AND locale < ?2
+               UNION ALL SELECT 1 FROM jobs WHERE endpoint = ?1 AND locale > ?2 LIMIT 1""",
+            (endpoint, self.locale),
+        ))
 
     def lean_rows(self, directory: bytes, endpoint: str | None) -> list[sqlite3.Row]:
         """(name, size, mtime_ns, done) of a folder's files; ``endpoint`` None: any job counts as this one's."""
         if endpoint is None:
             return self.query(_LEAN.format(job=_JOB_ANY), (directory,))
-        return self.query(_LEAN.format(job=_JOB_HERE), (endpoint, directory))
+        return self.query(_LEAN.format(job=_JOB_HERE), (endpoint, self.locale, directory))
 
     def full_rows(self, directory: bytes, endpoint: str | None) -> dict[bytes, FullRow]:
         """Every file of a folder, by name."""
         if endpoint is None:
             rows = self.query(_FULL.format(job=_JOB_ANY), (directory,))
         else:
-            rows = self.query(_FULL.format(job=_JOB_HERE), (endpoint, directory))
+            rows = self.query(_FULL.format(job=_JOB_HERE), (endpoint, self.locale, directory))
         return {r[0]: FullRow(*r) for r in rows}
 
     def content_known(self, digest: str) -> bool:
@@ -141,7 +152,8 @@ class PlanningQueries:
             )
             c.executemany(
                 """UPDATE jobs SET content_hash = ? WHERE content_hash = ? AND content_hash != ?
-                   AND NOT EXISTS (SELECT 1 FROM jobs j2 WHERE j2.content_hash = ? AND j2.endpoint = jobs.endpoint)""",
+                   AND NOT EXISTS (SELECT 1 FROM jobs j2 WHERE j2.content_hash = ? AND j2.endpoint = jobs.endpoint
+                                   AND j2.locale = jobs.locale)""",
                 [(new, old, new, new) for old, new in pairs],
             )
 
@@ -192,32 +204,46 @@ class PlanningQueries:
         """Whether this dry run already found this content."""
         return bool(self.query("SELECT 1 FROM temp.plan_seen WHERE hash = ?", (digest,)))
 
+    def dry_unsent(self, digest: str, endpoint: str) -> bool:
+        """Whether a real run would still send this content: no job for it (nor for its re-keyed hash), or one queued."""
+        rows = self.query(
+            """SELECT state FROM jobs WHERE endpoint = ? AND locale = ? AND content_hash IN
+               (SELECT ? UNION SELECT old FROM temp.plan_rekey WHERE new = ?)""",
+            (endpoint, self.locale, digest, digest),
+        )
+        return all(state in ("queued", "submitting") for (state,) in rows)
+
     # -- credits ------------------------------------------------------------------
 
-    def queued_credits(self, endpoint: str) -> int:
-        """Queued jobs of the endpoint that will cost a credit."""
-        return self.query(_QUEUED.format(gone=""), (endpoint,))[0][0]
+    def queued_credits(self, endpoint: str, roots: list[bytes]) -> int:
+        """Queued jobs of the endpoint and locale that files under ``roots`` need: what the run will send."""
+        where, params = under_roots(roots)
+        return self.query(_QUEUED.format(roots=where, gone=""), (endpoint, self.locale, *params))[0][0]
 
-    def dry_credits(self, endpoint: str) -> int:
+    def dry_credits(self, endpoint: str, roots: list[bytes]) -> int:
         """The credits a real run would need, from what this dry run set aside."""
-        # Each lookup is one index probe (the jobs' (content_hash, endpoint) key, plan_rekey's index).
+        key = (endpoint, self.locale)
+        # Each lookup is one index probe (the jobs' (content_hash, endpoint, locale) key, plan_rekey's index).
         unknown = self.query(
             """SELECT count(*) FROM temp.plan_seen s
-               WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.content_hash = s.hash AND j.endpoint = ?)
+               WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.content_hash = s.hash AND j.endpoint = ? AND j.locale = ?)
                  AND NOT EXISTS (SELECT 1 FROM temp.plan_rekey r JOIN jobs j ON j.content_hash = r.old AND j.endpoint = ?
-                                 WHERE r.new = s.hash)""",
-            (endpoint, endpoint),
+                                 AND j.locale = ? WHERE r.new = s.hash)""",
+            (*key, *key),
         )[0][0]
         # As the real run would see them: files found gone no longer count, content found here does.
+        where, params = under_roots(roots)
         queued = self.query(
-            _QUEUED.format(gone="AND f.id NOT IN (SELECT id FROM temp.plan_gone)")
-            + f" OR (j.endpoint = ? AND j.state IN ('queued', 'submitting') AND j.content_hash IN ({_DRY_KEYS}))",
-            (endpoint, endpoint),
+            _QUEUED.format(roots=where, gone="AND f.id NOT IN (SELECT id FROM temp.plan_gone)")
+            + f" OR (j.endpoint = ? AND j.locale = ? AND j.state IN ('queued', 'submitting') AND j.content_hash IN ({_DRY_KEYS}))",
+            (*key, *params, *key),
         )[0][0]
         return unknown + queued
 
-    def dry_to_send(self, endpoint: str) -> list[tuple[str, bytes | None]]:
+    def dry_to_send(self, endpoint: str, roots: list[bytes]) -> list[tuple[str, bytes | None]]:
         """What ``dry_credits`` counts, as (content hash, a file holding it or None), queued jobs first, as a run sends them."""
+        key = (endpoint, self.locale)
+        where, params = under_roots(roots)
         queued = self.query(
             f"""SELECT j.content_hash,
                       (SELECT f.dir FROM files f WHERE f.job_id = j.id AND f.state = 'active'
@@ -226,14 +252,18 @@ class PlanningQueries:
                          AND f.id NOT IN (SELECT id FROM temp.plan_gone) ORDER BY f.id LIMIT 1),
                       (SELECT s.path FROM temp.plan_seen s WHERE s.hash = j.content_hash),
                       EXISTS (SELECT 1 FROM remote r WHERE r.job_id = j.id),
-                      j.content_hash IN ({_DRY_KEYS})
-               FROM jobs j WHERE j.endpoint = ? AND j.state IN ('queued', 'submitting') ORDER BY j.id""",
-            (endpoint,),
+                      j.content_hash IN ({_DRY_KEYS}),
+                      EXISTS (SELECT 1 FROM files f WHERE f.job_id = j.id AND f.state = 'active' AND ({where}))
+               FROM jobs j WHERE j.endpoint = ? AND j.locale = ? AND j.state IN ('queued', 'submitting') ORDER BY j.id""",
+            (*params, *key),
         )
         out: list[tuple[str, bytes | None]] = []
-        for digest, directory, name, seen, remote, found in queued:
-            if directory is not None:
+        for digest, directory, name, seen, remote, found, in_scope in queued:
+            if directory is not None and in_scope:
                 out.append((digest, os.path.join(directory, name)))
+            elif directory is not None:
+                if found:  # another run's job, found again under this run's roots
+                    out.append((digest, bytes(seen) if seen is not None else None))
             elif remote:
                 out.append((digest, None))  # a URL: nothing to decode
             elif found:
@@ -243,20 +273,13 @@ class PlanningQueries:
             (r[0], bytes(r[1]) if r[1] is not None else None)
             for r in self.query(
                 """SELECT s.hash, s.path FROM temp.plan_seen s
-                   WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.content_hash = s.hash AND j.endpoint = ?)
+                   WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.content_hash = s.hash AND j.endpoint = ? AND j.locale = ?)
                      AND NOT EXISTS (SELECT 1 FROM temp.plan_rekey r JOIN jobs j ON j.content_hash = r.old AND j.endpoint = ?
-                                     WHERE r.new = s.hash)
+                                     AND j.locale = ? WHERE r.new = s.hash)
                    ORDER BY s.rowid""",
-                (endpoint, endpoint),
+                (*key, *key),
             )
         ]
         return out
-
-    def unknown_keys(self, keys: Iterable[str], endpoint: str) -> int:
-        """How many of these job keys (remote images) the endpoint has no job for."""
-        return self.query(
-            "SELECT count(*) FROM json_each(?) k WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE content_hash = k.value AND endpoint = ?)",
-            (json.dumps(list(keys)), endpoint),
-        )[0][0]
 
 

@@ -1,7 +1,9 @@
 """The job ledger: a SQLite file that is the truth about every file and job.
 
 A *file* row is one path on disk; a *job* row is one submission of some
-content to one endpoint. Files with the same content share a job, so
+content to one endpoint in one locale (the ledger's ``locale``, the run's
+``[service] locale``; endpoints and locales in the normal form of
+``tagger.ledger.keys``). Files with the same content share a job, so
 identical files cost one credit, and a moved file finds its caption again.
 Every state change is one transaction; a token is committed the moment the
 service hands it out (``synchronous=FULL``), so a crash never loses one.
@@ -41,8 +43,10 @@ import portalocker
 import sqlite_utils
 
 from tagger.errors import LedgerError, LedgerLocked
+from tagger.ledger.keys import DEFAULT_LOCALE, normal_locale
 from tagger.ledger.migrations import MIGRATIONS, NAMES
 from tagger.ledger.planning import HASH_SCHEME, PlanningQueries
+from tagger.ledger.roots import under_roots
 
 __all__ = ["Ledger", "JobState", "FileState", "Job", "SETTLED_STATUS", "file_status", "under_roots"]
 
@@ -114,9 +118,12 @@ def _fs(value: bytes) -> str:
 class Ledger(PlanningQueries):
     """One ledger file, opened by one run at a time; safe to use from threads (the planner's SQL: ``planning``)."""
 
-    def __init__(self, path: str, *, clock=time.time) -> None:
+    def __init__(self, path: str, *, clock=time.time, locale: str = DEFAULT_LOCALE) -> None:
         self.path = path if path == ":memory:" else os.path.abspath(path)
         self._clock = clock
+        #: The locale whose jobs this ledger object plans, sends and links (part of every job's key).
+        self.locale = normal_locale(locale)
+        self._scoped = False
         self._lock = threading.RLock()
         self._lock_file = None
         try:
@@ -204,6 +211,10 @@ class Ledger(PlanningQueries):
         with self._lock:
             cur = self.conn.execute(sql, tuple(params))
             return cur.fetchall()
+
+    def now(self) -> float:
+        """The ledger's clock (wall time in seconds): the one its timestamps are taken with."""
+        return self._clock()
 
     # -- runs -------------------------------------------------------------
 
@@ -317,14 +328,16 @@ class Ledger(PlanningQueries):
         if not digests and not pairs:
             return 0
         now = self._clock()
-        link = """UPDATE files SET job_id = (SELECT id FROM jobs WHERE jobs.content_hash = files.content_hash AND jobs.endpoint = ?)
+        link = """UPDATE files SET job_id = (SELECT id FROM jobs WHERE jobs.content_hash = files.content_hash
+                  AND jobs.endpoint = ? AND jobs.locale = ?)
                   WHERE dir = ? AND state = 'active' AND content_hash IN (SELECT value FROM json_each(?))"""
-        create = "INSERT OR IGNORE INTO jobs (content_hash, endpoint, source, state, created_at) VALUES (?, ?, NULL, 'queued', ?)"
+        create = "INSERT OR IGNORE INTO jobs (content_hash, endpoint, locale, source, state, created_at) VALUES (?, ?, ?, NULL, 'queued', ?)"
+        locale = self.locale
         with self.transaction() as c:
             before = c.total_changes
-            c.executemany(create, [(d, endpoint, now) for d in digests])
+            c.executemany(create, [(d, endpoint, locale, now) for d in digests])
             created = c.total_changes - before
-            c.execute(link, (endpoint, directory, json.dumps(digests)))
+            c.execute(link, (endpoint, locale, directory, json.dumps(digests)))
             for raw, jpeg in pairs:
                 row = c.execute("SELECT job_id FROM files WHERE dir = ? AND name = ? AND state = 'active'", (directory, jpeg)).fetchone()
                 if row and row[0] is not None:
@@ -333,9 +346,9 @@ class Ledger(PlanningQueries):
                 own = c.execute("SELECT content_hash FROM files WHERE dir = ? AND name = ?", (directory, raw)).fetchone()
                 if own and own[0]:
                     before = c.total_changes
-                    c.execute(create, (own[0], endpoint, now))
+                    c.execute(create, (own[0], endpoint, locale, now))
                     created += c.total_changes - before
-                    c.execute(link, (endpoint, directory, json.dumps([own[0]])))
+                    c.execute(link, (endpoint, locale, directory, json.dumps([own[0]])))
             return created
 
     def add_urls(self, urls: list[tuple[str, str]], endpoint: str) -> int:
@@ -344,31 +357,62 @@ class Ledger(PlanningQueries):
         with self.transaction() as c:
             before = c.execute("SELECT count(*) FROM jobs").fetchone()[0]
             c.executemany(
-                "INSERT OR IGNORE INTO jobs (content_hash, endpoint, source, state, created_at) VALUES (?, ?, ?, 'queued', ?)",
-                [(key, endpoint, url.encode("utf-8"), now) for url, key in urls],
+                "INSERT OR IGNORE INTO jobs (content_hash, endpoint, locale, source, state, created_at) VALUES (?, ?, ?, ?, 'queued', ?)",
+                [(key, endpoint, self.locale, url.encode("utf-8"), now) for url, key in urls],
             )
             c.executemany(
                 """INSERT INTO remote (url, job_id, first_seen, last_seen)
-                   VALUES (?, (SELECT id FROM jobs WHERE content_hash = ? AND endpoint = ?), ?, ?)
+                   VALUES (?, (SELECT id FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?), ?, ?)
                    ON CONFLICT (url) DO UPDATE SET job_id = excluded.job_id, last_seen = excluded.last_seen""",
-                [(url, key, endpoint, now, now) for url, key in urls],
+                [(url, key, endpoint, self.locale, now, now) for url, key in urls],
             )
             return c.execute("SELECT count(*) FROM jobs").fetchone()[0] - before
 
     # -- jobs -------------------------------------------------------------
 
+    def set_scope(self, endpoint: str, roots: list[bytes], url_keys: Iterable[str] = ()) -> int:
+        """Send only the queued jobs of files under ``roots`` (and of these remote images); returns how many.
+
+        A job an earlier run queued for another folder waits for a run over
+        that folder. Polling is not scoped: a token already paid for is
+        collected by whichever run comes next. Call after planning.
+        """
+        where, params = under_roots(roots)
+        keys = json.dumps(sorted(set(url_keys)))
+        with self._lock:
+            self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS run_scope (id INTEGER PRIMARY KEY)")
+            self.conn.execute("DELETE FROM temp.run_scope")
+            self.conn.execute(
+                f"""INSERT OR IGNORE INTO temp.run_scope SELECT j.id FROM jobs j
+                    WHERE j.endpoint = ? AND j.locale = ? AND j.state IN ('queued', 'submitting')
+                    AND (EXISTS (SELECT 1 FROM files f WHERE f.job_id = j.id AND f.state = 'active' AND ({where}))
+                         OR j.content_hash IN (SELECT value FROM json_each(?)))""",
+                (endpoint, self.locale, *params, keys),
+            )
+            self._scoped = True
+            return self.conn.execute("SELECT count(*) FROM temp.run_scope").fetchone()[0]
+
+    def _in_scope(self, state: JobState) -> str:
+        return " AND id IN (SELECT id FROM temp.run_scope)" if self._scoped and state is JobState.QUEUED else ""
+
     def outstanding(self, endpoint: str) -> bool:
-        """Whether the endpoint has jobs to send or tokens to poll."""
-        return bool(self.query(
-            "SELECT 1 FROM jobs WHERE endpoint = ? AND state IN ('queued', 'submitting', 'polling', 'waiting') LIMIT 1", (endpoint,)
-        ))
+        """Whether the endpoint has jobs of this run to send, tokens to poll, or copies waiting for a similar photo."""
+        return bool(
+            self.query("SELECT 1 FROM jobs WHERE endpoint = ? AND state IN ('polling', 'waiting') LIMIT 1", (endpoint,))
+            or self.query(
+                "SELECT 1 FROM jobs WHERE endpoint = ? AND locale = ? AND state IN ('queued', 'submitting')"
+                + self._in_scope(JobState.QUEUED) + " LIMIT 1",
+                (endpoint, self.locale),
+            )
+        )
 
     def jobs_in_state(self, endpoint: str, state: JobState, limit: int = 1000, after_id: int = 0) -> list[Job]:
-        """Jobs of one endpoint in one state, in id order, a page at a time."""
+        """Jobs of one endpoint in one state, in id order, a page at a time (queued ones: this locale and scope)."""
+        locale = "" if state is JobState.POLLING else " AND locale = ?"
         rows = self.query(
-            """SELECT id, content_hash, state, source, token, reposts, attempts, submitted_at, lost_answer FROM jobs
-               WHERE endpoint = ? AND state = ? AND id > ? ORDER BY id LIMIT ?""",
-            (endpoint, state.value, after_id, limit),
+            f"""SELECT id, content_hash, state, source, token, reposts, attempts, submitted_at, lost_answer FROM jobs
+               WHERE endpoint = ?{locale} AND state = ? AND id > ?{self._in_scope(state)} ORDER BY id LIMIT ?""",
+            (endpoint, *(() if state is JobState.POLLING else (self.locale,)), state.value, after_id, limit),
         )
         return [Job(r[0], r[1], JobState(r[2]), r[3], r[4], r[5], r[6], r[7], bool(r[8])) for r in rows]
 
@@ -376,6 +420,13 @@ class Ledger(PlanningQueries):
         """Active files holding this job's content (candidates to prepare from)."""
         rows = self.query("SELECT dir, name FROM files WHERE job_id = ? AND state = 'active' ORDER BY id", (job_id,))
         return [os.path.join(r[0], r[1]) for r in rows]
+
+    def job_state(self, content_hash: str, endpoint: str) -> str | None:
+        """The state of the job for this content at ``endpoint`` in this locale, or None when there is none."""
+        rows = self.query(
+            "SELECT state FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?", (content_hash, endpoint, self.locale)
+        )
+        return rows[0][0] if rows else None
 
     def begin_submit(self, job_id: int) -> None:
         """Mark a job as being submitted: committed before the POST leaves."""
@@ -443,8 +494,13 @@ class Ledger(PlanningQueries):
                 (status, reason, self._clock(), job_id),
             )
 
-    def settle(self, job_id: int, state: JobState, answer: dict, latency: tuple[float, float] | None = None) -> None:
-        """Record a job's final answer (and when it was last seen working, first seen done)."""
+    def settle(
+        self, job_id: int, state: JobState, answer: dict, latency: tuple[float, float] | None = None, *, reason: str | None = None
+    ) -> None:
+        """Record a job's final answer (and when it was last seen working, first seen done).
+
+        ``reason`` overrides the answer's own (a timeout tagger decided: deadline passed, repost refused).
+        """
         flags = answer.get("flags")
         categories = answer.get("categories")
         low, high = latency or (None, None)
@@ -457,7 +513,7 @@ class Ledger(PlanningQueries):
                     state.value,
                     answer.get("status"),
                     answer.get("name"),
-                    answer.get("reason"),
+                    reason if reason is not None else answer.get("reason"),
                     json.dumps(list(flags)) if isinstance(flags, list) else None,
                     json.dumps([str(x) for x in categories]) if isinstance(categories, list) else None,
                     self._clock(),
@@ -479,9 +535,10 @@ class Ledger(PlanningQueries):
         ]
 
     def retry(
-        self, endpoint: str, *, failed: bool, skipped: Iterable[str] = (), timeouts: bool = False, ambiguous: bool = False
+        self, endpoint: str, *, failed: bool, skipped: Iterable[str] = (), timeouts: bool = False, ambiguous: bool = False,
+        roots: list[bytes] | None = None,
     ) -> int:
-        """Put selected settled (or held) jobs back in the queue; returns how many."""
+        """Put selected settled (or held) jobs (of this locale; of files under ``roots`` when given) back in the queue; returns how many."""
         clauses, params = [], []
         if ambiguous:
             clauses.append("state = 'held'")
@@ -495,21 +552,23 @@ class Ledger(PlanningQueries):
             clauses.append("state IN ('timeout', 'not_found')")
         if not clauses:
             return 0
+        where, where_params = under_roots(roots) if roots is not None else ("1", [])
+        scope = f"AND id IN (SELECT job_id FROM files WHERE state = 'active' AND ({where}))" if roots is not None else ""
         with self.transaction() as c:
             cur = c.execute(
                 f"""UPDATE jobs SET state = 'queued', token = NULL, status = NULL, caption = NULL, reason = NULL,
                     reposts = 0, settled_at = NULL, keywords = NULL, keyword_paths = NULL, unmapped = NULL,
-                    keyword_rules = NULL WHERE endpoint = ? AND ({' OR '.join(clauses)})""",
-                (endpoint, *params),
+                    keyword_rules = NULL WHERE endpoint = ? AND locale = ? AND ({' OR '.join(clauses)}) {scope}""",
+                (endpoint, self.locale, *params, *where_params),
             )
             n = cur.rowcount
             # Their files' sidecars are written again once the jobs settle anew.
             c.execute(
-                "UPDATE files SET written_job = NULL WHERE job_id IN (SELECT id FROM jobs WHERE endpoint = ? AND state = 'queued')",
-                (endpoint,),
+                "UPDATE files SET written_job = NULL WHERE job_id IN (SELECT id FROM jobs WHERE endpoint = ? AND locale = ? AND state = 'queued')",
+                (endpoint, self.locale),
             )
             if failed:
-                c.execute("UPDATE files SET state = 'active', reason = NULL WHERE state = 'failed'")
+                c.execute(f"UPDATE files SET state = 'active', reason = NULL WHERE state = 'failed' AND ({where})", where_params)
             return n
 
     # -- keywords -----------------------------------------------------------
@@ -544,6 +603,36 @@ class Ledger(PlanningQueries):
                GROUP BY u.value"""
         )
         return sorted(((r[0], r[1]) for r in rows), key=lambda wc: (-wc[1], wc[0].casefold(), wc[0]))
+
+    def resume_token(self, job_id: int, status: str | None, *, reposted: bool) -> None:
+        """A settled timeout the service still knows goes back to polling under its token (no credit).
+
+        ``reposted``: the service re-queued it just now. Either way its deadline
+        starts again and it gets a fresh allowance of reposts.
+        """
+        with self.transaction() as c:
+            c.execute(
+                """UPDATE jobs SET state = 'polling', status = ?, reason = NULL, settled_at = NULL, reposts = 0,
+                   submitted_at = ?, last_error = ? WHERE id = ? AND state IN ('timeout', 'not_found')""",
+                (status, self._clock(), "reposted by tagger retry" if reposted else None, job_id),
+            )
+
+    def job_ids_under(self, roots: list[bytes]) -> set[int]:
+        """Ids of the jobs of active files under ``roots``."""
+        where, params = under_roots(roots)
+        return {r[0] for r in self.query(
+            f"SELECT DISTINCT job_id FROM files WHERE state = 'active' AND job_id IS NOT NULL AND ({where})", params)}
+
+    def resend(self, job_id: int) -> None:
+        """A settled job whose token the service no longer knows: queued to be sent again (a credit)."""
+        with self.transaction() as c:
+            c.execute(
+                """UPDATE jobs SET state = 'queued', token = NULL, status = NULL, caption = NULL, reason = NULL,
+                   reposts = 0, settled_at = NULL, keywords = NULL, keyword_paths = NULL, unmapped = NULL,
+                   keyword_rules = NULL WHERE id = ?""",
+                (job_id,),
+            )
+            c.execute("UPDATE files SET written_job = NULL WHERE job_id = ?", (job_id,))
 
     # -- similar photos -----------------------------------------------------
 
@@ -584,10 +673,10 @@ class Ledger(PlanningQueries):
                 for r in self.query(
                     # CROSS JOIN: fingerprints first, by key; never a walk over the endpoint's jobs.
                     f"""SELECT j.id, j.state, p.aspect, p.print FROM fingerprints p
-                        CROSS JOIN jobs j ON j.content_hash = p.content_hash AND j.endpoint = ?
+                        CROSS JOIN jobs j ON j.content_hash = p.content_hash AND j.endpoint = ? AND j.locale = ?
                         WHERE p.key IN ({",".join("?" * len(chunk))}) AND p.aspect BETWEEN ? AND ? AND {near}
                           AND j.similar_to IS NULL AND j.id != ? AND j.state IN ({marks})""",
-                    (endpoint, *chunk, aspect_low, aspect_high, *near_params, exclude_job, *states),
+                    (endpoint, self.locale, *chunk, aspect_low, aspect_high, *near_params, exclude_job, *states),
                 )
             ]
         return rows
@@ -651,8 +740,8 @@ class Ledger(PlanningQueries):
             r[0]
             for r in self.query(
                 """SELECT DISTINCT d.id FROM jobs w JOIN jobs d ON d.id = w.similar_to
-                   WHERE w.endpoint = ? AND w.state = 'waiting' AND d.state NOT IN ('queued', 'submitting', 'polling', 'waiting')""",
-                (endpoint,),
+                   WHERE w.endpoint = ? AND w.locale = ? AND w.state = 'waiting' AND d.state NOT IN ('queued', 'submitting', 'polling', 'waiting')""",
+                (endpoint, self.locale),
             )
         ]
 
@@ -682,7 +771,9 @@ class Ledger(PlanningQueries):
 
     def sent_alone(self, endpoint: str, content_hash: str) -> bool:
         """Whether the user asked for this content's job at ``endpoint`` to be sent on its own."""
-        rows = self.query("SELECT no_reuse FROM jobs WHERE content_hash = ? AND endpoint = ?", (content_hash, endpoint))
+        rows = self.query(
+            "SELECT no_reuse FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?", (content_hash, endpoint, self.locale)
+        )
         return bool(rows and rows[0][0])
 
     def retry_reused(self, endpoint: str, paths: list[bytes]) -> int:
@@ -708,8 +799,8 @@ class Ledger(PlanningQueries):
                 r[0]
                 for r in c.execute(
                     f"""SELECT DISTINCT j.id FROM jobs j JOIN files f ON f.job_id = j.id
-                        WHERE j.endpoint = ? AND j.similar_to IS NOT NULL AND j.state = 'completed' AND ({where})""",
-                    (endpoint, *params),
+                        WHERE j.endpoint = ? AND j.locale = ? AND j.similar_to IS NOT NULL AND j.state = 'completed' AND ({where})""",
+                    (endpoint, self.locale, *params),
                 )
             ]
             if not ids:
@@ -725,18 +816,30 @@ class Ledger(PlanningQueries):
 
     # -- writing back -------------------------------------------------------
 
-    def unwritten(self, job_id: int | None = None) -> list[sqlite3.Row]:
-        """Active files whose completed caption is not yet in their sidecar."""
-        sql = f"""SELECT f.id, f.dir, f.name, f.root, j.id, j.token, j.endpoint, j.caption, j.flags,
+    def unwritten(self, job_id: int | None = None, roots: list[bytes] | None = None) -> list[sqlite3.Row]:
+        """Active files (under ``roots`` when given) whose completed caption is not yet in their sidecar.
+
+        A file follows its current job: the endpoint and locale of the latest
+        run over it. Each row: file id, dir, name, root, the file's content
+        hash, then the job's id, token, endpoint, locale, caption, flags,
+        categories, status, reason, settled_at, keywords, keyword_paths, keyword_rules, and
+        the dir and name of a file of the similar photo whose caption it shares (or NULLs).
+        """
+        sql = f"""SELECT f.id, f.dir, f.name, f.root, f.content_hash, j.id, j.token, j.endpoint, j.locale, j.caption, j.flags,
                         j.categories, j.status, j.reason, j.settled_at, j.keywords, j.keyword_paths, j.keyword_rules, {_DONOR_FILE}
                  FROM files f CROSS JOIN jobs j ON j.id = f.job_id
                  WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND j.state = 'completed'"""
         # CROSS JOIN keeps files outer, read from the small files_unwritten partial index; the planner
         # would otherwise walk every completed job.
-        params: tuple = ()
+        params: list = []
         if job_id is not None:
             sql += " AND j.id = ?"
-            params = (job_id,)
+            params.append(job_id)
+        if roots is not None:
+            # Filtered, not indexed: the files_unwritten partial index stays the driver (empty when all is written).
+            where, where_params = under_roots(roots, "+f.dir")
+            sql += f" AND ({where})"
+            params += where_params
         return self.query(sql, params)
 
     def mark_written(
@@ -749,7 +852,7 @@ class Ledger(PlanningQueries):
         """
         with self.transaction() as c:
             c.execute(
-                "UPDATE files SET written_job = ?, written_at = ?, sidecar = ? WHERE id = ?",
+                "UPDATE files SET written_job = ?, written_at = ?, sidecar = ?, sidecar_error = NULL WHERE id = ?",
                 (job_id, self._clock(), sidecar, file_id),
             )
             if keywords is not None:
@@ -759,6 +862,54 @@ class Ledger(PlanningQueries):
                     (subject, paths, unmapped, rules, job_id),
                 )
 
+    def sidecar_failed(self, file_id: int, reason: str) -> None:
+        """The sidecar could not be written: recorded, and tried again on every run (the file stays active)."""
+        with self.transaction() as c:
+            c.execute("UPDATE files SET sidecar_error = ? WHERE id = ?", (reason, file_id))
+
+    # -- adopting captions a lost ledger had ------------------------------------
+
+    def adoptable(self, endpoint: str) -> list[sqlite3.Row]:
+        """Files of this run's unsent jobs (see ``set_scope``): job id, job content, file id, dir, name, root, file content."""
+        return self.query(
+            """SELECT j.id, j.content_hash, f.id, f.dir, f.name, f.root, f.content_hash FROM jobs j JOIN files f ON f.job_id = j.id
+               WHERE j.endpoint = ? AND j.locale = ? AND j.state = 'queued' AND j.token IS NULL AND j.attempts = 0
+               AND f.state = 'active'""" + (" AND j.id IN (SELECT id FROM temp.run_scope)" if self._scoped else "") + " ORDER BY j.id, f.id",
+            (endpoint, self.locale),
+        )
+
+    def token_held(self, token: str) -> bool:
+        """Whether some job already holds this token."""
+        return bool(self.query("SELECT 1 FROM jobs WHERE token = ?", (token,)))
+
+    def adopt(self, job_id: int, answer: dict, token: str, settled_at: float | None, sidecars: list[tuple[int, bytes]]) -> bool:
+        """Settle a queued job with the caption its files' sidecars hold; no submission. False if the token is another job's.
+
+        ``sidecars``: (file id, sidecar path) of the files whose sidecar holds it
+        (they need no write); the job's other files get theirs written as usual.
+        """
+        flags, categories = answer.get("flags"), answer.get("categories")
+        with self.transaction() as c:
+            if c.execute("SELECT 1 FROM jobs WHERE token = ? AND id != ?", (token, job_id)).fetchone():
+                return False
+            n = c.execute(
+                """UPDATE jobs SET state = 'completed', token = ?, status = ?, caption = ?, flags = ?, categories = ?,
+                   settled_at = ? WHERE id = ? AND state = 'queued' AND token IS NULL""",
+                (
+                    token, answer.get("status") or "completed", answer.get("name"),
+                    json.dumps(list(flags)) if flags else None, json.dumps(list(categories)) if categories else None,
+                    settled_at if settled_at is not None else self._clock(), job_id,
+                ),
+            ).rowcount
+            if not n:
+                return False
+            now = self._clock()
+            c.executemany(
+                "UPDATE files SET written_job = ?, written_at = ?, sidecar = ?, sidecar_error = NULL WHERE id = ?",
+                [(job_id, now, path, file_id) for file_id, path in sidecars],
+            )
+            return True
+
     def forget_writes(self, roots: list[bytes]) -> int:
         """Mark the sidecars of files under ``roots`` as not written, so the next write-back redoes them."""
         where, params = under_roots(roots)
@@ -766,38 +917,59 @@ class Ledger(PlanningQueries):
             return c.execute(f"UPDATE files SET written_job = NULL WHERE written_job IS NOT NULL AND ({where})", params).rowcount
 
     def mark_file_failed(self, file_id: int, reason: str) -> None:
-        """A file-level failure (unreadable, sidecar not writable)."""
+        """A file-level failure (unreadable)."""
         with self.transaction() as c:
             c.execute("UPDATE files SET state = 'failed', reason = ? WHERE id = ?", (reason, file_id))
 
     # -- reading out ----------------------------------------------------------
 
+    def _job_in_locale(self, column: str) -> tuple[str, tuple]:
+        """The join target for exports: the job of ``column``'s content and endpoint in this ledger's locale."""
+        if not self.query("SELECT 1 FROM jobs WHERE locale != ? LIMIT 1", (self.locale,)):
+            return column, ()  # one locale only (the usual ledger): the file's own job, no lookup
+        # The job's content, not the file's: a RAW file shares its JPEG's job.
+        return (
+            f"""(SELECT o.id FROM jobs cur JOIN jobs o ON o.content_hash = cur.content_hash AND o.endpoint = cur.endpoint
+                 AND o.locale = ? WHERE cur.id = {column})""",
+            (self.locale,),
+        )
+
     def file_rows(self, *, include_missing: bool = False, endpoint: str | None = None) -> Iterator[sqlite3.Row]:
-        """Every file with its job, for exports, streamed in path order."""
+        """Every file with its job in this ledger's locale, for exports, streamed in path order.
+
+        One row per file: a DAM imports one row per asset. A file not yet
+        captioned in this locale has no job here (it shows as pending).
+        """
+        file_job, params = self._job_in_locale("f.job_id")
+        remote_job, remote_params = self._job_in_locale("r.job_id")
         sql = f"""SELECT f.dir, f.name, f.root, f.size, f.mtime_ns, f.content_hash, f.state, f.reason,
                         j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
                         j.submitted_at, j.settled_at, j.last_error, j.keywords, {_DONOR_FILE}
-                 FROM files f LEFT JOIN jobs j ON j.id = f.job_id"""
+                 FROM files f LEFT JOIN jobs j ON j.id = {file_job}"""
         if not include_missing:
             sql += " WHERE f.state != 'missing'"
         sql += " ORDER BY f.dir, f.name"
         remote = f"""SELECT NULL, r.url, NULL, NULL, NULL, NULL, 'active', NULL,
                            j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
                            j.submitted_at, j.settled_at, j.last_error, j.keywords, {_DONOR_FILE}
-                    FROM remote r LEFT JOIN jobs j ON j.id = r.job_id ORDER BY r.url"""
+                    FROM remote r LEFT JOIN jobs j ON j.id = {remote_job} ORDER BY r.url"""
         # A separate connection streams without holding the writer lock.
         reader = sqlite3.connect(self.path, timeout=30)
         try:
-            yield from reader.execute(sql)
-            yield from reader.execute(remote)
+            yield from reader.execute(sql, params)
+            yield from reader.execute(remote, remote_params)
         finally:
             reader.close()
 
     def summary(self, roots: list[bytes] | None = None, *, remote: bool = True) -> dict:
         """Counts by status and by reason (of files under ``roots``, or all; and remote images)."""
-        counts = {"total": 0, "completed": 0, "skipped": 0, "timeout": 0, "not found": 0, "failed": 0, "pending": 0, "missing": 0}
+        counts = {
+            "total": 0, "completed": 0, "skipped": 0, "timeout": 0, "not found": 0, "failed": 0, "pending": 0, "missing": 0,
+            "unwritten": 0,
+        }
         reasons: dict[str, int] = {}
         where, params = under_roots(roots) if roots else ("1", [])
+        # A completed file whose sidecar could not be written counts as "unwritten" (tried again every run).
         rows = self._file_statuses(where, params)
         if remote:
             rows += self.query(
@@ -806,7 +978,9 @@ class Ledger(PlanningQueries):
             )
         held = 0
         for fstate, jstate, reason, last_error, n in rows:
-            status = file_status(fstate, jstate)
+            status = "unwritten" if jstate == "unwritten" and fstate == FileState.ACTIVE.value else file_status(
+                fstate, "completed" if jstate == "unwritten" else jstate
+            )
             if status == "missing":
                 counts["missing"] += n
                 continue
@@ -814,7 +988,7 @@ class Ledger(PlanningQueries):
             counts[status] += n
             if status == "pending" and jstate == JobState.HELD.value:
                 held += n
-            if status in ("skipped", "failed", "timeout", "not found") and reason:
+            if status in ("skipped", "failed", "timeout", "not found", "unwritten") and reason:
                 key = f"{status}: {reason}"
                 reasons[key] = reasons.get(key, 0) + n
             elif status == "pending" and last_error:
@@ -861,6 +1035,13 @@ class Ledger(PlanningQueries):
                 WHERE j.state IN ({','.join('?' * len(unsettled))}) AND f.state = 'active' AND ({where}) GROUP BY 2, 3, 4""",
             [*unsettled, *params],
         )]
+        # Completed, but the sidecar could not be written: read from the small files_unwritten partial index.
+        rows += [tuple(r) for r in self.query(
+            f"""SELECT 'active', 'unwritten', f.sidecar_error, NULL, count(*) FROM files f CROSS JOIN jobs j ON j.id = f.job_id
+                WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND f.sidecar_error IS NOT NULL
+                AND j.state = 'completed' AND ({where}) GROUP BY 3""",
+            params,
+        )]
         # A completed file's reason and last error say nothing (only other statuses list them).
         rows.append(("active", JobState.COMPLETED.value, None, None, total - sum(r[4] for r in rows)))
         return [r for r in rows if r[4]]
@@ -875,15 +1056,3 @@ def file_status(file_state: str, job_state: str | None) -> str:
     if job_state is None:
         return "pending"
     return SETTLED_STATUS[JobState(job_state)]
-
-
-def under_roots(roots: list[bytes]) -> tuple[str, list]:
-    """A WHERE clause selecting files under any of ``roots``, served by the (dir, name) index."""
-    clauses, params = [], []
-    for root in roots:
-        root = root.rstrip(b"/") or b"/"
-        prefix = root if root == b"/" else root + b"/"
-        # Bytes compare as memcmp: every folder below root sorts in [root/, root0) ("0" follows "/").
-        clauses.append("(dir = ? OR (dir >= ? AND dir < ?))")
-        params += [root, prefix, prefix[:-1] + b"0"]
-    return " OR ".join(clauses) or "0", params

@@ -55,6 +55,7 @@ __all__ = [
     "write_sidecar",
     "strip_sidecar",
     "read_provenance",
+    "sidecar_provenance",
     "parse_sidecar",
     "ALT_TEXT_LIMIT",
 ]
@@ -70,8 +71,10 @@ _HIERARCHICAL = f"{{{LR}}}hierarchicalSubject"
 _TAGS = f"{{{DIGIKAM}}}TagsList"
 _METADATA_DATE = f"{{{XMP}}}MetadataDate"
 # Provenance, in the order written; _PROV_BAGS are rdf:Bag, _PROV_ALTS rdf:Alt (language -> text).
+# contentHash and categories say which job the caption is (a lost ledger adopts it from here).
 _PROV_FIELDS = (
-    "endpoint", "token", "status", "reason", "flags", "date", "caption", "locale", "captions", "defaultLang",
+    "endpoint", "token", "status", "reason", "flags", "date", "caption", "contentHash", "categories",
+    "locale", "captions", "defaultLang",
     "wroteDescription", "wroteAltText", "wroteImageDescription", "replacedDescription", "replacedImageDescription",
     "createdFile", "imageCopy",
     "addedSubject", "addedHierarchicalSubject", "addedTagsList",
@@ -79,7 +82,7 @@ _PROV_FIELDS = (
 )
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _PROV_BAGS = frozenset({
-    "flags", "addedSubject", "addedHierarchicalSubject", "addedTagsList",
+    "flags", "categories", "addedSubject", "addedHierarchicalSubject", "addedTagsList",
     "seededSubject", "seededHierarchicalSubject", "seededTagsList",
 })
 _PROV_ALTS = frozenset({
@@ -112,6 +115,8 @@ class SidecarContent:
     #: Hierarchies for lr:hierarchicalSubject (``|``) and digiKam:TagsList (``/``), written as given;
     #: None: each keyword under ``hierarchy_parent``.
     paths: tuple[tuple[str, ...], ...] | None = None
+    content_hash: str = ""  # the ledger's identity of the image content the caption belongs to
+    categories: tuple[str, ...] = ()
     reused_from: str | None = None  # path of the similar photo whose caption this is
 
 
@@ -452,6 +457,8 @@ def _decide(old: _State, content: SidecarContent, existed: bool, hierarchy_paren
         "flags": tuple(f for f in (_clean_text(x) for x in content.flags) if f),
         "date": _clean_text(content.settled_at),
         "caption": caption,
+        "contentHash": _clean_text(content.content_hash),
+        "categories": tuple(f for f in (_clean_text(x) for x in content.categories) if f),
         "locale": lang,
         "captions": _alt_tuple(captions),
         "defaultLang": default_lang,
@@ -646,6 +653,15 @@ def write_sidecar(
         return _encode(packet, path), lambda: None
 
     return _merge_loop(path, step, target, photo, attempts)
+
+
+def sidecar_provenance(path: str) -> Prov:
+    """What tagger recorded in the sidecar at ``path`` (its ``tagger:`` fields); empty when there is none or it is unreadable."""
+    try:
+        data, _ = _snapshot(_target(path))
+        return read_provenance(parse_sidecar(path, data)) if data is not None else {}
+    except SidecarError:
+        return {}
 
 
 def _leaves_nothing(packet: Packet, copy_digest: str | None) -> bool:

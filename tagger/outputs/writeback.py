@@ -2,7 +2,11 @@
 
 The ledger marks a file written only after its sidecar was renamed into
 place, so a crash in between means the write happens again (it is
-idempotent), never that a caption is forgotten.
+idempotent), never that a caption is forgotten. A run writes only the
+sidecars of files under its own roots; with sidecars off it writes none and
+marks none, so a later run with sidecars on writes them. A sidecar that
+could not be written keeps its reason in the ledger and is tried again on
+every run.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from tagger.outputs.derivation import refresh_keywords, stored_keywords
 from tagger.outputs.keywords import KeywordRules, Keywords, derive
 from tagger.outputs.sidecar import SidecarContent, SidecarError, sidecar_path_for, write_sidecar
 
-__all__ = ["SidecarOptions", "write_back"]
+__all__ = ["SidecarOptions", "write_back", "sidecar_of"]
 
 log = logging.getLogger("tagger.outputs.writeback")
 
@@ -46,10 +50,22 @@ def _list(value: str | None) -> tuple[str, ...]:
     return tuple(json.loads(value)) if value else ()
 
 
-def write_back(ledger: Ledger, options: SidecarOptions, job_id: int | None = None) -> tuple[int, int]:
-    """Write every completed, not yet written caption (of one job, or all).
+def sidecar_of(options: SidecarOptions, directory: bytes, name: bytes, root: bytes) -> str:
+    """Where the sidecar of one ledger file lives with these options."""
+    return sidecar_path_for(
+        os.fsdecode(os.path.join(directory, name)),
+        naming=options.naming,
+        sidecar_dir=options.sidecar_dir or None,
+        root=os.fsdecode(root),
+    )
 
-    Returns (sidecars written, files that failed to write).
+
+def write_back(
+    ledger: Ledger, options: SidecarOptions, job_id: int | None = None, roots: list[bytes] | None = None
+) -> tuple[int, int]:
+    """Write every completed, not yet written caption (of one job, or all; of files under ``roots`` when given).
+
+    Returns (sidecars written, files whose sidecar could not be written).
     """
     written = failed = 0
     rules = options.keyword_rules
@@ -58,10 +74,14 @@ def write_back(ledger: Ledger, options: SidecarOptions, job_id: int | None = Non
         # One derivation, stored, for every job (remote images too): the exports and the contact sheet
         # read the keywords the sidecars got.
         refresh_keywords(ledger, rules)
+    if not options.enabled:
+        if job_id is not None:
+            refresh_keywords(ledger, rules, job_id)  # the exports read them
+        return 0, 0  # deferred: the files stay unwritten until a run with sidecars on
     derived: dict[int, Keywords] = {}
-    for row in ledger.unwritten(job_id):
-        (file_id, directory, name, root, jid, token, endpoint, caption, flags, categories, status, reason, settled,
-         subject, paths, stored_rules, donor_dir, donor_name) = row
+    for row in ledger.unwritten(job_id, roots):
+        (file_id, directory, name, root, digest, jid, token, endpoint, locale, caption, flags, categories,
+         status, reason, settled, subject, paths, stored_rules, donor_dir, donor_name) = row
         fresh = None
         if stored_rules == fingerprint:
             keywords = stored_keywords(subject, paths, caption, categories, rules)
@@ -69,17 +89,9 @@ def write_back(ledger: Ledger, options: SidecarOptions, job_id: int | None = Non
             keywords = derived.get(jid) or derive(caption, _list(categories), rules)
             derived[jid] = keywords
             fresh = (fingerprint, *keywords.to_json())
-        if not options.enabled:
-            ledger.mark_written(file_id, jid, None, fresh)
-            continue
         image = os.fsdecode(os.path.join(directory, name))
         try:
-            target = sidecar_path_for(
-                image,
-                naming=options.naming,
-                sidecar_dir=options.sidecar_dir or None,
-                root=os.fsdecode(root),
-            )
+            target = sidecar_of(options, directory, name, root)
             content = SidecarContent(
                 caption=caption or "",
                 keywords=keywords.subject,
@@ -90,7 +102,9 @@ def write_back(ledger: Ledger, options: SidecarOptions, job_id: int | None = Non
                 reason=reason,
                 flags=_list(flags),
                 settled_at=iso(settled),
-                locale=options.locale,
+                content_hash=digest or "",
+                locale=locale,
+                categories=tuple(str(c) for c in _list(categories)),
                 reused_from=os.path.join(donor_dir, donor_name).decode("utf-8", "replace") if donor_dir is not None else None,
             )
             if options.sidecar_dir:
@@ -100,8 +114,8 @@ def write_back(ledger: Ledger, options: SidecarOptions, job_id: int | None = Non
         except (SidecarError, OSError) as exc:
             failed += 1
             message = f"sidecar not written: {exc}"
-            log.warning("%s: %s", image, message)
-            ledger.mark_file_failed(file_id, message)
+            log.warning("%s: %s (tried again on the next run)", image, message)
+            ledger.sidecar_failed(file_id, message)
             continue
         ledger.mark_written(file_id, jid, os.fsencode(target), fresh)
         written += int(changed)

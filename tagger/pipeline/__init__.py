@@ -4,7 +4,9 @@ Owns: ``scan`` (walking folders), ``plan`` (what each file needs),
 ``dispatch`` (keeping jobs in flight), ``schedule`` (when to poll each token),
 ``latency`` (the service's latency model), ``similar`` (a copy of a photo
 shares its caption), ``urls`` (remote images),
-``progress`` and ``runner`` (``run()``, the library's entry point).
+``threads`` (the daemon thread pool a stopping run can leave behind),
+``revive`` (``tagger retry --timeouts``), ``progress`` and ``runner``
+(``run()``, the library's entry point).
 
 May import: every other subpackage of tagger; never ``tagger.cli``.
 """

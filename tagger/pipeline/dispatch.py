@@ -14,6 +14,16 @@ duplicate), or held for ``tagger retry --ambiguous`` when
 ``resend_ambiguous`` is off. Trouble that outlasts the retries puts the job
 back in the queue for the next run; only the service refusing the request
 as invalid fails it. Polls and reposts are free and always retried.
+
+Stopping (``stop`` set, e.g. by SIGINT/SIGTERM): no POST leaves after it,
+preparations in progress are cut off (their jobs stay queued), answers of
+POSTs already sent are awaited for at most ``stop_grace`` seconds and
+recorded, tokens are left in the ledger for the next run to poll. Nothing is
+marked failed because of a stop.
+
+Every job ends: one with no final answer ``job_deadline`` seconds after its
+last submission or repost is recorded ``timeout``, whatever the service
+keeps answering.
 """
 
 from __future__ import annotations
@@ -25,21 +35,25 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from tagger.client import cloudsight as cs
 from tagger.ledger.store import Job, JobState, Ledger
-from tagger.prepare.normalise import PrepareError, Prepared, Preparer
+from tagger.prepare.normalise import Cancelled, PrepareError, Prepared, Preparer
 from tagger.client.pacing import InFlightLimit, RateLimiter
 from tagger.pipeline.latency import LatencyModel
 from tagger.pipeline.schedule import Entry, Schedule
 from tagger.pipeline.similar import Reuse
+from tagger.pipeline.threads import DaemonPool
 from tagger.client.retry import RateGate, RetryPolicy, call
 from tagger.pipeline.urls import REMOTE_PREFIX
 
-__all__ = ["Dispatcher", "DispatchOptions", "Tally", "http_threads", "max_posts_in_flight"]
+__all__ = [
+    "Dispatcher", "DispatchOptions", "Tally", "http_threads", "max_posts_in_flight",
+    "DEADLINE_REASON", "INTERRUPTED", "REPOST_REFUSED", "STOP_GRACE",
+]
 
 log = logging.getLogger("tagger.pipeline.dispatch")
 
@@ -50,6 +64,20 @@ WORKING = (cs.STATUS_NOT_COMPLETED, cs.STATUS_IN_PROGRESS)
 # delay right at one poll interval; 1.7 keeps it under, at about 1.7 polls per image.
 _POLL_BUDGET = 1.7
 REPOST_ONCE = (cs.REASON_UNSURE, cs.REASON_CLOSE)
+#: The reason recorded for a job the service never finished.
+DEADLINE_REASON = "no final answer within job_deadline"
+#: The reason recorded for a timed-out job whose repost the service refused.
+REPOST_REFUSED = "the service refused to repost it"
+#: ``Tally.stopped`` of a run stopped by its ``stop`` event.
+INTERRUPTED = "interrupted"
+#: Seconds a stopping run waits for the answers of POSTs already sent.
+STOP_GRACE = 5.0
+# The conductor looks at the stop event at least this often (seconds) while it waits.
+_TICK = 0.2
+
+
+class _Halted(Exception):
+    """Raised inside a worker thread's wait or before a request once the run is stopping."""
 
 
 def http_threads(max_in_flight: int) -> int:
@@ -85,6 +113,8 @@ class DispatchOptions:
     requests_per_second: float | None = None
     resend_ambiguous: bool = True
     reuse_similar: bool = True
+    job_deadline: float = 1800.0
+    stop_grace: float = STOP_GRACE
 
 
 @dataclass
@@ -149,7 +179,8 @@ class Dispatcher:
         on_settled: Callable[[int, JobState], None] | None = None,
         progress: Callable[[str, int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.api = api
         self.ledger = ledger
@@ -158,9 +189,12 @@ class Dispatcher:
         self.on_settled = on_settled or (lambda job_id, state: None)
         self.progress = progress or (lambda what, n: None)
         self.clock = clock
-        self.sleep = sleep
-        self.gate = RateGate(clock, sleep)
-        self.limiter = RateLimiter(options.requests_per_second, clock=clock, sleep=sleep)
+        # Set from outside (a signal handler) to stop gracefully; every wait of the run wakes on it.
+        self._halt = stop or threading.Event()
+        self._injected_sleep = sleep
+        self.sleep = self._sleep
+        self.gate = RateGate(clock, self._sleep)
+        self.limiter = RateLimiter(options.requests_per_second, clock=clock, sleep=self._sleep)
         # Back off by 0.7 (as CUBIC does) and regain one slot per 4 successful requests: a job
         # takes seconds, so growing once per round would take minutes to refill the pipe.
         self.in_flight = InFlightLimit(options.max_in_flight, decrease=0.7, per=4, clock=clock)
@@ -181,9 +215,20 @@ class Dispatcher:
         self._lock = threading.Lock()  # counters shared by the worker threads
         self._stop = threading.Event()
         self._stop_reason: str | None = None
+        self._interrupted = False
         self._accepted = threading.Event()
         self.reuse = Reuse(ledger, options.endpoint, enabled=options.reuse_similar)
         self._again: deque[Job] = deque()  # waiters whose donor lent nothing: prepared and sent after all
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, or raise ``_Halted`` as soon as the run is stopping."""
+        if self._injected_sleep is None:
+            if self._halt.wait(seconds):
+                raise _Halted
+            return
+        self._injected_sleep(seconds)
+        if self._halt.is_set():
+            raise _Halted
 
     # -- the conductor --------------------------------------------------------
 
@@ -193,15 +238,18 @@ class Dispatcher:
         self._resume_polling()
         self._shared(*self.reuse.resume())
         queued = self._queued()
-        prep = ThreadPoolExecutor(max_workers=opts.workers, thread_name_prefix="prepare")
-        io_pool = ThreadPoolExecutor(max_workers=http_threads(opts.max_in_flight), thread_name_prefix="http")
+        prep = DaemonPool(opts.workers, thread_name_prefix="prepare")
+        io_pool = DaemonPool(http_threads(opts.max_in_flight), thread_name_prefix="http")
         running: dict[Future, str] = {}
         ready: deque[_Ready] = deque()
         # Preparation runs ahead of the submissions, so a free slot never waits on a decode.
         ahead = max(4, opts.workers * 2)
         exhausted = False
+        grace_until: float | None = None
         try:
             while True:
+                if grace_until is None and self._halt.is_set():
+                    grace_until = self._begin_stop()
                 may_submit = not self._stop.is_set() and not self._credits_spent()
                 kinds = list(running.values())
                 while may_submit and (self._again or not exhausted) and kinds.count("prepare") + len(ready) < ahead:
@@ -217,9 +265,9 @@ class Dispatcher:
                 while may_submit and ready and in_flight < limit:
                     running[io_pool.submit(self._submit_ready, ready.popleft())] = "submit"
                     in_flight += 1
-                if self._stop.is_set() and self._stop_reason != "credits":
-                    # Unreachable service or refused key: leave tokens for the next run.
-                    if "submit" not in running.values():
+                if self._interrupted or (self._stop.is_set() and self._stop_reason != "credits"):
+                    # Unreachable service, refused key or a stop: leave tokens for the next run.
+                    if "submit" not in running.values() or (grace_until is not None and time.monotonic() >= grace_until):
                         break
                 else:
                     for entry in self.schedule.pop_due(self.clock()):
@@ -230,9 +278,14 @@ class Dispatcher:
                 timeout = None if due is None else max(0.0, due - self.clock())
                 if not running:
                     if timeout:
-                        self.sleep(timeout)
+                        try:
+                            self._sleep(timeout)
+                        except _Halted:
+                            pass
                     continue
-                done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
+                # Waits are sliced so a stop (set from a signal handler) is seen within _TICK.
+                slice_ = _TICK if timeout is None else min(timeout, _TICK)
+                done, _ = wait(list(running), timeout=slice_, return_when=FIRST_COMPLETED)
                 for future in done:
                     running.pop(future)
                     outcome = future.result()
@@ -241,19 +294,32 @@ class Dispatcher:
                     else:
                         self._handle(outcome)
                 self._reaim()
-        except KeyboardInterrupt:
-            self._stop_reason = "interrupted"
+        except KeyboardInterrupt:  # a library caller without a stop event: wake the workers, then wait for them
+            self._stop_reason = INTERRUPTED
             self._stop.set()
+            self._halt.set()
             raise
         finally:
-            # Let in-flight POSTs finish so their tokens reach the ledger.
-            prep.shutdown(wait=True, cancel_futures=True)
-            io_pool.shutdown(wait=True, cancel_futures=True)
-        if self._stop_reason == "credits":
+            # Let in-flight POSTs finish so their tokens reach the ledger; a stop waited up to stop_grace above
+            # and leaves what is still running behind (the start-up sweep settles it).
+            prep.shutdown(wait=not self._interrupted, cancel_futures=True)
+            io_pool.shutdown(wait=not self._interrupted, cancel_futures=True)
+        if self._interrupted:
+            self.tally.stopped = INTERRUPTED
+        elif self._stop_reason == "credits":
             self.tally.stopped = f"the --max-credits cap of {opts.max_credits} was reached; run again to go on"
         else:
             self.tally.stopped = self._stop_reason
         return self.tally
+
+    def _begin_stop(self) -> float:
+        """The stop event is set: no more POSTs, cut preparations off; returns when to stop waiting for answers."""
+        self._interrupted = True
+        self._stop.set()
+        if self.preparer is not None:
+            self.preparer.cancel()
+        # Real time: the bound is on a real process exit, whatever clock the schedule runs on.
+        return time.monotonic() + self.options.stop_grace
 
     def _credits_spent(self) -> bool:
         cap = self.options.max_credits
@@ -285,12 +351,16 @@ class Dispatcher:
         """Tokens a previous run left outstanding are polled, not resubmitted."""
         after = 0
         now = self.clock()
+        wall = self.ledger.now()
         while True:
             page = self.ledger.jobs_in_state(self.options.endpoint, JobState.POLLING, 500, after)
             if not page:
                 return
             for job in page:
-                self.schedule.add(Entry(now, job.id, job.token or "", now, job.reposts, aimed=False))
+                # The deadline runs from the last submission or repost, whichever run made it.
+                age = max(0.0, wall - job.submitted_at) if job.submitted_at is not None else 0.0
+                deadline = now + self.options.job_deadline - age
+                self.schedule.add(Entry(now, job.id, job.token or "", now, job.reposts, aimed=False, deadline=deadline))
             after = page[-1].id
 
     def _handle(self, outcome: object) -> None:
@@ -299,7 +369,8 @@ class Dispatcher:
             self.progress("submitted", 1)
             at = outcome.at
             lead = self.latency.first_lead()
-            entry = Entry(at + self.latency.first_delay(lead), outcome.job.id, outcome.token, at, outcome.job.reposts, lead=lead)
+            entry = Entry(at + self.latency.first_delay(lead), outcome.job.id, outcome.token, at, outcome.job.reposts, lead=lead,
+                          deadline=at + self.options.job_deadline)
             self.schedule.add(entry)
         elif isinstance(outcome, _Again):
             self.schedule.add(outcome.entry)
@@ -371,6 +442,8 @@ class Dispatcher:
         def attempt() -> T:
             self.limiter.acquire()
             self.gate.wait()  # the limiter may have slept past a new 429
+            if self._halt.is_set():
+                raise _Halted  # the run is stopping: no request leaves after that
             return fn()
 
         def on_retry(exc: BaseException) -> None:
@@ -393,6 +466,8 @@ class Dispatcher:
         for source in self.ledger.sources_of(job.id):
             try:
                 prepared = self.preparer.prepare(os.fsdecode(source))
+            except Cancelled:
+                return None  # the run is stopping: the job stays queued
             except PrepareError as exc:
                 reason = exc.reason
                 break  # the same content fails the same way from any copy
@@ -401,6 +476,8 @@ class Dispatcher:
             if shared is None:
                 return _Ready(job, prepared)
             return _Shared(job.id) if shared else None
+        if self._halt.is_set():
+            return None  # a stop may have cut the preparation short: not the file's fault; the next run tries again
         self.ledger.fail(job.id, reason)
         return _Settled(job.id, JobState.FAILED)
 
@@ -455,6 +532,9 @@ class Dispatcher:
 
         try:
             answer = self._call(post, retry_if=may_resend)
+        except _Halted:  # the run is stopping before (another) POST left: the next run sends it
+            self.ledger.requeue(job.id, "interrupted before an answer")
+            return None
         except cs.AuthError as exc:
             self.ledger.requeue(job.id, exc.description)
             self._refused(exc)
@@ -489,17 +569,24 @@ class Dispatcher:
         """A call about a token; on failure the token waits for a later poll (it is never lost)."""
         try:
             return self._call(fn)
+        except _Halted:
+            return _Again(entry)  # the run is stopping; the token stays in the ledger
         except cs.AuthError as exc:
             self._refused(exc)
         except cs.APIError as exc:
-            if isinstance(exc, cs.ValidationError) and what == "repost":
-                raise  # the service will not repost: the caller settles the job as it stands
+            if what == "repost" and not exc.retryable:
+                raise  # the service refused the repost (any 4xx): the caller settles the job as it stands
+            if what == "poll" and not exc.retryable and self.clock() >= entry.deadline:
+                raise  # answered, but never with a final status: the caller ends the job
             self._transient_spent(what, exc)
         entry.due = entry.not_before = self.clock() + self.options.max_poll_interval
         return _Again(entry)
 
     def _poll(self, entry: Entry) -> object:
-        answer = self._for_token("poll", entry, lambda: self.api.image_response(entry.token))
+        try:
+            answer = self._for_token("poll", entry, lambda: self.api.image_response(entry.token))
+        except cs.APIError:
+            return self._expire(entry, {})
         if isinstance(answer, _Again):
             return answer
         self._ok()
@@ -508,12 +595,16 @@ class Dispatcher:
         now = self.clock()
         status = answer.get("status")
         if status in WORKING or status is None:
+            if now >= entry.deadline:
+                return self._expire(entry, answer)
             self.ledger.count_poll(entry.job_id, status or cs.STATUS_NOT_COMPLETED)
             self.latency.working(entry.job_id, now - entry.submitted_at)
             entry.polls += 1
             gap = self.latency.next_delay(now - entry.submitted_at, entry.last_gap, probed=entry.polls == 1 and entry.lead > 0)
             entry.previous_gap = entry.last_gap
-            entry.last_poll, entry.last_gap, entry.due, entry.aimed = now, gap, now + gap, True
+            # The last poll falls on the deadline, not up to a gap after it.
+            due = min(now + gap, max(entry.deadline, now + self.options.poll_interval))
+            entry.last_poll, entry.last_gap, entry.due, entry.aimed = now, gap, due, True
             return _Again(entry)
         low = (entry.last_poll if entry.last_poll is not None else entry.submitted_at) - entry.submitted_at
         if status == cs.STATUS_COMPLETED:
@@ -533,17 +624,29 @@ class Dispatcher:
         if status == cs.STATUS_NOT_FOUND:
             self.ledger.settle(entry.job_id, JobState.NOT_FOUND, answer)
             return _Settled(entry.job_id, JobState.NOT_FOUND)
+        if now >= entry.deadline:
+            return self._expire(entry, answer)
         log.warning("token %s: unknown status %r, polling again", entry.token, status)
-        entry.due = entry.not_before = now + self.options.max_poll_interval
+        entry.due = entry.not_before = min(now + self.options.max_poll_interval, max(entry.deadline, now + self.options.poll_interval))
         return _Again(entry)
+
+    def _expire(self, entry: Entry, answer: dict) -> object:
+        """No final answer by the job's deadline: record it as timed out, with that reason."""
+        log.warning("token %s: %s (%g s); recorded as timeout", entry.token, DEADLINE_REASON, self.options.job_deadline)
+        self.latency.forget(entry.job_id)
+        self.ledger.settle(entry.job_id, JobState.TIMEOUT, answer, reason=DEADLINE_REASON)
+        return _Settled(entry.job_id, JobState.TIMEOUT)
 
     def _repost(self, entry: Entry, answer: dict) -> object:
         try:
             again = self._for_token("repost", entry, lambda: self.api.repost(entry.token))
-        except cs.ValidationError:
-            state = JobState.SKIPPED if answer.get("status") == cs.STATUS_SKIPPED else JobState.TIMEOUT
-            self.ledger.settle(entry.job_id, state, answer)
-            return _Settled(entry.job_id, state)
+        except cs.APIError:
+            # Refused (any 4xx): the job ends as the service last gave it; a timeout says why it was not reposted.
+            if answer.get("status") == cs.STATUS_SKIPPED:
+                self.ledger.settle(entry.job_id, JobState.SKIPPED, answer)
+                return _Settled(entry.job_id, JobState.SKIPPED)
+            self.ledger.settle(entry.job_id, JobState.TIMEOUT, answer, reason=REPOST_REFUSED)
+            return _Settled(entry.job_id, JobState.TIMEOUT)
         if isinstance(again, _Again):
             return again
         self.ledger.record_repost(entry.job_id, answer.get("status") or "", answer.get("reason"))
@@ -551,4 +654,5 @@ class Dispatcher:
             self.tally.reposts += 1
         now = self.clock()
         lead = self.latency.first_lead()
-        return _Again(Entry(now + self.latency.first_delay(lead), entry.job_id, entry.token, now, entry.reposts + 1, lead=lead))
+        return _Again(Entry(now + self.latency.first_delay(lead), entry.job_id, entry.token, now, entry.reposts + 1, lead=lead,
+                            deadline=now + self.options.job_deadline))

@@ -58,10 +58,13 @@ class Plan:
     paired: int = 0  # RAW files beside a JPEG of the same name: captioned from it, no credit
     credits: int = 0
     similar: int = 0  # contents that would share a similar photo's caption (dry run; counted by decoding them)
+    adopted: int = 0  # files whose caption was taken from their sidecar (a lost ledger): no credit
     # Hashes of files that are new at their path but whose content the ledger knew.
     _known_new: dict[str, int] = field(default_factory=dict, repr=False)
     # Dry run: (content hash, a file holding it) of each submission counted in ``credits``, in claim order.
     _to_send: list[tuple[str, bytes | None]] = field(default_factory=list, repr=False)
+    # A dry run's hashed files (dir, name, root, hash), for counting what their sidecars would let it adopt.
+    _hashed: list[tuple[bytes, bytes, bytes, str]] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, int]:
         """The counts, for printing and JSON."""
@@ -122,6 +125,7 @@ class _Planner:
         self.ledger = ledger
         self.endpoint = endpoint
         self.dry_run = dry_run
+        self.roots = roots
         self.result = Plan()
         # Checking each file's job endpoint costs a join; skip it when the ledger knows one endpoint only.
         self.here: str | None = endpoint if ledger.other_endpoints(endpoint) else None
@@ -214,6 +218,8 @@ class _Planner:
                 result.changed += 1
             if name not in pairs:
                 seen_here.add(digest)
+                if self.dry_run:
+                    result._hashed.append((folder.path, name, folder.root, digest))
             unlinked.append((name, digest))
             upserts.append((folder.path, name, folder.root, size, mtime_ns, digest, _ACTIVE, None))
         gone: list[FullRow] = []
@@ -363,9 +369,9 @@ class _Planner:
     def credits(self) -> int:
         """Submissions the run will need: content with no job at this endpoint, plus jobs already queued."""
         if self.dry_run:
-            self.result._to_send = self.ledger.dry_to_send(self.endpoint)
-            return self.ledger.dry_credits(self.endpoint)
-        return self.ledger.queued_credits(self.endpoint)
+            self.result._to_send = self.ledger.dry_to_send(self.endpoint, self.roots)
+            return self.ledger.dry_credits(self.endpoint, self.roots)
+        return self.ledger.queued_credits(self.endpoint, self.roots)
 
 
 def plan(
@@ -391,6 +397,8 @@ def plan(
         planner.vanished(broots, visited)
         planner.classify()
         planner.result.credits = planner.credits()
+        if dry_run:  # keep, for counting adoptions, only content the real run would still have to send
+            planner.result._hashed = [h for h in planner.result._hashed if ledger.dry_unsent(h[3], endpoint)]
     finally:
         planner.close()
     return planner.result

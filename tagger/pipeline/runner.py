@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from tagger.client import cloudsight as cs
 from tagger.config import Config
-from tagger.pipeline.dispatch import Dispatcher, DispatchOptions, Tally
+from tagger.pipeline.dispatch import INTERRUPTED, Dispatcher, DispatchOptions, Tally
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
+from tagger.ledger.keys import normal_endpoint, normal_locale
 from tagger.ledger.store import Ledger, JobState
+from tagger.outputs.adopt import adopt_from_sidecars, preview_adoption
 from tagger.prepare.normalise import PrepareOptions, Preparer
 from tagger.pipeline.plan import Plan, plan
 from tagger.pipeline.progress import Progress
@@ -80,20 +83,26 @@ def _pending_sentence(counts: dict) -> str:
 
 
 def _params(config: Config) -> dict:
-    params = {"image_request[locale]": config.locale}
+    params = {"image_request[locale]": normal_locale(config.locale)}
     if config.ttl:
         params["image_request[ttl]"] = config.ttl
     return params
 
 
-def _add_urls(ledger: Ledger, urls: Sequence[str], endpoint: str, dry_run: bool) -> int:
-    """Queue remote images; returns how many are new to this endpoint."""
+def _add_urls(ledger: Ledger, urls: Sequence[str], endpoint: str, dry_run: bool) -> tuple[int, int]:
+    """Queue remote images; returns (how many are new to this endpoint and locale, credits a dry run counts for them)."""
     if not urls:
-        return 0
+        return 0, 0
     pairs = [(u, url_key(u)) for u in urls]
     if not dry_run:
-        return ledger.add_urls(pairs, endpoint)
-    return ledger.unknown_keys([key for _, key in pairs], endpoint)
+        return ledger.add_urls(pairs, endpoint), 0
+    states = [ledger.job_state(key, endpoint) for key in {key for _, key in pairs}]
+    # A URL with no job yet, or with one still queued, costs one credit.
+    return states.count(None), sum(1 for state in states if state in (None, "queued", "submitting"))
+
+
+class _Stopped(Exception):
+    """The stop event was set while the folders were being planned."""
 
 
 def run(
@@ -108,11 +117,16 @@ def run(
     export: Callable[[Ledger], int] | None = None,
     urls: Sequence[str] = (),
     rewrite_sidecars: bool = False,
+    stop: threading.Event | None = None,
 ) -> RunResult:
     """Caption every image under ``paths``; resumable, incremental.
 
     ``endpoint_id`` is how the ledger names the service (defaults to the
-    base URL); results of one endpoint never pass for another's.
+    base URL, in its normal form); results of one endpoint, or of one
+    locale, never pass for another's. The run sends, writes and counts only
+    what is under ``paths`` (and ``urls``). Setting ``stop`` (from a signal
+    handler, another thread) ends the run early and gracefully: exit status
+    3, nothing failed, the next run resumes.
     """
     for p in paths:
         if not os.path.exists(p):
@@ -122,11 +136,13 @@ def run(
     progress = progress or Progress(enabled=False)
     broots = [os.path.abspath(os.fsencode(p)) for p in paths]
     with ExitStack() as stack:
-        ledger = stack.enter_context(Ledger(config.ledger_path if not dry_run or os.path.exists(config.ledger_path) else ":memory:"))
+        ledger = stack.enter_context(Ledger(
+            config.ledger_path if not dry_run or os.path.exists(config.ledger_path) else ":memory:", locale=config.locale
+        ))
         if not dry_run:
             ledger.acquire()
         api = api or stack.enter_context(make_api(config))
-        endpoint = endpoint_id or api.base_url
+        endpoint = normal_endpoint(endpoint_id or api.base_url)
         result = RunResult(plan=Plan(), dry_run=dry_run)
         if not dry_run:
             if endpoint == EMULATOR_ENDPOINT:
@@ -141,9 +157,26 @@ def run(
                         "%d job(s) were interrupted while being submitted; held (resend_ambiguous = false): "
                         "`tagger retry --ambiguous` sends them again", result.swept,
                     )
-        remote_new = _add_urls(ledger, urls, endpoint, dry_run)
-        result.plan = plan(ledger, paths, endpoint, dry_run=dry_run, hash_workers=config.workers, on_folder=lambda n: progress("scanned", n))
+        remote_new, remote_credits = _add_urls(ledger, urls, endpoint, dry_run)
+
+        def scanned(n: int) -> None:
+            progress("scanned", n)
+            if stop is not None and stop.is_set():
+                raise _Stopped  # between two folders: each folder's changes are already committed
+
+        try:
+            result.plan = plan(ledger, paths, endpoint, dry_run=dry_run, hash_workers=config.workers, on_folder=scanned)
+        except _Stopped:
+            progress.close()
+            result.exit_code, result.stopped = EXIT_STOPPED, INTERRUPTED
+            return result
         result.plan.new += remote_new
+        sidecars = SidecarOptions(
+            config.sidecars, config.sidecar_dir or None, config.sidecar_naming, config.keyword_parent,
+            rules=rules, locale=config.locale,
+        )
+        url_keys = [url_key(u) for u in urls]
+        ledger.set_scope(endpoint, broots, url_keys)
         prep_options = PrepareOptions(
             max_edge=config.max_edge,
             quality=config.quality,
@@ -152,6 +185,7 @@ def run(
             time_limit=config.prepare_time_limit,
         )
         if dry_run:
+            saved, result.plan.adopted = preview_adoption(ledger, sidecars, endpoint, result.plan._hashed)
             if config.reuse_similar and result.plan._to_send:
                 # The run decodes every image it sends and reuses what is similar: so does its forecast.
                 processes = config.workers if config.prepare_in_processes else 0
@@ -159,26 +193,25 @@ def run(
                     forecast = predict(ledger, endpoint, result.plan._to_send, preparer, workers=config.workers)
                 result.plan.similar = forecast.similar
                 result.plan.credits -= forecast.similar + forecast.unpreparable
-            result.plan.credits += remote_new
+            result.plan.credits += remote_credits - saved
             result.credit_balance = ledger.last_balance(endpoint)
             return result
+        # A lost ledger: captions its sidecars still hold are taken back, not paid for again.
+        _, result.plan.adopted = adopt_from_sidecars(ledger, sidecars, endpoint)
+        result.plan.credits = ledger.set_scope(endpoint, broots, url_keys)
         run_id = ledger.start_run(endpoint)
-        sidecars = SidecarOptions(
-            config.sidecars, config.sidecar_dir or None, config.sidecar_naming, config.keyword_parent,
-            rules=rules, locale=config.locale,
-        )
         # Keywords are re-derived whenever the rules changed (write_back does it); --rewrite-sidecars then
         # writes them, with new naming, folder or parent too, into every sidecar again.
         if rewrite_sidecars:
             ledger.forget_writes(broots)
-        # Captions settled in an earlier run but not yet written (a crash between the two).
-        written, failed = write_back(ledger, sidecars)
+        # Captions settled in an earlier run but not yet written (a crash between the two, sidecars off, unwritable).
+        written, failed = write_back(ledger, sidecars, roots=broots)
         result.sidecars_written += written
         result.sidecar_failures += failed
 
         def settled(job_id: int, state: JobState) -> None:
             if state is JobState.COMPLETED:
-                w, f = write_back(ledger, sidecars, job_id)
+                w, f = write_back(ledger, sidecars, job_id, roots=broots)
                 result.sidecars_written += w
                 result.sidecar_failures += f
 
@@ -198,6 +231,7 @@ def run(
             requests_per_second=config.requests_per_second or None,
             resend_ambiguous=config.resend_ambiguous,
             reuse_similar=config.reuse_similar,
+            job_deadline=config.job_deadline,
         )
         exit_code = EXIT_STOPPED
         try:
@@ -205,19 +239,23 @@ def run(
                 warm_up(rules)
                 processes = config.workers if config.prepare_in_processes else 0
                 with Preparer(prep_options, processes=processes) as preparer:
-                    dispatcher = Dispatcher(api, ledger, preparer, options, on_settled=settled, progress=progress)
+                    dispatcher = Dispatcher(api, ledger, preparer, options, on_settled=settled, progress=progress, stop=stop)
                     result.tally = dispatcher.run()
-            written, failed = write_back(ledger, sidecars)
+            interrupted = stop is not None and stop.is_set()
+            written, failed = write_back(ledger, sidecars, roots=broots)
             result.sidecars_written += written
             result.sidecar_failures += failed
-            if export is not None:
+            if export is not None and not interrupted:  # a stop is quick; the next run writes the CSV
                 result.csv_rows = export(ledger)
             result.credit_balance = api.credit_balance
             result.counts = ledger.summary(broots, remote=bool(urls))
-            if result.counts["pending"]:
+            if interrupted:
+                exit_code = EXIT_STOPPED
+                result.stopped = INTERRUPTED
+            elif result.counts["pending"]:
                 exit_code = EXIT_STOPPED
                 result.stopped = result.tally.stopped or _pending_sentence(result.counts)
-            elif result.counts["failed"]:
+            elif result.counts["failed"] or (config.sidecars and result.counts["unwritten"]):
                 exit_code = EXIT_SOME_FAILED
             else:
                 exit_code = EXIT_OK

@@ -24,6 +24,7 @@ class Entry:
     reposts: int = field(compare=False, default=0)
     last_poll: float | None = field(compare=False, default=None)
     last_gap: float = field(compare=False, default=1.0)
+    deadline: float = field(compare=False, default=float("inf"))  # no final answer by then: the job times out
     # The ``previous`` the last gap was computed from: re-aiming recomputes that gap, not a longer one.
     previous_gap: float = field(compare=False, default=1.0)
     # How much earlier than the aim the first poll comes (a fraction of it): probes keep probing when re-aimed.

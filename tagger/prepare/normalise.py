@@ -19,9 +19,9 @@ from typing import BinaryIO
 from tagger.errors import PrepareError
 from tagger.prepare.decode import DecodeFailure, decode
 from tagger.prepare.fingerprint import Fingerprint, fingerprint
-from tagger.prepare.workers import CallTimeout, KillablePool, WorkerDied
+from tagger.prepare.workers import CallTimeout, Cancelled, KillablePool, WorkerDied
 
-__all__ = ["PrepareOptions", "Prepared", "PrepareError", "prepare", "Preparer"]
+__all__ = ["PrepareOptions", "Prepared", "PrepareError", "Cancelled", "prepare", "Preparer"]
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,9 @@ class Preparer:
     """Prepare images in the calling thread (processes=0) or in a pool of N killable processes.
 
     Thread-safe. Only the process pool enforces ``options.time_limit``: a worker
-    that overruns is killed and replaced, and that file fails.
+    that overruns is killed and replaced, and that file fails. ``cancel()``
+    cuts off the preparations in progress (the run is stopping): they raise
+    ``Cancelled``, which says nothing about the file.
     """
 
     _task = staticmethod(prepare)  # what workers run; a test points it at a function that hangs
@@ -133,11 +135,13 @@ class Preparer:
         self._pool = KillablePool(type(self)._task, (options,), processes) if processes else None
 
     def prepare(self, path: str) -> Prepared:
-        """Prepare one file; raises PrepareError only."""
+        """Prepare one file; raises PrepareError, or Cancelled when ``cancel()`` cut it off."""
         if self._pool is None:
             return type(self)._task(path, self.options)
         try:
             return self._pool.call(path, self.options.time_limit)
+        except Cancelled:
+            raise
         except CallTimeout as exc:
             raise PrepareError(f"took longer than {self.options.time_limit:g} s to prepare") from exc
         except WorkerDied as exc:
@@ -146,6 +150,11 @@ class Preparer:
             raise
         except Exception as exc:
             raise PrepareError(f"unexpected error while preparing ({type(exc).__name__}: {exc})") from exc
+
+    def cancel(self) -> None:
+        """Cut off the preparations in progress in worker processes, and refuse new ones (threads finish theirs)."""
+        if self._pool is not None:
+            self._pool.cancel()
 
     def close(self) -> None:
         """Stop the worker processes, if any."""

@@ -2,18 +2,27 @@
 
 ``concurrent.futures.ProcessPoolExecutor`` cannot stop one stuck task without
 breaking the whole pool, so each worker here is a process on its own pipe.
+
+Workers ignore SIGINT and SIGTERM: Ctrl-C in a terminal, ``systemctl stop``
+and ``docker stop`` signal the whole process group, and it is the parent
+that decides how to stop (``cancel()``), not each worker dying on its own
+with a file half prepared.
 """
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
+import multiprocessing.util  # noqa: F401 - its exit hook is registered first, so ours (LIFO) runs before it
+from multiprocessing import resource_tracker
 import queue
+import signal
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-__all__ = ["CallTimeout", "WorkerDied", "KillablePool"]
+__all__ = ["CallTimeout", "WorkerDied", "Cancelled", "KillablePool"]
 
 # A worker still importing after this long is broken, not slow.
 _STARTUP_TIMEOUT = 120.0
@@ -27,24 +36,44 @@ class WorkerDied(Exception):
     """The worker process exited during the call (crash or out of memory); it was replaced."""
 
 
+class Cancelled(Exception):
+    """The call was cut off because the pool was cancelled or closed (the run is stopping): not the item's fault."""
+
+
+# A worker killed by one of these was stopped from outside (the user, the service manager), not crashed.
+_STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)})
+# What workers ignore; blocked while one starts (POSIX), so a signal arriving then waits until it is ignored.
+_IGNORED = (signal.SIGINT, signal.SIGTERM)
+_MASKABLE = hasattr(signal, "pthread_sigmask")
+
+
 def _serve(conn: Connection, func: Callable[..., Any], extra: tuple[Any, ...]) -> None:
     """Worker loop: answer each item with ("ok", result) or ("err", exception)."""
-    conn.send(("ready", None))
-    while True:
-        try:
-            item = conn.recv()
-        except EOFError:
-            return
-        if item is None:
-            return
-        try:
-            reply: tuple[str, Any] = ("ok", func(item, *extra))
-        except Exception as exc:
-            reply = ("err", exc)
-        try:
-            conn.send(reply)
-        except Exception as exc:  # an unpicklable result or exception still owes the caller an answer
-            conn.send(("err", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    for sig in _IGNORED:
+        signal.signal(sig, signal.SIG_IGN)
+    if _MASKABLE:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _IGNORED)  # what arrived while starting is dropped now
+    try:
+        conn.send(("ready", None))
+        while True:
+            try:
+                item = conn.recv()
+            except EOFError:
+                return
+            if item is None:
+                return
+            try:
+                reply: tuple[str, Any] = ("ok", func(item, *extra))
+            except Exception as exc:
+                reply = ("err", exc)
+            try:
+                conn.send(reply)
+            except OSError:
+                return  # the parent is gone (it quit at once on a second signal): nothing to answer
+            except Exception as exc:  # an unpicklable result or exception still owes the caller an answer
+                conn.send(("err", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    except OSError:
+        return  # the pipe closed under us: the parent exited or cancelled this call
 
 
 class _Worker:
@@ -68,6 +97,12 @@ class _Worker:
         self.process.join(5)
         self.conn.close()
 
+    def stopped_by_signal(self) -> bool:
+        """Whether the process ended on a stop signal (sent from outside), rather than crashing."""
+        self.process.join(1)
+        code = self.process.exitcode
+        return code is not None and code < 0 and -code in _STOP_SIGNALS
+
     def stop(self) -> None:
         try:
             self.conn.send(None)
@@ -75,6 +110,13 @@ class _Worker:
             pass
         self.process.join(2)
         self.kill()
+
+
+def _kill_all(workers: set[_Worker]) -> None:
+    # At exit, before multiprocessing's own hook, which would SIGTERM (ignored) and then join for ever.
+    for worker in list(workers):
+        if worker.process.is_alive():
+            worker.process.kill()
 
 
 class KillablePool:
@@ -87,13 +129,27 @@ class KillablePool:
         self._func, self._extra = func, extra
         self._lock = threading.Lock()
         self._workers: set[_Worker] = set()
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._busy: set[_Worker] = set()
+        self._idle: queue.Queue[_Worker | None] = queue.Queue()
         self._closed = False
+        self._cancelled = threading.Event()
+        atexit.register(_kill_all, self._workers)
         for _ in range(processes):
             self._idle.put(self._spawn())
 
     def _spawn(self) -> _Worker:
-        worker = _Worker(self._ctx, self._func, self._extra)
+        # The new process inherits this thread's signal mask (and so does the forkserver, when this call starts it,
+        # and every worker it forks): a Ctrl-C during start-up stays pending until _serve ignores it. The resource
+        # tracker is started first: starting it unblocks these signals in the calling thread.
+        previous = None
+        if _MASKABLE:
+            resource_tracker.ensure_running()
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, _IGNORED)
+        try:
+            worker = _Worker(self._ctx, self._func, self._extra)
+        finally:
+            if previous is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         with self._lock:
             self._workers.add(worker)
         return worker
@@ -107,29 +163,59 @@ class KillablePool:
             self._idle.put(self._spawn())
 
     def call(self, item: Any, timeout: float) -> Any:
-        """The result of one call; its exception re-raised; CallTimeout or WorkerDied when the worker failed."""
-        if self._closed:
-            raise RuntimeError("pool is closed")
+        """The result of one call; its exception re-raised; CallTimeout or WorkerDied when the worker failed.
+
+        Raises ``Cancelled`` when ``cancel()`` or ``close()`` cut the call off,
+        or the worker was stopped by SIGINT/SIGTERM from outside.
+        """
+        if self._closed or self._cancelled.is_set():
+            raise Cancelled("the pool is stopping")
         worker = self._idle.get()
+        if worker is None:  # cancel()'s wake-up for callers waiting on a worker
+            self._idle.put(None)
+            raise Cancelled("the pool is stopping")
+        with self._lock:
+            self._busy.add(worker)
         try:
+            if self._cancelled.is_set():
+                raise Cancelled("the pool is stopping")
             worker.wait_ready()
             worker.conn.send(item)
             if not worker.conn.poll(timeout):
+                if self._cancelled.is_set():
+                    raise Cancelled("the pool is stopping")
                 self._replace(worker)
                 raise CallTimeout(timeout)
             status, value = worker.conn.recv()
         except (EOFError, OSError, WorkerDied) as exc:
+            if self._cancelled.is_set() or worker.stopped_by_signal():
+                self._replace(worker)
+                raise Cancelled("the worker was stopped") from exc
             self._replace(worker)
             raise WorkerDied(str(exc)) from exc
+        finally:
+            with self._lock:
+                self._busy.discard(worker)
         self._idle.put(worker)
         if status == "err":
             raise value
         return value
 
-    def close(self) -> None:
-        """Stop every worker; calls still running are cut off."""
+    def cancel(self) -> None:
+        """Cut off every call in progress at once (they raise ``Cancelled``); later calls are refused."""
         with self._lock:
-            self._closed = True
+            self._cancelled.set()
+            self._closed = True  # a killed worker is not replaced
+            busy = list(self._busy)
+        self._idle.put(None)
+        for worker in busy:
+            if worker.process.is_alive():
+                worker.process.kill()  # its caller wakes on the closed pipe
+
+    def close(self) -> None:
+        """Stop every worker; calls still running are cut off (they raise ``Cancelled``)."""
+        self.cancel()
+        with self._lock:
             workers = list(self._workers)
             self._workers.clear()
         for worker in workers:

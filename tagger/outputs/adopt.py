@@ -1,0 +1,120 @@
+"""A lost ledger costs nothing: take back, from the sidecars, the captions tagger already wrote.
+
+After planning, every unsent job of the run whose file has a sidecar holding
+tagger's completed caption for that file's current content (the content
+hash recorded beside it), from the same endpoint and in the same locale, is
+settled with that caption instead of being sent. The sidecar is found where
+this run's settings put it (``sidecar_dir``, naming), so it is exactly the
+sidecar the run would write.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+from dataclasses import dataclass
+
+from tagger.ledger.keys import normal_endpoint, normal_locale
+from tagger.ledger.store import Ledger
+from tagger.outputs.sidecar import sidecar_provenance
+from tagger.outputs.writeback import SidecarOptions, sidecar_of
+
+__all__ = ["Adoption", "adopt_from_sidecars", "preview_adoption", "sidecar_answer"]
+
+log = logging.getLogger("tagger.outputs.adopt")
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """A completed caption read back from a sidecar."""
+
+    token: str
+    answer: dict
+    settled_at: float | None
+    sidecar: bytes
+
+
+def _time(text: str) -> float | None:
+    try:
+        return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc).timestamp()
+    except ValueError:
+        return None
+
+
+def _tuple(value: object) -> tuple[str, ...]:
+    return value if isinstance(value, tuple) else ((str(value),) if value else ())
+
+
+def sidecar_answer(
+    options: SidecarOptions, directory: bytes, name: bytes, root: bytes, digest: str | None, endpoint: str, locale: str
+) -> Adoption | None:
+    """The caption this file's sidecar holds for its current content at ``endpoint`` in ``locale``, if any."""
+    if not digest:
+        return None
+    try:
+        path = sidecar_of(options, directory, name, root)
+    except ValueError:  # not under its root (a sidecar_dir mirror cannot place it)
+        return None
+    prov = sidecar_provenance(path)
+    caption, token = str(prov.get("caption") or ""), str(prov.get("token") or "")
+    if (
+        prov.get("contentHash") != digest
+        or prov.get("status") != "completed"
+        or not caption
+        or not token
+        or normal_endpoint(str(prov.get("endpoint") or "")) != endpoint
+        or normal_locale(str(prov.get("locale") or "")) != locale
+        or not prov.get("locale")
+    ):
+        return None
+    answer = {"status": "completed", "name": caption, "flags": list(_tuple(prov.get("flags"))),
+              "categories": list(_tuple(prov.get("categories")))}
+    return Adoption(token, answer, _time(str(prov.get("date") or "")), os.fsencode(path))
+
+
+def adopt_from_sidecars(ledger: Ledger, options: SidecarOptions, endpoint: str) -> tuple[int, int]:
+    """Settle this run's unsent jobs from their files' sidecars; returns (jobs, files) adopted."""
+    by_job: dict[int, list[tuple]] = {}
+    for row in ledger.adoptable(endpoint):
+        by_job.setdefault(row[0], []).append(row)
+    jobs = files = 0
+    for job_id, rows in by_job.items():
+        found: Adoption | None = None
+        holders: list[tuple[int, bytes]] = []
+        for _, _, file_id, directory, name, root, digest in rows:
+            got = sidecar_answer(options, directory, name, root, digest, endpoint, ledger.locale)
+            if got is None or (found is not None and got.token != found.token):
+                continue
+            found = found or got
+            holders.append((file_id, got.sidecar))
+        if found is None:
+            continue
+        if ledger.adopt(job_id, found.answer, found.token, found.settled_at, holders):
+            jobs += 1
+            files += len(holders)
+        else:
+            log.warning("a sidecar names token %s, which the ledger holds for other content; not adopted", found.token)
+    if jobs:
+        log.info("%d caption(s) taken back from %d sidecar(s); nothing sent for them", jobs, files)
+    return jobs, files
+
+
+def preview_adoption(
+    ledger: Ledger, options: SidecarOptions, endpoint: str, hashed: list[tuple[bytes, bytes, bytes, str]]
+) -> tuple[int, int]:
+    """What a dry run's real run would adopt: (credits it saves, files adopted)."""
+    keys: set[str] = set()
+    files: set[tuple[bytes, bytes]] = set()
+    # ``hashed``: the dry run's new or changed files whose content the real run would still send.
+    candidates = [(digest, d, n, r, digest) for d, n, r, digest in hashed]
+    candidates += [(job_hash, d, n, r, digest) for _, job_hash, _, d, n, r, digest in ledger.adoptable(endpoint)]
+    for key, directory, name, root, digest in candidates:
+        if (directory, name) in files:
+            continue
+        got = sidecar_answer(options, directory, name, root, digest, endpoint, ledger.locale)
+        # As adopt() decides: a token the ledger holds for another job is not taken.
+        if got is not None and not ledger.token_held(got.token):
+            keys.add(key)
+            files.add((directory, name))
+    return len(keys), len(files)

@@ -1,0 +1,102 @@
+"""The preparing processes: deaf to the stop signals, cut off by the parent's cancel(), a crash still a crash."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tagger.prepare.normalise import Cancelled, PrepareError, PrepareOptions, Preparer
+from tagger.prepare.workers import KillablePool, WorkerDied
+
+from corpus import hang
+from conftest import make_photo
+
+
+def _echo(item: object) -> object:
+    return item
+
+
+def _pids() -> set[int]:
+    return {p.pid for p in multiprocessing.active_children()}
+
+
+def test_workers_ignore_sigint_and_sigterm_even_while_starting():
+    pool = KillablePool(_echo, (), 2)
+    try:
+        starting = _pids()
+        assert len(starting) == 2
+        for pid in starting:  # before they are ready: the signals wait, blocked, until the worker ignores them
+            os.kill(pid, signal.SIGINT)
+            os.kill(pid, signal.SIGTERM)
+        assert [pool.call(i, 30) for i in range(2)] == [0, 1]  # both have answered: both are ready
+        assert _pids() == starting
+        pids = _pids()
+        assert len(pids) >= 2
+        for pid in pids:
+            os.kill(pid, signal.SIGINT)
+            os.kill(pid, signal.SIGTERM)
+        time.sleep(0.3)
+        assert [pool.call(i, 30) for i in range(4)] == [0, 1, 2, 3]
+        assert _pids() == pids  # the same workers, none died and was replaced
+    finally:
+        pool.close()
+    assert not _pids()
+
+
+def test_cancel_cuts_calls_off_at_once_and_refuses_new_ones(tmp_path: Path):
+    stuck = make_photo(tmp_path / "hang.jpg", seed=1, size=(64, 48))
+    outcome: dict[str, BaseException] = {}
+    with _Hanging(PrepareOptions(time_limit=600.0), processes=1) as preparer:
+
+        def call() -> None:
+            try:
+                preparer.prepare(str(stuck))
+            except BaseException as exc:  # noqa: BLE001 - the test looks at which one
+                outcome["exc"] = exc
+
+        waiting = threading.Thread(target=call)  # waits for the one busy worker: woken too
+        busy = threading.Thread(target=call)
+        busy.start()
+        time.sleep(1.0)
+        waiting.start()
+        time.sleep(0.2)
+        started = time.monotonic()
+        preparer.cancel()
+        busy.join(5)
+        waiting.join(5)
+        assert not busy.is_alive() and not waiting.is_alive()
+        assert time.monotonic() - started < 3
+        # Neither says anything about the file: it is no PrepareError, so the file is not recorded as failed.
+        assert isinstance(outcome["exc"], Cancelled) and not isinstance(outcome["exc"], PrepareError)
+        with pytest.raises(Cancelled):
+            preparer.prepare(str(stuck))
+
+
+def test_a_worker_killed_outright_is_still_a_crash(tmp_path: Path):
+    stuck = make_photo(tmp_path / "hang.jpg", seed=2, size=(64, 48))
+    with _Hanging(PrepareOptions(time_limit=600.0), processes=1) as preparer:
+        timer = threading.Timer(1.0, lambda: [os.kill(pid, signal.SIGKILL) for pid in _pids()])
+        timer.start()
+        with pytest.raises(PrepareError, match="crashed"):
+            preparer.prepare(str(stuck))
+        timer.join()
+    pool = KillablePool(_echo, (), 1)
+    try:
+        pool.call(1, 30)
+        for pid in _pids():
+            os.kill(pid, signal.SIGSEGV)
+        time.sleep(0.3)
+        with pytest.raises(WorkerDied):
+            pool.call(2, 30)
+    finally:
+        pool.close()
+
+
+class _Hanging(Preparer):
+    _task = staticmethod(hang)
