@@ -102,12 +102,8 @@ def test_undecodable_files_hash_whole_and_bmp_is_its_pixels(tmp_path: Path) -> N
     assert content_hash(str(bmp)) == _whole(bmp)  # BMP has no metadata blocks: header and pixels are the image
 
 
-def test_large_files_are_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    big = tmp_path / "big.png"
-    raw = b"".join(b"\0" + bytes((x * 7 + y) % 256 for x in range(3000)) for y in range(400))
-    ihdr = struct.pack(">IIBBBBB", 1000, 400, 8, 2, 0, 0, 0)
-    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    big.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 0)) + chunk(b"IEND", b""))
+def _hash_in_small_reads(path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Hash ``path`` with 4 KB reads, asserting no read asked for more (nor for the whole file)."""
     monkeypatch.setattr(hash_io, "CHUNK", 4096)
     reads: list[int] = []
 
@@ -117,9 +113,19 @@ def test_large_files_are_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             return super().read(size)
 
     monkeypatch.setattr(hashing, "open", lambda p, m: Spy(io.FileIO(p, m.replace("b", ""))), raising=False)
-    digest = content_hash(str(big))
+    digest = content_hash(str(path))
     assert max(reads) <= 4096 and -1 not in reads
     monkeypatch.undo()
+    return digest
+
+
+def test_large_files_are_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    big = tmp_path / "big.png"
+    raw = b"".join(b"\0" + bytes((x * 7 + y) % 256 for x in range(3000)) for y in range(400))
+    ihdr = struct.pack(">IIBBBBB", 1000, 400, 8, 2, 0, 0, 0)
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 0)) + chunk(b"IEND", b""))
+    digest = _hash_in_small_reads(big, monkeypatch)
     assert content_hash(str(big)) == digest
 
 
@@ -260,18 +266,7 @@ def test_the_ledger_records_the_scheme_hashing_computes() -> None:
 def test_large_tiffs_are_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     big = tmp_path / "big.tif"
     Image.effect_noise((1200, 900), 60).convert("RGB").save(big)
-    monkeypatch.setattr(hash_io, "CHUNK", 4096)
-    reads: list[int] = []
-
-    class Spy(io.BufferedReader):
-        def read(self, size: int | None = -1) -> bytes:
-            reads.append(-1 if size is None else size)
-            return super().read(size)
-
-    monkeypatch.setattr(hashing, "open", lambda p, m: Spy(io.FileIO(p, m.replace("b", ""))), raising=False)
-    digest = content_hash(str(big))
-    assert max(reads) <= 4096 and -1 not in reads
-    monkeypatch.undo()
+    digest = _hash_in_small_reads(big, monkeypatch)
     assert content_hash(str(big)) == digest != _whole(big)
 
 

@@ -13,9 +13,10 @@ import pytest
 
 from tagger.config import Config
 from tagger.emulator import Emulator, Faults
-from tagger.pipeline.runner import make_api, run
 
 from conftest import make_photo
+from test_pipeline import config_for as pipeline_config_for
+from test_pipeline import run_config as run_with
 
 FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2)
 #: Retries give up fast, so the outage outlasts them.
@@ -23,14 +24,7 @@ SHORT_BUDGET = dict(retry_attempts=3, retry_budget=3.0, stop_after_failures=2)
 
 
 def config_for(emu: Emulator, tmp_path: Path, **extra) -> Config:
-    values = dict(FAST, api_key=emu.key, endpoint=emu.url, ledger=str(tmp_path / "ledger.sqlite"))
-    values.update(extra)
-    return Config(**values)
-
-
-def run_with(config: Config, paths):
-    with make_api(config) as api:
-        return run(config, [str(p) for p in paths], api=api)
+    return pipeline_config_for(emu, tmp_path, fast=FAST, **extra)
 
 
 def jobs(config: Config) -> list[tuple]:

@@ -21,15 +21,21 @@ from conftest import exiftool_json, make_photo
 FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2, retry_budget=20.0)
 
 
-def config_for(emu: Emulator, tmp_path: Path, **extra) -> Config:
-    values = dict(FAST, api_key=emu.key, endpoint=emu.url, ledger=str(tmp_path / "ledger.sqlite"))
+def config_for(emu: Emulator, tmp_path: Path, *, fast: dict = FAST, **extra) -> Config:
+    """A config for ``emu`` with a ledger in ``tmp_path``, ``fast`` timings and ``extra`` settings."""
+    values = dict(fast, api_key=emu.key, endpoint=emu.url, ledger=str(tmp_path / "ledger.sqlite"))
     values.update(extra)
     return Config(**values)
 
 
-def run_with(emu: Emulator, config: Config, paths, **kwargs):
+def run_config(config: Config, paths, **kwargs):
+    """One library run of ``config`` over ``paths``."""
     with make_api(config) as api:
         return run(config, [str(p) for p in paths], api=api, **kwargs)
+
+
+def run_with(emu: Emulator, config: Config, paths, **kwargs):
+    return run_config(config, paths, **kwargs)
 
 
 def ledger_rows(config: Config, sql: str):
