@@ -176,7 +176,7 @@ def run(
             rules=rules, locale=config.locale,
         )
         url_keys = [url_key(u) for u in urls]
-        ledger.set_scope(endpoint, broots, url_keys)
+        scoped = ledger.set_scope(endpoint, broots, url_keys)
         prep_options = PrepareOptions(
             max_edge=config.max_edge,
             quality=config.quality,
@@ -197,8 +197,8 @@ def run(
             result.credit_balance = ledger.last_balance(endpoint)
             return result
         # A lost ledger: captions its sidecars still hold are taken back, not paid for again.
-        _, result.plan.adopted = adopt_from_sidecars(ledger, sidecars, endpoint)
-        result.plan.credits = ledger.set_scope(endpoint, broots, url_keys)
+        adopted_jobs, result.plan.adopted = adopt_from_sidecars(ledger, sidecars, endpoint)
+        result.plan.credits = scoped - adopted_jobs  # adoption settles only jobs in the scope
         run_id = ledger.start_run(endpoint)
         # Keywords are re-derived whenever the rules changed (write_back does it); --rewrite-sidecars then
         # writes them, with new naming, folder or parent too, into every sidecar again.
