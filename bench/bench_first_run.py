@@ -89,8 +89,9 @@ def child(ledger: str, root: str, url: str, key: str, dry_run: bool) -> None:
         return original(self, *args, **kwargs)
 
     cs.API.image_request = stamped
+    # The photos differ only in invisible quantisation values: reuse_similar would rightly send one of them.
     config = Config(ledger=ledger, api_key=key, endpoint=url, first_poll_delay=0.05, poll_interval=0.05,
-                    max_poll_interval=0.2)
+                    max_poll_interval=0.2, reuse_similar=False)
     with make_api(config) as api:
         start = time.perf_counter()
         result = run(config, [root], api=api, dry_run=dry_run)
@@ -106,6 +107,9 @@ def child(ledger: str, root: str, url: str, key: str, dry_run: bool) -> None:
 
 
 def _run_child(work: Path, root: Path, emu, *, dry_run: bool, strace: Path | None = None) -> dict:
+    # A fresh ledger each time; the sidecars an earlier run wrote would be adopted (a lost ledger costs nothing).
+    for sidecar in root.rglob("*.xmp"):
+        sidecar.unlink()
     ledger = work / f"ledger-{time.monotonic_ns()}.sqlite"
     cmd = [sys.executable, __file__, "--child", str(ledger), str(root), emu.url, emu.key] + (["--dry"] if dry_run else [])
     if strace is not None:

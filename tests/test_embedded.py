@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tagger.outputs import xmp
-from tagger.outputs.embedded import is_boilerplate, read_image_metadata
+from tagger.prepare.embedded import is_boilerplate, read_image_metadata
 from tagger.outputs.mwg import image_packet
 
 from conftest import make_photo

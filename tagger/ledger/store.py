@@ -351,6 +351,40 @@ class Ledger(PlanningQueries):
                     c.execute(link, (endpoint, locale, directory, json.dumps([own[0]])))
             return created
 
+    def claim_file(
+        self, endpoint: str, directory: bytes, name: bytes, root: bytes, size: int, mtime_ns: int, digest: str
+    ) -> tuple[int, int, bool]:
+        """Record a file hashed by the run's intake and give it a job at ``endpoint``: (file id, job id, created).
+
+        One transaction: the first file to claim a content creates its job
+        (``created``: the caller sends it); any later file of that content,
+        in this run or another, links to the same job and costs nothing. The
+        file keeps its job when its content is as recorded (a metadata edit).
+        """
+        now = self._clock()
+        with self.transaction() as c:
+            c.execute(
+                f"""INSERT INTO files (dir, name, root, size, mtime_ns, content_hash, state, reason, first_seen, last_seen, hash_scheme)
+                   VALUES (?, ?, ?, ?, ?, ?, 'active', NULL, ?, ?, {HASH_SCHEME})
+                   ON CONFLICT (dir, name) DO UPDATE SET root = excluded.root, size = excluded.size,
+                     mtime_ns = excluded.mtime_ns, content_hash = excluded.content_hash, state = 'active',
+                     reason = NULL, last_seen = excluded.last_seen, hash_scheme = excluded.hash_scheme,
+                     job_id = CASE WHEN files.content_hash IS excluded.content_hash THEN files.job_id ELSE NULL END""",
+                (directory, name, root, size, mtime_ns, digest, now, now),
+            )
+            before = c.total_changes
+            c.execute(
+                "INSERT OR IGNORE INTO jobs (content_hash, endpoint, locale, source, state, created_at) VALUES (?, ?, ?, NULL, 'queued', ?)",
+                (digest, endpoint, self.locale, now),
+            )
+            created = c.total_changes > before
+            job_id = c.execute(
+                "SELECT id FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?", (digest, endpoint, self.locale)
+            ).fetchone()[0]
+            file_id = c.execute("SELECT id FROM files WHERE dir = ? AND name = ?", (directory, name)).fetchone()[0]
+            c.execute("UPDATE files SET job_id = ? WHERE id = ?", (job_id, file_id))
+            return file_id, job_id, created
+
     def add_urls(self, urls: list[tuple[str, str]], endpoint: str) -> int:
         """Record remote images as (url, key) pairs, each with a job; returns jobs created."""
         now = self._clock()
@@ -370,12 +404,13 @@ class Ledger(PlanningQueries):
 
     # -- jobs -------------------------------------------------------------
 
-    def set_scope(self, endpoint: str, roots: list[bytes], url_keys: Iterable[str] = ()) -> int:
+    def set_scope(self, endpoint: str, roots: list[bytes], url_keys: Iterable[str] = (), exclude: Iterable[int] = ()) -> int:
         """Send only the queued jobs of files under ``roots`` (and of these remote images); returns how many.
 
         A job an earlier run queued for another folder waits for a run over
         that folder. Polling is not scoped: a token already paid for is
         collected by whichever run comes next. Call after planning.
+        ``exclude``: jobs the run is already sending (its intake claimed them).
         """
         where, params = under_roots(roots)
         keys = json.dumps(sorted(set(url_keys)))
@@ -389,6 +424,9 @@ class Ledger(PlanningQueries):
                          OR j.content_hash IN (SELECT value FROM json_each(?)))""",
                 (endpoint, self.locale, *params, keys),
             )
+            excluded = sorted(set(exclude))
+            if excluded:
+                self.conn.execute("DELETE FROM temp.run_scope WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(excluded),))
             self._scoped = True
             return self.conn.execute("SELECT count(*) FROM temp.run_scope").fetchone()[0]
 

@@ -1,6 +1,7 @@
 """A lost ledger costs nothing: take back, from the sidecars, the captions tagger already wrote.
 
-After planning, every unsent job of the run whose file has a sidecar holding
+A first run's intake asks ``adopt_file`` about each content it is about to
+send. After planning, every unsent job of the run whose file has a sidecar holding
 tagger's completed caption for that file's current content (the content
 hash recorded beside it), from the same endpoint and in the same locale, is
 settled with that caption instead of being sent. The sidecar is found where
@@ -20,7 +21,7 @@ from tagger.ledger.store import Ledger
 from tagger.outputs.sidecar import sidecar_provenance
 from tagger.outputs.writeback import SidecarOptions, sidecar_of
 
-__all__ = ["Adoption", "adopt_from_sidecars", "preview_adoption", "sidecar_answer"]
+__all__ = ["Adoption", "adopt_file", "adopt_from_sidecars", "preview_adoption", "sidecar_answer"]
 
 log = logging.getLogger("tagger.outputs.adopt")
 
@@ -98,6 +99,20 @@ def adopt_from_sidecars(ledger: Ledger, options: SidecarOptions, endpoint: str) 
     if jobs:
         log.info("%d caption(s) taken back from %d sidecar(s); nothing sent for them", jobs, files)
     return jobs, files
+
+
+def adopt_file(
+    ledger: Ledger, options: SidecarOptions, endpoint: str, job_id: int, file_id: int,
+    directory: bytes, name: bytes, root: bytes, digest: str,
+) -> bool:
+    """Settle a job just created for one file from that file's sidecar, when it holds tagger's caption for it."""
+    got = sidecar_answer(options, directory, name, root, digest, endpoint, ledger.locale)
+    if got is None:
+        return False
+    if ledger.adopt(job_id, got.answer, got.token, got.settled_at, [(file_id, got.sidecar)]):
+        return True
+    log.warning("a sidecar names token %s, which the ledger holds for other content; not adopted", got.token)
+    return False
 
 
 def preview_adoption(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 
 from tagger.outputs import xmp as _xmp
-from tagger.outputs.embedded import ImageMetadata, is_boilerplate
+from tagger.prepare.embedded import ImageMetadata, is_boilerplate
 from tagger.outputs.xmp import DC, XMP, Packet
 
 __all__ = ["image_packet", "mapped_fields", "DARKTABLE"]

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 from tagger.outputs import xmp as _xmp
-from tagger.outputs.embedded import ImageMetadata, read_image_metadata
+from tagger.prepare.embedded import ImageMetadata, read_image_metadata
 from tagger.outputs.mwg import image_packet
 from tagger.outputs.sidecar import SidecarError, parse_sidecar, read_provenance
 from tagger.outputs.xmp import DC, DIGIKAM, LR, TIFF, Packet, lang_alt, values

@@ -40,7 +40,7 @@ from datetime import datetime
 from tagger.atomic import TargetChanged, atomic_write, fsync_dir
 from tagger.errors import SidecarError
 from tagger.outputs import xmp as _xmp
-from tagger.outputs.embedded import ImageMetadata, is_boilerplate, read_image_metadata
+from tagger.prepare.embedded import ImageMetadata, is_boilerplate, read_image_metadata
 from tagger.outputs.keywords import clean_keyword, clean_keywords
 from tagger.outputs.mwg import image_packet
 from tagger.display import display, utc_stamp

@@ -41,8 +41,10 @@ from typing import TypeVar
 
 from tagger.client import cloudsight as cs
 from tagger.ledger.store import Job, JobState, Ledger
+from tagger.prepare.embedded import remember
 from tagger.prepare.normalise import Cancelled, PrepareError, Prepared, Preparer
 from tagger.client.pacing import InFlightLimit, RateLimiter
+from tagger.pipeline.intake import WAIT, Intake, NewFile, Stream
 from tagger.pipeline.latency import LatencyModel
 from tagger.pipeline.schedule import Entry, Schedule
 from tagger.pipeline.similar import Reuse
@@ -161,6 +163,11 @@ class _Shared:
 
 
 @dataclass
+class _Intaken:
+    outcome: object  # what the streamed file came to (as ``_prepare`` answers), once it was claimed
+
+
+@dataclass
 class _Again:
     entry: Entry
     reposted: bool = False
@@ -181,6 +188,9 @@ class Dispatcher:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
         stop: threading.Event | None = None,
+        intake: Intake | None = None,
+        stream: Stream | None = None,
+        before_queued: Callable[[set[int]], bool] | None = None,
     ) -> None:
         self.api = api
         self.ledger = ledger
@@ -219,6 +229,13 @@ class Dispatcher:
         self._accepted = threading.Event()
         self.reuse = Reuse(ledger, options.endpoint, enabled=options.reuse_similar)
         self._again: deque[Job] = deque()  # waiters whose donor lent nothing: prepared and sent after all
+        # A first run streams: new files come from the walk (``stream``), are read once and claimed (``intake``);
+        # the queue of jobs left by earlier runs or linked by the walk is opened once the walk is over.
+        self.intake = intake
+        self.stream = stream
+        self.before_queued = before_queued
+        self._queue: Iterator[Job] | None = None
+        self._intakes = 0  # streamed files being read and claimed now
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, or raise ``_Halted`` as soon as the run is stopping."""
@@ -237,7 +254,6 @@ class Dispatcher:
         opts = self.options
         self._resume_polling()
         self._shared(*self.reuse.resume())
-        queued = self._queued()
         prep = DaemonPool(opts.workers, thread_name_prefix="prepare")
         io_pool = DaemonPool(http_threads(opts.max_in_flight), thread_name_prefix="http")
         running: dict[Future, str] = {}
@@ -252,12 +268,20 @@ class Dispatcher:
                     grace_until = self._begin_stop()
                 may_submit = not self._stop.is_set() and not self._credits_spent()
                 kinds = list(running.values())
+                waiting_for_walk = False
                 while may_submit and (self._again or not exhausted) and kinds.count("prepare") + len(ready) < ahead:
-                    job = self._again.popleft() if self._again else next(queued, None)
-                    if job is None:
+                    work = self._again.popleft() if self._again else self._next_work()
+                    if work is WAIT:
+                        waiting_for_walk = True
+                        break
+                    if work is None:
                         exhausted = True
                         break
-                    running[prep.submit(self._prepare, job)] = "prepare"
+                    if isinstance(work, NewFile):
+                        self._intakes += 1
+                        running[prep.submit(self._intake, work)] = "prepare"
+                    else:
+                        running[prep.submit(self._prepare, work)] = "prepare"
                     kinds.append("prepare")
                 in_flight = kinds.count("submit") + kinds.count("poll") + len(self.schedule)
                 # One probe until the service has accepted a request: a refused key costs one call, not 32.
@@ -277,7 +301,9 @@ class Dispatcher:
                 due = self.schedule.next_due()
                 timeout = None if due is None else max(0.0, due - self.clock())
                 if not running:
-                    if timeout:
+                    if waiting_for_walk and self.stream is not None:
+                        self.stream.wait(_TICK if timeout is None else min(timeout, _TICK))
+                    elif timeout:
                         try:
                             self._sleep(timeout)
                         except _Halted:
@@ -289,6 +315,9 @@ class Dispatcher:
                 for future in done:
                     running.pop(future)
                     outcome = future.result()
+                    if isinstance(outcome, _Intaken):
+                        self._intakes -= 1
+                        outcome = outcome.outcome
                     if isinstance(outcome, _Ready):
                         ready.append(outcome)
                     else:
@@ -337,6 +366,19 @@ class Dispatcher:
                 return False
             self._reserved += 1
             return True
+
+    def _next_work(self) -> NewFile | Job | object | None:
+        """A streamed file, else a queued job; ``WAIT`` while the walk may still hand files over; None when none is left."""
+        if self._queue is None:
+            if self.stream is not None:
+                item = self.stream.take()
+                if item is not None:
+                    return item
+                if self._intakes:
+                    return WAIT  # their claims may still create jobs (a RAW whose JPEG was unreadable)
+            opened = self.before_queued is None or self.before_queued(self.intake.claimed if self.intake is not None else set())
+            self._queue = self._queued() if opened else iter(())
+        return next(self._queue, None)
 
     def _queued(self) -> Iterator[Job]:
         after = 0
@@ -480,6 +522,46 @@ class Dispatcher:
             return None  # a stop may have cut the preparation short: not the file's fault; the next run tries again
         self.ledger.fail(job.id, reason)
         return _Settled(job.id, JobState.FAILED)
+
+    def _intake(self, item: NewFile) -> _Intaken:
+        """Read a streamed file once: hash it, claim its content, and prepare it when this run is to send it."""
+        return _Intaken(self._intake_outcome(item))
+
+    def _intake_outcome(self, item: NewFile) -> object:
+        assert self.intake is not None
+        if self._stop.is_set():
+            return None  # not claimed: the next run streams it again
+        claimed: list[Job | None] = []
+
+        def decide(digest: str) -> bool:
+            job = self.intake.claim(item, digest)  # type: ignore[union-attr]
+            claimed.append(job)
+            return job is not None
+
+        try:
+            read = self.preparer.intake(os.fsdecode(item.path), decide)
+        except Cancelled:
+            return None  # the run is stopping: a claimed job stays queued for the next run
+        except PrepareError as exc:
+            if self._halt.is_set():
+                return None  # a stop may have cut the reading short: not the file's fault
+            if not claimed:
+                self.intake.unreadable(item, exc.reason)
+                return None
+            job = claimed[0]
+            if job is None:
+                return None
+            self.ledger.fail(job.id, exc.reason)
+            return _Settled(job.id, JobState.FAILED)
+        if read.metadata is not None:
+            remember(os.fsdecode(item.path), *read.read_as, read.metadata)  # its sidecar copies it, not read again
+        job, prepared = (claimed[0] if claimed else None), read.prepared
+        if job is None or prepared is None:
+            return None  # linked to a known caption, or to content another file sends
+        shared = self.reuse.claim(job, prepared.fingerprint)
+        if shared is None:
+            return _Ready(job, prepared)
+        return _Shared(job.id) if shared else None
 
     def _submit_ready(self, ready: _Ready) -> object:
         job, prepared = ready.job, ready.prepared

@@ -25,18 +25,20 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tagger.ledger.planning import HASH_SCHEME, FullRow
 from tagger.ledger.store import FileState, Ledger
+from tagger.pipeline.intake import Claimed, NewFile, Stream
 from tagger.pipeline.scan import Folder, scan
 from tagger.prepare.formats import RAW_EXTENSIONS
 from tagger.prepare.hashing import carries_over, content_hash, legacy_hash
 
-__all__ = ["Plan", "plan", "raw_pairs"]
+__all__ = ["Plan", "plan", "StreamingPlan", "raw_pairs"]
 
 log = logging.getLogger("tagger.pipeline.plan")
 
@@ -118,10 +120,27 @@ def _rehash(job: tuple[bytes, str]) -> tuple[str | None, str | None]:
         return None, _unreadable(exc)
 
 
+def _split(
+    folder: Folder, to_hash: list[tuple[bytes, int, int, FullRow | None]], pairs: dict[bytes, bytes]
+) -> tuple[list[tuple[bytes, int, int, FullRow | None]], list[NewFile]]:
+    """What the planner still hashes (RAW files captioned from their JPEG), and what it hands to the intake."""
+    keep, streamed = [], []
+    for entry in to_hash:
+        name, size, mtime_ns, row = entry
+        if name in pairs:
+            keep.append(entry)
+            continue
+        streamed.append(NewFile(
+            folder.path, name, folder.root, size, mtime_ns, known=row is not None,
+            known_hash=row.content_hash if row is not None else None, known_state=row.state if row is not None else None,
+        ))
+    return keep, streamed
+
+
 class _Planner:
     """One planning pass: the ledger, the endpoint, and what this pass has decided so far."""
 
-    def __init__(self, ledger: Ledger, endpoint: str, dry_run: bool, roots: list[bytes]) -> None:
+    def __init__(self, ledger: Ledger, endpoint: str, dry_run: bool, roots: list[bytes], stream: Stream | None = None) -> None:
         self.ledger = ledger
         self.endpoint = endpoint
         self.dry_run = dry_run
@@ -137,6 +156,10 @@ class _Planner:
         self.gone: Counter[str] = Counter()  # contents of files found gone this pass (as recorded)
         self.gone_unhashed = 0
         self.reactivated: Counter[str] = Counter()  # contents of missing files found back at their path
+        # A real run hands new and changed files to its intake, which hashes and prepares them from one read.
+        # (Not while scheme-1 rows remain: carrying their captions over needs both hashes here, once.)
+        self.stream = stream if stream is not None and not dry_run and not self.has_old else None
+        self.left: list[NewFile] = []  # files handed over after the dispatcher stopped taking them
         if dry_run:
             ledger.dry_plan_begin()
 
@@ -195,6 +218,9 @@ class _Planner:
                 self._unchanged(folder, name, size, mtime_ns, row, digest, upserts, unlinked)
             # A twin of a file just re-keyed had the same bytes when recorded: it has the same new identity.
             to_hash = [(name, size, mtime_ns, self._canon(row)) for name, size, mtime_ns, row in to_hash]
+        streamed: list[NewFile] = []
+        if self.stream is not None:
+            to_hash, streamed = _split(folder, to_hash, pairs)
         hashes = list(pool.map(_hash, [path(t[0]) for t in to_hash])) if to_hash else []
         same = self._legacy_matches(folder, to_hash, hashes, pairs, pool)
         seen_here: set[str] = set()
@@ -228,6 +254,14 @@ class _Planner:
             gone = [row for name, row in known.items() if row.state != _MISSING and name not in present]
         self._note_gone(row.content_hash for row in gone)
         own = [digest for name, digest in unlinked if name not in pairs]
+        if streamed:  # RAW files whose JPEG the intake reads are linked once it has claimed its content
+            raws_of: dict[bytes, list[bytes]] = {}
+            for name, _ in unlinked:
+                if name in pairs:
+                    raws_of.setdefault(pairs[name], []).append(name)
+            streamed = [replace(item, raws=tuple(raws_of.pop(item.name, ()))) for item in streamed]
+            waiting = {raw for item in streamed for raw in item.raws}
+            unlinked = [(name, digest) for name, digest in unlinked if name not in waiting]
         paired = [(name, pairs[name]) for name, _ in unlinked if name in pairs]
         if self.dry_run:
             self.ledger.dry_note_seen(own, [os.path.join(folder.path, name) for name, _ in unlinked if name not in pairs])
@@ -239,6 +273,10 @@ class _Planner:
             self.ledger.link_folder(self.endpoint, folder.path, own, paired)
         if gone:
             self.ledger.mark_missing(folder.path, [row.name for row in gone])
+        # Handed over only now: a RAW's row is written before its JPEG's claim links it.
+        for item in streamed:
+            if not self.stream.put(item):  # type: ignore[union-attr]
+                self.left.append(item)
 
     def _unchanged(self, folder: Folder, name: bytes, size: int, mtime_ns: int, row: FullRow, digest: str,
                    upserts: list[tuple], unlinked: list[tuple[bytes, str]]) -> None:
@@ -374,6 +412,17 @@ class _Planner:
         return self.ledger.queued_credits(self.endpoint, self.roots)
 
 
+def _walk(planner: _Planner, roots: list[bytes], hash_workers: int, on_folder: Callable[[int], None] | None) -> None:
+    visited: set[bytes] = set()
+    with ThreadPoolExecutor(max_workers=max(1, hash_workers), thread_name_prefix="hash") as pool:
+        for folder in scan(roots):
+            visited.add(folder.path)
+            planner.folder(folder, pool)
+            if on_folder:
+                on_folder(len(folder.files))
+    planner.vanished(roots, visited)
+
+
 def plan(
     ledger: Ledger,
     roots: Iterable[str],
@@ -383,18 +432,11 @@ def plan(
     hash_workers: int = 2,
     on_folder: Callable[[int], None] | None = None,
 ) -> Plan:
-    """Bring the ledger up to date with ``roots`` (or only count, when ``dry_run``)."""
+    """Bring the ledger up to date with ``roots`` (or only count, when ``dry_run``), hashing every new file here."""
     broots = [os.path.abspath(os.fsencode(r)) for r in roots]
     planner = _Planner(ledger, endpoint, dry_run, broots)
-    visited: set[bytes] = set()
     try:
-        with ThreadPoolExecutor(max_workers=max(1, hash_workers), thread_name_prefix="hash") as pool:
-            for folder in scan(broots):
-                visited.add(folder.path)
-                planner.folder(folder, pool)
-                if on_folder:
-                    on_folder(len(folder.files))
-        planner.vanished(broots, visited)
+        _walk(planner, broots, hash_workers, on_folder)
         planner.classify()
         planner.result.credits = planner.credits()
         if dry_run:  # keep, for counting adoptions, only content the real run would still have to send
@@ -402,3 +444,79 @@ def plan(
     finally:
         planner.close()
     return planner.result
+
+
+class StreamingPlan:
+    """A real run's planning, in a thread of its own: new and changed files go to ``stream`` as the walk finds them.
+
+    ``start()`` it, let a dispatcher take from the stream, ``join()`` it
+    (re-raises what stopped the walk), then ``finish()`` with what the intake
+    decided: the same counts a dry run gives.
+    """
+
+    def __init__(
+        self, ledger: Ledger, roots: Iterable[str], endpoint: str, stream: Stream, *,
+        hash_workers: int = 2, on_folder: Callable[[int], None] | None = None,
+    ) -> None:
+        self.roots = [os.path.abspath(os.fsencode(r)) for r in roots]
+        self.stream = stream
+        self._planner = _Planner(ledger, endpoint, False, self.roots, stream)
+        self._args = (hash_workers, on_folder)
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="plan", daemon=True)
+
+    @property
+    def streaming(self) -> bool:
+        """False when an old ledger's scheme-1 rows make the planner hash every file itself this once."""
+        return self._planner.stream is not None
+
+    def start(self) -> StreamingPlan:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            _walk(self._planner, self.roots, *self._args)
+        except BaseException as exc:  # handed to join(), in the run's thread
+            self._error = exc
+        finally:
+            self._done.set()
+            self.stream.close()
+
+    @property
+    def running(self) -> bool:
+        """Whether the walk goes on."""
+        return not self._done.is_set()
+
+    @property
+    def failed(self) -> bool:
+        """Whether the walk was cut short (a stop, an error): what it did not reach is unknown to this run."""
+        return self._done.is_set() and self._error is not None
+
+    def wait(self) -> None:
+        """Wait for the walk to end, without raising what ended it."""
+        self._done.wait()
+
+    def join(self) -> None:
+        """Wait for the walk to end; re-raise what ended it early."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def left(self) -> list[NewFile]:
+        """Files handed over after the dispatcher had stopped taking them."""
+        return self._planner.left
+
+    def finish(self, claimed: Claimed) -> Plan:
+        """The plan's counts, with the intake's decisions in."""
+        result = self._planner.result
+        result.new += claimed.new
+        result.changed += claimed.changed
+        result.unchanged += claimed.unchanged
+        result.unreadable += claimed.unreadable
+        for digest, count in claimed.known_new.items():
+            result._known_new[digest] = result._known_new.get(digest, 0) + count
+        self._planner.classify()
+        return result

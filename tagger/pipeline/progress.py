@@ -39,6 +39,14 @@ class Progress:
                 self._bars[what].total = n
                 self._bars[what].refresh()
 
+    def grow(self, what: str, n: int = 1) -> None:
+        """Raise the expected total of one counter by ``n`` (a streaming run learns it as it goes)."""
+        with self._lock:
+            total = self.totals[what] = (self.totals[what] or 0) + n
+            if what in self._bars:
+                self._bars[what].total = total
+                self._bars[what].refresh()
+
     def __call__(self, what: str, n: int = 1) -> None:
         """Count ``n`` more of ``what``."""
         with self._lock:

@@ -19,9 +19,10 @@ from tagger.pipeline.dispatch import INTERRUPTED, Dispatcher, DispatchOptions, T
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
 from tagger.ledger.keys import normal_endpoint, normal_locale
 from tagger.ledger.store import Ledger, JobState
-from tagger.outputs.adopt import adopt_from_sidecars, preview_adoption
+from tagger.outputs.adopt import adopt_file, adopt_from_sidecars, preview_adoption
 from tagger.prepare.normalise import PrepareOptions, Preparer
-from tagger.pipeline.plan import Plan, plan
+from tagger.pipeline.intake import Intake, Stream
+from tagger.pipeline.plan import Plan, StreamingPlan, plan
 from tagger.pipeline.progress import Progress
 from tagger.pipeline.similar import predict
 from tagger.client.retry import RetryPolicy
@@ -158,37 +159,39 @@ def run(
                         "`tagger retry --ambiguous` sends them again", result.swept,
                     )
         remote_new, remote_credits = _add_urls(ledger, urls, endpoint, dry_run)
+        cancelled = threading.Event()  # the run ended while the walk went on: it stops at the next folder
 
         def scanned(n: int) -> None:
             progress("scanned", n)
-            if stop is not None and stop.is_set():
+            if (stop is not None and stop.is_set()) or cancelled.is_set():
                 raise _Stopped  # between two folders: each folder's changes are already committed
 
-        try:
-            result.plan = plan(ledger, paths, endpoint, dry_run=dry_run, hash_workers=config.workers, on_folder=scanned)
-        except _Stopped:
-            progress.close()
-            result.exit_code, result.stopped = EXIT_STOPPED, INTERRUPTED
-            return result
-        result.plan.new += remote_new
         sidecars = SidecarOptions(
             config.sidecars, config.sidecar_dir or None, config.sidecar_naming, config.keyword_parent,
             rules=rules, locale=config.locale,
         )
         url_keys = [url_key(u) for u in urls]
-        scoped = ledger.set_scope(endpoint, broots, url_keys)
         prep_options = PrepareOptions(
             max_edge=config.max_edge,
             quality=config.quality,
             max_pixels=config.max_pixels,
             send_location=config.send_location,
             time_limit=config.prepare_time_limit,
+            read_metadata=config.sidecars,
         )
+        processes = config.workers if config.prepare_in_processes else 0
         if dry_run:
+            try:
+                result.plan = plan(ledger, paths, endpoint, dry_run=True, hash_workers=config.workers, on_folder=scanned)
+            except _Stopped:
+                progress.close()
+                result.exit_code, result.stopped = EXIT_STOPPED, INTERRUPTED
+                return result
+            result.plan.new += remote_new
+            ledger.set_scope(endpoint, broots, url_keys)
             saved, result.plan.adopted = preview_adoption(ledger, sidecars, endpoint, result.plan._hashed)
             if config.reuse_similar and result.plan._to_send:
                 # The run decodes every image it sends and reuses what is similar: so does its forecast.
-                processes = config.workers if config.prepare_in_processes else 0
                 with Preparer(prep_options, processes=processes) as preparer:
                     forecast = predict(ledger, endpoint, result.plan._to_send, preparer, workers=config.workers)
                 result.plan.similar = forecast.similar
@@ -196,9 +199,6 @@ def run(
             result.plan.credits += remote_credits - saved
             result.credit_balance = ledger.last_balance(endpoint)
             return result
-        # A lost ledger: captions its sidecars still hold are taken back, not paid for again.
-        adopted_jobs, result.plan.adopted = adopt_from_sidecars(ledger, sidecars, endpoint)
-        result.plan.credits = scoped - adopted_jobs  # adoption settles only jobs in the scope
         run_id = ledger.start_run(endpoint)
         # Keywords are re-derived whenever the rules changed (write_back does it); --rewrite-sidecars then
         # writes them, with new naming, folder or parent too, into every sidecar again.
@@ -215,7 +215,29 @@ def run(
                 result.sidecars_written += w
                 result.sidecar_failures += f
 
-        progress.total("submitted", result.plan.credits)
+        # New and changed files stream from the walk to the workers (read once: hashed, claimed, prepared);
+        # the jobs earlier runs left queued, and those the walk linked, are sent once the walk is over.
+        stream = Stream()
+        intake = Intake(
+            ledger, endpoint, on_send=lambda: progress.grow("submitted", 1),
+            adopt=lambda job_id, file_id, item, digest: adopt_file(
+                ledger, sidecars, endpoint, job_id, file_id, item.directory, item.name, item.root, digest
+            ),
+        )
+        planning = StreamingPlan(ledger, paths, endpoint, stream, hash_workers=config.workers, on_folder=scanned).start()
+        queue: dict[str, int] = {}
+
+        def before_queued(claimed: set[int]) -> bool:
+            """Once the walk is over: scope the queue to this run's roots, take back what sidecars hold."""
+            if "jobs" not in queue:
+                if planning.running or planning.failed:
+                    return False  # a walk cut short: only what it streamed is sent; the next run sees the rest
+                queue["jobs"] = ledger.set_scope(endpoint, broots, url_keys, exclude=claimed)
+                # A lost ledger: captions its sidecars still hold are taken back, not paid for again.
+                queue["adopted"], queue["adopted_files"] = adopt_from_sidecars(ledger, sidecars, endpoint)
+                progress.grow("submitted", queue["jobs"] - queue["adopted"])
+            return True
+
         options = DispatchOptions(
             endpoint=endpoint,
             params=_params(config),
@@ -234,14 +256,34 @@ def run(
             job_deadline=config.job_deadline,
         )
         exit_code = EXIT_STOPPED
+        walk_stopped = False
         try:
-            if ledger.outstanding(endpoint):  # a nightly no-op starts no worker processes (nor loads a dictionary)
-                warm_up(rules)
-                processes = config.workers if config.prepare_in_processes else 0
-                with Preparer(prep_options, processes=processes) as preparer:
-                    dispatcher = Dispatcher(api, ledger, preparer, options, on_settled=settled, progress=progress, stop=stop)
-                    result.tally = dispatcher.run()
-            interrupted = stop is not None and stop.is_set()
+            try:
+                if not stream.wait_started():  # the walk ended without a new file: maybe nothing to do at all
+                    planning.wait()
+                    before_queued(set())
+                # A nightly no-op starts no worker processes (nor loads a dictionary).
+                if stream.handed or (not planning.failed and ledger.outstanding(endpoint)):
+                    warm_up(rules)
+                    with Preparer(prep_options, processes=processes) as preparer:
+                        dispatcher = Dispatcher(
+                            api, ledger, preparer, options, on_settled=settled, progress=progress, stop=stop,
+                            intake=intake, stream=stream, before_queued=before_queued,
+                        )
+                        result.tally = dispatcher.run()
+            finally:
+                cancelled.set()  # what the walk has not reached yet is left for the next run
+                intake.left(stream.abandon())
+                try:
+                    planning.join()
+                except _Stopped:
+                    walk_stopped = True
+                intake.left(planning.left)
+            result.plan = planning.finish(intake.counts)
+            result.plan.new += remote_new
+            result.plan.adopted += intake.counts.adopted + queue.get("adopted_files", 0)
+            result.plan.credits = intake.counts.to_send + queue.get("jobs", 0) - queue.get("adopted", 0)
+            interrupted = walk_stopped or (stop is not None and stop.is_set())
             written, failed = write_back(ledger, sidecars, roots=broots)
             result.sidecars_written += written
             result.sidecar_failures += failed

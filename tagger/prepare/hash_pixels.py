@@ -13,6 +13,8 @@ import logging
 import struct
 import threading
 import warnings
+from collections.abc import Callable
+from typing import BinaryIO
 
 from PIL import Image
 
@@ -42,24 +44,35 @@ def _register_heif() -> None:
         pillow_heif.register_heif_opener()
 
 
-def pixel_hash(path: str) -> str | None:
-    """Hex SHA-256 of the decoded image at ``path``, or None when it cannot be decoded here."""
+def pixel_hash(path: str, source: str | Callable[[], BinaryIO] | None = None) -> str | None:
+    """Hex SHA-256 of the decoded image at ``path``, or None when it cannot be decoded here.
+
+    ``source`` reads the same file from elsewhere: a path, or a function that
+    returns a new buffer of its bytes (a file already read into memory).
+    ``path`` then only names it (its extension picks the decoder).
+    """
+    if source is None:
+        source = path
     dot = path.rfind(".")
     if dot > 0 and path[dot:].lower() in RAW_EXTENSIONS:
-        digest = _raw(path)
+        digest = _raw(path, source)
         if digest is not None:
             return digest
-    return _pillow(path)
+    return _pillow(path, source)
 
 
-def _raw(path: str) -> str | None:
+def _open_source(source: str | Callable[[], BinaryIO]) -> str | BinaryIO:
+    return source if isinstance(source, str) else source()
+
+
+def _raw(path: str, source: str | Callable[[], BinaryIO]) -> str | None:
     try:
         import numpy
         import rawpy
     except ImportError:
         return None
     try:
-        with rawpy.imread(path) as raw:
+        with rawpy.imread(_open_source(source)) as raw:
             sizes = raw.sizes
             if sizes.raw_width * sizes.raw_height > MAX_PIXELS:
                 return None
@@ -73,12 +86,12 @@ def _raw(path: str) -> str | None:
         return None
 
 
-def _pillow(path: str) -> str | None:
+def _pillow(path: str, source: str | Callable[[], BinaryIO]) -> str | None:
     _register_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as im:
+            with Image.open(_open_source(source)) as im:
                 width, height = im.size
                 if width * height > MAX_PIXELS:
                     return None

@@ -24,6 +24,7 @@ captions of an older ledger over to scheme 2 without a submission.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from collections.abc import Callable
 from typing import BinaryIO
@@ -38,7 +39,7 @@ from tagger.prepare.hash_png import PNG_SIGNATURE, SKIPPED_V1, hash_png
 from tagger.prepare.hash_tiff import hash_raf, hash_tiff, is_raf, is_tiff
 from tagger.prepare.hash_webp import hash_webp, is_webp
 
-__all__ = ["SCHEME", "content_hash", "legacy_hash", "carries_over"]
+__all__ = ["SCHEME", "content_hash", "content_hash_of", "legacy_hash", "carries_over"]
 
 log = logging.getLogger("tagger.prepare.hashing")
 
@@ -70,26 +71,36 @@ def _structural(head: bytes) -> Hasher | None:
 def content_hash(path: str) -> str:
     """Hex SHA-256 identity of the picture in ``path`` (scheme 2), ignoring metadata; OSError propagates."""
     with open(path, "rb") as handle:
-        head = handle.read(_HEAD)
-        hasher = _structural(head)
-        if head[:2] == b"BM":
-            hasher = None  # BMP: the whole file is header and pixels
-        elif hasher is not None:
-            handle.seek(0)
-            digest = hashlib.sha256()
-            try:
-                hasher(handle, digest)
-                return digest.hexdigest()
-            except Malformed:
-                pass
-            pixels = pixel_hash(path)
-            if pixels is not None:
-                return pixels
-            log.info("%s: neither its structure nor its pixels could be read; its identity is the whole file", path)
-        elif (pixels := pixel_hash(path)) is not None:
-            return pixels
+        return _identity(handle, path, path)
+
+
+def content_hash_of(data: bytes, name: str) -> str:
+    """``content_hash`` of a file already read into memory (``name`` gives its extension): the same identity."""
+    return _identity(io.BytesIO(data), name, lambda: io.BytesIO(data))
+
+
+def _identity(handle: BinaryIO, name: str, source: "str | Callable[[], BinaryIO]") -> str:
+    """The scheme-2 hash of an open file; ``source`` reopens it for the decoders (a path, or a new buffer)."""
+    head = handle.read(_HEAD)
+    hasher = _structural(head)
+    if head[:2] == b"BM":
+        hasher = None  # BMP: the whole file is header and pixels
+    elif hasher is not None:
         handle.seek(0)
-        return _whole(handle)
+        digest = hashlib.sha256()
+        try:
+            hasher(handle, digest)
+            return digest.hexdigest()
+        except Malformed:
+            pass
+        pixels = pixel_hash(name, source)
+        if pixels is not None:
+            return pixels
+        log.info("%s: neither its structure nor its pixels could be read; its identity is the whole file", name)
+    elif (pixels := pixel_hash(name, source)) is not None:
+        return pixels
+    handle.seek(0)
+    return _whole(handle)
 
 
 def _whole(handle: BinaryIO) -> str:

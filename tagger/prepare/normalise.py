@@ -5,6 +5,8 @@ meanwhile), decodes it by content with the JPEG decoder shrinking in the DCT
 domain, converts colour to sRGB, applies the EXIF orientation and encodes a
 baseline JPEG that carries none of the original's metadata. ``Preparer`` runs
 it in the calling thread or in a pool of processes that enforces a time limit.
+``intake(path)`` is the first run's form: one read yields both the file's
+content hash and, if the caller wants this content sent, the upload.
 Every failure is a ``PrepareError`` whose ``reason`` a person can read.
 """
 
@@ -14,14 +16,17 @@ import io
 import os
 import stat
 from dataclasses import dataclass
-from typing import BinaryIO
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 from tagger.errors import PrepareError
 from tagger.prepare.decode import DecodeFailure, decode
+from tagger.prepare.embedded import ImageMetadata, read_metadata_of
 from tagger.prepare.fingerprint import Fingerprint, fingerprint
-from tagger.prepare.workers import CallTimeout, Cancelled, KillablePool, WorkerDied
+from tagger.prepare.hashing import content_hash_of
+from tagger.prepare.workers import AskFailed, CallTimeout, Cancelled, KillablePool, WorkerDied
 
-__all__ = ["PrepareOptions", "Prepared", "PrepareError", "Cancelled", "prepare", "Preparer"]
+__all__ = ["PrepareOptions", "Prepared", "PrepareError", "Cancelled", "prepare", "intake", "Intaken", "read_image", "prepare_data", "Preparer"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class PrepareOptions:
     max_pixels: int = 100_000_000
     send_location: bool = False
     time_limit: float = 60.0
+    read_metadata: bool = False  # intake: also read the embedded metadata the sidecar will copy
 
 
 @dataclass(frozen=True)
@@ -48,30 +54,67 @@ class Prepared:
 
 def prepare(path: str, options: PrepareOptions = PrepareOptions()) -> Prepared:
     """Prepare the image at ``path`` for upload; raises PrepareError only."""
+    return prepare_data(read_image(path), os.path.basename(path), options)
+
+
+@dataclass(frozen=True)
+class Intaken:
+    """What one read of a new file gave: the upload (when its content is to be sent) and its own metadata."""
+
+    prepared: Prepared | None
+    metadata: ImageMetadata | None  # when ``read_metadata``: what its sidecar will copy, read from the same bytes
+    read_as: tuple[int, int]  # (size, mtime_ns) of the file those bytes were
+
+
+def intake(path: str, options: PrepareOptions, ask: Callable[[str], bool]) -> Intaken:
+    """Hash and prepare a new file from one read of its bytes.
+
+    ``ask(content_hash)`` is asked once, between the two: True means this
+    content is to be sent (prepare it), False that it is not (its caption is
+    known, or another file of the same content is being sent): then nothing
+    is decoded. Raises PrepareError only (``ask``'s own exceptions pass through).
+    """
+    data, size, mtime_ns = _read_stable(path)
     name = os.path.basename(path)
+    prepared = prepare_data(data, name, options) if ask(content_hash_of(data, name)) else None
+    # The sidecar starts as a copy of the photo's own metadata: read now, from these bytes, not again later.
+    metadata = read_metadata_of(data, name) if options.read_metadata else None
+    return Intaken(prepared, metadata, (size, mtime_ns))
+
+
+def read_image(path: str) -> bytes:
+    """The bytes of the file at ``path``, read once; read again if it changed meanwhile; PrepareError otherwise."""
+    return _read_stable(path)[0]
+
+
+def _read_stable(path: str) -> tuple[bytes, int, int]:
     for _attempt in range(2):
-        data, changed = _read_file(path)
-        if changed:
-            continue
-        try:
-            decoded = decode(data, name, options.max_edge, options.max_pixels, options.send_location)
-        except DecodeFailure as exc:
-            raise PrepareError(exc.reason) from exc
-        except MemoryError as exc:
-            raise PrepareError("not enough memory to decode this image") from exc
-        image = decoded.image
-        return Prepared(
-            data=_encode(image, options.quality),
-            width=image.width,
-            height=image.height,
-            location=decoded.location if options.send_location else None,
-            fingerprint=fingerprint(image),
-        )
+        data, changed, size, mtime_ns = _read_file(path)
+        if not changed:
+            return data, size, mtime_ns
     raise PrepareError("file changed while being read")
 
 
-def _read_file(path: str) -> tuple[bytes, bool]:
-    """The file's bytes, and whether its size or mtime moved while they were read."""
+def prepare_data(data: bytes, name: str, options: PrepareOptions = PrepareOptions()) -> Prepared:
+    """Prepare an image already read into memory (``name`` is for messages and the decoder's hint)."""
+    try:
+        decoded = decode(data, name, options.max_edge, options.max_pixels, options.send_location)
+    except DecodeFailure as exc:
+        raise PrepareError(exc.reason) from exc
+    except MemoryError as exc:
+        raise PrepareError("not enough memory to decode this image") from exc
+    image = decoded.image
+    return Prepared(
+        data=_encode(image, options.quality),
+        width=image.width,
+        height=image.height,
+        location=decoded.location if options.send_location else None,
+        fingerprint=fingerprint(image),
+    )
+
+
+def _read_file(path: str) -> tuple[bytes, bool, int, int]:
+    """The file's bytes, whether its size or mtime moved while they were read, and its size and mtime after."""
     try:
         # O_NONBLOCK: opening a FIFO or device must not hang before we can refuse it.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -89,7 +132,7 @@ def _read_file(path: str) -> tuple[bytes, bool]:
     finally:
         os.close(fd)
     changed = (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns)
-    return data, changed or len(data) != after.st_size
+    return data, changed or len(data) != after.st_size, after.st_size, after.st_mtime_ns
 
 
 def _read_all(handle: BinaryIO) -> bytes:
@@ -117,6 +160,15 @@ def _encode(image: object, quality: int) -> bytes:
     return out.getvalue()
 
 
+def _run(item: tuple[str, str], options: PrepareOptions, prepare_task: Callable[..., Prepared],
+         intake_task: Callable[..., Intaken], ask: Callable[[str], bool]) -> Prepared | Intaken:
+    """What a worker process runs: ("prepare", path) or ("intake", path)."""
+    kind, path = item
+    if kind == "intake":
+        return intake_task(path, options, ask)
+    return prepare_task(path, options)
+
+
 class Preparer:
     """Prepare images in the calling thread (processes=0) or in a pool of N killable processes.
 
@@ -127,19 +179,35 @@ class Preparer:
     """
 
     _task = staticmethod(prepare)  # what workers run; a test points it at a function that hangs
+    _intake_task = staticmethod(intake)
 
     def __init__(self, options: PrepareOptions, *, processes: int = 0) -> None:
         if processes < 0:
             raise ValueError("processes must be >= 0")
         self.options = options
-        self._pool = KillablePool(type(self)._task, (options,), processes) if processes else None
+        cls = type(self)
+        self._pool = KillablePool(_run, (options, cls._task, cls._intake_task), processes, asks=True) if processes else None
 
     def prepare(self, path: str) -> Prepared:
         """Prepare one file; raises PrepareError, or Cancelled when ``cancel()`` cut it off."""
         if self._pool is None:
             return type(self)._task(path, self.options)
+        return self._call(("prepare", path), None)
+
+    def intake(self, path: str, ask: Callable[[str], bool]) -> Intaken:
+        """Hash, ask, and prepare one new file from one read (see ``intake``); errors as ``prepare``.
+
+        ``ask`` runs in the calling thread, whichever process hashes; its
+        time does not count against the time limit.
+        """
+        if self._pool is None:
+            return type(self)._intake_task(path, self.options, ask)
+        return self._call(("intake", path), ask)
+
+    def _call(self, item: tuple[str, str], ask: Callable[[str], bool] | None) -> Any:
+        assert self._pool is not None
         try:
-            return self._pool.call(path, self.options.time_limit)
+            return self._pool.call(item, self.options.time_limit, answer=ask)
         except Cancelled:
             raise
         except CallTimeout as exc:
@@ -148,6 +216,8 @@ class Preparer:
             raise PrepareError("the preparing process crashed (out of memory?)") from exc
         except PrepareError:
             raise
+        except AskFailed as exc:
+            raise exc.__cause__ from None  # the caller's own error, raised in its own thread
         except Exception as exc:
             raise PrepareError(f"unexpected error while preparing ({type(exc).__name__}: {exc})") from exc
 

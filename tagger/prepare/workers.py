@@ -18,11 +18,12 @@ from multiprocessing import resource_tracker
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-__all__ = ["CallTimeout", "WorkerDied", "Cancelled", "KillablePool"]
+__all__ = ["CallTimeout", "WorkerDied", "Cancelled", "AskFailed", "KillablePool"]
 
 # A worker still importing after this long is broken, not slow.
 _STARTUP_TIMEOUT = 120.0
@@ -40,6 +41,10 @@ class Cancelled(Exception):
     """The call was cut off because the pool was cancelled or closed (the run is stopping): not the item's fault."""
 
 
+class AskFailed(Exception):
+    """The caller's ``answer`` to a worker's question raised (``__cause__``); the worker was replaced."""
+
+
 # A worker killed by one of these was stopped from outside (the user, the service manager), not crashed.
 _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)})
 # What workers ignore; blocked while one starts (POSIX), so a signal arriving then waits until it is ignored.
@@ -47,8 +52,17 @@ _IGNORED = (signal.SIGINT, signal.SIGTERM)
 _MASKABLE = hasattr(signal, "pthread_sigmask")
 
 
-def _serve(conn: Connection, func: Callable[..., Any], extra: tuple[Any, ...]) -> None:
-    """Worker loop: answer each item with ("ok", result) or ("err", exception)."""
+def _serve(conn: Connection, func: Callable[..., Any], extra: tuple[Any, ...], asks: bool = False) -> None:
+    """Worker loop: answer each item with ("ok", result) or ("err", exception).
+
+    With ``asks``, ``func`` gets one more argument, ``ask(question)``: it
+    sends ("ask", question) to the caller and returns the caller's reply.
+    """
+
+    def ask(question: Any) -> Any:
+        conn.send(("ask", question))
+        return conn.recv()
+
     for sig in _IGNORED:
         signal.signal(sig, signal.SIG_IGN)
     if _MASKABLE:
@@ -63,7 +77,7 @@ def _serve(conn: Connection, func: Callable[..., Any], extra: tuple[Any, ...]) -
             if item is None:
                 return
             try:
-                reply: tuple[str, Any] = ("ok", func(item, *extra))
+                reply: tuple[str, Any] = ("ok", func(item, *extra, ask) if asks else func(item, *extra))
             except Exception as exc:
                 reply = ("err", exc)
             try:
@@ -77,9 +91,9 @@ def _serve(conn: Connection, func: Callable[..., Any], extra: tuple[Any, ...]) -
 
 
 class _Worker:
-    def __init__(self, ctx: Any, func: Callable[..., Any], extra: tuple[Any, ...]) -> None:
+    def __init__(self, ctx: Any, func: Callable[..., Any], extra: tuple[Any, ...], asks: bool) -> None:
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child, func, extra), daemon=True)
+        self.process = ctx.Process(target=_serve, args=(child, func, extra, asks), daemon=True)
         self.process.start()
         child.close()
         self.ready = False
@@ -120,13 +134,17 @@ def _kill_all(workers: set[_Worker]) -> None:
 
 
 class KillablePool:
-    """Run ``func(item, *extra)`` in one of ``processes`` workers, each call under a time limit."""
+    """Run ``func(item, *extra)`` in one of ``processes`` workers, each call under a time limit.
 
-    def __init__(self, func: Callable[..., Any], extra: tuple[Any, ...], processes: int) -> None:
+    With ``asks``, the call is ``func(item, *extra, ask)`` and may ask its
+    caller questions (see ``call``'s ``answer``).
+    """
+
+    def __init__(self, func: Callable[..., Any], extra: tuple[Any, ...], processes: int, *, asks: bool = False) -> None:
         # forkserver: forking a process that runs threads (the pipeline does) can deadlock.
         methods = multiprocessing.get_all_start_methods()
         self._ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        self._func, self._extra = func, extra
+        self._func, self._extra, self._asks = func, extra, asks
         self._lock = threading.Lock()
         self._workers: set[_Worker] = set()
         self._busy: set[_Worker] = set()
@@ -146,7 +164,7 @@ class KillablePool:
             resource_tracker.ensure_running()
             previous = signal.pthread_sigmask(signal.SIG_BLOCK, _IGNORED)
         try:
-            worker = _Worker(self._ctx, self._func, self._extra)
+            worker = _Worker(self._ctx, self._func, self._extra, self._asks)
         finally:
             if previous is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)
@@ -162,8 +180,12 @@ class KillablePool:
         if not closed:
             self._idle.put(self._spawn())
 
-    def call(self, item: Any, timeout: float) -> Any:
+    def call(self, item: Any, timeout: float, answer: Callable[[Any], Any] | None = None) -> Any:
         """The result of one call; its exception re-raised; CallTimeout or WorkerDied when the worker failed.
+
+        ``answer(question)`` replies to the worker's questions, in this thread;
+        the time it takes does not count against ``timeout``. When it raises,
+        the worker (left waiting) is replaced and ``AskFailed`` is raised from it.
 
         Raises ``Cancelled`` when ``cancel()`` or ``close()`` cut the call off,
         or the worker was stopped by SIGINT/SIGTERM from outside.
@@ -181,12 +203,24 @@ class KillablePool:
                 raise Cancelled("the pool is stopping")
             worker.wait_ready()
             worker.conn.send(item)
-            if not worker.conn.poll(timeout):
-                if self._cancelled.is_set():
-                    raise Cancelled("the pool is stopping")
-                self._replace(worker)
-                raise CallTimeout(timeout)
-            status, value = worker.conn.recv()
+            deadline = time.monotonic() + timeout
+            while True:
+                if not worker.conn.poll(max(0.0, deadline - time.monotonic())):
+                    if self._cancelled.is_set():
+                        raise Cancelled("the pool is stopping")
+                    self._replace(worker)
+                    raise CallTimeout(timeout)
+                status, value = worker.conn.recv()
+                if status != "ask":
+                    break
+                started = time.monotonic()
+                try:
+                    reply = answer(value) if answer is not None else None
+                except BaseException as exc:
+                    self._replace(worker)
+                    raise AskFailed() from exc
+                worker.conn.send(reply)
+                deadline += time.monotonic() - started
         except (EOFError, OSError, WorkerDied) as exc:
             if self._cancelled.is_set() or worker.stopped_by_signal():
                 self._replace(worker)

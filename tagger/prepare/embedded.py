@@ -9,19 +9,23 @@ sidecar that copies less, never a failed file.
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import struct
 import threading
 import warnings
+from collections import OrderedDict
+from typing import BinaryIO
 from dataclasses import dataclass, field
 
 from PIL import Image, TiffImagePlugin
 
 from tagger.prepare.formats import SNIFF_BYTES, sniff
 
-__all__ = ["ImageMetadata", "read_image_metadata", "is_boilerplate", "BOILERPLATE"]
+__all__ = ["ImageMetadata", "read_image_metadata", "read_metadata_of", "remember", "is_boilerplate", "BOILERPLATE"]
 
-log = logging.getLogger("tagger.outputs.embedded")
+log = logging.getLogger("tagger.prepare.embedded")
 
 #: Texts cameras put into EXIF ImageDescription when the user wrote none: not a description.
 #: gThumb's ``useless_comment_filter`` (extensions/exiv2_tools/exiv2-utils.cpp: OLYMPUS, SONY DSC,
@@ -68,24 +72,84 @@ class ImageMetadata:
 
 
 def read_image_metadata(path: str) -> ImageMetadata:
-    """The metadata embedded in the image at ``path`` (empty when it has none or cannot be read)."""
+    """The metadata embedded in the image at ``path`` (empty when it has none or cannot be read).
+
+    What a first run's intake already read from these very bytes (see
+    ``remember``) is not read again.
+    """
+    known = _recall(path)
+    if known is not None:
+        return known
     try:
         with open(path, "rb") as f:
-            head = f.read(SNIFF_BYTES)
-            kind = sniff(head)
-            if kind == "heif":
-                _ensure_heif()
-            if kind in ("tiff", "raw") and head[:4] in (b"II*\x00", b"MM\x00*"):
-                f.seek(0)
-                return _from_tiff(f)
-            f.seek(0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # Pillow warns on odd tag types; they are skipped below
-                with Image.open(f) as img:
-                    return _from_pillow(img)
+            return _read(f)
     except Exception as exc:  # noqa: BLE001 - any damage means "nothing to copy", logged
         log.debug("%s: no embedded metadata read (%s)", path, exc)
         return ImageMetadata()
+
+
+def read_metadata_of(data: bytes, name: str) -> ImageMetadata:
+    """``read_image_metadata`` of a file already read into memory."""
+    try:
+        return _read(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001
+        log.debug("%s: no embedded metadata read (%s)", name, exc)
+        return ImageMetadata()
+
+
+def _read(f: BinaryIO) -> ImageMetadata:
+    head = f.read(SNIFF_BYTES)
+    kind = sniff(head)
+    if kind == "heif":
+        _ensure_heif()
+    if kind in ("tiff", "raw") and head[:4] in (b"II*\x00", b"MM\x00*"):
+        f.seek(0)
+        return _from_tiff(f)
+    f.seek(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow warns on odd tag types; they are skipped below
+        with Image.open(f) as img:
+            return _from_pillow(img)
+
+
+# -- what a read already found: path -> (size, mtime_ns, metadata), the oldest dropped first ---------------
+_MEMO_BYTES = 32 << 20  # the packets kept, at most (an entry past it is read again from its file)
+_memo: OrderedDict[str, tuple[int, int, ImageMetadata]] = OrderedDict()
+_memo_size = 0
+_memo_lock = threading.Lock()
+
+
+def _weight(metadata: ImageMetadata) -> int:
+    return 256 + len(metadata.xmp or b"") + len(repr(metadata.iptc)) + len(repr(metadata.exif))
+
+
+def remember(path: str, size: int, mtime_ns: int, metadata: ImageMetadata) -> None:
+    """Keep what was read from ``path`` at this size and mtime, for the one ``read_image_metadata`` that follows."""
+    global _memo_size
+    with _memo_lock:
+        old = _memo.pop(path, None)
+        if old is not None:
+            _memo_size -= _weight(old[2])
+        _memo[path] = (size, mtime_ns, metadata)
+        _memo_size += _weight(metadata)
+        while _memo_size > _MEMO_BYTES and _memo:
+            _memo_size -= _weight(_memo.popitem(last=False)[1][2])
+
+
+def _recall(path: str) -> ImageMetadata | None:
+    global _memo_size
+    with _memo_lock:
+        kept = _memo.pop(path, None)
+        if kept is not None:
+            _memo_size -= _weight(kept[2])
+    if kept is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    # Another app rewrote the file since it was read: read it again.
+    return kept[2] if (st.st_size, st.st_mtime_ns) == kept[:2] else None
 
 
 def _ensure_heif() -> None:

@@ -1,0 +1,162 @@
+"""A first run streams: new files are hashed and prepared from one read, and sent while the walk goes on.
+
+Real runs against the emulator over loopback; file opens are counted with
+strace on a real ``tagger run`` process (its preparing processes included).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tagger.emulator import Emulator
+from tagger.pipeline.progress import Progress
+
+from conftest import exiftool_json, make_photo
+from test_pipeline import config_for, ledger_rows, run_with
+
+
+class _HoldTheWalk(Progress):
+    """Holds the walk after its first folder of photos until the emulator has been sent an image (or 60 s pass)."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        super().__init__(enabled=False)
+        self.emulator = emulator
+        self.folders = 0
+        self.sent_while_walking: bool | None = None
+        self.walker: str | None = None
+
+    def __call__(self, what: str, n: int = 1) -> None:
+        super().__call__(what, n)
+        if what != "scanned" or not n:
+            return
+        self.folders += 1
+        self.walker = threading.current_thread().name
+        if self.folders == 1:
+            deadline = time.monotonic() + 60
+            while self.emulator.counters()["submissions"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.sent_while_walking = self.emulator.counters()["submissions"] > 0
+
+
+def test_the_first_submissions_leave_while_the_walk_goes_on(emulator, tmp_path):
+    root = tmp_path / "photos"
+    for folder in range(4):
+        for i in range(3):
+            make_photo(root / f"f{folder}" / f"p{i}.jpg", seed=100 + 10 * folder + i, size=(200, 150))
+    progress = _HoldTheWalk(emulator)
+    result = run_with(emulator, config_for(emulator, tmp_path, reuse_similar=False), [root], progress=progress)
+    # The walk waited after its first folder until an image had been sent: it did not wait in vain.
+    assert progress.sent_while_walking is True and progress.folders == 4
+    assert progress.walker != threading.main_thread().name
+    assert result.exit_code == 0
+    assert result.plan.new == 12 and result.plan.credits == 12
+    assert emulator.counters()["submissions"] == 12 and emulator.counters()["duplicates"] == 0
+    assert result.counts["completed"] == 12
+
+
+def test_identical_new_files_are_sent_once_however_many_workers_read_them(emulator, tmp_path):
+    root = tmp_path / "photos"
+    one = make_photo(root / "a" / "one.jpg", seed=7, size=(240, 180))
+    for folder in ("a", "b", "c"):
+        for i in range(2):
+            target = root / folder / f"copy{i}.jpg"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(one, target)
+    make_photo(root / "b" / "two.jpg", seed=8, size=(240, 180))
+    make_photo(root / "c" / "three.jpg", seed=9, size=(240, 180))
+    config = config_for(emulator, tmp_path, workers=4, reuse_similar=False)
+    dry = run_with(emulator, config, [root], dry_run=True)
+    result = run_with(emulator, config, [root])
+    counters = emulator.counters()
+    assert counters["submissions"] == 3 and counters["duplicates"] == 0
+    assert dry.plan.credits == 3 == result.plan.credits
+    assert (result.plan.new, result.plan.copied) == (dry.plan.new, dry.plan.copied) == (3, 6)
+    assert result.counts["completed"] == 9
+    # Every copy links to the one job, and every sidecar carries its caption.
+    assert ledger_rows(config, "SELECT count(DISTINCT job_id), count(*) FROM files WHERE content_hash = "
+                               "(SELECT content_hash FROM files WHERE name = CAST('one.jpg' AS BLOB))") == [(1, 7)]
+    captions = {m["XMP-dc:Description"] for m in exiftool_json(*sorted(root.rglob("*copy*.xmp")), root / "a" / "one.jpg.xmp")}
+    assert len(captions) == 1 and captions != {""}
+
+
+def test_a_mixed_first_run_counts_and_spends_what_its_dry_run_said(emulator, tmp_path):
+    root = tmp_path / "photos"
+    for i in range(3):
+        make_photo(root / "new" / f"n{i}.jpg", seed=200 + i, size=(200, 150))
+    shutil.copyfile(root / "new" / "n0.jpg", root / "new" / "n0 copy.jpg")
+    make_photo(root / "shoot" / "IMG_0001.JPG", seed=210, size=(200, 150))
+    (root / "shoot" / "IMG_0001.NEF").write_bytes(b"raw sensor data that is never sent" * 100)
+    (root / "shoot" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    config = config_for(emulator, tmp_path, reuse_similar=False)
+    dry = run_with(emulator, config, [root], dry_run=True)
+    real = run_with(emulator, config, [root])
+    plan = real.plan.as_dict()
+    assert plan == dry.plan.as_dict() | {"similar": 0}
+    # n0..n2, IMG_0001.JPG and the broken file (it hashes whole, then fails to decode: its credit is not spent).
+    assert plan["new"] == 5 and plan["copied"] == 1 and plan["paired"] == 1
+    assert emulator.counters()["submissions"] == 4 == dry.plan.credits - 1 == real.plan.credits - 1
+    assert real.counts["failed"] == 1  # the broken JPEG, with its reason
+    metas = {Path(m["SourceFile"]).name: m for m in exiftool_json(root / "shoot" / "IMG_0001.JPG.xmp", root / "shoot" / "IMG_0001.NEF.xmp")}
+    assert metas["IMG_0001.JPG.xmp"]["XMP-dc:Description"] == metas["IMG_0001.NEF.xmp"]["XMP-dc:Description"] != ""
+    again = run_with(emulator, config, [root])
+    assert emulator.counters()["submissions"] == 4 and again.plan.new == 0 and again.tally.submitted == 0
+
+
+def test_a_lost_ledger_streams_and_takes_every_caption_back_from_the_sidecars(emulator, tmp_path):
+    root = tmp_path / "photos"
+    for i in range(5):
+        make_photo(root / f"d{i % 2}" / f"p{i}.jpg", seed=300 + i, size=(200, 150))
+    config = config_for(emulator, tmp_path, reuse_similar=False)
+    first = run_with(emulator, config, [root])
+    assert first.exit_code == 0 and emulator.counters()["submissions"] == 5
+    os.remove(config.ledger_path)
+    again = run_with(emulator, config, [root])
+    assert again.exit_code == 0
+    assert emulator.counters()["submissions"] == 5  # not one more
+    assert again.plan.adopted == 5 and again.plan.credits == 0 and again.counts["completed"] == 5
+
+
+_OPEN = re.compile(r'open(?:at)?\((?:AT_FDCWD|\d+), "((?:[^"\\]|\\.)*)".*\)\s+=\s+(\d+)')
+
+
+def _photo_opens(trace: Path, root: Path) -> dict[str, int]:
+    """Successful opens of each photo under ``root`` in an ``strace -f`` log (sidecars and temporary files aside)."""
+    opens: dict[str, int] = {}
+    for line in trace.read_text(encoding="utf-8", errors="replace").splitlines():
+        found = _OPEN.search(line)
+        if found and found.group(1).startswith(str(root) + os.sep) and found.group(1).lower().endswith(".jpg"):
+            opens[found.group(1)] = opens.get(found.group(1), 0) + 1
+    return opens
+
+
+def test_each_new_file_is_read_once_and_an_unchanged_one_not_at_all(tmp_path):
+    root = tmp_path / "photos"
+    for i in range(6):
+        make_photo(root / f"d{i % 2}" / f"p{i}.jpg", seed=400 + i, size=(320, 240))
+    shutil.copyfile(root / "d0" / "p0.jpg", root / "d1" / "p0 copy.jpg")
+    photos = sorted(str(p) for p in root.rglob("*.jpg"))
+    cfg = tmp_path / "fast.toml"
+    cfg.write_text("[run]\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\nreuse_similar = false\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+
+    def traced_run(name: str) -> dict[str, int]:
+        trace = tmp_path / f"{name}.trace"
+        cmd = ["strace", "-f", "-qq", "-e", "trace=open,openat", "-o", str(trace),
+               sys.executable, "-P", "-m", "tagger", "--config", str(cfg), "run", str(root), "--emulator",
+               "--ledger", str(tmp_path / "ledger.sqlite"), "--quiet"]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return _photo_opens(trace, root)
+
+    first = traced_run("first")
+    # Hashed, prepared and its metadata copied into the new sidecar: all from one read (the copy is only hashed).
+    assert first == dict.fromkeys(photos, 1)
+    assert len(list(root.rglob("*.jpg.xmp"))) == 7
+    assert traced_run("again") == {}  # size and mtime decide: an unchanged photo is not opened
