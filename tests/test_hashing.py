@@ -318,3 +318,22 @@ def test_raf_identity_is_its_jpeg_image_data_and_raw_blocks(tmp_path: Path) -> N
     paths["other"].write_bytes(raf(plain.getvalue(), b"CFB" * 300))
     assert content_hash(str(paths["edited"])) == content_hash(str(paths["a"])) != _whole(paths["a"])
     assert content_hash(str(paths["other"])) != content_hash(str(paths["a"]))
+
+
+def test_a_file_hashed_from_memory_has_the_identity_hashed_from_disk(tmp_path: Path) -> None:
+    """The intake hashes the bytes it read to prepare: every format, the pixel fallback and whole-file hashes agree."""
+    from corpus import write_corpus
+
+    from tagger.prepare.hashing import content_hash_of
+    from test_raw import LONG, ASCII, SHORT, _tiff
+
+    write_corpus(tmp_path)
+    pixels = photo((32, 24)).tobytes()
+    (tmp_path / "unparsed.tif").write_bytes(_tiff([[(256, LONG, [32]), (257, LONG, [24]), (258, SHORT, [8, 8, 8]),
+        (259, SHORT, [1]), (262, SHORT, [2]), (273, LONG, lambda layout: [layout["block", 0]]), (277, SHORT, [3]),
+        (278, LONG, [24]), (279, LONG, [len(pixels)]), (315, ASCII, "x"), (330, LONG, [1 << 30])]], [pixels]))
+    (tmp_path / "junk.cr2").write_bytes(b"not a raw file at all" * 50)
+    files = sorted(p for p in tmp_path.iterdir() if p.is_file())
+    assert len(files) > 20
+    for path in files:
+        assert content_hash_of(path.read_bytes(), path.name) == content_hash(str(path)), path.name

@@ -1,6 +1,7 @@
 """One run: scan the folders, plan against the ledger, dispatch submissions and polls, write back.
 
 Owns: ``scan`` (walking folders), ``plan`` (what each file needs),
+``intake`` (new files streamed from the walk, claimed by content),
 ``dispatch`` (keeping jobs in flight), ``schedule`` (when to poll each token),
 ``latency`` (the service's latency model), ``similar`` (a copy of a photo
 shares its caption), ``urls`` (remote images),

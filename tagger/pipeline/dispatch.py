@@ -5,6 +5,12 @@ count; worker threads do the slow parts (preparing an image, HTTP calls)
 and commit each step to the ledger themselves, so a token is on disk the
 moment the service answers.
 
+A first run's new files arrive from the walk (``intake.Stream``) while it
+goes on: each is read once in a worker, which hashes it, asks the intake to
+claim its content, and prepares it only when this run is to send it. The
+queue of jobs earlier runs left, and of those the walk linked, is opened
+once the walk is over and every streamed file has been claimed.
+
 Failures of an upload are sorted by what they may have cost. Surely not
 received (no connection made, 429, 503 with Retry-After): retried freely.
 Maybe received, answer lost (read timeout, reset, other 5xx): the service

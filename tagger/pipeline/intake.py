@@ -186,8 +186,14 @@ class Intake:
         log.warning("%s: %s", os.fsdecode(item.path), reason)
 
     def left(self, items: list[NewFile]) -> None:
-        """Files the run stopped before reading: new ones are recorded as pending, without a hash (next run reads them)."""
+        """Files the run stopped before reading (counted as they were found); new ones recorded pending, unhashed.
+
+        The next run reads them; a changed file keeps its old row (and caption) until then.
+        """
         rows = [(i.directory, i.name, i.root, i.size, i.mtime_ns, None, FileState.ACTIVE.value, None) for i in items if not i.known]
+        with self._lock:
+            self.counts.new += len(rows)
+            self.counts.changed += len(items) - len(rows)
         if rows:
             self.ledger.upsert_files(rows)
 

@@ -1,7 +1,12 @@
 """Compare the folders on disk with the ledger and decide what each file needs.
 
-Per folder: one ledger read, then (size, mtime_ns) decide; only new or
-changed files are hashed. Identity is the hash of the image data, so a file
+Per folder: one ledger read, then (size, mtime_ns) decide. In a real run
+(``StreamingPlan``, in a thread of its own) new and changed files are not
+hashed here: they are handed to the run's intake (``pipeline.intake``),
+which hashes and prepares each from one read while the walk goes on; only
+RAW files captioned from their JPEG are hashed here (they are never
+prepared). ``plan()`` (the dry run's, and the tests') hashes every new or
+changed file itself. Identity is the hash of the image data, so a file
 whose metadata alone changed keeps its caption, and a moved or copied file
 finds its caption in the ledger without a submission.
 
@@ -131,7 +136,7 @@ def _split(
             keep.append(entry)
             continue
         streamed.append(NewFile(
-            folder.path, name, folder.root, size, mtime_ns, known=row is not None,
+            folder.path, name, folder.root, size, mtime_ns, known=row is not None and row.content_hash is not None,
             known_hash=row.content_hash if row is not None else None, known_state=row.state if row is not None else None,
         ))
     return keep, streamed
@@ -229,9 +234,10 @@ class _Planner:
                 result.unreadable += 1
                 upserts.append((folder.path, name, folder.root, size, mtime_ns, None, FileState.FAILED.value, error))
                 continue
-            if row is None and name in pairs:
+            unread = row is None or row.content_hash is None  # new here, or never read before (unreadable, not reached)
+            if unread and name in pairs:
                 result.paired += 1  # captioned from its JPEG: no submission of its own
-            elif row is None:
+            elif unread:
                 if digest in seen_here or self._content_known(digest):
                     result._known_new[digest] = result._known_new.get(digest, 0) + 1
                 else:
