@@ -220,23 +220,24 @@ def test_a_colour_profile_is_not_identity_in_any_format(tmp_path: Path) -> None:
         assert content_hash(str(tagged)) == content_hash(str(plain)), suffix
 
 
-def test_a_structure_that_does_not_parse_falls_back_to_the_pixels(tmp_path: Path) -> None:
-    """A TIFF whose SubIFDs pointer runs off the end: Pillow still decodes it, so metadata stays free."""
+def _unparsed_tiff(artist: str) -> bytes:
+    """A 32x24 RGB TIFF whose SubIFDs pointer runs off the end."""
     from test_raw import LONG, ASCII, SHORT, _tiff
 
     pixels = photo((32, 24)).tobytes()
+    return _tiff([[(256, LONG, [32]), (257, LONG, [24]), (258, SHORT, [8, 8, 8]), (259, SHORT, [1]),
+                   (262, SHORT, [2]), (273, LONG, lambda layout: [layout["block", 0]]), (277, SHORT, [3]),
+                   (278, LONG, [24]), (279, LONG, [len(pixels)]), (315, ASCII, artist), (330, LONG, [1 << 30])]],
+                 [pixels])
 
-    def tiff(artist: str) -> bytes:
-        return _tiff([[(256, LONG, [32]), (257, LONG, [24]), (258, SHORT, [8, 8, 8]), (259, SHORT, [1]),
-                       (262, SHORT, [2]), (273, LONG, lambda layout: [layout["block", 0]]), (277, SHORT, [3]),
-                       (278, LONG, [24]), (279, LONG, [len(pixels)]), (315, ASCII, artist), (330, LONG, [1 << 30])]],
-                     [pixels])
 
+def test_a_structure_that_does_not_parse_falls_back_to_the_pixels(tmp_path: Path) -> None:
+    """A TIFF whose SubIFDs pointer runs off the end: Pillow still decodes it, so metadata stays free."""
     one, two = tmp_path / "one.tif", tmp_path / "two.tif"
-    one.write_bytes(tiff("Someone"))
-    two.write_bytes(tiff("Someone else entirely"))
+    one.write_bytes(_unparsed_tiff("Someone"))
+    two.write_bytes(_unparsed_tiff("Someone else entirely"))
     with Image.open(one) as im:
-        assert im.tobytes() == pixels
+        assert im.tobytes() == photo((32, 24)).tobytes()
     assert content_hash(str(one)) == content_hash(str(two)) != _whole(one)
 
 
@@ -325,13 +326,9 @@ def test_a_file_hashed_from_memory_has_the_identity_hashed_from_disk(tmp_path: P
     from corpus import write_corpus
 
     from tagger.prepare.hashing import content_hash_of
-    from test_raw import LONG, ASCII, SHORT, _tiff
 
     write_corpus(tmp_path)
-    pixels = photo((32, 24)).tobytes()
-    (tmp_path / "unparsed.tif").write_bytes(_tiff([[(256, LONG, [32]), (257, LONG, [24]), (258, SHORT, [8, 8, 8]),
-        (259, SHORT, [1]), (262, SHORT, [2]), (273, LONG, lambda layout: [layout["block", 0]]), (277, SHORT, [3]),
-        (278, LONG, [24]), (279, LONG, [len(pixels)]), (315, ASCII, "x"), (330, LONG, [1 << 30])]], [pixels]))
+    (tmp_path / "unparsed.tif").write_bytes(_unparsed_tiff("x"))
     (tmp_path / "junk.cr2").write_bytes(b"not a raw file at all" * 50)
     files = sorted(p for p in tmp_path.iterdir() if p.is_file())
     assert len(files) > 20
