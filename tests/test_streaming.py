@@ -160,3 +160,23 @@ def test_each_new_file_is_read_once_and_an_unchanged_one_not_at_all(tmp_path):
     assert first == dict.fromkeys(photos, 1)
     assert len(list(root.rglob("*.jpg.xmp"))) == 7
     assert traced_run("again") == {}  # size and mtime decide: an unchanged photo is not opened
+
+
+def test_after_a_lost_ledger_the_dry_run_prices_a_similar_copy_as_the_run_pays_it(emulator, tmp_path):
+    """An adopted caption lends nothing (nothing was decoded): its resized copy is sent, and the dry run says so."""
+    from PIL import Image
+
+    root = tmp_path / "photos"
+    big = make_photo(root / "a.jpg", seed=900, size=(640, 480))
+    with Image.open(big) as im:
+        im.resize((320, 240)).save(root / "a small.jpg", quality=80)
+    make_photo(root / "b.jpg", seed=901, size=(640, 480))
+    config = config_for(emulator, tmp_path)
+    first = run_with(emulator, config, [root])
+    assert first.tally.submitted == 2 and first.tally.reused == 1
+    os.remove(config.ledger_path)
+    dry = run_with(emulator, config, [root], dry_run=True)
+    real = run_with(emulator, config, [root])
+    assert (dry.plan.adopted, dry.plan.similar, dry.plan.credits) == (2, 0, 1)
+    assert real.plan.adopted == 2 and real.tally.submitted == 1 == dry.plan.credits
+    assert emulator.counters()["submissions"] == 3

@@ -117,8 +117,8 @@ def adopt_file(
 
 def preview_adoption(
     ledger: Ledger, options: SidecarOptions, endpoint: str, hashed: list[tuple[bytes, bytes, bytes, str]]
-) -> tuple[int, int]:
-    """What a dry run's real run would adopt: (credits it saves, files adopted)."""
+) -> tuple[set[str], int]:
+    """What a dry run's real run would adopt: (the contents whose credit it saves, files adopted)."""
     keys: set[str] = set()
     files: set[tuple[bytes, bytes]] = set()
     # ``hashed``: the dry run's new or changed files whose content the real run would still send.
@@ -132,4 +132,4 @@ def preview_adoption(
         if got is not None and not ledger.token_held(got.token):
             keys.add(key)
             files.add((directory, name))
-    return len(keys), len(files)
+    return keys, len(files)

@@ -189,14 +189,16 @@ def run(
                 return result
             result.plan.new += remote_new
             ledger.set_scope(endpoint, broots, url_keys)
-            saved, result.plan.adopted = preview_adoption(ledger, sidecars, endpoint, result.plan._hashed)
-            if config.reuse_similar and result.plan._to_send:
+            adopted, result.plan.adopted = preview_adoption(ledger, sidecars, endpoint, result.plan._hashed)
+            # An adopted content is settled before anything is decoded: it neither shares nor lends a caption.
+            to_decode = [(digest, source) for digest, source in result.plan._to_send if digest not in adopted]
+            if config.reuse_similar and to_decode:
                 # The run decodes every image it sends and reuses what is similar: so does its forecast.
                 with Preparer(prep_options, processes=processes) as preparer:
-                    forecast = predict(ledger, endpoint, result.plan._to_send, preparer, workers=config.workers)
+                    forecast = predict(ledger, endpoint, to_decode, preparer, workers=config.workers)
                 result.plan.similar = forecast.similar
                 result.plan.credits -= forecast.similar + forecast.unpreparable
-            result.plan.credits += remote_credits - saved
+            result.plan.credits += remote_credits - len(adopted)
             result.credit_balance = ledger.last_balance(endpoint)
             return result
         run_id = ledger.start_run(endpoint)
