@@ -29,7 +29,7 @@ from tagger.ledger.store import JobState, Ledger
 from tagger.pipeline.runner import make_api, run
 
 from conftest import exiftool_json, make_photo
-from test_pipeline import config_for, run_with
+from test_pipeline import config_for, queue_jobs, run_with
 
 
 def _rows(ledger: Path | str, sql: str, params: tuple = ()) -> list[tuple]:
@@ -313,9 +313,8 @@ def test_a_run_over_one_folder_leaves_another_folder_s_queue_and_sidecars_alone(
         make_photo(a / f"a{i}.jpg", seed=10 + i)
         make_photo(b / f"b{i}.jpg", seed=20 + i)
     config = config_for(emulator, tmp_path)
-    # B's jobs get queued and are left unsent (the credit cap), A is captioned with sidecars off.
-    held = run_with(emulator, config, [b], max_credits=0)
-    assert held.exit_code == 3 and emulator.counters()["submissions"] == 0
+    # B's jobs get queued and are left unsent, A is captioned with sidecars off.
+    assert queue_jobs(config, [b], emulator.url) == 3 and emulator.counters()["submissions"] == 0
     assert run_with(emulator, config.replace(sidecars=False), [a]).exit_code == 0
     assert emulator.counters()["submissions"] == 3
     # A run over A with sidecars on: writes A's sidecars, sends none of B's queued jobs, writes none of B's.
@@ -340,7 +339,7 @@ def test_tokens_another_folder_left_outstanding_are_collected_but_its_sidecars_w
         make_photo(a / f"a{i}.jpg", seed=50 + i)
         make_photo(b / f"b{i}.jpg", seed=60 + i)
     config = config_for(emulator, tmp_path)
-    assert run_with(emulator, config, [b], max_credits=0).exit_code == 3
+    assert queue_jobs(config, [b], emulator.url) == 2
     # As a run over B killed after its POSTs leaves it: B's jobs hold tokens the service is working on.
     with Ledger(config.ledger_path) as ledger, make_api(config) as api:
         for job in ledger.jobs_in_state(emulator.url, JobState.QUEUED):

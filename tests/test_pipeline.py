@@ -34,6 +34,19 @@ def run_config(config: Config, paths, **kwargs):
         return run(config, [str(p) for p in paths], api=api, **kwargs)
 
 
+def queue_jobs(config: Config, paths, endpoint: str) -> int:
+    """Plan ``paths`` into the ledger (hashed, jobs queued) without sending anything; returns the credits queued.
+
+    (A capped real run no longer does this: it leaves what it did not read for the next run.)
+    """
+    from tagger.ledger.keys import normal_endpoint
+    from tagger.ledger.store import Ledger
+    from tagger.pipeline.plan import plan
+
+    with Ledger(config.ledger_path, locale=config.locale) as ledger:
+        return plan(ledger, [str(p) for p in paths], normal_endpoint(endpoint)).credits
+
+
 def run_with(emu: Emulator, config: Config, paths, **kwargs):
     return run_config(config, paths, **kwargs)
 
@@ -197,6 +210,7 @@ def test_credit_cap_stops_submitting_settles_in_flight_and_resumes(emulator, pho
     assert capped.exit_code == 3 and capped.stopped
     assert emulator.counters()["submissions"] == 2
     assert capped.counts["completed"] == 2 and capped.counts["pending"] == 4
+    assert capped.plan.new == 6  # the four it did not send are counted as found (and recorded pending)
     assert len(list(photos.rglob("*.xmp"))) == 2
     plan = run_with(emulator, config, [photos], dry_run=True)
     assert plan.plan.credits == 4
@@ -258,13 +272,12 @@ def test_in_process_emulator_tokens_of_an_interrupted_run_are_sent_again(photos,
 
     with Emulator(latency=(5.0, 5.0)) as first:
         config = config_for(first, tmp_path)
-        capped = run_with(first, config, [photos], endpoint_id=EMULATOR_ENDPOINT, max_credits=0)
-    assert capped.counts["pending"] == 6
+        assert queue_jobs(config, [photos], EMULATOR_ENDPOINT) == 6
     from tagger.ledger.store import Ledger
 
     with Ledger(config.ledger_path) as ledger:  # as a killed run leaves it: tokens the dead emulator issued
         with ledger.transaction() as c:
-            c.execute("UPDATE jobs SET state = 'polling', token = 'dead' || id")
+            assert c.execute("UPDATE jobs SET state = 'polling', token = 'dead' || id").rowcount == 6
     with Emulator(latency=(0.05, 0.1)) as second:
         config = config_for(second, tmp_path)
         result = run_with(second, config, [photos], endpoint_id=EMULATOR_ENDPOINT)
