@@ -1,8 +1,13 @@
 """The job ledger: the SQLite file that is the truth about every file, job and token.
 
-Owns: every SQL statement of the package (``store``), and the schema's
-migrations (``tagger.ledger.migrations``, shipped from the top-level
-``migrations/`` folder).
+Owns: every SQL statement of the package: ``store`` (the ``Ledger``:
+opening and locking, runs, files, jobs, reading out), with the statements
+of three concerns it inherits, ``planning`` (the planner's), ``similarity``
+(similar photos) and ``writes`` (keywords, sidecar bookkeeping, adoption);
+``states`` (file and job states), ``keys`` (normal forms of endpoints and
+locales), ``roots`` (path prefixes in SQL), and the schema's migrations
+(``tagger.ledger.migrations``, shipped from the top-level ``migrations/``
+folder).
 
 May import: the standard library, sqlite-utils, ``tagger.errors``.
 """

@@ -29,7 +29,6 @@ holds them) at start-up, with ``lost_answer`` set.
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import sqlite3
@@ -37,7 +36,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import portalocker
 import sqlite_utils
@@ -47,76 +45,20 @@ from tagger.ledger.keys import DEFAULT_LOCALE, normal_locale
 from tagger.ledger.migrations import MIGRATIONS, NAMES
 from tagger.ledger.planning import HASH_SCHEME, PlanningQueries
 from tagger.ledger.roots import under_roots
+from tagger.ledger.similarity import DONOR_FILE, SimilarQueries
+from tagger.ledger.states import SETTLED_STATUS, FileState, Job, JobState, file_status
+from tagger.ledger.writes import WriteQueries
 
 __all__ = ["Ledger", "JobState", "FileState", "Job", "SETTLED_STATUS", "file_status", "under_roots"]
 
 
-class JobState(str, enum.Enum):
-    """Where a job stands; stored as text."""
+class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
+    """One ledger file, opened by one run at a time; safe to use from threads.
 
-    QUEUED = "queued"
-    SUBMITTING = "submitting"
-    POLLING = "polling"
-    COMPLETED = "completed"
-    SKIPPED = "skipped"
-    TIMEOUT = "timeout"
-    NOT_FOUND = "not_found"
-    FAILED = "failed"
-    HELD = "held"
-    WAITING = "waiting"  # prepared; shares the answer of a similar photo's job still in flight
-
-
-class FileState(str, enum.Enum):
-    """Whether a file is present and readable; stored as text."""
-
-    ACTIVE = "active"
-    FAILED = "failed"
-    MISSING = "missing"
-
-
-#: The status word a settled job shows users (the service's words).
-SETTLED_STATUS = {
-    JobState.COMPLETED: "completed",
-    JobState.SKIPPED: "skipped",
-    JobState.TIMEOUT: "timeout",
-    JobState.NOT_FOUND: "not found",
-    JobState.FAILED: "failed",
-    JobState.QUEUED: "pending",
-    JobState.SUBMITTING: "pending",
-    JobState.POLLING: "pending",
-    JobState.HELD: "pending",  # no caption yet; `tagger status` counts held files apart
-    JobState.WAITING: "pending",
-}
-
-# Jobs whose answer a similar photo may share: done, or on its way (queued ones only once fingerprinted).
-_DONOR_STATES = ("completed", "queued", "submitting", "polling")
-_ANSWER = "status, caption, reason, flags, categories"
-# (dir, name) of a file of the job whose caption ``j`` shares (NULLs when it shares none), for the writers.
-_DONOR_FILE = """(SELECT d.dir FROM files d WHERE d.job_id = j.similar_to ORDER BY d.state != 'active', d.id LIMIT 1),
-                 (SELECT d.name FROM files d WHERE d.job_id = j.similar_to ORDER BY d.state != 'active', d.id LIMIT 1)"""
-
-
-@dataclass(frozen=True)
-class Job:
-    """One job row, as the pipeline needs it."""
-
-    id: int
-    content_hash: str
-    state: JobState
-    source: bytes | None
-    token: str | None
-    reposts: int
-    attempts: int
-    submitted_at: float | None
-    lost_answer: bool = False  # the latest POST may have been received (and charged) without its answer
-
-
-def _fs(value: bytes) -> str:
-    return os.fsdecode(value)
-
-
-class Ledger(PlanningQueries):
-    """One ledger file, opened by one run at a time; safe to use from threads (the planner's SQL: ``planning``)."""
+    The statements of three concerns live beside it and are inherited: the
+    planner's (``planning``), similar photos' (``similarity``) and writing
+    captions out (``writes``).
+    """
 
     def __init__(self, path: str, *, clock=time.time, locale: str = DEFAULT_LOCALE) -> None:
         self.path = path if path == ":memory:" else os.path.abspath(path)
@@ -609,38 +551,7 @@ class Ledger(PlanningQueries):
                 c.execute(f"UPDATE files SET state = 'active', reason = NULL WHERE state = 'failed' AND ({where})", where_params)
             return n
 
-    # -- keywords -----------------------------------------------------------
-
-    def stale_keywords(self, rules: str, job_id: int | None = None, limit: int = 1000, after_id: int = 0) -> list[sqlite3.Row]:
-        """(id, caption, categories) of completed jobs whose keywords were not derived under ``rules``, a page at a time."""
-        sql = """SELECT id, caption, categories FROM jobs
-                 WHERE state = 'completed' AND keyword_rules IS NOT ? AND id > ?"""
-        params: list = [rules, after_id]
-        if job_id is not None:
-            sql += " AND id = ?"
-            params.append(job_id)
-        return self.query(sql + " ORDER BY id LIMIT ?", (*params, limit))
-
-    def store_keywords(self, rules: str, rows: Iterable[tuple[int, str, str, str]]) -> None:
-        """Record derived keywords: rows of (job id, keywords, keyword_paths, unmapped), each JSON."""
-        with self.transaction() as c:
-            # Only a job still completed: a retry may have cleared its caption meanwhile.
-            c.executemany(
-                """UPDATE jobs SET keywords = ?, keyword_paths = ?, unmapped = ?, keyword_rules = ?
-                   WHERE id = ? AND state = 'completed'""",
-                [(k, p, u, rules, job) for job, k, p, u in rows],
-            )
-
-    def unmapped_counts(self) -> list[tuple[str, int]]:
-        """Words the vocabulary lacked, with how many photos (files on disk and remote images) they came from."""
-        rows = self.query(
-            """SELECT u.value, count(*) FROM (
-                 SELECT f.job_id AS job FROM files f WHERE f.state != 'missing'
-                 UNION ALL SELECT r.job_id FROM remote r) AS photos
-               JOIN jobs j ON j.id = photos.job AND j.state = 'completed', json_each(j.unmapped) AS u
-               GROUP BY u.value"""
-        )
-        return sorted(((r[0], r[1]) for r in rows), key=lambda wc: (-wc[1], wc[0].casefold(), wc[0]))
+    # -- tagger retry ---------------------------------------------------------
 
     def resume_token(self, job_id: int, status: str | None, *, reposted: bool) -> None:
         """A settled timeout the service still knows goes back to polling under its token (no credit).
@@ -672,288 +583,6 @@ class Ledger(PlanningQueries):
             )
             c.execute("UPDATE files SET written_job = NULL WHERE job_id = ?", (job_id,))
 
-    # -- similar photos -----------------------------------------------------
-
-    def save_fingerprint(self, content_hash: str, key: int, means: int, aspect: float, blob: bytes) -> None:
-        """Remember the perceptual fingerprint of one content."""
-        with self.transaction() as c:
-            c.execute(
-                "INSERT OR REPLACE INTO fingerprints (content_hash, key, means, aspect, print) VALUES (?, ?, ?, ?, ?)",
-                (content_hash, key, means, aspect, blob),
-            )
-
-    def fingerprint_of(self, content_hash: str) -> tuple[float, bytes] | None:
-        """(aspect, print) stored for a content, if any."""
-        rows = self.query("SELECT aspect, print FROM fingerprints WHERE content_hash = ?", (content_hash,))
-        return (rows[0][0], rows[0][1]) if rows else None
-
-    def similar_candidates(
-        self, endpoint: str, keys: list[int], means: list[int], slack: int, aspect_low: float, aspect_high: float, *,
-        exclude_job: int = 0, states: tuple[str, ...] = _DONOR_STATES,
-    ) -> list[tuple[int, str, float, bytes]]:
-        """Jobs at ``endpoint`` whose content's fingerprint has one of ``keys``, each packed mean within ``slack``
-        of ``means`` and an aspect in range.
-
-        Rows: (job id, job state, aspect, print). Only jobs that can lend their
-        answer (by default completed, or fingerprinted and not yet settled),
-        never a job that itself shares another's answer.
-        """
-        marks = ",".join("?" * len(states))
-        # The key index finds the bins; SQLite then drops rows whose region means are too far, in C.
-        near = " AND ".join(f"abs(((p.means >> {56 - 8 * i}) & 255) - ?) <= ?" for i in range(len(means)))
-        near_params = [v for m in means for v in (m, slack)]
-        rows: list[tuple[int, str, float, bytes]] = []
-        # The key index answers each probe; a few hundred at most, in chunks SQLite accepts.
-        for start in range(0, len(keys), 250):
-            chunk = keys[start : start + 250]
-            rows += [
-                (r[0], r[1], r[2], r[3])
-                for r in self.query(
-                    # CROSS JOIN: fingerprints first, by key; never a walk over the endpoint's jobs.
-                    f"""SELECT j.id, j.state, p.aspect, p.print FROM fingerprints p
-                        CROSS JOIN jobs j ON j.content_hash = p.content_hash AND j.endpoint = ? AND j.locale = ?
-                        WHERE p.key IN ({",".join("?" * len(chunk))}) AND p.aspect BETWEEN ? AND ? AND {near}
-                          AND j.similar_to IS NULL AND j.id != ? AND j.state IN ({marks})""",
-                    (endpoint, self.locale, *chunk, aspect_low, aspect_high, *near_params, exclude_job, *states),
-                )
-            ]
-        return rows
-
-    def share_answer(self, job_id: int, donor_id: int) -> bool | None:
-        """Settle a queued job with a completed donor's answer (True), make it wait for a donor in flight (False).
-
-        None: the donor settled otherwise meanwhile and lends nothing.
-        """
-        with self.transaction() as c:
-            donor = c.execute("SELECT state FROM jobs WHERE id = ?", (donor_id,)).fetchone()
-            if donor is None or donor[0] not in _DONOR_STATES:
-                return None
-            if donor[0] == "completed":
-                c.execute(
-                    f"""UPDATE jobs SET ({_ANSWER}, state, similar_to, settled_at, last_error) =
-                        (SELECT {_ANSWER}, 'completed', id, ?, NULL FROM jobs WHERE id = ?) WHERE id = ?""",
-                    (self._clock(), donor_id, job_id),
-                )
-                return True
-            c.execute("UPDATE jobs SET state = 'waiting', similar_to = ? WHERE id = ?", (donor_id, job_id))
-            return False
-
-    def settle_waiters(self, donor_id: int) -> tuple[list[int], list[int]]:
-        """Jobs waiting for a donor that has settled: (completed with its answer, queued to be sent on their own).
-
-        A donor that ended other than completed lends nothing: its waiters go
-        back to the queue. Waiters of those waiters follow in the same way.
-        """
-        shared: list[int] = []
-        requeued: list[int] = []
-        if not self.query("SELECT 1 FROM jobs WHERE similar_to = ? AND state = 'waiting' LIMIT 1", (donor_id,)):
-            return shared, requeued  # the common case, read from the partial index: no write transaction
-        pending = [donor_id]
-        with self.transaction() as c:
-            while pending:
-                donor = pending.pop()
-                row = c.execute("SELECT state FROM jobs WHERE id = ?", (donor,)).fetchone()
-                if row is None or row[0] in ("queued", "submitting", "polling", "waiting"):
-                    continue
-                waiters = [r[0] for r in c.execute("SELECT id FROM jobs WHERE similar_to = ? AND state = 'waiting'", (donor,))]
-                if not waiters:
-                    continue
-                marks = ",".join("?" * len(waiters))
-                if row[0] == "completed":
-                    c.execute(
-                        f"""UPDATE jobs SET ({_ANSWER}, state, settled_at) =
-                            (SELECT {_ANSWER}, 'completed', ? FROM jobs WHERE id = ?) WHERE id IN ({marks})""",
-                        (self._clock(), donor, *waiters),
-                    )
-                    shared += waiters
-                else:
-                    c.execute(f"UPDATE jobs SET state = 'queued', similar_to = NULL WHERE id IN ({marks})", waiters)
-                    requeued += waiters
-                pending += waiters
-        return shared, requeued
-
-    def waiting_donors(self, endpoint: str) -> list[int]:
-        """Donors of the endpoint's waiting jobs that are no longer in flight (a crash, or an earlier run's end)."""
-        return [
-            r[0]
-            for r in self.query(
-                """SELECT DISTINCT d.id FROM jobs w JOIN jobs d ON d.id = w.similar_to
-                   WHERE w.endpoint = ? AND w.locale = ? AND w.state = 'waiting' AND d.state NOT IN ('queued', 'submitting', 'polling', 'waiting')""",
-                (endpoint, self.locale),
-            )
-        ]
-
-    def stop_waiting(self, endpoint: str) -> int:
-        """Queue every waiting job of the endpoint to be sent on its own (reuse turned off)."""
-        with self.transaction() as c:
-            return c.execute(
-                "UPDATE jobs SET state = 'queued', similar_to = NULL WHERE endpoint = ? AND state = 'waiting'", (endpoint,)
-            ).rowcount
-
-    def jobs_by_id(self, ids: Iterable[int]) -> list[Job]:
-        """Job rows by id, in id order."""
-        ids = sorted(set(ids))
-        if not ids:
-            return []
-        rows = self.query(
-            f"""SELECT id, content_hash, state, source, token, reposts, attempts, submitted_at FROM jobs
-                WHERE id IN ({",".join("?" * len(ids))}) ORDER BY id""",
-            ids,
-        )
-        return [Job(r[0], r[1], JobState(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in rows]
-
-    def no_reuse(self, job_id: int) -> bool:
-        """Whether the user asked for this job to be sent on its own."""
-        rows = self.query("SELECT no_reuse FROM jobs WHERE id = ?", (job_id,))
-        return bool(rows and rows[0][0])
-
-    def sent_alone(self, endpoint: str, content_hash: str) -> bool:
-        """Whether the user asked for this content's job at ``endpoint`` to be sent on its own."""
-        rows = self.query(
-            "SELECT no_reuse FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?", (content_hash, endpoint, self.locale)
-        )
-        return bool(rows and rows[0][0])
-
-    def retry_reused(self, endpoint: str, paths: list[bytes]) -> int:
-        """Queue again, to be sent on their own, the jobs that share a similar photo's caption.
-
-        ``paths`` (files or folders; all when empty) choose which; returns jobs queued.
-        """
-        where, params = "1", []
-        if paths:
-            files = [p for p in paths if not os.path.isdir(p)]
-            folders = [p for p in paths if os.path.isdir(p)]
-            clauses = []
-            if files:
-                clauses.append(f"(f.dir, f.name) IN (VALUES {','.join(['(?, ?)'] * len(files))})")
-                params += [part for p in files for part in os.path.split(os.path.abspath(p))]
-            if folders:
-                sub, sub_params = under_roots([os.path.abspath(p) for p in folders])
-                clauses.append(f"({sub})")  # only files has a dir column
-                params += sub_params
-            where = " OR ".join(clauses)
-        with self.transaction() as c:
-            ids = [
-                r[0]
-                for r in c.execute(
-                    f"""SELECT DISTINCT j.id FROM jobs j JOIN files f ON f.job_id = j.id
-                        WHERE j.endpoint = ? AND j.locale = ? AND j.similar_to IS NOT NULL AND j.state = 'completed' AND ({where})""",
-                    (endpoint, self.locale, *params),
-                )
-            ]
-            if not ids:
-                return 0
-            marks = ",".join("?" * len(ids))
-            c.execute(
-                f"""UPDATE jobs SET state = 'queued', similar_to = NULL, no_reuse = 1, token = NULL, status = NULL,
-                    caption = NULL, reason = NULL, flags = NULL, categories = NULL, settled_at = NULL WHERE id IN ({marks})""",
-                ids,
-            )
-            c.execute(f"UPDATE files SET written_job = NULL WHERE job_id IN ({marks})", ids)
-            return len(ids)
-
-    # -- writing back -------------------------------------------------------
-
-    def unwritten(self, job_id: int | None = None, roots: list[bytes] | None = None) -> list[sqlite3.Row]:
-        """Active files (under ``roots`` when given) whose completed caption is not yet in their sidecar.
-
-        A file follows its current job: the endpoint and locale of the latest
-        run over it. Each row: file id, dir, name, root, the file's content
-        hash, then the job's id, token, endpoint, locale, caption, flags,
-        categories, status, reason, settled_at, keywords, keyword_paths, keyword_rules, and
-        the dir and name of a file of the similar photo whose caption it shares (or NULLs).
-        """
-        sql = f"""SELECT f.id, f.dir, f.name, f.root, f.content_hash, j.id, j.token, j.endpoint, j.locale, j.caption, j.flags,
-                        j.categories, j.status, j.reason, j.settled_at, j.keywords, j.keyword_paths, j.keyword_rules, {_DONOR_FILE}
-                 FROM files f CROSS JOIN jobs j ON j.id = f.job_id
-                 WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND j.state = 'completed'"""
-        # CROSS JOIN keeps files outer, read from the small files_unwritten partial index; the planner
-        # would otherwise walk every completed job.
-        params: list = []
-        if job_id is not None:
-            sql += " AND j.id = ?"
-            params.append(job_id)
-        if roots is not None:
-            # Filtered, not indexed: the files_unwritten partial index stays the driver (empty when all is written).
-            where, where_params = under_roots(roots, "+f.dir")
-            sql += f" AND ({where})"
-            params += where_params
-        return self.query(sql, params)
-
-    def mark_written(
-        self, file_id: int, job_id: int, sidecar: bytes | None, keywords: tuple[str, str, str, str] | None = None
-    ) -> None:
-        """Record that a sidecar now holds this job's caption (called after the rename).
-
-        ``keywords`` (rules fingerprint, keywords, keyword_paths, unmapped) are the job's keywords that
-        sidecar got, stored in the same transaction: one commit per written file, not two.
-        """
-        with self.transaction() as c:
-            c.execute(
-                "UPDATE files SET written_job = ?, written_at = ?, sidecar = ?, sidecar_error = NULL WHERE id = ?",
-                (job_id, self._clock(), sidecar, file_id),
-            )
-            if keywords is not None:
-                rules, subject, paths, unmapped = keywords
-                c.execute(
-                    "UPDATE jobs SET keywords = ?, keyword_paths = ?, unmapped = ?, keyword_rules = ? WHERE id = ? AND state = 'completed'",
-                    (subject, paths, unmapped, rules, job_id),
-                )
-
-    def sidecar_failed(self, file_id: int, reason: str) -> None:
-        """The sidecar could not be written: recorded, and tried again on every run (the file stays active)."""
-        with self.transaction() as c:
-            c.execute("UPDATE files SET sidecar_error = ? WHERE id = ?", (reason, file_id))
-
-    # -- adopting captions a lost ledger had ------------------------------------
-
-    def adoptable(self, endpoint: str) -> list[sqlite3.Row]:
-        """Files of this run's unsent jobs (see ``set_scope``): job id, job content, file id, dir, name, root, file content."""
-        return self.query(
-            """SELECT j.id, j.content_hash, f.id, f.dir, f.name, f.root, f.content_hash FROM jobs j JOIN files f ON f.job_id = j.id
-               WHERE j.endpoint = ? AND j.locale = ? AND j.state = 'queued' AND j.token IS NULL AND j.attempts = 0
-               AND f.state = 'active'""" + (" AND j.id IN (SELECT id FROM temp.run_scope)" if self._scoped else "") + " ORDER BY j.id, f.id",
-            (endpoint, self.locale),
-        )
-
-    def token_held(self, token: str) -> bool:
-        """Whether some job already holds this token."""
-        return bool(self.query("SELECT 1 FROM jobs WHERE token = ?", (token,)))
-
-    def adopt(self, job_id: int, answer: dict, token: str, settled_at: float | None, sidecars: list[tuple[int, bytes]]) -> bool:
-        """Settle a queued job with the caption its files' sidecars hold; no submission. False if the token is another job's.
-
-        ``sidecars``: (file id, sidecar path) of the files whose sidecar holds it
-        (they need no write); the job's other files get theirs written as usual.
-        """
-        flags, categories = answer.get("flags"), answer.get("categories")
-        with self.transaction() as c:
-            if c.execute("SELECT 1 FROM jobs WHERE token = ? AND id != ?", (token, job_id)).fetchone():
-                return False
-            n = c.execute(
-                """UPDATE jobs SET state = 'completed', token = ?, status = ?, caption = ?, flags = ?, categories = ?,
-                   settled_at = ? WHERE id = ? AND state = 'queued' AND token IS NULL""",
-                (
-                    token, answer.get("status") or "completed", answer.get("name"),
-                    json.dumps(list(flags)) if flags else None, json.dumps(list(categories)) if categories else None,
-                    settled_at if settled_at is not None else self._clock(), job_id,
-                ),
-            ).rowcount
-            if not n:
-                return False
-            now = self._clock()
-            c.executemany(
-                "UPDATE files SET written_job = ?, written_at = ?, sidecar = ?, sidecar_error = NULL WHERE id = ?",
-                [(job_id, now, path, file_id) for file_id, path in sidecars],
-            )
-            return True
-
-    def forget_writes(self, roots: list[bytes]) -> int:
-        """Mark the sidecars of files under ``roots`` as not written, so the next write-back redoes them."""
-        where, params = under_roots(roots)
-        with self.transaction() as c:
-            return c.execute(f"UPDATE files SET written_job = NULL WHERE written_job IS NOT NULL AND ({where})", params).rowcount
-
     def mark_file_failed(self, file_id: int, reason: str) -> None:
         """A file-level failure (unreadable)."""
         with self.transaction() as c:
@@ -982,14 +611,14 @@ class Ledger(PlanningQueries):
         remote_job, remote_params = self._job_in_locale("r.job_id")
         sql = f"""SELECT f.dir, f.name, f.root, f.size, f.mtime_ns, f.content_hash, f.state, f.reason,
                         j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
-                        j.submitted_at, j.settled_at, j.last_error, j.keywords, {_DONOR_FILE}
+                        j.submitted_at, j.settled_at, j.last_error, j.keywords, {DONOR_FILE}
                  FROM files f LEFT JOIN jobs j ON j.id = {file_job}"""
         if not include_missing:
             sql += " WHERE f.state != 'missing'"
         sql += " ORDER BY f.dir, f.name"
         remote = f"""SELECT NULL, r.url, NULL, NULL, NULL, NULL, 'active', NULL,
                            j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
-                           j.submitted_at, j.settled_at, j.last_error, j.keywords, {_DONOR_FILE}
+                           j.submitted_at, j.settled_at, j.last_error, j.keywords, {DONOR_FILE}
                     FROM remote r LEFT JOIN jobs j ON j.id = {remote_job} ORDER BY r.url"""
         # A separate connection streams without holding the writer lock.
         reader = sqlite3.connect(self.path, timeout=30)
@@ -1083,14 +712,3 @@ class Ledger(PlanningQueries):
         # A completed file's reason and last error say nothing (only other statuses list them).
         rows.append(("active", JobState.COMPLETED.value, None, None, total - sum(r[4] for r in rows)))
         return [r for r in rows if r[4]]
-
-
-def file_status(file_state: str, job_state: str | None) -> str:
-    """The status a file shows users, from its own and its job's state."""
-    if file_state == FileState.MISSING.value:
-        return "missing"
-    if file_state == FileState.FAILED.value:
-        return "failed"
-    if job_state is None:
-        return "pending"
-    return SETTLED_STATUS[JobState(job_state)]

@@ -1,0 +1,160 @@
+"""The ledger's SQL for writing captions out: derived keywords, sidecar bookkeeping, and adopting what sidecars hold.
+
+``Ledger`` inherits these methods; ``tagger.outputs.writeback``, ``derivation`` and ``adopt`` hold the decisions.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from typing import Callable
+
+from tagger.ledger.roots import under_roots
+from tagger.ledger.similarity import DONOR_FILE
+
+__all__ = ["WriteQueries"]
+
+
+class WriteQueries:
+    """Mixin of ``Ledger``: what writing sidecars and keywords, and adopting sidecar captions, reads and writes."""
+
+    locale: str
+    _clock: Callable[[], float]
+    _scoped: bool
+
+    def query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:  # pragma: no cover - Ledger's
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover - Ledger's
+        raise NotImplementedError
+
+    def stale_keywords(self, rules: str, job_id: int | None = None, limit: int = 1000, after_id: int = 0) -> list[sqlite3.Row]:
+        """(id, caption, categories) of completed jobs whose keywords were not derived under ``rules``, a page at a time."""
+        sql = """SELECT id, caption, categories FROM jobs
+                 WHERE state = 'completed' AND keyword_rules IS NOT ? AND id > ?"""
+        params: list = [rules, after_id]
+        if job_id is not None:
+            sql += " AND id = ?"
+            params.append(job_id)
+        return self.query(sql + " ORDER BY id LIMIT ?", (*params, limit))
+
+    def store_keywords(self, rules: str, rows: Iterable[tuple[int, str, str, str]]) -> None:
+        """Record derived keywords: rows of (job id, keywords, keyword_paths, unmapped), each JSON."""
+        with self.transaction() as c:
+            # Only a job still completed: a retry may have cleared its caption meanwhile.
+            c.executemany(
+                """UPDATE jobs SET keywords = ?, keyword_paths = ?, unmapped = ?, keyword_rules = ?
+                   WHERE id = ? AND state = 'completed'""",
+                [(k, p, u, rules, job) for job, k, p, u in rows],
+            )
+
+    def unmapped_counts(self) -> list[tuple[str, int]]:
+        """Words the vocabulary lacked, with how many photos (files on disk and remote images) they came from."""
+        rows = self.query(
+            """SELECT u.value, count(*) FROM (
+                 SELECT f.job_id AS job FROM files f WHERE f.state != 'missing'
+                 UNION ALL SELECT r.job_id FROM remote r) AS photos
+               JOIN jobs j ON j.id = photos.job AND j.state = 'completed', json_each(j.unmapped) AS u
+               GROUP BY u.value"""
+        )
+        return sorted(((r[0], r[1]) for r in rows), key=lambda wc: (-wc[1], wc[0].casefold(), wc[0]))
+
+    def unwritten(self, job_id: int | None = None, roots: list[bytes] | None = None) -> list[sqlite3.Row]:
+        """Active files (under ``roots`` when given) whose completed caption is not yet in their sidecar.
+
+        A file follows its current job: the endpoint and locale of the latest
+        run over it. Each row: file id, dir, name, root, the file's content
+        hash, then the job's id, token, endpoint, locale, caption, flags,
+        categories, status, reason, settled_at, keywords, keyword_paths, keyword_rules, and
+        the dir and name of a file of the similar photo whose caption it shares (or NULLs).
+        """
+        sql = f"""SELECT f.id, f.dir, f.name, f.root, f.content_hash, j.id, j.token, j.endpoint, j.locale, j.caption, j.flags,
+                        j.categories, j.status, j.reason, j.settled_at, j.keywords, j.keyword_paths, j.keyword_rules, {DONOR_FILE}
+                 FROM files f CROSS JOIN jobs j ON j.id = f.job_id
+                 WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND j.state = 'completed'"""
+        # CROSS JOIN keeps files outer, read from the small files_unwritten partial index; the planner
+        # would otherwise walk every completed job.
+        params: list = []
+        if job_id is not None:
+            sql += " AND j.id = ?"
+            params.append(job_id)
+        if roots is not None:
+            # Filtered, not indexed: the files_unwritten partial index stays the driver (empty when all is written).
+            where, where_params = under_roots(roots, "+f.dir")
+            sql += f" AND ({where})"
+            params += where_params
+        return self.query(sql, params)
+
+    def mark_written(
+        self, file_id: int, job_id: int, sidecar: bytes | None, keywords: tuple[str, str, str, str] | None = None
+    ) -> None:
+        """Record that a sidecar now holds this job's caption (called after the rename).
+
+        ``keywords`` (rules fingerprint, keywords, keyword_paths, unmapped) are the job's keywords that
+        sidecar got, stored in the same transaction: one commit per written file, not two.
+        """
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE files SET written_job = ?, written_at = ?, sidecar = ?, sidecar_error = NULL WHERE id = ?",
+                (job_id, self._clock(), sidecar, file_id),
+            )
+            if keywords is not None:
+                rules, subject, paths, unmapped = keywords
+                c.execute(
+                    "UPDATE jobs SET keywords = ?, keyword_paths = ?, unmapped = ?, keyword_rules = ? WHERE id = ? AND state = 'completed'",
+                    (subject, paths, unmapped, rules, job_id),
+                )
+
+    def sidecar_failed(self, file_id: int, reason: str) -> None:
+        """The sidecar could not be written: recorded, and tried again on every run (the file stays active)."""
+        with self.transaction() as c:
+            c.execute("UPDATE files SET sidecar_error = ? WHERE id = ?", (reason, file_id))
+
+    def adoptable(self, endpoint: str) -> list[sqlite3.Row]:
+        """Files of this run's unsent jobs (see ``set_scope``): job id, job content, file id, dir, name, root, file content."""
+        return self.query(
+            """SELECT j.id, j.content_hash, f.id, f.dir, f.name, f.root, f.content_hash FROM jobs j JOIN files f ON f.job_id = j.id
+               WHERE j.endpoint = ? AND j.locale = ? AND j.state = 'queued' AND j.token IS NULL AND j.attempts = 0
+               AND f.state = 'active'""" + (" AND j.id IN (SELECT id FROM temp.run_scope)" if self._scoped else "") + " ORDER BY j.id, f.id",
+            (endpoint, self.locale),
+        )
+
+    def token_held(self, token: str) -> bool:
+        """Whether some job already holds this token."""
+        return bool(self.query("SELECT 1 FROM jobs WHERE token = ?", (token,)))
+
+    def adopt(self, job_id: int, answer: dict, token: str, settled_at: float | None, sidecars: list[tuple[int, bytes]]) -> bool:
+        """Settle a queued job with the caption its files' sidecars hold; no submission. False if the token is another job's.
+
+        ``sidecars``: (file id, sidecar path) of the files whose sidecar holds it
+        (they need no write); the job's other files get theirs written as usual.
+        """
+        flags, categories = answer.get("flags"), answer.get("categories")
+        with self.transaction() as c:
+            if c.execute("SELECT 1 FROM jobs WHERE token = ? AND id != ?", (token, job_id)).fetchone():
+                return False
+            n = c.execute(
+                """UPDATE jobs SET state = 'completed', token = ?, status = ?, caption = ?, flags = ?, categories = ?,
+                   settled_at = ? WHERE id = ? AND state = 'queued' AND token IS NULL""",
+                (
+                    token, answer.get("status") or "completed", answer.get("name"),
+                    json.dumps(list(flags)) if flags else None, json.dumps(list(categories)) if categories else None,
+                    settled_at if settled_at is not None else self._clock(), job_id,
+                ),
+            ).rowcount
+            if not n:
+                return False
+            now = self._clock()
+            c.executemany(
+                "UPDATE files SET written_job = ?, written_at = ?, sidecar = ?, sidecar_error = NULL WHERE id = ?",
+                [(job_id, now, path, file_id) for file_id, path in sidecars],
+            )
+            return True
+
+    def forget_writes(self, roots: list[bytes]) -> int:
+        """Mark the sidecars of files under ``roots`` as not written, so the next write-back redoes them."""
+        where, params = under_roots(roots)
+        with self.transaction() as c:
+            return c.execute(f"UPDATE files SET written_job = NULL WHERE written_job IS NOT NULL AND ({where})", params).rowcount
