@@ -126,13 +126,17 @@ def test_a_lost_ledger_streams_and_takes_every_caption_back_from_the_sidecars(em
 _OPEN = re.compile(r'open(?:at)?\((?:AT_FDCWD|\d+), "((?:[^"\\]|\\.)*)".*\)\s+=\s+(\d+)')
 
 
-def _photo_opens(trace: Path, root: Path) -> dict[str, int]:
-    """Successful opens of each photo under ``root`` in an ``strace -f`` log (sidecars and temporary files aside)."""
+def _photo_opens(traces: list[Path], root: Path) -> dict[str, int]:
+    """Successful opens of each photo under ``root`` in ``strace -ff`` logs (sidecars and temporary files aside).
+
+    One log per process: no call is split across lines by another process's.
+    """
     opens: dict[str, int] = {}
-    for line in trace.read_text(encoding="utf-8", errors="replace").splitlines():
-        found = _OPEN.search(line)
-        if found and found.group(1).startswith(str(root) + os.sep) and found.group(1).lower().endswith(".jpg"):
-            opens[found.group(1)] = opens.get(found.group(1), 0) + 1
+    for trace in traces:
+        for line in trace.read_text(encoding="utf-8", errors="replace").splitlines():
+            found = _OPEN.search(line)
+            if found and found.group(1).startswith(str(root) + os.sep) and found.group(1).lower().endswith(".jpg"):
+                opens[found.group(1)] = opens.get(found.group(1), 0) + 1
     return opens
 
 
@@ -148,12 +152,14 @@ def test_each_new_file_is_read_once_and_an_unchanged_one_not_at_all(tmp_path):
 
     def traced_run(name: str) -> dict[str, int]:
         trace = tmp_path / f"{name}.trace"
-        cmd = ["strace", "-f", "-qq", "-e", "trace=open,openat", "-o", str(trace),
+        cmd = ["strace", "-ff", "-qq", "-e", "trace=open,openat", "-o", str(trace),
                sys.executable, "-P", "-m", "tagger", "--config", str(cfg), "run", str(root), "--emulator",
                "--ledger", str(tmp_path / "ledger.sqlite"), "--quiet"]
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
         assert out.returncode == 0, out.stderr
-        return _photo_opens(trace, root)
+        traces = sorted(tmp_path.glob(f"{name}.trace.*"))
+        assert len(traces) > 2  # the run and its preparing processes
+        return _photo_opens(traces, root)
 
     first = traced_run("first")
     # Hashed, prepared and its metadata copied into the new sidecar: all from one read (the copy is only hashed).
