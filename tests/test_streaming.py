@@ -186,3 +186,36 @@ def test_after_a_lost_ledger_the_dry_run_prices_a_similar_copy_as_the_run_pays_i
     assert (dry.plan.adopted, dry.plan.similar, dry.plan.credits) == (2, 0, 1)
     assert real.plan.adopted == 2 and real.tally.submitted == 1 == dry.plan.credits
     assert emulator.counters()["submissions"] == 3
+
+
+class _StopAfterFirstFolder(Progress):
+    """Sets the run's stop event once the walk has handed over its first folder of photos (as Ctrl-C would)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__(enabled=False)
+        self.stop = stop
+
+    def __call__(self, what: str, n: int = 1) -> None:
+        super().__call__(what, n)
+        if what == "scanned" and n:
+            self.stop.set()
+
+
+def test_a_stop_during_the_walk_fails_nothing_and_the_next_run_sends_the_rest_once(emulator, tmp_path):
+    root = tmp_path / "photos"
+    for folder in range(3):
+        for i in range(4):
+            make_photo(root / f"f{folder}" / f"p{i}.jpg", seed=600 + 10 * folder + i, size=(200, 150))
+    config = config_for(emulator, tmp_path, reuse_similar=False)
+    stop = threading.Event()
+    stopped = run_with(emulator, config, [root], progress=_StopAfterFirstFolder(stop), stop=stop)
+    assert stopped.exit_code == 3 and stopped.stopped == "interrupted"
+    assert stopped.counts.get("failed", 0) == 0
+    # The walk stopped at the next folder: what it did not reach is unknown to the ledger, nothing is half-done.
+    assert ledger_rows(config, "SELECT count(*) FROM files WHERE state = 'failed'") == [(0,)]
+    assert ledger_rows(config, "SELECT count(*) FROM jobs WHERE state = 'submitting'") == [(0,)]
+    sent = emulator.counters()["submissions"]
+    assert sent <= 4
+    again = run_with(emulator, config, [root])
+    assert again.exit_code == 0 and again.counts["completed"] == 12
+    assert emulator.counters()["submissions"] == 12 and emulator.counters()["duplicates"] == 0
