@@ -48,7 +48,7 @@ from typing import TypeVar
 from tagger.client import cloudsight as cs
 from tagger.ledger.store import Job, JobState, Ledger
 from tagger.prepare.embedded import remember
-from tagger.prepare.normalise import Cancelled, PrepareError, Prepared, Preparer
+from tagger.prepare.normalise import KEEP, LINK, SEND, Cancelled, PrepareError, Prepared, Preparer
 from tagger.client.pacing import InFlightLimit, RateLimiter
 from tagger.pipeline.intake import WAIT, Intake, NewFile, Stream
 from tagger.pipeline.latency import LatencyModel
@@ -539,10 +539,10 @@ class Dispatcher:
             return None  # not claimed: the next run streams it again
         claimed: list[Job | None] = []
 
-        def decide(digest: str) -> bool:
-            job = self.intake.claim(item, digest)  # type: ignore[union-attr]
+        def decide(digest: str) -> str:
+            job, kept = self.intake.claim(item, digest)  # type: ignore[union-attr]
             claimed.append(job)
-            return job is not None
+            return SEND if job is not None else KEEP if kept else LINK
 
         try:
             read = self.preparer.intake(os.fsdecode(item.path), decide)

@@ -147,10 +147,15 @@ class Intake:
         self.claimed: set[int] = set()  # jobs created here to send: the queue of earlier runs' jobs skips them
         self._lock = threading.Lock()
 
-    def claim(self, item: NewFile, digest: str) -> Job | None:
-        """Record ``item`` with its content; the job to send it with, or None (nothing to send for it)."""
+    def claim(self, item: NewFile, digest: str) -> tuple[Job | None, bool]:
+        """Record ``item`` with its content: (the job to send it with, or None; whether it keeps its job as written).
+
+        A file keeps its job when its content is as recorded (a metadata
+        edit): its sidecar already holds the caption, nothing else is needed.
+        """
         with self._lock:
             counts = self.counts
+            kept = item.known and item.known_hash == digest
             if not item.known:
                 if self.ledger.content_known(digest):
                     counts.known_new[digest] += 1
@@ -165,14 +170,14 @@ class Intake:
             )
             self._pair(item)
             if not created:
-                return None
+                return None, kept
             if self.adopt is not None and self.adopt(job_id, file_id, item, digest):
                 counts.adopted += 1
-                return None
+                return None, True  # its sidecar holds the caption: nothing to write
             counts.to_send += 1
             self.claimed.add(job_id)
             self.on_send()
-            return Job(job_id, digest, JobState.QUEUED, None, None, 0, 0, None)
+            return Job(job_id, digest, JobState.QUEUED, None, None, 0, 0, None), False
 
     def unreadable(self, item: NewFile, reason: str) -> None:
         """The file could not be read: recorded with the reason (tried again next run); its RAW gets its own job."""

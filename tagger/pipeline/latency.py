@@ -37,7 +37,7 @@ import math
 import random
 import threading
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["LatencyModel", "turnbull"]
 

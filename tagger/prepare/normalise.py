@@ -26,7 +26,7 @@ from tagger.prepare.fingerprint import Fingerprint, fingerprint
 from tagger.prepare.hashing import content_hash_of
 from tagger.prepare.workers import AskFailed, CallTimeout, Cancelled, KillablePool, WorkerDied
 
-__all__ = ["PrepareOptions", "Prepared", "PrepareError", "Cancelled", "prepare", "intake", "Intaken", "read_image", "prepare_data", "Preparer"]
+__all__ = ["PrepareOptions", "Prepared", "PrepareError", "Cancelled", "prepare", "intake", "Intaken", "SEND", "LINK", "KEEP", "read_image", "prepare_data", "Preparer"]
 
 
 @dataclass(frozen=True)
@@ -66,19 +66,27 @@ class Intaken:
     read_as: tuple[int, int]  # (size, mtime_ns) of the file those bytes were
 
 
-def intake(path: str, options: PrepareOptions, ask: Callable[[str], bool]) -> Intaken:
+#: What ``intake``'s question may be answered: prepare the content (it is to be sent), only read the
+#: metadata its sidecar will copy (it links to a known caption), or nothing more.
+SEND, LINK, KEEP = "send", "link", "keep"
+
+
+def intake(path: str, options: PrepareOptions, ask: Callable[[str], str]) -> Intaken:
     """Hash and prepare a new file from one read of its bytes.
 
-    ``ask(content_hash)`` is asked once, between the two: True means this
-    content is to be sent (prepare it), False that it is not (its caption is
-    known, or another file of the same content is being sent): then nothing
-    is decoded. Raises PrepareError only (``ask``'s own exceptions pass through).
+    ``ask(content_hash)`` is asked once, between the two: ``SEND`` means
+    this content is to be sent (prepare it); ``LINK`` that it is not (its
+    caption is known, or another file of the same content is being sent),
+    but a new sidecar will copy its metadata; ``KEEP`` that nothing else is
+    needed (a metadata edit: its sidecar is as written). Nothing is decoded
+    unless sent. Raises PrepareError only (``ask``'s own exceptions pass through).
     """
     data, size, mtime_ns = _read_stable(path)
     name = os.path.basename(path)
-    prepared = prepare_data(data, name, options) if ask(content_hash_of(data, name)) else None
+    answer = ask(content_hash_of(data, name))
+    prepared = prepare_data(data, name, options) if answer == SEND else None
     # The sidecar starts as a copy of the photo's own metadata: read now, from these bytes, not again later.
-    metadata = read_metadata_of(data, name) if options.read_metadata else None
+    metadata = read_metadata_of(data, name) if options.read_metadata and answer != KEEP else None
     return Intaken(prepared, metadata, (size, mtime_ns))
 
 
@@ -161,7 +169,7 @@ def _encode(image: object, quality: int) -> bytes:
 
 
 def _run(item: tuple[str, str], options: PrepareOptions, prepare_task: Callable[..., Prepared],
-         intake_task: Callable[..., Intaken], ask: Callable[[str], bool]) -> Prepared | Intaken:
+         intake_task: Callable[..., Intaken], ask: Callable[[str], str]) -> Prepared | Intaken:
     """What a worker process runs: ("prepare", path) or ("intake", path)."""
     kind, path = item
     if kind == "intake":
@@ -194,7 +202,7 @@ class Preparer:
             return type(self)._task(path, self.options)
         return self._call(("prepare", path), None)
 
-    def intake(self, path: str, ask: Callable[[str], bool]) -> Intaken:
+    def intake(self, path: str, ask: Callable[[str], str]) -> Intaken:
         """Hash, ask, and prepare one new file from one read (see ``intake``); errors as ``prepare``.
 
         ``ask`` runs in the calling thread, whichever process hashes; its
@@ -204,7 +212,7 @@ class Preparer:
             return type(self)._intake_task(path, self.options, ask)
         return self._call(("intake", path), ask)
 
-    def _call(self, item: tuple[str, str], ask: Callable[[str], bool] | None) -> Any:
+    def _call(self, item: tuple[str, str], ask: Callable[[str], str] | None) -> Any:
         assert self._pool is not None
         try:
             return self._pool.call(item, self.options.time_limit, answer=ask)
