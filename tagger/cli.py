@@ -6,6 +6,7 @@ or configuration error; 3 stopped early (a re-run resumes).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import traceback
@@ -415,38 +416,62 @@ def strip(paths: tuple[str, ...]) -> None:
 
 
 @cli.command()
+@config_option
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file, a key per app.")
-def show(paths: tuple[str, ...], as_json: bool) -> None:
+@click.option("--sidecar-dir", type=click.Path(file_okay=False), help="Sidecars are in a mirror of the tree here (as `run --sidecar-dir`).")
+@click.option("--root", type=click.Path(file_okay=False), help="With a sidecar folder: the folder `tagger run` was given (default: the ledger's record).")
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file that knows which run root each photo is under.")
+@click.pass_context
+def show(ctx: click.Context, paths: tuple[str, ...], as_json: bool, sidecar_dir: str | None, root: str | None,
+         ledger: str | None) -> None:
     """Print what darktable, digiKam, Lightroom, Immich and PhotoPrism show for each photo and its sidecar.
 
     Costs nothing (local files only).
     """
+    from tagger.outputs.readers import mirror_folder_of, sidecars_of
     from tagger.outputs.readers import show as shown_by
 
-    for path in _photos_under(paths):
-        apps = shown_by(path)
-        if as_json:
-            click.echo(json.dumps({"path": path, **{app: s.as_json() for app, s in apps.items()}}, ensure_ascii=False))
-            continue
-        click.echo(path)
-        for app, s in apps.items():
-            mark = f" [{'yours' if s.description_by == 'user' else s.description_by}]" if s.description_by else ""
-            keywords = ", ".join(k + (" [tagger]" if k in s.tagger_keywords else "") for k in s.keywords)
-            click.echo(f"  {app:18} description: {s.description or '-'}{mark}")
-            click.echo(f"  {'':18} keywords: {keywords or '-'}")
+    config = _config(ctx, {"sidecar_dir": sidecar_dir, "ledger": ledger})
+    mirror = config.sidecar_dir or None
+    # The ledger knows the run root a mirrored sidecar's place starts from; opened only when that is needed.
+    use_ledger = mirror is not None and root is None and os.path.exists(config.ledger_path)
+    errors = 0
+    with Ledger(config.ledger_path, locale=config.locale) if use_ledger else contextlib.nullcontext() as db:
+        for path, walked_from in _photos_under(paths):
+            try:
+                folder = mirror_folder_of(path, mirror, root=root, ledger=db, walked_from=walked_from) if mirror else None
+            except UsageError as exc:
+                click.echo(f"tagger: {exc}", err=True)
+                errors += 1
+                continue
+            apps = shown_by(path, folder=folder)
+            if as_json:
+                click.echo(json.dumps({"path": path, **{app: s.as_json() for app, s in apps.items()}}, ensure_ascii=False))
+                continue
+            click.echo(path)
+            found = [p for p in sidecars_of(path, folder=folder) if p and os.path.isfile(p)]
+            click.echo(f"  {'sidecar:':18} {', '.join(found) or 'none'}")
+            for app, s in apps.items():
+                mark = f" [{'yours' if s.description_by == 'user' else s.description_by}]" if s.description_by else ""
+                keywords = ", ".join(k + (" [tagger]" if k in s.tagger_keywords else "") for k in s.keywords)
+                click.echo(f"  {app:18} description: {s.description or '-'}{mark}")
+                click.echo(f"  {'':18} keywords: {keywords or '-'}")
+    if errors:
+        sys.exit(1)
 
 
 def _photos_under(paths: tuple[str, ...]):
+    """Each photo of ``paths`` with the folder it was walked from (None for a photo named itself)."""
     from tagger.prepare.formats import is_image_name
 
     for path in paths:
         if not os.path.isdir(path):
-            yield path
+            yield path, None
             continue
         for folder, dirs, files in os.walk(path):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            yield from (os.path.join(folder, name) for name in sorted(files) if is_image_name(name))
+            yield from ((os.path.join(folder, name), path) for name in sorted(files) if is_image_name(name))
 
 
 def _sidecars_under(path: str):

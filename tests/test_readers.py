@@ -162,6 +162,69 @@ def test_show_prints_each_app_marking_yours_and_taggers(library):
     assert f"CloudSight|{ours[0]} [tagger]" in done.stdout and "userkeyword," in done.stdout
 
 
+def shown_lines(stdout: str, photo: str) -> dict[str, str]:
+    """``tagger show``'s lines for one photo: "sidecar", and "<app> description" / "<app> keywords"."""
+    lines = stdout.splitlines()
+    block = lines[lines.index(photo) + 1:]
+    out: dict[str, str] = {}
+    app = ""
+    for line in block:
+        if not line.startswith("  "):
+            break
+        if line.strip().startswith("sidecar:"):
+            out["sidecar"] = line.strip().removeprefix("sidecar:").strip()
+            continue
+        app = line[2:20].strip() or app
+        field, _, value = line[21:].partition(": ")
+        out[f"{app} {field}"] = value
+    return out
+
+
+def test_show_finds_the_sidecar_a_run_wrote_into_a_sidecar_dir_mirror(tmp_path):
+    # Two photos of the same name, one folder apart: the mirror must start at the run's root, or
+    # show would read the other photo's sidecar.
+    photos = tmp_path / "photos"
+    make_photo(photos / "IMG_0001.JPG", seed=1)
+    make_photo(photos / "2024" / "IMG_0001.JPG", seed=2)
+    cfg = tmp_path / "tagger.toml"
+    cfg.write_text('[run]\nledger = "ledger.sqlite"\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\n'
+                   '[output]\nsidecar_dir = "mirror"\nsidecar_naming = "basename"\n')
+    done = tagger("--config", str(cfg), "run", str(photos), "--emulator", timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    mirror = tmp_path / "mirror"
+    assert sorted(str(p.relative_to(mirror)) for p in mirror.rglob("*.xmp")) == ["2024/IMG_0001.xmp", "IMG_0001.xmp"]
+    assert not list(photos.rglob("*.xmp"))
+    nested, top = photos / "2024" / "IMG_0001.JPG", photos / "IMG_0001.JPG"
+    caption, ours = caption_of(mirror / "2024" / "IMG_0001.xmp")
+    other, _ = caption_of(mirror / "IMG_0001.xmp")
+    assert caption and other and caption != other
+
+    # The ledger (from the config) says which root the photo was captioned under.
+    done = tagger("--config", str(cfg), "show", str(nested))
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = shown_lines(done.stdout, str(nested))
+    assert seen["darktable description"] == f"{caption} [tagger]"
+    assert seen["sidecar"] == str(mirror / "2024" / "IMG_0001.xmp")
+    assert seen["Immich description"] == f"{caption} [tagger]"
+    assert f"CloudSight|{ours[0]} [tagger]" in seen["darktable keywords"]
+    assert seen["digiKam description"] == "-"  # digiKam reads IMG_0001.JPG.xmp only, and basename naming wrote IMG_0001.xmp
+
+    # Without a ledger: a folder given to show is taken as the run's root; --json as well.
+    flags = ("--sidecar-dir", str(mirror), "--ledger", str(tmp_path / "none.sqlite"))
+    done = tagger("show", "--json", *flags, str(photos))
+    assert done.returncode == 0, done.stderr
+    rows = {json.loads(line)["path"]: json.loads(line) for line in done.stdout.splitlines()}
+    assert rows[str(nested)]["Immich"]["description"] == caption
+    assert rows[str(top)]["Immich"]["description"] == other
+    assert not (tmp_path / "none.sqlite").exists()
+    # A photo named alone that no ledger knows: a clear message, not "no sidecar"; --root settles it.
+    done = tagger("show", *flags, str(nested))
+    assert done.returncode == 1 and "--root" in done.stderr and str(nested) not in done.stdout.splitlines()
+    done = tagger("show", *flags, "--root", str(photos), str(nested))
+    assert done.returncode == 0, done.stderr
+    assert shown_lines(done.stdout, str(nested))["darktable description"] == f"{caption} [tagger]"
+
+
 DATA = Path(__file__).parent / "data" / "sidecars"
 
 

@@ -216,6 +216,11 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
         rows = self.query("SELECT name, id, size, mtime_ns, content_hash, state FROM files WHERE dir = ?", (directory,))
         return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
+    def root_of(self, directory: bytes, name: bytes) -> bytes | None:
+        """The run root the ledger last saw this file under (where a ``sidecar_dir`` mirror starts), None if unknown."""
+        rows = self.query("SELECT root FROM files WHERE dir = ? AND name = ?", (directory, name))
+        return rows[0][0] if rows else None
+
     def known_dirs(self, root: bytes) -> list[bytes]:
         """Folders at or under ``root`` that hold ledger rows (missing ones too), read from the (dir, name) index."""
         where, params = under_roots([root])

@@ -9,7 +9,7 @@ import os
 from tagger.display import display
 from tagger.prepare.formats import RAW_EXTENSIONS, is_image_name
 
-__all__ = ["sidecar_path_for", "clear_listing_cache", "folder_listing"]
+__all__ = ["sidecar_path_for", "sidecar_folder", "clear_listing_cache", "folder_listing"]
 
 log = logging.getLogger("tagger.outputs.sidecar")
 
@@ -53,6 +53,19 @@ def _base_form_is_mine(folder: str, name: str) -> bool:
     return False
 
 
+def sidecar_folder(image_path: str, *, sidecar_dir: str | None = None, root: str | None = None) -> str:
+    """The folder that holds ``image_path``'s sidecar: its own, or its place in the mirror of ``root`` under ``sidecar_dir``."""
+    image_dir = os.path.dirname(image_path)
+    if sidecar_dir is None:
+        return image_dir
+    if root is None:
+        raise ValueError("sidecar_dir needs root, so that the tree can be mirrored")
+    rel = os.path.relpath(image_dir or os.curdir, root)
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
+        raise ValueError(f"{display(image_path)} is not under root {display(root)}")
+    return os.path.normpath(os.path.join(sidecar_dir, rel))
+
+
 def sidecar_path_for(
     image_path: str,
     *,
@@ -64,14 +77,7 @@ def sidecar_path_for(
     if naming not in ("full", "basename"):
         raise ValueError(f"naming must be 'full' or 'basename', not {naming!r}")
     image_dir, name = os.path.split(image_path)
-    target_dir = image_dir
-    if sidecar_dir is not None:
-        if root is None:
-            raise ValueError("sidecar_dir needs root, so that the tree can be mirrored")
-        rel = os.path.relpath(image_dir or os.curdir, root)
-        if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
-            raise ValueError(f"{display(image_path)} is not under root {display(root)}")
-        target_dir = os.path.normpath(os.path.join(sidecar_dir, rel))
+    target_dir = sidecar_folder(image_path, sidecar_dir=sidecar_dir, root=root)
     full = name + ".xmp"
     base = os.path.splitext(name)[0] + ".xmp"
     present = folder_listing(target_dir or os.curdir)

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from tagger.errors import UsageError
 from tagger.outputs import xmp as _xmp
+from tagger.outputs.naming import sidecar_folder
 from tagger.prepare.embedded import ImageMetadata, read_image_metadata
 from tagger.outputs.mwg import image_packet
 from tagger.outputs.sidecar import SidecarError, parse_sidecar, read_provenance
 from tagger.outputs.xmp import DC, DIGIKAM, LR, TIFF, Packet, lang_alt, values
 
-__all__ = ["Reader", "READERS", "Shown", "show"]
+if TYPE_CHECKING:
+    from tagger.ledger.store import Ledger
+
+__all__ = ["Reader", "READERS", "Shown", "show", "sidecars_of", "mirror_folder_of"]
 
 _PROPRIETARY_RAW = frozenset({".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"})
 
@@ -94,10 +100,20 @@ def _load(path: str) -> Packet | None:
         raise SidecarError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def _sources(photo: str, sidecar: str | None) -> _Sources:
+def sidecars_of(photo: str, sidecar: str | None = None, folder: str | None = None) -> tuple[str | None, str | None]:
+    """The full-form and base-name sidecar paths ``show`` reads: ``sidecar`` alone (its name says its form), else both in ``folder``."""
+    name = os.path.basename(photo)
+    if sidecar:
+        return (sidecar, None) if os.path.basename(sidecar) == name + ".xmp" else (None, sidecar)
+    folder = os.path.dirname(photo) if folder is None else folder
+    return os.path.join(folder, name + ".xmp"), os.path.join(folder, os.path.splitext(name)[0] + ".xmp")
+
+
+def _sources(photo: str, sidecar: str | None, folder: str | None) -> _Sources:
     meta = read_image_metadata(photo)
-    full = _load(sidecar) if sidecar else _load(photo + ".xmp")
-    base = None if sidecar else _load(os.path.splitext(photo)[0] + ".xmp")
+    full_path, base_path = sidecars_of(photo, sidecar, folder)
+    full = _load(full_path) if full_path else None
+    base = _load(base_path) if base_path else None
     texts: set[str] = set()
     keys: set[str] = set()
     for packet in (full, base):
@@ -191,9 +207,14 @@ def _photoprism(src: _Sources) -> Shown:
     return _shown(text, [text], keywords, src)
 
 
-def show(photo: str, sidecar: str | None = None) -> dict[str, Shown]:
-    """What each app in READERS shows for ``photo`` (and ``sidecar``, default: found beside it)."""
-    src = _sources(photo, sidecar)
+def show(photo: str, sidecar: str | None = None, *, folder: str | None = None) -> dict[str, Shown]:
+    """What each app in READERS shows for ``photo`` and its sidecar (``sidecar``, else those in ``folder``, default: beside it).
+
+    ``folder`` is where the sidecars are when they are not beside the photo
+    (its place in a ``sidecar_dir`` mirror); the apps are taken to read them
+    there as they would beside it.
+    """
+    src = _sources(photo, sidecar, folder)
     return {
         "darktable": _darktable(src),
         "digiKam": _digikam(src),
@@ -201,3 +222,27 @@ def show(photo: str, sidecar: str | None = None) -> dict[str, Shown]:
         "Immich": _immich(src),
         "PhotoPrism": _photoprism(src),
     }
+
+
+def mirror_folder_of(
+    photo: str, sidecar_dir: str, *, root: str | None = None, ledger: Ledger | None = None, walked_from: str | None = None
+) -> str:
+    """The folder of the ``sidecar_dir`` mirror where a run puts ``photo``'s sidecar.
+
+    The mirror starts at the run's root: ``root`` when given (the PATH given
+    to ``tagger run``), else the root the ledger last saw the photo under,
+    else ``walked_from`` (a folder ``tagger show`` was given, taken as that
+    PATH). UsageError when none is known or the photo is not under ``root``.
+    """
+    photo = os.path.abspath(photo)
+    if root is None and ledger is not None:
+        known = ledger.root_of(os.fsencode(os.path.dirname(photo)), os.fsencode(os.path.basename(photo)))
+        root = os.fsdecode(known) if known is not None else None
+    root = root or walked_from
+    if root is None:
+        raise UsageError(f"{photo}: the ledger does not know it, so its place in the sidecar_dir mirror is unknown; "
+                         "pass --root (the folder you gave `tagger run`)")
+    try:
+        return sidecar_folder(photo, sidecar_dir=os.path.abspath(sidecar_dir), root=os.path.abspath(root))
+    except ValueError as exc:
+        raise UsageError(f"{exc}: pass as --root the folder you gave `tagger run`") from None
