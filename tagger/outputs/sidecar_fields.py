@@ -48,7 +48,7 @@ class SidecarContent:
     reused_from: str | None = None  # path of the similar photo whose caption this is
 
 
-def clean_text(text: str | None) -> str:
+def _clean_text(text: str | None) -> str:
     """NFC text with line breaks as LF and no control characters but tab and LF."""
     text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
     # Exiv2 turns DEL and C1 controls into spaces, so they would never read back the same.
@@ -199,9 +199,9 @@ def _decide_keywords(
 
 def decide_fields(old: State, content: SidecarContent, existed: bool, hierarchy_parent: str, image: Photo) -> State:
     """What the managed fields and the provenance become once ``content`` is merged into ``old``."""
-    caption = clean_text(content.caption)
+    caption = _clean_text(content.caption)
     # xml:lang is a BCP 47 tag: en-US, not en_US.
-    lang = clean_text(content.locale).replace("_", "-") or "x-default"
+    lang = _clean_text(content.locale).replace("_", "-") or "x-default"
     prov = old.prov
     new = State(old.description, old.alt_text, old.image_description, [], [], [], {})
 
@@ -245,15 +245,15 @@ def decide_fields(old: State, content: SidecarContent, existed: bool, hierarchy_
         captions[lang] = caption
     created = prov.get("createdFile") or ("False" if existed else "True")
     fields: dict[str, object] = {
-        "endpoint": clean_text(content.endpoint),
-        "token": clean_text(content.token),
-        "status": clean_text(content.status),
-        "reason": clean_text(content.reason) if content.reason is not None else None,
-        "flags": tuple(f for f in (clean_text(x) for x in content.flags) if f),
-        "date": clean_text(content.settled_at),
+        "endpoint": _clean_text(content.endpoint),
+        "token": _clean_text(content.token),
+        "status": _clean_text(content.status),
+        "reason": _clean_text(content.reason) if content.reason is not None else None,
+        "flags": tuple(f for f in (_clean_text(x) for x in content.flags) if f),
+        "date": _clean_text(content.settled_at),
         "caption": caption,
-        "contentHash": clean_text(content.content_hash),
-        "categories": tuple(f for f in (clean_text(x) for x in content.categories) if f),
+        "contentHash": _clean_text(content.content_hash),
+        "categories": tuple(f for f in (_clean_text(x) for x in content.categories) if f),
         "locale": lang,
         "captions": alt_tuple(captions),
         "defaultLang": default_lang,
@@ -265,7 +265,7 @@ def decide_fields(old: State, content: SidecarContent, existed: bool, hierarchy_
         "createdFile": created,
         "imageCopy": prov.get("imageCopy"),
         **{k: new.prov[k] for k in new.prov},
-        "reusedFrom": clean_text(content.reused_from) if content.reused_from else None,
+        "reusedFrom": _clean_text(content.reused_from) if content.reused_from else None,
     }
     new.prov = {k: v for k, v in fields.items() if v not in (None, "", ())}  # type: ignore[misc]
     return new
