@@ -26,6 +26,7 @@ NAMES: tuple[str, ...] = (
     "m010_possible_duplicates",
     "m012_job_keywords",
     "m013_fingerprints",
+    "m014_noop_indexes",
 )
 
 MIGRATIONS = Migrations("tagger")

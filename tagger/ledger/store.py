@@ -635,9 +635,8 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
             "unwritten": 0,
         }
         reasons: dict[str, int] = {}
-        where, params = under_roots(roots) if roots else ("1", [])
         # A completed file whose sidecar could not be written counts as "unwritten" (tried again every run).
-        rows = self._file_statuses(where, params)
+        rows = self._file_statuses(roots)
         if remote:
             rows += self.query(
                 """SELECT 'active', j.state, j.reason, j.last_error, count(*) FROM remote r
@@ -663,27 +662,36 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
                 key = f"{'held' if jstate == JobState.HELD.value else 'pending'}: {last_error}"
                 reasons[key] = reasons.get(key, 0) + n
         runs = self.query("SELECT min(started_at), max(coalesce(finished_at, started_at)), sum(submitted) FROM runs")[0]
-        duplicates = self.query("SELECT coalesce(sum(possible_duplicates), 0) FROM jobs")[0][0]
+        # Read from the jobs_duplicates partial index (m014): usually empty.
+        duplicates = self.query(
+            "SELECT coalesce(sum(possible_duplicates), 0) FROM jobs INDEXED BY jobs_duplicates WHERE possible_duplicates != 0"
+        )[0][0]
         return {
             **counts, "held": held, "reasons": reasons, "first_run": runs[0], "last_run": runs[1], "credits_used": runs[2] or 0,
             "possible_duplicates": duplicates,
         }
 
-    def _file_statuses(self, where: str, params: list) -> list[tuple[str, str | None, str | None, str | None, int]]:
-        """(file state, job state, reason, job's last error, count) of the files matching ``where``, grouped.
+    def _file_statuses(self, roots: list[bytes] | None) -> list[tuple[str, str | None, str | None, str | None, int]]:
+        """(file state, job state, reason, job's last error, count) of the files under ``roots`` (or all), grouped.
 
         Every run ends with this (the exit status needs it), so it avoids the
-        per-file join and sort a plain GROUP BY costs: one pass reads each
-        file's own row; the files whose job is not completed are found from
+        per-file join and sort a plain GROUP BY costs, and reads no file's
+        row when all is done: the files are counted in the (dir, name) index;
+        those missing, failed or unlinked are read from the files_attention
+        partial index; the files whose job is not completed are found from
         the jobs side (the jobs_state and files_job indexes), and the rest of
         the active, linked files are the completed ones. Foreign keys are on,
         so a linked file always has its job.
         """
-        (total, missing, unlinked, failed), = self.query(
-            f"""SELECT count(*), count(*) FILTER (WHERE state = 'missing'),
+        where, params = under_roots(roots) if roots else ("1", [])
+        # The total from the (dir, name) index alone; the files needing attention from the small
+        # files_attention partial index (m014), so the files' own rows are not read.
+        (total,), = self.query(f"SELECT count(*) FROM files WHERE {where}", params)
+        (missing, unlinked, failed), = self.query(
+            f"""SELECT count(*) FILTER (WHERE state = 'missing'),
                        count(*) FILTER (WHERE state = 'active' AND job_id IS NULL),
                        json_group_array(id) FILTER (WHERE state = 'failed')
-                FROM files WHERE {where}""",
+                FROM files INDEXED BY files_attention WHERE (state != 'active' OR job_id IS NULL) AND ({where})""",
             params,
         )
         rows: list[tuple[str, str | None, str | None, str | None, int]] = [
@@ -702,12 +710,15 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
                 WHERE j.state IN ({','.join('?' * len(unsettled))}) AND f.state = 'active' AND ({where}) GROUP BY 2, 3, 4""",
             [*unsettled, *params],
         )]
-        # Completed, but the sidecar could not be written: read from the small files_unwritten partial index.
+        # Completed, but the sidecar could not be written: read from the small files_unwritten partial index
+        # (``+f.dir``: the roots filter the rows, they do not drive the query).
+        unwritten_where, unwritten_params = under_roots(roots, "+f.dir") if roots else ("1", [])
         rows += [tuple(r) for r in self.query(
-            f"""SELECT 'active', 'unwritten', f.sidecar_error, NULL, count(*) FROM files f CROSS JOIN jobs j ON j.id = f.job_id
+            f"""SELECT 'active', 'unwritten', f.sidecar_error, NULL, count(*) FROM files f INDEXED BY files_unwritten
+                CROSS JOIN jobs j ON j.id = f.job_id
                 WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND f.sidecar_error IS NOT NULL
-                AND j.state = 'completed' AND ({where}) GROUP BY 3""",
-            params,
+                AND j.state = 'completed' AND ({unwritten_where}) GROUP BY 3""",
+            unwritten_params,
         )]
         # A completed file's reason and last error say nothing (only other statuses list them).
         rows.append(("active", JobState.COMPLETED.value, None, None, total - sum(r[4] for r in rows)))
