@@ -217,9 +217,21 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
         return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
     def known_dirs(self, root: bytes) -> list[bytes]:
-        """Folders at or under ``root`` that hold ledger rows (missing ones too), read from the (dir, name) index."""
-        where, params = under_roots([root])
-        return [r[0] for r in self.query(f"SELECT DISTINCT dir FROM files WHERE {where}", params)]
+        """Folders at or under ``root`` that hold ledger rows (missing ones too), read from the (dir, name) index.
+
+        One index probe per folder (each step seeks the next folder name), not a read of every file's entry.
+        """
+        root = root.rstrip(b"/") or b"/"
+        prefix = root if root == b"/" else root + b"/"
+        found = [root] if root != prefix and self.query("SELECT 1 FROM files WHERE dir = ? LIMIT 1", (root,)) else []
+        # Every folder below root sorts in [root/, root0) in memcmp order ("0" follows "/"): see under_roots.
+        return found + [r[0] for r in self.query(
+            """WITH RECURSIVE d(dir) AS (
+                 SELECT (SELECT min(dir) FROM files WHERE dir >= ?1 AND dir < ?2)
+                 UNION ALL SELECT (SELECT min(dir) FROM files WHERE dir > d.dir AND dir < ?2) FROM d WHERE d.dir IS NOT NULL
+               ) SELECT dir FROM d WHERE dir IS NOT NULL""",
+            (prefix, prefix[:-1] + b"0"),
+        )]
 
     def upsert_files(self, rows: list[tuple]) -> None:
         """Insert or update scanned files in bulk.
