@@ -55,3 +55,27 @@ def test_the_summary_counts_files_needing_attention_from_the_partial_index(tmp_p
         assert counts["possible_duplicates"] == 2
         everything = ledger.summary(remote=False)
         assert (everything["total"], everything["pending"]) == (8, 4)
+
+
+def test_the_ledger_reads_the_table_sqlite_utils_records_migrations_in(tmp_path):
+    from sqlite_utils import Migrations
+
+    from tagger.ledger.migrations import MIGRATIONS, MIGRATIONS_TABLE, NAMES
+
+    assert Migrations.migrations_table == MIGRATIONS_TABLE
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger:
+        assert ledger._applied() == set(NAMES) == {m.name for m in MIGRATIONS.applied(ledger.db)}
+
+
+def test_opening_an_up_to_date_ledger_imports_no_sqlite_utils(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "l.sqlite"
+    Ledger(str(path)).close()
+    code = (
+        "import sys; from tagger.ledger.store import Ledger; Ledger(sys.argv[1]).close(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlite_utils', 'numpy', 'simplemma')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -37,12 +37,16 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from typing import TYPE_CHECKING
+
 import portalocker
-import sqlite_utils
 
 from tagger.errors import LedgerError, LedgerLocked
 from tagger.ledger.keys import DEFAULT_LOCALE, normal_locale
-from tagger.ledger.migrations import MIGRATIONS, NAMES
+from tagger.ledger.migrations import MIGRATIONS_TABLE, NAMES
+
+if TYPE_CHECKING:
+    import sqlite_utils
 from tagger.ledger.planning import HASH_SCHEME, PlanningQueries
 from tagger.ledger.roots import under_roots
 from tagger.ledger.similarity import DONOR_FILE, SimilarQueries
@@ -75,22 +79,41 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from exc
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
+        self._db: sqlite_utils.Database | None = None
         try:
-            self._refuse_newer()
+            applied = self._applied()
+            self._refuse_newer(applied)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            MIGRATIONS.apply(self.db)
+            if set(NAMES) - applied:
+                from tagger.ledger.migrations import MIGRATIONS  # sqlite-utils and the migrations: only to upgrade
+
+                MIGRATIONS.apply(self.db)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise LedgerError(f"{self.path} is not a usable tagger ledger: {exc}") from exc
 
     # -- opening, locking, schema ------------------------------------------
 
-    def _refuse_newer(self) -> None:
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The connection as a ``sqlite_utils.Database`` (what migrations are applied with)."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
+
+    def _applied(self) -> set[str]:
+        """The names of the migrations recorded as applied (sqlite-utils' table, read directly)."""
+        exists = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)).fetchall()
+        if not exists:
+            return set()
+        return {r[0] for r in self.conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = 'tagger'")}
+
+    def _refuse_newer(self, applied: set[str]) -> None:
         """Refuse, before writing anything, a ledger whose schema this tagger does not know."""
-        applied = {m.name for m in MIGRATIONS.applied(self.db)}
         unknown = sorted(applied - set(NAMES))
         if unknown:
             raise LedgerError(
