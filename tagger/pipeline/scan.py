@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import marshal
 import os
-import pickle
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -56,15 +56,17 @@ class Folder:
     def listing(self) -> bytes | None:
         """A digest of the files as listed (names, sizes, mtimes, in listing order), or None for a folder not worth marking.
 
-        Equal digests mean equal listings (the pickle is decodable; BLAKE2b
-        does not collide), which is what lets the planner trust a folder mark
+        Equal digests mean equal listings (marshal's format 2 writes no
+        back-references, so equal values give equal bytes, and it is decodable,
+        so equal bytes mean equal values; BLAKE2b does not collide), which is
+        what lets the planner trust a folder mark
         (``tagger.ledger.planning``). A listing that came in another order
         only misses its mark. Folders asked for in part, or with fewer than
         ``MARK_MIN`` files, are read as they are.
         """
         if not self.complete or len(self.files) < MARK_MIN:
             return None
-        return hashlib.blake2b(pickle.dumps(self.files, protocol=5), digest_size=16, person=b"tagger-listing1").digest()
+        return hashlib.blake2b(marshal.dumps(self.files, 2), digest_size=16, person=b"tagger-listing1").digest()
 
 
 def _extension(name: bytes) -> bytes:
