@@ -2,20 +2,27 @@
 
     python bench/bench_noop.py              # 100,000 files, then a 1,000,000-row ledger
     python bench/bench_noop.py --quick      # 10,000 files, then 100,000 rows
-    python bench/bench_noop.py --files 200000 --rows 2000000
+    python bench/bench_noop.py --files 200000 --rows 2000000 --repeat 9
 
 Builds a tree of tiny, distinct, valid JPEGs (100 folders of 1,000 files by
 default) and a ledger holding every one of them as a finished run leaves it
 (rows written by ``Ledger.upsert_files``, content hashes equal to
-``tagger.prepare.hashing.content_hash``, one completed job each, sidecars recorded as
-written). Then, on the warm tree, it times ``find DIR -type f -printf '%s %T@\\n'``
-(best of 3) and a whole no-op ``tagger.pipeline.runner.run`` (lock, crash sweep,
-plan, write-back check, summary; the plan alone is shown too; best of 3, each
-in a fresh child process that also reports its peak RSS, VmHWM), and prints
-the ratio, of wall times and of CPU times (user + system: steadier than wall
-time on a machine other work shares). It repeats both after padding the ledger with rows in folders that
-are not on disk (the walk stays the same size) to show that neither time nor
-memory grows with the ledger.
+``tagger.prepare.hashing.content_hash``, one completed job each with its
+keywords derived, sidecars recorded as written). Then, on the warm tree, it
+times ``find DIR -type f -printf '%s %T@\\n'`` and a whole no-op
+``tagger.pipeline.runner.run`` (lock, crash sweep, plan, write-back check,
+summary; the plan alone is shown too), each in a fresh child process that
+also reports its peak RSS (VmHWM). The first no-op after the captioning run
+(which marks the folders it finds all done) is shown on its own; then
+``--repeat`` runs of each are timed, interleaved (find, run, find, run...)
+so that load from other work on the machine falls on both alike, and the
+median and best are printed, of wall times and of CPU times (user + system:
+steadier than wall time on a machine other work shares), with the ratios of
+medians and of bests. The same is done for the whole ``tagger run`` command
+as a process (interpreter start-up and imports included). It repeats all of
+it after padding the ledger with rows in folders that are not on disk (the
+walk stays the same size) to show that neither time nor memory grows with
+the ledger.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tagger.prepare.hashing import content_hash  # noqa: E402
 from tagger.ledger.store import Ledger  # noqa: E402
 
-ENDPOINT = "bench"
+#: The service the ledger's jobs are for: the base URL the timed runs are given (nothing listens there; nothing is sent).
+BASE_URL = "http://127.0.0.1:9/v1"
+ENDPOINT = BASE_URL  # its normal form (tagger.ledger.keys.normal_endpoint)
 #: Rows per write transaction while building the ledger.
 BATCH = 50_000
 
@@ -87,7 +97,7 @@ def build_tree(root: Path, files: int, per_folder: int) -> list[tuple[bytes, byt
 
 
 def _finish(ledger: Ledger, root: bytes) -> None:
-    """Link jobs and mark them completed and written, as a run that ended well leaves them."""
+    """Link jobs and mark them completed, their keywords derived and written, as a run that ended well leaves them."""
     for (directory,) in ledger.query("SELECT DISTINCT dir FROM files WHERE job_id IS NULL"):
         hashes = [h for (h,) in ledger.query("SELECT content_hash FROM files WHERE dir = ? AND job_id IS NULL", (directory,))]
         ledger.link_folder(ENDPOINT, directory, hashes)
@@ -103,6 +113,11 @@ def _finish(ledger: Ledger, root: bytes) -> None:
             " WHERE written_job IS NULL AND job_id IS NOT NULL",
             (now + 1,),
         )
+    from tagger.config import Config
+    from tagger.outputs.derivation import keyword_rules, refresh_keywords
+
+    config = Config()  # the timed runs' settings: the write-back of a run that ended well derived keywords under them
+    refresh_keywords(ledger, keyword_rules(config.vocabulary, config.unmapped, config.locale, config.keyword_parent))
 
 
 def fill_ledger(path: str, root: bytes, rows: list[tuple[bytes, bytes, int, int, str]]) -> None:
@@ -126,42 +141,49 @@ def pad_ledger(path: str, other_root: bytes, count: int, per_folder: int) -> Non
         _finish(ledger, other_root)
 
 
-def time_find(root: Path, repeat: int = 3) -> float:
-    """Best wall time of ``find`` printing size and mtime of every file."""
-    return time_find_cpu(root, repeat)[0]
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
-def time_find_cpu(root: Path, repeat: int = 3) -> tuple[float, float]:
-    """Best wall time and best CPU time (user + system) of ``find`` printing size and mtime of every file."""
-    best = best_cpu = float("inf")
+def _timed(argv: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """Wall time, CPU time (user + system) and output of one child process."""
+    cpu, start = _children_cpu(), time.perf_counter()
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, env=env).stdout
+    return time.perf_counter() - start, _children_cpu() - cpu, out
+
+
+def time_find(root: Path) -> tuple[float, float]:
+    """Wall and CPU time of ``find`` printing size and mtime of every file."""
+    wall, cpu, _ = _timed(["find", str(root), "-type", "f", "-printf", "%s %T@\\n"])
+    return wall, cpu
+
+
+def run_child(ledger: str, root: Path) -> dict:
+    """One no-op ``run()`` in a fresh process (timed inside it, after its imports), as the child reports it."""
+    return json.loads(_timed([sys.executable, __file__, "--child", ledger, str(root)])[2])
+
+
+def time_command(ledger: str, root: Path) -> tuple[float, float]:
+    """Wall and CPU time of the whole ``tagger run`` command, a process of its own (start-up and imports included)."""
+    env = dict(os.environ, TAGGER_CONFIG="", PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    argv = [sys.executable, "-c", "from tagger.cli import main; main()", "run", str(root), "--endpoint", BASE_URL,
+            "--api-key", "never-used", "--ledger", ledger, "--quiet"]
+    wall, cpu, out = _timed(argv, env)
+    if not out.startswith("new 0, submitted 0,"):
+        raise SystemExit(f"the command was not a no-op: {out!r}")
+    return wall, cpu
+
+
+def measure(ledger: str, root: Path, repeat: int) -> dict:
+    """``repeat`` rounds of find, no-op run(), find, whole command; interleaved, so load falls on each alike."""
+    finds, runs, commands = [], [], []
     for _ in range(repeat):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        subprocess.run(["find", str(root), "-type", "f", "-printf", "%s %T@\\n"], stdout=subprocess.DEVNULL, check=True)
-        best = min(best, time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        best_cpu = min(best_cpu, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return best, best_cpu
-
-
-def time_plan(ledger: str, root: Path, repeat: int = 3) -> dict:
-    """Best of ``repeat`` no-op plans, each in a fresh process; with the worst peak RSS seen."""
-    best: dict | None = None
-    peak = 0
-    cpu = float("inf")
-    for _ in range(repeat):
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", ledger, str(root)], capture_output=True, text=True, check=True
-        ).stdout
-        result = json.loads(out)
-        peak = max(peak, result["vmhwm_kb"])
-        cpu = min(cpu, result["cpu_seconds"])
-        if best is None or result["seconds"] < best["seconds"]:
-            best = result
-    assert best is not None
-    best["peak_kb"] = peak
-    best["cpu_seconds"] = cpu
-    return best
+        finds.append(time_find(root))
+        runs.append(run_child(ledger, root))
+        finds.append(time_find(root))
+        commands.append(time_command(ledger, root))
+    return {"find": finds, "runs": runs, "commands": commands}
 
 
 def _vm(field: str) -> int:
@@ -175,7 +197,7 @@ def _vm(field: str) -> int:
 def child(ledger_path: str, root: str) -> None:
     """A whole nightly no-op ``tagger run`` (lock, sweep, plan, write-back check, summary), timed, as JSON.
 
-    The plan alone is timed too. The service is never called: nothing is new.
+    The plan alone is timed too, after it (CPU time). The service is never called: nothing is new.
     """
     from tagger import cloudsight as cs
     from tagger.config import Config
@@ -183,23 +205,22 @@ def child(ledger_path: str, root: str) -> None:
     from tagger.pipeline.plan import plan
 
     baseline = _vm("VmRSS")
-    start = time.perf_counter()
-    with Ledger(ledger_path) as ledger:
-        ledger.acquire()
-        opened = time.perf_counter()
-        plan(ledger, [root], ENDPOINT)
-    plan_end = time.perf_counter()
     config = Config(ledger=ledger_path, api_key="never-used")
-    api = cs.API(cs.SimpleAuth("never-used"), base_url="http://127.0.0.1:9/v1")
+    api = cs.API(cs.SimpleAuth("never-used"), base_url=BASE_URL)
     run_start, cpu_start = time.perf_counter(), time.process_time()
     result = run(config, [root], api=api, endpoint_id=ENDPOINT)
     run_end, cpu_end = time.perf_counter(), time.process_time()
     assert result.tally.submitted == 0 and result.tally.polls == 0 and result.exit_code == 0
+    # The plan alone, once more (the same no-op: it finds what the run found).
+    plan_start = time.process_time()
+    with Ledger(ledger_path) as ledger:
+        ledger.acquire()
+        plan(ledger, [root], ENDPOINT)
+    plan_cpu = time.process_time() - plan_start
     print(json.dumps({
         "seconds": run_end - run_start,
         "cpu_seconds": cpu_end - cpu_start,
-        "plan_seconds": plan_end - opened,
-        "open_seconds": opened - start,
+        "plan_cpu_seconds": plan_cpu,
         "plan": result.plan.as_dict(),
         "baseline_kb": baseline,
         "vmhwm_kb": _vm("VmHWM"),
@@ -213,16 +234,40 @@ def _check_noop(result: dict, files: int) -> None:
         raise SystemExit(f"the plan was not a no-op: {counts}")
 
 
-def _report(label: str, files: int, rows: int, find: tuple[float, float], result: dict) -> None:
-    find_s, find_cpu = find
-    ratio = result["seconds"] / find_s
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _report(label: str, files: int, rows: int, first: dict, m: dict, first_is: str) -> dict:
+    """Print one measurement; returns its peak and baseline RSS."""
+    find_wall = [w for w, _ in m["find"]]
+    find_cpu = [c for _, c in m["find"]]
+    run_wall = [r["seconds"] for r in m["runs"]]
+    run_cpu = [r["cpu_seconds"] for r in m["runs"]]
+    cmd_wall = [w for w, _ in m["commands"]]
+    cmd_cpu = [c for _, c in m["commands"]]
+    plan_cpu = [r["plan_cpu_seconds"] for r in m["runs"]]
+    peak = max(r["vmhwm_kb"] for r in m["runs"])
+    baseline = max(r["baseline_kb"] for r in m["runs"])
+    fmed, fbest = _median(find_cpu), min(find_cpu)
+    fwmed, fwbest = _median(find_wall), min(find_wall)
     print(
-        f"{label:>6} | {files:>9,} files | {rows:>10,} ledger rows | find {find_s:6.3f} s | "
-        f"no-op run {result['seconds']:6.3f} s (plan alone {result['plan_seconds']:.3f}) | ratio {ratio:4.2f}x | "
-        f"CPU time ratio {result['cpu_seconds'] / max(find_cpu, 1e-9):4.2f}x | "
-        f"peak RSS {result['peak_kb'] / 1024:6.1f} MB (interpreter and imports {result['baseline_kb'] / 1024:.1f} MB)",
+        f"{label} | {files:,} files | {rows:,} ledger rows | {len(m['runs'])} rounds\n"
+        f"  find                 wall median {fwmed:6.3f} s best {fwbest:6.3f} s | CPU median {fmed:6.3f} s best {fbest:6.3f} s\n"
+        f"  first no-op run()    wall {first['seconds']:6.3f} s ({first['seconds'] / fwmed:.2f}x) | "
+        f"CPU {first['cpu_seconds']:6.3f} s ({first['cpu_seconds'] / fmed:.2f}x)   ({first_is})\n"
+        f"  no-op run()          wall median {_median(run_wall):6.3f} s best {min(run_wall):6.3f} s | "
+        f"CPU median {_median(run_cpu):6.3f} s best {min(run_cpu):6.3f} s (plan alone {_median(plan_cpu):.3f})\n"
+        f"      ratio to find    wall median {_median(run_wall) / fwmed:4.2f}x best {min(run_wall) / fwbest:4.2f}x | "
+        f"CPU median {_median(run_cpu) / fmed:4.2f}x best {min(run_cpu) / fbest:4.2f}x\n"
+        f"  whole `tagger run`   wall median {_median(cmd_wall):6.3f} s best {min(cmd_wall):6.3f} s | "
+        f"CPU median {_median(cmd_cpu):6.3f} s best {min(cmd_cpu):6.3f} s (a process: start-up and imports included)\n"
+        f"      ratio to find    wall median {_median(cmd_wall) / fwmed:4.2f}x best {min(cmd_wall) / fwbest:4.2f}x | "
+        f"CPU median {_median(cmd_cpu) / fmed:4.2f}x best {min(cmd_cpu) / fbest:4.2f}x\n"
+        f"  peak RSS of run()    {peak / 1024:6.1f} MB (interpreter and imports {baseline / 1024:.1f} MB)",
         flush=True,
     )
+    return {"peak_kb": peak, "baseline_kb": baseline}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-folder", type=int, default=1000, help="files per folder (default 1,000)")
     parser.add_argument("--quick", action="store_true", help="10,000 files and 100,000 rows")
     parser.add_argument("--dir", help="work in this folder (kept) instead of a temporary one (removed)")
-    parser.add_argument("--repeat", type=int, default=3, help="best of this many timings of each (default 3)")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of timings of each (default 5): median and best")
     parser.add_argument("--child", nargs=2, metavar=("LEDGER", "ROOT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -255,21 +300,25 @@ def main(argv: list[str] | None = None) -> int:
         fill_ledger(ledger, os.fsencode(tree), on_disk)
         del on_disk
         print(f"built {files:,} files and their ledger in {time.perf_counter() - start:.1f} s ({work})", flush=True)
-        time_find(tree, 1)  # warm the dentry and inode caches
-        find_s = time_find_cpu(tree, args.repeat)
-        result = time_plan(ledger, tree, args.repeat)
-        _check_noop(result, files)
-        _report("small", files, files, find_s, result)
+        time_find(tree)  # warm the dentry and inode caches
+        first = run_child(ledger, tree)  # the first no-op after the captioning run
+        _check_noop(first, files)
+        m = measure(ledger, tree, args.repeat)
+        for result in m["runs"]:
+            _check_noop(result, files)
+        small = _report("small", files, files, first, m, "the first after the captioning run: it marks the folders")
         if rows > files:
             start = time.perf_counter()
             pad_ledger(ledger, os.fsencode(work / "elsewhere"), rows - files, args.per_folder)
             print(f"padded the ledger to {rows:,} rows in {time.perf_counter() - start:.1f} s", flush=True)
-            time_find(tree, 1)
-            find_s = time_find_cpu(tree, args.repeat)
-            big = time_plan(ledger, tree, args.repeat)
-            _check_noop(big, files)
-            _report("large", files, rows, find_s, big)
-            growth = (big["peak_kb"] - big["baseline_kb"]) / max(1, result["peak_kb"] - result["baseline_kb"])
+            time_find(tree)
+            first = run_child(ledger, tree)
+            _check_noop(first, files)
+            m = measure(ledger, tree, args.repeat)
+            for result in m["runs"]:
+                _check_noop(result, files)
+            big = _report("large", files, rows, first, m, "the first after the padding")
+            growth = (big["peak_kb"] - big["baseline_kb"]) / max(1, small["peak_kb"] - small["baseline_kb"])
             print(f"{rows // files}x the ledger rows: peak RSS above the interpreter grew {growth:.2f}x", flush=True)
     finally:
         if not args.dir:

@@ -8,10 +8,16 @@ carries this folder as ``tagger.ledger.migrations``.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
-from sqlite_utils import Migrations
+if TYPE_CHECKING:
+    from sqlite_utils import Migrations
 
-__all__ = ["MIGRATIONS", "NAMES"]
+__all__ = ["MIGRATIONS", "NAMES", "MIGRATIONS_TABLE"]
+
+#: Where sqlite-utils records the migrations applied (``Migrations.migrations_table``; a test keeps them equal).
+#: The ledger reads it directly, so opening an up-to-date ledger imports neither sqlite-utils nor the migrations.
+MIGRATIONS_TABLE = "_sqlite_migrations"
 
 #: Every migration, oldest first. Appending here is how the schema evolves.
 NAMES: tuple[str, ...] = (
@@ -26,10 +32,24 @@ NAMES: tuple[str, ...] = (
     "m010_possible_duplicates",
     "m012_job_keywords",
     "m013_fingerprints",
+    "m014_noop_indexes",
 )
 
-MIGRATIONS = Migrations("tagger")
-for _name in NAMES:
-    _module = importlib.import_module(f"{__name__}.{_name}")
-    # A module with TRANSACTIONAL = False runs its own transaction (a table rebuild needs foreign keys off).
-    MIGRATIONS(name=_name, transactional=getattr(_module, "TRANSACTIONAL", True))(_module.apply)
+
+def _build() -> Migrations:
+    from sqlite_utils import Migrations
+
+    migrations = Migrations("tagger")
+    for name in NAMES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        # A module with TRANSACTIONAL = False runs its own transaction (a table rebuild needs foreign keys off).
+        migrations(name=name, transactional=getattr(module, "TRANSACTIONAL", True))(module.apply)
+    return migrations
+
+
+def __getattr__(name: str) -> Any:
+    """``MIGRATIONS`` (every migration, registered with sqlite-utils), built on first use."""
+    if name == "MIGRATIONS":
+        globals()["MIGRATIONS"] = built = _build()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

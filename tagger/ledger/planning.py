@@ -4,6 +4,15 @@
 decisions. A no-op run reads four narrow columns per file (``lean_rows``)
 and asks two questions per run of small indexes; only folders where
 something differs are read again in full.
+
+A folder found all done is *marked* (``folder_marks``, m014): the digest of
+its files on disk is stored with it. The m014 triggers drop a folder's marks
+whenever one of its file rows, or a job linked to one, changes in anything
+the planner weighs, so a mark that is there with the same digest means the
+folder would read as all done again: a later run reads one row, not one per
+file. A mark is written only when nothing was written to the ledger between
+the read that found the folder done and the mark (``folder_stamp``), and
+marks are read only while all their triggers exist.
 """
 
 from __future__ import annotations
@@ -11,13 +20,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import NamedTuple
 
 from tagger.ledger.roots import under_roots
 
-__all__ = ["PlanningQueries", "FullRow", "HASH_SCHEME"]
+__all__ = ["PlanningQueries", "FullRow", "HASH_SCHEME", "MARK_TRIGGERS"]
 
 #: The identity scheme of the hashes the planner writes (``tagger.prepare.hashing.SCHEME``; a test keeps them equal).
 HASH_SCHEME = 2
@@ -37,6 +47,13 @@ _QUEUED = """SELECT count(*) FROM jobs j WHERE j.endpoint = ? AND j.locale = ? A
 # Content a dry run found, as its jobs' keys: found as is, or under the scheme-1 hash a real run would re-key.
 _DRY_KEYS = """SELECT hash FROM temp.plan_seen
                UNION SELECT old FROM temp.plan_rekey WHERE new IN (SELECT hash FROM temp.plan_seen)"""
+
+
+# The m014 triggers that keep folder marks true (tagger.ledger.migrations.m014_noop_indexes.TRIGGERS; a test keeps them equal).
+MARK_TRIGGERS = (
+    "folder_marks_file_insert", "folder_marks_file_delete", "folder_marks_file_update",
+    "folder_marks_job_insert", "folder_marks_job_delete", "folder_marks_job_update",
+)
 
 
 class FullRow(NamedTuple):
@@ -64,6 +81,9 @@ class PlanningQueries:
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover - Ledger's
         raise NotImplementedError
 
+    conn: sqlite3.Connection  # Ledger's
+    _lock: threading.RLock  # Ledger's
+
     # -- per folder -----------------------------------------------------------
 
     def other_endpoints(self, endpoint: str) -> bool:
@@ -81,6 +101,55 @@ class PlanningQueries:
         if endpoint is None:
             return self.query(_LEAN.format(job=_JOB_ANY), (directory,))
         return self.query(_LEAN.format(job=_JOB_HERE), (endpoint, self.locale, directory))
+
+    # -- folder marks (m014) ------------------------------------------------------
+
+    def _marks_usable(self) -> bool:
+        """Whether every trigger that keeps folder marks true exists (checked once per ledger object)."""
+        usable = self.__dict__.get("_marks_ok")
+        if usable is None:
+            names = {r[0] for r in self.query("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ('files', 'jobs')")}
+            usable = self.__dict__["_marks_ok"] = set(MARK_TRIGGERS) <= names
+        return usable
+
+    def folder_marked(self, directory: bytes, endpoint: str, listing: bytes) -> bool:
+        """Whether the folder was found all done for this endpoint and locale with these files, and nothing it weighs changed since."""
+        if not self._marks_usable():
+            return False
+        rows = self.query(
+            "SELECT listing FROM folder_marks WHERE dir = ? AND endpoint = ? AND locale = ?", (directory, endpoint, self.locale)
+        )
+        return bool(rows) and rows[0][0] == listing
+
+    def folder_stamp(self) -> tuple[int, int]:
+        """Where the ledger's writes stand (any connection's commits, this one's changes): taken before reading a folder."""
+        with self._lock:
+            version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+            return version, self.conn.total_changes
+
+    def mark_folder(self, directory: bytes, endpoint: str, listing: bytes, stamp: tuple[int, int]) -> bool:
+        """Mark a folder as found all done with these files, unless anything was written since ``stamp``; True when marked.
+
+        The mark is a cache: it is committed without waiting for the disk
+        (``synchronous=NORMAL``), since a mark lost in a crash only costs one
+        folder read; WAL keeps the order of commits, so it is never kept
+        while an earlier change that dropped it is lost.
+        """
+        if not self._marks_usable():
+            return False
+        with self._lock:
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with self.transaction() as c:
+                    if (c.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes) != stamp:
+                        return False  # something changed since the folder was read: its reading may be stale
+                    c.execute(
+                        "INSERT OR REPLACE INTO folder_marks (dir, endpoint, locale, listing) VALUES (?, ?, ?, ?)",
+                        (directory, endpoint, self.locale, listing),
+                    )
+                return True
+            finally:
+                self.conn.execute("PRAGMA synchronous=FULL")
 
     def full_rows(self, directory: bytes, endpoint: str | None) -> dict[bytes, FullRow]:
         """Every file of a folder, by name."""

@@ -37,12 +37,16 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from typing import TYPE_CHECKING
+
 import portalocker
-import sqlite_utils
 
 from tagger.errors import LedgerError, LedgerLocked
 from tagger.ledger.keys import DEFAULT_LOCALE, normal_locale
-from tagger.ledger.migrations import MIGRATIONS, NAMES
+from tagger.ledger.migrations import MIGRATIONS_TABLE, NAMES
+
+if TYPE_CHECKING:
+    import sqlite_utils
 from tagger.ledger.planning import HASH_SCHEME, PlanningQueries
 from tagger.ledger.roots import under_roots
 from tagger.ledger.similarity import DONOR_FILE, SimilarQueries
@@ -75,22 +79,41 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from exc
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
+        self._db: sqlite_utils.Database | None = None
         try:
-            self._refuse_newer()
+            applied = self._applied()
+            self._refuse_newer(applied)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            MIGRATIONS.apply(self.db)
+            if set(NAMES) - applied:
+                from tagger.ledger.migrations import MIGRATIONS  # sqlite-utils and the migrations: only to upgrade
+
+                MIGRATIONS.apply(self.db)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise LedgerError(f"{self.path} is not a usable tagger ledger: {exc}") from exc
 
     # -- opening, locking, schema ------------------------------------------
 
-    def _refuse_newer(self) -> None:
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The connection as a ``sqlite_utils.Database`` (what migrations are applied with)."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
+
+    def _applied(self) -> set[str]:
+        """The names of the migrations recorded as applied (sqlite-utils' table, read directly)."""
+        exists = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)).fetchall()
+        if not exists:
+            return set()
+        return {r[0] for r in self.conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = 'tagger'")}
+
+    def _refuse_newer(self, applied: set[str]) -> None:
         """Refuse, before writing anything, a ledger whose schema this tagger does not know."""
-        applied = {m.name for m in MIGRATIONS.applied(self.db)}
         unknown = sorted(applied - set(NAMES))
         if unknown:
             raise LedgerError(
@@ -222,9 +245,21 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
         return rows[0][0] if rows else None
 
     def known_dirs(self, root: bytes) -> list[bytes]:
-        """Folders at or under ``root`` that hold ledger rows (missing ones too), read from the (dir, name) index."""
-        where, params = under_roots([root])
-        return [r[0] for r in self.query(f"SELECT DISTINCT dir FROM files WHERE {where}", params)]
+        """Folders at or under ``root`` that hold ledger rows (missing ones too), read from the (dir, name) index.
+
+        One index probe per folder (each step seeks the next folder name), not a read of every file's entry.
+        """
+        root = root.rstrip(b"/") or b"/"
+        prefix = root if root == b"/" else root + b"/"
+        found = [root] if root != prefix and self.query("SELECT 1 FROM files WHERE dir = ? LIMIT 1", (root,)) else []
+        # Every folder below root sorts in [root/, root0) in memcmp order ("0" follows "/"): see under_roots.
+        return found + [r[0] for r in self.query(
+            """WITH RECURSIVE d(dir) AS (
+                 SELECT (SELECT min(dir) FROM files WHERE dir >= ?1 AND dir < ?2)
+                 UNION ALL SELECT (SELECT min(dir) FROM files WHERE dir > d.dir AND dir < ?2) FROM d WHERE d.dir IS NOT NULL
+               ) SELECT dir FROM d WHERE dir IS NOT NULL""",
+            (prefix, prefix[:-1] + b"0"),
+        )]
 
     def upsert_files(self, rows: list[tuple]) -> None:
         """Insert or update scanned files in bulk.
@@ -640,9 +675,8 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
             "unwritten": 0,
         }
         reasons: dict[str, int] = {}
-        where, params = under_roots(roots) if roots else ("1", [])
         # A completed file whose sidecar could not be written counts as "unwritten" (tried again every run).
-        rows = self._file_statuses(where, params)
+        rows = self._file_statuses(roots)
         if remote:
             rows += self.query(
                 """SELECT 'active', j.state, j.reason, j.last_error, count(*) FROM remote r
@@ -668,27 +702,36 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
                 key = f"{'held' if jstate == JobState.HELD.value else 'pending'}: {last_error}"
                 reasons[key] = reasons.get(key, 0) + n
         runs = self.query("SELECT min(started_at), max(coalesce(finished_at, started_at)), sum(submitted) FROM runs")[0]
-        duplicates = self.query("SELECT coalesce(sum(possible_duplicates), 0) FROM jobs")[0][0]
+        # Read from the jobs_duplicates partial index (m014): usually empty.
+        duplicates = self.query(
+            "SELECT coalesce(sum(possible_duplicates), 0) FROM jobs INDEXED BY jobs_duplicates WHERE possible_duplicates != 0"
+        )[0][0]
         return {
             **counts, "held": held, "reasons": reasons, "first_run": runs[0], "last_run": runs[1], "credits_used": runs[2] or 0,
             "possible_duplicates": duplicates,
         }
 
-    def _file_statuses(self, where: str, params: list) -> list[tuple[str, str | None, str | None, str | None, int]]:
-        """(file state, job state, reason, job's last error, count) of the files matching ``where``, grouped.
+    def _file_statuses(self, roots: list[bytes] | None) -> list[tuple[str, str | None, str | None, str | None, int]]:
+        """(file state, job state, reason, job's last error, count) of the files under ``roots`` (or all), grouped.
 
         Every run ends with this (the exit status needs it), so it avoids the
-        per-file join and sort a plain GROUP BY costs: one pass reads each
-        file's own row; the files whose job is not completed are found from
+        per-file join and sort a plain GROUP BY costs, and reads no file's
+        row when all is done: the files are counted in the (dir, name) index;
+        those missing, failed or unlinked are read from the files_attention
+        partial index; the files whose job is not completed are found from
         the jobs side (the jobs_state and files_job indexes), and the rest of
         the active, linked files are the completed ones. Foreign keys are on,
         so a linked file always has its job.
         """
-        (total, missing, unlinked, failed), = self.query(
-            f"""SELECT count(*), count(*) FILTER (WHERE state = 'missing'),
+        where, params = under_roots(roots) if roots else ("1", [])
+        # The total from the (dir, name) index alone; the files needing attention from the small
+        # files_attention partial index (m014), so the files' own rows are not read.
+        (total,), = self.query(f"SELECT count(*) FROM files WHERE {where}", params)
+        (missing, unlinked, failed), = self.query(
+            f"""SELECT count(*) FILTER (WHERE state = 'missing'),
                        count(*) FILTER (WHERE state = 'active' AND job_id IS NULL),
                        json_group_array(id) FILTER (WHERE state = 'failed')
-                FROM files WHERE {where}""",
+                FROM files INDEXED BY files_attention WHERE (state != 'active' OR job_id IS NULL) AND ({where})""",
             params,
         )
         rows: list[tuple[str, str | None, str | None, str | None, int]] = [
@@ -707,12 +750,15 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
                 WHERE j.state IN ({','.join('?' * len(unsettled))}) AND f.state = 'active' AND ({where}) GROUP BY 2, 3, 4""",
             [*unsettled, *params],
         )]
-        # Completed, but the sidecar could not be written: read from the small files_unwritten partial index.
+        # Completed, but the sidecar could not be written: read from the small files_unwritten partial index
+        # (``+f.dir``: the roots filter the rows, they do not drive the query).
+        unwritten_where, unwritten_params = under_roots(roots, "+f.dir") if roots else ("1", [])
         rows += [tuple(r) for r in self.query(
-            f"""SELECT 'active', 'unwritten', f.sidecar_error, NULL, count(*) FROM files f CROSS JOIN jobs j ON j.id = f.job_id
+            f"""SELECT 'active', 'unwritten', f.sidecar_error, NULL, count(*) FROM files f INDEXED BY files_unwritten
+                CROSS JOIN jobs j ON j.id = f.job_id
                 WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND f.sidecar_error IS NOT NULL
-                AND j.state = 'completed' AND ({where}) GROUP BY 3""",
-            params,
+                AND j.state = 'completed' AND ({unwritten_where}) GROUP BY 3""",
+            unwritten_params,
         )]
         # A completed file's reason and last error say nothing (only other statuses list them).
         rows.append(("active", JobState.COMPLETED.value, None, None, total - sum(r[4] for r in rows)))

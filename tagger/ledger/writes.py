@@ -40,6 +40,13 @@ class WriteQueries:
             params.append(job_id)
         return self.query(sql + " ORDER BY id LIMIT ?", (*params, limit))
 
+    def has_stale_keywords(self, rules: str) -> bool:
+        """Whether any completed job's keywords were not derived under ``rules`` (three ranges of a small index)."""
+        # ``IS NOT ?`` split into the ranges of the jobs_keyword_rules partial index (m014): a ledger whose
+        # keywords are all current answers without reading its jobs.
+        probe = "SELECT 1 FROM jobs INDEXED BY jobs_keyword_rules WHERE state = 'completed' AND keyword_rules"
+        return bool(self.query(f"{probe} IS NULL UNION ALL {probe} < ?1 UNION ALL {probe} > ?1 LIMIT 1", (rules,)))
+
     def store_keywords(self, rules: str, rows: Iterable[tuple[int, str, str, str]]) -> None:
         """Record derived keywords: rows of (job id, keywords, keyword_paths, unmapped), each JSON."""
         with self.transaction() as c:

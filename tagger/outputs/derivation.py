@@ -31,6 +31,8 @@ def _categories(value: str | None) -> tuple[str, ...]:
 def refresh_keywords(ledger: Ledger, rules: KeywordRules, job_id: int | None = None) -> int:
     """Derive and store the keywords of completed jobs (of one, or all) not derived under ``rules``; returns how many."""
     fingerprint = rules.fingerprint
+    if job_id is None and not ledger.has_stale_keywords(fingerprint):
+        return 0  # the usual end of a run: one index probe, not a read of every completed job
     done = after = 0
     while True:
         rows = ledger.stale_keywords(fingerprint, job_id, after_id=after)

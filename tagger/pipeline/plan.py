@@ -181,6 +181,12 @@ class _Planner:
             self._differs(folder, list(folder.files), pool)
             return
         result = self.result
+        # Found all done before, the same files on disk, nothing of it changed in the ledger since: done (one row read).
+        listing = folder.listing()
+        if listing is not None and self.ledger.folder_marked(folder.path, self.endpoint, listing):
+            result.unchanged += len(folder.files)
+            return
+        stamp = self.ledger.folder_stamp() if listing is not None and not self.dry_run else None
         lean = {r[0]: r for r in self.ledger.lean_rows(folder.path, self.here)}
         differs = []
         for entry in folder.files:
@@ -191,6 +197,8 @@ class _Planner:
         result.unchanged += len(folder.files) - len(differs)
         if differs or (folder.complete and any(row[3] != 2 for row in lean.values())):
             self._differs(folder, differs, pool)
+        elif stamp is not None:
+            self.ledger.mark_folder(folder.path, self.endpoint, listing, stamp)
 
     def _differs(self, folder: Folder, differs: list[tuple[bytes, int, int]], pool: ThreadPoolExecutor) -> None:
         """The files of a folder that are not simply done: new, changed, unhashed, unlinked, re-keyed or gone."""

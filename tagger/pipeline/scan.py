@@ -8,7 +8,9 @@ at a time, so memory does not grow with the tree.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import marshal
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -30,6 +32,9 @@ NOT_IMAGES = frozenset(
     }
 )
 
+#: Fewer files than this and a folder's ledger read costs no more than reading its mark.
+MARK_MIN = 8
+
 # The walk compares raw bytes: decoding every name costs more than the stat.
 _IMAGE_EXT = frozenset(os.fsencode(e) for e in IMAGE_EXTENSIONS)
 _NOT_IMAGE_EXT = frozenset(os.fsencode(e) for e in NOT_IMAGES)
@@ -47,6 +52,21 @@ class Folder:
     root: bytes
     files: list[tuple[bytes, int, int]] = field(default_factory=list)
     complete: bool = True
+
+    def listing(self) -> bytes | None:
+        """A digest of the files as listed (names, sizes, mtimes, in listing order), or None for a folder not worth marking.
+
+        Equal digests mean equal listings (marshal's format 2 writes no
+        back-references, so equal values give equal bytes, and it is decodable,
+        so equal bytes mean equal values; BLAKE2b does not collide), which is
+        what lets the planner trust a folder mark
+        (``tagger.ledger.planning``). A listing that came in another order
+        only misses its mark. Folders asked for in part, or with fewer than
+        ``MARK_MIN`` files, are read as they are.
+        """
+        if not self.complete or len(self.files) < MARK_MIN:
+            return None
+        return hashlib.blake2b(marshal.dumps(self.files, 2), digest_size=16, person=b"tagger-listing1").digest()
 
 
 def _extension(name: bytes) -> bytes:
