@@ -138,8 +138,9 @@ def _wait(proc: subprocess.Popen, seconds: float, ledger: Path | None, emu: Emul
     """Wait ``seconds`` for ``proc`` to end, else raise TimeoutExpired (the caller kills it).
 
     With ``ledger``, the kill comes as soon as a POST is in the air (a job ``submitting``). Either way
-    it comes only while the emulator holds tokens the run has not collected (waiting up to 10 s more
-    for one), so every kill lands mid-poll; a run that ends meanwhile simply returns.
+    it comes only while the emulator holds tokens the run has not collected (waiting up to 60 s more
+    for one: a run on a loaded machine may take that long to prepare its next upload), so every kill
+    lands mid-poll; a run that ends meanwhile simply returns.
     """
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -148,7 +149,7 @@ def _wait(proc: subprocess.Popen, seconds: float, ledger: Path | None, emu: Emul
         if ledger is not None and ledger.exists() and _submitting(ledger) and _outstanding(emu):
             break
         time.sleep(0.01)
-    end = time.monotonic() + 10
+    end = time.monotonic() + 60
     while not _outstanding(emu) and time.monotonic() < end:
         if proc.poll() is not None:
             return
