@@ -236,10 +236,13 @@ def test_unknown_token_polls_as_not_found(emulator: Emulator) -> None:
 
 
 def test_real_clock_short_latency() -> None:
-    with Emulator(key=KEY, secret=SECRET, latency=(0.05, 0.05)) as emulator:
+    # One second: the first poll must come before it even on a loaded machine (a submit and a poll over
+    # loopback take milliseconds); an emulator that ignores its latency answers "completed" at once.
+    with Emulator(key=KEY, secret=SECRET, latency=(1.0, 1.0)) as emulator:
+        started = time.monotonic()
         token = submit(emulator, (SAMPLES / "gravel.jpg").read_bytes()).json()["token"]
         assert poll(emulator, token).json()["status"] == "not completed"
-        time.sleep(0.08)
+        time.sleep(max(0.0, started + 1.1 - time.monotonic()))
         assert poll(emulator, token).json()["name"] == CAPTIONS["gravel.jpg"]
 
 
@@ -473,15 +476,17 @@ def test_server_error_fault_has_no_effect(emulator: Emulator) -> None:
     assert (counters["server_errors_injected"], counters["submissions"]) == (1, 0)
 
 
-def test_rate_limit_and_retry_after_window() -> None:
-    with Emulator(key=KEY, secret=SECRET, faults=Faults(rate_limit_rate=1.0, retry_after=0.4)) as emulator:
+def test_rate_limit_and_retry_after_window(clock: FakeClock) -> None:
+    # On the emulator's clock, moved by hand: the window's edges are exact, however slow the machine.
+    with Emulator(key=KEY, secret=SECRET, faults=Faults(rate_limit_rate=1.0, retry_after=0.4), clock=clock) as emulator:
         limited = submit(emulator, noise())
         assert limited.status_code == 429
         assert limited.headers["Retry-After"] == "0.4"  # announces exactly the enforced window
         emulator.set_faults(Faults())
-        time.sleep(0.15)  # past the allowance for requests already in flight
+        assert poll(emulator, "x" * 22).status_code == 200  # inside the allowance for requests already in flight
+        clock.now += 0.15  # past that allowance
         assert poll(emulator, "x" * 22).status_code == 200  # inside the 0.4 s window
-        time.sleep(0.35)
+        clock.now += 0.3  # past the window (0.45 s after the 429)
         assert poll(emulator, "x" * 22).status_code == 200  # after it
         counters = emulator.counters()
         assert counters["rate_limited"] == 1

@@ -118,6 +118,15 @@ def test_without_a_vocabulary_every_word_is_unmapped_and_under_the_parent():
     assert kw.unmapped == kw.subject
 
 
+def test_hypothesis_is_derandomised_under_ci():
+    # CI (the variable every CI service sets, and .ci/run) runs the same examples every time: a red CI
+    # is reproducible, and a green one is not a lucky draw that the next run contradicts.
+    import os
+
+    assert settings().derandomize == bool(os.environ.get("CI"))
+    assert settings().database is None or not os.environ.get("CI")
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(max_size=20), max_size=15))
 def test_clean_keywords_properties(words):

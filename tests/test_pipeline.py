@@ -291,17 +291,25 @@ def test_the_next_run_aims_its_first_polls_from_the_ledgers_latencies(photos, tm
 
     for i in range(6, 12):
         make_photo(photos / f"more_{i}.jpg", i, size=(320, 240))
-    with Emulator(latency=(0.3, 0.4), seed=5) as emu:
+    # Latencies of a second or so: a loaded machine delays answers and polls by tenths of a second, which
+    # the bounds below absorb while a history measured from the wrong moment (or not used) still fails them.
+    with Emulator(latency=(1.0, 1.2), seed=5) as emu:
         config = config_for(emu, tmp_path)
         assert run_with(emu, config, [photos]).exit_code == 0
     with Ledger(config.ledger_path) as ledger:
         history = ledger.latency_history(emu.url)
         assert len(history) == 12
-        assert all(0 <= low < high and high >= 0.25 for low, high in history)  # the service's clock starts first
+        # Measured from the upload's answer, which comes a little after the service's clock starts: a
+        # latency measured from the last poll (at most max_poll_interval = 0.2 s) or not at all fails this.
+        assert all(0 <= low < high and high >= 0.6 for low, high in history), history
         fresh = Dispatcher(None, ledger, None, DispatchOptions(endpoint=emu.url, params={}, first_poll_delay=4.0,
                                                                poll_interval=0.05, max_poll_interval=0.2))
         assert fresh.latency.quantile(0.5) is not None
-        assert 0.25 <= fresh.latency.first_delay() <= 0.6  # aimed at the learned latency, not the 4 s default
+        # Aimed inside what the history shows, not at the 4 s default nor the 6-12 s documented prior. A
+        # lead of 0 is the aim itself (a drawn lead may make a probe poll earlier, at random).
+        aim = fresh.latency.first_delay(0.0)
+        assert min(low for low, _ in history) < aim <= max(high for _, high in history) + 0.05, (aim, history)
+        assert aim < 4.0, aim  # never the default first poll
 
 
 def test_rewrite_sidecars_applies_new_settings_without_sending_anything(emulator, photos, tmp_path):

@@ -548,13 +548,13 @@ def run_property(tmp_path: Path, caption: str, user: list[str], ours: list[str],
     assert "Xmp.dc.description" not in restored and not any(k.startswith("Xmp.tagger") for k in restored)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(caption=xml_text, user=st.lists(user_keyword, max_size=6), ours=st.lists(xml_text, max_size=6))
 def test_property_merge_with_exiv2(tmp_path, caption, user, ours):
     run_property(tmp_path, caption, user, ours, tools=False)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(caption=xml_text, user=st.lists(user_keyword, max_size=6), ours=st.lists(xml_text, max_size=6))
 def test_property_merge_with_exiftool(tmp_path, caption, user, ours):
     run_property(tmp_path, caption, user, ours, tools=True)

@@ -447,9 +447,11 @@ def serve(host: str = "127.0.0.1", port: int = 0, **settings: Any) -> None:
     """
     emulator = Emulator(host, port, **settings)
     with emulator:
-        print(f"CloudSight emulator listening at {emulator.url}", flush=True)
-        print(f"API key: {emulator.key}", flush=True)
+        # The prints are inside the try: a Ctrl-C that comes as soon as the URL is out (a script that
+        # read it and is done) may land before the wait starts, and is a clean stop all the same.
         try:
+            print(f"CloudSight emulator listening at {emulator.url}", flush=True)
+            print(f"API key: {emulator.key}", flush=True)
             threading.Event().wait()
         except KeyboardInterrupt:
             print("stopping", flush=True)
