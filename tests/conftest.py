@@ -6,6 +6,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -31,6 +32,12 @@ os.environ["PYTHONSAFEPATH"] = "1"
 
 def pytest_configure(config: pytest.Config) -> None:
     """The suite tests the installed package, never the checkout's ``tagger/`` (unless TAGGER_TEST_SOURCE=1)."""
+    # The Ctrl-C tests stand in for a terminal signalling its foreground job, whose SIGINT is at its default.
+    # A pytest started by nohup or in the background of a script ignores SIGINT, and every child it starts
+    # would inherit that (tagger, as it should, keeps ignoring an ignored signal): those tests would then
+    # fail for the way the suite was started. A handler, unlike SIG_IGN, is reset to the default by exec.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     here = Path(tagger.__file__).resolve()
     if here.parent == CHECKOUT / "tagger" and os.environ.get("TAGGER_TEST_SOURCE") != "1":
         raise pytest.UsageError(

@@ -243,7 +243,12 @@ def test_the_emulator_command_serves_until_ctrl_c(tmp_path):
             assert api.wait(token, timeout=20)["status"] == cs.STATUS_COMPLETED
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
+        try:
+            proc.wait(timeout=20)
+        finally:
+            if proc.poll() is None:  # never leave a server behind, whatever failed
+                proc.kill()
+                proc.wait()
     assert proc.returncode == 0
 
 
