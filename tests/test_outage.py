@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -75,16 +76,24 @@ def test_an_outage_that_outlasts_the_retries_fails_nothing_and_a_plain_rerun_fin
 
 
 def test_connection_refused_is_retried_freely_and_never_counted(photos, tmp_path):
-    emu = Emulator(latency=(0.05, 0.1)).start()
-    port = emu.port
-    emu.stop()  # nothing listens: every connection is refused before anything is sent
-    config = Config(**FAST, **SHORT_BUDGET, api_key="emulator-key", endpoint=f"http://127.0.0.1:{port}/v1",
-                    ledger=str(tmp_path / "ledger.sqlite"))
-    first = run_with(config, [photos])
-    assert first.exit_code == 3 and first.counts["failed"] == 0 and first.counts["pending"] == 6
-    with Emulator(port=port, latency=(0.05, 0.1)) as emu:
-        second = run_with(config, [photos])
-        counters = emu.counters()
+    # A port bound but not listening: every connection is refused before anything is sent. Held until the
+    # emulator listens on it (both reuse the address), so no other process (another test run on the same
+    # machine) can take the port in between, as it could a port merely freed.
+    held = socket.socket()
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    held.bind(("127.0.0.1", 0))
+    port = held.getsockname()[1]
+    try:
+        config = Config(**FAST, **SHORT_BUDGET, api_key="emulator-key", endpoint=f"http://127.0.0.1:{port}/v1",
+                        ledger=str(tmp_path / "ledger.sqlite"))
+        first = run_with(config, [photos])
+        assert first.exit_code == 3 and first.counts["failed"] == 0 and first.counts["pending"] == 6
+        with Emulator(port=port, latency=(0.05, 0.1)) as emu:
+            held.close()
+            second = run_with(config, [photos])
+            counters = emu.counters()
+    finally:
+        held.close()
     assert second.exit_code == 0 and second.counts["completed"] == 6
     assert counters["submissions"] == 6
     assert sum(d for _, _, d in jobs(config)) == 0
