@@ -173,7 +173,11 @@ def test_dark_images_are_skipped_without_repost(emulator, tmp_path):
 def test_429_pauses_every_request_for_its_retry_after(photos, tmp_path):
     for i in range(6, 16):
         make_photo(photos / f"more_{i}.jpg", i)
-    with Emulator(latency=(0.05, 0.1), faults=Faults(rate_limit_rate=0.3, retry_after=0.3), seed=4) as emu:
+    # A loaded machine may take more than the default 0.1 s to pass a 429 from the thread that got it to the
+    # others: requests arriving in the first 0.3 s are taken as already on their way. A client that ignored
+    # Retry-After would still land requests in the 0.8 s window's other 0.5 s.
+    faults = Faults(rate_limit_rate=0.3, retry_after=0.8, in_flight_grace=0.3)
+    with Emulator(latency=(0.05, 0.1), faults=faults, seed=4) as emu:
         config = config_for(emu, tmp_path, max_in_flight=8, workers=2)
         result = run_with(emu, config, [photos])
         c = emu.counters()

@@ -55,6 +55,7 @@ class Faults:
     server_error_rate: float = 0.0
     rate_limit_rate: float = 0.0
     retry_after: float = 1.0
+    in_flight_grace: float = IN_FLIGHT_GRACE  # how long after a 429 a request may still arrive uncounted (already on its way)
     drop_rate: float = 0.0
     slow_rate: float = 0.0
     slow_seconds: float = 2.0
@@ -241,7 +242,7 @@ class Account:
         with self.lock:
             now = self.clock()
             if now >= self.retry_window_ends:
-                self.retry_window_starts = now + IN_FLIGHT_GRACE
+                self.retry_window_starts = now + self.faults.in_flight_grace
             self.retry_window_ends = max(self.retry_window_ends, now + seconds)
 
     def pick(self, choices: tuple[int, ...]) -> int:

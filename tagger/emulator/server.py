@@ -413,7 +413,7 @@ class Emulator:
         lost_answers_by_kind), max_concurrent_submissions (most submissions
         being answered at one moment), in_retry_after_window
         (requests arriving while the one account-wide window announced by a
-        sent 429 is open, less its first IN_FLIGHT_GRACE = 0.1 s, when requests
+        sent 429 is open, less its first Faults.in_flight_grace (0.1 s by default), when requests
         already in flight cannot know of it).
         Dicts by token: polls_by_token; completed_at (emulator-clock time the
         job's current attempt settled as completed, for jobs already settled);
