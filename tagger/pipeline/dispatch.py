@@ -169,11 +169,6 @@ class _Shared:
 
 
 @dataclass
-class _Intaken:
-    outcome: object  # what the streamed file came to (as ``_prepare`` answers), once it was claimed
-
-
-@dataclass
 class _Again:
     entry: Entry
     reposted: bool = False
@@ -241,7 +236,6 @@ class Dispatcher:
         self.stream = stream
         self.before_queued = before_queued
         self._queue: Iterator[Job] | None = None
-        self._intakes = 0  # streamed files being read and claimed now
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, or raise ``_Halted`` as soon as the run is stopping."""
@@ -275,20 +269,17 @@ class Dispatcher:
                 may_submit = not self._stop.is_set() and not self._credits_spent()
                 kinds = list(running.values())
                 waiting_for_walk = False
-                while may_submit and (self._again or not exhausted) and kinds.count("prepare") + len(ready) < ahead:
-                    work = self._again.popleft() if self._again else self._next_work()
+                while may_submit and (self._again or not exhausted) and kinds.count("prepare") + kinds.count("intake") + len(ready) < ahead:
+                    work = self._again.popleft() if self._again else self._next_work(kinds.count("intake"))
                     if work is WAIT:
                         waiting_for_walk = True
                         break
                     if work is None:
                         exhausted = True
                         break
-                    if isinstance(work, NewFile):
-                        self._intakes += 1
-                        running[prep.submit(self._intake, work)] = "prepare"
-                    else:
-                        running[prep.submit(self._prepare, work)] = "prepare"
-                    kinds.append("prepare")
+                    kind = "intake" if isinstance(work, NewFile) else "prepare"
+                    running[prep.submit(self._intake if kind == "intake" else self._prepare, work)] = kind
+                    kinds.append(kind)
                 in_flight = kinds.count("submit") + kinds.count("poll") + len(self.schedule)
                 # One probe until the service has accepted a request: a refused key costs one call, not 32.
                 limit = self.in_flight.limit if self._accepted.is_set() else 1
@@ -321,9 +312,6 @@ class Dispatcher:
                 for future in done:
                     running.pop(future)
                     outcome = future.result()
-                    if isinstance(outcome, _Intaken):
-                        self._intakes -= 1
-                        outcome = outcome.outcome
                     if isinstance(outcome, _Ready):
                         ready.append(outcome)
                     else:
@@ -373,14 +361,17 @@ class Dispatcher:
             self._reserved += 1
             return True
 
-    def _next_work(self) -> NewFile | Job | object | None:
-        """A streamed file, else a queued job; ``WAIT`` while the walk may still hand files over; None when none is left."""
+    def _next_work(self, intakes: int) -> NewFile | Job | object | None:
+        """A streamed file, else a queued job; ``WAIT`` while the walk may still hand files over; None when none is left.
+
+        ``intakes``: streamed files being read and claimed now.
+        """
         if self._queue is None:
             if self.stream is not None:
                 item = self.stream.take()
                 if item is not None:
                     return item
-                if self._intakes:
+                if intakes:
                     return WAIT  # their claims may still create jobs (a RAW whose JPEG was unreadable)
             opened = self.before_queued is None or self.before_queued(self.intake.claimed if self.intake is not None else set())
             self._queue = self._queued() if opened else iter(())
@@ -519,21 +510,14 @@ class Dispatcher:
             except PrepareError as exc:
                 reason = exc.reason
                 break  # the same content fails the same way from any copy
-            # Between prepared and submitted: a similar photo's job may lend its answer (or be awaited).
-            shared = self.reuse.claim(job, prepared.fingerprint)
-            if shared is None:
-                return _Ready(job, prepared)
-            return _Shared(job.id) if shared else None
+            return self._ready(job, prepared)
         if self._halt.is_set():
             return None  # a stop may have cut the preparation short: not the file's fault; the next run tries again
         self.ledger.fail(job.id, reason)
         return _Settled(job.id, JobState.FAILED)
 
-    def _intake(self, item: NewFile) -> _Intaken:
+    def _intake(self, item: NewFile) -> object:
         """Read a streamed file once: hash it, claim its content, and prepare it when this run is to send it."""
-        return _Intaken(self._intake_outcome(item))
-
-    def _intake_outcome(self, item: NewFile) -> object:
         assert self.intake is not None
         if self._stop.is_set():
             return None  # not claimed: the next run streams it again
@@ -564,6 +548,10 @@ class Dispatcher:
         job, prepared = (claimed[0] if claimed else None), read.prepared
         if job is None or prepared is None:
             return None  # linked to a known caption, or to content another file sends
+        return self._ready(job, prepared)
+
+    def _ready(self, job: Job, prepared: Prepared) -> object:
+        """Between prepared and submitted: a similar photo's job may lend its answer (or be awaited)."""
         shared = self.reuse.claim(job, prepared.fingerprint)
         if shared is None:
             return _Ready(job, prepared)

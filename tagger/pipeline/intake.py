@@ -45,7 +45,6 @@ class NewFile:
     mtime_ns: int
     known: bool = False  # the ledger has a row for this path
     known_hash: str | None = None  # ... and this content hash in it
-    known_state: str | None = None
     raws: tuple[bytes, ...] = ()  # RAW files beside it, same base name: they share its job
 
     @property
@@ -112,11 +111,6 @@ class Stream:
             self._items.clear()
             self._cond.notify_all()
             return left
-
-    @property
-    def closed(self) -> bool:
-        with self._cond:
-            return self._closed and not self._items
 
 
 @dataclass

@@ -137,7 +137,7 @@ def _split(
             continue
         streamed.append(NewFile(
             folder.path, name, folder.root, size, mtime_ns, known=row is not None and row.content_hash is not None,
-            known_hash=row.content_hash if row is not None else None, known_state=row.state if row is not None else None,
+            known_hash=row.content_hash if row is not None else None,
         ))
     return keep, streamed
 
@@ -479,11 +479,6 @@ class StreamingPlan:
         self._error: BaseException | None = None
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="plan", daemon=True)
-
-    @property
-    def streaming(self) -> bool:
-        """False when an old ledger's scheme-1 rows make the planner hash every file itself this once."""
-        return self._planner.stream is not None
 
     def start(self) -> StreamingPlan:
         self._thread.start()

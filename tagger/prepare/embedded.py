@@ -114,7 +114,7 @@ def _read(f: BinaryIO) -> ImageMetadata:
 
 # -- what a read already found: path -> (size, mtime_ns, metadata), the oldest dropped first ---------------
 _MEMO_BYTES = 32 << 20  # the packets kept, at most (an entry past it is read again from its file)
-_memo: OrderedDict[str, tuple[int, int, ImageMetadata]] = OrderedDict()
+_memo: OrderedDict[str, tuple[int, int, ImageMetadata, int]] = OrderedDict()  # ..., its weight
 _memo_size = 0
 _memo_lock = threading.Lock()
 
@@ -129,11 +129,12 @@ def remember(path: str, size: int, mtime_ns: int, metadata: ImageMetadata) -> No
     with _memo_lock:
         old = _memo.pop(path, None)
         if old is not None:
-            _memo_size -= _weight(old[2])
-        _memo[path] = (size, mtime_ns, metadata)
-        _memo_size += _weight(metadata)
+            _memo_size -= old[3]
+        weight = _weight(metadata)
+        _memo[path] = (size, mtime_ns, metadata, weight)
+        _memo_size += weight
         while _memo_size > _MEMO_BYTES and _memo:
-            _memo_size -= _weight(_memo.popitem(last=False)[1][2])
+            _memo_size -= _memo.popitem(last=False)[1][3]
 
 
 def _recall(path: str) -> ImageMetadata | None:
@@ -141,7 +142,7 @@ def _recall(path: str) -> ImageMetadata | None:
     with _memo_lock:
         kept = _memo.pop(path, None)
         if kept is not None:
-            _memo_size -= _weight(kept[2])
+            _memo_size -= kept[3]
     if kept is None:
         return None
     try:
