@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from tagger.pipeline.dispatch import _POLL_BUDGET
 from tagger.pipeline.latency import LatencyModel, turnbull
 from tagger.pipeline.schedule import Entry, Schedule
 
@@ -200,7 +201,7 @@ def test_a_job_working_past_the_range_drops_the_prior():
     assert m.aim() >= 13.0  # no answer yet: nothing is done before the oldest job seen working
 
 
-def simulate_first_run(latency, n, *, interval=1.0, seed=1, budget=1.7):
+def simulate_first_run(latency, n, *, interval=1.0, seed=1, budget=_POLL_BUDGET, **kw):
     """A first run as the dispatcher drives it: prior from the first-poll delay, waiting polls re-aimed on refits.
 
     Simulated time on the FakeClock; returns (polls/job, median delay, wall, re-aims, model).
@@ -209,7 +210,7 @@ def simulate_first_run(latency, n, *, interval=1.0, seed=1, budget=1.7):
 
     clock = FakeClock()
     model = LatencyModel(4.0 * interval, interval, 10.0 * interval, prior=(6.0 * interval, 12.0 * interval),
-                         poll_budget=budget, seed=seed)
+                         poll_budget=budget, seed=seed, **kw)
     rnd = random.Random(seed)
     schedule = Schedule()
     needs: dict[int, float] = {}
@@ -262,6 +263,42 @@ def test_a_first_run_at_the_documented_latency_meets_the_targets(n):
     assert model.prior_active  # every answer fits the documented range
     assert reaims > 0
     assert wall <= 1.3 * (n / 32 * 9.0 + 12.0)  # within 30 % of the ideal plus one job's latency
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_first_run_keeps_its_polls_per_job_to_the_budget(seed):
+    # Left to its estimate alone, the aim spends 1.71-1.86 polls per job over these seeds (budget 1.8):
+    # the run's own count of its polls pays back what it overspent and spends what it saved.
+    polls, delay, _, _, model = simulate_first_run(lambda r: r.uniform(6.0, 12.0), 1000, seed=seed, budget=1.8)
+    assert polls == pytest.approx(1.8, abs=0.025)
+    assert delay <= 0.95
+    assert abs(model.budget - 1.8) < 0.2
+
+
+def test_polls_over_budget_are_paid_back_and_polls_saved_are_spent():
+    def model_after(polls_each: int, *, this_run: bool = True) -> LatencyModel:
+        """40 jobs done by 9 s after ``polls_each`` polls; seen by this run (keyed) or read from history."""
+        m = LatencyModel(4.0, 1.0, 10.0, prior=(6.0, 12.0), poll_budget=1.8, budget_horizon=32, seed=1)
+        for job in range(40):
+            key = job if this_run else None
+            for k in range(polls_each - 1):
+                if this_run:
+                    m.working(key, 6.0 + k * 0.01)
+            m.observe(6.0 + (polls_each - 2) * 0.01 if polls_each > 1 else 0.0, 9.0, key)
+        return m
+
+    assert LatencyModel(4.0, 1.0, 10.0, prior=(6.0, 12.0), poll_budget=1.8, seed=1).budget == pytest.approx(1.8)
+    over, under = model_after(3), model_after(1)
+    assert over.budget == pytest.approx(1.3)  # 40 jobs x 1.2 polls over: the correction's floor, half a poll
+    assert under.budget == pytest.approx(2.3)  # 40 x 0.8 saved: its ceiling
+    assert over.expected(over.aim())[0] <= 1.3 + 1e-9
+    # The same answers read from the ledger's history (no job key) are not this run's spending.
+    for polls_each, model in ((3, over), (1, under)):
+        history = model_after(polls_each, this_run=False)
+        assert history.budget == pytest.approx(1.8)
+        assert history.quantile(0.5) == model.quantile(0.5)
+    assert over.aim() > model_after(3, this_run=False).aim()
+    assert under.aim() < model_after(1, this_run=False).aim()
 
 
 def test_a_fast_service_is_learned_from_the_first_answers():

@@ -11,7 +11,12 @@ data allow, which never invites polling earlier than evidence supports.
 
 From that distribution it picks the first-poll delay that gives the
 earliest expected detection while keeping the expected number of polls per
-job within a budget (later polls following ``next_delay``). A few jobs probe
+job within a budget (later polls following ``next_delay``). The budget is
+the run's: the model counts the polls of every job it has seen polled
+(those still working with the polls the estimate expects them still to
+take), and what the run spent over budget the next jobs pay back, what it
+saved they spend. An estimate's error, or a first run's probing, then
+moves the aim, not the run's polls per job. A few jobs probe
 up to one interval earlier than the aim, so the distribution just below it
 stays observed and the aim can move down when the service speeds up.
 Later polls come every ``interval`` while a job is within the usual
@@ -114,6 +119,7 @@ class _Plan:
     cdf: list[float]  # cdf[k]: probability the latency is at most k * width
     aim: float = 0.0  # first-poll delay
     high: float = 0.0  # 95th percentile: past it, polls back off
+    budget: float = 0.0  # expected polls per job the aim was chosen to spend
 
     def quantile(self, q: float) -> float:
         for k, value in enumerate(self.cdf):
@@ -143,6 +149,7 @@ class LatencyModel:
         hazard: float = 0.25,
         min_observations: int = 8,
         seed: int | None = None,
+        budget_horizon: float = 32.0,
     ) -> None:
         self.first_poll_delay = first_poll_delay
         self.interval = interval
@@ -151,6 +158,7 @@ class LatencyModel:
         self.probe_rate = probe_rate
         self.hazard = hazard
         self.min_observations = min_observations
+        self.budget_horizon = budget_horizon
         if prior is not None and not 0 < prior[0] <= prior[1]:
             raise ValueError(f"a latency prior must satisfy 0 < low <= high, got {prior!r}")
         self.prior = prior
@@ -167,6 +175,11 @@ class LatencyModel:
         self._contradicted = False
         # Leads (fractions of the aim to poll earlier) still to hand out on the probe ladder.
         self._ladder: list[float] | None = None
+        # This run's polls (the account that corrects the budget): per job still in flight, and in
+        # all over the jobs it saw completed.
+        self._polls_of: Counter[object] = Counter()
+        self._spent = 0
+        self._completed = 0
 
     @property
     def prior_active(self) -> bool:
@@ -187,6 +200,9 @@ class LatencyModel:
             self._recent.append((low, high))
             self._stale += 1
             self._working.pop(key, None)
+            if key is not None:
+                self._spent += self._polls_of.pop(key, 0) + 1
+                self._completed += 1
             if self.prior is not None:
                 lo, hi = self.prior
                 if high <= lo * (1 - _PRIOR_MARGIN) or low >= hi * (1 + _PRIOR_MARGIN):
@@ -200,6 +216,7 @@ class LatencyModel:
         """
         with self._lock:
             self._working[key] = max(0.0, age)
+            self._polls_of[key] += 1
             if self.prior is not None and age >= self.prior[1] * (1 + _PRIOR_MARGIN):
                 self._contradict()
 
@@ -207,6 +224,21 @@ class LatencyModel:
         """The job settled without a latency worth learning (skipped, timed out)."""
         with self._lock:
             self._working.pop(key, None)
+            self._polls_of.pop(key, None)
+
+    @property
+    def budget(self) -> float:
+        """Expected polls per job the current aim may spend: ``poll_budget``, corrected by what this run spent.
+
+        Every job polled so far counts: a settled one with the polls it took, one
+        still working with the polls it took plus those the estimate expects it
+        still to take. Polls over budget (a first run's probes, an estimate that
+        proved optimistic) are paid back by the next ``budget_horizon`` jobs,
+        polls saved are spent on them (within half a poll either way), so the
+        run's polls per job keep to ``poll_budget`` whatever the estimate's error.
+        """
+        plan = self._current()
+        return self.poll_budget if plan is None else plan.budget
 
     def quantile(self, q: float) -> float | None:
         """The q-quantile of the estimated latency distribution, or None before enough data."""
@@ -311,7 +343,9 @@ class LatencyModel:
                 return None  # a contradicted prior with nothing else to go on yet (never, in practice)
             # Refitting costs milliseconds: do it while learning fast, then every few jobs.
             if self._plan is None or self._stale >= min(16, max(1, len(self._recent) // 8)):
-                self._plan = self._fit(list(self._recent), list(self._working.values()), prior)
+                polled = [(self._polls_of[key], age) for key, age in self._working.items()]
+                self._plan = self._fit(list(self._recent), list(self._working.values()), prior,
+                                       (self._completed, self._spent, polled))
                 self._stale = 0
                 self._version += 1
             return self._plan
@@ -321,6 +355,7 @@ class LatencyModel:
         observations: list[tuple[float, float]],
         still_working: list[float] = (),
         prior: tuple[float, float] | None = None,
+        account: tuple[int, int, list[tuple[int, float]]] = (0, 0, []),
     ) -> _Plan:
         longest = max([0.0] + [high for _, high in observations] + [age + self.interval for age in still_working]
                       + ([prior[1] + self.interval] if prior else []))
@@ -349,17 +384,40 @@ class LatencyModel:
             cdf.append(min(1.0, cdf[-1] + value))
         plan = _Plan(width, cdf)
         plan = _Plan(width, cdf, high=plan.quantile(0.95))
+        budget = self._budget(plan, *account)
         best: tuple[float, float, float] | None = None
         for k in range(1, len(cdf)):
             if cdf[k] - cdf[k - 1] <= 0 and k != len(cdf) - 1:
                 continue  # aiming inside an empty bin only delays detection
             polls, detect = self._evaluate(plan, k * width)
-            if polls > self.poll_budget + 1e-9:
+            if polls > budget + 1e-9:
                 continue
             if best is None or detect < best[1] - 1e-9:
                 best = (polls, detect, k * width)
         aim = best[2] if best is not None else (len(cdf) - 1) * width
-        return _Plan(width, cdf, max(aim, width), plan.high)
+        return _Plan(width, cdf, max(aim, width), plan.high, budget)
+
+    def _budget(self, plan: _Plan, completed: int, spent: int, polled: list[tuple[int, float]]) -> float:
+        """``poll_budget`` corrected by the polls this run's jobs spent and (still working) will spend, per ``plan``."""
+        jobs = completed + len(polled)
+        if not jobs:
+            return self.poll_budget
+        polls = spent + sum(n + self._remaining(plan, age) for n, age in polled)
+        correction = (self.poll_budget * jobs - polls) / max(1.0, self.budget_horizon)
+        return max(1.0, self.poll_budget + max(-0.5, min(0.5, correction)))
+
+    def _remaining(self, plan: _Plan, age: float) -> float:
+        """Expected further polls of a job found still working at ``age``, per ``plan``."""
+        working = 1.0 - plan.done_by(age)
+        if working <= 1e-9:
+            return 1.0
+        polls, t, gap, alive = 0.0, age, self.interval, 1.0
+        while alive > 1e-3 and t <= len(plan.cdf) * plan.width:
+            gap = self._gap(plan, t, gap)
+            t += gap
+            polls += alive
+            alive = (1.0 - plan.done_by(t)) / working
+        return polls
 
     def _evaluate(self, plan: _Plan, aim: float) -> tuple[float, float]:
         polls = detect = 0.0
