@@ -23,6 +23,7 @@ __all__ = [
     "ExportError",
     "PrepareError",
     "SidecarError",
+    "cannot_read",
     "EXIT_OK",
     "EXIT_SOME_FAILED",
     "EXIT_USAGE",
@@ -71,6 +72,19 @@ class PrepareError(TaggerError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def cannot_read(exc: OSError) -> str:
+    """The reason recorded for a file that could not be read (by the planner or a worker, in the same words)."""
+    if isinstance(exc, IsADirectoryError):
+        return "not a regular file"
+    if isinstance(exc, FileNotFoundError):
+        text = "file not found"
+    elif isinstance(exc, PermissionError):
+        text = "permission denied"
+    else:
+        text = exc.strerror or str(exc) or type(exc).__name__
+    return f"cannot read the file: {text}"
 
 
 class SidecarError(TaggerError):

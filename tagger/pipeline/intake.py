@@ -174,10 +174,9 @@ class Intake:
             return Job(job_id, digest, JobState.QUEUED, None, None, 0, 0, None), False
 
     def unreadable(self, item: NewFile, reason: str) -> None:
-        """The file could not be read: recorded with the reason (tried again next run); its RAW gets its own job."""
+        """The file could not be read or hashed: recorded with the reason (tried again next run); its RAW gets its own job."""
         with self._lock:
             self.counts.unreadable += 1
-            reason = f"cannot read the file: {reason}"
             self.ledger.upsert_files(
                 [(item.directory, item.name, item.root, item.size, item.mtime_ns, None, FileState.FAILED.value, reason)]
             )

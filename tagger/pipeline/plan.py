@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from tagger.errors import cannot_read
 from tagger.ledger.planning import HASH_SCHEME, FullRow
 from tagger.ledger.store import FileState, Ledger
 from tagger.pipeline.intake import Claimed, NewFile, Stream
@@ -96,15 +97,11 @@ def raw_pairs(names: Iterable[bytes]) -> dict[bytes, bytes]:
     return {name: jpegs[stem] for stem, name in raws if stem in jpegs}
 
 
-def _unreadable(exc: OSError) -> str:
-    return f"cannot read the file: {exc.strerror or exc}"
-
-
 def _hash(path: bytes) -> tuple[str | None, str | None]:
     try:
         return content_hash(os.fsdecode(path)), None
     except OSError as exc:
-        return None, _unreadable(exc)
+        return None, cannot_read(exc)
 
 
 def _legacy(path: bytes) -> str | None:
@@ -122,7 +119,7 @@ def _rehash(job: tuple[bytes, str]) -> tuple[str | None, str | None]:
             return old, None
         return content_hash(os.fsdecode(path)), None
     except OSError as exc:
-        return None, _unreadable(exc)
+        return None, cannot_read(exc)
 
 
 def _split(

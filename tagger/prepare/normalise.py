@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from tagger.errors import PrepareError
+from tagger.errors import PrepareError, cannot_read
 from tagger.prepare.decode import DecodeFailure, decode
 from tagger.prepare.embedded import ImageMetadata, read_metadata_of
 from tagger.prepare.fingerprint import Fingerprint, fingerprint
@@ -127,7 +127,7 @@ def _read_file(path: str) -> tuple[bytes, bool, int, int]:
         # O_NONBLOCK: opening a FIFO or device must not hang before we can refuse it.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise PrepareError(_os_reason(exc)) from exc
+        raise PrepareError(cannot_read(exc)) from exc
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
@@ -136,7 +136,7 @@ def _read_file(path: str) -> tuple[bytes, bool, int, int]:
             data = _read_all(handle)
         after = os.fstat(fd)
     except OSError as exc:
-        raise PrepareError(_os_reason(exc)) from exc
+        raise PrepareError(cannot_read(exc)) from exc
     finally:
         os.close(fd)
     changed = (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns)
@@ -146,15 +146,6 @@ def _read_file(path: str) -> tuple[bytes, bool, int, int]:
 def _read_all(handle: BinaryIO) -> bytes:
     return handle.read()
 
-
-def _os_reason(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, IsADirectoryError):
-        return "not a regular file"
-    return f"cannot read file ({exc.strerror or exc})"
 
 
 def _encode(image: object, quality: int) -> bytes:
