@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tagger.emulator import Emulator
 from tagger.pipeline.progress import Progress
 
@@ -168,24 +170,42 @@ def test_each_new_file_is_read_once_and_an_unchanged_one_not_at_all(tmp_path):
     assert traced_run("again") == {}  # size and mtime decide: an unchanged photo is not opened
 
 
-def test_after_a_lost_ledger_the_dry_run_prices_a_similar_copy_as_the_run_pays_it(emulator, tmp_path):
-    """An adopted caption lends nothing (nothing was decoded): its resized copy is sent, and the dry run says so."""
+def _who_holds_what(config) -> dict[str, tuple]:
+    """Per file: its caption, its job's token, and the file whose job lent the caption (None: its own)."""
+    rows = ledger_rows(config, """SELECT f.name, j.caption, j.token,
+                                   (SELECT d.name FROM files d WHERE d.job_id = j.similar_to ORDER BY d.id LIMIT 1)
+                                   FROM files f JOIN jobs j ON j.id = f.job_id""")
+    return {os.fsdecode(name): (caption, token, lender and os.fsdecode(lender)) for name, caption, token, lender in rows}
+
+
+@pytest.mark.parametrize("lender, copy", [("a.jpg", "z small.jpg"), ("z.jpg", "a small.jpg")])
+def test_after_a_lost_ledger_a_lent_caption_is_taken_back_and_lent_again(emulator, tmp_path, lender, copy):
+    """A similar copy's sidecar holds a caption without a token of its own: taken back all the same, no credit.
+
+    The walk reaches the copy after its lender (first case) or before it (second): either way the
+    copy's job shares the lender's again, as before the ledger was lost.
+    """
     from PIL import Image
 
     root = tmp_path / "photos"
-    big = make_photo(root / "a.jpg", seed=900, size=(640, 480))
-    with Image.open(big) as im:
-        im.resize((320, 240)).save(root / "a small.jpg", quality=80)
+    big = make_photo(root / lender, seed=900, size=(640, 480))
     make_photo(root / "b.jpg", seed=901, size=(640, 480))
     config = config_for(emulator, tmp_path)
-    first = run_with(emulator, config, [root])
-    assert first.tally.submitted == 2 and first.tally.reused == 1
+    assert run_with(emulator, config, [root]).tally.submitted == 2
+    with Image.open(big) as im:
+        im.resize((320, 240)).save(root / copy, quality=80)
+    second = run_with(emulator, config, [root])
+    assert second.tally.submitted == 0 and second.tally.reused == 1
+    before = _who_holds_what(config)
+    assert before[copy] == (before[lender][0], None, lender)
     os.remove(config.ledger_path)
+
     dry = run_with(emulator, config, [root], dry_run=True)
+    assert (dry.plan.adopted, dry.plan.similar, dry.plan.credits) == (3, 0, 0)
     real = run_with(emulator, config, [root])
-    assert (dry.plan.adopted, dry.plan.similar, dry.plan.credits) == (2, 0, 1)
-    assert real.plan.adopted == 2 and real.tally.submitted == 1 == dry.plan.credits
-    assert emulator.counters()["submissions"] == 3
+    assert real.plan.adopted == 3 and real.tally.submitted == 0 == dry.plan.credits
+    assert emulator.counters()["submissions"] == 2
+    assert _who_holds_what(config) == before
 
 
 class _StopAfterFirstFolder(Progress):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
@@ -132,23 +133,28 @@ class WriteQueries:
         """Whether some job already holds this token."""
         return bool(self.query("SELECT 1 FROM jobs WHERE token = ?", (token,)))
 
-    def adopt(self, job_id: int, answer: dict, token: str, settled_at: float | None, sidecars: list[tuple[int, bytes]]) -> bool:
+    def adopt(
+        self, job_id: int, answer: dict, token: str | None, settled_at: float | None, sidecars: list[tuple[int, bytes]],
+    ) -> bool:
         """Settle a queued job with the caption its files' sidecars hold; no submission. False if the token is another job's.
 
         ``sidecars``: (file id, sidecar path) of the files whose sidecar holds it
         (they need no write); the job's other files get theirs written as usual.
+        ``token`` None: a caption a similar photo lent (``link_lender`` then
+        makes the job share the lender's job again); never for a job the user
+        asked to be sent on its own (``retry --reused``).
         """
         flags, categories = answer.get("flags"), answer.get("categories")
         with self.transaction() as c:
-            if c.execute("SELECT 1 FROM jobs WHERE token = ? AND id != ?", (token, job_id)).fetchone():
+            if token is not None and c.execute("SELECT 1 FROM jobs WHERE token = ? AND id != ?", (token, job_id)).fetchone():
                 return False
             n = c.execute(
                 """UPDATE jobs SET state = 'completed', token = ?, status = ?, caption = ?, flags = ?, categories = ?,
-                   settled_at = ? WHERE id = ? AND state = 'queued' AND token IS NULL""",
+                   settled_at = ? WHERE id = ? AND state = 'queued' AND token IS NULL AND (? OR no_reuse = 0)""",
                 (
                     token, answer.get("status") or "completed", answer.get("name"),
                     json.dumps(list(flags)) if flags else None, json.dumps(list(categories)) if categories else None,
-                    settled_at if settled_at is not None else self._clock(), job_id,
+                    settled_at if settled_at is not None else self._clock(), job_id, token is not None,
                 ),
             ).rowcount
             if not n:
@@ -159,6 +165,20 @@ class WriteQueries:
                 [(job_id, now, path, file_id) for file_id, path in sidecars],
             )
             return True
+
+    def link_lender(self, job_id: int, lender: bytes) -> bool:
+        """Make an adopted, lent caption's job share the job of the photo at path ``lender`` again; False while it has none."""
+        directory, name = os.path.split(lender)
+        with self.transaction() as c:
+            row = c.execute(
+                """SELECT d.id FROM jobs j JOIN files f ON f.dir = ? AND f.name = ? JOIN jobs d ON d.id = f.job_id
+                   WHERE j.id = ? AND d.id != j.id AND d.endpoint = j.endpoint AND d.locale = j.locale AND d.similar_to IS NULL""",
+                (directory, name, job_id),
+            ).fetchone()
+            return row is not None and bool(c.execute(
+                "UPDATE jobs SET similar_to = ? WHERE id = ? AND state = 'completed' AND token IS NULL AND similar_to IS NULL",
+                (row[0], job_id),
+            ).rowcount)
 
     def forget_writes(self, roots: list[bytes]) -> int:
         """Mark the sidecars of files under ``roots`` as not written, so the next write-back redoes them."""

@@ -6,7 +6,9 @@ tagger's completed caption for that file's current content (the content
 hash recorded beside it), from the same endpoint and in the same locale, is
 settled with that caption instead of being sent. The sidecar is found where
 this run's settings put it (``sidecar_dir``, naming), so it is exactly the
-sidecar the run would write.
+sidecar the run would write. A caption a similar photo lent (no token of its
+own, ``reusedFrom`` names the lender) is taken back too, and shares the
+lender's job again once the lender's file is in the ledger.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ log = logging.getLogger("tagger.outputs.adopt")
 class Adoption:
     """A completed caption read back from a sidecar."""
 
-    token: str
+    token: str | None  # None: a caption a similar photo lent (no submission of its own)
     answer: dict
     settled_at: float | None
     sidecar: bytes
+    lender: bytes | None = None  # the path of the photo that lent it
 
 
 def _time(text: str) -> float | None:
@@ -59,11 +62,12 @@ def sidecar_answer(
         return None
     prov = sidecar_provenance(path)
     caption, token = str(prov.get("caption") or ""), str(prov.get("token") or "")
+    lender = str(prov.get("reusedFrom") or "")
     if (
         prov.get("contentHash") != digest
         or prov.get("status") != "completed"
         or not caption
-        or not token
+        or not (token or lender)
         or normal_endpoint(str(prov.get("endpoint") or "")) != endpoint
         or normal_locale(str(prov.get("locale") or "")) != locale
         or not prov.get("locale")
@@ -71,7 +75,8 @@ def sidecar_answer(
         return None
     answer = {"status": "completed", "name": caption, "flags": list(_tuple(prov.get("flags"))),
               "categories": list(_tuple(prov.get("categories")))}
-    return Adoption(token, answer, _time(str(prov.get("date") or "")), os.fsencode(path))
+    return Adoption(token or None, answer, _time(str(prov.get("date") or "")), os.fsencode(path),
+                    None if token else os.fsencode(lender))
 
 
 def adopt_from_sidecars(ledger: Ledger, options: SidecarOptions, endpoint: str) -> tuple[int, int]:
@@ -94,7 +99,9 @@ def adopt_from_sidecars(ledger: Ledger, options: SidecarOptions, endpoint: str) 
         if ledger.adopt(job_id, found.answer, found.token, found.settled_at, holders):
             jobs += 1
             files += len(holders)
-        else:
+            if found.lender is not None:
+                ledger.link_lender(job_id, found.lender)
+        elif found.token is not None:
             log.warning("a sidecar names token %s, which the ledger holds for other content; not adopted", found.token)
     if jobs:
         log.info("%d caption(s) taken back from %d sidecar(s); nothing sent for them", jobs, files)
@@ -103,15 +110,23 @@ def adopt_from_sidecars(ledger: Ledger, options: SidecarOptions, endpoint: str) 
 
 def adopt_file(
     ledger: Ledger, options: SidecarOptions, endpoint: str, job_id: int, file_id: int,
-    directory: bytes, name: bytes, root: bytes, digest: str,
+    directory: bytes, name: bytes, root: bytes, digest: str, unlinked: list[tuple[int, bytes]] | None = None,
 ) -> bool:
-    """Settle a job just created for one file from that file's sidecar, when it holds tagger's caption for it."""
+    """Settle a job just created for one file from that file's sidecar, when it holds tagger's caption for it.
+
+    A lent caption whose lender has no job yet (the walk has not reached it)
+    is added to ``unlinked`` as (job id, lender path), for ``link_lender``
+    once the walk is over.
+    """
     got = sidecar_answer(options, directory, name, root, digest, endpoint, ledger.locale)
     if got is None:
         return False
     if ledger.adopt(job_id, got.answer, got.token, got.settled_at, [(file_id, got.sidecar)]):
+        if got.lender is not None and not ledger.link_lender(job_id, got.lender) and unlinked is not None:
+            unlinked.append((job_id, got.lender))  # its lender is not in the ledger yet: linked after the walk
         return True
-    log.warning("a sidecar names token %s, which the ledger holds for other content; not adopted", got.token)
+    if got.token is not None:
+        log.warning("a sidecar names token %s, which the ledger holds for other content; not adopted", got.token)
     return False
 
 
@@ -122,14 +137,20 @@ def preview_adoption(
     keys: set[str] = set()
     files: set[tuple[bytes, bytes]] = set()
     # ``hashed``: the dry run's new or changed files whose content the real run would still send.
-    candidates = [(digest, d, n, r, digest) for d, n, r, digest in hashed]
-    candidates += [(job_hash, d, n, r, digest) for _, job_hash, _, d, n, r, digest in ledger.adoptable(endpoint)]
-    for key, directory, name, root, digest in candidates:
+    candidates = [(None, digest, d, n, r, digest) for d, n, r, digest in hashed]
+    candidates += [(job_id, job_hash, d, n, r, digest) for job_id, job_hash, _, d, n, r, digest in ledger.adoptable(endpoint)]
+    for job_id, key, directory, name, root, digest in candidates:
         if (directory, name) in files:
             continue
         got = sidecar_answer(options, directory, name, root, digest, endpoint, ledger.locale)
-        # As adopt() decides: a token the ledger holds for another job is not taken.
-        if got is not None and not ledger.token_held(got.token):
+        if got is not None and _would_adopt(ledger, got, job_id):
             keys.add(key)
             files.add((directory, name))
     return keys, len(files)
+
+
+def _would_adopt(ledger: Ledger, got: Adoption, job_id: int | None) -> bool:
+    """As ``Ledger.adopt`` decides: not a token another job holds, nor a lent caption for a job to be sent on its own."""
+    if got.token is not None:
+        return not ledger.token_held(got.token)
+    return job_id is None or not ledger.no_reuse(job_id)

@@ -220,10 +220,11 @@ def run(
         # New and changed files stream from the walk to the workers (read once: hashed, claimed, prepared);
         # the jobs earlier runs left queued, and those the walk linked, are sent once the walk is over.
         stream = Stream()
+        unlinked: list[tuple[int, bytes]] = []  # adopted lent captions whose lender the walk had not reached
         intake = Intake(
             ledger, endpoint, on_send=lambda: progress.grow("submitted", 1),
             adopt=lambda job_id, file_id, item, digest: adopt_file(
-                ledger, sidecars, endpoint, job_id, file_id, item.directory, item.name, item.root, digest
+                ledger, sidecars, endpoint, job_id, file_id, item.directory, item.name, item.root, digest, unlinked
             ),
         )
         planning = StreamingPlan(ledger, paths, endpoint, stream, hash_workers=config.workers, on_folder=scanned).start()
@@ -281,6 +282,8 @@ def run(
                 except _Stopped:
                     walk_stopped = True
                 intake.left(planning.left)
+                for job_id, lender in unlinked:  # the lenders the walk reached after their copies
+                    ledger.link_lender(job_id, lender)
             result.plan = planning.finish(intake.counts)
             result.plan.new += remote_new
             result.plan.adopted += intake.counts.adopted + queue.get("adopted_files", 0)
