@@ -135,6 +135,9 @@ def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emula
     if no_sidecars:
         flags["sidecars"] = False
     config = _config(ctx, flags)
+    if config.csv == "-":
+        raise UsageError("--csv -: a run prints its summary on standard output; give a file, "
+                         "or write the CSV with `tagger export --csv -`")
     with_emulator = None
     endpoint_id = None
     if emulator:
@@ -268,7 +271,7 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
 
 @cli.command()
 @config_option
-@click.option("--csv", "dest", required=True, type=click.Path(dir_okay=False), help="Where to write.")
+@click.option("--csv", "dest", required=True, type=click.Path(dir_okay=False), help="Where to write (- for standard output).")
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
 @click.option("--profile", default="default", show_default=True, help="default, excel, resourcespace, canto, aem, exiftool.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True, help="Output format.")
@@ -283,7 +286,8 @@ def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt:
     with _open_ledger(config) as db:
         records = iter_records(db, include_missing=include_missing, rules=_keyword_rules(config))
         n = write_export(records, dest, profile=profile, fmt=fmt)
-    click.echo(f"wrote {n} rows to {dest}")
+    # To standard output ("-"), the rows are the output: the count goes to standard error.
+    click.echo(f"wrote {n} rows to {'standard output' if dest == '-' else dest}", err=dest == "-")
 
 
 @cli.command()

@@ -121,6 +121,16 @@ def test_status_json_and_export(photos, tmp_path):
     assert export.returncode == 0
     lines = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 7
+    # "-" is standard output: the rows alone there (to pipe into a DAM's import), the count on standard error.
+    piped = tagger("export", "--csv", "-", "--ledger", ledger, cwd=tmp_path)
+    assert piped.returncode == 0 and piped.stdout.splitlines() == lines
+    assert piped.stderr.strip().endswith("wrote 6 rows to standard output")
+    jsonl = tagger("export", "--csv", "-", "--format", "jsonl", "--ledger", ledger, cwd=tmp_path)
+    assert len([json.loads(line) for line in jsonl.stdout.splitlines()]) == 6
+    assert not (tmp_path / "-").exists()
+    # A run prints its summary on standard output: it refuses "-" before it sends anything.
+    refused = tagger("run", str(photos), "--emulator", "--ledger", ledger, "--csv", "-", cwd=tmp_path)
+    assert refused.returncode == 2 and "tagger export --csv -" in refused.stderr
 
 
 def test_a_second_run_on_a_held_ledger_exits_3_naming_the_pid(photos, tmp_path):

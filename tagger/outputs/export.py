@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -243,6 +245,19 @@ def write_export(
         raise ExportError(f"unknown export option(s): {', '.join(sorted(unknown))}")
     chosen = PROFILES[profile]
     if fmt == "jsonl":
-        return atomic_text(dest, lambda out: _write_jsonl(out, records))
+        return _write_to(dest, lambda out: _write_jsonl(out, records))
     guard = chosen.formula_guard if formula_guard is None else formula_guard
-    return atomic_text(dest, lambda out: _write_csv(out, records, chosen, guard, options))
+    return _write_to(dest, lambda out: _write_csv(out, records, chosen, guard, options))
+
+
+def _write_to(dest: str, write: Callable[[IO[str]], int]) -> int:
+    """``write`` into a file that atomically replaces ``dest``, or into standard output when ``dest`` is ``-``."""
+    if dest != "-":
+        return atomic_text(dest, write)
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="replace", newline="")
+    try:
+        n = write(out)
+        out.flush()
+        return n
+    finally:
+        out.detach()
