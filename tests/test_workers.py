@@ -22,6 +22,11 @@ def _echo(item: object) -> object:
     return item
 
 
+def _sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
 def _pids() -> set[int]:
     return {p.pid for p in multiprocessing.active_children()}
 
@@ -100,3 +105,38 @@ def test_a_worker_killed_outright_is_still_a_crash(tmp_path: Path):
 
 class _Hanging(Preparer):
     _task = staticmethod(hang)
+
+
+def test_close_leaves_a_busy_workers_pipe_to_its_caller():
+    # Ctrl-C while a worker prepares: the caller's thread, woken by the killed process, closes the pipe; close()
+    # closing it too raced it (EBADF turned a clean stop into exit 2) and could close a file that reused its number.
+    pool = KillablePool(_sleep, (), 1)
+    outcome: list[str] = []
+
+    def caller() -> None:
+        try:
+            pool.call(30.0, 60)
+            outcome.append("returned")
+        except Cancelled:
+            outcome.append("cancelled")
+
+    thread = threading.Thread(target=caller, name="caller")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not pool._busy:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    worker = next(iter(pool._busy))
+    closers: list[str] = []
+    real_close = worker.conn.close
+
+    def close() -> None:
+        closers.append(threading.current_thread().name)
+        real_close()
+
+    worker.conn.close = close
+    pool.close()
+    thread.join(10)
+    assert outcome == ["cancelled"]
+    assert closers == ["caller"]
+    assert not _pids()

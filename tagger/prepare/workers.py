@@ -97,6 +97,8 @@ class _Worker:
         self.process.start()
         child.close()
         self.ready = False
+        self._closing = threading.Lock()
+        self._closed = False
 
     def wait_ready(self) -> None:
         if not self.ready:
@@ -109,7 +111,11 @@ class _Worker:
         if self.process.is_alive():
             self.process.kill()
         self.process.join(5)
-        self.conn.close()
+        with self._closing:
+            # Once only: a second close of the descriptor could close another file that reused its number.
+            if not self._closed:
+                self._closed = True
+                self.conn.close()
 
     def stopped_by_signal(self) -> bool:
         """Whether the process ended on a stop signal (sent from outside), rather than crashing."""
@@ -247,10 +253,15 @@ class KillablePool:
                 worker.process.kill()  # its caller wakes on the closed pipe
 
     def close(self) -> None:
-        """Stop every worker; calls still running are cut off (they raise ``Cancelled``)."""
+        """Stop every worker; calls still running are cut off (they raise ``Cancelled``).
+
+        A busy worker's pipe is left to its caller, which ``cancel()`` has woken
+        (its process killed) and which closes it: closing a pipe another thread
+        is reading could land on a file that reused its number.
+        """
         self.cancel()
         with self._lock:
-            workers = list(self._workers)
-            self._workers.clear()
+            workers = [worker for worker in self._workers if worker not in self._busy]
+            self._workers.difference_update(workers)
         for worker in workers:
             worker.stop()
