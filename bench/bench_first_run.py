@@ -90,20 +90,31 @@ def child(ledger: str, root: str, url: str, key: str, dry_run: bool) -> None:
 
     cs.API.image_request = stamped
     # The photos differ only in invisible quantisation values: reuse_similar would rightly send one of them.
-    config = Config(ledger=ledger, api_key=key, endpoint=url, first_poll_delay=0.05, poll_interval=0.05,
-                    max_poll_interval=0.2, reuse_similar=False)
+    config = Config(
+        ledger=ledger,
+        api_key=key,
+        endpoint=url,
+        first_poll_delay=0.05,
+        poll_interval=0.05,
+        max_poll_interval=0.2,
+        reuse_similar=False,
+    )
     with make_api(config) as api:
         start = time.perf_counter()
         result = run(config, [root], api=api, dry_run=dry_run)
         end = time.perf_counter()
-    print(json.dumps({
-        "seconds": end - start,
-        "first_submission": (first[0] - start) if first else None,
-        "new": result.plan.new,
-        "credits": result.plan.credits,
-        "submitted": result.tally.submitted,
-        "exit": result.exit_code,
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": end - start,
+                "first_submission": (first[0] - start) if first else None,
+                "new": result.plan.new,
+                "credits": result.plan.credits,
+                "submitted": result.tally.submitted,
+                "exit": result.exit_code,
+            }
+        )
+    )
 
 
 def _run_child(work: Path, root: Path, emu, *, dry_run: bool, strace: Path | None = None) -> dict:
@@ -111,7 +122,9 @@ def _run_child(work: Path, root: Path, emu, *, dry_run: bool, strace: Path | Non
     for sidecar in root.rglob("*.xmp"):
         sidecar.unlink()
     ledger = work / f"ledger-{time.monotonic_ns()}.sqlite"
-    cmd = [sys.executable, __file__, "--child", str(ledger), str(root), emu.url, emu.key] + (["--dry"] if dry_run else [])
+    cmd = [sys.executable, __file__, "--child", str(ledger), str(root), emu.url, emu.key] + (
+        ["--dry"] if dry_run else []
+    )
     if strace is not None:
         cmd = ["strace", "-f", "-qq", "-e", "trace=open,openat", "-o", str(strace)] + cmd
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -119,8 +132,8 @@ def _run_child(work: Path, root: Path, emu, *, dry_run: bool, strace: Path | Non
 
 
 _CALL = re.compile(r'^(\d+)\s+open(?:at)?\((?:AT_FDCWD|\d+), "((?:[^"\\]|\\.)*)"')
-_RESUMED = re.compile(r'^(\d+)\s+<\.\.\. open(?:at)? resumed>')
-_RESULT = re.compile(r'\)\s+=\s+(-?\d+)')
+_RESUMED = re.compile(r"^(\d+)\s+<\.\.\. open(?:at)? resumed>")
+_RESULT = re.compile(r"\)\s+=\s+(-?\d+)")
 
 
 def count_opens(trace: Path, root: Path) -> int:
@@ -171,8 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         photos = build_tree(root, n)
         size = sum(p.stat().st_size for p in photos)
-        print(f"{n:,} photos of {SIZE[0]}x{SIZE[1]} ({size / 1e9:.2f} GB) written in {time.perf_counter() - start:.1f} s",
-              flush=True)
+        print(
+            f"{n:,} photos of {SIZE[0]}x{SIZE[1]} ({size / 1e9:.2f} GB) written in {time.perf_counter() - start:.1f} s",
+            flush=True,
+        )
         with ChildEmulator((0.05, 0.1)) as emu:
             _run_child(work, root, emu, dry_run=True)  # warms the page cache
             dry = _run_child(work, root, emu, dry_run=True)
@@ -183,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"not a first run of {n} new photos: dry {dry}, real {real}, traced {traced}")
         opens = count_opens(trace, root)
         ratio = real["first_submission"] / dry["seconds"]
-        print(f"--dry-run {dry['seconds']:.2f} s; first run: first submission after {real['first_submission']:.2f} s "
-              f"-> {ratio:.2f}x the dry run (whole run {real['seconds']:.1f} s)")
+        print(
+            f"--dry-run {dry['seconds']:.2f} s; first run: first submission after {real['first_submission']:.2f} s "
+            f"-> {ratio:.2f}x the dry run (whole run {real['seconds']:.1f} s)"
+        )
         print(f"file opens per new image on a first run: {opens / n:.2f} ({opens:,} opens of {n:,} photos)")
     finally:
         if not args.dir:

@@ -43,8 +43,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tagger.prepare.hashing import content_hash  # noqa: E402
-from tagger.ledger.store import Ledger  # noqa: E402
+from tagger.ledger.store import Ledger
+from tagger.prepare.hashing import content_hash
 
 #: The service the ledger's jobs are for: the base URL the timed runs are given (nothing listens there; nothing is sent).
 BASE_URL = "http://127.0.0.1:9/v1"
@@ -99,7 +99,9 @@ def build_tree(root: Path, files: int, per_folder: int) -> list[tuple[bytes, byt
 def _finish(ledger: Ledger, root: bytes) -> None:
     """Link jobs and mark them completed, their keywords derived and written, as a run that ended well leaves them."""
     for (directory,) in ledger.query("SELECT DISTINCT dir FROM files WHERE job_id IS NULL"):
-        hashes = [h for (h,) in ledger.query("SELECT content_hash FROM files WHERE dir = ? AND job_id IS NULL", (directory,))]
+        hashes = [
+            h for (h,) in ledger.query("SELECT content_hash FROM files WHERE dir = ? AND job_id IS NULL", (directory,))
+        ]
         ledger.link_folder(ENDPOINT, directory, hashes)
     now = time.time()
     with ledger.transaction() as c:
@@ -124,7 +126,9 @@ def fill_ledger(path: str, root: bytes, rows: list[tuple[bytes, bytes, int, int,
     """Record the tree as a finished run leaves it."""
     with Ledger(path) as ledger:
         for start in range(0, len(rows), BATCH):
-            ledger.upsert_files([(d, n, root, s, m, h, "active", None) for d, n, s, m, h in rows[start : start + BATCH]])
+            ledger.upsert_files(
+                [(d, n, root, s, m, h, "active", None) for d, n, s, m, h in rows[start : start + BATCH]]
+            )
         _finish(ledger, root)
 
 
@@ -136,7 +140,18 @@ def pad_ledger(path: str, other_root: bytes, count: int, per_folder: int) -> Non
             for i in range(start, min(count, start + BATCH)):
                 directory = other_root + b"/d%06d" % (i // per_folder)
                 digest = hashlib.sha256(b"padding %d" % i).hexdigest()
-                batch.append((directory, b"IMG_%07d.jpg" % i, other_root, 400, 1_600_000_000_000_000_000 + i, digest, "active", None))
+                batch.append(
+                    (
+                        directory,
+                        b"IMG_%07d.jpg" % i,
+                        other_root,
+                        400,
+                        1_600_000_000_000_000_000 + i,
+                        digest,
+                        "active",
+                        None,
+                    )
+                )
             ledger.upsert_files(batch)
         _finish(ledger, other_root)
 
@@ -167,8 +182,20 @@ def run_child(ledger: str, root: Path) -> dict:
 def time_command(ledger: str, root: Path) -> tuple[float, float]:
     """Wall and CPU time of the whole ``tagger run`` command, a process of its own (start-up and imports included)."""
     env = dict(os.environ, TAGGER_CONFIG="", PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    argv = [sys.executable, "-c", "from tagger.cli import main; main()", "run", str(root), "--endpoint", BASE_URL,
-            "--api-key", "never-used", "--ledger", ledger, "--quiet"]
+    argv = [
+        sys.executable,
+        "-c",
+        "from tagger.cli import main; main()",
+        "run",
+        str(root),
+        "--endpoint",
+        BASE_URL,
+        "--api-key",
+        "never-used",
+        "--ledger",
+        ledger,
+        "--quiet",
+    ]
     wall, cpu, out = _timed(argv, env)
     if not out.startswith("new 0, submitted 0,"):
         raise SystemExit(f"the command was not a no-op: {out!r}")
@@ -201,8 +228,8 @@ def child(ledger_path: str, root: str) -> None:
     """
     from tagger import cloudsight as cs
     from tagger.config import Config
-    from tagger.pipeline.runner import run
     from tagger.pipeline.plan import plan
+    from tagger.pipeline.runner import run
 
     baseline = _vm("VmRSS")
     config = Config(ledger=ledger_path, api_key="never-used")
@@ -217,19 +244,23 @@ def child(ledger_path: str, root: str) -> None:
         ledger.acquire()
         plan(ledger, [root], ENDPOINT)
     plan_cpu = time.process_time() - plan_start
-    print(json.dumps({
-        "seconds": run_end - run_start,
-        "cpu_seconds": cpu_end - cpu_start,
-        "plan_cpu_seconds": plan_cpu,
-        "plan": result.plan.as_dict(),
-        "baseline_kb": baseline,
-        "vmhwm_kb": _vm("VmHWM"),
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": run_end - run_start,
+                "cpu_seconds": cpu_end - cpu_start,
+                "plan_cpu_seconds": plan_cpu,
+                "plan": result.plan.as_dict(),
+                "baseline_kb": baseline,
+                "vmhwm_kb": _vm("VmHWM"),
+            }
+        )
+    )
 
 
 def _check_noop(result: dict, files: int) -> None:
     counts = result["plan"]
-    expected = {k: 0 for k in counts} | {"unchanged": files}
+    expected = dict.fromkeys(counts, 0) | {"unchanged": files}
     if counts != expected:
         raise SystemExit(f"the plan was not a no-op: {counts}")
 

@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from PIL import Image, ImageOps  # noqa: E402
+from PIL import Image, ImageOps
 
-from tagger.prepare.decode import draft_scale  # noqa: E402
-from tagger.prepare.normalise import PrepareOptions, Preparer, prepare  # noqa: E402
-from tests.corpus import photo, stored_for_orientation  # noqa: E402
+from tagger.prepare.decode import draft_scale
+from tagger.prepare.normalise import PrepareOptions, Preparer, prepare
+from tests.corpus import photo, stored_for_orientation
 
 MAX_EDGE = 1024
 OPTIONS = PrepareOptions(max_edge=MAX_EDGE)
@@ -151,7 +151,11 @@ def main() -> None:
     for reason in missing.values():
         print("note:", reason)
     methods: dict[str, Callable[[str], int]] = {
-        "tagger": ours, "naive pillow": naive, "pyvips": vips, "djpeg|cjpeg": djpeg_cjpeg, "decode floor": decode_floor,
+        "tagger": ours,
+        "naive pillow": naive,
+        "pyvips": vips,
+        "djpeg|cjpeg": djpeg_cjpeg,
+        "decode floor": decode_floor,
     }
     results: dict[tuple[str, str, str], float] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -33,17 +33,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from conftest import make_photo
+from corpus import photo
+from PIL import Image
+from similar_corpus import copies, crops, lookalike, save, scene, variant, window
 
-from similar_corpus import copies, crops, lookalike, save, scene, variant, window  # noqa: E402
-from conftest import make_photo  # noqa: E402
-from corpus import photo  # noqa: E402
-from tagger.ledger.store import Ledger  # noqa: E402
-from tagger.pipeline.similar import find_donor  # noqa: E402
-from tagger.prepare.decode import decode  # noqa: E402
-from tagger.prepare.fingerprint import COLOUR_MAX, DETAIL_MAX, DETAIL_MEAN, Fingerprint, fingerprint, same_photo  # noqa: E402
-from tagger.prepare.normalise import PrepareOptions, prepare  # noqa: E402
+from tagger.ledger.store import Ledger
+from tagger.pipeline.similar import find_donor
+from tagger.prepare.decode import decode
+from tagger.prepare.fingerprint import COLOUR_MAX, DETAIL_MAX, DETAIL_MEAN, Fingerprint, fingerprint, same_photo
+from tagger.prepare.normalise import PrepareOptions, prepare
 
 SIZE = (1600, 1200)
 
@@ -97,7 +97,9 @@ def calibrate(originals: int) -> None:
         base = fp_of(save(im, "JPEG", quality=92), "o.jpg")
         for name, data in copies(im).items():
             other = fp_of(data, name)
-            must.setdefault(name, []).append((*margins(base, other), same_photo(base, other), other.key in base.probes()))
+            must.setdefault(name, []).append(
+                (*margins(base, other), same_photo(base, other), other.key in base.probes())
+            )
         negatives = dict(crops(im))
         if i % 2 == 0:
             negatives["lookalike"] = save(lookalike(i, i + 500, SIZE), "JPEG", quality=92)
@@ -106,22 +108,32 @@ def calibrate(originals: int) -> None:
         for name, data in negatives.items():
             other = fp_of(data, name)
             mustnot.setdefault(name, []).append((*margins(base, other), same_photo(base, other)))
-    print(f"\nmust match ({originals} originals; worst cell / mean / colour difference; thresholds {DETAIL_MAX} / {DETAIL_MEAN} / {COLOUR_MAX})")
+    print(
+        f"\nmust match ({originals} originals; worst cell / mean / colour difference; thresholds {DETAIL_MAX} / {DETAIL_MEAN} / {COLOUR_MAX})"
+    )
     for name, rows in must.items():
         matched = sum(r[3] for r in rows)
         found = sum(r[4] for r in rows)
-        print(f"  {name:20s} matched {matched}/{len(rows)}  found by the index {found}/{len(rows)}  "
-              f"worst {max(r[0] for r in rows)} / {max(r[1] for r in rows):.2f} / {max(r[2] for r in rows)}")
+        print(
+            f"  {name:20s} matched {matched}/{len(rows)}  found by the index {found}/{len(rows)}  "
+            f"worst {max(r[0] for r in rows)} / {max(r[1] for r in rows):.2f} / {max(r[2] for r in rows)}"
+        )
     print("must not match")
     for name, rows in mustnot.items():
         wrong = sum(r[3] for r in rows)
-        print(f"  {name:20s} matched {wrong}/{len(rows)}  closest {min(r[0] for r in rows)} / {min(r[1] for r in rows):.2f} / {min(r[2] for r in rows)}")
+        print(
+            f"  {name:20s} matched {wrong}/{len(rows)}  closest {min(r[0] for r in rows)} / {min(r[1] for r in rows):.2f} / {min(r[2] for r in rows)}"
+        )
 
 
 def cost(repeats: int) -> None:
     print("\ncost per image (median of runs, one process)")
     with tempfile.TemporaryDirectory() as tmp:
-        for label, size in (("2 MP JPEG (1600x1200)", (1600, 1200)), ("12 MP JPEG (4000x3000)", (4000, 3000)), ("24 MP JPEG (6000x4000)", (6000, 4000))):
+        for label, size in (
+            ("2 MP JPEG (1600x1200)", (1600, 1200)),
+            ("12 MP JPEG (4000x3000)", (4000, 3000)),
+            ("24 MP JPEG (6000x4000)", (6000, 4000)),
+        ):
             path = os.path.join(tmp, "p.jpg")
             scene(7, size).save(path, "JPEG", quality=90)
             options = PrepareOptions()
@@ -137,7 +149,9 @@ def cost(repeats: int) -> None:
                 fp_times.append(time.perf_counter() - t0)
             p, f = statistics.median(prep_times), statistics.median(fp_times)
             # prepare() now includes the fingerprint: the share is of the whole.
-            print(f"  {label:24s} prepare {p * 1000:7.1f} ms  fingerprint {f * 1000:5.2f} ms  = {100 * f / p:4.1f} % of preparing")
+            print(
+                f"  {label:24s} prepare {p * 1000:7.1f} ms  fingerprint {f * 1000:5.2f} ms  = {100 * f / p:4.1f} % of preparing"
+            )
 
 
 def synthesise(prints: list[Fingerprint], n: int, rnd: random.Random) -> list[Fingerprint]:
@@ -154,7 +168,9 @@ def synthesise(prints: list[Fingerprint], n: int, rnd: random.Random) -> list[Fi
         row[:256] = grey.reshape(256)
         row[256:] += np.array(rnd.choices(range(-30, 31), k=48))
         blob = np.clip(np.rint(row), 0, 255).astype(np.uint8).tobytes()
-        out.append(Fingerprint.from_blob(blob, prints[k % len(prints)].aspect * rnd.choice((1.0, 1.0, 1.5, 0.75, 1.333))))
+        out.append(
+            Fingerprint.from_blob(blob, prints[k % len(prints)].aspect * rnd.choice((1.0, 1.0, 1.5, 0.75, 1.333)))
+        )
     return out
 
 
@@ -188,8 +204,16 @@ def lookup(prints: list[Fingerprint], rows: int, queries: int) -> None:
         for k in range(queries):
             if k % 2 == 0:
                 target = stored[k]
-                jitter = np.clip(np.frombuffer(target.blob(), dtype=np.uint8).astype(np.int16)
-                                 + np.array(rnd.choices((-1, 0, 1), k=304), dtype=np.int16), 0, 255).astype(np.uint8).tobytes()
+                jitter = (
+                    np.clip(
+                        np.frombuffer(target.blob(), dtype=np.uint8).astype(np.int16)
+                        + np.array(rnd.choices((-1, 0, 1), k=304), dtype=np.int16),
+                        0,
+                        255,
+                    )
+                    .astype(np.uint8)
+                    .tobytes()
+                )
                 query = Fingerprint.from_blob(jitter, target.aspect)
             else:
                 query = synthesise(prints, 1, rnd)[0]
@@ -199,9 +223,11 @@ def lookup(prints: list[Fingerprint], rows: int, queries: int) -> None:
             times.append(time.perf_counter() - t0)
             found += k % 2 == 0 and donor is not None
         times.sort()
-        print(f"  {queries} lookups: median {statistics.median(times) * 1000:.2f} ms, p99 {times[int(len(times) * 0.99)] * 1000:.2f} ms, "
-              f"max {times[-1] * 1000:.2f} ms; index probes per lookup median {statistics.median(probes):.0f}, max {max(probes)}; "
-              f"copies found {found}/{(queries + 1) // 2}")
+        print(
+            f"  {queries} lookups: median {statistics.median(times) * 1000:.2f} ms, p99 {times[int(len(times) * 0.99)] * 1000:.2f} ms, "
+            f"max {times[-1] * 1000:.2f} ms; index probes per lookup median {statistics.median(probes):.0f}, max {max(probes)}; "
+            f"copies found {found}/{(queries + 1) // 2}"
+        )
         ledger.close()
 
 
@@ -224,16 +250,22 @@ def main() -> None:
         for i in range(images):
             prints.append(fp_of(save(distinct(i, Path(tmp)), "JPEG", quality=90), "d.jpg"))
     pairs, wrong, hits = false_matches(prints)
-    print(f"\nfalse matches among {images} distinct images (6/10 scenes, 3/10 sample-photo windows, 1/10 make_photo "
-          f"cards; all 4:3): {wrong} of {pairs:,} pairs ({time.perf_counter() - t0:.0f} s)")
+    print(
+        f"\nfalse matches among {images} distinct images (6/10 scenes, 3/10 sample-photo windows, 1/10 make_photo "
+        f"cards; all 4:3): {wrong} of {pairs:,} pairs ({time.perf_counter() - t0:.0f} s)"
+    )
     for i, j in hits:
         print(f"  pair {i} {j}: margins {margins(prints[i], prints[j])}")
     # tests/corpus.photo draws one picture (same gradients and boxes) with seeded noise and shapes moved by a
     # few pixels: near-identical by design, the hardest look-alikes here.
-    cards = [fp_of(save(photo(SIZE, seed=s), "JPEG", quality=90), "c.jpg") for s in range(0, 100 if images >= 1000 else 30)]
+    cards = [
+        fp_of(save(photo(SIZE, seed=s), "JPEG", quality=90), "c.jpg") for s in range(100 if images >= 1000 else 30)
+    ]
     card_pairs, card_wrong, _ = false_matches(cards)
-    print(f"corpus.photo test cards (one drawing, shapes moved by under 1 % of the width, other noise): "
-          f"{card_wrong} of {card_pairs:,} pairs match")
+    print(
+        f"corpus.photo test cards (one drawing, shapes moved by under 1 % of the width, other noise): "
+        f"{card_wrong} of {card_pairs:,} pairs match"
+    )
     lookup(prints, rows, 400 if args.quick else 1000)
 
 

@@ -39,15 +39,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from PIL import Image, ImageDraw  # noqa: E402
+from PIL import Image, ImageDraw
 
-import tagger.pipeline.runner  # noqa: E402
-from tagger import cloudsight as cs  # noqa: E402
-from tagger.config import Config  # noqa: E402
-from tagger.pipeline.dispatch import Dispatcher  # noqa: E402
-from tagger.emulator import Emulator, Faults  # noqa: E402
-from tagger.pipeline.runner import make_api, run  # noqa: E402
-from tests.conftest import make_photo  # noqa: E402
+import tagger.pipeline.runner
+from tagger import cloudsight as cs
+from tagger.config import Config
+from tagger.emulator import Emulator, Faults
+from tagger.pipeline.dispatch import Dispatcher
+from tagger.pipeline.runner import make_api, run
+from tests.conftest import make_photo
 
 SIZE = (1600, 1200)
 BASES = 4
@@ -165,8 +165,10 @@ def _figures(result, before: dict, after: dict) -> dict:
     completed = {t: at for t, at in after["completed_at"].items() if t not in before["completed_at"]}
     seen = after["first_seen_completed_at"]
     delays = [seen[t] - completed[t] for t in completed if t in seen]
-    delta = {k: after[k] - before.get(k, 0) for k in ("polls", "duplicates", "in_retry_after_window", "rate_limited",
-                                                   "server_errors_injected")}
+    delta = {
+        k: after[k] - before.get(k, 0)
+        for k in ("polls", "duplicates", "in_retry_after_window", "rate_limited", "server_errors_injected")
+    }
     return {
         "wall": dispatcher.wall,
         "completed": len(completed),
@@ -182,7 +184,9 @@ def _figures(result, before: dict, after: dict) -> dict:
     }
 
 
-def pipeline_case(images: list[Path], work: Path, latency: tuple[float, float], scale: float, faults: Faults | None) -> dict:
+def pipeline_case(
+    images: list[Path], work: Path, latency: tuple[float, float], scale: float, faults: Faults | None
+) -> dict:
     """Run the pipeline over images against a fresh emulator and an empty ledger; the measured figures."""
     with ChildEmulator(latency, faults) as emu:
         config = _config(emu, work / f"ledger-{time.monotonic_ns()}.sqlite", scale)
@@ -247,9 +251,13 @@ def main() -> None:
         if a is not None:
             ideal_a = n * 1.0 / IN_FLIGHT
             base_a = baseline_case(images[:subset], (1.0, 1.0), 1.0)
-            print(f"\nA. latency 1 s, unscaled: wall {a['wall']:.1f} s, ideal {ideal_a:.1f} s -> {a['wall'] / ideal_a:.2f}x ideal")
-            print(f"   baseline (submit, wait(), next) on {subset} images: {base_a:.2f} s/image, "
-                  f"extrapolated to {n}: {base_a * n:.0f} s -> speed-up {base_a * n / a['wall']:.1f}x")
+            print(
+                f"\nA. latency 1 s, unscaled: wall {a['wall']:.1f} s, ideal {ideal_a:.1f} s -> {a['wall'] / ideal_a:.2f}x ideal"
+            )
+            print(
+                f"   baseline (submit, wait(), next) on {subset} images: {base_a:.2f} s/image, "
+                f"extrapolated to {n}: {base_a * n:.0f} s -> speed-up {base_a * n / a['wall']:.1f}x"
+            )
             print(f"   polls/image {a['polls_per_image']:.2f}, completed {a['completed']}/{n}, exit {a['exit']}")
         if "B" not in args.cases:
             return
@@ -258,27 +266,41 @@ def main() -> None:
         b = pipeline_case(images, work, lat, s, None)
         ideal_b = n * (lat[0] + lat[1]) / 2 / IN_FLIGHT
         base_b = baseline_case(images[:subset], lat, s)
-        print(f"\nB. latency 6-12 s / {s:g}: wall {b['wall']:.1f} s, ideal {ideal_b:.1f} s -> {b['wall'] / ideal_b:.2f}x ideal")
-        print(f"   baseline on {subset} images: {base_b:.3f} s/image, extrapolated {base_b * n:.0f} s "
-              f"-> speed-up {base_b * n / b['wall']:.1f}x")
+        print(
+            f"\nB. latency 6-12 s / {s:g}: wall {b['wall']:.1f} s, ideal {ideal_b:.1f} s -> {b['wall'] / ideal_b:.2f}x ideal"
+        )
+        print(
+            f"   baseline on {subset} images: {base_b:.3f} s/image, extrapolated {base_b * n:.0f} s "
+            f"-> speed-up {base_b * n / b['wall']:.1f}x"
+        )
         print(f"   polls per completed image {b['polls_per_image']:.2f} (target <= 2)")
-        print(f"   median detection delay {b['median_delay']:.3f} s = {b['median_delay'] * s:.2f} poll intervals "
-              f"(target <= 1), completed {b['completed']}/{n}")
+        print(
+            f"   median detection delay {b['median_delay']:.3f} s = {b['median_delay'] * s:.2f} poll intervals "
+            f"(target <= 1), completed {b['completed']}/{n}"
+        )
 
         if "W" in args.cases:
             w = warm_case(images, work, lat, s)
-            print(f"\nW. as B, a second run whose ledger holds the first half's latencies ({n // 2} + {n - n // 2} images):")
-            print(f"   polls per completed image {w['polls_per_image']:.2f} (target <= 2), median detection delay "
-                  f"{w['median_delay']:.3f} s = {w['median_delay'] * s:.2f} poll intervals, completed {w['completed']}")
+            print(
+                f"\nW. as B, a second run whose ledger holds the first half's latencies ({n // 2} + {n - n // 2} images):"
+            )
+            print(
+                f"   polls per completed image {w['polls_per_image']:.2f} (target <= 2), median detection delay "
+                f"{w['median_delay']:.3f} s = {w['median_delay'] * s:.2f} poll intervals, completed {w['completed']}"
+            )
         if "C" not in args.cases:
             return
         faults = Faults(server_error_rate=0.10, rate_limit_rate=0.03, retry_after=1.0)
         c = pipeline_case(images, work, lat, s, faults)
-        print(f"\nC. as B with 10% 5xx and 3% 429 (Retry-After 1 s and retry backoff unscaled): wall {c['wall']:.1f} s "
-              f"-> slowdown {c['wall'] / b['wall']:.2f}x against B")
+        print(
+            f"\nC. as B with 10% 5xx and 3% 429 (Retry-After 1 s and retry backoff unscaled): wall {c['wall']:.1f} s "
+            f"-> slowdown {c['wall'] / b['wall']:.2f}x against B"
+        )
         print(f"   injected: {c['server_errors']} 5xx, {c['rate_limited']} 429 (AIMD decreases {c['aimd_decreases']})")
-        print(f"   duplicates {c['duplicates']}, requests inside a Retry-After window {c['in_retry_after_window']}, "
-              f"completed {c['completed']}/{n}, polls/image {c['polls_per_image']:.2f}")
+        print(
+            f"   duplicates {c['duplicates']}, requests inside a Retry-After window {c['in_retry_after_window']}, "
+            f"completed {c['completed']}/{n}, polls/image {c['polls_per_image']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -16,4 +16,6 @@ from sqlite_utils import Database
 def apply(db: Database) -> None:
     """Add ``files.hash_scheme`` and the index of rows still on scheme 1."""
     db.execute("ALTER TABLE files ADD COLUMN hash_scheme INTEGER")
-    db.execute("CREATE INDEX files_old_scheme ON files (state, dir) WHERE hash_scheme IS NULL AND content_hash IS NOT NULL")
+    db.execute(
+        "CREATE INDEX files_old_scheme ON files (state, dir) WHERE hash_scheme IS NULL AND content_hash IS NOT NULL"
+    )

@@ -29,7 +29,16 @@ from sqlite_utils import Database
 TRANSACTIONAL = False
 
 # Settled answers first: the job whose result the user already has wins a merge.
-_RANK = {"completed": 0, "skipped": 1, "polling": 2, "submitting": 3, "timeout": 4, "not_found": 5, "failed": 6, "queued": 7}
+_RANK = {
+    "completed": 0,
+    "skipped": 1,
+    "polling": 2,
+    "submitting": 3,
+    "timeout": 4,
+    "not_found": 5,
+    "failed": 6,
+    "queued": 7,
+}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNIQUE = re.compile(r"UNIQUE\s*\(\s*content_hash\s*,\s*endpoint\s*\)", re.IGNORECASE)
 
@@ -71,10 +80,13 @@ def _merge_endpoints(c) -> None:
             continue
         marks = ",".join("?" * len(spelt))
         twins = c.execute(
-            f"SELECT content_hash FROM jobs WHERE endpoint IN ({marks}) GROUP BY content_hash HAVING count(*) > 1", spelt
+            f"SELECT content_hash FROM jobs WHERE endpoint IN ({marks}) GROUP BY content_hash HAVING count(*) > 1",
+            spelt,
         ).fetchall()
         for (digest,) in twins:
-            jobs = c.execute(f"SELECT id, state FROM jobs WHERE content_hash = ? AND endpoint IN ({marks})", (digest, *spelt)).fetchall()
+            jobs = c.execute(
+                f"SELECT id, state FROM jobs WHERE content_hash = ? AND endpoint IN ({marks})", (digest, *spelt)
+            ).fetchall()
             jobs.sort(key=lambda j: (_RANK.get(j[1], 9), j[0]))
             winner = jobs[0][0]
             for loser, _ in jobs[1:]:
@@ -104,7 +116,12 @@ def _rebuild_jobs(c) -> None:
         c.execute("CREATE UNIQUE INDEX IF NOT EXISTS jobs_key ON jobs (content_hash, endpoint, locale)")
         return
     new_sql = re.sub(r"^CREATE TABLE\s+\"?jobs\"?", "CREATE TABLE jobs_m008", new_sql, count=1)
-    indexes = [r[0] for r in c.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' AND sql IS NOT NULL")]
+    indexes = [
+        r[0]
+        for r in c.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' AND sql IS NOT NULL"
+        )
+    ]
     c.execute(new_sql)
     columns = ", ".join(_columns(c, "jobs"))
     c.execute(f"INSERT INTO jobs_m008 ({columns}) SELECT {columns} FROM jobs")

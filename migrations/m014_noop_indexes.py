@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from sqlite_utils import Database
 
-
 #: The triggers that keep ``folder_marks`` true; the ledger uses marks only while all of them exist.
 TRIGGERS = {
     "folder_marks_file_insert": "AFTER INSERT ON files BEGIN DELETE FROM folder_marks WHERE dir = new.dir; END",

@@ -139,4 +139,6 @@ def atomic_text(dest: str, write: Callable[[IO[str]], int]) -> int:
         mode = None if os.path.exists(dest) else 0o644
         return atomic_write(os.path.abspath(dest), text, mode=mode)
     except OSError as exc:
-        raise ExportError(f"cannot write {dest}: {exc.strerror or exc}; check the folder exists and is writable") from exc
+        raise ExportError(
+            f"cannot write {dest}: {exc.strerror or exc}; check the folder exists and is writable"
+        ) from exc

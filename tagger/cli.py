@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import traceback
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -48,8 +48,13 @@ def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | N
 
 #: ``--config`` after the command too (``tagger run --config FILE ...``), as scripts write it.
 config_option = click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False), expose_value=False, is_eager=True,
-    callback=_remember_config, help="TOML config file (see config.example.toml).",
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    expose_value=False,
+    is_eager=True,
+    callback=_remember_config,
+    help="TOML config file (see config.example.toml).",
 )
 
 
@@ -73,7 +78,13 @@ def _open_ledger(config: Config) -> Ledger:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tagger")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="TAGGER_CONFIG", help="TOML config file (see config.example.toml).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    envvar="TAGGER_CONFIG",
+    help="TOML config file (see config.example.toml).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
@@ -89,16 +100,31 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @cli.command()
 @config_option
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--urls", "urls_file", type=click.Path(dir_okay=False), help="Also caption the images at these URLs (one per line, or a CSV 'url' column).")
+@click.option(
+    "--urls",
+    "urls_file",
+    type=click.Path(dir_okay=False),
+    help="Also caption the images at these URLs (one per line, or a CSV 'url' column).",
+)
 @click.option("--endpoint", help="Service base URL (default https://api.cloudsight.ai/v1).")
 @click.option("--api-key", help="API key (better: CLOUDSIGHT_API_KEY).")
 @click.option("--api-secret", help="API secret: use OAuth1 instead of the plain key.")
-@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file (default: the user data folder, ~/.local/share/tagger/ledger.sqlite on Linux).")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the caption CSV here at the end of the run.")
+@click.option(
+    "--ledger",
+    type=click.Path(dir_okay=False),
+    help="Ledger file (default: the user data folder, ~/.local/share/tagger/ledger.sqlite on Linux).",
+)
+@click.option(
+    "--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the caption CSV here at the end of the run."
+)
 @click.option("--csv-profile", help="CSV profile: default, excel, resourcespace, canto, aem, exiftool.")
 @click.option("--sidecar-dir", type=click.Path(file_okay=False), help="Write sidecars into a mirror of the tree here.")
 @click.option("--no-sidecars", is_flag=True, help="Do not write XMP sidecars.")
-@click.option("--rewrite-sidecars", is_flag=True, help="Write every caption into its sidecar again (after changing the vocabulary or sidecar settings); sends nothing.")
+@click.option(
+    "--rewrite-sidecars",
+    is_flag=True,
+    help="Write every caption into its sidecar again (after changing the vocabulary or sidecar settings); sends nothing.",
+)
 @click.option("--workers", type=int, help="Threads preparing and submitting images.")
 @click.option("--max-in-flight", type=int, help="Jobs submitted and not yet settled, at most.")
 @click.option("--max-credits", type=int, help="Stop submitting after this many new submissions (exit 3).")
@@ -107,8 +133,20 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print what the run would do and spend; send nothing.")
 @click.option("--quiet", is_flag=True, help="Print only a one-line summary (for cron).")
 @click.pass_context
-def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emulator: bool, emulator_latency: str, dry_run: bool, quiet: bool,
-        max_credits: int | None, csv_path: str | None, no_sidecars: bool, rewrite_sidecars: bool, **flags: Any) -> None:
+def run(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    urls_file: str | None,
+    emulator: bool,
+    emulator_latency: str,
+    dry_run: bool,
+    quiet: bool,
+    max_credits: int | None,
+    csv_path: str | None,
+    no_sidecars: bool,
+    rewrite_sidecars: bool,
+    **flags: Any,
+) -> None:
     """Caption every image under PATHS, or listed by --urls (resumes; skips what is done).
 
     Costs one credit per image content sent: new or changed images, and jobs
@@ -120,11 +158,11 @@ def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emula
     signal quits at once); the same command resumes.
     """
     from tagger.pipeline.dispatch import STOP_GRACE
-    from tagger.pipeline.runner import EMULATOR_ENDPOINT, make_api, run as run_pipeline
     from tagger.pipeline.progress import Progress
-    from tagger.stopping import StopOnSignals
-
+    from tagger.pipeline.runner import EMULATOR_ENDPOINT, make_api
+    from tagger.pipeline.runner import run as run_pipeline
     from tagger.pipeline.urls import read_urls
+    from tagger.stopping import StopOnSignals
 
     _setup_logging(quiet, ctx.obj["debug"])
     if not paths and not urls_file:
@@ -136,8 +174,10 @@ def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emula
         flags["sidecars"] = False
     config = _config(ctx, flags)
     if config.csv == "-":
-        raise UsageError("--csv -: a run prints its summary on standard output; give a file, "
-                         "or write the CSV with `tagger export --csv -`")
+        raise UsageError(
+            "--csv -: a run prints its summary on standard output; give a file, "
+            "or write the CSV with `tagger export --csv -`"
+        )
     with_emulator = None
     endpoint_id = None
     if emulator:
@@ -158,19 +198,30 @@ def run(ctx: click.Context, paths: tuple[str, ...], urls_file: str | None, emula
         export = _csv_exporter(config) if config.csv else None
         with StopOnSignals(STOP_GRACE) as stopping:
             result = run_pipeline(
-                config, list(paths), api=api or _offline_api(config), endpoint_id=endpoint_id, dry_run=dry_run,
-                max_credits=max_credits, progress=Progress(enabled=not quiet), export=export, urls=urls,
-                rewrite_sidecars=rewrite_sidecars, stop=stopping.event,
+                config,
+                list(paths),
+                api=api or _offline_api(config),
+                endpoint_id=endpoint_id,
+                dry_run=dry_run,
+                max_credits=max_credits,
+                progress=Progress(enabled=not quiet),
+                export=export,
+                urls=urls,
+                rewrite_sidecars=rewrite_sidecars,
+                stop=stopping.event,
             )
     finally:
         if with_emulator is not None:
             with_emulator.stop()
     if dry_run and result.stopped:  # interrupted while counting: a partial plan would mislead
-        click.echo(f"plan: interrupted by {stopping.signal_name or 'a signal'} before the count was complete; nothing was sent")
+        click.echo(
+            f"plan: interrupted by {stopping.signal_name or 'a signal'} before the count was complete; nothing was sent"
+        )
         ctx.exit(result.exit_code)
     if dry_run:
         click.echo(
-            _plan_words(result.plan) + f"; {result.plan.credits} credit(s) would be spent"
+            _plan_words(result.plan)
+            + f"; {result.plan.credits} credit(s) would be spent"
             + f", {result.plan.similar} similar to a captioned photo (its caption reused, no credit)"
             + (f" (balance {result.credit_balance} at the last run)" if result.credit_balance is not None else "")
         )
@@ -212,7 +263,9 @@ def _csv_exporter(config: Config) -> Callable[[Ledger], int]:
     from tagger.outputs.export import write_export
     from tagger.outputs.readout import iter_records
 
-    return lambda ledger: write_export(iter_records(ledger, rules=_keyword_rules(config)), config.csv, profile=config.csv_profile)
+    return lambda ledger: write_export(
+        iter_records(ledger, rules=_keyword_rules(config)), config.csv, profile=config.csv_profile
+    )
 
 
 def _summary(result: Any, quiet: bool) -> None:
@@ -226,7 +279,9 @@ def _summary(result: Any, quiet: bool) -> None:
     if t.reused:
         line += f"; {t.reused} similar to a captioned photo, its caption reused (no credit)"
     if t.possible_duplicates:
-        line += f"; {t.possible_duplicates} upload(s) may have been charged twice (sent again after the answer was lost)"
+        line += (
+            f"; {t.possible_duplicates} upload(s) may have been charged twice (sent again after the answer was lost)"
+        )
     if t.held:
         line += f"; {t.held} held after a lost answer (`tagger retry --ambiguous` sends them again)"
     if result.stopped:
@@ -271,10 +326,16 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
 
 @cli.command()
 @config_option
-@click.option("--csv", "dest", required=True, type=click.Path(dir_okay=False), help="Where to write (- for standard output).")
+@click.option(
+    "--csv", "dest", required=True, type=click.Path(dir_okay=False), help="Where to write (- for standard output)."
+)
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
-@click.option("--profile", default="default", show_default=True, help="default, excel, resourcespace, canto, aem, exiftool.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True, help="Output format.")
+@click.option(
+    "--profile", default="default", show_default=True, help="default, excel, resourcespace, canto, aem, exiftool."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True, help="Output format."
+)
 @click.option("--include-missing", is_flag=True, help="Also list files no longer on disk.")
 @click.pass_context
 def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt: str, include_missing: bool) -> None:
@@ -303,11 +364,19 @@ def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
     config = _config(ctx, {"ledger": ledger})
     with _open_ledger(config) as db:
         summary = db.summary()
-        n = write_report(iter_records(db, rules=_keyword_rules(config)), dest, summary={
-            "counts": {k: summary[k] for k in ("completed", "skipped", "timeout", "not found", "failed", "pending")},
-            "reasons": summary["reasons"], "credits_used": summary["credits_used"],
-            "first_run": iso(summary["first_run"]), "last_run": iso(summary["last_run"]),
-        })
+        n = write_report(
+            iter_records(db, rules=_keyword_rules(config)),
+            dest,
+            summary={
+                "counts": {
+                    k: summary[k] for k in ("completed", "skipped", "timeout", "not found", "failed", "pending")
+                },
+                "reasons": summary["reasons"],
+                "credits_used": summary["credits_used"],
+                "first_run": iso(summary["first_run"]),
+                "last_run": iso(summary["last_run"]),
+            },
+        )
     click.echo(f"wrote {n} images to {dest}")
 
 
@@ -319,14 +388,46 @@ def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
 @click.option("--emulator", is_flag=True, help="Retry the in-process emulator's jobs.")
 @click.option("--api-key", help="API key, for --timeouts (better: CLOUDSIGHT_API_KEY).")
 @click.option("--api-secret", help="API secret, for --timeouts: use OAuth1 instead of the plain key.")
-@click.option("--failed", is_flag=True, help="Files that failed (unreadable, rejected); sent again by the next run, a credit each.")
-@click.option("--skipped", multiple=True, help="Skipped images with this reason (repeatable); sent again by the next run, a credit each.")
-@click.option("--timeouts", is_flag=True, help="Jobs that timed out or were not found: reposted under the same token (free) while the service knows it, else sent again (a credit).")
-@click.option("--ambiguous", is_flag=True, help="Jobs held after a lost answer (resend_ambiguous = false); sent again by the next run, a credit each, and each may be charged twice.")
-@click.option("--reused", is_flag=True, help="Files that share a similar photo's caption: the next run sends each on its own, a credit each.")
+@click.option(
+    "--failed",
+    is_flag=True,
+    help="Files that failed (unreadable, rejected); sent again by the next run, a credit each.",
+)
+@click.option(
+    "--skipped",
+    multiple=True,
+    help="Skipped images with this reason (repeatable); sent again by the next run, a credit each.",
+)
+@click.option(
+    "--timeouts",
+    is_flag=True,
+    help="Jobs that timed out or were not found: reposted under the same token (free) while the service knows it, else sent again (a credit).",
+)
+@click.option(
+    "--ambiguous",
+    is_flag=True,
+    help="Jobs held after a lost answer (resend_ambiguous = false); sent again by the next run, a credit each, and each may be charged twice.",
+)
+@click.option(
+    "--reused",
+    is_flag=True,
+    help="Files that share a similar photo's caption: the next run sends each on its own, a credit each.",
+)
 @click.pass_context
-def retry(ctx: click.Context, paths: tuple[str, ...], ledger: str | None, endpoint: str | None, emulator: bool, failed: bool,
-          skipped: tuple[str, ...], timeouts: bool, ambiguous: bool, reused: bool, api_key: str | None, api_secret: str | None) -> None:
+def retry(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    ledger: str | None,
+    endpoint: str | None,
+    emulator: bool,
+    failed: bool,
+    skipped: tuple[str, ...],
+    timeouts: bool,
+    ambiguous: bool,
+    reused: bool,
+    api_key: str | None,
+    api_secret: str | None,
+) -> None:
     """Queue selected settled (or held) files (under PATHS, or all) again; the next run over them finishes them.
 
     --failed, --skipped and --ambiguous: the next run sends each image again,
@@ -351,7 +452,11 @@ def retry(ctx: click.Context, paths: tuple[str, ...], ledger: str | None, endpoi
     try:
         with _open_ledger(config) as db:
             db.acquire()
-            n = db.retry(endpoint_id, failed=failed, skipped=skipped, ambiguous=ambiguous, roots=roots) if failed or skipped or ambiguous else 0
+            n = (
+                db.retry(endpoint_id, failed=failed, skipped=skipped, ambiguous=ambiguous, roots=roots)
+                if failed or skipped or ambiguous
+                else 0
+            )
             if reused:
                 n += db.retry_reused(endpoint_id, roots or [])
             if timeouts:
@@ -367,7 +472,11 @@ def retry(ctx: click.Context, paths: tuple[str, ...], ledger: str | None, endpoi
             f"{revived.polling} still known to the service and polled again (no credit), "
             f"{revived.resend} queued to be sent again (the service no longer knows their token: a credit each)"
             + (f", {revived.refused} left as timeout (the service refused to repost them)" if revived.refused else "")
-            + (f", {revived.unreachable} left as they were (the service could not be reached)" if revived.unreachable else "")
+            + (
+                f", {revived.unreachable} left as they were (the service could not be reached)"
+                if revived.unreachable
+                else ""
+            )
             + "; run `tagger run` to finish them"
         )
 
@@ -423,12 +532,28 @@ def strip(paths: tuple[str, ...]) -> None:
 @config_option
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file, a key per app.")
-@click.option("--sidecar-dir", type=click.Path(file_okay=False), help="Sidecars are in a mirror of the tree here (as `run --sidecar-dir`).")
-@click.option("--root", type=click.Path(file_okay=False), help="With a sidecar folder: the folder `tagger run` was given (default: the ledger's record).")
-@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file that knows which run root each photo is under.")
+@click.option(
+    "--sidecar-dir",
+    type=click.Path(file_okay=False),
+    help="Sidecars are in a mirror of the tree here (as `run --sidecar-dir`).",
+)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False),
+    help="With a sidecar folder: the folder `tagger run` was given (default: the ledger's record).",
+)
+@click.option(
+    "--ledger", type=click.Path(dir_okay=False), help="Ledger file that knows which run root each photo is under."
+)
 @click.pass_context
-def show(ctx: click.Context, paths: tuple[str, ...], as_json: bool, sidecar_dir: str | None, root: str | None,
-         ledger: str | None) -> None:
+def show(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    as_json: bool,
+    sidecar_dir: str | None,
+    root: str | None,
+    ledger: str | None,
+) -> None:
     """Print what darktable, digiKam, Lightroom, Immich and PhotoPrism show for each photo and its sidecar.
 
     Costs nothing (local files only).
@@ -444,14 +569,18 @@ def show(ctx: click.Context, paths: tuple[str, ...], as_json: bool, sidecar_dir:
     with Ledger(config.ledger_path, locale=config.locale) if use_ledger else contextlib.nullcontext() as db:
         for path, walked_from in _photos_under(paths):
             try:
-                folder = mirror_folder_of(path, mirror, root=root, ledger=db, walked_from=walked_from) if mirror else None
+                folder = (
+                    mirror_folder_of(path, mirror, root=root, ledger=db, walked_from=walked_from) if mirror else None
+                )
             except UsageError as exc:
                 click.echo(f"tagger: {exc}", err=True)
                 errors += 1
                 continue
             apps = shown_by(path, folder=folder)
             if as_json:
-                click.echo(json.dumps({"path": path, **{app: s.as_json() for app, s in apps.items()}}, ensure_ascii=False))
+                click.echo(
+                    json.dumps({"path": path, **{app: s.as_json() for app, s in apps.items()}}, ensure_ascii=False)
+                )
                 continue
             click.echo(path)
             found = [p for p in sidecars_of(path, folder=folder) if p and os.path.isfile(p)]
@@ -506,22 +635,56 @@ def _sidecars_under(path: str):
 @click.option("--slow-seconds", default=2.0, help="Delay of a slow answer.")
 @click.option("--unsure-rate", default=0.0, help="Fraction of jobs skipped as unsure.")
 @click.option("--timeout-rate", default=0.0, help="Fraction of jobs that time out.")
-@click.option("--outage-seconds", default=0.0, help="Answer every request with --outage-status for this long after start.")
+@click.option(
+    "--outage-seconds", default=0.0, help="Answer every request with --outage-status for this long after start."
+)
 @click.option("--outage-requests", default=0, help="Answer the first N requests with --outage-status.")
 @click.option("--outage-status", default=503, show_default=True, help="HTTP status of an outage (5xx).")
-@click.option("--outage-retry-after", type=float, help="Retry-After seconds sent with an outage's answers (default: none).")
+@click.option(
+    "--outage-retry-after", type=float, help="Retry-After seconds sent with an outage's answers (default: none)."
+)
 @click.option("--lost-answers", default=0, help="Accept (and charge) the first N submissions, then lose their answer.")
-@click.option("--lost-answer-rate", default=0.0, help="Fraction of accepted (and charged) submissions whose answer is lost.")
-@click.option("--lost-answer-kind", default="cycle", show_default=True,
-              type=click.Choice(["timeout", "reset", "500", "502", "504", "cycle"]),
-              help="How the answer is lost: held past the client's timeout, a TCP reset, a 5xx; cycle: each in turn.")
-@click.option("--lost-answer-seconds", default=75.0, show_default=True, help="How long a 'timeout' holds the answer back.")
+@click.option(
+    "--lost-answer-rate", default=0.0, help="Fraction of accepted (and charged) submissions whose answer is lost."
+)
+@click.option(
+    "--lost-answer-kind",
+    default="cycle",
+    show_default=True,
+    type=click.Choice(["timeout", "reset", "500", "502", "504", "cycle"]),
+    help="How the answer is lost: held past the client's timeout, a TCP reset, a 5xx; cycle: each in turn.",
+)
+@click.option(
+    "--lost-answer-seconds", default=75.0, show_default=True, help="How long a 'timeout' holds the answer back."
+)
 @click.option("--stuck-rate", default=0.0, help="Fraction of jobs that answer 'not completed' for ever.")
-def emulator(host: str, port: int, latency: str, key: str, secret: str, ttl: float, credits: int, seed: int | None,
-             error_rate: float, rate_limit_rate: float, retry_after: float, drop_rate: float, slow_rate: float,
-             slow_seconds: float, unsure_rate: float, timeout_rate: float, outage_seconds: float, outage_requests: int,
-             outage_status: int, outage_retry_after: float | None, lost_answers: int, lost_answer_rate: float,
-             lost_answer_kind: str, lost_answer_seconds: float, stuck_rate: float) -> None:
+def emulator(
+    host: str,
+    port: int,
+    latency: str,
+    key: str,
+    secret: str,
+    ttl: float,
+    credits: int,
+    seed: int | None,
+    error_rate: float,
+    rate_limit_rate: float,
+    retry_after: float,
+    drop_rate: float,
+    slow_rate: float,
+    slow_seconds: float,
+    unsure_rate: float,
+    timeout_rate: float,
+    outage_seconds: float,
+    outage_requests: int,
+    outage_status: int,
+    outage_retry_after: float | None,
+    lost_answers: int,
+    lost_answer_rate: float,
+    lost_answer_kind: str,
+    lost_answer_seconds: float,
+    stuck_rate: float,
+) -> None:
     """Serve a CloudSight-compatible emulator (honest: it recognises nothing). Costs nothing (offline)."""
     from tagger.emulator import Faults, parse_latency, serve
 
@@ -531,11 +694,23 @@ def emulator(host: str, port: int, latency: str, key: str, secret: str, ttl: flo
         raise UsageError(f"--latency: {exc}") from None
     try:
         faults = Faults(
-            server_error_rate=error_rate, rate_limit_rate=rate_limit_rate, retry_after=retry_after, drop_rate=drop_rate,
-            slow_rate=slow_rate, slow_seconds=slow_seconds, unsure_rate=unsure_rate, timeout_rate=timeout_rate,
-            outage_seconds=outage_seconds, outage_requests=outage_requests, outage_status=outage_status,
-            outage_retry_after=outage_retry_after, lost_answers=lost_answers, lost_answer_rate=lost_answer_rate,
-            lost_answer_kind=lost_answer_kind, lost_answer_seconds=lost_answer_seconds, stuck_rate=stuck_rate,
+            server_error_rate=error_rate,
+            rate_limit_rate=rate_limit_rate,
+            retry_after=retry_after,
+            drop_rate=drop_rate,
+            slow_rate=slow_rate,
+            slow_seconds=slow_seconds,
+            unsure_rate=unsure_rate,
+            timeout_rate=timeout_rate,
+            outage_seconds=outage_seconds,
+            outage_requests=outage_requests,
+            outage_status=outage_status,
+            outage_retry_after=outage_retry_after,
+            lost_answers=lost_answers,
+            lost_answer_rate=lost_answer_rate,
+            lost_answer_kind=lost_answer_kind,
+            lost_answer_seconds=lost_answer_seconds,
+            stuck_rate=stuck_rate,
         )
     except ValueError as exc:
         raise UsageError(f"emulator faults: {exc}") from None
@@ -576,6 +751,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: still a sentence, and the ledger lets a re-run resume
         if debug:
             traceback.print_exc()
-        click.echo(f"tagger: internal error ({type(exc).__name__}: {exc}); run again with --debug and report it", err=True)
+        click.echo(
+            f"tagger: internal error ({type(exc).__name__}: {exc}); run again with --debug and report it", err=True
+        )
         sys.exit(EXIT_STOPPED)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -118,8 +118,20 @@ class Config:
 SECTIONS = {
     "service": ("endpoint", "api_key", "api_secret", "locale", "ttl", "request_timeout"),
     "run": (
-        "ledger", "workers", "max_in_flight", "requests_per_second", "first_poll_delay", "poll_interval", "max_poll_interval",
-        "timeout_reposts", "retry_attempts", "retry_budget", "stop_after_failures", "resend_ambiguous", "job_deadline", "reuse_similar",
+        "ledger",
+        "workers",
+        "max_in_flight",
+        "requests_per_second",
+        "first_poll_delay",
+        "poll_interval",
+        "max_poll_interval",
+        "timeout_reposts",
+        "retry_attempts",
+        "retry_budget",
+        "stop_after_failures",
+        "resend_ambiguous",
+        "job_deadline",
+        "reuse_similar",
     ),
     "prepare": ("max_edge", "quality", "max_pixels", "send_location", "prepare_time_limit", "prepare_in_processes"),
     "output": ("csv", "csv_profile", "sidecars", "sidecar_dir", "sidecar_naming", "keyword_parent"),
@@ -137,7 +149,7 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             try:
                 float(value)
             except ValueError:
-                raise UsageError(f"{where}: ttl must be a number of seconds or \"max\", not {value!r}") from None
+                raise UsageError(f'{where}: ttl must be a number of seconds or "max", not {value!r}') from None
         return value
     if kind is bool:
         if isinstance(value, bool):
@@ -196,9 +208,9 @@ def load_config(
         values[name] = expand_path(values[name])
     config = Config(**values)
     if config.sidecar_naming not in ("full", "basename"):
-        raise UsageError(f"sidecar_naming must be \"full\" or \"basename\", not {config.sidecar_naming!r}")
+        raise UsageError(f'sidecar_naming must be "full" or "basename", not {config.sidecar_naming!r}')
     if config.unmapped not in ("keep", "drop"):
-        raise UsageError(f"unmapped must be \"keep\" or \"drop\", not {config.unmapped!r}")
+        raise UsageError(f'unmapped must be "keep" or "drop", not {config.unmapped!r}')
     _check_bounds(config)
     return config
 
@@ -239,4 +251,4 @@ def _check_bounds(config: Config) -> None:
             f"max_poll_interval ({config.max_poll_interval:g}) must be at least poll_interval ({config.poll_interval:g})"
         )
     if config.ttl not in ("", "max") and not float(config.ttl) > 0:
-        raise UsageError(f"ttl must be more than 0 seconds (or \"max\"), not {config.ttl!r}")
+        raise UsageError(f'ttl must be more than 0 seconds (or "max"), not {config.ttl!r}')

@@ -25,11 +25,11 @@ def iso(ts: float | None) -> str:
     """A Unix time as ISO 8601 UTC with a Z, or an empty string for None."""
     if ts is None:
         return ""
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime(_FORMAT)
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime(_FORMAT)
 
 
 def utc_stamp(now: datetime.datetime | None = None) -> str:
     """``now`` (default: this moment) in the same format; a naive datetime is taken as UTC."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    now = now.replace(tzinfo=datetime.timezone.utc) if now.tzinfo is None else now.astimezone(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
+    now = now.replace(tzinfo=datetime.UTC) if now.tzinfo is None else now.astimezone(datetime.UTC)
     return now.strftime(_FORMAT)

@@ -46,6 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "checkout first on sys.path); for a development loop on an editable install set TAGGER_TEST_SOURCE=1"
         )
 
+
 KEY = "emulator-key"
 SECRET = "emulator-secret"
 

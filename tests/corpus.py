@@ -18,7 +18,7 @@ import time
 import zlib
 from pathlib import Path
 
-from PIL import Image, ImageCms, ImageDraw, ImageChops
+from PIL import Image, ImageChops, ImageCms, ImageDraw
 
 __all__ = [
     "OK",
@@ -135,9 +135,16 @@ def prophoto_profile() -> bytes:
         body += data
     size = offset + len(body)
     header = (
-        struct.pack(">I", size) + b"\0\0\0\0" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
-        + struct.pack(">6H", 2024, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 24
-        + struct.pack(">I", 0) + struct.pack(">3i", 63190, 65536, 54061) + b"\0" * 48
+        struct.pack(">I", size)
+        + b"\0\0\0\0"
+        + struct.pack(">I", 0x02100000)
+        + b"mntrRGB XYZ "
+        + struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + b"\0" * 24
+        + struct.pack(">I", 0)
+        + struct.pack(">3i", 63190, 65536, 54061)
+        + b"\0" * 48
     )
     assert len(header) == 128
     return header + struct.pack(">I", len(tags)) + table + body
@@ -170,16 +177,28 @@ def _rgb16_rows(im: Image.Image) -> list[bytes]:
 def _png16(im: Image.Image) -> bytes:
     rows = b"".join(b"\0" + row for row in _rgb16_rows(im))
     ihdr = struct.pack(">IIBBBBB", im.width, im.height, 16, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(rows)) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(rows))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _tiff_rgb16(im: Image.Image) -> bytes:
     """An uncompressed big-endian RGB TIFF with 16 bits per sample."""
     pixels = b"".join(_rgb16_rows(im))
     entries = [
-        (256, 4, 1, im.width), (257, 4, 1, im.height), (258, 3, 3, 8 + 2 + 12 * 10 + 4),
-        (259, 3, 1, 1), (262, 3, 1, 2), (273, 4, 1, 8 + 2 + 12 * 10 + 4 + 6),
-        (277, 3, 1, 3), (278, 4, 1, im.height), (279, 4, 1, len(pixels)), (284, 3, 1, 1),
+        (256, 4, 1, im.width),
+        (257, 4, 1, im.height),
+        (258, 3, 3, 8 + 2 + 12 * 10 + 4),
+        (259, 3, 1, 1),
+        (262, 3, 1, 2),
+        (273, 4, 1, 8 + 2 + 12 * 10 + 4 + 6),
+        (277, 3, 1, 3),
+        (278, 4, 1, im.height),
+        (279, 4, 1, len(pixels)),
+        (284, 3, 1, 1),
     ]
     ifd = struct.pack(">H", len(entries))
     for tag, kind, count, value in entries:
@@ -192,7 +211,12 @@ def _tiff_rgb16(im: Image.Image) -> bytes:
 def _png_bomb(width: int, height: int) -> bytes:
     """A tiny PNG whose header declares ``width`` x ``height`` pixels."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _save(im: Image.Image, fmt: str, **params: object) -> bytes:
@@ -227,8 +251,15 @@ def _files() -> dict[str, tuple[bytes, str]]:
     )
     files["icc_prophoto.jpg"] = (_save(wide, "JPEG", quality=95, icc_profile=profile), OK)
     files["gps.jpg"] = (_save(base, "JPEG", quality=90, exif=_exif(1, GPS_SOUTH_WEST)), OK)
-    meta = _save(base, "JPEG", quality=90, exif=_exif(1), xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'>secret xmp</x:xmpmeta>",
-                 comment=b"secret comment text", icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    meta = _save(
+        base,
+        "JPEG",
+        quality=90,
+        exif=_exif(1),
+        xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'>secret xmp</x:xmpmeta>",
+        comment=b"secret comment text",
+        icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
+    )
     files["metadata.jpg"] = (insert_after_soi(meta, app13_iptc(b"secret iptc caption")), OK)
     files["gray.jpg"] = (_save(base.convert("L"), "JPEG", quality=90), OK)
     files["rgba.png"] = (_save(_transparent(base), "PNG"), OK)

@@ -45,7 +45,9 @@ def _layout(seed: int, size: tuple[int, int]) -> tuple[Image.Image, random.Rando
     return im, rnd, palette, horizon
 
 
-def _objects(im: Image.Image, rnd: random.Random, palette: list[tuple[int, int, int]], horizon: int, count: int) -> None:
+def _objects(
+    im: Image.Image, rnd: random.Random, palette: list[tuple[int, int, int]], horizon: int, count: int
+) -> None:
     w, h = im.size
     draw = ImageDraw.Draw(im)
     for _ in range(count):
@@ -136,9 +138,12 @@ def copies(im: Image.Image) -> dict[str, bytes]:
     """The copies that must share ``im``'s caption: resized, re-encoded, converted, EXIF-rotated."""
     w, h = im.size
     out = {
-        "half.jpg": save(im.resize((w // 2, h // 2), Image.Resampling.LANCZOS), "JPEG", quality=85),  # 25 % of the pixels
+        "half.jpg": save(
+            im.resize((w // 2, h // 2), Image.Resampling.LANCZOS), "JPEG", quality=85
+        ),  # 25 % of the pixels
         "web2048.jpg": save(im.resize((2048, round(2048 * h / w)), Image.Resampling.BICUBIC), "JPEG", quality=80)
-        if w < 2048 else save(im, "JPEG", quality=80),
+        if w < 2048
+        else save(im, "JPEG", quality=80),
         "q50.jpg": save(im, "JPEG", quality=50),
         "q95.jpg": save(im, "JPEG", quality=95),
         "png.png": save(im, "PNG"),

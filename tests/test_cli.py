@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import click
-import pytest
 
 from tagger.cli import cli
 from tagger.emulator import Emulator
@@ -17,11 +16,19 @@ from tagger.emulator import Emulator
 ENV_FAST = {"TAGGER_CONFIG": ""}
 
 
-def tagger(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def tagger(
+    *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=full_env,
-                          cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "tagger", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def fast_config(tmp_path: Path) -> Path:
@@ -79,8 +86,15 @@ def test_no_key_is_one_sentence_and_exit_2(photos, tmp_path):
 
 def test_refused_credentials_stop_at_once_with_exit_3(photos, tmp_path):
     with Emulator(key="the-right-key") as emu:
-        out = tagger("run", str(photos), "--ledger", str(tmp_path / "l.sqlite"), "--endpoint", emu.url,
-                     env={"CLOUDSIGHT_API_KEY": "a-wrong-key-0000"})
+        out = tagger(
+            "run",
+            str(photos),
+            "--ledger",
+            str(tmp_path / "l.sqlite"),
+            "--endpoint",
+            emu.url,
+            env={"CLOUDSIGHT_API_KEY": "a-wrong-key-0000"},
+        )
         counters = emu.counters()
     assert out.returncode == 3, out.stderr
     assert "refused" in out.stdout + out.stderr
@@ -92,9 +106,20 @@ def test_refused_credentials_stop_at_once_with_exit_3(photos, tmp_path):
 def test_the_key_never_reaches_a_file_or_the_output(photos, tmp_path):
     key, secret = "KEY-5f3a9c1e-do-not-leak", "SECRET-77b1-do-not-leak"
     with Emulator(key=key, secret=secret, latency=(0.05, 0.1)) as emu:
-        out = tagger("--config", str(fast_config(tmp_path)), "--debug", "run", str(photos),
-                     "--ledger", str(tmp_path / "state" / "l.sqlite"), "--csv", str(tmp_path / "c.csv"),
-                     "--endpoint", emu.url, env={"CLOUDSIGHT_API_KEY": key, "CLOUDSIGHT_API_SECRET": secret})
+        out = tagger(
+            "--config",
+            str(fast_config(tmp_path)),
+            "--debug",
+            "run",
+            str(photos),
+            "--ledger",
+            str(tmp_path / "state" / "l.sqlite"),
+            "--csv",
+            str(tmp_path / "c.csv"),
+            "--endpoint",
+            emu.url,
+            env={"CLOUDSIGHT_API_KEY": key, "CLOUDSIGHT_API_SECRET": secret},
+        )
         assert out.returncode == 0, out.stderr
         assert emu.counters()["submissions"] == 6
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -107,8 +132,17 @@ def test_the_key_never_reaches_a_file_or_the_output(photos, tmp_path):
 
 def test_status_json_and_export(photos, tmp_path):
     ledger = str(tmp_path / "l.sqlite")
-    out = tagger("--config", str(fast_config(tmp_path)), "run", str(photos), "--emulator", "--ledger", ledger,
-                 "--sidecar-dir", str(tmp_path / "mirror"))
+    out = tagger(
+        "--config",
+        str(fast_config(tmp_path)),
+        "run",
+        str(photos),
+        "--emulator",
+        "--ledger",
+        ledger,
+        "--sidecar-dir",
+        str(tmp_path / "mirror"),
+    )
     assert out.returncode == 0, out.stderr
     assert not list(photos.rglob("*.xmp"))
     assert len(list((tmp_path / "mirror").rglob("*.xmp"))) == 6
@@ -116,7 +150,12 @@ def test_status_json_and_export(photos, tmp_path):
     status = tagger("status", "--ledger", ledger, "--json")
     data = json.loads(status.stdout)
     assert {k: data[k] for k in ("total", "completed", "skipped", "failed", "pending")} == {
-        "total": 6, "completed": 6, "skipped": 0, "failed": 0, "pending": 0}
+        "total": 6,
+        "completed": 6,
+        "skipped": 0,
+        "failed": 0,
+        "pending": 0,
+    }
     export = tagger("export", "--csv", str(tmp_path / "out.csv"), "--ledger", ledger)
     assert export.returncode == 0
     lines = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()
@@ -163,9 +202,22 @@ def test_ctrl_c_exits_3_and_the_rerun_resumes_without_duplicates(photos, tmp_pat
     with Emulator(latency=(1.0, 1.5)) as emu:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
         env["CLOUDSIGHT_API_KEY"] = emu.key
-        args = [sys.executable, "-P", "-m", "tagger", "--config", str(fast_config(tmp_path)), "run", str(photos),
-                "--max-in-flight", "3",
-                "--endpoint", emu.url, "--ledger", str(tmp_path / "l.sqlite")]
+        args = [
+            sys.executable,
+            "-P",
+            "-m",
+            "tagger",
+            "--config",
+            str(fast_config(tmp_path)),
+            "run",
+            str(photos),
+            "--max-in-flight",
+            "3",
+            "--endpoint",
+            emu.url,
+            "--ledger",
+            str(tmp_path / "l.sqlite"),
+        ]
         proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
         while emu.counters()["submissions"] < 2 and time.monotonic() < deadline:
@@ -212,8 +264,13 @@ def test_status_lists_reasons_and_retry_requeues_only_what_was_asked(photos, tmp
 def test_report_and_strip_from_the_command_line(photos, tmp_path):
     ledger = str(tmp_path / "l.sqlite")
     sidecar = photos / "IMG_0000.JPG.xmp"
-    subprocess.run(["exiftool", "-q", "-o", str(sidecar), "-XMP-xmp:Rating=5", str(photos / "IMG_0000.JPG")], check=True)
-    assert tagger("--config", str(fast_config(tmp_path)), "run", str(photos), "--emulator", "--ledger", ledger).returncode == 0
+    subprocess.run(
+        ["exiftool", "-q", "-o", str(sidecar), "-XMP-xmp:Rating=5", str(photos / "IMG_0000.JPG")], check=True
+    )
+    assert (
+        tagger("--config", str(fast_config(tmp_path)), "run", str(photos), "--emulator", "--ledger", ledger).returncode
+        == 0
+    )
     page = tmp_path / "sheet.html"
     out = tagger("report", "--html", str(page), "--ledger", ledger)
     assert out.returncode == 0 and "wrote 6 images" in out.stdout
@@ -237,13 +294,17 @@ def test_report_and_strip_from_the_command_line(photos, tmp_path):
 def test_the_emulator_command_serves_until_ctrl_c(tmp_path):
     import signal
 
-    from tagger import cloudsight as cs
-
     from conftest import make_photo
 
+    from tagger import cloudsight as cs
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    proc = subprocess.Popen([sys.executable, "-P", "-m", "tagger", "emulator", "--port", "0", "--latency", "0.05", "--key", "k1"],
-                            stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-P", "-m", "tagger", "emulator", "--port", "0", "--latency", "0.05", "--key", "k1"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = proc.stdout.readline()
         assert "listening at http://127.0.0.1:" in line
@@ -264,7 +325,9 @@ def test_the_emulator_command_serves_until_ctrl_c(tmp_path):
 
 def test_config_goes_before_or_after_the_command(photos, tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[run]\nledger = "{tmp_path / "from-config.sqlite"}"\nfirst_poll_delay = 0.1\npoll_interval = 0.05\n')
+    cfg.write_text(
+        f'[run]\nledger = "{tmp_path / "from-config.sqlite"}"\nfirst_poll_delay = 0.1\npoll_interval = 0.05\n'
+    )
     after = tagger("run", str(photos), "--emulator", "--config", str(cfg))
     assert after.returncode == 0, after.stderr
     assert (tmp_path / "from-config.sqlite").exists()

@@ -8,12 +8,11 @@ import threading
 from functools import partial
 
 import pytest
+from conftest import make_photo
 
 from tagger import cloudsight
 from tagger.client.cloudsight import API, OAuth, SimpleAuth
 from tagger.emulator import Emulator, Faults
-
-from conftest import make_photo
 
 
 def jpeg(tmp_path, seed=0) -> bytes:
@@ -28,8 +27,14 @@ def test_public_names_of_the_original_package():
     assert cloudsight.STATUS_NOT_FOUND == "not found"
     assert cloudsight.STATUS_SKIPPED == "skipped"
     assert cloudsight.STATUS_TIMEOUT == "timeout"
-    assert [cloudsight.REASON_OFFENSIVE, cloudsight.REASON_BLURRY, cloudsight.REASON_CLOSE, cloudsight.REASON_DARK,
-            cloudsight.REASON_BRIGHT, cloudsight.REASON_UNSURE] == ["offensive", "blurry", "close", "dark", "bright", "unsure"]
+    assert [
+        cloudsight.REASON_OFFENSIVE,
+        cloudsight.REASON_BLURRY,
+        cloudsight.REASON_CLOSE,
+        cloudsight.REASON_DARK,
+        cloudsight.REASON_BRIGHT,
+        cloudsight.REASON_UNSURE,
+    ] == ["offensive", "blurry", "close", "dark", "bright", "unsure"]
     for method in ("image_request", "remote_image_request", "image_response", "repost", "wait"):
         assert callable(getattr(API, method))
     assert API(SimpleAuth("k")).base_url == "https://api.cloudsight.ai/v1"
@@ -87,7 +92,9 @@ def test_remote_image_request_with_oauth_signed_form(emulator, tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/remote.jpg"
-        with API(OAuth(emulator.key, emulator.secret), base_url=emulator.url, sleep=lambda s: __import__("time").sleep(0.05)) as api:
+        with API(
+            OAuth(emulator.key, emulator.secret), base_url=emulator.url, sleep=lambda s: __import__("time").sleep(0.05)
+        ) as api:
             token = api.remote_image_request(url, {"image_request[locale]": "en-US"})["token"]
             assert api.wait(token, timeout=30)["status"] == cloudsight.STATUS_COMPLETED
     finally:

@@ -10,7 +10,9 @@ from tagger.errors import UsageError
 
 def test_precedence(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[service]\nendpoint = "http://file/v1"\napi_key = "filekey"\nlocale = "de-DE"\n[run]\nworkers = 3\n')
+    cfg.write_text(
+        '[service]\nendpoint = "http://file/v1"\napi_key = "filekey"\nlocale = "de-DE"\n[run]\nworkers = 3\n'
+    )
     env = {"CLOUDSIGHT_ENDPOINT": "http://env/v1", "CLOUDSIGHT_API_KEY": "envkey"}
     c = load_config(str(cfg), {"endpoint": "http://flag/v1", "workers": None}, env)
     assert (c.endpoint, c.api_key, c.locale, c.workers) == ("http://flag/v1", "envkey", "de-DE", 3)

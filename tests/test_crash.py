@@ -12,11 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from tagger.emulator import Emulator, Faults
-from tagger.pipeline.dispatch import max_posts_in_flight
-
 from conftest import exiftool_json, make_photo
 
+from tagger.emulator import Emulator, Faults
+from tagger.pipeline.dispatch import max_posts_in_flight
 
 WORKERS = 2
 INTERRUPTED = re.compile(rb"(\d+) job\(s\) were interrupted while being submitted")
@@ -31,9 +30,24 @@ def _run(photos: Path, tmp_path: Path, emu: Emulator, in_flight: int) -> subproc
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
     env["CLOUDSIGHT_API_KEY"] = emu.key
     return subprocess.Popen(
-        [sys.executable, "-P", "-m", "tagger", "--config", str(cfg), "run", str(photos), "--endpoint", emu.url,
-         "--ledger", str(tmp_path / "ledger.sqlite"), "--quiet"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "tagger",
+            "--config",
+            str(cfg),
+            "run",
+            str(photos),
+            "--endpoint",
+            emu.url,
+            "--ledger",
+            str(tmp_path / "ledger.sqlite"),
+            "--quiet",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -73,7 +87,11 @@ def crash_and_resume(
                 # The window opens at the run's first request, not at its start: start-up takes longer than
                 # the window on a loaded machine, and a kill before any request proves nothing.
                 deadline = time.monotonic() + 60
-                while emu.counters()["requests"] == requests_before and proc.poll() is None and time.monotonic() < deadline:
+                while (
+                    emu.counters()["requests"] == requests_before
+                    and proc.poll() is None
+                    and time.monotonic() < deadline
+                ):
                     time.sleep(0.01)
                 try:
                     # With slow answers, every other kill waits (within the window) for a POST in the air.
@@ -104,8 +122,10 @@ def crash_and_resume(
     states = dict(con.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
     counted = con.execute("SELECT sum(possible_duplicates) FROM jobs").fetchone()[0]
     assert states == {"completed": images}
-    captions = {os.path.join(os.fsdecode(d), os.fsdecode(n)): c for d, n, c in con.execute(
-        "SELECT f.dir, f.name, j.caption FROM files f JOIN jobs j ON j.id = f.job_id")}
+    captions = {
+        os.path.join(os.fsdecode(d), os.fsdecode(n)): c
+        for d, n, c in con.execute("SELECT f.dir, f.name, j.caption FROM files f JOIN jobs j ON j.id = f.job_id")
+    }
     con.close()
     # Every image captioned, no torn sidecar: exiftool reads each one back.
     sidecars = sorted(photos.rglob("*.xmp"))
@@ -174,11 +194,20 @@ def _interrupted(stderr: bytes) -> int:
 def test_sigkill_mid_run_loses_nothing(tmp_path):
     # 100 jobs x ~1 s / 8 in flight is >= 12 s of work; 6 kills within 1.5 s of each start leave most of it.
     # Every answer is held back 0.15 s after the emulator acted on it: a kill often cuts a POST off mid-air.
-    crash_and_resume(tmp_path, images=100, kills=6, seed=11, window=(0.8, 1.5), slow=Faults(slow_rate=1.0, slow_seconds=0.15))
+    crash_and_resume(
+        tmp_path, images=100, kills=6, seed=11, window=(0.8, 1.5), slow=Faults(slow_rate=1.0, slow_seconds=0.15)
+    )
 
 
 def test_twenty_random_kills_across_three_hundred_images(tmp_path):
     crash_and_resume(
         # 300 jobs x ~0.6 s / 8 in flight is >= 22 s of work; 20 kills within 1 s of each start cannot finish it.
-        tmp_path, images=300, kills=20, seed=23, size=(160, 120), latency=(0.3, 0.9), window=(0.4, 1.0), in_flight=8
+        tmp_path,
+        images=300,
+        kills=20,
+        seed=23,
+        size=(160, 120),
+        latency=(0.3, 0.9),
+        window=(0.4, 1.0),
+        in_flight=8,
     )

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import FakeClock, make_photo
 
 from tagger.client import cloudsight as cs
 from tagger.config import Config
@@ -20,8 +21,6 @@ from tagger.pipeline.dispatch import DEADLINE_REASON, REPOST_REFUSED, Dispatcher
 from tagger.pipeline.plan import plan
 from tagger.pipeline.runner import make_api, run
 from tagger.prepare.normalise import PrepareOptions, Preparer
-
-from conftest import FakeClock, make_photo
 
 JOBS = 4
 DEADLINE = 60.0
@@ -52,8 +51,11 @@ def _jobs(ledger: Ledger) -> list[tuple]:
     return [tuple(r) for r in ledger.query("SELECT state, reason FROM jobs ORDER BY id")]
 
 
-@pytest.mark.parametrize("answer", ["not completed", "in progress", "thinking", ""],
-                         ids=["not-completed", "in-progress", "unknown-status", "no-status"])
+@pytest.mark.parametrize(
+    "answer",
+    ["not completed", "in progress", "thinking", ""],
+    ids=["not-completed", "in-progress", "unknown-status", "no-status"],
+)
 def test_a_job_the_service_never_finishes_times_out_at_its_deadline(tmp_path, answer):
     clock = FakeClock()
     with Emulator(latency=(0.05, 0.1), faults=Faults(stuck_rate=1.0, stuck_status=answer), seed=1) as emu:
@@ -76,8 +78,15 @@ def test_the_deadline_runs_from_the_submission_across_runs(tmp_path):
     stop = threading.Event()
     with Emulator(latency=(0.05, 0.1), faults=Faults(stuck_rate=1.0), seed=2) as emu:
         ledger = _queue(tmp_path, emu.url, clock=wall)
-        first = _dispatcher(emu, ledger, stop=stop, first_poll_delay=0.05, poll_interval=0.05, max_poll_interval=0.1,
-                            job_deadline=1800.0)
+        first = _dispatcher(
+            emu,
+            ledger,
+            stop=stop,
+            first_poll_delay=0.05,
+            poll_interval=0.05,
+            max_poll_interval=0.1,
+            job_deadline=1800.0,
+        )
         outcome = {}
         thread = threading.Thread(target=lambda: outcome.setdefault("tally", first.run()))
         thread.start()
@@ -102,8 +111,15 @@ def test_the_deadline_runs_from_the_submission_across_runs(tmp_path):
 @pytest.mark.parametrize("code", [400, 404, 409, 410])
 def test_a_repost_refused_with_any_4xx_ends_the_job_as_timeout(tmp_path, code):
     with Emulator(latency=(0.05, 0.1), faults=Faults(timeout_rate=1.0, repost_status=code), seed=3) as emu:
-        config = Config(api_key=emu.key, endpoint=emu.url, ledger=str(tmp_path / "ledger.sqlite"),
-                        first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2, timeout_reposts=2)
+        config = Config(
+            api_key=emu.key,
+            endpoint=emu.url,
+            ledger=str(tmp_path / "ledger.sqlite"),
+            first_poll_delay=0.1,
+            poll_interval=0.05,
+            max_poll_interval=0.2,
+            timeout_reposts=2,
+        )
         ledger = _queue(tmp_path, emu.url)
         ledger.close()
         with make_api(config) as api:
@@ -123,8 +139,14 @@ def test_a_repost_refused_with_any_4xx_ends_the_job_as_timeout(tmp_path, code):
 
 def test_an_unsure_skip_whose_repost_is_refused_stays_skipped(tmp_path):
     with Emulator(latency=(0.05, 0.1), faults=Faults(unsure_rate=1.0, repost_status=409), seed=4) as emu:
-        config = Config(api_key=emu.key, endpoint=emu.url, ledger=str(tmp_path / "ledger.sqlite"),
-                        first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2)
+        config = Config(
+            api_key=emu.key,
+            endpoint=emu.url,
+            ledger=str(tmp_path / "ledger.sqlite"),
+            first_poll_delay=0.1,
+            poll_interval=0.05,
+            max_poll_interval=0.2,
+        )
         _queue(tmp_path, emu.url).close()
         with make_api(config) as api:
             result = run(config, [str(tmp_path / "photos")], api=api)
@@ -140,7 +162,9 @@ def test_an_unsure_skip_whose_repost_is_refused_stays_skipped(tmp_path):
 def _tagger(*args: str, emu: Emulator) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
     env.update({"CLOUDSIGHT_API_KEY": emu.key, "CLOUDSIGHT_ENDPOINT": emu.url})
-    return subprocess.run([sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def _config_file(tmp_path: Path, extra: str = "") -> str:
@@ -162,7 +186,9 @@ def test_a_stuck_job_ends_by_the_deadline_and_retry_polls_it_again_for_free(phot
         assert len(polls) == 6 and max(polls.values()) <= int(1.0 / 0.05) + 1
         retry = _tagger("retry", "--timeouts", "--ledger", ledger, emu=emu)
         assert retry.returncode == 0, retry.stderr
-        assert "0 reposted" in retry.stdout and "6 still known to the service and polled again (no credit)" in retry.stdout
+        assert (
+            "0 reposted" in retry.stdout and "6 still known to the service and polled again (no credit)" in retry.stdout
+        )
         assert "0 queued to be sent again" in retry.stdout
         again = _tagger("--config", cfg, "run", str(photos), "--ledger", ledger, emu=emu)
         assert again.returncode == 0, again.stderr
@@ -184,8 +210,10 @@ def test_retry_timeouts_reposts_known_tokens_and_sends_only_the_forgotten_ones(p
         emu.set_faults(Faults())
         retry = _tagger("retry", "--timeouts", "--ledger", ledger, emu=emu)
         assert retry.returncode == 0, retry.stderr
-        assert ("timeouts: 4 reposted under their own token (no credit), 0 still known to the service and polled "
-                "again (no credit), 2 queued to be sent again") in retry.stdout
+        assert (
+            "timeouts: 4 reposted under their own token (no credit), 0 still known to the service and polled "
+            "again (no credit), 2 queued to be sent again"
+        ) in retry.stdout
         assert emu.counters()["reposts"] == 4 and emu.counters()["submissions"] == 6
         again = _tagger("--config", cfg, "run", str(photos), "--ledger", ledger, emu=emu)
         assert again.returncode == 0, again.stderr

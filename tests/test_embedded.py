@@ -9,18 +9,22 @@ from pathlib import Path
 
 import pillow_heif
 import pytest
-from PIL import Image
-
-from tagger.outputs import xmp
-from tagger.prepare.embedded import is_boilerplate, read_image_metadata
-from tagger.outputs.mwg import image_packet
-
 from conftest import make_photo
+from PIL import Image
 from test_raw import dng, raw_scene
 
+from tagger.outputs import xmp
+from tagger.outputs.mwg import image_packet
+from tagger.prepare.embedded import is_boilerplate, read_image_metadata
+
 ARGS = [
-    "-XMP-dc:Description=my own espresso", "-XMP-lr:HierarchicalSubject=Places|Rome", "-XMP-xmp:Rating=4",
-    "-EXIF:Artist=Ann", "-EXIF:Copyright=(c) Ann", "-EXIF:XPKeywords=winkw;second", "-EXIF:XPComment=xp note",
+    "-XMP-dc:Description=my own espresso",
+    "-XMP-lr:HierarchicalSubject=Places|Rome",
+    "-XMP-xmp:Rating=4",
+    "-EXIF:Artist=Ann",
+    "-EXIF:Copyright=(c) Ann",
+    "-EXIF:XPKeywords=winkw;second",
+    "-EXIF:XPComment=xp note",
 ]
 
 
@@ -55,18 +59,39 @@ def test_every_format_yields_its_xmp_and_exif(tmp_path, fmt):
 
 @pytest.mark.parametrize("fmt", ["jpg", "tif"])
 def test_iptc_is_decoded_by_its_declared_charset(tmp_path, fmt):
-    path = write(source(tmp_path, fmt), "-codedcharacterset=utf8", "-IPTC:Caption-Abstract=caf\u00e9 cr\u00e8me",
-                 "-IPTC:Keywords=Rome", "-IPTC:Keywords=caf\u00e9", "-IPTC:By-line=Ann", "-IPTC:CopyrightNotice=(c) Ann",
-                 "-IPTC:ObjectName=Title")
+    path = write(
+        source(tmp_path, fmt),
+        "-codedcharacterset=utf8",
+        "-IPTC:Caption-Abstract=caf\u00e9 cr\u00e8me",
+        "-IPTC:Keywords=Rome",
+        "-IPTC:Keywords=caf\u00e9",
+        "-IPTC:By-line=Ann",
+        "-IPTC:CopyrightNotice=(c) Ann",
+        "-IPTC:ObjectName=Title",
+    )
     iptc = read_image_metadata(str(path)).iptc
-    assert iptc == {"Caption-Abstract": ("caf\u00e9 cr\u00e8me",), "Keywords": ("Rome", "caf\u00e9"), "By-line": ("Ann",),
-                    "CopyrightNotice": ("(c) Ann",), "ObjectName": ("Title",)}
+    assert iptc == {
+        "Caption-Abstract": ("caf\u00e9 cr\u00e8me",),
+        "Keywords": ("Rome", "caf\u00e9"),
+        "By-line": ("Ann",),
+        "CopyrightNotice": ("(c) Ann",),
+        "ObjectName": ("Title",),
+    }
 
 
 def test_mwg_mapping_fills_what_the_xmp_lacks_and_xmp_wins(tmp_path):
-    path = write(source(tmp_path, "jpg"), "-XMP-dc:Description=from XMP", "-IPTC:Caption-Abstract=from IPTC",
-                 "-IPTC:Keywords=iptc1", "-EXIF:XPKeywords=win1;iptc1", "-IPTC:By-line=Ann", "-EXIF:Artist=Bob",
-                 "-IPTC:ObjectName=T", "-EXIF:Copyright=(c) Bob", "-EXIF:Rating=3")
+    path = write(
+        source(tmp_path, "jpg"),
+        "-XMP-dc:Description=from XMP",
+        "-IPTC:Caption-Abstract=from IPTC",
+        "-IPTC:Keywords=iptc1",
+        "-EXIF:XPKeywords=win1;iptc1",
+        "-IPTC:By-line=Ann",
+        "-EXIF:Artist=Bob",
+        "-IPTC:ObjectName=T",
+        "-EXIF:Copyright=(c) Bob",
+        "-EXIF:Rating=3",
+    )
     copy = path.with_suffix(".xmp")
     copy.write_text(xmp.serialise(image_packet(read_image_metadata(str(path)))), "utf-8")
     out = subprocess.run(["exiftool", "-j", "-G1", "-xmp:all", str(copy)], capture_output=True, check=True, text=True)

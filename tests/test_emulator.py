@@ -21,8 +21,7 @@ from oauthlib.oauth1 import Client as OAuthClient
 from PIL import Image, ImageOps
 from requests_oauthlib import OAuth1
 
-from tagger.emulator import Emulator, Faults, parse_latency
-from tagger.emulator import _vision
+from tagger.emulator import Emulator, Faults, _vision, parse_latency
 from tagger.emulator._http import parse_body
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -273,15 +272,20 @@ def test_oauth_multipart_upload_signed_with_its_form_fields(emulator: Emulator, 
     url = f"{emulator.url}/images"
     fields = {"image_request[locale]": "en-US", "image_request[language]": "en"}
     image = {"image_request[image]": ("a.jpg", (SAMPLES / "astronaut.jpg").read_bytes(), "image/jpeg")}
-    answer = requests.post(url, headers={"Authorization": official_oauth_header(url, fields)}, files=image, data=fields, timeout=10)
+    answer = requests.post(
+        url, headers={"Authorization": official_oauth_header(url, fields)}, files=image, data=fields, timeout=10
+    )
     assert answer.status_code == 200, answer.text
     clock.now += 3
     job = requests.get(f"{emulator.url}/images/{answer.json()['token']}", auth=OAuth1(KEY, SECRET), timeout=10)
     assert job.json()["name"] == CAPTIONS["astronaut.jpg"]
     # The fields are signed: another locale in the body than in the signature is refused.
     tampered = requests.post(
-        url, headers={"Authorization": official_oauth_header(url, fields)}, files=image,
-        data={**fields, "image_request[locale]": "de-DE"}, timeout=10,
+        url,
+        headers={"Authorization": official_oauth_header(url, fields)},
+        files=image,
+        data={**fields, "image_request[locale]": "de-DE"},
+        timeout=10,
     )
     assert tampered.status_code == 401
     # RFC-strict signing (requests-oauthlib leaves a multipart body's fields out) is not what the service verifies.
@@ -417,7 +421,7 @@ def test_catalog_survives_pipeline_reencoding(entry: dict) -> None:
 
 def test_catalog_hashes_are_far_apart_and_different_images_do_not_match() -> None:
     hashes = [int(entry["phash"], 16) for entry in CATALOG]
-    distances = [_vision.hamming(a, b) for i, a in enumerate(hashes) for b in hashes[i + 1:]]
+    distances = [_vision.hamming(a, b) for i, a in enumerate(hashes) for b in hashes[i + 1 :]]
     assert min(distances) > _vision.MATCH_DISTANCE
     with Image.open(SAMPLES / "astronaut.jpg") as image:
         mirrored = ImageOps.mirror(image.convert("RGB"))
@@ -558,8 +562,8 @@ def test_multipart_parser_keeps_binary_parts_exact() -> None:
     payload = bytes(range(256)) + b"\r\n--almost\r\n\r\n--" + bytes(range(255, -1, -1))
     boundary = "XyZ123"
     body = (
-        b"--XyZ123\r\nContent-Disposition: form-data; name=\"image_request[locale]\"\r\n\r\nen-US\r\n"
-        b"--XyZ123\r\nContent-Disposition: form-data; name=\"image_request[image]\"; filename=\"a b.jpg\"\r\n"
+        b'--XyZ123\r\nContent-Disposition: form-data; name="image_request[locale]"\r\n\r\nen-US\r\n'
+        b'--XyZ123\r\nContent-Disposition: form-data; name="image_request[image]"; filename="a b.jpg"\r\n'
         b"Content-Type: application/octet-stream\r\n\r\n" + payload + b"\r\n--XyZ123--\r\n"
     )
     form = parse_body(f"multipart/form-data; boundary={boundary}", body, "")

@@ -32,10 +32,19 @@ def read_csv(path: Path, encoding: str = "utf-8") -> list[dict[str, str]]:
 
 
 SAMPLE = [
-    rec("a/IMG_0001.JPG", caption="red barn, wheat field", keywords=("barn", "wheat field"),
-        flags=("nsfw-checked",), content_hash="h1", token="t1", endpoint="http://127.0.0.1:1/",
-        submitted_at="2026-01-15T10:00:00Z", settled_at="2026-01-15T10:00:05Z",
-        modified_at="2025-12-01T08:00:00Z", size=1234),
+    rec(
+        "a/IMG_0001.JPG",
+        caption="red barn, wheat field",
+        keywords=("barn", "wheat field"),
+        flags=("nsfw-checked",),
+        content_hash="h1",
+        token="t1",
+        endpoint="http://127.0.0.1:1/",
+        submitted_at="2026-01-15T10:00:00Z",
+        settled_at="2026-01-15T10:00:05Z",
+        modified_at="2025-12-01T08:00:00Z",
+        size=1234,
+    ),
     rec("b/IMG_0001.JPG", caption="a grey cat on a sofa", keywords=("cat", "sofa")),
     rec("c/broken.jpg", status="failed", reason="unreadable"),
     rec("c/slow.jpg", status="timeout", reason="timeout"),
@@ -50,8 +59,22 @@ def test_default_profile_columns_and_values(tmp_path: Path) -> None:
     assert b"\r\n" not in raw
     rows = read_csv(dest)
     header = list(rows[0])
-    for name in ("path", "absolute_path", "filename", "caption", "keywords", "status", "reason",
-                 "flags", "content_hash", "token", "endpoint", "submitted_at", "settled_at", "modified_at"):
+    for name in (
+        "path",
+        "absolute_path",
+        "filename",
+        "caption",
+        "keywords",
+        "status",
+        "reason",
+        "flags",
+        "content_hash",
+        "token",
+        "endpoint",
+        "submitted_at",
+        "settled_at",
+        "modified_at",
+    ):
         assert name in header
     first = rows[0]
     assert first["path"] == "a/IMG_0001.JPG"
@@ -86,10 +109,17 @@ def test_same_name_in_two_folders_keeps_its_own_caption(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
-        ("+1", "'+1"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"),
-        ("\tx", "'\tx"), ("\rx", "'\rx"), ("\nx", "'\nx"),
-        ("a=b", "a=b"), ("", ""), (" =x", " =x"), ("cat", "cat"),
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1", "'+1"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("\nx", "'\nx"),
+        ("a=b", "a=b"),
+        ("", ""),
+        (" =x", " =x"),
+        ("cat", "cat"),
     ],
 )
 def test_guard_cell(value: str, expected: str) -> None:
@@ -126,7 +156,7 @@ def test_excel_has_bom_and_crlf(tmp_path: Path) -> None:
     records = [rec("a/ü.jpg", caption="line one\nline two", keywords=("Ärger",))]
     write_export(records, str(dest), profile="excel")
     raw = dest.read_bytes()
-    assert raw.startswith(b"\xef\xbb\xbf\"path\"")
+    assert raw.startswith(b'\xef\xbb\xbf"path"')
     assert raw.count(b"\r\n") == 2  # header and one row; the newline inside the caption stays a cell value
     rows = read_csv(dest, "utf-8-sig")
     assert rows[0]["caption"] == "line one\nline two"
@@ -141,8 +171,12 @@ def test_resourcespace_profile(tmp_path: Path) -> None:
     assert not raw.startswith(b"\xef\xbb\xbf") and b"\r\n" not in raw
     assert raw.splitlines()[0] == b'"Original filename","Caption","Keywords","Path"'
     rows = read_csv(dest)
-    assert rows[0] == {"Original filename": "IMG_0001.JPG", "Caption": "red barn, wheat field",
-                       "Keywords": "barn, wheat field", "Path": "a/IMG_0001.JPG"}
+    assert rows[0] == {
+        "Original filename": "IMG_0001.JPG",
+        "Caption": "red barn, wheat field",
+        "Keywords": "barn, wheat field",
+        "Path": "a/IMG_0001.JPG",
+    }
     # A comma inside a keyword would split it into two on import.
     assert rows[2]["Keywords"] == "one two, three"
 
@@ -163,7 +197,12 @@ def test_aem_profile(tmp_path: Path) -> None:
     records = [rec("a\\b c\\IMG 1.jpg", caption="x", keywords=("left|right", "sky")), SAMPLE[1], SAMPLE[2]]
     assert write_export(records, str(dest), profile="aem") == 2
     rows = read_csv(dest)
-    assert list(rows[0]) == ["assetPath", "dc:title {{String}}", "dc:description {{String}}", "dc:subject {{String: MULTI}}"]
+    assert list(rows[0]) == [
+        "assetPath",
+        "dc:title {{String}}",
+        "dc:description {{String}}",
+        "dc:subject {{String: MULTI}}",
+    ]
     assert rows[0]["assetPath"] == "/content/dam/a/b c/IMG 1.jpg"
     assert rows[0]["dc:subject {{String: MULTI}}"] == "left right|sky"
     assert rows[1]["dc:description {{String}}"] == "a grey cat on a sofa"
@@ -279,7 +318,7 @@ def test_exiftool_round_trip(tmp_path: Path) -> None:
     before = {p.name: p.read_bytes() for p in originals.iterdir()}
     long_caption = "a very long caption " * 20
     records = [
-        rec("a/IMG_0001.JPG", work, caption="red barn, \"wheat\" field", keywords=("barn", "wheat field")),
+        rec("a/IMG_0001.JPG", work, caption='red barn, "wheat" field', keywords=("barn", "wheat field")),
         rec("b/IMG_0001.JPG", work, caption="-5 degrees: a grey cat", keywords=("cat", "=sofa")),
         rec("c/Straße, 1.jpg", work, caption=long_caption.strip(), keywords=("Straße",)),
         rec("c/timeout.jpg", work, status="timeout", reason="timeout"),
@@ -288,14 +327,25 @@ def test_exiftool_round_trip(tmp_path: Path) -> None:
     assert write_export(records, str(csv_path), profile="exiftool") == 3
     run = subprocess.run(
         ["exiftool", "-csv=" + str(csv_path), "-sep", "; ", "-overwrite_original", "-r", str(work)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
     assert "3 image files updated" in run.stdout + run.stderr, run.stdout + run.stderr
     out = subprocess.run(
-        ["exiftool", "-j", "-r", "-XMP-dc:Description", "-XMP-dc:Subject",
-         "-XMP-iptcCore:AltTextAccessibility", str(work)],
-        capture_output=True, text=True, check=True,
+        [
+            "exiftool",
+            "-j",
+            "-r",
+            "-XMP-dc:Description",
+            "-XMP-dc:Subject",
+            "-XMP-iptcCore:AltTextAccessibility",
+            str(work),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     got = {Path(d["SourceFile"]).relative_to(work).as_posix(): d for d in json.loads(out.stdout)}
 
@@ -303,7 +353,7 @@ def test_exiftool_round_trip(tmp_path: Path) -> None:
         s = d.get("Subject", [])
         return s if isinstance(s, list) else [s]
 
-    assert got["a/IMG_0001.JPG"]["Description"] == "red barn, \"wheat\" field"
+    assert got["a/IMG_0001.JPG"]["Description"] == 'red barn, "wheat" field'
     assert subjects(got["a/IMG_0001.JPG"]) == ["barn", "wheat field"]
     assert got["b/IMG_0001.JPG"]["Description"] == "-5 degrees: a grey cat"
     assert subjects(got["b/IMG_0001.JPG"]) == ["cat", "=sofa"]

@@ -14,13 +14,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import make_photo
 
 from tagger.ledger.planning import MARK_TRIGGERS
 from tagger.ledger.store import Ledger
 from tagger.pipeline.plan import plan
 from tagger.pipeline.scan import MARK_MIN, Folder, scan
-
-from conftest import make_photo
 
 END = "bench"
 FILES = MARK_MIN + 2
@@ -60,7 +59,8 @@ def _marked(ledger_path: Path, root: Path, endpoint: str = END, locale: str = "e
     """The folders under ``root`` whose mark (with their current listing) a plan would take."""
     with Ledger(str(ledger_path), clock=_clock, locale=locale) as ledger:
         return {
-            os.path.basename(os.fsdecode(f.path)) for f in scan([str(root)])
+            os.path.basename(os.fsdecode(f.path))
+            for f in scan([str(root)])
             if f.listing() is not None and ledger.folder_marked(f.path, endpoint, f.listing())
         }
 
@@ -146,7 +146,9 @@ def test_a_settled_job_keeps_the_mark_and_a_retried_one_is_planned_alike(done, t
 def test_a_rekeyed_identity_drops_the_mark(done, tmp_path):
     root, ledger_path, _ = done
     with Ledger(str(ledger_path), clock=_clock) as ledger:
-        (old,), = ledger.query("SELECT content_hash FROM files WHERE dir = ? AND name = ?", _at(root, "album/p00.jpg"))
+        ((old,),) = ledger.query(
+            "SELECT content_hash FROM files WHERE dir = ? AND name = ?", _at(root, "album/p00.jpg")
+        )
         with ledger.transaction() as c:  # as an upgraded ledger holds it: recorded under scheme 1
             c.execute("UPDATE files SET hash_scheme = NULL WHERE content_hash = ?", (old,))
     # A folder with scheme-1 rows is read in full before any mark is looked at (the planner's old_dirs).
@@ -179,18 +181,29 @@ def test_edits_to_a_file_row_or_a_linked_job_drop_the_mark(done, tmp_path):
     assert _twin_plan(tmp_path, ledger_path, root)["unchanged"] == 2 * FILES
     assert _marked(ledger_path, root) == {"album", "other"}
     with Ledger(str(ledger_path), clock=_clock) as ledger, ledger.transaction() as c:
-        c.execute("UPDATE files SET state = 'failed', reason = 'cannot read' WHERE dir = ? AND name = ?", _at(root, "album/p03.jpg"))
+        c.execute(
+            "UPDATE files SET state = 'failed', reason = 'cannot read' WHERE dir = ? AND name = ?",
+            _at(root, "album/p03.jpg"),
+        )
     assert _marked(ledger_path, root) == {"other"}
     assert _twin_plan(tmp_path, ledger_path, root)["unchanged"] == 2 * FILES
     assert _twin_plan(tmp_path, ledger_path, root)["unchanged"] == 2 * FILES
     assert _marked(ledger_path, root) == {"other"}  # a failed file is not done: its folder is read in full each run
     with Ledger(str(ledger_path), clock=_clock) as ledger, ledger.transaction() as c:
-        c.execute("UPDATE jobs SET endpoint = 'moved' WHERE id = (SELECT job_id FROM files WHERE dir = ? AND name = ?)", _at(root, "other/p01.jpg"))
+        c.execute(
+            "UPDATE jobs SET endpoint = 'moved' WHERE id = (SELECT job_id FROM files WHERE dir = ? AND name = ?)",
+            _at(root, "other/p01.jpg"),
+        )
     assert _marked(ledger_path, root) == set()
     _twin_plan(tmp_path, ledger_path, root)
     with Ledger(str(ledger_path), clock=_clock) as ledger:  # seen: the file is linked to a job of this endpoint again
-        assert ledger.query("SELECT j.endpoint FROM files f JOIN jobs j ON j.id = f.job_id WHERE f.dir = ? AND f.name = ?",
-                            _at(root, "other/p01.jpg"))[0][0] == END
+        assert (
+            ledger.query(
+                "SELECT j.endpoint FROM files f JOIN jobs j ON j.id = f.job_id WHERE f.dir = ? AND f.name = ?",
+                _at(root, "other/p01.jpg"),
+            )[0][0]
+            == END
+        )
     with Ledger(str(ledger_path), clock=_clock) as ledger, ledger.transaction() as c:
         c.execute("DELETE FROM files WHERE dir = ? AND name = ?", _at(root, "other/p04.jpg"))
     assert _marked(ledger_path, root) == set()

@@ -5,14 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from corpus import OK, write_corpus
 
 from tagger.prepare.formats import SNIFF_BYTES, is_image_name, sniff
-from corpus import OK, write_corpus
 
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("a.JPG", True), ("b.heic", True), ("c.NEF", True), ("d.avif", True), ("notes.txt", False), (".jpg", False), ("noext", False)],
+    [
+        ("a.JPG", True),
+        ("b.heic", True),
+        ("c.NEF", True),
+        ("d.avif", True),
+        ("notes.txt", False),
+        (".jpg", False),
+        ("noext", False),
+    ],
 )
 def test_is_image_name(name: str, expected: bool) -> None:
     assert is_image_name(name) is expected

@@ -5,17 +5,17 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+import struct
 import subprocess
 import zlib
-import struct
 from pathlib import Path
 
 import pytest
+from corpus import app13_iptc, insert_after_soi, photo
 from PIL import Image, PngImagePlugin
 
 from tagger.prepare import hash_io, hashing
 from tagger.prepare.hashing import content_hash
-from corpus import app13_iptc, insert_after_soi, photo
 
 
 def _whole(path: Path) -> str:
@@ -33,8 +33,18 @@ def test_jpeg_metadata_does_not_change_the_hash(jpeg: Path, tmp_path: Path) -> N
     edited = tmp_path / "edited.jpg"
     shutil.copy(jpeg, edited)
     subprocess.run(
-        ["exiftool", "-q", "-overwrite_original", "-Artist=Someone", "-XMP-dc:Description=a caption",
-         "-IPTC:Caption-Abstract=iptc caption", "-Comment=a comment", "-GPSLatitude=10", "-GPSLatitudeRef=N", str(edited)],
+        [
+            "exiftool",
+            "-q",
+            "-overwrite_original",
+            "-Artist=Someone",
+            "-XMP-dc:Description=a caption",
+            "-IPTC:Caption-Abstract=iptc caption",
+            "-Comment=a comment",
+            "-GPSLatitude=10",
+            "-GPSLatitudeRef=N",
+            str(edited),
+        ],
         check=True,
     )
     data = edited.read_bytes()
@@ -124,7 +134,9 @@ def test_large_files_are_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     raw = b"".join(b"\0" + bytes((x * 7 + y) % 256 for x in range(3000)) for y in range(400))
     ihdr = struct.pack(">IIBBBBB", 1000, 400, 8, 2, 0, 0, 0)
     chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    big.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 0)) + chunk(b"IEND", b""))
+    big.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 0)) + chunk(b"IEND", b"")
+    )
     digest = _hash_in_small_reads(big, monkeypatch)
     assert content_hash(str(big)) == digest
 
@@ -142,8 +154,16 @@ def _exiftool(path: Path, *args: str) -> None:
     assert run.returncode == 0 and "1 image files updated" in run.stdout, run.stdout + run.stderr
 
 
-EDITS = ("-XMP-dc:Description=a caption", "-XMP-dc:Subject+=kw", "-Artist=Someone", "-Copyright=(c) me",
-         "-ImageDescription=described", "-DateTimeOriginal=2020:01:02 03:04:05", "-GPSLatitude=10", "-GPSLatitudeRef=N")
+EDITS = (
+    "-XMP-dc:Description=a caption",
+    "-XMP-dc:Subject+=kw",
+    "-Artist=Someone",
+    "-Copyright=(c) me",
+    "-ImageDescription=described",
+    "-DateTimeOriginal=2020:01:02 03:04:05",
+    "-GPSLatitude=10",
+    "-GPSLatitudeRef=N",
+)
 
 
 def _save(im: Image.Image, path: Path, **params: object) -> Path:
@@ -192,10 +212,13 @@ def test_exiftool_edits_keep_the_identity_and_pixels_change_it(tmp_path: Path, n
 
 
 def test_dng_and_tiff_raw_edits_keep_the_identity(tmp_path: Path) -> None:
-    from test_raw import dng, jpeg as raw_jpeg, preview_scene, raw_scene
+    from test_raw import dng, preview_scene, raw_scene
+    from test_raw import jpeg as raw_jpeg
 
-    for name, data in {"preview.dng": dng(raw_scene(), raw_jpeg(preview_scene()), gps=("N", (1, 2, 3), "E", (4, 5, 6))),
-                       "raw_only.dng": dng(raw_scene())}.items():
+    for name, data in {
+        "preview.dng": dng(raw_scene(), raw_jpeg(preview_scene()), gps=("N", (1, 2, 3), "E", (4, 5, 6))),
+        "raw_only.dng": dng(raw_scene()),
+    }.items():
         original = tmp_path / name
         original.write_bytes(data)
         edited = tmp_path / ("edited_" + name)
@@ -222,13 +245,27 @@ def test_a_colour_profile_is_not_identity_in_any_format(tmp_path: Path) -> None:
 
 def _unparsed_tiff(artist: str) -> bytes:
     """A 32x24 RGB TIFF whose SubIFDs pointer runs off the end."""
-    from test_raw import LONG, ASCII, SHORT, _tiff
+    from test_raw import ASCII, LONG, SHORT, _tiff
 
     pixels = photo((32, 24)).tobytes()
-    return _tiff([[(256, LONG, [32]), (257, LONG, [24]), (258, SHORT, [8, 8, 8]), (259, SHORT, [1]),
-                   (262, SHORT, [2]), (273, LONG, lambda layout: [layout["block", 0]]), (277, SHORT, [3]),
-                   (278, LONG, [24]), (279, LONG, [len(pixels)]), (315, ASCII, artist), (330, LONG, [1 << 30])]],
-                 [pixels])
+    return _tiff(
+        [
+            [
+                (256, LONG, [32]),
+                (257, LONG, [24]),
+                (258, SHORT, [8, 8, 8]),
+                (259, SHORT, [1]),
+                (262, SHORT, [2]),
+                (273, LONG, lambda layout: [layout["block", 0]]),
+                (277, SHORT, [3]),
+                (278, LONG, [24]),
+                (279, LONG, [len(pixels)]),
+                (315, ASCII, artist),
+                (330, LONG, [1 << 30]),
+            ]
+        ],
+        [pixels],
+    )
 
 
 def test_a_structure_that_does_not_parse_falls_back_to_the_pixels(tmp_path: Path) -> None:
@@ -283,16 +320,20 @@ def test_cr3_identity_is_its_media_data_and_preview(tmp_path: Path) -> None:
     photo().save(jpeg, "JPEG", quality=80)
 
     def cr3(exif: bytes, xmp: bytes, raw: bytes) -> bytes:
-        return (_box(b"ftyp", b"crx \x00\x00\x00\x01crx isom")
-                + _box(b"moov", _box(b"uuid", bytes.fromhex("85c0b687820f11e08111f4ce462b6a48") + _box(b"CMT1", exif)))
-                + _box(b"uuid", xmp_uuid + xmp)
-                + _box(b"uuid", prvw_uuid + jpeg.getvalue())
-                + _box(b"mdat", raw + jpeg.getvalue()))
+        return (
+            _box(b"ftyp", b"crx \x00\x00\x00\x01crx isom")
+            + _box(b"moov", _box(b"uuid", bytes.fromhex("85c0b687820f11e08111f4ce462b6a48") + _box(b"CMT1", exif)))
+            + _box(b"uuid", xmp_uuid + xmp)
+            + _box(b"uuid", prvw_uuid + jpeg.getvalue())
+            + _box(b"mdat", raw + jpeg.getvalue())
+        )
 
     paths = {}
-    for name, data in {"a": cr3(b"II*\0exif", b"<x/>", b"RAWDATA" * 100),
-                       "edited": cr3(b"II*\0exif, longer now" * 10, b"<x:xmpmeta>a caption</x:xmpmeta>" * 20, b"RAWDATA" * 100),
-                       "other": cr3(b"II*\0exif", b"<x/>", b"RAWDATB" * 100)}.items():
+    for name, data in {
+        "a": cr3(b"II*\0exif", b"<x/>", b"RAWDATA" * 100),
+        "edited": cr3(b"II*\0exif, longer now" * 10, b"<x:xmpmeta>a caption</x:xmpmeta>" * 20, b"RAWDATA" * 100),
+        "other": cr3(b"II*\0exif", b"<x/>", b"RAWDATB" * 100),
+    }.items():
         paths[name] = tmp_path / f"{name}.cr3"
         paths[name].write_bytes(data)
     assert content_hash(str(paths["edited"])) == content_hash(str(paths["a"])) != _whole(paths["a"])
@@ -308,8 +349,15 @@ def test_raf_identity_is_its_jpeg_image_data_and_raw_blocks(tmp_path: Path) -> N
         assert len(header) == 84
         jpeg_at = 84 + 24 + 52
         cfa_header = b"\0\0\0\x01" + b"dims" * 4
-        layout = struct.pack(">6I", jpeg_at, len(jpeg), jpeg_at + len(jpeg), len(cfa_header),
-                             jpeg_at + len(jpeg) + len(cfa_header), len(cfa))
+        layout = struct.pack(
+            ">6I",
+            jpeg_at,
+            len(jpeg),
+            jpeg_at + len(jpeg),
+            len(cfa_header),
+            jpeg_at + len(jpeg) + len(cfa_header),
+            len(cfa),
+        )
         return header + layout + b"\0" * 52 + jpeg + cfa_header + cfa
 
     tagged = insert_after_soi(plain.getvalue(), app13_iptc(b"an IPTC caption written by a tool"))

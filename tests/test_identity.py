@@ -16,15 +16,14 @@ from pathlib import Path
 
 import pillow_heif
 from click.testing import CliRunner
-from PIL import Image
-
-from tagger.cli import cli
-from tagger.prepare.hashing import content_hash
-
 from conftest import exiftool_json
 from corpus import photo, prophoto_profile
 from test_pipeline import config_for, run_with
-from test_raw import dng, jpeg as raw_jpeg, preview_scene, raw_scene
+from test_raw import dng, raw_scene
+from test_raw import jpeg as raw_jpeg
+
+from tagger.cli import cli
+from tagger.prepare.hashing import content_hash
 
 pillow_heif.register_heif_opener()
 
@@ -42,8 +41,12 @@ def _image(path: Path, seed: int, *, mark: bool = False) -> Path:
     if mark:
         for x in range(20):
             im.putpixel((100 + x, 80), (0, 255, 0))
-    params = {".webp": {"quality": 85}, ".heic": {"quality": 85}, ".jpg": {"quality": 90},
-              ".png": {"icc_profile": prophoto_profile()}}.get(path.suffix, {})
+    params = {
+        ".webp": {"quality": 85},
+        ".heic": {"quality": 85},
+        ".jpg": {"quality": 90},
+        ".png": {"icc_profile": prophoto_profile()},
+    }.get(path.suffix, {})
     im.save(path, **params)
     return path
 
@@ -57,8 +60,16 @@ def _exiftool(*args: str) -> str:
 def _edit(path: Path, text: str) -> None:
     """A metadata edit as users make them: caption, keywords, author, GPS."""
     before = path.read_bytes()
-    out = _exiftool("-overwrite_original", f"-XMP-dc:Description={text}", "-XMP-dc:Subject+=edited", "-Keywords+=edited",
-                    "-Artist=Someone", "-GPSLatitude=48.1", "-GPSLatitudeRef=N", str(path))
+    out = _exiftool(
+        "-overwrite_original",
+        f"-XMP-dc:Description={text}",
+        "-XMP-dc:Subject+=edited",
+        "-Keywords+=edited",
+        "-Artist=Someone",
+        "-GPSLatitude=48.1",
+        "-GPSLatitudeRef=N",
+        str(path),
+    )
     assert "1 image files updated" in out, out
     assert path.read_bytes() != before
 
@@ -73,7 +84,10 @@ def _rows(ledger: Path, sql: str, params: tuple = ()) -> list[tuple]:
 
 def _jobs(ledger: Path) -> dict[bytes, tuple]:
     """File name -> (job id, token, caption) of active files."""
-    rows = _rows(ledger, "SELECT f.name, j.id, j.token, j.caption FROM files f JOIN jobs j ON j.id = f.job_id WHERE f.state = 'active'")
+    rows = _rows(
+        ledger,
+        "SELECT f.name, j.id, j.token, j.caption FROM files f JOIN jobs j ON j.id = f.job_id WHERE f.state = 'active'",
+    )
     return {r[0]: r[1:] for r in rows}
 
 
@@ -97,15 +111,30 @@ def test_metadata_edits_to_tiff_webp_heic_dng_and_the_csv_round_trip_cost_nothin
     dry = run_with(emulator, config, [root], dry_run=True)
     second = run_with(emulator, config, [root])
     assert second.exit_code == 0, second.stopped
-    expected = dict(new=0, changed=0, moved=0, copied=0, missing=0, unchanged=4, unreadable=0, paired=0, adopted=0, credits=0, similar=0)
+    expected = dict(
+        new=0,
+        changed=0,
+        moved=0,
+        copied=0,
+        missing=0,
+        unchanged=4,
+        unreadable=0,
+        paired=0,
+        adopted=0,
+        credits=0,
+        similar=0,
+    )
     assert dry.plan.as_dict() == second.plan.as_dict() == expected
     assert emulator.counters()["submissions"] == 0
     assert _jobs(ledger) == captions
 
     # The README's workflow: export for exiftool, embed with exiftool -csv=, run again.
     csv_path = tmp_path / "captions.csv"
-    export = CliRunner().invoke(cli, ["export", "--csv", str(csv_path), "--ledger", str(ledger), "--profile", "exiftool"],
-                                env={"TAGGER_CONFIG": ""})
+    export = CliRunner().invoke(
+        cli,
+        ["export", "--csv", str(csv_path), "--ledger", str(ledger), "--profile", "exiftool"],
+        env={"TAGGER_CONFIG": ""},
+    )
     assert export.exit_code == 0, export.output
     out = _exiftool("-csv=" + str(csv_path), "-sep", "; ", "-overwrite_original", *map(str, images))
     assert "4 image files updated" in out, out
@@ -184,7 +213,19 @@ def test_an_older_ledger_upgrades_without_a_submission_even_when_files_are_edite
     emulator.reset_counters()
     columns = ", ".join(r[1] for r in _rows(ledger, "PRAGMA table_info(files)"))
     files_before = _rows(ledger, f"SELECT {columns} FROM files ORDER BY id")
-    expected = dict(new=0, changed=1, moved=1, copied=0, missing=0, unchanged=8, unreadable=0, paired=0, adopted=0, credits=1, similar=0)
+    expected = dict(
+        new=0,
+        changed=1,
+        moved=1,
+        copied=0,
+        missing=0,
+        unchanged=8,
+        unreadable=0,
+        paired=0,
+        adopted=0,
+        credits=1,
+        similar=0,
+    )
     dry = run_with(emulator, config, [root], dry_run=True)
     assert dry.plan.as_dict() == expected
     # A dry run writes nothing (opening the ledger adds m007's empty column, as any migration would).
@@ -200,10 +241,15 @@ def test_an_older_ledger_upgrades_without_a_submission_even_when_files_are_edite
         assert after[name.encode()] == before[name.encode()], name  # same job, token and caption
     assert after[b"f.tif"][0] != before[b"f.tif"][0]
     assert _rows(ledger, "SELECT count(*) FROM files WHERE hash_scheme IS NOT 2") == [(0,)]
-    assert _rows(ledger, "SELECT count(*) FROM files INDEXED BY files_old_scheme WHERE hash_scheme IS NULL AND content_hash IS NOT NULL") == [(0,)]
+    assert _rows(
+        ledger,
+        "SELECT count(*) FROM files INDEXED BY files_old_scheme WHERE hash_scheme IS NULL AND content_hash IS NOT NULL",
+    ) == [(0,)]
     for name in ("a.tif", "e.heic", "g.dng", "h.png", "i.gif"):
         digest = content_hash(str(images[name]))
-        assert _rows(ledger, "SELECT j.id FROM jobs j WHERE j.content_hash = ?", (digest,)) == [(before[name.encode()][0],)]
+        assert _rows(ledger, "SELECT j.id FROM jobs j WHERE j.content_hash = ?", (digest,)) == [
+            (before[name.encode()][0],)
+        ]
 
     # After the upgrade: metadata edits to every kind of file cost nothing, and neither does a no-op run.
     for name in ("a.tif", "d.tif", "e.heic", "g.dng", "c.jpg", "h.png", "i.gif"):
@@ -234,10 +280,16 @@ def test_files_recorded_twice_by_an_older_tagger_keep_their_captions(emulator, t
     job = con.execute("SELECT * FROM jobs").fetchone()
     cols = [d[1] for d in con.execute("PRAGMA table_info(jobs)")]
     values = dict(zip(cols, job), id=None, content_hash=_scheme_1(two), token="second-token", caption="second caption")
-    con.execute(f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", [values[c] for c in cols])
+    con.execute(
+        f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", [values[c] for c in cols]
+    )
     second = con.execute("SELECT max(id) FROM jobs").fetchone()[0]
-    assert con.execute("UPDATE files SET content_hash = ?, job_id = ? WHERE name = ?",
-                       (_scheme_1(two), second, b"two.tif")).rowcount == 1
+    assert (
+        con.execute(
+            "UPDATE files SET content_hash = ?, job_id = ? WHERE name = ?", (_scheme_1(two), second, b"two.tif")
+        ).rowcount
+        == 1
+    )
     con.commit()
     con.close()
     # (two.tif's sidecar holds the first caption, written before: the first run after the upgrade rewrites it.)
@@ -257,4 +309,7 @@ def test_files_recorded_twice_by_an_older_tagger_keep_their_captions(emulator, t
     again = run_with(emulator, config, [root])
     assert again.exit_code == 0 and (again.plan.copied, again.plan.credits) == (1, 0)
     assert emulator.counters()["submissions"] == 0
-    assert {name: job[2] for name, job in _jobs(ledger).items()}[b"three.tif"] in (captions[b"one.tif"], "second caption")
+    assert {name: job[2] for name, job in _jobs(ledger).items()}[b"three.tif"] in (
+        captions[b"one.tif"],
+        "second caption",
+    )

@@ -15,14 +15,13 @@ import subprocess
 from pathlib import Path
 
 from click.testing import CliRunner
+from conftest import exiftool_json, make_photo
 from PIL import Image
+from test_pipeline import config_for, run_with
 
 from tagger.cli import cli
 from tagger.ledger.store import Ledger
 from tagger.pipeline.plan import plan
-
-from conftest import exiftool_json, make_photo
-from test_pipeline import config_for, run_with
 
 
 def _dark(path: Path) -> Path:
@@ -58,7 +57,9 @@ def _description(image: Path) -> str:
 
 
 def _export(ledger: Path, dest: Path, *extra: str) -> set[str]:
-    result = CliRunner().invoke(cli, ["export", "--csv", str(dest), "--ledger", str(ledger), *extra], env={"TAGGER_CONFIG": ""})
+    result = CliRunner().invoke(
+        cli, ["export", "--csv", str(dest), "--ledger", str(ledger), *extra], env={"TAGGER_CONFIG": ""}
+    )
     assert result.exit_code == 0, result.output
     with dest.open(encoding="utf-8") as f:
         return {r["path"] for r in csv.DictReader(f)}
@@ -102,7 +103,19 @@ def test_every_kind_of_change_in_one_run(emulator, tmp_path):
     make_photo(root / "new" / "h.jpg", seed=500, size=(320, 240))
 
     # Two moves and one deletion: the moves are not counted as missing too.
-    expected = dict(new=1, changed=1, moved=2, copied=1, missing=1, unchanged=4, unreadable=0, paired=0, adopted=0, credits=2, similar=0)
+    expected = dict(
+        new=1,
+        changed=1,
+        moved=2,
+        copied=1,
+        missing=1,
+        unchanged=4,
+        unreadable=0,
+        paired=0,
+        adopted=0,
+        credits=2,
+        similar=0,
+    )
     emulator.reset_counters()
     files_before = _rows(ledger, "SELECT * FROM files ORDER BY id")
     dry = run_with(emulator, config, [root], dry_run=True)
@@ -122,7 +135,12 @@ def test_every_kind_of_change_in_one_run(emulator, tmp_path):
     assert token != before["b.jpg"][4]
     assert _description(b) == caption
     # moved, renamed, copied, re-tagged: the old caption, no submission
-    kept = {root / "other" / "c.jpg": "c.jpg", album / "d2.jpg": "d.jpg", root / "copies" / "e_copy.jpg": "e.jpg", g: "g.jpg"}
+    kept = {
+        root / "other" / "c.jpg": "c.jpg",
+        album / "d2.jpg": "d.jpg",
+        root / "copies" / "e_copy.jpg": "e.jpg",
+        g: "g.jpg",
+    }
     for path, was in kept.items():
         state, job, written, caption, _ = _file(ledger, path)
         assert (state, job, written) == ("active", before[was][1], before[was][1]), path
@@ -132,16 +150,41 @@ def test_every_kind_of_change_in_one_run(emulator, tmp_path):
         assert _file(ledger, album / gone)[0] == "missing"
     assert _file(ledger, night)[:2] == ("active", before["night.jpg"][1])
 
-    present = {"album/a.jpg", "album/b.jpg", "album/d2.jpg", "album/e.jpg", "album/g.jpg", "album/night.jpg",
-               "other/c.jpg", "copies/e_copy.jpg", "new/h.jpg"}
+    present = {
+        "album/a.jpg",
+        "album/b.jpg",
+        "album/d2.jpg",
+        "album/e.jpg",
+        "album/g.jpg",
+        "album/night.jpg",
+        "other/c.jpg",
+        "copies/e_copy.jpg",
+        "new/h.jpg",
+    }
     assert _export(ledger, tmp_path / "out.csv") == present
-    assert _export(ledger, tmp_path / "all.csv", "--include-missing") == present | {"album/c.jpg", "album/d.jpg", "album/f.jpg"}
+    assert _export(ledger, tmp_path / "all.csv", "--include-missing") == present | {
+        "album/c.jpg",
+        "album/d.jpg",
+        "album/f.jpg",
+    }
 
     # A plain re-run sends nothing: not the skipped image, not anything else.
     emulator.reset_counters()
     third = run_with(emulator, config, [root])
     assert third.exit_code == 0
-    assert third.plan.as_dict() == dict(new=0, changed=0, moved=0, copied=0, missing=0, unchanged=9, unreadable=0, paired=0, adopted=0, credits=0, similar=0)
+    assert third.plan.as_dict() == dict(
+        new=0,
+        changed=0,
+        moved=0,
+        copied=0,
+        missing=0,
+        unchanged=9,
+        unreadable=0,
+        paired=0,
+        adopted=0,
+        credits=0,
+        similar=0,
+    )
     assert emulator.counters()["submissions"] == 0
     assert _rows(ledger, night_job, (b"night.jpg",)) == [("skipped", "dark", 1)]
 
@@ -157,7 +200,19 @@ def test_a_copy_of_a_file_new_in_the_same_run_costs_one_credit(tmp_path):
     shutil.copy(root / "one" / "a.jpg", root / "one" / "a_copy.jpg")  # same folder
     make_photo(root / "two" / "b.jpg", seed=2, size=(160, 120))
     shutil.copy(root / "one" / "a.jpg", root / "two" / "a.jpg")  # another folder
-    expected = dict(new=2, changed=0, moved=0, copied=2, missing=0, unchanged=0, unreadable=0, paired=0, adopted=0, credits=2, similar=0)
+    expected = dict(
+        new=2,
+        changed=0,
+        moved=0,
+        copied=2,
+        missing=0,
+        unchanged=0,
+        unreadable=0,
+        paired=0,
+        adopted=0,
+        credits=2,
+        similar=0,
+    )
     assert _plan(tmp_path, root, dry_run=True) == expected
     assert _plan(tmp_path, root, dry_run=False) == expected
     assert _rows(tmp_path / "ledger.sqlite", "SELECT count(*), count(DISTINCT job_id) FROM files") == [(4, 2)]
@@ -172,11 +227,27 @@ def test_a_vanished_folder_is_missing_and_its_moved_files_are_moves(tmp_path):
     shutil.move(root / "2019" / "0.jpg", root / "keep" / "0.jpg")
     shutil.rmtree(root / "2019")
     # Nothing was submitted yet: the queued jobs of the two files still on disk are the credits.
-    expected = dict(new=0, changed=0, moved=1, copied=0, missing=2, unchanged=1, unreadable=0, paired=0, adopted=0, credits=2, similar=0)
+    expected = dict(
+        new=0,
+        changed=0,
+        moved=1,
+        copied=0,
+        missing=2,
+        unchanged=1,
+        unreadable=0,
+        paired=0,
+        adopted=0,
+        credits=2,
+        similar=0,
+    )
     assert _plan(tmp_path, root, dry_run=True) == expected
     assert _plan(tmp_path, root, dry_run=False) == expected
     assert _plan(tmp_path, root, dry_run=False) == dict(expected, moved=0, missing=0, unchanged=2)
-    states = _rows(tmp_path / "ledger.sqlite", "SELECT name, state FROM files WHERE dir = ? ORDER BY name", (os.fsencode(root / "2019"),))
+    states = _rows(
+        tmp_path / "ledger.sqlite",
+        "SELECT name, state FROM files WHERE dir = ? ORDER BY name",
+        (os.fsencode(root / "2019"),),
+    )
     assert states == [(b"0.jpg", "missing"), (b"1.jpg", "missing"), (b"2.jpg", "missing")]
 
 
@@ -188,7 +259,19 @@ def test_a_file_back_where_it_was_is_active_again_without_a_submission(tmp_path)
     shutil.move(image, kept)
     assert _plan(tmp_path, root, dry_run=False)["missing"] == 1
     shutil.move(kept, image)  # same size and mtime: the (size, mtime_ns) check alone decides
-    assert _plan(tmp_path, root, dry_run=False) == dict(new=0, changed=0, moved=0, copied=0, missing=0, unchanged=1, unreadable=0, paired=0, adopted=0, credits=1, similar=0)
+    assert _plan(tmp_path, root, dry_run=False) == dict(
+        new=0,
+        changed=0,
+        moved=0,
+        copied=0,
+        missing=0,
+        unchanged=1,
+        unreadable=0,
+        paired=0,
+        adopted=0,
+        credits=1,
+        similar=0,
+    )
     assert _rows(tmp_path / "ledger.sqlite", "SELECT state FROM files") == [("active",)]
 
 
@@ -205,8 +288,26 @@ def test_the_dry_run_and_the_real_run_print_the_same_words_and_a_move_is_not_mis
 
     def tagger(*args: str) -> str:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-        out = subprocess.run([sys.executable, "-P", "-m", "tagger", "--config", str(cfg), "run", str(root), "--emulator",
-                              "--ledger", ledger, *args], capture_output=True, text=True, env=env, timeout=120)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-P",
+                "-m",
+                "tagger",
+                "--config",
+                str(cfg),
+                "run",
+                str(root),
+                "--emulator",
+                "--ledger",
+                ledger,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert out.returncode == 0, out.stderr
         (line,) = [line for line in out.stdout.splitlines() if line.startswith("plan: ")]
         return line
@@ -216,7 +317,9 @@ def test_the_dry_run_and_the_real_run_print_the_same_words_and_a_move_is_not_mis
     shutil.move(root / "album" / "a.jpg", root / "elsewhere" / "a.jpg")  # one move
     os.remove(root / "album" / "b.jpg")  # one deletion
     dry, real = tagger("--dry-run"), tagger()
-    words = ("plan: 0 new, 0 changed, 1 moved, 0 copied, 1 missing, 1 unchanged, 0 unreadable, 0 RAW captioned from their JPEG, "
-             "0 adopted from their sidecars")
+    words = (
+        "plan: 0 new, 0 changed, 1 moved, 0 copied, 1 missing, 1 unchanged, 0 unreadable, 0 RAW captioned from their JPEG, "
+        "0 adopted from their sidecars"
+    )
     assert real == words
     assert re.fullmatch(re.escape(words) + r"; 0 credit\(s\) would be spent.*", dry)

@@ -20,14 +20,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import make_photo
 from PIL import Image
 
 from tagger.config import Config
 from tagger.emulator import Emulator, Faults
 from tagger.pipeline.dispatch import STOP_GRACE
 from tagger.pipeline.runner import make_api, run
-
-from conftest import make_photo
 
 IMAGES = 12
 WORKERS = 3
@@ -51,7 +50,9 @@ def _photos(source: Path, tmp_path: Path) -> Path:
     return photos
 
 
-def _start(photos: Path, tmp_path: Path, emu: Emulator, *, processes: bool = True, in_flight: int = 8) -> subprocess.Popen:
+def _start(
+    photos: Path, tmp_path: Path, emu: Emulator, *, processes: bool = True, in_flight: int = 8
+) -> subprocess.Popen:
     cfg = tmp_path / "run.toml"
     cfg.write_text(
         "[run]\nfirst_poll_delay = 0.2\npoll_interval = 0.1\nmax_poll_interval = 0.3\n"
@@ -61,9 +62,26 @@ def _start(photos: Path, tmp_path: Path, emu: Emulator, *, processes: bool = Tru
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
     env["CLOUDSIGHT_API_KEY"] = emu.key
     return subprocess.Popen(
-        [sys.executable, "-P", "-m", "tagger", "--config", str(cfg), "run", str(photos), "--endpoint", emu.url,
-         "--ledger", str(tmp_path / "ledger.sqlite"), "--quiet"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "tagger",
+            "--config",
+            str(cfg),
+            "run",
+            str(photos),
+            "--endpoint",
+            emu.url,
+            "--ledger",
+            str(tmp_path / "ledger.sqlite"),
+            "--quiet",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -83,7 +101,7 @@ def _group(pgid: int) -> list[int]:
                 stat = Path(f"/proc/{entry}/stat").read_text()
             except OSError:
                 continue
-            fields = stat[stat.rindex(")") + 2:].split()
+            fields = stat[stat.rindex(")") + 2 :].split()
             if int(fields[2]) == pgid:
                 members.append(int(entry))
     return members
@@ -108,7 +126,9 @@ def _resume(photos: Path, tmp_path: Path, emu: Emulator) -> subprocess.Completed
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def _assert_stopped_cleanly(proc: subprocess.Popen, out: str, err: str, tmp_path: Path, *, at_once: bool = False) -> dict:
+def _assert_stopped_cleanly(
+    proc: subprocess.Popen, out: str, err: str, tmp_path: Path, *, at_once: bool = False
+) -> dict:
     assert proc.returncode == 3, err
     assert "Traceback" not in err and "Error" not in err, err
     assert "interrupted" in err

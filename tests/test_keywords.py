@@ -17,7 +17,10 @@ def test_caption_words_without_stop_words():
 
 def test_lower_case_dedupe_and_categories_after_caption_words():
     assert keywords_from("Dog and DOG on the dog's bed", ["Animal", "dog", "Pet|Home"]) == [
-        "dog", "bed", "animal", "pet home",
+        "dog",
+        "bed",
+        "animal",
+        "pet home",
     ]
 
 
@@ -37,7 +40,10 @@ def test_clean_keeps_first_spelling_and_order():
 
 def test_clean_replaces_separators_and_controls():
     assert clean_keywords(["People|Anna", "a/b", "tab\there", "nul\x00x", "", "  ", "|/"]) == [
-        "People Anna", "a b", "tab here", "nul x",
+        "People Anna",
+        "a b",
+        "tab here",
+        "nul x",
     ]
 
 
@@ -66,14 +72,22 @@ def test_content_words_a_photo_is_searched_by_are_not_stop_words():
 def test_the_emulator_captions_of_the_issue():
     assert keywords_from("grey brick wall seen at an angle") == ["grey", "brick", "wall", "angle"]
     assert keywords_from("many small galaxies against a black sky, Hubble deep field") == [
-        "small", "galaxy", "black", "sky", "Hubble", "deep", "field",
+        "small",
+        "galaxy",
+        "black",
+        "sky",
+        "Hubble",
+        "deep",
+        "field",
     ]
     assert keywords_from("close-up of a tabby cat's face") == ["tabby", "cat", "face"]
 
 
 def test_a_run_of_capitalised_words_is_one_name():
     assert keywords_from("The Golden Gate Bridge at night, seen from Baker Beach") == [
-        "Golden Gate Bridge", "night", "Baker Beach",
+        "Golden Gate Bridge",
+        "night",
+        "Baker Beach",
     ]
     assert keywords_from("stars above the Hubble Deep Field") == ["star", "Hubble Deep Field"]
     # A sentence's first capital says nothing: "Dogs" is a word, lemmatised.
@@ -114,7 +128,11 @@ def test_fingerprint_changes_with_every_rule():
 def test_without_a_vocabulary_every_word_is_unmapped_and_under_the_parent():
     kw = derive("a red fire hydrant", (), KeywordRules(parent="AI|Cloud/Sight"))
     assert kw.subject == ("red", "fire", "hydrant")
-    assert kw.paths == (("AI", "Cloud", "Sight", "red"), ("AI", "Cloud", "Sight", "fire"), ("AI", "Cloud", "Sight", "hydrant"))
+    assert kw.paths == (
+        ("AI", "Cloud", "Sight", "red"),
+        ("AI", "Cloud", "Sight", "fire"),
+        ("AI", "Cloud", "Sight", "hydrant"),
+    )
     assert kw.unmapped == kw.subject
 
 

@@ -14,8 +14,8 @@ import pytest
 import sqlite_utils
 
 from tagger.errors import LedgerError, LedgerLocked
-from tagger.ledger.store import JobState, Ledger
 from tagger.ledger.migrations import MIGRATIONS, NAMES
+from tagger.ledger.store import JobState, Ledger
 
 
 def test_new_ledger_has_every_migration_and_wal(tmp_path):
@@ -62,12 +62,18 @@ def test_second_holder_is_told_the_pid(tmp_path):
 def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     path = str(tmp_path / "l.sqlite")
     holder = subprocess.Popen(
-        [sys.executable, "-P", "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-P",
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from tagger.ledger.store import Ledger
             l = Ledger({path!r}); l.acquire(); print("held", flush=True); time.sleep(60)
-        """)],
-        stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(LedgerLocked, match=str(holder.pid)):
@@ -101,18 +107,22 @@ def test_sweep_requeues_only_jobs_without_a_token(tmp_path):
 def test_identical_content_shares_one_job_and_endpoints_do_not(tmp_path):
     root = os.fsencode(tmp_path)
     with Ledger(str(tmp_path / "l.sqlite")) as ledger:
-        ledger.upsert_files([
-            (root, b"a.jpg", root, 10, 1, "same", "active", None),
-            (root + b"/sub", b"b.jpg", root, 10, 1, "same", "active", None),
-            (root, b"c.jpg", root, 10, 1, "other", "active", None),
-        ])
+        ledger.upsert_files(
+            [
+                (root, b"a.jpg", root, 10, 1, "same", "active", None),
+                (root + b"/sub", b"b.jpg", root, 10, 1, "same", "active", None),
+                (root, b"c.jpg", root, 10, 1, "other", "active", None),
+            ]
+        )
         assert ledger.link_folder("http://one/v1", root, ["same", "other"]) == 2
         assert ledger.link_folder("http://one/v1", root + b"/sub", ["same"]) == 0  # a copy costs nothing
         assert ledger.link_folder("http://one/v1", root, ["same", "other"]) == 0
         assert ledger.query("SELECT count(DISTINCT job_id), count(*) FROM files") == [(2, 3)]
         assert ledger.link_folder("emulator", root, ["same", "other"]) == 2
         # Only the folder looked at moves to the new endpoint's jobs; the copy in sub/ keeps its own.
-        rows = ledger.query("SELECT j.endpoint, count(*) FROM files f JOIN jobs j ON j.id = f.job_id GROUP BY 1 ORDER BY 1")
+        rows = ledger.query(
+            "SELECT j.endpoint, count(*) FROM files f JOIN jobs j ON j.id = f.job_id GROUP BY 1 ORDER BY 1"
+        )
         assert rows == [("emulator", 2), ("http://one/v1", 1)]
 
 
@@ -171,8 +181,10 @@ def test_summary_counts_every_status_and_reason_under_the_roots_only(tmp_path):
             for state in states:
                 reason = {"skipped": "blurry", "failed": "rejected", "timeout": "late"}.get(state)
                 error = {"queued": "the service was unreachable", "held": "the answer was lost"}.get(state)
-                c.execute("UPDATE jobs SET state = ?, reason = ?, last_error = ? WHERE content_hash = ?",
-                          (state, reason, error, f"h{state}"))
+                c.execute(
+                    "UPDATE jobs SET state = ?, reason = ?, last_error = ? WHERE content_hash = ?",
+                    (state, reason, error, f"h{state}"),
+                )
             c.execute("UPDATE files SET job_id = NULL WHERE name = ?", (b"unlinked.jpg",))
         unwritable = ledger.query("SELECT id FROM files WHERE name = ?", (b"badsidecar.jpg",))[0][0]
         ledger.mark_file_failed(unwritable, "sidecar not writable")
@@ -183,7 +195,9 @@ def test_summary_counts_every_status_and_reason_under_the_roots_only(tmp_path):
             counts, reasons = {}, {}
             for fstate, jstate, reason, last_error, k in ledger.query(
                 f"""SELECT f.state, j.state, coalesce(f.reason, j.reason), j.last_error, count(*) FROM files f
-                    LEFT JOIN jobs j ON j.id = f.job_id WHERE {where} GROUP BY 1, 2, 3, 4""", params):
+                    LEFT JOIN jobs j ON j.id = f.job_id WHERE {where} GROUP BY 1, 2, 3, 4""",
+                params,
+            ):
                 status = file_status(fstate, jstate)
                 counts[status] = counts.get(status, 0) + k
                 if status in ("skipped", "failed", "timeout", "not found") and reason:
@@ -197,8 +211,11 @@ def test_summary_counts_every_status_and_reason_under_the_roots_only(tmp_path):
             got = ledger.summary(scope, remote=False)
             counts, reasons = reference(scope)
             assert {k: v for k, v in got.items() if k in counts} == counts
-            assert all(got[k] == 0 for k in ("completed", "skipped", "timeout", "not found", "failed", "pending", "missing")
-                       if k not in counts)
+            assert all(
+                got[k] == 0
+                for k in ("completed", "skipped", "timeout", "not found", "failed", "pending", "missing")
+                if k not in counts
+            )
             assert got["total"] == sum(v for k, v in counts.items() if k != "missing")
             assert got["reasons"] == reasons
         got = ledger.summary(roots, remote=False)
@@ -208,6 +225,12 @@ def test_summary_counts_every_status_and_reason_under_the_roots_only(tmp_path):
         assert got["completed"] == 3 * 4 and got["skipped"] == 3 * 5 and got["timeout"] == 3 * 6
         assert got["not found"] == 3 * 7
         assert got["failed"] == 3 * 8 + 2 and got["missing"] == 1
-        assert got["reasons"] == {"skipped: blurry": 15, "timeout: late": 18, "failed: rejected": 24,
-                                  "failed: cannot read the file": 1, "failed: sidecar not writable": 1,
-                                  "pending: the service was unreachable": 3, "held: the answer was lost": 27}
+        assert got["reasons"] == {
+            "skipped: blurry": 15,
+            "timeout: late": 18,
+            "failed: rejected": 24,
+            "failed: cannot read the file": 1,
+            "failed: sidecar not writable": 1,
+            "pending: the service was unreachable": 3,
+            "held: the answer was lost": 27,
+        }

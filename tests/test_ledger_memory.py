@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 
 import sqlite_utils
+from conftest import exiftool_json, make_photo
+from test_pipeline import config_for, queue_jobs, run_with
 
 from tagger.config import default_ledger_path, load_config
 from tagger.emulator import Emulator, Faults
@@ -27,9 +29,6 @@ from tagger.ledger.keys import normal_endpoint, normal_locale
 from tagger.ledger.migrations import MIGRATIONS, NAMES
 from tagger.ledger.store import JobState, Ledger
 from tagger.pipeline.runner import make_api, run
-
-from conftest import exiftool_json, make_photo
-from test_pipeline import config_for, queue_jobs, run_with
 
 
 def _rows(ledger: Path | str, sql: str, params: tuple = ()) -> list[tuple]:
@@ -43,7 +42,9 @@ def _rows(ledger: Path | str, sql: str, params: tuple = ()) -> list[tuple]:
 def _tagger(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_", "XDG_"))}
     full.update(env)
-    return subprocess.run([sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=full, cwd=cwd, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=full, cwd=cwd, timeout=180
+    )
 
 
 def _sidecars(root: Path) -> dict[Path, bytes]:
@@ -110,7 +111,10 @@ def test_the_default_ledger_is_the_user_data_folder_where_it_always_was_on_linux
     cfg.write_text('[run]\nledger = "~/l.sqlite"\n[output]\ncsv = "out/c.csv"\nsidecar_dir = "~/side"\n')
     config = load_config(str(cfg), environ={})
     assert (config.ledger_path, config.csv, config.sidecar_dir) == (
-        str(home / "l.sqlite"), str(tmp_path / "conf" / "out" / "c.csv"), str(home / "side"))
+        str(home / "l.sqlite"),
+        str(tmp_path / "conf" / "out" / "c.csv"),
+        str(home / "side"),
+    )
     config = load_config(None, {"csv": "~/x.csv"}, environ={"TAGGER_LEDGER": "~/e.sqlite"})
     assert (config.ledger_path, config.csv) == (str(home / "e.sqlite"), str(home / "x.csv"))
     # A run without --ledger, from cron's folder, uses the default and finds it again.
@@ -133,14 +137,22 @@ def test_the_default_ledger_is_the_user_data_folder_where_it_always_was_on_linux
 
 def test_endpoints_compare_in_a_normal_form():
     base = "https://api.cloudsight.ai/v1"
-    for spelling in ("HTTPS://API.CloudSight.ai/v1/", "https://api.cloudsight.ai:443/v1", "https://api.cloudsight.ai/v1//"):
+    for spelling in (
+        "HTTPS://API.CloudSight.ai/v1/",
+        "https://api.cloudsight.ai:443/v1",
+        "https://api.cloudsight.ai/v1//",
+    ):
         assert normal_endpoint(spelling) == base
     assert normal_endpoint("http://127.0.0.1:80/v1/") == "http://127.0.0.1/v1"
     assert normal_endpoint("http://127.0.0.1:8080/v1") == "http://127.0.0.1:8080/v1"
     assert normal_endpoint("https://key:secret@api.cloudsight.ai/v1") == base  # credentials never reach the ledger
     assert normal_endpoint("emulator") == "emulator"
     assert normal_endpoint("https://api.cloudsight.ai/V1") != base  # a path is case-sensitive
-    assert (normal_locale("de_de"), normal_locale("EN-us"), normal_locale("zh-hant-tw")) == ("de-DE", "en-US", "zh-Hant-TW")
+    assert (normal_locale("de_de"), normal_locale("EN-us"), normal_locale("zh-hant-tw")) == (
+        "de-DE",
+        "en-US",
+        "zh-Hant-TW",
+    )
 
 
 def test_a_respelt_endpoint_sends_nothing_the_second_time(emulator, photos, tmp_path):
@@ -178,7 +190,15 @@ def _pre_m008_ledger(path: Path) -> None:
         " VALUES (?, '/a', ?, '/a', 1, 1, ?, ?, ?, ?, ?, 1, 1)",
         [
             (1, b"one.jpg", "h1", "active", None, 1, None),
-            (2, b"two.jpg", "h2", "failed", "sidecar not written: /a/two.jpg.xmp: cannot read (Is a directory)", 3, None),
+            (
+                2,
+                b"two.jpg",
+                "h2",
+                "failed",
+                "sidecar not written: /a/two.jpg.xmp: cannot read (Is a directory)",
+                3,
+                None,
+            ),
             (3, b"bad.jpg", None, "failed", "cannot read the file: Permission denied", None, None),
         ],
     )
@@ -204,14 +224,21 @@ def test_m008_normalises_stored_endpoints_keeps_emulator_and_adds_the_locale(tmp
     assert _rows(path, "SELECT endpoint FROM runs") == [("https://api.example/v1",)]
     # A sidecar failure no longer fails the file; an unreadable file still does.
     assert _rows(path, "SELECT id, state, reason IS NULL, sidecar_error IS NOT NULL FROM files ORDER BY id") == [
-        (1, "active", 1, 0), (2, "active", 1, 1), (3, "failed", 0, 0)]
+        (1, "active", 1, 0),
+        (2, "active", 1, 1),
+        (3, "failed", 0, 0),
+    ]
     assert _rows(path, "PRAGMA foreign_key_check") == []
     # The key is (content, endpoint, locale): the same content in German is another job.
     con = sqlite3.connect(path)
     try:
-        con.execute("INSERT INTO jobs (content_hash, endpoint, locale, state, created_at) VALUES ('h1', 'https://api.example/v1', 'de-DE', 'queued', 1)")
+        con.execute(
+            "INSERT INTO jobs (content_hash, endpoint, locale, state, created_at) VALUES ('h1', 'https://api.example/v1', 'de-DE', 'queued', 1)"
+        )
         try:
-            con.execute("INSERT INTO jobs (content_hash, endpoint, locale, state, created_at) VALUES ('h1', 'https://api.example/v1', 'en-US', 'queued', 1)")
+            con.execute(
+                "INSERT INTO jobs (content_hash, endpoint, locale, state, created_at) VALUES ('h1', 'https://api.example/v1', 'en-US', 'queued', 1)"
+            )
             raise AssertionError("the old key still holds")
         except sqlite3.IntegrityError:
             pass
@@ -249,13 +276,18 @@ def test_a_deleted_ledger_adopts_every_caption_from_the_sidecars(emulator, photo
     assert (result.plan.adopted, result.plan.credits, result.tally.submitted) == (6, 0, 0)
     assert emulator.counters()["submissions"] == 0 and emulator.counters()["polls"] == 0
     assert _sidecars(photos) == before  # the sidecars were not even rewritten
-    assert dict(_rows(config.ledger_path, "SELECT f.name, j.caption FROM files f JOIN jobs j ON j.id = f.job_id")) == captions
+    assert (
+        dict(_rows(config.ledger_path, "SELECT f.name, j.caption FROM files f JOIN jobs j ON j.id = f.job_id"))
+        == captions
+    )
     assert {r[0] for r in _rows(config.ledger_path, "SELECT token FROM jobs")} == tokens
     assert _rows(config.ledger_path, "SELECT DISTINCT state FROM jobs") == [("completed",)]
     # The sidecar says which content its caption belongs to, in tagger's namespace.
     (meta,) = exiftool_json(photos / "IMG_0000.JPG.xmp")
-    assert meta["XMP-tagger:ContentHash"] == _rows(
-        config.ledger_path, "SELECT content_hash FROM files WHERE name = ?", (b"IMG_0000.JPG",))[0][0]
+    assert (
+        meta["XMP-tagger:ContentHash"]
+        == _rows(config.ledger_path, "SELECT content_hash FROM files WHERE name = ?", (b"IMG_0000.JPG",))[0][0]
+    )
     assert meta["XMP-tagger:Locale"] == "en-US"
     # Nothing more on the next run, either.
     assert run_with(emulator, config, [photos]).tally.submitted == 0
@@ -279,10 +311,14 @@ def test_a_lost_ledger_pays_only_for_content_that_changed_and_works_with_a_sidec
     assert emulator.counters()["submissions"] == 1
     # The copy shares the adopted caption and gets its own sidecar; the changed file its new caption.
     copy_meta, orig_meta, changed = exiftool_json(
-        mirror / "sub" / "copy.JPG.xmp", mirror / "sub" / "IMG_0001.JPG.xmp", mirror / "IMG_0000.JPG.xmp")
+        mirror / "sub" / "copy.JPG.xmp", mirror / "sub" / "IMG_0001.JPG.xmp", mirror / "IMG_0000.JPG.xmp"
+    )
     assert copy_meta["XMP-dc:Description"] == orig_meta["XMP-dc:Description"]
-    caption = _rows(config.ledger_path, "SELECT j.caption FROM files f JOIN jobs j ON j.id = f.job_id WHERE f.name = ?",
-                    (b"IMG_0000.JPG",))[0][0]
+    caption = _rows(
+        config.ledger_path,
+        "SELECT j.caption FROM files f JOIN jobs j ON j.id = f.job_id WHERE f.name = ?",
+        (b"IMG_0000.JPG",),
+    )[0][0]
     assert changed["XMP-dc:Description"] == caption
 
 
@@ -295,8 +331,12 @@ def test_a_csv_only_run_defers_the_sidecars_to_the_next_run_with_sidecars(emulat
     from tagger.outputs.export import write_export
     from tagger.outputs.readout import iter_records
 
-    first = run_with(emulator, config.replace(sidecars=False), [photos],
-                     export=lambda ledger: write_export(iter_records(ledger), str(csv_path)))
+    first = run_with(
+        emulator,
+        config.replace(sidecars=False),
+        [photos],
+        export=lambda ledger: write_export(iter_records(ledger), str(csv_path)),
+    )
     assert first.exit_code == 0 and first.csv_rows == 6
     assert not _sidecars(photos)
     second = run_with(emulator, config, [photos])
@@ -370,7 +410,9 @@ def test_retry_takes_paths(tmp_path):
     ledger = str(tmp_path / "l.sqlite")
     with Emulator(latency=(0.05, 0.1), faults=Faults(unsure_rate=1.0)) as emu:
         env = {"CLOUDSIGHT_API_KEY": emu.key, "CLOUDSIGHT_ENDPOINT": emu.url}
-        assert _tagger("--config", str(cfg), "run", str(root), "--ledger", ledger, env=env, cwd=tmp_path).returncode == 0
+        assert (
+            _tagger("--config", str(cfg), "run", str(root), "--ledger", ledger, env=env, cwd=tmp_path).returncode == 0
+        )
         assert emu.counters()["submissions"] == 4
         emu.set_faults(Faults())
         retry = _tagger("retry", str(root / "A"), "--skipped", "unsure", "--ledger", ledger, env=env, cwd=tmp_path)
@@ -431,7 +473,9 @@ def test_a_locale_is_a_job_of_its_own(emulator, photos, tmp_path):
     de = run_with(emulator, german, [photos])
     assert de.exit_code == 0 and de.tally.submitted == 6
     assert emulator.counters()["submissions"] == 12
-    rows = _rows(config.ledger_path, "SELECT locale, count(*), count(DISTINCT token) FROM jobs GROUP BY locale ORDER BY locale")
+    rows = _rows(
+        config.ledger_path, "SELECT locale, count(*), count(DISTINCT token) FROM jobs GROUP BY locale ORDER BY locale"
+    )
     assert rows == [("de-DE", 6, 6), ("en-US", 6, 6)]
     (meta,) = exiftool_json(photos / "IMG_0000.JPG.xmp")
     assert meta["XMP-tagger:Locale"] == "de-DE"
@@ -456,9 +500,12 @@ def test_a_locale_is_a_job_of_its_own(emulator, photos, tmp_path):
         assert again.exit_code == 0 and again.tally.submitted == 0, locale
     assert emulator.counters()["submissions"] == 12
     english = dict(_rows(config.ledger_path, "SELECT f.name, j.caption FROM files f JOIN jobs j ON j.id = f.job_id"))
-    assert english == dict(_rows(
-        config.ledger_path,
-        "SELECT f.name, j.caption FROM files f JOIN jobs j ON j.content_hash = f.content_hash WHERE j.locale = 'en-US'"))
+    assert english == dict(
+        _rows(
+            config.ledger_path,
+            "SELECT f.name, j.caption FROM files f JOIN jobs j ON j.content_hash = f.content_hash WHERE j.locale = 'en-US'",
+        )
+    )
     (meta,) = exiftool_json(photos / "IMG_0000.JPG.xmp")
     assert meta["XMP-tagger:Locale"] == "en-US"
     # A lost ledger adopts only the locale the sidecar holds: German is paid again, English is not.

@@ -10,14 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import make_photo
+from test_pipeline import config_for as pipeline_config_for
+from test_pipeline import run_config as run_with
 
 from tagger.config import Config
 from tagger.emulator import Emulator, Faults
 from tagger.pipeline.dispatch import max_posts_in_flight
-
-from conftest import make_photo
-from test_pipeline import config_for as pipeline_config_for
-from test_pipeline import run_config as run_with
 
 # A short read timeout keeps the "timeout" kind fast; the emulator holds such an answer well past it.
 FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2, request_timeout=2.0)
@@ -46,7 +45,9 @@ def tree(tmp_path: Path, n: int, size: tuple[int, int] = (320, 240)) -> Path:
 @pytest.mark.parametrize("kind", ["timeout", "reset", "500", "502", "504"])
 def test_one_lost_answer_is_resent_once_counted_and_the_run_finishes(tmp_path, kind):
     photos = tree(tmp_path, 4)
-    with Emulator(latency=(0.05, 0.1), faults=Faults(lost_answers=1, lost_answer_kind=kind, lost_answer_seconds=HOLD)) as emu:
+    with Emulator(
+        latency=(0.05, 0.1), faults=Faults(lost_answers=1, lost_answer_kind=kind, lost_answer_seconds=HOLD)
+    ) as emu:
         config = config_for(emu, tmp_path)
         result = run_with(config, [photos])
         c = emu.counters()
@@ -98,7 +99,9 @@ def test_each_lost_answer_is_resent_at_most_once_in_a_run(tmp_path):
 def tagger(*args: str, env: dict) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
     full.update(env)
-    return subprocess.run([sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=full, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=full, timeout=120
+    )
 
 
 def test_resend_ambiguous_false_holds_them_for_retry_ambiguous(tmp_path):
@@ -109,7 +112,9 @@ def test_resend_ambiguous_false_holds_them_for_retry_ambiguous(tmp_path):
         "[service]\nrequest_timeout = 2.0\n"
         "[run]\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\nresend_ambiguous = false\n"
     )
-    with Emulator(latency=(0.05, 0.1), faults=Faults(lost_answers=2, lost_answer_kind="cycle", lost_answer_seconds=HOLD)) as emu:
+    with Emulator(
+        latency=(0.05, 0.1), faults=Faults(lost_answers=2, lost_answer_kind="cycle", lost_answer_seconds=HOLD)
+    ) as emu:
         env = {"CLOUDSIGHT_API_KEY": emu.key, "CLOUDSIGHT_ENDPOINT": emu.url}
         first = tagger("--config", str(cfg), "run", str(photos), "--ledger", ledger, env=env)
         assert first.returncode == 3, first.stderr

@@ -13,8 +13,8 @@ import pytest
 import sqlite_utils
 
 from tagger.errors import LedgerError
-from tagger.ledger.store import JobState, Ledger
 from tagger.ledger.migrations import MIGRATIONS, NAMES
+from tagger.ledger.store import JobState, Ledger
 
 ROOT = b"/archive"
 
@@ -26,7 +26,9 @@ def _first_schema_ledger(path: Path) -> None:
     MIGRATIONS.apply(db, stop_before=list(NAMES[1:]))
     assert [m.name for m in MIGRATIONS.applied(db)] == [NAMES[0]]
     c = db.conn
-    c.execute("INSERT INTO runs (started_at, finished_at, endpoint, pid, submitted, exit_code) VALUES (1, 2, 'e', 42, 2, 0)")
+    c.execute(
+        "INSERT INTO runs (started_at, finished_at, endpoint, pid, submitted, exit_code) VALUES (1, 2, 'e', 42, 2, 0)"
+    )
     c.execute(
         "INSERT INTO jobs (id, content_hash, endpoint, state, token, caption, created_at, submitted_at, settled_at)"
         " VALUES (1, 'h1', 'e', 'completed', 'tok1', 'a red bicycle', 1, 1.5, 2)"
@@ -62,7 +64,9 @@ def _schema(path: Path) -> set[tuple]:
         con.close()
 
 
-FILE_COLUMNS = "id, dir, name, root, size, mtime_ns, content_hash, state, reason, job_id, written_job, first_seen, last_seen"
+FILE_COLUMNS = (
+    "id, dir, name, root, size, mtime_ns, content_hash, state, reason, job_id, written_job, first_seen, last_seen"
+)
 JOB_COLUMNS = "id, content_hash, endpoint, state, token, caption, attempts, created_at, submitted_at, settled_at"
 RUN_COLUMNS = "id, started_at, finished_at, endpoint, pid, submitted, exit_code"
 
@@ -70,14 +74,18 @@ RUN_COLUMNS = "id, started_at, finished_at, endpoint, pid, submitted, exit_code"
 def test_a_first_schema_ledger_upgrades_in_place_with_its_data(tmp_path):
     old = tmp_path / "old.sqlite"
     _first_schema_ledger(old)
-    before = {t: _dump(old, t, cols) for t, cols in (("files", FILE_COLUMNS), ("jobs", JOB_COLUMNS), ("runs", RUN_COLUMNS))}
+    before = {
+        t: _dump(old, t, cols) for t, cols in (("files", FILE_COLUMNS), ("jobs", JOB_COLUMNS), ("runs", RUN_COLUMNS))
+    }
     with Ledger(str(old)) as ledger:
         assert [m.name for m in MIGRATIONS.applied(ledger.db)] == list(NAMES)
         # The upgraded ledger works: its files, jobs and runs are there for the pipeline.
         assert ledger.files_in(ROOT + b"/2019")[b"caf\xe9.jpg"][1:4] == (200, 22, "h2")
         assert [j.id for j in ledger.jobs_in_state("e", JobState.QUEUED)] == [2]
         assert ledger.summary([ROOT])["completed"] == 1
-    after = {t: _dump(old, t, cols) for t, cols in (("files", FILE_COLUMNS), ("jobs", JOB_COLUMNS), ("runs", RUN_COLUMNS))}
+    after = {
+        t: _dump(old, t, cols) for t, cols in (("files", FILE_COLUMNS), ("jobs", JOB_COLUMNS), ("runs", RUN_COLUMNS))
+    }
     assert after == before
     # Upgraded in place, it has exactly the schema a new ledger gets.
     fresh = tmp_path / "fresh.sqlite"
@@ -93,7 +101,9 @@ def _future_ledger(path: Path) -> None:
     Ledger(str(path)).close()
     db = sqlite_utils.Database(path)
     db.execute("CREATE TABLE from_the_future (x INTEGER)")
-    db["_sqlite_migrations"].insert({"migration_set": "tagger", "name": "m999_from_the_future", "applied_at": "2031-01-01"})
+    db["_sqlite_migrations"].insert(
+        {"migration_set": "tagger", "name": "m999_from_the_future", "applied_at": "2031-01-01"}
+    )
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     for suffix in ("-wal", "-shm"):
@@ -116,7 +126,13 @@ def test_the_cli_says_so_in_a_sentence_and_exits_2(tmp_path):
     _future_ledger(path)
     before = path.read_bytes()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    done = subprocess.run([sys.executable, "-P", "-m", "tagger", "status", "--ledger", str(path)], capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "tagger", "status", "--ledger", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "newer tagger" in done.stderr and "Traceback" not in done.stderr
     assert path.read_bytes() == before
@@ -186,8 +202,13 @@ def test_a_stored_ledger_of_an_earlier_release_upgrades_and_sends_nothing_again(
 
     # The restored archive (new mtimes, same pixels) costs nothing: every caption comes from the old ledger.
     config = Config(
-        api_key=emulator.key, endpoint=emulator.url, ledger=str(path), sidecar_dir=str(tmp_path / "sidecars"),
-        first_poll_delay=0.05, poll_interval=0.05, prepare_in_processes=False,
+        api_key=emulator.key,
+        endpoint=emulator.url,
+        ledger=str(path),
+        sidecar_dir=str(tmp_path / "sidecars"),
+        first_poll_delay=0.05,
+        poll_interval=0.05,
+        prepare_in_processes=False,
     )
     with make_api(config) as api:
         result = run(config, [str(archive)], api=api, endpoint_id=EMULATOR_ENDPOINT)
@@ -203,7 +224,12 @@ def test_a_stored_ledger_of_an_earlier_release_upgrades_and_sends_nothing_again(
         again = run(config, [str(archive)], api=api, endpoint_id=EMULATOR_ENDPOINT, rewrite_sidecars=True)
     assert again.sidecars_written == 13 and emulator.counters()["submissions"] == 0
     with sqlite3.connect(stored) as con:
-        coffee = {c for (c,) in con.execute("SELECT j.caption FROM files f JOIN jobs j ON j.id = f.job_id WHERE f.name = ?", (b"coffee.jpg",))}
+        coffee = {
+            c
+            for (c,) in con.execute(
+                "SELECT j.caption FROM files f JOIN jobs j ON j.id = f.job_id WHERE f.name = ?", (b"coffee.jpg",)
+            )
+        }
     assert len(coffee) == 1 and "espresso" in next(iter(coffee))
     (meta,) = exiftool_json(tmp_path / "sidecars" / "2019" / "copy_of_coffee.jpg.xmp")
     assert {meta["XMP-dc:Description"]} == coffee

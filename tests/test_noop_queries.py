@@ -6,12 +6,27 @@ from tagger.ledger.store import Ledger, under_roots
 
 
 def _rows(ledger: Ledger, dirs: list[bytes]) -> None:
-    ledger.upsert_files([(d, b"f%d.jpg" % i, b"/r", 1, 1, "%064x" % (hash(d) % 10**9 + i), "active", None)
-                         for d in dirs for i in range(3)])
+    ledger.upsert_files(
+        [
+            (d, b"f%d.jpg" % i, b"/r", 1, 1, "%064x" % (hash(d) % 10**9 + i), "active", None)
+            for d in dirs
+            for i in range(3)
+        ]
+    )
 
 
 def test_known_dirs_are_the_folders_under_a_root_and_no_sibling(tmp_path):
-    dirs = [b"/r/tree", b"/r/tree/a", b"/r/tree/a/b", b"/r/tree/z", b"/r/tree-2", b"/r/tree-2/a", b"/r/tree0", b"/r/tre", b"/r"]
+    dirs = [
+        b"/r/tree",
+        b"/r/tree/a",
+        b"/r/tree/a/b",
+        b"/r/tree/z",
+        b"/r/tree-2",
+        b"/r/tree-2/a",
+        b"/r/tree0",
+        b"/r/tre",
+        b"/r",
+    ]
     with Ledger(str(tmp_path / "l.sqlite")) as ledger:
         _rows(ledger, dirs)
         for root in (b"/r/tree", b"/r/tree/", b"/r", b"/", b"/r/tree/a/b", b"/r/nothing", b"/r/tree/a/b/c"):
@@ -42,15 +57,27 @@ def test_stale_keywords_are_found_whatever_the_rules_they_were_derived_under(tmp
 def test_the_summary_counts_files_needing_attention_from_the_partial_index(tmp_path):
     with Ledger(str(tmp_path / "l.sqlite")) as ledger:
         _rows(ledger, [b"/r/a", b"/r/b", b"/s/c"])
-        ledger.link_folder("e", b"/r/a", [h for (h,) in ledger.query("SELECT content_hash FROM files WHERE dir = ?", (b"/r/a",))])
+        ledger.link_folder(
+            "e", b"/r/a", [h for (h,) in ledger.query("SELECT content_hash FROM files WHERE dir = ?", (b"/r/a",))]
+        )
         with ledger.transaction() as c:
             c.execute("UPDATE jobs SET state = 'completed', status = 'completed', caption = 'x'")
             c.execute("UPDATE files SET written_job = job_id WHERE job_id IS NOT NULL")
-            c.execute("UPDATE files SET state = 'missing' WHERE dir = CAST('/r/b' AS BLOB) AND name = CAST('f0.jpg' AS BLOB)")
-            c.execute("UPDATE files SET state = 'failed', reason = 'cannot read' WHERE dir = CAST('/r/b' AS BLOB) AND name = CAST('f1.jpg' AS BLOB)")
+            c.execute(
+                "UPDATE files SET state = 'missing' WHERE dir = CAST('/r/b' AS BLOB) AND name = CAST('f0.jpg' AS BLOB)"
+            )
+            c.execute(
+                "UPDATE files SET state = 'failed', reason = 'cannot read' WHERE dir = CAST('/r/b' AS BLOB) AND name = CAST('f1.jpg' AS BLOB)"
+            )
             c.execute("UPDATE jobs SET possible_duplicates = 2 WHERE id = (SELECT min(id) FROM jobs)")
         counts = ledger.summary([b"/r"], remote=False)
-        assert (counts["total"], counts["completed"], counts["missing"], counts["failed"], counts["pending"]) == (5, 3, 1, 1, 1)
+        assert (counts["total"], counts["completed"], counts["missing"], counts["failed"], counts["pending"]) == (
+            5,
+            3,
+            1,
+            1,
+            1,
+        )
         assert counts["reasons"] == {"failed: cannot read": 1}
         assert counts["possible_duplicates"] == 2
         everything = ledger.summary(remote=False)

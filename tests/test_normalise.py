@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from corpus import GPS_SOUTH_WEST, NON_UTF8_NAME, OK, hang, photo, write_corpus
 from PIL import Image, ImageFile
 
 from tagger.prepare import normalise
-from tagger.prepare.normalise import PrepareError, PrepareOptions, Prepared, Preparer, prepare
-from corpus import GPS_SOUTH_WEST, NON_UTF8_NAME, OK, hang, photo, write_corpus
+from tagger.prepare.normalise import Prepared, PrepareError, PrepareOptions, Preparer, prepare
 
 SMALL = PrepareOptions(max_edge=128)
 
@@ -175,7 +175,9 @@ def test_heic_extra_missing(corpus: tuple[Path, dict[str, str]], monkeypatch: py
         prepare(str(folder / "photo.heic"))
 
 
-def test_raw_extra_missing(corpus: tuple[Path, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_raw_extra_missing(
+    corpus: tuple[Path, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder, _ = corpus
     dng = tmp_path / "camera.dng"
     dng.write_bytes((folder / "multipage.tif").read_bytes())

@@ -15,10 +15,9 @@ import types
 import cloudsight
 import cloudsight.api
 import pytest
+from conftest import make_photo
 
 from tagger.emulator import Emulator
-
-from conftest import make_photo
 
 
 @pytest.fixture
@@ -47,9 +46,13 @@ def test_the_seed_usage_works_against_the_emulator(original, tmp_path, scheme):
         auth = cloudsight.OAuth(original.key, original.secret)
     api = cloudsight.API(auth)
     with open(photo, "rb") as f:
-        response = api.image_request(f, "your-file.jpg", {
-            "image_request[locale]": "en-US",
-        })
+        response = api.image_request(
+            f,
+            "your-file.jpg",
+            {
+                "image_request[locale]": "en-US",
+            },
+        )
     assert response["status"] == cloudsight.STATUS_NOT_COMPLETED
     status = api.wait(response["token"], timeout=30)
     assert status["status"] == cloudsight.STATUS_COMPLETED
@@ -67,9 +70,12 @@ def test_the_seed_usage_works_against_the_emulator(original, tmp_path, scheme):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        response = api.remote_image_request(f"http://127.0.0.1:{server.server_address[1]}/image.jpg", {
-            "image_request[locale]": "en-US",
-        })
+        response = api.remote_image_request(
+            f"http://127.0.0.1:{server.server_address[1]}/image.jpg",
+            {
+                "image_request[locale]": "en-US",
+            },
+        )
         status = api.image_response(response["token"])
         while status["status"] == cloudsight.STATUS_NOT_COMPLETED:
             time.sleep(0.05)
@@ -94,19 +100,26 @@ def test_the_original_oauth_with_a_wrong_secret_is_refused(original, tmp_path):
 
 def test_tagger_and_the_original_sign_the_same_upload_alike(original, tmp_path):
     """tagger's OAuth signs a multipart upload's fields as 0.9.2 does: both are accepted, an RFC-strict signature is not."""
-    from requests_oauthlib import OAuth1
     import requests
+    from requests_oauthlib import OAuth1
 
     from tagger.client.cloudsight import API, OAuth
 
     data = make_photo(tmp_path / "p.jpg", seed=80).read_bytes()
     params = {"image_request[locale]": "en-US", "image_request[language]": "en"}
-    ours = API(OAuth(original.key, original.secret), base_url=original.url).image_request(io.BytesIO(data), "p.jpg", params)
-    theirs = cloudsight.API(cloudsight.OAuth(original.key, original.secret)).image_request(io.BytesIO(data), "p.jpg", params)
+    ours = API(OAuth(original.key, original.secret), base_url=original.url).image_request(
+        io.BytesIO(data), "p.jpg", params
+    )
+    theirs = cloudsight.API(cloudsight.OAuth(original.key, original.secret)).image_request(
+        io.BytesIO(data), "p.jpg", params
+    )
     assert ours["token"] and theirs["token"]
     strict = requests.post(
-        original.url + "/images", auth=OAuth1(original.key, original.secret),
-        files={"image_request[image]": ("p.jpg", data)}, data=params, timeout=10,
+        original.url + "/images",
+        auth=OAuth1(original.key, original.secret),
+        files={"image_request[image]": ("p.jpg", data)},
+        data=params,
+        timeout=10,
     )
     assert strict.status_code == 401
     c = original.counters()

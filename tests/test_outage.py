@@ -11,13 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tagger.config import Config
-from tagger.emulator import Emulator, Faults
-
 from conftest import make_photo
 from test_pipeline import config_for as pipeline_config_for
 from test_pipeline import run_config as run_with
+
+from tagger.config import Config
+from tagger.emulator import Emulator, Faults
 
 FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2)
 #: Retries give up fast, so the outage outlasts them.
@@ -58,7 +57,9 @@ def test_an_outage_that_outlasts_the_retries_fails_nothing_and_a_plain_rerun_fin
         states = jobs(config)
         assert {s for s, _, _ in states} == {"queued"}
         # The jobs that were tried keep the reason for `status` (the run stopped before trying the rest).
-        assert [e for _, e, _ in states if e] and all("HTTP" in e or "connection" in e or "rate" in e for _, e, _ in states if e)
+        assert [e for _, e, _ in states if e] and all(
+            "HTTP" in e or "connection" in e or "rate" in e for _, e, _ in states if e
+        )
         assert emu.counters()["submissions"] == 0  # the outage created nothing
         emu.set_faults(Faults())  # the outage ends
         second = run_with(config, [photos])
@@ -84,8 +85,13 @@ def test_connection_refused_is_retried_freely_and_never_counted(photos, tmp_path
     held.bind(("127.0.0.1", 0))
     port = held.getsockname()[1]
     try:
-        config = Config(**FAST, **SHORT_BUDGET, api_key="emulator-key", endpoint=f"http://127.0.0.1:{port}/v1",
-                        ledger=str(tmp_path / "ledger.sqlite"))
+        config = Config(
+            **FAST,
+            **SHORT_BUDGET,
+            api_key="emulator-key",
+            endpoint=f"http://127.0.0.1:{port}/v1",
+            ledger=str(tmp_path / "ledger.sqlite"),
+        )
         first = run_with(config, [photos])
         assert first.exit_code == 3 and first.counts["failed"] == 0 and first.counts["pending"] == 6
         with Emulator(port=port, latency=(0.05, 0.1)) as emu:
@@ -109,7 +115,9 @@ def test_the_command_line_exits_3_then_0_and_status_says_why(photos, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
 
     def tagger(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=env, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=env, timeout=120
+        )
 
     with Emulator(latency=(0.05, 0.1), faults=Faults(outage_requests=10**6, outage_status=502)) as emu:
         env.update(CLOUDSIGHT_API_KEY=emu.key, CLOUDSIGHT_ENDPOINT=emu.url)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import threading
 
 import pytest
+from conftest import FakeClock
 
 from tagger.client.pacing import InFlightLimit, RateLimiter
-
-from conftest import FakeClock
 
 
 def test_limiter_is_off_by_default_and_never_waits():

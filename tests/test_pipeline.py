@@ -7,16 +7,13 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from conftest import exiftool_json, make_photo
 
 from tagger.config import Config
 from tagger.emulator import Emulator, Faults
 from tagger.pipeline.runner import make_api, run
-
-from conftest import exiftool_json, make_photo
 
 FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2, retry_budget=20.0)
 
@@ -122,8 +119,16 @@ def test_existing_sidecar_keeps_the_users_fields(emulator, photos, tmp_path):
     image = photos / "IMG_0000.JPG"
     sidecar = photos / "IMG_0000.JPG.xmp"
     subprocess.run(
-        ["exiftool", "-q", "-o", str(sidecar), "-XMP-dc:Subject=my holiday", "-XMP-xmp:Rating=4",
-         "-XMP-dc:Creator=Ada", str(image)],
+        [
+            "exiftool",
+            "-q",
+            "-o",
+            str(sidecar),
+            "-XMP-dc:Subject=my holiday",
+            "-XMP-xmp:Rating=4",
+            "-XMP-dc:Creator=Ada",
+            str(image),
+        ],
         check=True,
     )
     assert run_with(emulator, config_for(emulator, tmp_path), [photos]).exit_code == 0
@@ -236,9 +241,14 @@ def test_raw_beside_its_jpeg_is_captioned_from_it_without_a_credit(emulator, tmp
     result = run_with(emulator, config, [folder])
     assert emulator.counters()["submissions"] == 1  # the JPEG; the lone NEF cannot be decoded
     assert result.counts["completed"] == 2 and result.counts["failed"] == 1
-    metas = {Path(m["SourceFile"]).name: m for m in exiftool_json(folder / "IMG_0001.JPG.xmp", folder / "IMG_0001.CR3.xmp")}
+    metas = {
+        Path(m["SourceFile"]).name: m for m in exiftool_json(folder / "IMG_0001.JPG.xmp", folder / "IMG_0001.CR3.xmp")
+    }
     assert metas["IMG_0001.JPG.xmp"]["XMP-dc:Description"] == metas["IMG_0001.CR3.xmp"]["XMP-dc:Description"]
-    reason = ledger_rows(config, "SELECT j.reason FROM files f JOIN jobs j ON j.id = f.job_id WHERE f.name = CAST('IMG_0002.NEF' AS BLOB)")
+    reason = ledger_rows(
+        config,
+        "SELECT j.reason FROM files f JOIN jobs j ON j.id = f.job_id WHERE f.name = CAST('IMG_0002.NEF' AS BLOB)",
+    )
     assert reason and reason[0][0]
     again = run_with(emulator, config, [folder])
     assert again.plan.unchanged == 3 and emulator.counters()["submissions"] == 1
@@ -267,8 +277,15 @@ def test_the_whole_format_corpus_runs_through_the_pipeline(emulator, tmp_path):
         else:
             assert state == "failed" and expectation in reason, (name, state, reason)
     # The corpus shows one picture in many formats and orientations: copies share one caption (reuse_similar).
-    assert emulator.counters()["submissions"] == len({r for r in ledger_rows(
-        config, "SELECT DISTINCT j.id FROM files f JOIN jobs j ON j.id = f.job_id WHERE j.state = 'completed' AND j.similar_to IS NULL")})
+    assert emulator.counters()["submissions"] == len(
+        {
+            r
+            for r in ledger_rows(
+                config,
+                "SELECT DISTINCT j.id FROM files f JOIN jobs j ON j.id = f.job_id WHERE j.state = 'completed' AND j.similar_to IS NULL",
+            )
+        }
+    )
 
 
 def test_in_process_emulator_tokens_of_an_interrupted_run_are_sent_again(photos, tmp_path):
@@ -290,8 +307,8 @@ def test_in_process_emulator_tokens_of_an_interrupted_run_are_sent_again(photos,
 
 
 def test_the_next_run_aims_its_first_polls_from_the_ledgers_latencies(photos, tmp_path):
-    from tagger.pipeline.dispatch import Dispatcher, DispatchOptions
     from tagger.ledger.store import Ledger
+    from tagger.pipeline.dispatch import Dispatcher, DispatchOptions
 
     for i in range(6, 12):
         make_photo(photos / f"more_{i}.jpg", i, size=(320, 240))
@@ -306,8 +323,14 @@ def test_the_next_run_aims_its_first_polls_from_the_ledgers_latencies(photos, tm
         # Measured from the upload's answer, which comes a little after the service's clock starts: a
         # latency measured from the last poll (at most max_poll_interval = 0.2 s) or not at all fails this.
         assert all(0 <= low < high and high >= 0.6 for low, high in history), history
-        fresh = Dispatcher(None, ledger, None, DispatchOptions(endpoint=emu.url, params={}, first_poll_delay=4.0,
-                                                               poll_interval=0.05, max_poll_interval=0.2))
+        fresh = Dispatcher(
+            None,
+            ledger,
+            None,
+            DispatchOptions(
+                endpoint=emu.url, params={}, first_poll_delay=4.0, poll_interval=0.05, max_poll_interval=0.2
+            ),
+        )
         assert fresh.latency.quantile(0.5) is not None
         # Aimed inside what the history shows, not at the 4 s default nor the 6-12 s documented prior. A
         # lead of 0 is the aim itself (a drawn lead may make a probe poll earlier, at random).

@@ -20,7 +20,7 @@ import pytest
 import rawpy
 from PIL import Image
 
-from tagger.prepare.normalise import PrepareError, PrepareOptions, Prepared, prepare
+from tagger.prepare.normalise import Prepared, PrepareError, PrepareOptions, prepare
 
 BYTE, ASCII, SHORT, LONG, RATIONAL, SRATIONAL = 1, 2, 3, 4, 5, 10
 _PACK = {BYTE: "B", SHORT: "H", LONG: "I"}

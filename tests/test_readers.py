@@ -11,19 +11,24 @@ from pathlib import Path
 import pillow_heif
 import pyexiv2
 import pytest
+from conftest import make_photo
 from PIL import Image
+from test_cli import tagger
 
 from tagger.outputs.readers import READERS, show
-
-from conftest import make_photo
-from test_cli import tagger
 
 pyexiv2.set_log_level(4)
 
 USER = [
-    "-XMP-dc:Description=my own espresso", "-XMP-lr:HierarchicalSubject=Places|Rome",
-    "-XMP-lr:HierarchicalSubject=userkeyword", "-XMP-dc:Subject=Rome", "-XMP-dc:Subject=userkeyword",
-    "-XMP-dc:Title=Morning cup", "-XMP-dc:Creator=Ann Example", "-XMP-dc:Rights=(c) Ann Example", "-XMP-xmp:Rating=4",
+    "-XMP-dc:Description=my own espresso",
+    "-XMP-lr:HierarchicalSubject=Places|Rome",
+    "-XMP-lr:HierarchicalSubject=userkeyword",
+    "-XMP-dc:Subject=Rome",
+    "-XMP-dc:Subject=userkeyword",
+    "-XMP-dc:Title=Morning cup",
+    "-XMP-dc:Creator=Ann Example",
+    "-XMP-dc:Rights=(c) Ann Example",
+    "-XMP-xmp:Rating=4",
 ]
 PHOTO_OWNER = (1234, 2345)
 
@@ -46,9 +51,13 @@ def darktable_reads(image: Path, work: Path) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     out, config = work / f"{image.name}.out.jpg", work / f"{image.name}.config"
     config.mkdir()  # a fresh configuration per call: no library, no earlier import
-    done = subprocess.run(["darktable-cli", str(image), str(out), "--core", "--configdir", str(config),
-                           "--library", ":memory:"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "HOME": str(work)})
+    done = subprocess.run(
+        ["darktable-cli", str(image), str(out), "--core", "--configdir", str(config), "--library", ":memory:"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HOME": str(work)},
+    )
     assert out.exists(), done.stdout + done.stderr
     return tags_of(out)
 
@@ -71,8 +80,16 @@ def library(tmp_path_factory) -> Path:
         os.chown(photo, *PHOTO_OWNER)
     cfg = root.parent / "fast.toml"
     cfg.write_text("[run]\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\n")
-    done = tagger("--config", str(cfg), "run", str(root), "--emulator", "--ledger", str(root.parent / "ledger.sqlite"),
-                  timeout=300)
+    done = tagger(
+        "--config",
+        str(cfg),
+        "run",
+        str(root),
+        "--emulator",
+        "--ledger",
+        str(root.parent / "ledger.sqlite"),
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return root
 
@@ -133,7 +150,8 @@ def test_show_json_prints_one_object_per_file_with_every_app(library):
         assert all({"description", "keywords"} <= set(row[app]) for app in row if app != "path")
     walked = tagger("show", "--json", str(library))
     assert sorted(json.loads(line)["path"] for line in walked.stdout.splitlines()) == sorted(
-        str(library / name) for name in ("coffee.jpg", "coffee.tif", "coffee.heic", "P1010001.JPG"))
+        str(library / name) for name in ("coffee.jpg", "coffee.tif", "coffee.heic", "P1010001.JPG")
+    )
     coffee = rows[0]
     for app in ("darktable", "digiKam", "Lightroom Classic", "Immich"):
         assert coffee[app]["description"] == "my own espresso", app
@@ -165,7 +183,7 @@ def test_show_prints_each_app_marking_yours_and_taggers(library):
 def shown_lines(stdout: str, photo: str) -> dict[str, str]:
     """``tagger show``'s lines for one photo: "sidecar", and "<app> description" / "<app> keywords"."""
     lines = stdout.splitlines()
-    block = lines[lines.index(photo) + 1:]
+    block = lines[lines.index(photo) + 1 :]
     out: dict[str, str] = {}
     app = ""
     for line in block:
@@ -187,8 +205,10 @@ def test_show_finds_the_sidecar_a_run_wrote_into_a_sidecar_dir_mirror(tmp_path):
     make_photo(photos / "IMG_0001.JPG", seed=1)
     make_photo(photos / "2024" / "IMG_0001.JPG", seed=2)
     cfg = tmp_path / "tagger.toml"
-    cfg.write_text('[run]\nledger = "ledger.sqlite"\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\n'
-                   '[output]\nsidecar_dir = "mirror"\nsidecar_naming = "basename"\n')
+    cfg.write_text(
+        '[run]\nledger = "ledger.sqlite"\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\n'
+        '[output]\nsidecar_dir = "mirror"\nsidecar_naming = "basename"\n'
+    )
     done = tagger("--config", str(cfg), "run", str(photos), "--emulator", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     mirror = tmp_path / "mirror"
@@ -207,7 +227,9 @@ def test_show_finds_the_sidecar_a_run_wrote_into_a_sidecar_dir_mirror(tmp_path):
     assert seen["sidecar"] == str(mirror / "2024" / "IMG_0001.xmp")
     assert seen["Immich description"] == f"{caption} [tagger]"
     assert f"CloudSight|{ours[0]} [tagger]" in seen["darktable keywords"]
-    assert seen["digiKam description"] == "-"  # digiKam reads IMG_0001.JPG.xmp only, and basename naming wrote IMG_0001.xmp
+    assert (
+        seen["digiKam description"] == "-"
+    )  # digiKam reads IMG_0001.JPG.xmp only, and basename naming wrote IMG_0001.xmp
 
     # Without a ledger: a folder given to show is taken as the run's root; --json as well.
     flags = ("--sidecar-dir", str(mirror), "--ledger", str(tmp_path / "none.sqlite"))
@@ -240,8 +262,14 @@ def test_a_sidecar_an_earlier_tagger_created_is_rebuilt_on_the_images_metadata(t
         exiftool("-XMP-xmp:Label=Blue", str(sidecar))
     hidden = show(str(photo))["darktable"]
     assert hidden.description == "A cup of coffee on a wooden table" and "userkeyword" not in hidden.keywords
-    content = SidecarContent("A cup of coffee on a wooden table", ("cup", "coffee", "wooden", "table"), "tok-legacy",
-                             "http://127.0.0.1:9/v1/", "completed", settled_at="2026-11-20T09:00:00Z")
+    content = SidecarContent(
+        "A cup of coffee on a wooden table",
+        ("cup", "coffee", "wooden", "table"),
+        "tok-legacy",
+        "http://127.0.0.1:9/v1/",
+        "completed",
+        settled_at="2026-11-20T09:00:00Z",
+    )
     assert write_sidecar(str(sidecar), content, image=str(photo))
     if edited:
         seen = darktable_reads(photo, tmp_path / "dt")

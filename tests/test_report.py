@@ -17,10 +17,10 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tagger.outputs.thumbs import budget_for, thumbnail_jpeg
 from tagger.outputs.export import ExportError
 from tagger.outputs.records import Record
 from tagger.outputs.report import PAGE_SIZE, write_report
+from tagger.outputs.thumbs import budget_for, thumbnail_jpeg
 
 INJECTION = "<img src=x onerror=\"document.title='pwned'\">"
 SCRIPT_CLOSE = "</script><script>document.title='pwned2'</script>"
@@ -54,10 +54,19 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
     """Headless Chromium driven by chromedriver, with a fresh profile and no background traffic."""
     opts = Options()
     opts.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1280,900",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         opts.add_argument(arg)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     driver.set_page_load_timeout(60)
@@ -88,7 +97,8 @@ def search_for(driver, text: str, relpaths: list[str]) -> None:
 def visible_cards(driver) -> list[str]:
     """File names of the cards in the grid, in order."""
     return driver.execute_script(
-        "return Array.from(document.querySelectorAll('#grid .card .name')).map(e => e.textContent)")
+        "return Array.from(document.querySelectorAll('#grid .card .name')).map(e => e.textContent)"
+    )
 
 
 def wait_visible_thumbs(driver) -> int:
@@ -126,13 +136,22 @@ def sheet(tmp_path: Path) -> tuple[Path, list[Record]]:
         rec(root, "a/p5.jpg", caption=INJECTION, keywords=(SCRIPT_CLOSE, "x&y")),
     ]
     for i in range(19):
-        records.append(rec(root, f"a/p{i % 6}.jpg", caption=f"filler picture number {i}", keywords=("filler",),
-                           status="pending" if i % 5 == 0 else "completed"))
+        records.append(
+            rec(
+                root,
+                f"a/p{i % 6}.jpg",
+                caption=f"filler picture number {i}",
+                keywords=("filler",),
+                status="pending" if i % 5 == 0 else "completed",
+            )
+        )
     dest = tmp_path / "report.html"
     summary = {
         "counts": {"completed": 20, "skipped": 2, "timeout": 1, "failed": 1, "not found": 1, "pending": 4},
         "reasons": {"blurry": 1, "offensive": 1, "timeout": 1, "unreadable": 1},
-        "credits_used": 27, "first_run": "2026-01-15T10:00:00Z", "last_run": "2026-01-16T09:30:00Z",
+        "credits_used": 27,
+        "first_run": "2026-01-15T10:00:00Z",
+        "last_run": "2026-01-16T09:30:00Z",
         "endpoint": "http://127.0.0.1:8765/<b>",
     }
     assert write_report(records, str(dest), summary=summary) == len(records)
@@ -161,21 +180,30 @@ def test_contact_sheet_in_chromium(browser, sheet: tuple[Path, list[Record]], tm
     assert out.stat().st_size > 10_000
 
     header = browser.find_element(By.TAG_NAME, "header").text
-    for expected in ("Credits used", "27", "2026-01-15T10:00:00Z", "2026-01-16T09:30:00Z", "completed", "blurry",
-                     "http://127.0.0.1:8765/<b>"):
+    for expected in (
+        "Credits used",
+        "27",
+        "2026-01-15T10:00:00Z",
+        "2026-01-16T09:30:00Z",
+        "completed",
+        "blurry",
+        "http://127.0.0.1:8765/<b>",
+    ):
         assert expected in header
 
     # Unreadable and missing files get a placeholder instead of a thumbnail.
     placeholders = browser.execute_script(
         "return Array.from(document.querySelectorAll('.card')).filter(c => c.querySelector('.ph'))"
-        ".map(c => c.querySelector('.rel').textContent)")
+        ".map(c => c.querySelector('.rel').textContent)"
+    )
     assert sorted(placeholders) == ["b/broken.jpg", "b/gone.jpg"]
 
     # EXIF orientation 6: a 480x240 file shows upright as portrait.
     rotated = "Array.from(document.querySelectorAll('.card')).find(c => c.querySelector('.rel').textContent === 'a/rotated.jpg')"
     browser.execute_script(f"{rotated}.scrollIntoView()")
-    WebDriverWait(browser, 5).until(lambda d: d.execute_script(
-        f"const i = {rotated}.querySelector('img'); return i.complete && i.naturalWidth > 0"))
+    WebDriverWait(browser, 5).until(
+        lambda d: d.execute_script(f"const i = {rotated}.querySelector('img'); return i.complete && i.naturalWidth > 0")
+    )
     dims = browser.execute_script(f"const i = {rotated}.querySelector('img'); return [i.naturalWidth, i.naturalHeight]")
     assert dims[1] > dims[0] > 0
 
@@ -228,10 +256,14 @@ def test_ten_thousand_records_stay_small_and_lazy(browser, tmp_path: Path) -> No
     def records():
         for i in range(n):
             status = statuses[i % len(statuses)]
-            yield rec(root, f"img{i % distinct:02d}.jpg", status=status,
-                      caption=f"photo {i} of a street market with fruit stalls" if status == "completed" else None,
-                      keywords=("market", "fruit", f"k{i}") if status == "completed" else (),
-                      reason=None if status == "completed" else status)
+            yield rec(
+                root,
+                f"img{i % distinct:02d}.jpg",
+                status=status,
+                caption=f"photo {i} of a street market with fruit stalls" if status == "completed" else None,
+                keywords=("market", "fruit", f"k{i}") if status == "completed" else (),
+                reason=None if status == "completed" else status,
+            )
 
     dest = tmp_path / "big.html"
     started = time.perf_counter()
@@ -251,7 +283,9 @@ def test_ten_thousand_records_stay_small_and_lazy(browser, tmp_path: Path) -> No
     assert opened < 10, opened
     assert browser.execute_script("return document.querySelectorAll('.card').length") == PAGE_SIZE
     assert wait_visible_thumbs(browser) > 0
-    with_src = browser.execute_script("return Array.from(document.querySelectorAll('#grid img')).filter(i => i.src).length")
+    with_src = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#grid img')).filter(i => i.src).length"
+    )
     assert 0 < with_src < PAGE_SIZE  # off-screen thumbnails are not attached yet
     assert browser.find_element(By.ID, "count").text == f"{n} of {n} images"
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import FakeClock
 
 from tagger.client.cloudsight import AuthError, NetworkError, RateLimited, ServerError
 from tagger.client.retry import RateGate, RetryPolicy, call
-
-from conftest import FakeClock
 
 
 def failing(errors, result="ok"):
@@ -96,6 +95,11 @@ def test_retry_if_refuses_what_the_caller_will_not_resend():
         return resends[0] >= 0
 
     with pytest.raises(ServerError):
-        call(fn, policy=RetryPolicy(attempts=10, budget=100), gate=RateGate(clock, clock.sleep), sleep=clock.sleep,
-             retry_if=once_if_ambiguous)
+        call(
+            fn,
+            policy=RetryPolicy(attempts=10, budget=100),
+            gate=RateGate(clock, clock.sleep),
+            sleep=clock.sleep,
+            retry_if=once_if_ambiguous,
+        )
     assert len(calls) == 3 + 2  # the free failures retried, the ambiguous one resent once

@@ -30,7 +30,7 @@ def test_hidden_folders_skipped_and_sizes_reported(tmp_path):
     (tmp_path / "sub" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n12345")
     folders = {f.path: f for f in scan([str(tmp_path)])}
     assert set(folders) == {os.fsencode(tmp_path), os.fsencode(tmp_path / "sub")}
-    (name, size, mtime_ns), = folders[os.fsencode(tmp_path / "sub")].files
+    ((name, size, mtime_ns),) = folders[os.fsencode(tmp_path / "sub")].files
     assert (name, size) == (b"b.png", 13)
     assert mtime_ns == os.stat(tmp_path / "sub" / "b.png").st_mtime_ns
 

@@ -174,10 +174,10 @@ def test_the_documented_range_aims_the_first_polls_before_any_history():
     assert polls <= m.poll_budget + 1e-9
     leads = [m.first_lead() for _ in range(40)]
     # The ladder first: 0.55 of the aim, 0.3, ... down to one interval, each once; then (mostly) the aim.
-    ladder = [1.0 - 0.55 ** k for k in range(1, 5) if aim * 0.55 ** k >= 1.0]
+    ladder = [1.0 - 0.55**k for k in range(1, 5) if aim * 0.55**k >= 1.0]
     assert leads[: len(ladder)] == pytest.approx(ladder)
     assert m.first_delay(leads[len(ladder) - 1]) >= 1.0 - 1e-9
-    assert sum(1 for x in leads[len(ladder):] if x == 0.0) >= 30
+    assert sum(1 for x in leads[len(ladder) :] if x == 0.0) >= 30
     assert m.next_delay(2.0, 1.0, probed=True) == pytest.approx(aim - 2.0)  # a probe found working waits for the aim
 
 
@@ -209,8 +209,15 @@ def simulate_first_run(latency, n, *, interval=1.0, seed=1, budget=_POLL_BUDGET,
     from conftest import FakeClock
 
     clock = FakeClock()
-    model = LatencyModel(4.0 * interval, interval, 10.0 * interval, prior=(6.0 * interval, 12.0 * interval),
-                         poll_budget=budget, seed=seed, **kw)
+    model = LatencyModel(
+        4.0 * interval,
+        interval,
+        10.0 * interval,
+        prior=(6.0 * interval, 12.0 * interval),
+        poll_budget=budget,
+        seed=seed,
+        **kw,
+    )
     rnd = random.Random(seed)
     schedule = Schedule()
     needs: dict[int, float] = {}
@@ -327,6 +334,7 @@ def test_the_dispatcher_re_aims_polls_in_flight_when_the_estimate_changes(tmp_pa
     # 0.05-0.1 s, the documented prior says 6-12 s. The ladder's low probes come back done, the prior
     # goes, and every job still waiting for a ~10 s first poll is polled at once.
     from conftest import FakeClock, make_photo
+
     from tagger import cloudsight as cs
     from tagger.emulator import Emulator
     from tagger.ledger.store import Ledger
@@ -341,8 +349,13 @@ def test_the_dispatcher_re_aims_polls_in_flight_when_the_estimate_changes(tmp_pa
     clock = FakeClock()
     with Emulator(latency=(0.05, 0.1), seed=3, clock=clock) as emu, Ledger(str(tmp_path / "ledger.sqlite")) as ledger:
         plan(ledger, [str(tmp_path / "photos")], emu.url)
-        options = DispatchOptions(endpoint=emu.url, params={"image_request[locale]": "en-US"}, first_poll_delay=4.0,
-                                  poll_interval=0.05, max_poll_interval=0.5)
+        options = DispatchOptions(
+            endpoint=emu.url,
+            params={"image_request[locale]": "en-US"},
+            first_poll_delay=4.0,
+            poll_interval=0.05,
+            max_poll_interval=0.5,
+        )
         with cs.API(cs.SimpleAuth(emu.key), base_url=emu.url) as api:
             dispatcher = Dispatcher(api, ledger, Preparer(PrepareOptions()), options, clock=clock, sleep=clock.sleep)
             tally = dispatcher.run()

@@ -9,7 +9,7 @@ import shutil
 import stat
 import subprocess
 import unicodedata
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -24,9 +24,16 @@ from tagger.outputs.keywords import clean_keywords
 from tagger.outputs.sidecar import SidecarContent, SidecarError, sidecar_path_for, strip_sidecar, write_sidecar
 
 DATA = Path(__file__).parent / "data" / "sidecars"
-NOW = datetime(2026, 11, 24, 10, 30, 0, tzinfo=timezone.utc)
-OURS = ("XMP-dc:Description", "XMP-dc:Subject", "XMP-lr:HierarchicalSubject", "XMP-digiKam:TagsList",
-        "XMP-iptcCore:AltTextAccessibility", "XMP-xmp:MetadataDate", "XMP-dc:Description-x-default")
+NOW = datetime(2026, 11, 24, 10, 30, 0, tzinfo=UTC)
+OURS = (
+    "XMP-dc:Description",
+    "XMP-dc:Subject",
+    "XMP-lr:HierarchicalSubject",
+    "XMP-digiKam:TagsList",
+    "XMP-iptcCore:AltTextAccessibility",
+    "XMP-xmp:MetadataDate",
+    "XMP-dc:Description-x-default",
+)
 
 pyexiv2.set_log_level(4)  # its conversion warnings are noise; parse errors still raise
 
@@ -42,8 +49,7 @@ def content(caption: str = "A red barn beside a wheat field", keywords=("red", "
 
 def exif(path: Path | str) -> dict:
     """exiftool's reading of the file, without the file-system and tool groups."""
-    out = subprocess.run(["exiftool", "-j", "-struct", "-G1", "-a", str(path)],
-                         capture_output=True, check=True).stdout
+    out = subprocess.run(["exiftool", "-j", "-struct", "-G1", "-a", str(path)], capture_output=True, check=True).stdout
     [tags] = json.loads(out)
     assert not any(k.endswith(":Warning") or k.endswith(":Error") for k in tags), tags
     return {k: v for k, v in tags.items() if k.split(":")[0] not in ("System", "ExifTool", "File", "SourceFile")}
@@ -77,12 +83,17 @@ def test_fresh_sidecar_reads_back_everywhere(tmp_path):
     path = tmp_path / "IMG_0001.JPG.xmp"
     assert write_sidecar(str(path), content(flags=("blurry",)), now=NOW) is True
     raw = path.read_bytes()
-    assert raw.startswith(b"<?xpacket begin=\"\xef\xbb\xbf\"")  # U+FEFF inside begin, no BOM before it
+    assert raw.startswith(b'<?xpacket begin="\xef\xbb\xbf"')  # U+FEFF inside begin, no BOM before it
     tags = exif(path)
     assert tags["XMP-dc:Description"] == "A red barn beside a wheat field"
     assert tags["XMP-iptcCore:AltTextAccessibility"] == "A red barn beside a wheat field"
     assert tags["XMP-dc:Subject"] == ["red", "barn", "wheat", "field"]
-    assert tags["XMP-lr:HierarchicalSubject"] == ["CloudSight|red", "CloudSight|barn", "CloudSight|wheat", "CloudSight|field"]
+    assert tags["XMP-lr:HierarchicalSubject"] == [
+        "CloudSight|red",
+        "CloudSight|barn",
+        "CloudSight|wheat",
+        "CloudSight|field",
+    ]
     assert tags["XMP-digiKam:TagsList"] == ["CloudSight/red", "CloudSight/barn", "CloudSight/wheat", "CloudSight/field"]
     assert tags["XMP-xmp:MetadataDate"] == "2026:11:24 10:30:00Z"
     assert "XMP-xmp:CreatorTool" not in tags
@@ -136,9 +147,22 @@ def test_alt_text_is_cut_at_a_word_boundary(tmp_path):
 
 def test_merge_into_exiftool_sidecar(tmp_path):
     path = tmp_path / "IMG_1.xmp"
-    subprocess.run(["exiftool", "-q", "-o", str(path), "-XMP-dc:Subject=user", "-XMP-dc:Subject=Barn",
-                    "-XMP:Rating=4", "-XMP-dc:Creator=Ann", "-XMP-xmp:CreatorTool=Foo",
-                    "-XMP-lr:HierarchicalSubject=Places|Farm", "-XMP-photoshop:Headline=Harvest"], check=True)
+    subprocess.run(
+        [
+            "exiftool",
+            "-q",
+            "-o",
+            str(path),
+            "-XMP-dc:Subject=user",
+            "-XMP-dc:Subject=Barn",
+            "-XMP:Rating=4",
+            "-XMP-dc:Creator=Ann",
+            "-XMP-xmp:CreatorTool=Foo",
+            "-XMP-lr:HierarchicalSubject=Places|Farm",
+            "-XMP-photoshop:Headline=Harvest",
+        ],
+        check=True,
+    )
     before = exif(path)
     assert write_sidecar(str(path), content(), now=NOW)
     after = exif(path)
@@ -177,9 +201,9 @@ def test_merge_into_digikam_sidecar_keeps_languages_and_updates_attribute_date(t
     before = exif(path)
     assert write_sidecar(str(path), content(), now=NOW)
     after = exif(path)
-    assert {k: v for k, v in others(after).items() if k != "XMP-tagger:Caption" and not k.startswith("XMP-tagger:Captions")} == {
-        k: v for k, v in others(before).items()
-    }
+    assert {
+        k: v for k, v in others(after).items() if k != "XMP-tagger:Caption" and not k.startswith("XMP-tagger:Captions")
+    } == {k: v for k, v in others(before).items()}
     # The user's description exists only in de-DE and fr-FR: no x-default may shadow it.
     assert "XMP-dc:Description" not in after
     assert after["XMP-dc:Description-de-DE"] == "Eine rote Scheune"
@@ -213,7 +237,7 @@ def test_second_write_changes_nothing(tmp_path):
     assert write_sidecar(str(path), content(), now=NOW)
     os.utime(path, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
     data = path.read_bytes()
-    assert write_sidecar(str(path), content(), now=datetime(2030, 1, 1, tzinfo=timezone.utc)) is False
+    assert write_sidecar(str(path), content(), now=datetime(2030, 1, 1, tzinfo=UTC)) is False
     assert path.read_bytes() == data
     assert path.stat().st_mtime_ns == 1_000_000_000_000_000_000
 
@@ -226,8 +250,20 @@ def test_new_caption_replaces_only_our_keywords(tmp_path):
     assert "XMP-dc:Description" not in tags  # the user's de-DE/fr-FR description stays the only one
     assert tags["XMP-tagger:Caption"] == "A grey cat on a sofa"
     assert tags["XMP-dc:Subject"] == ["Anna", "barn", "grey", "cat", "sofa"]
-    assert tags["XMP-lr:HierarchicalSubject"] == ["People|Anna", "barn", "CloudSight|grey", "CloudSight|cat", "CloudSight|sofa"]
-    assert tags["XMP-digiKam:TagsList"] == ["People/Anna", "barn", "CloudSight/grey", "CloudSight/cat", "CloudSight/sofa"]
+    assert tags["XMP-lr:HierarchicalSubject"] == [
+        "People|Anna",
+        "barn",
+        "CloudSight|grey",
+        "CloudSight|cat",
+        "CloudSight|sofa",
+    ]
+    assert tags["XMP-digiKam:TagsList"] == [
+        "People/Anna",
+        "barn",
+        "CloudSight/grey",
+        "CloudSight/cat",
+        "CloudSight/sofa",
+    ]
     assert tags["XMP-tagger:Token"] == "tok-2"
 
 
@@ -246,24 +282,27 @@ def test_caption_the_user_edited_after_us_is_kept_on_rerun(tmp_path):
 
 def test_escaping_control_and_astral_characters(tmp_path):
     path = tmp_path / "a.xmp"
-    caption = "Tom & Jerry <b>\"quoted\" 'single'</b>\x00\x07\x0b\x1f\ufffe cow \U0001F404 caf\u0065\u0301 \udce9!"
-    write_sidecar(str(path), content(caption, ("a&b", "<tag>", "\U0001F404", "x\x01y")))
-    expected = "Tom & Jerry <b>\"quoted\" 'single'</b> cow \U0001F404 caf\u00e9 !"
+    caption = "Tom & Jerry <b>\"quoted\" 'single'</b>\x00\x07\x0b\x1f\ufffe cow \U0001f404 caf\u0065\u0301 \udce9!"
+    write_sidecar(str(path), content(caption, ("a&b", "<tag>", "\U0001f404", "x\x01y")))
+    expected = "Tom & Jerry <b>\"quoted\" 'single'</b> cow \U0001f404 caf\u00e9 !"
     tags = exif(path)
     assert tags["XMP-dc:Description"] == expected
-    assert tags["XMP-dc:Subject"] == ["a&b", "<tag>", "\U0001F404", "x y"]
+    assert tags["XMP-dc:Subject"] == ["a&b", "<tag>", "\U0001f404", "x y"]
     assert exiv2(path)["Xmp.dc.description"] == {'lang="x-default"': expected}
 
 
-@pytest.mark.parametrize("body", [
-    b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
-    b"<rdf:Description rdf:about=''><dc:title xmlns:dc='http://purl.org/dc/elements/1.1/'>A & B</dc:title>"
-    b"</rdf:Description></rdf:RDF></x:xmpmeta>",
-    b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'aaaa'><!ENTITY b '&a;&a;&a;'>]><x:xmpmeta xmlns:x='adobe:ns:meta/'>&b;</x:xmpmeta>",
-    b"<html><body>not xmp</body></html>",
-    b"<x:xmpmeta xmlns:x='adobe:ns:meta/'></x:xmpmeta>",
-    b"\xff\xfe<\x00x\x00",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
+        b"<rdf:Description rdf:about=''><dc:title xmlns:dc='http://purl.org/dc/elements/1.1/'>A & B</dc:title>"
+        b"</rdf:Description></rdf:RDF></x:xmpmeta>",
+        b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'aaaa'><!ENTITY b '&a;&a;&a;'>]><x:xmpmeta xmlns:x='adobe:ns:meta/'>&b;</x:xmpmeta>",
+        b"<html><body>not xmp</body></html>",
+        b"<x:xmpmeta xmlns:x='adobe:ns:meta/'></x:xmpmeta>",
+        b"\xff\xfe<\x00x\x00",
+    ],
+)
 def test_unparseable_sidecar_raises_and_stays_untouched(tmp_path, body):
     path = tmp_path / "bad.xmp"
     path.write_bytes(body)
@@ -314,7 +353,9 @@ def test_rdf_about_of_existing_descriptions_is_reused(tmp_path):
     path.write_text(
         "<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
         "<rdf:Description rdf:about='uuid:faf5bdd5-ba3d-11da-ad31-d33d75182f1b' xmlns:xmp='http://ns.adobe.com/xap/1.0/'"
-        " xmp:Rating='1'/></rdf:RDF></x:xmpmeta>", "utf-8")
+        " xmp:Rating='1'/></rdf:RDF></x:xmpmeta>",
+        "utf-8",
+    )
     write_sidecar(str(path), content())
     assert path.read_text("utf-8").count('rdf:about="uuid:faf5bdd5-ba3d-11da-ad31-d33d75182f1b"') == 2
     assert exiv2(path)["Xmp.xmp.Rating"] == "1"
@@ -343,8 +384,9 @@ def test_strip_deletes_a_file_tagger_created(tmp_path):
 def test_strip_keeps_a_created_file_the_user_added_to(tmp_path):
     path = tmp_path / "a.xmp"
     write_sidecar(str(path), content())
-    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP:Rating=5", "-XMP-dc:Subject+=mine", str(path)],
-                   check=True)
+    subprocess.run(
+        ["exiftool", "-q", "-overwrite_original", "-XMP:Rating=5", "-XMP-dc:Subject+=mine", str(path)], check=True
+    )
     assert strip_sidecar(str(path)) == "updated"
     tags = exif(path)
     assert tags["XMP-xmp:Rating"] == 5
@@ -487,7 +529,8 @@ xml_text = st.text(
 user_keyword = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff")
     | st.sampled_from("&<>\"' "),
-    min_size=1, max_size=12,
+    min_size=1,
+    max_size=12,
 )
 
 
@@ -501,14 +544,23 @@ def seed(path: Path, subjects: list[str]) -> None:
         "</rdf:Bag></dc:subject></rdf:Description>\n"
         " <rdf:Description rdf:about='' xmlns:xmp='http://ns.adobe.com/xap/1.0/' xmp:Rating='2'"
         f" xmlns:digiKam='http://www.digikam.org/ns/1.0/'><digiKam:TagsList><rdf:Seq>{lis}</rdf:Seq>"
-        "</digiKam:TagsList></rdf:Description>\n</rdf:RDF></x:xmpmeta>\n<?xpacket end='w'?>", "utf-8")
+        "</digiKam:TagsList></rdf:Description>\n</rdf:RDF></x:xmpmeta>\n<?xpacket end='w'?>",
+        "utf-8",
+    )
 
 
 def expected_caption(caption: str) -> str:
     """The caption as it must read back: no controls but tab/LF, LF line breaks, NFC, trimmed."""
     caption = caption.replace("\r\n", "\n").replace("\r", "\n")
-    kept = "".join(c for c in caption if c in "\t\n" or 0x20 <= ord(c) < 0x7F or 0xA0 <= ord(c) <= 0xD7FF
-                   or 0xE000 <= ord(c) <= 0xFFFD or ord(c) >= 0x10000)
+    kept = "".join(
+        c
+        for c in caption
+        if c in "\t\n"
+        or 0x20 <= ord(c) < 0x7F
+        or 0xA0 <= ord(c) <= 0xD7FF
+        or 0xE000 <= ord(c) <= 0xFFFD
+        or ord(c) >= 0x10000
+    )
     return unicodedata.normalize("NFC", kept).strip()
 
 
@@ -548,13 +600,17 @@ def run_property(tmp_path: Path, caption: str, user: list[str], ours: list[str],
     assert "Xmp.dc.description" not in restored and not any(k.startswith("Xmp.tagger") for k in restored)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(caption=xml_text, user=st.lists(user_keyword, max_size=6), ours=st.lists(xml_text, max_size=6))
 def test_property_merge_with_exiv2(tmp_path, caption, user, ours):
     run_property(tmp_path, caption, user, ours, tools=False)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(caption=xml_text, user=st.lists(user_keyword, max_size=6), ours=st.lists(xml_text, max_size=6))
 def test_property_merge_with_exiftool(tmp_path, caption, user, ours):
     run_property(tmp_path, caption, user, ours, tools=True)
@@ -570,8 +626,10 @@ def test_languages_each_caption_under_its_own_lang_and_strip_removes_them(tmp_pa
     strict = exiv2(path)["Xmp.dc.description"]
     # x-default stays the first caption; the German one gets its own language, no English duplicate.
     assert strict == {'lang="x-default"': "A red barn", 'lang="de-DE"': "Eine rote Scheune"}
-    assert write_sidecar(str(path), content("Eine rote Scheune", ("scheune",), locale="de-DE", token="tok-2"),
-                         now=NOW) is False
+    assert (
+        write_sidecar(str(path), content("Eine rote Scheune", ("scheune",), locale="de-DE", token="tok-2"), now=NOW)
+        is False
+    )
     assert strip_sidecar(str(path)) == "deleted"
 
 
@@ -585,8 +643,18 @@ def test_a_users_description_in_one_language_gets_no_x_default(tmp_path):
 
 def test_boilerplate_in_a_sidecar_is_replaced_and_restored_by_strip(tmp_path):
     path = tmp_path / "a.xmp"
-    subprocess.run(["exiftool", "-q", "-o", str(path), "-XMP-dc:Description=SONY DSC",
-                    "-XMP-tiff:ImageDescription=SONY DSC", "-XMP:Rating=2"], check=True)
+    subprocess.run(
+        [
+            "exiftool",
+            "-q",
+            "-o",
+            str(path),
+            "-XMP-dc:Description=SONY DSC",
+            "-XMP-tiff:ImageDescription=SONY DSC",
+            "-XMP:Rating=2",
+        ],
+        check=True,
+    )
     write_sidecar(str(path), content())
     tags = exif(path)
     assert tags["XMP-dc:Description"] == tags["XMP-tiff:ImageDescription"] == "A red barn beside a wheat field"
@@ -601,7 +669,8 @@ def test_seq_stays_seq_and_added_fields_are_seeded_with_the_users_keywords(tmp_p
         "<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
         "<rdf:Description rdf:about='' xmlns:dc='http://purl.org/dc/elements/1.1/'><dc:subject><rdf:Seq>"
         "<rdf:li>userkeyword</rdf:li><rdf:li>Rome</rdf:li></rdf:Seq></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>",
-        "utf-8")
+        "utf-8",
+    )
     original = path.read_bytes()
     write_sidecar(str(path), content(keywords=("barn",)))
     text = path.read_text("utf-8")
@@ -632,14 +701,30 @@ def test_new_sidecar_gets_the_photos_owner_and_a_copy_of_its_metadata(tmp_path):
     from conftest import make_photo
 
     photo = make_photo(tmp_path / "IMG_1.JPG", seed=5)
-    subprocess.run(["exiftool", "-q", "-overwrite_original", "-IPTC:Caption-Abstract=From IPTC", "-IPTC:Keywords=iptckw",
-                    "-IPTC:ObjectName=Title IPTC", "-EXIF:Artist=Bob", "-EXIF:Copyright=(c) Bob", str(photo)], check=True)
+    subprocess.run(
+        [
+            "exiftool",
+            "-q",
+            "-overwrite_original",
+            "-IPTC:Caption-Abstract=From IPTC",
+            "-IPTC:Keywords=iptckw",
+            "-IPTC:ObjectName=Title IPTC",
+            "-EXIF:Artist=Bob",
+            "-EXIF:Copyright=(c) Bob",
+            str(photo),
+        ],
+        check=True,
+    )
     os.chown(photo, 1234, 2345)
     target = tmp_path / "IMG_1.JPG.xmp"
     assert write_sidecar(str(target), content(), image=str(photo))
     tags = exif(target)
     assert tags["XMP-dc:Description"] == "From IPTC"  # the user's: tagger's caption goes to its namespace only
-    assert tags["XMP-dc:Title"] == "Title IPTC" and tags["XMP-dc:Creator"] == ["Bob"] and tags["XMP-dc:Rights"] == "(c) Bob"
+    assert (
+        tags["XMP-dc:Title"] == "Title IPTC"
+        and tags["XMP-dc:Creator"] == ["Bob"]
+        and tags["XMP-dc:Rights"] == "(c) Bob"
+    )
     assert tags["XMP-dc:Subject"][0] == "iptckw"
     assert (target.stat().st_uid, target.stat().st_gid) == (1234, 2345)
     assert strip_sidecar(str(target)) == "deleted"
@@ -668,7 +753,9 @@ def test_once_the_user_rewrites_taggers_description_tagger_keeps_no_language_bes
     path = tmp_path / "a.xmp"
     write_sidecar(str(path), content("A red barn", ("barn",)), now=NOW)
     write_sidecar(str(path), content("Eine rote Scheune", ("scheune",), locale="de-DE"), now=NOW)
-    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-dc:Description=Our barn, 1998", str(path)], check=True)
+    subprocess.run(
+        ["exiftool", "-q", "-overwrite_original", "-XMP-dc:Description=Our barn, 1998", str(path)], check=True
+    )
     write_sidecar(str(path), content("Eine rote Scheune!", ("scheune",), locale="de-DE"), now=NOW)
     assert exiv2(path)["Xmp.dc.description"] == {'lang="x-default"': "Our barn, 1998"}
     assert exif(path)["XMP-tagger:Captions-de-DE"] == "Eine rote Scheune!"

@@ -11,22 +11,31 @@ import csv
 from pathlib import Path
 
 from click.testing import CliRunner
+from conftest import exiftool_json
+from similar_corpus import copies, crops, lookalike, save, scene
+from test_pipeline import config_for, run_with
+from test_report import browser  # noqa: F401 - the headless Chromium fixture
 
 from tagger.cli import cli
 from tagger.ledger.store import JobState, Ledger
-from tagger.pipeline.similar import Reuse
-from tagger.prepare.decode import decode
-from tagger.prepare.fingerprint import fingerprint, same_photo
 from tagger.outputs.export import write_export
 from tagger.outputs.readout import iter_records
 from tagger.outputs.report import write_report
+from tagger.pipeline.similar import Reuse
+from tagger.prepare.decode import decode
+from tagger.prepare.fingerprint import fingerprint, same_photo
 
-from conftest import exiftool_json
-from test_report import browser  # noqa: F401 - the headless Chromium fixture
-from similar_corpus import copies, crops, lookalike, save, scene
-from test_pipeline import config_for, run_with
-
-COPIES = ("half.jpg", "q50.jpg", "q95.jpg", "png.png", "webp.webp", "heic.heic", "rot6.jpg", "rot8.jpg", "messenger.jpg")
+COPIES = (
+    "half.jpg",
+    "q50.jpg",
+    "q95.jpg",
+    "png.png",
+    "webp.webp",
+    "heic.heic",
+    "rot6.jpg",
+    "rot8.jpg",
+    "messenger.jpg",
+)
 
 
 def _album(root: Path, seed: int = 3) -> dict[str, Path]:
@@ -97,7 +106,8 @@ def test_copies_cost_one_credit_look_alikes_and_crops_their_own(emulator, tmp_pa
     browser.get((tmp_path / "sheet.html").as_uri())
     marks = browser.execute_script(
         "return Object.fromEntries(Array.from(document.querySelectorAll('.card')).map(c => "
-        "[c.querySelector('.name').textContent, c.querySelector('.reused') ? c.querySelector('.reused').title : '']))")
+        "[c.querySelector('.name').textContent, c.querySelector('.reused') ? c.querySelector('.reused').title : '']))"
+    )
     assert set(marks) == set(paths)
     for name, title in marks.items():
         if rows[name]["reused_from"]:
@@ -118,7 +128,9 @@ def test_retry_reused_sends_exactly_the_files_named(emulator, tmp_path):
     reused = sorted(n for n, row in rows.items() if row["reused_from"])
     assert len(reused) == 9
     named = [paths[reused[0]], paths[reused[3]]]
-    out = CliRunner().invoke(cli, ["retry", "--ledger", config.ledger_path, "--endpoint", emulator.url, "--reused", *map(str, named)])
+    out = CliRunner().invoke(
+        cli, ["retry", "--ledger", config.ledger_path, "--endpoint", emulator.url, "--reused", *map(str, named)]
+    )
     assert out.exit_code == 0, out.output
     assert "2 job(s) queued again" in out.output
     dry = run_with(emulator, config, [tmp_path / "album"], dry_run=True)
@@ -170,7 +182,9 @@ def _ledger_with_jobs(tmp_path: Path, n: int) -> tuple[Ledger, list]:
     ledger = Ledger(str(tmp_path / "l.sqlite"))
     with ledger.transaction() as c:
         for i in range(n):
-            c.execute("INSERT INTO jobs (content_hash, endpoint, state, created_at) VALUES (?, 'e', 'queued', 0)", (f"h{i}",))
+            c.execute(
+                "INSERT INTO jobs (content_hash, endpoint, state, created_at) VALUES (?, 'e', 'queued', 0)", (f"h{i}",)
+            )
     return ledger, ledger.jobs_in_state("e", JobState.QUEUED)
 
 
@@ -187,7 +201,11 @@ def test_the_second_of_two_similar_files_waits_for_the_first_and_shares_its_answ
     shared, requeued = reuse.settled(job_a.id)
     assert shared == [job_b.id] and requeued == []
     assert ledger.query("SELECT state, caption, categories, similar_to FROM jobs WHERE id = ?", (job_b.id,))[0][:] == (
-        "completed", "a red barn", '["barn"]', job_a.id)
+        "completed",
+        "a red barn",
+        '["barn"]',
+        job_a.id,
+    )
     ledger.close()
 
 
@@ -231,7 +249,9 @@ def test_the_dry_run_says_how_many_are_similar_and_the_config_turns_reuse_off(tm
     assert "4 credit(s) would be spent" in out.output
     off = tmp_path / "off.toml"
     off.write_text("[run]\nreuse_similar = false\n")
-    out = CliRunner().invoke(cli, ["--config", str(off), "run", "--dry-run", "--ledger", ledger, str(tmp_path / "album")])
+    out = CliRunner().invoke(
+        cli, ["--config", str(off), "run", "--dry-run", "--ledger", ledger, str(tmp_path / "album")]
+    )
     assert out.exit_code == 0, out.output
     assert "0 similar" in out.output and "13 credit(s) would be spent" in out.output
     assert not Path(ledger).exists()  # a dry run writes nothing

@@ -16,12 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import exiftool_json, make_photo
+from test_pipeline import config_for, ledger_rows, run_with
 
 from tagger.emulator import Emulator
 from tagger.pipeline.progress import Progress
-
-from conftest import exiftool_json, make_photo
-from test_pipeline import config_for, ledger_rows, run_with
 
 
 class _HoldTheWalk(Progress):
@@ -82,9 +81,14 @@ def test_identical_new_files_are_sent_once_however_many_workers_read_them(emulat
     assert (result.plan.new, result.plan.copied) == (dry.plan.new, dry.plan.copied) == (3, 6)
     assert result.counts["completed"] == 9
     # Every copy links to the one job, and every sidecar carries its caption.
-    assert ledger_rows(config, "SELECT count(DISTINCT job_id), count(*) FROM files WHERE content_hash = "
-                               "(SELECT content_hash FROM files WHERE name = CAST('one.jpg' AS BLOB))") == [(1, 7)]
-    captions = {m["XMP-dc:Description"] for m in exiftool_json(*sorted(root.rglob("*copy*.xmp")), root / "a" / "one.jpg.xmp")}
+    assert ledger_rows(
+        config,
+        "SELECT count(DISTINCT job_id), count(*) FROM files WHERE content_hash = "
+        "(SELECT content_hash FROM files WHERE name = CAST('one.jpg' AS BLOB))",
+    ) == [(1, 7)]
+    captions = {
+        m["XMP-dc:Description"] for m in exiftool_json(*sorted(root.rglob("*copy*.xmp")), root / "a" / "one.jpg.xmp")
+    }
     assert len(captions) == 1 and captions != {""}
 
 
@@ -105,7 +109,10 @@ def test_a_mixed_first_run_counts_and_spends_what_its_dry_run_said(emulator, tmp
     assert plan["new"] == 5 and plan["copied"] == 1 and plan["paired"] == 1
     assert emulator.counters()["submissions"] == 4 == dry.plan.credits - 1 == real.plan.credits - 1
     assert real.counts["failed"] == 1  # the broken JPEG, with its reason
-    metas = {Path(m["SourceFile"]).name: m for m in exiftool_json(root / "shoot" / "IMG_0001.JPG.xmp", root / "shoot" / "IMG_0001.NEF.xmp")}
+    metas = {
+        Path(m["SourceFile"]).name: m
+        for m in exiftool_json(root / "shoot" / "IMG_0001.JPG.xmp", root / "shoot" / "IMG_0001.NEF.xmp")
+    }
     assert metas["IMG_0001.JPG.xmp"]["XMP-dc:Description"] == metas["IMG_0001.NEF.xmp"]["XMP-dc:Description"] != ""
     again = run_with(emulator, config, [root])
     assert emulator.counters()["submissions"] == 4 and again.plan.new == 0 and again.tally.submitted == 0
@@ -149,14 +156,34 @@ def test_each_new_file_is_read_once_and_an_unchanged_one_not_at_all(tmp_path):
     shutil.copyfile(root / "d0" / "p0.jpg", root / "d1" / "p0 copy.jpg")
     photos = sorted(str(p) for p in root.rglob("*.jpg"))
     cfg = tmp_path / "fast.toml"
-    cfg.write_text("[run]\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\nreuse_similar = false\n")
+    cfg.write_text(
+        "[run]\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\nreuse_similar = false\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
 
     def traced_run(name: str) -> dict[str, int]:
         trace = tmp_path / f"{name}.trace"
-        cmd = ["strace", "-ff", "-qq", "-e", "trace=open,openat", "-o", str(trace),
-               sys.executable, "-P", "-m", "tagger", "--config", str(cfg), "run", str(root), "--emulator",
-               "--ledger", str(tmp_path / "ledger.sqlite"), "--quiet"]
+        cmd = [
+            "strace",
+            "-ff",
+            "-qq",
+            "-e",
+            "trace=open,openat",
+            "-o",
+            str(trace),
+            sys.executable,
+            "-P",
+            "-m",
+            "tagger",
+            "--config",
+            str(cfg),
+            "run",
+            str(root),
+            "--emulator",
+            "--ledger",
+            str(tmp_path / "ledger.sqlite"),
+            "--quiet",
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
         assert out.returncode == 0, out.stderr
         traces = sorted(tmp_path.glob(f"{name}.trace.*"))
@@ -172,10 +199,15 @@ def test_each_new_file_is_read_once_and_an_unchanged_one_not_at_all(tmp_path):
 
 def _who_holds_what(config) -> dict[str, tuple]:
     """Per file: its caption, its job's token, and the file whose job lent the caption (None: its own)."""
-    rows = ledger_rows(config, """SELECT f.name, j.caption, j.token,
+    rows = ledger_rows(
+        config,
+        """SELECT f.name, j.caption, j.token,
                                    (SELECT d.name FROM files d WHERE d.job_id = j.similar_to ORDER BY d.id LIMIT 1)
-                                   FROM files f JOIN jobs j ON j.id = f.job_id""")
-    return {os.fsdecode(name): (caption, token, lender and os.fsdecode(lender)) for name, caption, token, lender in rows}
+                                   FROM files f JOIN jobs j ON j.id = f.job_id""",
+    )
+    return {
+        os.fsdecode(name): (caption, token, lender and os.fsdecode(lender)) for name, caption, token, lender in rows
+    }
 
 
 @pytest.mark.parametrize("lender, copy", [("a.jpg", "z small.jpg"), ("z.jpg", "a small.jpg")])

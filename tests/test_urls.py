@@ -8,13 +8,12 @@ import threading
 from functools import partial
 
 import pytest
+from conftest import make_photo
+from test_pipeline import config_for, run_with
 
 from tagger.cli import _csv_exporter
 from tagger.errors import UsageError
 from tagger.pipeline.urls import read_urls
-
-from conftest import make_photo
-from test_pipeline import config_for, run_with
 
 
 @pytest.fixture
@@ -35,7 +34,7 @@ def test_url_list_forms(tmp_path):
     plain.write_text("# my bucket\nhttps://x/1.jpg\n\nhttps://x/2.jpg\nhttps://x/1.jpg\n")
     assert read_urls(str(plain)) == ["https://x/1.jpg", "https://x/2.jpg"]
     table = tmp_path / "b.csv"
-    table.write_text("id,URL,title\n1,https://x/a.jpg,A\n2,https://x/b.jpg,\"B, too\"\n")
+    table.write_text('id,URL,title\n1,https://x/a.jpg,A\n2,https://x/b.jpg,"B, too"\n')
     assert read_urls(str(table)) == ["https://x/a.jpg", "https://x/b.jpg"]
     bad = tmp_path / "c.txt"
     bad.write_text("ftp://x/a.jpg\n")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import exiftool_json
 
 from tagger.config import Config
 from tagger.errors import UsageError
@@ -22,8 +23,6 @@ from tagger.outputs.keywords import KeywordRules, derive
 from tagger.outputs.readout import iter_records
 from tagger.outputs.vocabulary import VocabularyError, load_vocabulary, parse_vocabulary
 from tagger.pipeline.runner import make_api, run
-
-from conftest import exiftool_json
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2, retry_budget=20.0)
@@ -66,7 +65,9 @@ def photo_tree(tmp_path: Path, names=IMAGES) -> Path:
 
 
 def run_with(emulator, tmp_path: Path, photos: Path, *, rewrite: bool = False, **extra):
-    config = Config(**dict(FAST, api_key=emulator.key, endpoint=emulator.url, ledger=str(tmp_path / "ledger.sqlite"), **extra))
+    config = Config(
+        **dict(FAST, api_key=emulator.key, endpoint=emulator.url, ledger=str(tmp_path / "ledger.sqlite"), **extra)
+    )
     with make_api(config) as api:
         return config, run(config, [str(photos)], api=api, rewrite_sidecars=rewrite)
 
@@ -78,8 +79,11 @@ def _list(value) -> list[str]:
 def fields(photos: Path, name: str) -> tuple[list[str], list[str], list[str]]:
     """(lr:hierarchicalSubject, digiKam:TagsList, dc:subject) as exiftool reads them from the sidecar."""
     (meta,) = exiftool_json(photos / f"{name}.xmp")
-    return (_list(meta.get("XMP-lr:HierarchicalSubject")), _list(meta.get("XMP-digiKam:TagsList")),
-            _list(meta.get("XMP-dc:Subject")))
+    return (
+        _list(meta.get("XMP-lr:HierarchicalSubject")),
+        _list(meta.get("XMP-digiKam:TagsList")),
+        _list(meta.get("XMP-dc:Subject")),
+    )
 
 
 def slashed(paths: list[str]) -> list[str]:
@@ -137,7 +141,13 @@ def test_bad_vocabularies_are_one_sentence(tmp_path):
 def test_matching_lemmas_synonyms_longest_phrase_and_case():
     v = parse_vocabulary("Street\n\tFire Hydrant\n\tFire\nAnimals\n\tCat\n\t\t{kitty}\n\tDog\n", "kw.txt")
     kw = derive("Two DOGS and a kitty beside red fire hydrants, a fire", (), KeywordRules(v))
-    assert kw.paths == (("Animals", "Dog"), ("Animals", "Cat"), ("CloudSight", "red"), ("Street", "Fire Hydrant"), ("Street", "Fire"))
+    assert kw.paths == (
+        ("Animals", "Dog"),
+        ("Animals", "Cat"),
+        ("CloudSight", "red"),
+        ("Street", "Fire Hydrant"),
+        ("Street", "Fire"),
+    )
     assert kw.subject == ("Dog", "Animals", "Cat", "red", "Fire Hydrant", "Street", "Fire")
     assert kw.unmapped == ("red",)
     # A phrase never spans punctuation: "fire, hydrant" is two words.
@@ -180,13 +190,26 @@ def test_lightroom_vocabulary_paths_in_every_field(emulator, tmp_path):
         ),
         # "espresso" finds Coffee through its synonym.
         "coffee.jpg": (
-            ["CloudSight|cup", "Food|Drinks|Coffee", "CloudSight|red", "Food|Tableware|Saucer", "Food|Tableware|Spoon",
-             "CloudSight|wooden", "CloudSight|table"],
+            [
+                "CloudSight|cup",
+                "Food|Drinks|Coffee",
+                "CloudSight|red",
+                "Food|Tableware|Saucer",
+                "Food|Tableware|Spoon",
+                "CloudSight|wooden",
+                "CloudSight|table",
+            ],
             ["cup", "Coffee", "Drinks", "Food", "red", "Saucer", "Tableware", "Spoon", "wooden", "table"],
         ),
         # "American flag" before "flag", and before the synonym American of the private [Places]|USA.
         "astronaut.jpg": (
-            ["People|Astronaut", "CloudSight|orange", "Space|Spacesuit", "CloudSight|helmet", "Objects|Flag|American Flag"],
+            [
+                "People|Astronaut",
+                "CloudSight|orange",
+                "Space|Spacesuit",
+                "CloudSight|helmet",
+                "Objects|Flag|American Flag",
+            ],
             ["Astronaut", "People", "orange", "Spacesuit", "Space", "helmet", "American Flag", "Flag", "Objects"],
         ),
         "rocket.jpg": (
@@ -240,7 +263,9 @@ def test_digikam_tag_list_with_unmapped_words_kept(emulator, tmp_path):
     assert result.exit_code == 0
     # "close-up" is a vague word; "cat's" finds Cat.
     assert fields(photos, "chelsea.jpg") == (
-        ["AI|tabby", "Animals|Mammals|Cat", "AI|face"], ["AI/tabby", "Animals/Mammals/Cat", "AI/face"], ["tabby", "Cat", "face"],
+        ["AI|tabby", "Animals|Mammals|Cat", "AI|face"],
+        ["AI/tabby", "Animals/Mammals/Cat", "AI/face"],
+        ["tabby", "Cat", "face"],
     )
     assert fields(photos, "rocket.jpg") == (
         ["Space|Rocket", "Space|Rocket|Launch Pad", "AI|dusk", "AI|lightning", "Buildings|Tower"],
@@ -255,7 +280,9 @@ def test_digikam_tag_list_with_unmapped_words_kept(emulator, tmp_path):
 
 def tagger_cli(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    return subprocess.run([sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "tagger", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_vocabulary_unmapped_counts_words_over_the_ledger(emulator, tmp_path):
@@ -268,8 +295,15 @@ def test_vocabulary_unmapped_counts_words_over_the_ledger(emulator, tmp_path):
     out = tagger_cli("vocabulary", "unmapped", "--ledger", config.ledger_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
-        "     2  black", "     2  sky", "     2  small",
-        "     1  cup", "     1  helmet", "     1  orange", "     1  red", "     1  table", "     1  wooden",
+        "     2  black",
+        "     2  sky",
+        "     2  small",
+        "     1  cup",
+        "     1  helmet",
+        "     1  orange",
+        "     1  red",
+        "     1  table",
+        "     1  wooden",
     ]
     # Dropped words are listed but not written.
     assert fields(photos, "hubble_copy.jpg")[0] == ["Space|Galaxy", "Space|Hubble Deep Field"]
@@ -294,7 +328,11 @@ def test_a_changed_vocabulary_is_derived_again_and_rewritten_for_no_credit(emula
     _, result = run_with(emulator, tmp_path, photos, vocabulary=str(vocab), rewrite=True)
     assert result.sidecars_written == 2
     assert fields(photos, "hubble_deep_field.jpg")[0] == [
-        "CloudSight|small", "Space|Galaxy", "Colours|Black", "Space|Sky", "Space|Hubble Deep Field",
+        "CloudSight|small",
+        "Space|Galaxy",
+        "Colours|Black",
+        "Space|Sky",
+        "Space|Hubble Deep Field",
     ]
     assert fields(photos, "coffee.jpg")[0][2] == "Colours|Red"
     assert emulator.counters()["submissions"] == submissions
@@ -342,7 +380,6 @@ def test_a_job_no_run_has_derived_yet_is_derived_in_memory_by_the_readers(tmp_pa
         assert ledger.query("SELECT unmapped FROM jobs")[0][0] == '["sofa"]'
 
 
-
 def test_a_relative_vocabulary_is_beside_the_config_file(tmp_path):
     from tagger.config import load_config
 
@@ -373,13 +410,20 @@ def test_the_keywords_section_from_the_command_line(tmp_path):
     assert out.returncode == 0, out.stderr
     # Equal counts in alphabetical order, ignoring case.
     assert list(json.loads(out.stdout).items()) == [
-        ("black", 1), ("deep", 1), ("field", 1), ("grey", 1), ("Hubble", 1), ("sky", 1), ("small", 1),
+        ("black", 1),
+        ("deep", 1),
+        ("field", 1),
+        ("grey", 1),
+        ("Hubble", 1),
+        ("sky", 1),
+        ("small", 1),
     ]
     export = tmp_path / "out.csv"
     assert tagger_cli("--config", str(cfg), "export", "--csv", str(export), "--ledger", ledger).returncode == 0
     with open(export, newline="", encoding="utf-8") as f:
         assert {r["filename"]: r["keywords"] for r in csv.DictReader(f)} == {
-            "gravel.jpg": "Gravel", "hubble_deep_field.jpg": "Galaxy",
+            "gravel.jpg": "Gravel",
+            "hubble_deep_field.jpg": "Galaxy",
         }
     cfg.write_text('[keywords]\nunmapped = "sometimes"\n')
     out = tagger_cli("--config", str(cfg), "run", str(photos), "--emulator", "--ledger", ledger)

@@ -10,12 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import make_photo
+from corpus import hang
 
 from tagger.prepare.normalise import Cancelled, PrepareError, PrepareOptions, Preparer
 from tagger.prepare.workers import KillablePool, WorkerDied
-
-from corpus import hang
-from conftest import make_photo
 
 
 def _echo(item: object) -> object:
@@ -62,7 +61,7 @@ def test_cancel_cuts_calls_off_at_once_and_refuses_new_ones(tmp_path: Path):
         def call() -> None:
             try:
                 preparer.prepare(str(stuck))
-            except BaseException as exc:  # noqa: BLE001 - the test looks at which one
+            except BaseException as exc:
                 outcome["exc"] = exc
 
         waiting = threading.Thread(target=call)  # waits for the one busy worker: woken too

@@ -126,7 +126,12 @@ class ServerError(TransientError):
     """
 
     def __init__(
-        self, description: str, status_code: int = 500, *, retry_after: float | None = None, ambiguous: bool | None = None
+        self,
+        description: str,
+        status_code: int = 500,
+        *,
+        retry_after: float | None = None,
+        ambiguous: bool | None = None,
     ) -> None:
         if ambiguous is None:
             ambiguous = not (status_code == 503 and retry_after is not None)
@@ -194,7 +199,10 @@ class OAuth(OAuth1):
         fields = _multipart_fields(content_type, request.body)
         # oauthlib signs a form-encoded body's fields: hand it the upload's fields in that form, keep only the header.
         _, headers, _ = self.client.sign(
-            str(request.url), str(request.method), urlencode(fields), {"Content-Type": "application/x-www-form-urlencoded"}
+            str(request.url),
+            str(request.method),
+            urlencode(fields),
+            {"Content-Type": "application/x-www-form-urlencoded"},
         )
         # requests-oauthlib's client hands back bytes (it was built with decoding="utf-8").
         value = headers.get(b"Authorization", headers.get("Authorization"))
@@ -346,7 +354,9 @@ class API:
                 ) from exc
             if isinstance(exc, requests.Timeout):
                 raise NetworkError(f"{method} {path}: the service did not answer in time") from exc
-            raise NetworkError(f"{method} {path}: the connection failed before the answer ({type(exc).__name__})") from exc
+            raise NetworkError(
+                f"{method} {path}: the connection failed before the answer ({type(exc).__name__})"
+            ) from exc
         balance = response.headers.get(CREDIT_HEADER)
         if balance is not None:
             try:
@@ -360,7 +370,9 @@ def _never_sent(exc: requests.RequestException) -> bool:
     """True when the request surely never reached the service: no connection was made, or it was never built."""
     if isinstance(exc, requests.ConnectTimeout):
         return True
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
+    if isinstance(
+        exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)
+    ):
         return True
     if isinstance(exc, requests.ConnectionError) and exc.args:
         reason = exc.args[0]
@@ -384,7 +396,9 @@ def _unwrap(response: requests.Response, what: str, *, empty_ok: bool) -> dict:
         except ValueError:
             body = None
     if status == 429:
-        raise RateLimited(f"{what}: rate limited by the service (HTTP 429)", parse_retry_after(response.headers.get("Retry-After")))
+        raise RateLimited(
+            f"{what}: rate limited by the service (HTTP 429)", parse_retry_after(response.headers.get("Retry-After"))
+        )
     if status >= 500:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         raise ServerError(f"{what}: the service failed (HTTP {status})", status, retry_after=retry_after)

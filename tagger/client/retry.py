@@ -28,7 +28,9 @@ T = TypeVar("T")
 class RateGate:
     """Holds every request back while the service has asked for a pause."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()

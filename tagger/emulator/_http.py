@@ -70,7 +70,7 @@ def _multipart(body: bytes, boundary: str) -> Form:
     start = body.find(delimiter)
     if start < 0:
         raise BadBody("multipart body without its boundary")
-    chunks = body[start + len(delimiter):].split(b"\r\n" + delimiter)
+    chunks = body[start + len(delimiter) :].split(b"\r\n" + delimiter)
     for chunk in chunks:
         if chunk.startswith(b"--"):
             break
@@ -157,16 +157,16 @@ class _Validator(RequestValidator):
     def get_client_secret(self, client_key: str, request: object) -> str:
         return self.secret if hmac.compare_digest(client_key, self.key) else "dummy-secret"
 
-    def validate_timestamp_and_nonce(self, client_key: str, timestamp: str, nonce: str, request: object, **kwargs: object) -> bool:
+    def validate_timestamp_and_nonce(
+        self, client_key: str, timestamp: str, nonce: str, request: object, **kwargs: object
+    ) -> bool:
         # oauthlib already keeps the timestamp within 10 minutes. Nonces are not
         # remembered: a client resending a request the emulator dropped must
         # not look like a bad key.
         return True
 
 
-def check_auth(
-    key: str, secret: str, *, method: str, url: str, headers: dict[str, str], body: bytes
-) -> str | None:
+def check_auth(key: str, secret: str, *, method: str, url: str, headers: dict[str, str], body: bytes) -> str | None:
     """None when the request is authenticated, else a message that does not echo the key."""
     authorization = headers.get("Authorization", "")
     scheme, _, credentials = authorization.partition(" ")

@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 
 from ._vision import Analysis
 
-__all__ = ["Faults", "Job", "Account", "TERMINAL", "REPOSTABLE_REASONS", "MAX_TTL", "IN_FLIGHT_GRACE", "LOST_ANSWER_KINDS"]
+__all__ = [
+    "Faults",
+    "Job",
+    "Account",
+    "TERMINAL",
+    "REPOSTABLE_REASONS",
+    "MAX_TTL",
+    "IN_FLIGHT_GRACE",
+    "LOST_ANSWER_KINDS",
+]
 
 TERMINAL = frozenset({"completed", "skipped", "timeout", "not found"})
 REPOSTABLE_REASONS = frozenset({"unsure", "close"})
@@ -55,7 +64,9 @@ class Faults:
     server_error_rate: float = 0.0
     rate_limit_rate: float = 0.0
     retry_after: float = 1.0
-    in_flight_grace: float = IN_FLIGHT_GRACE  # how long after a 429 a request may still arrive uncounted (already on its way)
+    in_flight_grace: float = (
+        IN_FLIGHT_GRACE  # how long after a 429 a request may still arrive uncounted (already on its way)
+    )
     drop_rate: float = 0.0
     slow_rate: float = 0.0
     slow_seconds: float = 2.0
@@ -80,13 +91,27 @@ class Faults:
         if self.repost_status and not 100 <= self.repost_status <= 599:
             raise ValueError(f"repost_status must be an HTTP status, got {self.repost_status}")
         for name in (
-            "server_error_rate", "rate_limit_rate", "drop_rate", "slow_rate", "unsure_rate", "timeout_rate", "lost_answer_rate",
+            "server_error_rate",
+            "rate_limit_rate",
+            "drop_rate",
+            "slow_rate",
+            "unsure_rate",
+            "timeout_rate",
+            "lost_answer_rate",
             "stuck_rate",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
-        for name in ("retry_after", "slow_seconds", "outage_requests", "outage_seconds", "lost_answers", "lost_answer_seconds", "submit_delay"):
+        for name in (
+            "retry_after",
+            "slow_seconds",
+            "outage_requests",
+            "outage_seconds",
+            "lost_answers",
+            "lost_answer_seconds",
+            "submit_delay",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.outage_retry_after is not None and self.outage_retry_after < 0:
@@ -94,7 +119,9 @@ class Faults:
         if not 500 <= self.outage_status <= 599:
             raise ValueError(f"outage_status must be a 5xx code, got {self.outage_status}")
         if self.lost_answer_kind not in (*LOST_ANSWER_KINDS, "cycle"):
-            raise ValueError(f"lost_answer_kind must be one of {', '.join(LOST_ANSWER_KINDS)} or cycle, got {self.lost_answer_kind!r}")
+            raise ValueError(
+                f"lost_answer_kind must be one of {', '.join(LOST_ANSWER_KINDS)} or cycle, got {self.lost_answer_kind!r}"
+            )
 
 
 @dataclass
@@ -180,9 +207,21 @@ class Account:
         with self.lock:
             self.counts = dict.fromkeys(
                 (
-                    "requests", "submissions", "polls", "reposts", "duplicates", "remote_submissions",
-                    "auth_failures", "validation_errors", "server_errors_injected", "rate_limited",
-                    "dropped", "in_retry_after_window", "outage_errors", "lost_answers", "max_concurrent_submissions",
+                    "requests",
+                    "submissions",
+                    "polls",
+                    "reposts",
+                    "duplicates",
+                    "remote_submissions",
+                    "auth_failures",
+                    "validation_errors",
+                    "server_errors_injected",
+                    "rate_limited",
+                    "dropped",
+                    "in_retry_after_window",
+                    "outage_errors",
+                    "lost_answers",
+                    "max_concurrent_submissions",
                 ),
                 0,
             )
@@ -283,7 +322,9 @@ class Account:
         """Track submissions being answered at this moment (and the most at once)."""
         with self.lock:
             self.submitting_now += delta
-            self.counts["max_concurrent_submissions"] = max(self.counts["max_concurrent_submissions"], self.submitting_now)
+            self.counts["max_concurrent_submissions"] = max(
+                self.counts["max_concurrent_submissions"], self.submitting_now
+            )
 
     def balance(self) -> int:
         """Credits left."""

@@ -135,8 +135,7 @@ def catalog() -> tuple[CatalogEntry, ...]:
     """The bundled catalog of sample images (read once)."""
     text = resources.files(__package__).joinpath("catalog.json").read_text(encoding="utf-8")
     return tuple(
-        CatalogEntry(entry["file"], int(entry["phash"], 16), entry["caption"])
-        for entry in json.loads(text)["entries"]
+        CatalogEntry(entry["file"], int(entry["phash"], 16), entry["caption"]) for entry in json.loads(text)["entries"]
     )
 
 

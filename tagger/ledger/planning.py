@@ -51,8 +51,12 @@ _DRY_KEYS = """SELECT hash FROM temp.plan_seen
 
 # The m014 triggers that keep folder marks true (tagger.ledger.migrations.m014_noop_indexes.TRIGGERS; a test keeps them equal).
 MARK_TRIGGERS = (
-    "folder_marks_file_insert", "folder_marks_file_delete", "folder_marks_file_update",
-    "folder_marks_job_insert", "folder_marks_job_delete", "folder_marks_job_update",
+    "folder_marks_file_insert",
+    "folder_marks_file_delete",
+    "folder_marks_file_update",
+    "folder_marks_job_insert",
+    "folder_marks_job_delete",
+    "folder_marks_job_update",
 )
 
 
@@ -89,12 +93,14 @@ class PlanningQueries:
     def other_endpoints(self, endpoint: str) -> bool:
         """Whether any job belongs to another endpoint or locale (else a file's job needs no check)."""
         # Four index ranges (an OR of them would read every job of this endpoint).
-        return bool(self.query(
-            """SELECT 1 FROM jobs WHERE endpoint < ?1 UNION ALL SELECT 1 FROM jobs WHERE endpoint > ?1
+        return bool(
+            self.query(
+                """SELECT 1 FROM jobs WHERE endpoint < ?1 UNION ALL SELECT 1 FROM jobs WHERE endpoint > ?1
                UNION ALL SELECT 1 FROM jobs WHERE endpoint = ?1 AND locale < ?2
                UNION ALL SELECT 1 FROM jobs WHERE endpoint = ?1 AND locale > ?2 LIMIT 1""",
-            (endpoint, self.locale),
-        ))
+                (endpoint, self.locale),
+            )
+        )
 
     def lean_rows(self, directory: bytes, endpoint: str | None) -> list[sqlite3.Row]:
         """(name, size, mtime_ns, done) of a folder's files; ``endpoint`` None: any job counts as this one's."""
@@ -108,7 +114,12 @@ class PlanningQueries:
         """Whether every trigger that keeps folder marks true exists (checked once per ledger object)."""
         usable = self.__dict__.get("_marks_ok")
         if usable is None:
-            names = {r[0] for r in self.query("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ('files', 'jobs')")}
+            names = {
+                r[0]
+                for r in self.query(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ('files', 'jobs')"
+                )
+            }
             usable = self.__dict__["_marks_ok"] = set(MARK_TRIGGERS) <= names
         return usable
 
@@ -117,7 +128,8 @@ class PlanningQueries:
         if not self._marks_usable():
             return False
         rows = self.query(
-            "SELECT listing FROM folder_marks WHERE dir = ? AND endpoint = ? AND locale = ?", (directory, endpoint, self.locale)
+            "SELECT listing FROM folder_marks WHERE dir = ? AND endpoint = ? AND locale = ?",
+            (directory, endpoint, self.locale),
         )
         return bool(rows) and rows[0][0] == listing
 
@@ -247,7 +259,9 @@ class PlanningQueries:
         if not digests:
             return
         if paths is None:
-            self.query("INSERT OR IGNORE INTO temp.plan_seen (hash) SELECT value FROM json_each(?)", (json.dumps(digests),))
+            self.query(
+                "INSERT OR IGNORE INTO temp.plan_seen (hash) SELECT value FROM json_each(?)", (json.dumps(digests),)
+            )
             return
         for digest, path in zip(digests, paths):
             self.query("INSERT OR IGNORE INTO temp.plan_seen (hash, path) VALUES (?, ?)", (digest, path))
@@ -350,5 +364,3 @@ class PlanningQueries:
             )
         ]
         return out
-
-

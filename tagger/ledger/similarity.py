@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from typing import Callable
 
 from tagger.ledger.roots import under_roots
 from tagger.ledger.states import Job, JobState
@@ -22,7 +21,6 @@ _ANSWER = "status, caption, reason, flags, categories"
 # (dir, name) of a file of the job whose caption ``j`` shares (NULLs when it shares none), for the writers.
 DONOR_FILE = """(SELECT d.dir FROM files d WHERE d.job_id = j.similar_to ORDER BY d.state != 'active', d.id LIMIT 1),
                  (SELECT d.name FROM files d WHERE d.job_id = j.similar_to ORDER BY d.state != 'active', d.id LIMIT 1)"""
-
 
 
 class SimilarQueries:
@@ -51,8 +49,16 @@ class SimilarQueries:
         return (rows[0][0], rows[0][1]) if rows else None
 
     def similar_candidates(
-        self, endpoint: str, keys: list[int], means: list[int], slack: int, aspect_low: float, aspect_high: float, *,
-        exclude_job: int = 0, states: tuple[str, ...] = _DONOR_STATES,
+        self,
+        endpoint: str,
+        keys: list[int],
+        means: list[int],
+        slack: int,
+        aspect_low: float,
+        aspect_high: float,
+        *,
+        exclude_job: int = 0,
+        states: tuple[str, ...] = _DONOR_STATES,
     ) -> list[tuple[int, str, float, bytes]]:
         """Jobs at ``endpoint`` whose content's fingerprint has one of ``keys``, each packed mean within ``slack``
         of ``means`` and an aspect in range.
@@ -118,7 +124,9 @@ class SimilarQueries:
                 row = c.execute("SELECT state FROM jobs WHERE id = ?", (donor,)).fetchone()
                 if row is None or row[0] in ("queued", "submitting", "polling", "waiting"):
                     continue
-                waiters = [r[0] for r in c.execute("SELECT id FROM jobs WHERE similar_to = ? AND state = 'waiting'", (donor,))]
+                waiters = [
+                    r[0] for r in c.execute("SELECT id FROM jobs WHERE similar_to = ? AND state = 'waiting'", (donor,))
+                ]
                 if not waiters:
                     continue
                 marks = ",".join("?" * len(waiters))
@@ -150,7 +158,8 @@ class SimilarQueries:
         """Queue every waiting job of the endpoint to be sent on its own (reuse turned off)."""
         with self.transaction() as c:
             return c.execute(
-                "UPDATE jobs SET state = 'queued', similar_to = NULL WHERE endpoint = ? AND state = 'waiting'", (endpoint,)
+                "UPDATE jobs SET state = 'queued', similar_to = NULL WHERE endpoint = ? AND state = 'waiting'",
+                (endpoint,),
             ).rowcount
 
     def jobs_by_id(self, ids: Iterable[int]) -> list[Job]:
@@ -173,7 +182,8 @@ class SimilarQueries:
     def sent_alone(self, endpoint: str, content_hash: str) -> bool:
         """Whether the user asked for this content's job at ``endpoint`` to be sent on its own."""
         rows = self.query(
-            "SELECT no_reuse FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?", (content_hash, endpoint, self.locale)
+            "SELECT no_reuse FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?",
+            (content_hash, endpoint, self.locale),
         )
         return bool(rows and rows[0][0])
 

@@ -45,6 +45,7 @@ SETTLED_STATUS = {
     JobState.WAITING: "pending",
 }
 
+
 @dataclass(frozen=True)
 class Job:
     """One job row, as the pipeline needs it."""

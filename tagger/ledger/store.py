@@ -36,7 +36,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-
 from typing import TYPE_CHECKING
 
 import portalocker
@@ -107,7 +106,9 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
 
     def _applied(self) -> set[str]:
         """The names of the migrations recorded as applied (sqlite-utils' table, read directly)."""
-        exists = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)).fetchall()
+        exists = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)
+        ).fetchall()
         if not exists:
             return set()
         return {r[0] for r in self.conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = 'tagger'")}
@@ -128,7 +129,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
         POSIX, LockFileEx on Windows): the OS releases it when its holder
         dies, so a stale lock is simply taken over.
         """
-        f = open(self.path + ".lock", "a+b")  # noqa: SIM115 - held open for the run
+        f = open(self.path + ".lock", "a+b")
         try:
             portalocker.lock(f, portalocker.LOCK_EX | portalocker.LOCK_NB)
         except portalocker.LockException:
@@ -138,7 +139,9 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
             except OSError:  # Windows: the holder's lock covers the bytes
                 holder = "unknown"
             f.close()
-            raise LedgerLocked(f"another tagger run (PID {holder}) is using the ledger {self.path}; wait for it to finish") from None
+            raise LedgerLocked(
+                f"another tagger run (PID {holder}) is using the ledger {self.path}; wait for it to finish"
+            ) from None
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()).encode())
@@ -197,7 +200,10 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
                    last_error = 'interrupted while submitting' WHERE state = ? AND token IS NULL""",
                 ((JobState.HELD if hold else JobState.QUEUED).value, JobState.SUBMITTING.value),
             )
-            c.execute("UPDATE jobs SET state = ? WHERE state = ? AND token IS NOT NULL", (JobState.POLLING.value, JobState.SUBMITTING.value))
+            c.execute(
+                "UPDATE jobs SET state = ? WHERE state = ? AND token IS NOT NULL",
+                (JobState.POLLING.value, JobState.SUBMITTING.value),
+            )
             c.execute("UPDATE runs SET finished_at = ?, exit_code = 3 WHERE finished_at IS NULL", (self._clock(),))
             return cur.rowcount
 
@@ -214,7 +220,9 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
     def start_run(self, endpoint: str) -> int:
         """Record the start of a run."""
         with self.transaction() as c:
-            return c.execute("INSERT INTO runs (started_at, endpoint, pid) VALUES (?, ?, ?)", (self._clock(), endpoint, os.getpid())).lastrowid
+            return c.execute(
+                "INSERT INTO runs (started_at, endpoint, pid) VALUES (?, ?, ?)", (self._clock(), endpoint, os.getpid())
+            ).lastrowid
 
     def finish_run(self, run_id: int, exit_code: int, submitted: int, credit_balance: int | None = None) -> None:
         """Record how a run ended."""
@@ -253,13 +261,16 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
         prefix = root if root == b"/" else root + b"/"
         found = [root] if root != prefix and self.query("SELECT 1 FROM files WHERE dir = ? LIMIT 1", (root,)) else []
         # Every folder below root sorts in [root/, root0) in memcmp order ("0" follows "/"): see under_roots.
-        return found + [r[0] for r in self.query(
-            """WITH RECURSIVE d(dir) AS (
+        return found + [
+            r[0]
+            for r in self.query(
+                """WITH RECURSIVE d(dir) AS (
                  SELECT (SELECT min(dir) FROM files WHERE dir >= ?1 AND dir < ?2)
                  UNION ALL SELECT (SELECT min(dir) FROM files WHERE dir > d.dir AND dir < ?2) FROM d WHERE d.dir IS NOT NULL
                ) SELECT dir FROM d WHERE dir IS NOT NULL""",
-            (prefix, prefix[:-1] + b"0"),
-        )]
+                (prefix, prefix[:-1] + b"0"),
+            )
+        ]
 
     def upsert_files(self, rows: list[tuple]) -> None:
         """Insert or update scanned files in bulk.
@@ -291,7 +302,9 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
     def mark_dir_missing(self, directory: bytes) -> int:
         """Mark every file of a vanished folder as missing."""
         with self.transaction() as c:
-            return c.execute("UPDATE files SET state = 'missing' WHERE dir = ? AND state != 'missing'", (directory,)).rowcount
+            return c.execute(
+                "UPDATE files SET state = 'missing' WHERE dir = ? AND state != 'missing'", (directory,)
+            ).rowcount
 
     def link_folder(
         self, endpoint: str, directory: bytes, hashes: Iterable[str], pairs: Iterable[tuple[bytes, bytes]] = ()
@@ -321,11 +334,15 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
             created = c.total_changes - before
             c.execute(link, (endpoint, locale, directory, json.dumps(digests)))
             for raw, jpeg in pairs:
-                row = c.execute("SELECT job_id FROM files WHERE dir = ? AND name = ? AND state = 'active'", (directory, jpeg)).fetchone()
+                row = c.execute(
+                    "SELECT job_id FROM files WHERE dir = ? AND name = ? AND state = 'active'", (directory, jpeg)
+                ).fetchone()
                 if row and row[0] is not None:
                     c.execute("UPDATE files SET job_id = ? WHERE dir = ? AND name = ?", (row[0], directory, raw))
                     continue
-                own = c.execute("SELECT content_hash FROM files WHERE dir = ? AND name = ?", (directory, raw)).fetchone()
+                own = c.execute(
+                    "SELECT content_hash FROM files WHERE dir = ? AND name = ?", (directory, raw)
+                ).fetchone()
                 if own and own[0]:
                     before = c.total_changes
                     c.execute(create, (own[0], endpoint, locale, now))
@@ -361,7 +378,8 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
             )
             created = c.total_changes > before
             job_id = c.execute(
-                "SELECT id FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?", (digest, endpoint, self.locale)
+                "SELECT id FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?",
+                (digest, endpoint, self.locale),
             ).fetchone()[0]
             file_id = c.execute("SELECT id FROM files WHERE dir = ? AND name = ?", (directory, name)).fetchone()[0]
             c.execute("UPDATE files SET job_id = ? WHERE id = ?", (job_id, file_id))
@@ -386,7 +404,9 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
 
     # -- jobs -------------------------------------------------------------
 
-    def set_scope(self, endpoint: str, roots: list[bytes], url_keys: Iterable[str] = (), exclude: Iterable[int] = ()) -> int:
+    def set_scope(
+        self, endpoint: str, roots: list[bytes], url_keys: Iterable[str] = (), exclude: Iterable[int] = ()
+    ) -> int:
         """Send only the queued jobs of files under ``roots`` (and of these remote images); returns how many.
 
         A job an earlier run queued for another folder waits for a run over
@@ -408,7 +428,9 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
             )
             excluded = sorted(set(exclude))
             if excluded:
-                self.conn.execute("DELETE FROM temp.run_scope WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(excluded),))
+                self.conn.execute(
+                    "DELETE FROM temp.run_scope WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(excluded),)
+                )
             self._scoped = True
             return self.conn.execute("SELECT count(*) FROM temp.run_scope").fetchone()[0]
 
@@ -421,7 +443,8 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
             self.query("SELECT 1 FROM jobs WHERE endpoint = ? AND state IN ('polling', 'waiting') LIMIT 1", (endpoint,))
             or self.query(
                 "SELECT 1 FROM jobs WHERE endpoint = ? AND locale = ? AND state IN ('queued', 'submitting')"
-                + self._in_scope(JobState.QUEUED) + " LIMIT 1",
+                + self._in_scope(JobState.QUEUED)
+                + " LIMIT 1",
                 (endpoint, self.locale),
             )
         )
@@ -444,7 +467,8 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
     def job_state(self, content_hash: str, endpoint: str) -> str | None:
         """The state of the job for this content at ``endpoint`` in this locale, or None when there is none."""
         rows = self.query(
-            "SELECT state FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?", (content_hash, endpoint, self.locale)
+            "SELECT state FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?",
+            (content_hash, endpoint, self.locale),
         )
         return rows[0][0] if rows else None
 
@@ -515,7 +539,13 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
             )
 
     def settle(
-        self, job_id: int, state: JobState, answer: dict, latency: tuple[float, float] | None = None, *, reason: str | None = None
+        self,
+        job_id: int,
+        state: JobState,
+        answer: dict,
+        latency: tuple[float, float] | None = None,
+        *,
+        reason: str | None = None,
     ) -> None:
         """Record a job's final answer (and when it was last seen working, first seen done).
 
@@ -555,7 +585,13 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
         ]
 
     def retry(
-        self, endpoint: str, *, failed: bool, skipped: Iterable[str] = (), timeouts: bool = False, ambiguous: bool = False,
+        self,
+        endpoint: str,
+        *,
+        failed: bool,
+        skipped: Iterable[str] = (),
+        timeouts: bool = False,
+        ambiguous: bool = False,
         roots: list[bytes] | None = None,
     ) -> int:
         """Put selected settled (or held) jobs (of this locale; of files under ``roots`` when given) back in the queue; returns how many."""
@@ -573,12 +609,14 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
         if not clauses:
             return 0
         where, where_params = under_roots(roots) if roots is not None else ("1", [])
-        scope = f"AND id IN (SELECT job_id FROM files WHERE state = 'active' AND ({where}))" if roots is not None else ""
+        scope = (
+            f"AND id IN (SELECT job_id FROM files WHERE state = 'active' AND ({where}))" if roots is not None else ""
+        )
         with self.transaction() as c:
             cur = c.execute(
                 f"""UPDATE jobs SET state = 'queued', token = NULL, status = NULL, caption = NULL, reason = NULL,
                     reposts = 0, settled_at = NULL, keywords = NULL, keyword_paths = NULL, unmapped = NULL,
-                    keyword_rules = NULL WHERE endpoint = ? AND locale = ? AND ({' OR '.join(clauses)}) {scope}""",
+                    keyword_rules = NULL WHERE endpoint = ? AND locale = ? AND ({" OR ".join(clauses)}) {scope}""",
                 (endpoint, self.locale, *params, *where_params),
             )
             n = cur.rowcount
@@ -588,7 +626,10 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
                 (endpoint, self.locale),
             )
             if failed:
-                c.execute(f"UPDATE files SET state = 'active', reason = NULL WHERE state = 'failed' AND ({where})", where_params)
+                c.execute(
+                    f"UPDATE files SET state = 'active', reason = NULL WHERE state = 'failed' AND ({where})",
+                    where_params,
+                )
             return n
 
     # -- tagger retry ---------------------------------------------------------
@@ -609,8 +650,12 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
     def job_ids_under(self, roots: list[bytes]) -> set[int]:
         """Ids of the jobs of active files under ``roots``."""
         where, params = under_roots(roots)
-        return {r[0] for r in self.query(
-            f"SELECT DISTINCT job_id FROM files WHERE state = 'active' AND job_id IS NOT NULL AND ({where})", params)}
+        return {
+            r[0]
+            for r in self.query(
+                f"SELECT DISTINCT job_id FROM files WHERE state = 'active' AND job_id IS NOT NULL AND ({where})", params
+            )
+        }
 
     def resend(self, job_id: int) -> None:
         """A settled job whose token the service no longer knows: queued to be sent again (a credit)."""
@@ -671,7 +716,14 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
     def summary(self, roots: list[bytes] | None = None, *, remote: bool = True) -> dict:
         """Counts by status and by reason (of files under ``roots``, or all; and remote images)."""
         counts = {
-            "total": 0, "completed": 0, "skipped": 0, "timeout": 0, "not found": 0, "failed": 0, "pending": 0, "missing": 0,
+            "total": 0,
+            "completed": 0,
+            "skipped": 0,
+            "timeout": 0,
+            "not found": 0,
+            "failed": 0,
+            "pending": 0,
+            "missing": 0,
             "unwritten": 0,
         }
         reasons: dict[str, int] = {}
@@ -684,8 +736,10 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
             )
         held = 0
         for fstate, jstate, reason, last_error, n in rows:
-            status = "unwritten" if jstate == "unwritten" and fstate == FileState.ACTIVE.value else file_status(
-                fstate, "completed" if jstate == "unwritten" else jstate
+            status = (
+                "unwritten"
+                if jstate == "unwritten" and fstate == FileState.ACTIVE.value
+                else file_status(fstate, "completed" if jstate == "unwritten" else jstate)
             )
             if status == "missing":
                 counts["missing"] += n
@@ -707,7 +761,12 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
             "SELECT coalesce(sum(possible_duplicates), 0) FROM jobs INDEXED BY jobs_duplicates WHERE possible_duplicates != 0"
         )[0][0]
         return {
-            **counts, "held": held, "reasons": reasons, "first_run": runs[0], "last_run": runs[1], "credits_used": runs[2] or 0,
+            **counts,
+            "held": held,
+            "reasons": reasons,
+            "first_run": runs[0],
+            "last_run": runs[1],
+            "credits_used": runs[2] or 0,
             "possible_duplicates": duplicates,
         }
 
@@ -726,8 +785,8 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
         where, params = under_roots(roots) if roots else ("1", [])
         # The total from the (dir, name) index alone; the files needing attention from the small
         # files_attention partial index (m014), so the files' own rows are not read.
-        (total,), = self.query(f"SELECT count(*) FROM files WHERE {where}", params)
-        (missing, unlinked, failed), = self.query(
+        ((total,),) = self.query(f"SELECT count(*) FROM files WHERE {where}", params)
+        ((missing, unlinked, failed),) = self.query(
             f"""SELECT count(*) FILTER (WHERE state = 'missing'),
                        count(*) FILTER (WHERE state = 'active' AND job_id IS NULL),
                        json_group_array(id) FILTER (WHERE state = 'failed')
@@ -735,31 +794,41 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
             params,
         )
         rows: list[tuple[str, str | None, str | None, str | None, int]] = [
-            ("missing", None, None, None, missing), ("active", None, None, None, unlinked)
+            ("missing", None, None, None, missing),
+            ("active", None, None, None, unlinked),
         ]
         if json.loads(failed):
-            rows += [tuple(r) for r in self.query(
-                """SELECT 'failed', j.state, coalesce(f.reason, j.reason), j.last_error, count(*) FROM files f
+            rows += [
+                tuple(r)
+                for r in self.query(
+                    """SELECT 'failed', j.state, coalesce(f.reason, j.reason), j.last_error, count(*) FROM files f
                    LEFT JOIN jobs j ON j.id = f.job_id WHERE f.id IN (SELECT value FROM json_each(?)) GROUP BY 2, 3, 4""",
-                (failed,),
-            )]
+                    (failed,),
+                )
+            ]
         unsettled = [state.value for state in JobState if state is not JobState.COMPLETED]
-        rows += [tuple(r) for r in self.query(
-            f"""SELECT 'active', j.state, coalesce(f.reason, j.reason), j.last_error, count(*) FROM jobs j
+        rows += [
+            tuple(r)
+            for r in self.query(
+                f"""SELECT 'active', j.state, coalesce(f.reason, j.reason), j.last_error, count(*) FROM jobs j
                 CROSS JOIN files f ON f.job_id = j.id
-                WHERE j.state IN ({','.join('?' * len(unsettled))}) AND f.state = 'active' AND ({where}) GROUP BY 2, 3, 4""",
-            [*unsettled, *params],
-        )]
+                WHERE j.state IN ({",".join("?" * len(unsettled))}) AND f.state = 'active' AND ({where}) GROUP BY 2, 3, 4""",
+                [*unsettled, *params],
+            )
+        ]
         # Completed, but the sidecar could not be written: read from the small files_unwritten partial index
         # (``+f.dir``: the roots filter the rows, they do not drive the query).
         unwritten_where, unwritten_params = under_roots(roots, "+f.dir") if roots else ("1", [])
-        rows += [tuple(r) for r in self.query(
-            f"""SELECT 'active', 'unwritten', f.sidecar_error, NULL, count(*) FROM files f INDEXED BY files_unwritten
+        rows += [
+            tuple(r)
+            for r in self.query(
+                f"""SELECT 'active', 'unwritten', f.sidecar_error, NULL, count(*) FROM files f INDEXED BY files_unwritten
                 CROSS JOIN jobs j ON j.id = f.job_id
                 WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND f.sidecar_error IS NOT NULL
                 AND j.state = 'completed' AND ({unwritten_where}) GROUP BY 3""",
-            unwritten_params,
-        )]
+                unwritten_params,
+            )
+        ]
         # A completed file's reason and last error say nothing (only other statuses list them).
         rows.append(("active", JobState.COMPLETED.value, None, None, total - sum(r[4] for r in rows)))
         return [r for r in rows if r[4]]

@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from typing import Callable
 
 from tagger.ledger.roots import under_roots
 from tagger.ledger.similarity import DONOR_FILE
@@ -31,7 +30,9 @@ class WriteQueries:
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover - Ledger's
         raise NotImplementedError
 
-    def stale_keywords(self, rules: str, job_id: int | None = None, limit: int = 1000, after_id: int = 0) -> list[sqlite3.Row]:
+    def stale_keywords(
+        self, rules: str, job_id: int | None = None, limit: int = 1000, after_id: int = 0
+    ) -> list[sqlite3.Row]:
         """(id, caption, categories) of completed jobs whose keywords were not derived under ``rules``, a page at a time."""
         sql = """SELECT id, caption, categories FROM jobs
                  WHERE state = 'completed' AND keyword_rules IS NOT ? AND id > ?"""
@@ -125,7 +126,9 @@ class WriteQueries:
         return self.query(
             """SELECT j.id, j.content_hash, f.id, f.dir, f.name, f.root, f.content_hash FROM jobs j JOIN files f ON f.job_id = j.id
                WHERE j.endpoint = ? AND j.locale = ? AND j.state = 'queued' AND j.token IS NULL AND j.attempts = 0
-               AND f.state = 'active'""" + (" AND j.id IN (SELECT id FROM temp.run_scope)" if self._scoped else "") + " ORDER BY j.id, f.id",
+               AND f.state = 'active'"""
+            + (" AND j.id IN (SELECT id FROM temp.run_scope)" if self._scoped else "")
+            + " ORDER BY j.id, f.id",
             (endpoint, self.locale),
         )
 
@@ -134,7 +137,12 @@ class WriteQueries:
         return bool(self.query("SELECT 1 FROM jobs WHERE token = ?", (token,)))
 
     def adopt(
-        self, job_id: int, answer: dict, token: str | None, settled_at: float | None, sidecars: list[tuple[int, bytes]],
+        self,
+        job_id: int,
+        answer: dict,
+        token: str | None,
+        settled_at: float | None,
+        sidecars: list[tuple[int, bytes]],
     ) -> bool:
         """Settle a queued job with the caption its files' sidecars hold; no submission. False if the token is another job's.
 
@@ -146,15 +154,23 @@ class WriteQueries:
         """
         flags, categories = answer.get("flags"), answer.get("categories")
         with self.transaction() as c:
-            if token is not None and c.execute("SELECT 1 FROM jobs WHERE token = ? AND id != ?", (token, job_id)).fetchone():
+            if (
+                token is not None
+                and c.execute("SELECT 1 FROM jobs WHERE token = ? AND id != ?", (token, job_id)).fetchone()
+            ):
                 return False
             n = c.execute(
                 """UPDATE jobs SET state = 'completed', token = ?, status = ?, caption = ?, flags = ?, categories = ?,
                    settled_at = ? WHERE id = ? AND state = 'queued' AND token IS NULL AND (? OR no_reuse = 0)""",
                 (
-                    token, answer.get("status") or "completed", answer.get("name"),
-                    json.dumps(list(flags)) if flags else None, json.dumps(list(categories)) if categories else None,
-                    settled_at if settled_at is not None else self._clock(), job_id, token is not None,
+                    token,
+                    answer.get("status") or "completed",
+                    answer.get("name"),
+                    json.dumps(list(flags)) if flags else None,
+                    json.dumps(list(categories)) if categories else None,
+                    settled_at if settled_at is not None else self._clock(),
+                    job_id,
+                    token is not None,
                 ),
             ).rowcount
             if not n:
@@ -175,13 +191,17 @@ class WriteQueries:
                    WHERE j.id = ? AND d.id != j.id AND d.endpoint = j.endpoint AND d.locale = j.locale AND d.similar_to IS NULL""",
                 (directory, name, job_id),
             ).fetchone()
-            return row is not None and bool(c.execute(
-                "UPDATE jobs SET similar_to = ? WHERE id = ? AND state = 'completed' AND token IS NULL AND similar_to IS NULL",
-                (row[0], job_id),
-            ).rowcount)
+            return row is not None and bool(
+                c.execute(
+                    "UPDATE jobs SET similar_to = ? WHERE id = ? AND state = 'completed' AND token IS NULL AND similar_to IS NULL",
+                    (row[0], job_id),
+                ).rowcount
+            )
 
     def forget_writes(self, roots: list[bytes]) -> int:
         """Mark the sidecars of files under ``roots`` as not written, so the next write-back redoes them."""
         where, params = under_roots(roots)
         with self.transaction() as c:
-            return c.execute(f"UPDATE files SET written_job = NULL WHERE written_job IS NOT NULL AND ({where})", params).rowcount
+            return c.execute(
+                f"UPDATE files SET written_job = NULL WHERE written_job IS NOT NULL AND ({where})", params
+            ).rowcount

@@ -41,7 +41,7 @@ class Adoption:
 
 def _time(text: str) -> float | None:
     try:
-        return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc).timestamp()
+        return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC).timestamp()
     except ValueError:
         return None
 
@@ -73,10 +73,19 @@ def sidecar_answer(
         or not prov.get("locale")
     ):
         return None
-    answer = {"status": "completed", "name": caption, "flags": list(_tuple(prov.get("flags"))),
-              "categories": list(_tuple(prov.get("categories")))}
-    return Adoption(token or None, answer, _time(str(prov.get("date") or "")), os.fsencode(path),
-                    None if token else os.fsencode(lender))
+    answer = {
+        "status": "completed",
+        "name": caption,
+        "flags": list(_tuple(prov.get("flags"))),
+        "categories": list(_tuple(prov.get("categories"))),
+    }
+    return Adoption(
+        token or None,
+        answer,
+        _time(str(prov.get("date") or "")),
+        os.fsencode(path),
+        None if token else os.fsencode(lender),
+    )
 
 
 def adopt_from_sidecars(ledger: Ledger, options: SidecarOptions, endpoint: str) -> tuple[int, int]:
@@ -109,8 +118,16 @@ def adopt_from_sidecars(ledger: Ledger, options: SidecarOptions, endpoint: str) 
 
 
 def adopt_file(
-    ledger: Ledger, options: SidecarOptions, endpoint: str, job_id: int, file_id: int,
-    directory: bytes, name: bytes, root: bytes, digest: str, unlinked: list[tuple[int, bytes]] | None = None,
+    ledger: Ledger,
+    options: SidecarOptions,
+    endpoint: str,
+    job_id: int,
+    file_id: int,
+    directory: bytes,
+    name: bytes,
+    root: bytes,
+    digest: str,
+    unlinked: list[tuple[int, bytes]] | None = None,
 ) -> bool:
     """Settle a job just created for one file from that file's sidecar, when it holds tagger's caption for it.
 
@@ -138,7 +155,9 @@ def preview_adoption(
     files: set[tuple[bytes, bytes]] = set()
     # ``hashed``: the dry run's new or changed files whose content the real run would still send.
     candidates = [(None, digest, d, n, r, digest) for d, n, r, digest in hashed]
-    candidates += [(job_id, job_hash, d, n, r, digest) for job_id, job_hash, _, d, n, r, digest in ledger.adoptable(endpoint)]
+    candidates += [
+        (job_id, job_hash, d, n, r, digest) for job_id, job_hash, _, d, n, r, digest in ledger.adoptable(endpoint)
+    ]
     for job_id, key, directory, name, root, digest in candidates:
         if (directory, name) in files:
             continue

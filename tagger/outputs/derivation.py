@@ -19,7 +19,9 @@ from tagger.outputs.vocabulary import load_vocabulary
 __all__ = ["keyword_rules", "refresh_keywords", "stored_keywords", "warm_up"]
 
 
-def keyword_rules(vocabulary: str = "", unmapped: str = "keep", locale: str = "en-US", parent: str = "CloudSight") -> KeywordRules:
+def keyword_rules(
+    vocabulary: str = "", unmapped: str = "keep", locale: str = "en-US", parent: str = "CloudSight"
+) -> KeywordRules:
     """The rules these settings ask for (reads the vocabulary file; ``VocabularyError`` if it is unusable)."""
     return KeywordRules(load_vocabulary(vocabulary) if vocabulary else None, unmapped, language_code(locale), parent)
 

@@ -132,11 +132,17 @@ _DEFAULT_COLUMNS: tuple[tuple[str, Cell], ...] = (
 
 PROFILES: dict[str, Profile] = {
     "default": Profile(
-        "default", _DEFAULT_COLUMNS, formula_guard=True,
+        "default",
+        _DEFAULT_COLUMNS,
+        formula_guard=True,
         description="every field, for people and scripts; formula guard on",
     ),
     "excel": Profile(
-        "excel", _DEFAULT_COLUMNS, line_end="\r\n", bom=True, formula_guard=True,
+        "excel",
+        _DEFAULT_COLUMNS,
+        line_end="\r\n",
+        bom=True,
+        formula_guard=True,
         description="every field for Excel: UTF-8 with BOM, CRLF, formula guard on",
     ),
     "resourcespace": Profile(

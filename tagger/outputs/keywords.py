@@ -98,8 +98,12 @@ class KeywordRules:
         from tagger.outputs.language import LIBRARY_VERSIONS
 
         body = [
-            RULES_VERSION, self.language, self.unmapped, list(self.parent_path),
-            self.vocabulary.fingerprint if self.vocabulary else None, LIBRARY_VERSIONS,
+            RULES_VERSION,
+            self.language,
+            self.unmapped,
+            list(self.parent_path),
+            self.vocabulary.fingerprint if self.vocabulary else None,
+            LIBRARY_VERSIONS,
         ]
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
@@ -142,7 +146,7 @@ def _clauses(text: str) -> list[list[_Word]]:
     current: list[_Word] = []
     pos, initial = 0, True
     for match in _WORD.finditer(text):
-        gap = text[pos:match.start()]
+        gap = text[pos : match.start()]
         if current and gap.strip():
             clauses.append(current)
             current = []
@@ -192,10 +196,10 @@ class _Matcher:
         k = 0
         while k < len(tokens) and self.index:
             for n in range(min(self.longest, len(tokens) - k), 0, -1):
-                span = tokens[k:k + n]
+                span = tokens[k : k + n]
                 if n == 1 and self.lang.is_function(parts[k]):
                     continue  # "in", "ein" never match a keyword alone (a vague word may: "Close-up" is a technique)
-                terms = self.index.get(lemmas[k:k + n]) or self.index.get(surfaces[k:k + n])
+                terms = self.index.get(lemmas[k : k + n]) or self.index.get(surfaces[k : k + n])
                 if terms:
                     for i, j in span:
                         clause[i].used[j] = True
@@ -222,7 +226,9 @@ def _leftovers(clause: list[_Word], lang) -> list[tuple[int, str]]:
             keyword = _plain(word.text, _capitalised(word.text) and not word.initial, lang)
             out.extend([(k, keyword)] if keyword else [])
         else:  # part of a hyphenated word matched: what is left counts part by part
-            out.extend((k, kw) for j, p in enumerate(word.parts) if not word.used[j] for kw in [_plain(p, False, lang)] if kw)
+            out.extend(
+                (k, kw) for j, p in enumerate(word.parts) if not word.used[j] for kw in [_plain(p, False, lang)] if kw
+            )
 
     i = 0
     while i < len(clause):

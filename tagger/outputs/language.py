@@ -24,7 +24,7 @@ __all__ = ["Language", "language", "language_code", "LIBRARY_VERSIONS"]
 # Prepositions of place the stop-word lists miss; they are all over captions ("a cat beside a sofa").
 _MORE_STOP = {
     "en": "beside besides near next behind among amongst around across along toward towards onto upon amid "
-          "atop beneath within without inside outside front",
+    "atop beneath within without inside outside front",
     "de": "neben zwischen gegen ohne um innerhalb außerhalb entlang vorne hinten oben unten eins",
     "fr": "devant derrière près entre contre vers sans",
     "es": "delante detrás cerca entre contra hacia sin junto",
@@ -32,9 +32,9 @@ _MORE_STOP = {
 
 _NUMBERS = {
     "en": "zero one two three four five six seven eight nine ten eleven twelve dozen dozens hundred hundreds "
-          "thousand thousands first second third",
+    "thousand thousands first second third",
     "de": "null ein eine zwei drei vier fünf sechs sieben acht neun zehn elf zwölf dutzend hundert tausend "
-          "erste zweite dritte",
+    "erste zweite dritte",
     "fr": "zéro un une deux trois quatre cinq six sept huit neuf dix onze douze cent mille",
     "es": "cero uno una dos tres cuatro cinco seis siete ocho nueve diez once doce cien mil",
 }
@@ -42,7 +42,7 @@ _NUMBERS = {
 # Words that describe the photo rather than what is in it, or a vague amount.
 _VAGUE = {
     "en": "photo photos photograph photography picture image view close-up closeup seen see many several "
-          "some various lot lots shot",
+    "some various lot lots shot",
     "de": "foto fotografie bild aufnahme ansicht nahaufnahme viel viele mehrere einige einig verschiedene verschieden",
     "fr": "photo photographie image vue gros-plan plusieurs nombreux quelques",
     "es": "foto fotografía imagen vista primer-plano varios muchos algunos",

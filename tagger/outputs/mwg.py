@@ -25,8 +25,8 @@ from __future__ import annotations
 import logging
 
 from tagger.outputs import xmp as _xmp
-from tagger.prepare.embedded import ImageMetadata, is_boilerplate
 from tagger.outputs.xmp import DC, XMP, Packet
+from tagger.prepare.embedded import ImageMetadata, is_boilerplate
 
 __all__ = ["image_packet", "mapped_fields", "DARKTABLE"]
 
@@ -93,8 +93,11 @@ def image_packet(meta: ImageMetadata) -> Packet:
             packet = wrapper
     _xmp.remove_namespace(packet, DARKTABLE)
     _xmp.remove_property(packet, _XMP_NOTE_EXTENDED)
-    missing = [(name, kind, items) for name, kind, items in mapped_fields(meta)
-               if not any(text.strip() for _, text in _xmp.property_items(packet, name))]
+    missing = [
+        (name, kind, items)
+        for name, kind, items in mapped_fields(meta)
+        if not any(text.strip() for _, text in _xmp.property_items(packet, name))
+    ]
     if missing:
         for name, _kind, _items in missing:
             _xmp.remove_property(packet, name)  # an empty copy would otherwise stand beside the new one

@@ -88,7 +88,9 @@ def sidecar_path_for(
     elif not mine:
         log.warning(
             "%s shares its base name with another image; using %s instead of %s",
-            display(image_path), display(full), display(base),
+            display(image_path),
+            display(full),
+            display(base),
         )
         chosen = full
     else:

@@ -13,8 +13,19 @@ from tagger.outputs import xmp as _xmp
 from tagger.outputs.xmp import TAGGER, Packet
 
 __all__ = [
-    "Alt", "Prov", "PROV_FIELDS", "PROV_BAGS", "PROV_ALTS", "PROV_LIST", "ALT_TEXT_LIMIT",
-    "read_provenance", "tagger_names", "tagger_keywords", "alt_dict", "alt_tuple", "alt_text_of",
+    "Alt",
+    "Prov",
+    "PROV_FIELDS",
+    "PROV_BAGS",
+    "PROV_ALTS",
+    "PROV_LIST",
+    "ALT_TEXT_LIMIT",
+    "read_provenance",
+    "tagger_names",
+    "tagger_keywords",
+    "alt_dict",
+    "alt_tuple",
+    "alt_text_of",
 ]
 
 #: IPTC 2021.1 caps Alt Text (Accessibility) at 250 characters.
@@ -25,21 +36,55 @@ Prov = dict[str, "str | tuple[str, ...] | Alt"]
 
 #: Provenance, in the order written; PROV_BAGS are rdf:Bag, PROV_ALTS rdf:Alt (language -> text).
 PROV_FIELDS = (
-    "endpoint", "token", "status", "reason", "flags", "date", "caption", "contentHash", "categories",
-    "locale", "captions", "defaultLang",
-    "wroteDescription", "wroteAltText", "wroteImageDescription", "replacedDescription", "replacedImageDescription",
-    "createdFile", "imageCopy",
-    "addedSubject", "addedHierarchicalSubject", "addedTagsList",
-    "seededSubject", "seededHierarchicalSubject", "seededTagsList", "reusedFrom",
+    "endpoint",
+    "token",
+    "status",
+    "reason",
+    "flags",
+    "date",
+    "caption",
+    "contentHash",
+    "categories",
+    "locale",
+    "captions",
+    "defaultLang",
+    "wroteDescription",
+    "wroteAltText",
+    "wroteImageDescription",
+    "replacedDescription",
+    "replacedImageDescription",
+    "createdFile",
+    "imageCopy",
+    "addedSubject",
+    "addedHierarchicalSubject",
+    "addedTagsList",
+    "seededSubject",
+    "seededHierarchicalSubject",
+    "seededTagsList",
+    "reusedFrom",
 )
-PROV_BAGS = frozenset({
-    "flags", "categories", "addedSubject", "addedHierarchicalSubject", "addedTagsList",
-    "seededSubject", "seededHierarchicalSubject", "seededTagsList",
-})
-PROV_ALTS = frozenset({
-    "captions", "wroteDescription", "wroteAltText", "wroteImageDescription",
-    "replacedDescription", "replacedImageDescription",
-})
+PROV_BAGS = frozenset(
+    {
+        "flags",
+        "categories",
+        "addedSubject",
+        "addedHierarchicalSubject",
+        "addedTagsList",
+        "seededSubject",
+        "seededHierarchicalSubject",
+        "seededTagsList",
+    }
+)
+PROV_ALTS = frozenset(
+    {
+        "captions",
+        "wroteDescription",
+        "wroteAltText",
+        "wroteImageDescription",
+        "replacedDescription",
+        "replacedImageDescription",
+    }
+)
 #: The suffix of the ``added*``/``seeded*`` fields of each keyword list.
 PROV_LIST = {"subject": "Subject", "hierarchical": "HierarchicalSubject", "tags": "TagsList"}
 

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 from tagger.errors import UsageError
 from tagger.outputs import xmp as _xmp
-from tagger.outputs.naming import sidecar_folder
-from tagger.prepare.embedded import ImageMetadata, read_image_metadata
 from tagger.outputs.mwg import image_packet
+from tagger.outputs.naming import sidecar_folder
 from tagger.outputs.sidecar import SidecarError, parse_sidecar, read_provenance
 from tagger.outputs.xmp import DC, DIGIKAM, LR, TIFF, Packet, lang_alt, values
+from tagger.prepare.embedded import ImageMetadata, read_image_metadata
 
 if TYPE_CHECKING:
     from tagger.ledger.store import Ledger
@@ -42,26 +42,41 @@ class Reader:
 
 #: The rules, as each app's source or documentation states them.
 READERS: tuple[Reader, ...] = (
-    Reader("darktable", "IMG.JPG.xmp, else IMG.xmp; the sidecar replaces the image's XMP, IPTC and EXIF text",
-           "dc:description, every language joined (`text, lang=\"de-DE\" text`)",
-           "lr:hierarchicalSubject, else dc:subject",
-           "darktable src/common/exif.cc (_exif_decode_xmp_data; dt_exif_xmp_read at import)"),
-    Reader("digiKam", "IMG.JPG.xmp (sidecar reading on) replaces the image's XMP; EXIF/IPTC still from the image",
-           "dc:description x-default (else the first language), else IPTC Caption / EXIF ImageDescription",
-           "first non-empty of digiKam:TagsList, lr:hierarchicalSubject, dc:subject, IPTC Keywords",
-           "digiKam core/libs/metadataengine/dmetadata/dmetadata_tags.cpp (getItemTagsPath), dmetadata_comments.cpp"),
-    Reader("Lightroom Classic", "IMG.xmp for proprietary RAW only; JPEG, TIFF, PNG, HEIC, DNG: the file's own XMP",
-           "dc:description x-default (Caption)",
-           "lr:hierarchicalSubject and dc:subject",
-           "Adobe, Lightroom Classic help: 'Metadata basics and actions' (XMP sidecars are written for raw files)"),
-    Reader("Immich", "IMG.JPG.xmp, else IMG.xmp; each sidecar tag overrides the file's tag of that name",
-           "ImageDescription (tiff:/EXIF), else Description (dc:description x-default)",
-           "TagsList, else HierarchicalSubject (| as /), else Keywords (IPTC)",
-           "immich server/src/services/metadata.service.ts (exifData.description, applyTagList)"),
-    Reader("PhotoPrism", "IMG.JPG.xmp or IMG.xmp; a non-empty sidecar value wins over the file's",
-           "dc:description: the last rdf:li of the Alt",
-           "the file's keywords, plus dc:subject from the sidecar only when it is an rdf:Seq",
-           "photoprism internal/meta/xmp_document.go (Description, Keywords)"),
+    Reader(
+        "darktable",
+        "IMG.JPG.xmp, else IMG.xmp; the sidecar replaces the image's XMP, IPTC and EXIF text",
+        'dc:description, every language joined (`text, lang="de-DE" text`)',
+        "lr:hierarchicalSubject, else dc:subject",
+        "darktable src/common/exif.cc (_exif_decode_xmp_data; dt_exif_xmp_read at import)",
+    ),
+    Reader(
+        "digiKam",
+        "IMG.JPG.xmp (sidecar reading on) replaces the image's XMP; EXIF/IPTC still from the image",
+        "dc:description x-default (else the first language), else IPTC Caption / EXIF ImageDescription",
+        "first non-empty of digiKam:TagsList, lr:hierarchicalSubject, dc:subject, IPTC Keywords",
+        "digiKam core/libs/metadataengine/dmetadata/dmetadata_tags.cpp (getItemTagsPath), dmetadata_comments.cpp",
+    ),
+    Reader(
+        "Lightroom Classic",
+        "IMG.xmp for proprietary RAW only; JPEG, TIFF, PNG, HEIC, DNG: the file's own XMP",
+        "dc:description x-default (Caption)",
+        "lr:hierarchicalSubject and dc:subject",
+        "Adobe, Lightroom Classic help: 'Metadata basics and actions' (XMP sidecars are written for raw files)",
+    ),
+    Reader(
+        "Immich",
+        "IMG.JPG.xmp, else IMG.xmp; each sidecar tag overrides the file's tag of that name",
+        "ImageDescription (tiff:/EXIF), else Description (dc:description x-default)",
+        "TagsList, else HierarchicalSubject (| as /), else Keywords (IPTC)",
+        "immich server/src/services/metadata.service.ts (exifData.description, applyTagList)",
+    ),
+    Reader(
+        "PhotoPrism",
+        "IMG.JPG.xmp or IMG.xmp; a non-empty sidecar value wins over the file's",
+        "dc:description: the last rdf:li of the Alt",
+        "the file's keywords, plus dc:subject from the sidecar only when it is an rdf:Seq",
+        "photoprism internal/meta/xmp_document.go (Description, Keywords)",
+    ),
 )
 
 
@@ -76,8 +91,12 @@ class Shown:
 
     def as_json(self) -> dict:
         """The JSON form ``tagger show --json`` prints."""
-        return {"description": self.description, "description_by": self.description_by,
-                "keywords": self.keywords, "tagger_keywords": self.tagger_keywords}
+        return {
+            "description": self.description,
+            "description_by": self.description_by,
+            "keywords": self.keywords,
+            "tagger_keywords": self.tagger_keywords,
+        }
 
 
 @dataclass
@@ -140,8 +159,12 @@ def _by(text: str, parts: list[str], ours: set[str]) -> str | None:
 
 
 def _shown(description: str, parts: list[str], keywords: list[str], src: _Sources) -> Shown:
-    return Shown(description, _by(description, parts, src.ours_text), keywords,
-                 [k for k in keywords if k in src.ours_keywords or k.replace("/", "|") in src.ours_keywords])
+    return Shown(
+        description,
+        _by(description, parts, src.ours_text),
+        keywords,
+        [k for k in keywords if k in src.ours_keywords or k.replace("/", "|") in src.ours_keywords],
+    )
 
 
 def _darktable(src: _Sources) -> Shown:
@@ -156,9 +179,12 @@ def _darktable(src: _Sources) -> Shown:
 def _digikam(src: _Sources) -> Shown:
     packet = src.full or src.image
     text = _x_default(packet, f"{{{DC}}}description") or _x_default(src.image, f"{{{DC}}}description")
-    keywords = (values(packet, f"{{{DIGIKAM}}}TagsList")
-                or [v.replace("|", "/") for v in values(packet, f"{{{LR}}}hierarchicalSubject")]
-                or values(packet, f"{{{DC}}}subject") or list(src.meta.iptc.get("Keywords", ())))
+    keywords = (
+        values(packet, f"{{{DIGIKAM}}}TagsList")
+        or [v.replace("|", "/") for v in values(packet, f"{{{LR}}}hierarchicalSubject")]
+        or values(packet, f"{{{DC}}}subject")
+        or list(src.meta.iptc.get("Keywords", ()))
+    )
     return _shown(text, [text], keywords, src)
 
 
@@ -191,9 +217,11 @@ def _immich(src: _Sources) -> Shown:
     image_description = _x_default(side, f"{{{TIFF}}}ImageDescription") if side is not None else ""
     image_description = image_description or src.meta.exif.get("ImageDescription", "")
     text = (image_description or str(tag(f"{{{DC}}}description", True))).strip()
-    keywords = (list(tag(f"{{{DIGIKAM}}}TagsList", False))  # type: ignore[call-overload]
-                or [v.replace("|", "/") for v in tag(f"{{{LR}}}hierarchicalSubject", False)]  # type: ignore[union-attr]
-                or list(src.meta.iptc.get("Keywords", ())))
+    keywords = (
+        list(tag(f"{{{DIGIKAM}}}TagsList", False))  # type: ignore[call-overload]
+        or [v.replace("|", "/") for v in tag(f"{{{LR}}}hierarchicalSubject", False)]  # type: ignore[union-attr]
+        or list(src.meta.iptc.get("Keywords", ()))
+    )
     return _shown(text, [text], keywords, src)
 
 
@@ -225,7 +253,12 @@ def show(photo: str, sidecar: str | None = None, *, folder: str | None = None) -
 
 
 def mirror_folder_of(
-    photo: str, sidecar_dir: str, *, root: str | None = None, ledger: Ledger | None = None, walked_from: str | None = None
+    photo: str,
+    sidecar_dir: str,
+    *,
+    root: str | None = None,
+    ledger: Ledger | None = None,
+    walked_from: str | None = None,
 ) -> str:
     """The folder of the ``sidecar_dir`` mirror where a run puts ``photo``'s sidecar.
 
@@ -240,8 +273,10 @@ def mirror_folder_of(
         root = os.fsdecode(known) if known is not None else None
     root = root or walked_from
     if root is None:
-        raise UsageError(f"{photo}: the ledger does not know it, so its place in the sidecar_dir mirror is unknown; "
-                         "pass --root (the folder you gave `tagger run`)")
+        raise UsageError(
+            f"{photo}: the ledger does not know it, so its place in the sidecar_dir mirror is unknown; "
+            "pass --root (the folder you gave `tagger run`)"
+        )
     try:
         return sidecar_folder(photo, sidecar_dir=os.path.abspath(sidecar_dir), root=os.path.abspath(root))
     except ValueError as exc:

@@ -7,15 +7,17 @@ import os
 import urllib.parse
 from collections.abc import Callable, Iterator
 
+from tagger.display import display, iso
 from tagger.ledger.store import Ledger, file_status
 from tagger.outputs.keywords import KeywordRules, derive
 from tagger.outputs.records import Record
-from tagger.display import display, iso
 
 __all__ = ["iter_records", "display"]
 
 
-def _keywords(stored: str | None, caption: str | None, categories: str | None, rules: Callable[[], KeywordRules]) -> tuple[str, ...]:
+def _keywords(
+    stored: str | None, caption: str | None, categories: str | None, rules: Callable[[], KeywordRules]
+) -> tuple[str, ...]:
     if stored is not None:
         return tuple(json.loads(stored))
     return derive(caption, json.loads(categories) if categories else (), rules()).subject
@@ -38,9 +40,29 @@ def iter_records(
         return cache[0]
 
     for row in ledger.file_rows(include_missing=include_missing):
-        (directory, name, root, size, mtime_ns, digest, fstate, freason,
-         jstate, token, endpoint, caption, jreason, flags, categories, submitted, settled, last_error, stored,
-         donor_dir, donor_name) = row
+        (
+            directory,
+            name,
+            root,
+            size,
+            mtime_ns,
+            digest,
+            fstate,
+            freason,
+            jstate,
+            token,
+            endpoint,
+            caption,
+            jreason,
+            flags,
+            categories,
+            submitted,
+            settled,
+            last_error,
+            stored,
+            donor_dir,
+            donor_name,
+        ) = row
         status = file_status(fstate, jstate)
         cats = tuple(json.loads(categories)) if categories else ()
         completed = status == "completed"

@@ -26,9 +26,9 @@ from typing import IO, Any
 
 from tagger.atomic import atomic_text
 from tagger.errors import ExportError
+from tagger.outputs.records import Record
 from tagger.outputs.report_assets import CSS, JS, PAGE_SIZE
 from tagger.outputs.thumbs import thumbnails
-from tagger.outputs.records import Record
 
 __all__ = ["write_report", "PAGE_SIZE"]
 
@@ -41,7 +41,9 @@ _LABELS = {
     "endpoint": "Endpoint",
 }
 
-_SCRIPT_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+_SCRIPT_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
 
 
 def _script_json(value: Any) -> str:
@@ -58,7 +60,9 @@ def _label(key: str) -> str:
 
 
 def _chips(mapping: Mapping[Any, Any]) -> str:
-    items = sorted(mapping.items(), key=lambda kv: (-kv[1], str(kv[0])) if isinstance(kv[1], (int, float)) else (0, str(kv[0])))
+    items = sorted(
+        mapping.items(), key=lambda kv: (-kv[1], str(kv[0])) if isinstance(kv[1], (int, float)) else (0, str(kv[0]))
+    )
     chips = "".join(
         f'<span class="chip">{html.escape(str(k) if k not in (None, "") else "(none)")}<b>{html.escape(str(v))}</b></span>'
         for k, v in items
@@ -73,20 +77,27 @@ def _summary_html(summary: Mapping[str, Any]) -> str:
     for key, value in summary.items():
         if isinstance(value, Mapping):
             if value:
-                blocks.append(f'<div><dt>{html.escape(_label(key))}</dt><dd>{_chips(value)}</dd></div>')
+                blocks.append(f"<div><dt>{html.escape(_label(key))}</dt><dd>{_chips(value)}</dd></div>")
             continue
         if value is None or value == "":
             continue
         shown = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
         pairs.append(f'<div class="pair"><dt>{html.escape(_label(key))}</dt><dd>{html.escape(shown)}</dd></div>')
-    return f'<dl>{"".join(pairs)}</dl><dl>{"".join(blocks)}</dl>'
+    return f"<dl>{''.join(pairs)}</dl><dl>{''.join(blocks)}</dl>"
 
 
 def _row(record: Record, thumb: int | None) -> list[Any]:
     # Positional, not keyed: at 10,000 records the key names alone would be ~1 MB.
     return [
-        record.filename, record.relpath.replace("\\", "/"), record.caption or "", list(record.keywords),
-        record.status, record.reason or "", thumb, record.path, record.reused_from or "",
+        record.filename,
+        record.relpath.replace("\\", "/"),
+        record.caption or "",
+        list(record.keywords),
+        record.status,
+        record.reason or "",
+        thumb,
+        record.path,
+        record.reused_from or "",
     ]
 
 

@@ -46,6 +46,7 @@ from tagger.outputs.naming import clear_listing_cache, sidecar_path_for
 from tagger.outputs.provenance import ALT_TEXT_LIMIT, read_provenance
 from tagger.outputs.sidecar_fields import SidecarContent, decide_fields, leaves_nothing, undo_fields
 from tagger.outputs.sidecar_merge import MERGE_ATTEMPTS, apply_fields, merge_loop
+
 # Looked up here at each write, not bound in the steps: a test saves the file between encoding and renaming.
 from tagger.outputs.sidecar_merge import encode as _encode
 from tagger.outputs.sidecar_read import METADATA_DATE, Photo, State, parse_sidecar, read_state, sidecar_provenance
@@ -94,8 +95,15 @@ def write_sidecar(
             # Apps read a sidecar instead of the image: it must start with what the image carries.
             packet = photo.packet()
             copied = read_state(packet)
-            old = State(copied.description, copied.alt_text, copied.image_description, copied.subject,
-                         copied.hierarchical, copied.tags, {})
+            old = State(
+                copied.description,
+                copied.alt_text,
+                copied.image_description,
+                copied.subject,
+                copied.hierarchical,
+                copied.tags,
+                {},
+            )
             if not existed:
                 digest = _xmp.fingerprint(packet, skip=(METADATA_DATE,))
         elif photo.path and old.prov.get("createdFile") == "True" and not old.prov.get("imageCopy"):
@@ -113,7 +121,6 @@ def write_sidecar(
         return _encode(packet, path), lambda: None
 
     return merge_loop(path, step, target, photo, attempts)
-
 
 
 def strip_sidecar(path: str, *, attempts: int = MERGE_ATTEMPTS) -> str:
@@ -136,6 +143,7 @@ def strip_sidecar(path: str, *, attempts: int = MERGE_ATTEMPTS) -> str:
         dates = _xmp.values(packet, METADATA_DATE)
         apply_fields(packet, undo_fields(old), dates[0] if dates else None)
         if prov.get("createdFile") == "True" and leaves_nothing(packet, str(prov.get("imageCopy", "")) or None):
+
             def delete() -> None:
                 try:
                     os.unlink(target)
@@ -143,6 +151,7 @@ def strip_sidecar(path: str, *, attempts: int = MERGE_ATTEMPTS) -> str:
                     raise SidecarError(f"{display(path)}: cannot delete ({exc.strerror or exc})") from None
                 fsync_dir(os.path.dirname(target) or os.curdir)
                 outcome[0] = "deleted"
+
             return b"", delete
         outcome[0] = "updated"
         return _encode(packet, path), lambda: None

@@ -161,7 +161,11 @@ def _parents(hierarchy_parent: str) -> tuple[str, str]:
 
 
 def _decide_keywords(
-    old: State, new: State, ours: list[str], hierarchy_parent: str, image: Photo,
+    old: State,
+    new: State,
+    ours: list[str],
+    hierarchy_parent: str,
+    image: Photo,
     paths: tuple[tuple[str, ...], ...] | None = None,
 ) -> None:
     prov = old.prov
@@ -211,12 +215,24 @@ def decide_fields(old: State, content: SidecarContent, existed: bool, hierarchy_
         img = image.state()
         elsewhere = any(not is_boilerplate(text) for _, text in img.description)
     desc, default_lang = _decide_alt(
-        old.description, alt_dict(prov, "wroteDescription"), alt_dict(prov, "replacedDescription"),
-        caption, lang, str(prov.get("defaultLang", "")), user_elsewhere=elsewhere, boilerplate_counts=True,
+        old.description,
+        alt_dict(prov, "wroteDescription"),
+        alt_dict(prov, "replacedDescription"),
+        caption,
+        lang,
+        str(prov.get("defaultLang", "")),
+        user_elsewhere=elsewhere,
+        boilerplate_counts=True,
     )
     alt, _ = _decide_alt(
-        old.alt_text, alt_dict(prov, "wroteAltText"), {}, alt_text_of(caption), lang,
-        str(prov.get("defaultLang", "")), user_elsewhere=False, boilerplate_counts=False,
+        old.alt_text,
+        alt_dict(prov, "wroteAltText"),
+        {},
+        alt_text_of(caption),
+        lang,
+        str(prov.get("defaultLang", "")),
+        user_elsewhere=False,
+        boilerplate_counts=False,
     )
     new.description, new.alt_text = desc.items, alt.items
 
@@ -224,9 +240,14 @@ def decide_fields(old: State, content: SidecarContent, existed: bool, hierarchy_
     wrote_t, replaced_t = alt_dict(prov, "wroteImageDescription"), alt_dict(prov, "replacedImageDescription")
     owned_t, boiler_t, user_t = _ours_and_users(old.image_description, wrote_t, True)
     ours_default = desc.wrote.get("x-default")
-    tiff = _Slots(old.image_description, {l: wrote_t[l] for l in owned_t}, {l: replaced_t[l] for l in owned_t if l in replaced_t})
-    needed = ("x-default" in boiler_t or "x-default" in owned_t
-              or (not old.image_description and image.has_boilerplate_description()))
+    tiff = _Slots(
+        old.image_description, {l: wrote_t[l] for l in owned_t}, {l: replaced_t[l] for l in owned_t if l in replaced_t}
+    )
+    needed = (
+        "x-default" in boiler_t
+        or "x-default" in owned_t
+        or (not old.image_description and image.has_boilerplate_description())
+    )
     if ours_default and needed and "x-default" not in user_t:
         if "x-default" in boiler_t:
             tiff.replaced["x-default"] = dict(old.image_description)["x-default"]
@@ -277,9 +298,13 @@ def undo_fields(old: State) -> State:
     new = State(
         _undo_alt(old.description, alt_dict(prov, "wroteDescription"), alt_dict(prov, "replacedDescription")),
         _undo_alt(old.alt_text, alt_dict(prov, "wroteAltText"), {}),
-        _undo_alt(old.image_description, alt_dict(prov, "wroteImageDescription"),
-                 alt_dict(prov, "replacedImageDescription")),
-        [], [], [], {},
+        _undo_alt(
+            old.image_description, alt_dict(prov, "wroteImageDescription"), alt_dict(prov, "replacedImageDescription")
+        ),
+        [],
+        [],
+        [],
+        {},
     )
     for field, _, _ in LISTS:
         drop = tagger_keywords(prov, field)

@@ -19,7 +19,16 @@ from tagger.outputs import xmp as _xmp
 from tagger.outputs.naming import folder_listing
 from tagger.outputs.provenance import PROV_ALTS, PROV_FIELDS, tagger_names
 from tagger.outputs.sidecar_read import (
-    ALT_TEXT, DESCRIPTION, HIERARCHICAL, IMAGE_DESCRIPTION, METADATA_DATE, SUBJECT, TAGS, Photo, State, snapshot,
+    ALT_TEXT,
+    DESCRIPTION,
+    HIERARCHICAL,
+    IMAGE_DESCRIPTION,
+    METADATA_DATE,
+    SUBJECT,
+    TAGS,
+    Photo,
+    State,
+    snapshot,
 )
 from tagger.outputs.xmp import TAGGER, Packet
 
@@ -93,8 +102,14 @@ def _replace(target: str, path: str, data: bytes, before: bytes | None, ident: t
     try:
         folder = os.path.dirname(target) or os.curdir
         os.makedirs(folder, exist_ok=True)
-        atomic_write(target, lambda f: f.write(data), mode=mode, owner=owner, precondition=unchanged,
-                     listing=folder_listing(folder))
+        atomic_write(
+            target,
+            lambda f: f.write(data),
+            mode=mode,
+            owner=owner,
+            precondition=unchanged,
+            listing=folder_listing(folder),
+        )
     except OSError as exc:
         raise SidecarError(f"{display(path)}: cannot write ({exc.strerror or exc})") from None
 

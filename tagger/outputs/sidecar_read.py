@@ -14,8 +14,22 @@ from tagger.outputs.xmp import DC, DIGIKAM, IPTC_CORE, LR, TIFF, XMP, Packet
 from tagger.prepare.embedded import ImageMetadata, is_boilerplate, read_image_metadata
 
 __all__ = [
-    "DESCRIPTION", "ALT_TEXT", "IMAGE_DESCRIPTION", "SUBJECT", "HIERARCHICAL", "TAGS", "METADATA_DATE",
-    "LISTS", "MANAGED", "State", "Photo", "read_state", "parse_sidecar", "snapshot", "target", "sidecar_provenance",
+    "DESCRIPTION",
+    "ALT_TEXT",
+    "IMAGE_DESCRIPTION",
+    "SUBJECT",
+    "HIERARCHICAL",
+    "TAGS",
+    "METADATA_DATE",
+    "LISTS",
+    "MANAGED",
+    "State",
+    "Photo",
+    "read_state",
+    "parse_sidecar",
+    "snapshot",
+    "target",
+    "sidecar_provenance",
 ]
 
 DESCRIPTION = f"{{{DC}}}description"
@@ -48,8 +62,13 @@ def read_state(packet: Packet) -> State:
     """The managed fields and provenance ``packet`` holds."""
     alt, values = _xmp.lang_alt, _xmp.values
     return State(
-        alt(packet, DESCRIPTION), alt(packet, ALT_TEXT), alt(packet, IMAGE_DESCRIPTION),
-        values(packet, SUBJECT), values(packet, HIERARCHICAL), values(packet, TAGS), read_provenance(packet),
+        alt(packet, DESCRIPTION),
+        alt(packet, ALT_TEXT),
+        alt(packet, IMAGE_DESCRIPTION),
+        values(packet, SUBJECT),
+        values(packet, HIERARCHICAL),
+        values(packet, TAGS),
+        read_provenance(packet),
     )
 
 

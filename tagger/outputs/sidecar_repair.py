@@ -5,7 +5,15 @@ from __future__ import annotations
 from tagger.outputs import xmp as _xmp
 from tagger.outputs.provenance import alt_dict, tagger_keywords
 from tagger.outputs.sidecar_read import (
-    ALT_TEXT, DESCRIPTION, IMAGE_DESCRIPTION, LISTS, MANAGED, METADATA_DATE, TAGS, Photo, read_state,
+    ALT_TEXT,
+    DESCRIPTION,
+    IMAGE_DESCRIPTION,
+    LISTS,
+    MANAGED,
+    METADATA_DATE,
+    TAGS,
+    Photo,
+    read_state,
 )
 from tagger.outputs.xmp import TAGGER, Packet
 
@@ -22,12 +30,18 @@ def repair_legacy(legacy: Packet, photo: Photo) -> tuple[Packet, str]:
     digest = _xmp.fingerprint(packet, skip=(METADATA_DATE,))
     old = read_state(legacy)
     prov = old.prov
-    foreign = [n for n in _xmp.property_names(legacy)
-               if n not in MANAGED and n != METADATA_DATE and not n.startswith(f"{{{TAGGER}}}")]
+    foreign = [
+        n
+        for n in _xmp.property_names(legacy)
+        if n not in MANAGED and n != METADATA_DATE and not n.startswith(f"{{{TAGGER}}}")
+    ]
     _xmp.copy_properties(packet, legacy, foreign)
     copy = read_state(packet)
-    for name, items, wrote in ((DESCRIPTION, old.description, "wroteDescription"), (ALT_TEXT, old.alt_text, "wroteAltText"),
-                               (IMAGE_DESCRIPTION, old.image_description, "wroteImageDescription")):
+    for name, items, wrote in (
+        (DESCRIPTION, old.description, "wroteDescription"),
+        (ALT_TEXT, old.alt_text, "wroteAltText"),
+        (IMAGE_DESCRIPTION, old.image_description, "wroteImageDescription"),
+    ):
         written = alt_dict(prov, wrote)
         merged = dict(_xmp.lang_alt(packet, name))
         merged.update({lang: text for lang, text in items if written.get(lang) != text})

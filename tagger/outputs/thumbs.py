@@ -60,15 +60,20 @@ def thumbnail_jpeg(path: str, edge: int = 160, budget: int | None = None) -> byt
                 img = img.convert("RGB")
             data = b""
             for shrink in _SHRINK:
-                sized = img if shrink == 1.0 else img.resize(
-                    (max(1, round(img.width * shrink)), max(1, round(img.height * shrink))), Image.Resampling.BILINEAR
+                sized = (
+                    img
+                    if shrink == 1.0
+                    else img.resize(
+                        (max(1, round(img.width * shrink)), max(1, round(img.height * shrink))),
+                        Image.Resampling.BILINEAR,
+                    )
                 )
                 for quality in _QUALITIES:
                     data = _encode(sized, quality)
                     if len(data) <= budget:
                         return data
             return data
-    except Exception:  # noqa: BLE001 - one corrupt file gets a placeholder; it must not stop the page
+    except Exception:
         return None
 
 

@@ -131,7 +131,9 @@ def _csv(text: str, source: str) -> Vocabulary:
     reader = csv.DictReader(io.StringIO(text))
     fields = {(f or "").strip().lower(): f for f in reader.fieldnames or ()}
     if "path" not in fields:
-        raise VocabularyError(f"{source}: a CSV thesaurus needs a 'path' column (and optionally 'synonyms'); found {sorted(fields)}")
+        raise VocabularyError(
+            f"{source}: a CSV thesaurus needs a 'path' column (and optionally 'synonyms'); found {sorted(fields)}"
+        )
     tree = _Tree()
     for row in reader:
         path = _split(row.get(fields["path"]) or "", "|")

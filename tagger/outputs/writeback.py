@@ -80,8 +80,28 @@ def write_back(
         return 0, 0  # deferred: the files stay unwritten until a run with sidecars on
     derived: dict[int, Keywords] = {}
     for row in ledger.unwritten(job_id, roots):
-        (file_id, directory, name, root, digest, jid, token, endpoint, locale, caption, flags, categories,
-         status, reason, settled, subject, paths, stored_rules, donor_dir, donor_name) = row
+        (
+            file_id,
+            directory,
+            name,
+            root,
+            digest,
+            jid,
+            token,
+            endpoint,
+            locale,
+            caption,
+            flags,
+            categories,
+            status,
+            reason,
+            settled,
+            subject,
+            paths,
+            stored_rules,
+            donor_dir,
+            donor_name,
+        ) = row
         fresh = None
         if stored_rules == fingerprint:
             keywords = stored_keywords(subject, paths, caption, categories, rules)
@@ -105,7 +125,9 @@ def write_back(
                 content_hash=digest or "",
                 locale=locale,
                 categories=tuple(str(c) for c in _list(categories)),
-                reused_from=os.path.join(donor_dir, donor_name).decode("utf-8", "replace") if donor_dir is not None else None,
+                reused_from=os.path.join(donor_dir, donor_name).decode("utf-8", "replace")
+                if donor_dir is not None
+                else None,
             )
             if options.sidecar_dir:
                 os.makedirs(os.path.dirname(target), exist_ok=True)

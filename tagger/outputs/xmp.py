@@ -21,11 +21,34 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
 __all__ = [
-    "RDF", "X", "XML", "DC", "XMP", "IPTC_CORE", "LR", "DIGIKAM", "TAGGER",
-    "XmpFormatError", "Packet", "parse", "new_packet", "serialise", "xml_safe",
-    "descriptions", "property_items", "remove_property", "append_description",
-    "property_kind", "set_property", "remove_namespace", "fingerprint", "TIFF", "lang_alt", "values",
-    "property_names", "copy_properties",
+    "RDF",
+    "X",
+    "XML",
+    "DC",
+    "XMP",
+    "IPTC_CORE",
+    "LR",
+    "DIGIKAM",
+    "TAGGER",
+    "XmpFormatError",
+    "Packet",
+    "parse",
+    "new_packet",
+    "serialise",
+    "xml_safe",
+    "descriptions",
+    "property_items",
+    "remove_property",
+    "append_description",
+    "property_kind",
+    "set_property",
+    "remove_namespace",
+    "fingerprint",
+    "TIFF",
+    "lang_alt",
+    "values",
+    "property_names",
+    "copy_properties",
 ]
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -41,11 +64,22 @@ TIFF = "http://ns.adobe.com/tiff/1.0/"
 TAGGER = "https://tagger.invalid/ns/1.0/"
 
 _PREFIXES = {
-    RDF: "rdf", X: "x", XML: "xml", DC: "dc", XMP: "xmp", IPTC_CORE: "Iptc4xmpCore",
-    LR: "lr", DIGIKAM: "digiKam", TAGGER: "tagger", TIFF: "tiff",
-    "http://ns.adobe.com/photoshop/1.0/": "photoshop", "http://ns.adobe.com/xap/1.0/mm/": "xmpMM",
-    "http://ns.adobe.com/exif/1.0/": "exif", "http://ns.adobe.com/xap/1.0/rights/": "xmpRights",
-    "http://ns.microsoft.com/photo/1.0/": "MicrosoftPhoto", "http://ns.adobe.com/xmp/note/": "xmpNote",
+    RDF: "rdf",
+    X: "x",
+    XML: "xml",
+    DC: "dc",
+    XMP: "xmp",
+    IPTC_CORE: "Iptc4xmpCore",
+    LR: "lr",
+    DIGIKAM: "digiKam",
+    TAGGER: "tagger",
+    TIFF: "tiff",
+    "http://ns.adobe.com/photoshop/1.0/": "photoshop",
+    "http://ns.adobe.com/xap/1.0/mm/": "xmpMM",
+    "http://ns.adobe.com/exif/1.0/": "exif",
+    "http://ns.adobe.com/xap/1.0/rights/": "xmpRights",
+    "http://ns.microsoft.com/photo/1.0/": "MicrosoftPhoto",
+    "http://ns.adobe.com/xmp/note/": "xmpNote",
 }
 _XPACKET_ID = "W5M0MpCehiHzreSzNTczkc9d"
 _NEW_PROLOG = f'<?xpacket begin="\ufeff" id="{_XPACKET_ID}"?>\n'
@@ -175,7 +209,7 @@ def _tail(text: str) -> str:
         elif stripped.endswith("-->"):
             end = stripped.rfind("<!--")
         else:
-            return text[len(stripped):]
+            return text[len(stripped) :]
 
 
 def descriptions(packet: Packet) -> list[ET.Element]:
@@ -364,7 +398,7 @@ def _indent_before(parent: ET.Element, child: ET.Element) -> str:
     index = list(parent).index(child)
     ws = parent.text if index == 0 else parent[index - 1].tail
     ws = ws or ""
-    return ws[ws.rfind("\n"):] if "\n" in ws else "\n   "
+    return ws[ws.rfind("\n") :] if "\n" in ws else "\n   "
 
 
 def set_property(packet: Packet, name: str, kind: str, items: list[tuple[str | None, str]]) -> bool:
@@ -431,8 +465,12 @@ def remove_namespace(packet: Packet, uri: str) -> None:
 def _canon(el: ET.Element) -> tuple:
     if not isinstance(el.tag, str):
         return ()
-    return (el.tag, tuple(sorted(el.attrib.items())), (el.text or "").strip(),
-            tuple(c for c in (_canon(child) for child in el) if c))
+    return (
+        el.tag,
+        tuple(sorted(el.attrib.items())),
+        (el.text or "").strip(),
+        tuple(c for c in (_canon(child) for child in el) if c),
+    )
 
 
 def fingerprint(packet: Packet, skip: Iterable[str] = ()) -> str:

@@ -46,21 +46,28 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from tagger.client import cloudsight as cs
-from tagger.ledger.store import Job, JobState, Ledger
-from tagger.prepare.embedded import remember
-from tagger.prepare.normalise import KEEP, LINK, SEND, Cancelled, PrepareError, Prepared, Preparer
 from tagger.client.pacing import InFlightLimit, RateLimiter
+from tagger.client.retry import RateGate, RetryPolicy, call
+from tagger.ledger.store import Job, JobState, Ledger
 from tagger.pipeline.intake import WAIT, Intake, NewFile, Stream
 from tagger.pipeline.latency import LatencyModel
 from tagger.pipeline.schedule import Entry, Schedule
 from tagger.pipeline.similar import Reuse
 from tagger.pipeline.threads import DaemonPool
-from tagger.client.retry import RateGate, RetryPolicy, call
 from tagger.pipeline.urls import REMOTE_PREFIX
+from tagger.prepare.embedded import remember
+from tagger.prepare.normalise import KEEP, LINK, SEND, Cancelled, Prepared, PrepareError, Preparer
 
 __all__ = [
-    "Dispatcher", "DispatchOptions", "Tally", "http_threads", "max_posts_in_flight",
-    "DEADLINE_REASON", "INTERRUPTED", "REPOST_REFUSED", "STOP_GRACE",
+    "Dispatcher",
+    "DispatchOptions",
+    "Tally",
+    "http_threads",
+    "max_posts_in_flight",
+    "DEADLINE_REASON",
+    "INTERRUPTED",
+    "REPOST_REFUSED",
+    "STOP_GRACE",
 ]
 
 log = logging.getLogger("tagger.pipeline.dispatch")
@@ -212,10 +219,16 @@ class Dispatcher:
         self.in_flight = InFlightLimit(options.max_in_flight, decrease=0.7, per=4, clock=clock)
         # The documented 6-12 s against the documented 4 s first poll: a config that shortens the
         # first poll (the emulator, a scaled benchmark) shortens the expected latency with it.
-        prior = (1.5 * options.first_poll_delay, 3.0 * options.first_poll_delay) if options.first_poll_delay > 0 else None
+        prior = (
+            (1.5 * options.first_poll_delay, 3.0 * options.first_poll_delay) if options.first_poll_delay > 0 else None
+        )
         self.latency = LatencyModel(
-            options.first_poll_delay, options.poll_interval, options.max_poll_interval, prior=prior,
-            poll_budget=_POLL_BUDGET, budget_horizon=options.max_in_flight,
+            options.first_poll_delay,
+            options.poll_interval,
+            options.max_poll_interval,
+            prior=prior,
+            poll_budget=_POLL_BUDGET,
+            budget_horizon=options.max_in_flight,
         )
         # Earlier runs' latencies aim the first polls of this one.
         for low, high in reversed(ledger.latency_history(options.endpoint)):
@@ -271,7 +284,11 @@ class Dispatcher:
                 may_submit = not self._stop.is_set() and not self._credits_spent()
                 kinds = list(running.values())
                 waiting_for_walk = False
-                while may_submit and (self._again or not exhausted) and kinds.count("prepare") + kinds.count("intake") + len(ready) < ahead:
+                while (
+                    may_submit
+                    and (self._again or not exhausted)
+                    and kinds.count("prepare") + kinds.count("intake") + len(ready) < ahead
+                ):
                     work = self._again.popleft() if self._again else self._next_work(kinds.count("intake"))
                     if work is WAIT:
                         waiting_for_walk = True
@@ -290,12 +307,18 @@ class Dispatcher:
                     in_flight += 1
                 if self._interrupted or (self._stop.is_set() and self._stop_reason != "credits"):
                     # Unreachable service, refused key or a stop: leave tokens for the next run.
-                    if "submit" not in running.values() or (grace_until is not None and time.monotonic() >= grace_until):
+                    if "submit" not in running.values() or (
+                        grace_until is not None and time.monotonic() >= grace_until
+                    ):
                         break
                 else:
                     for entry in self.schedule.pop_due(self.clock()):
                         running[io_pool.submit(self._poll, entry)] = "poll"
-                if not running and not len(self.schedule) and (exhausted and not ready and not self._again or not may_submit):
+                if (
+                    not running
+                    and not len(self.schedule)
+                    and (exhausted and not ready and not self._again or not may_submit)
+                ):
                     break
                 due = self.schedule.next_due()
                 timeout = None if due is None else max(0.0, due - self.clock())
@@ -375,7 +398,9 @@ class Dispatcher:
                     return item
                 if intakes:
                     return WAIT  # their claims may still create jobs (a RAW whose JPEG was unreadable)
-            opened = self.before_queued is None or self.before_queued(self.intake.claimed if self.intake is not None else set())
+            opened = self.before_queued is None or self.before_queued(
+                self.intake.claimed if self.intake is not None else set()
+            )
             self._queue = self._queued() if opened else iter(())
         return next(self._queue, None)
 
@@ -410,8 +435,15 @@ class Dispatcher:
             self.progress("submitted", 1)
             at = outcome.at
             lead = self.latency.first_lead()
-            entry = Entry(at + self.latency.first_delay(lead), outcome.job.id, outcome.token, at, outcome.job.reposts, lead=lead,
-                          deadline=at + self.options.job_deadline)
+            entry = Entry(
+                at + self.latency.first_delay(lead),
+                outcome.job.id,
+                outcome.token,
+                at,
+                outcome.job.reposts,
+                lead=lead,
+                deadline=at + self.options.job_deadline,
+            )
             self.schedule.add(entry)
         elif isinstance(outcome, _Again):
             self.schedule.add(outcome.entry)
@@ -491,7 +523,9 @@ class Dispatcher:
             if isinstance(exc, cs.RateLimited):
                 self.in_flight.on_rate_limited(exc.retry_after)
 
-        result = call(attempt, policy=self.options.retry, gate=self.gate, sleep=self.sleep, on_retry=on_retry, retry_if=retry_if)
+        result = call(
+            attempt, policy=self.options.retry, gate=self.gate, sleep=self.sleep, on_retry=on_retry, retry_if=retry_if
+        )
         self.in_flight.on_success()
         return result
 
@@ -678,7 +712,9 @@ class Dispatcher:
             self.ledger.count_poll(entry.job_id, status or cs.STATUS_NOT_COMPLETED)
             self.latency.working(entry.job_id, now - entry.submitted_at)
             entry.polls += 1
-            gap = self.latency.next_delay(now - entry.submitted_at, entry.last_gap, probed=entry.polls == 1 and entry.lead > 0)
+            gap = self.latency.next_delay(
+                now - entry.submitted_at, entry.last_gap, probed=entry.polls == 1 and entry.lead > 0
+            )
             entry.previous_gap = entry.last_gap
             # The last poll falls on the deadline, not up to a gap after it.
             due = min(now + gap, max(entry.deadline, now + self.options.poll_interval))
@@ -705,7 +741,9 @@ class Dispatcher:
         if now >= entry.deadline:
             return self._expire(entry, answer)
         log.warning("token %s: unknown status %r, polling again", entry.token, status)
-        entry.due = entry.not_before = min(now + self.options.max_poll_interval, max(entry.deadline, now + self.options.poll_interval))
+        entry.due = entry.not_before = min(
+            now + self.options.max_poll_interval, max(entry.deadline, now + self.options.poll_interval)
+        )
         return _Again(entry)
 
     def _expire(self, entry: Entry, answer: dict) -> object:
@@ -732,5 +770,14 @@ class Dispatcher:
             self.tally.reposts += 1
         now = self.clock()
         lead = self.latency.first_lead()
-        return _Again(Entry(now + self.latency.first_delay(lead), entry.job_id, entry.token, now, entry.reposts + 1, lead=lead,
-                            deadline=now + self.options.job_deadline))
+        return _Again(
+            Entry(
+                now + self.latency.first_delay(lead),
+                entry.job_id,
+                entry.token,
+                now,
+                entry.reposts + 1,
+                lead=lead,
+                deadline=now + self.options.job_deadline,
+            )
+        )

@@ -130,8 +130,12 @@ class Intake:
     """Decide, under one lock, what each streamed file's content needs; record it in the ledger."""
 
     def __init__(
-        self, ledger: Ledger, endpoint: str, *,
-        adopt: Callable[[int, int, NewFile, str], bool] | None = None, on_send: Callable[[], None] | None = None,
+        self,
+        ledger: Ledger,
+        endpoint: str,
+        *,
+        adopt: Callable[[int, int, NewFile, str], bool] | None = None,
+        on_send: Callable[[], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.endpoint = endpoint
@@ -188,7 +192,11 @@ class Intake:
 
         The next run reads them; a changed file keeps its old row (and caption) until then.
         """
-        rows = [(i.directory, i.name, i.root, i.size, i.mtime_ns, None, FileState.ACTIVE.value, None) for i in items if not i.known]
+        rows = [
+            (i.directory, i.name, i.root, i.size, i.mtime_ns, None, FileState.ACTIVE.value, None)
+            for i in items
+            if not i.known
+        ]
         with self._lock:
             self.counts.new += len(rows)
             self.counts.changed += len(items) - len(rows)

@@ -73,8 +73,11 @@ def turnbull(intervals: Counter[tuple[int, int]], bins: int) -> list[float]:
     """
     events = sorted([(b, 0) for (a, b) in intervals] + [(a, 1) for (a, b) in intervals])
     # A left end (kind 1) directly followed by a right end (kind 0): an innermost interval.
-    segments = [(pos, next_pos) for (pos, kind), (next_pos, next_kind) in zip(events, events[1:])
-                if kind == 1 and next_kind == 0]
+    segments = [
+        (pos, next_pos)
+        for (pos, kind), (next_pos, next_kind) in zip(events, events[1:])
+        if kind == 1 and next_kind == 0
+    ]
     starts = [a for a, _ in segments]
     ends = [b for _, b in segments]
     lengths = [b - a for a, b in segments]
@@ -82,7 +85,9 @@ def turnbull(intervals: Counter[tuple[int, int]], bins: int) -> list[float]:
     q = [length / total for length in lengths]  # mass per innermost interval
     n = sum(intervals.values())
     # Each observation covers a run of innermost intervals: [first, last).
-    pairs = [(bisect.bisect_left(starts, a), bisect.bisect_right(ends, b), count) for (a, b), count in intervals.items()]
+    pairs = [
+        (bisect.bisect_left(starts, a), bisect.bisect_right(ends, b), count) for (a, b), count in intervals.items()
+    ]
     m = len(segments)
     for _ in range(_EM_ITERATIONS):
         prefix = [0.0]
@@ -344,8 +349,9 @@ class LatencyModel:
             # Refitting costs milliseconds: do it while learning fast, then every few jobs.
             if self._plan is None or self._stale >= min(16, max(1, len(self._recent) // 8)):
                 polled = [(self._polls_of[key], age) for key, age in self._working.items()]
-                self._plan = self._fit(list(self._recent), list(self._working.values()), prior,
-                                       (self._completed, self._spent, polled))
+                self._plan = self._fit(
+                    list(self._recent), list(self._working.values()), prior, (self._completed, self._spent, polled)
+                )
                 self._stale = 0
                 self._version += 1
             return self._plan
@@ -357,8 +363,12 @@ class LatencyModel:
         prior: tuple[float, float] | None = None,
         account: tuple[int, int, list[tuple[int, float]]] = (0, 0, []),
     ) -> _Plan:
-        longest = max([0.0] + [high for _, high in observations] + [age + self.interval for age in still_working]
-                      + ([prior[1] + self.interval] if prior else []))
+        longest = max(
+            [0.0]
+            + [high for _, high in observations]
+            + [age + self.interval for age in still_working]
+            + ([prior[1] + self.interval] if prior else [])
+        )
         width = max(self.interval / _BINS_PER_INTERVAL, longest / _MAX_BINS)
         bins = int(longest / width) + 2
         intervals: Counter[tuple[int, int]] = Counter()

@@ -132,17 +132,26 @@ def _split(
         if name in pairs:
             keep.append(entry)
             continue
-        streamed.append(NewFile(
-            folder.path, name, folder.root, size, mtime_ns, known=row is not None and row.content_hash is not None,
-            known_hash=row.content_hash if row is not None else None,
-        ))
+        streamed.append(
+            NewFile(
+                folder.path,
+                name,
+                folder.root,
+                size,
+                mtime_ns,
+                known=row is not None and row.content_hash is not None,
+                known_hash=row.content_hash if row is not None else None,
+            )
+        )
     return keep, streamed
 
 
 class _Planner:
     """One planning pass: the ledger, the endpoint, and what this pass has decided so far."""
 
-    def __init__(self, ledger: Ledger, endpoint: str, dry_run: bool, roots: list[bytes], stream: Stream | None = None) -> None:
+    def __init__(
+        self, ledger: Ledger, endpoint: str, dry_run: bool, roots: list[bytes], stream: Stream | None = None
+    ) -> None:
         self.ledger = ledger
         self.endpoint = endpoint
         self.dry_run = dry_run
@@ -275,7 +284,9 @@ class _Planner:
             unlinked = [(name, digest) for name, digest in unlinked if name not in waiting]
         paired = [(name, pairs[name]) for name, _ in unlinked if name in pairs]
         if self.dry_run:
-            self.ledger.dry_note_seen(own, [os.path.join(folder.path, name) for name, _ in unlinked if name not in pairs])
+            self.ledger.dry_note_seen(
+                own, [os.path.join(folder.path, name) for name, _ in unlinked if name not in pairs]
+            )
             self.ledger.dry_note_gone([row.id for row in gone])
             return
         if upserts:
@@ -289,8 +300,17 @@ class _Planner:
             if not self.stream.put(item):  # type: ignore[union-attr]
                 self.left.append(item)
 
-    def _unchanged(self, folder: Folder, name: bytes, size: int, mtime_ns: int, row: FullRow, digest: str,
-                   upserts: list[tuple], unlinked: list[tuple[bytes, str]]) -> None:
+    def _unchanged(
+        self,
+        folder: Folder,
+        name: bytes,
+        size: int,
+        mtime_ns: int,
+        row: FullRow,
+        digest: str,
+        upserts: list[tuple],
+        unlinked: list[tuple[bytes, str]],
+    ) -> None:
         """A file whose bytes are as recorded: active again if it was missing, linked if it lacks a job here."""
         self.result.unchanged += 1
         if row.state == _MISSING:
@@ -301,9 +321,14 @@ class _Planner:
             # (One with a job here keeps it: after a re-key, two files an older tagger captioned apart stay so.)
             unlinked.append((name, digest))
 
-    def _legacy_matches(self, folder: Folder, to_hash: list[tuple[bytes, int, int, FullRow | None]],
-                        hashes: list[tuple[str | None, str | None]], pairs: dict[bytes, bytes],
-                        pool: ThreadPoolExecutor) -> list[bool]:
+    def _legacy_matches(
+        self,
+        folder: Folder,
+        to_hash: list[tuple[bytes, int, int, FullRow | None]],
+        hashes: list[tuple[str | None, str | None]],
+        pairs: dict[bytes, bytes],
+        pool: ThreadPoolExecutor,
+    ) -> list[bool]:
         """Hash under scheme 1 what may carry a scheme-1 caption; re-key what matches.
 
         Returns, per file, whether its recorded scheme-1 hash is its scheme-1
@@ -466,8 +491,14 @@ class StreamingPlan:
     """
 
     def __init__(
-        self, ledger: Ledger, roots: Iterable[str], endpoint: str, stream: Stream, *,
-        hash_workers: int = 2, on_folder: Callable[[int], None] | None = None,
+        self,
+        ledger: Ledger,
+        roots: Iterable[str],
+        endpoint: str,
+        stream: Stream,
+        *,
+        hash_workers: int = 2,
+        on_folder: Callable[[int], None] | None = None,
     ) -> None:
         self.roots = [os.path.abspath(os.fsencode(r)) for r in roots]
         self.stream = stream

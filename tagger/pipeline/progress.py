@@ -55,7 +55,12 @@ class Progress:
                 bar = self._bars.get(what)
                 if bar is None:
                     bar = self._bars[what] = tqdm(
-                        total=self.totals[what], desc=_LABELS[what], unit="", file=self.stream, position=len(self._bars), leave=True
+                        total=self.totals[what],
+                        desc=_LABELS[what],
+                        unit="",
+                        file=self.stream,
+                        position=len(self._bars),
+                        leave=True,
                     )
                 bar.update(n)
             elif self._enabled and time.monotonic() - self._last >= self._interval:

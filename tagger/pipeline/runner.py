@@ -14,21 +14,21 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from tagger.client import cloudsight as cs
+from tagger.client.retry import RetryPolicy
 from tagger.config import Config
-from tagger.pipeline.dispatch import INTERRUPTED, Dispatcher, DispatchOptions, Tally
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
 from tagger.ledger.keys import normal_endpoint, normal_locale
-from tagger.ledger.store import Ledger, JobState
+from tagger.ledger.store import JobState, Ledger
 from tagger.outputs.adopt import adopt_file, adopt_from_sidecars, preview_adoption
-from tagger.prepare.normalise import PrepareOptions, Preparer
+from tagger.outputs.derivation import keyword_rules, warm_up
+from tagger.outputs.writeback import SidecarOptions, write_back
+from tagger.pipeline.dispatch import INTERRUPTED, Dispatcher, DispatchOptions, Tally
 from tagger.pipeline.intake import Intake, Stream
 from tagger.pipeline.plan import Plan, StreamingPlan, plan
 from tagger.pipeline.progress import Progress
 from tagger.pipeline.similar import predict
-from tagger.client.retry import RetryPolicy
 from tagger.pipeline.urls import url_key
-from tagger.outputs.derivation import keyword_rules, warm_up
-from tagger.outputs.writeback import SidecarOptions, write_back
+from tagger.prepare.normalise import PrepareOptions, Preparer
 
 __all__ = ["RunResult", "run", "make_api", "EMULATOR_ENDPOINT"]
 
@@ -137,9 +137,12 @@ def run(
     progress = progress or Progress(enabled=False)
     broots = [os.path.abspath(os.fsencode(p)) for p in paths]
     with ExitStack() as stack:
-        ledger = stack.enter_context(Ledger(
-            config.ledger_path if not dry_run or os.path.exists(config.ledger_path) else ":memory:", locale=config.locale
-        ))
+        ledger = stack.enter_context(
+            Ledger(
+                config.ledger_path if not dry_run or os.path.exists(config.ledger_path) else ":memory:",
+                locale=config.locale,
+            )
+        )
         if not dry_run:
             ledger.acquire()
         api = api or stack.enter_context(make_api(config))
@@ -152,11 +155,14 @@ def run(
             result.swept = ledger.sweep(hold=not config.resend_ambiguous)
             if result.swept:
                 if config.resend_ambiguous:
-                    log.warning("%d job(s) were interrupted while being submitted; they will be sent again", result.swept)
+                    log.warning(
+                        "%d job(s) were interrupted while being submitted; they will be sent again", result.swept
+                    )
                 else:
                     log.warning(
                         "%d job(s) were interrupted while being submitted; held (resend_ambiguous = false): "
-                        "`tagger retry --ambiguous` sends them again", result.swept,
+                        "`tagger retry --ambiguous` sends them again",
+                        result.swept,
                     )
         remote_new, remote_credits = _add_urls(ledger, urls, endpoint, dry_run)
         cancelled = threading.Event()  # the run ended while the walk went on: it stops at the next folder
@@ -167,8 +173,12 @@ def run(
                 raise _Stopped  # between two folders: each folder's changes are already committed
 
         sidecars = SidecarOptions(
-            config.sidecars, config.sidecar_dir or None, config.sidecar_naming, config.keyword_parent,
-            rules=rules, locale=config.locale,
+            config.sidecars,
+            config.sidecar_dir or None,
+            config.sidecar_naming,
+            config.keyword_parent,
+            rules=rules,
+            locale=config.locale,
         )
         url_keys = [url_key(u) for u in urls]
         prep_options = PrepareOptions(
@@ -182,7 +192,9 @@ def run(
         processes = config.workers if config.prepare_in_processes else 0
         if dry_run:
             try:
-                result.plan = plan(ledger, paths, endpoint, dry_run=True, hash_workers=config.workers, on_folder=scanned)
+                result.plan = plan(
+                    ledger, paths, endpoint, dry_run=True, hash_workers=config.workers, on_folder=scanned
+                )
             except _Stopped:
                 progress.close()
                 result.exit_code, result.stopped = EXIT_STOPPED, INTERRUPTED
@@ -222,12 +234,16 @@ def run(
         stream = Stream()
         unlinked: list[tuple[int, bytes]] = []  # adopted lent captions whose lender the walk had not reached
         intake = Intake(
-            ledger, endpoint, on_send=lambda: progress.grow("submitted", 1),
+            ledger,
+            endpoint,
+            on_send=lambda: progress.grow("submitted", 1),
             adopt=lambda job_id, file_id, item, digest: adopt_file(
                 ledger, sidecars, endpoint, job_id, file_id, item.directory, item.name, item.root, digest, unlinked
             ),
         )
-        planning = StreamingPlan(ledger, paths, endpoint, stream, hash_workers=config.workers, on_folder=scanned).start()
+        planning = StreamingPlan(
+            ledger, paths, endpoint, stream, hash_workers=config.workers, on_folder=scanned
+        ).start()
         queue: dict[str, int] = {}
 
         def before_queued(claimed: set[int]) -> bool:
@@ -270,8 +286,16 @@ def run(
                     warm_up(rules)
                     with Preparer(prep_options, processes=processes) as preparer:
                         dispatcher = Dispatcher(
-                            api, ledger, preparer, options, on_settled=settled, progress=progress, stop=stop,
-                            intake=intake, stream=stream, before_queued=before_queued,
+                            api,
+                            ledger,
+                            preparer,
+                            options,
+                            on_settled=settled,
+                            progress=progress,
+                            stop=stop,
+                            intake=intake,
+                            stream=stream,
+                            before_queued=before_queued,
                         )
                         result.tally = dispatcher.run()
             finally:

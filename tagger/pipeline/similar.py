@@ -40,7 +40,9 @@ def _closeness(a: Fingerprint, b: Fingerprint) -> int:
 _PREDICT_DONORS = (JobState.COMPLETED.value, JobState.SUBMITTING.value, JobState.POLLING.value)
 
 
-def find_donor(ledger: Ledger, endpoint: str, fp: Fingerprint, *, exclude_job: int = 0, states: tuple[str, ...] | None = None) -> tuple[int, str] | None:
+def find_donor(
+    ledger: Ledger, endpoint: str, fp: Fingerprint, *, exclude_job: int = 0, states: tuple[str, ...] | None = None
+) -> tuple[int, str] | None:
     """(job id, state) of the job whose answer ``fp``'s photo may share: completed first, then closest, then oldest."""
     low, high = _aspect_range(fp.aspect)
     best: tuple[tuple[bool, int, int], int, str] | None = None
@@ -157,4 +159,3 @@ def predict(
                 continue
             claimed.setdefault(fp.key, []).append(fp)
     return result
-

@@ -15,8 +15,8 @@ from typing import Any
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from tagger.prepare.tiff import data_extent
 from tagger.prepare.formats import RAW_EXTENSIONS, SNIFF_BYTES, sniff
+from tagger.prepare.tiff import data_extent
 
 __all__ = ["DecodeFailure", "Decoded", "decode", "draft_scale"]
 
@@ -221,9 +221,7 @@ def _transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
         if len(cache) > 16:
             cache.clear()
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        transform = ImageCms.buildTransform(
-            source, _SRGB, mode, "RGB", renderingIntent=ImageCms.Intent.PERCEPTUAL
-        )
+        transform = ImageCms.buildTransform(source, _SRGB, mode, "RGB", renderingIntent=ImageCms.Intent.PERCEPTUAL)
         cache[key] = transform
     return transform
 

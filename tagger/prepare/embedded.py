@@ -16,8 +16,8 @@ import struct
 import threading
 import warnings
 from collections import OrderedDict
-from typing import BinaryIO
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from PIL import Image, TiffImagePlugin
 
@@ -34,9 +34,18 @@ log = logging.getLogger("tagger.prepare.embedded")
 BOILERPLATE = frozenset(
     s.casefold()
     for s in (
-        "OLYMPUS DIGITAL CAMERA", "SONY DSC", "KONICA MINOLTA DIGITAL CAMERA", "MINOLTA DIGITAL CAMERA",
-        "binary comment", "DIGITAL CAMERA", "SAMSUNG DIGITAL CAMERA", "KODAK DIGITAL STILL CAMERA",
-        "PENTAX DIGITAL CAMERA", "SANYO DIGITAL CAMERA", "AGFA DIGITAL CAMERA", "EXIF_JPEG_PICTURE",
+        "OLYMPUS DIGITAL CAMERA",
+        "SONY DSC",
+        "KONICA MINOLTA DIGITAL CAMERA",
+        "MINOLTA DIGITAL CAMERA",
+        "binary comment",
+        "DIGITAL CAMERA",
+        "SAMSUNG DIGITAL CAMERA",
+        "KODAK DIGITAL STILL CAMERA",
+        "PENTAX DIGITAL CAMERA",
+        "SANYO DIGITAL CAMERA",
+        "AGFA DIGITAL CAMERA",
+        "EXIF_JPEG_PICTURE",
     )
 )
 
@@ -83,7 +92,7 @@ def read_image_metadata(path: str) -> ImageMetadata:
     try:
         with open(path, "rb") as f:
             return _read(f)
-    except Exception as exc:  # noqa: BLE001 - any damage means "nothing to copy", logged
+    except Exception as exc:
         log.debug("%s: no embedded metadata read (%s)", path, exc)
         return ImageMetadata()
 
@@ -92,7 +101,7 @@ def read_metadata_of(data: bytes, name: str) -> ImageMetadata:
     """``read_image_metadata`` of a file already read into memory."""
     try:
         return _read(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log.debug("%s: no embedded metadata read (%s)", name, exc)
         return ImageMetadata()
 
@@ -196,7 +205,7 @@ def _from_tiff(f) -> ImageMetadata:
             if tag in ifd.tagtype:
                 try:
                     tags[tag] = ifd[tag]
-                except Exception:  # noqa: BLE001 - a malformed tag is skipped
+                except Exception:
                     continue
     xmp = tags.pop(_XMP_TAG, None)
     raw_iptc = tags.pop(_IPTC_TAG, None)
@@ -278,4 +287,3 @@ def _parse_iim(data: bytes) -> dict[str, tuple[str, ...]]:
         if texts:
             out[name] = texts
     return out
-

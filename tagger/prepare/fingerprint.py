@@ -33,8 +33,16 @@ from dataclasses import dataclass
 from PIL import Image
 
 __all__ = [
-    "Fingerprint", "fingerprint", "same_photo", "aspect_close",
-    "DETAIL_MAX", "DETAIL_MEAN", "REGION_MAX", "COLOUR_MAX", "ASPECT_TOLERANCE", "MEANS_SLACK",
+    "Fingerprint",
+    "fingerprint",
+    "same_photo",
+    "aspect_close",
+    "DETAIL_MAX",
+    "DETAIL_MEAN",
+    "REGION_MAX",
+    "COLOUR_MAX",
+    "ASPECT_TOLERANCE",
+    "MEANS_SLACK",
 ]
 
 #: Largest difference of one 16x16 grey cell (0-255) between copies (measured: at most 3).
@@ -105,7 +113,10 @@ class Fingerprint:
         """Every key a fingerprint within REGION_MAX of this one in every region mean can have (this one's first)."""
         choices = []
         for mean in self.region_means():
-            low, high = min(15, int(max(0.0, mean - REGION_MAX) // _BIN)), min(15, int(min(255.0, mean + REGION_MAX) // _BIN))
+            low, high = (
+                min(15, int(max(0.0, mean - REGION_MAX) // _BIN)),
+                min(15, int(min(255.0, mean + REGION_MAX) // _BIN)),
+            )
             own = min(15, int(mean // _BIN))
             choices.append([own] + [b for b in range(low, high + 1) if b != own])
         return [_pack(list(combo), 4) for combo in itertools.product(*choices)]

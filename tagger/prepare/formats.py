@@ -6,9 +6,11 @@ __all__ = ["IMAGE_EXTENSIONS", "RAW_EXTENSIONS", "HEIF_EXTENSIONS", "SNIFF_BYTES
 
 RAW_EXTENSIONS = frozenset({".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf", ".orf", ".rw2"})
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".avif"})
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".webp", ".gif", ".bmp"}
-) | RAW_EXTENSIONS | HEIF_EXTENSIONS
+IMAGE_EXTENSIONS = (
+    frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".webp", ".gif", ".bmp"})
+    | RAW_EXTENSIONS
+    | HEIF_EXTENSIONS
+)
 
 #: How many leading bytes ``sniff`` needs.
 SNIFF_BYTES = 16

@@ -83,7 +83,7 @@ def _uint(data: bytes, at: int, size: int) -> int:
     return int.from_bytes(data[at : at + size], "big")
 
 
-def hash_bmff(handle: BinaryIO, digest: "hashlib._Hash") -> None:
+def hash_bmff(handle: BinaryIO, digest: hashlib._Hash) -> None:
     """Hash the coded image items (or, for CR3, the media data); ``Malformed`` when the boxes do not parse."""
     size = file_size(handle)
     boxes = list(_top_level(handle, size))
@@ -106,15 +106,18 @@ def hash_bmff(handle: BinaryIO, digest: "hashlib._Hash") -> None:
         raise Malformed
 
 
-def _hash_items(handle: BinaryIO, digest: "hashlib._Hash", meta: bytes, size: int) -> None:
+def _hash_items(handle: BinaryIO, digest: hashlib._Hash, meta: bytes, size: int) -> None:
     children = {}
     for kind, start, end in _boxes(meta, 4, len(meta)):  # meta is a FullBox: 4 bytes of version and flags
         children.setdefault(kind, (start, end))
     if b"iinf" not in children or b"iloc" not in children:
         raise Malformed
     items = _item_types(meta, *children[b"iinf"])
-    kept = sorted(i for i, (kind, content) in items.items() if kind not in _METADATA_ITEMS
-                  and not (kind == b"mime" and content in _XMP_TYPES))
+    kept = sorted(
+        i
+        for i, (kind, content) in items.items()
+        if kind not in _METADATA_ITEMS and not (kind == b"mime" and content in _XMP_TYPES)
+    )
     if not kept:
         raise Malformed
     position = {item: n for n, item in enumerate(kept)}
@@ -244,7 +247,9 @@ def _properties(meta: bytes, start: int, end: int) -> tuple[list[tuple[bytes, by
     return properties, associations
 
 
-def _references(meta: bytes, start: int, end: int, position: dict[int, int]) -> list[tuple[bytes, int, tuple[int, ...]]]:
+def _references(
+    meta: bytes, start: int, end: int, position: dict[int, int]
+) -> list[tuple[bytes, int, tuple[int, ...]]]:
     """(type, from, to...) of the references between hashed items, by their position."""
     version = meta[start]
     id_size = 2 if version == 0 else 4

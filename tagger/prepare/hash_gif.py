@@ -28,7 +28,7 @@ def _table(flags: int) -> int:
     return 3 * (2 << (flags & 0x07)) if flags & 0x80 else 0
 
 
-def _sub_blocks(handle: BinaryIO, digest: "hashlib._Hash | None") -> None:
+def _sub_blocks(handle: BinaryIO, digest: hashlib._Hash | None) -> None:
     while True:
         (length,) = read_exact(handle, 1)
         if digest is not None:
@@ -40,7 +40,7 @@ def _sub_blocks(handle: BinaryIO, digest: "hashlib._Hash | None") -> None:
             digest.update(data)
 
 
-def hash_gif(handle: BinaryIO, digest: "hashlib._Hash") -> None:
+def hash_gif(handle: BinaryIO, digest: hashlib._Hash) -> None:
     """Hash the blocks that draw the picture, up to the trailer; ``Malformed`` when they do not parse."""
     handle.seek(6)
     screen = read_exact(handle, 7)

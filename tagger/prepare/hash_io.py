@@ -23,7 +23,7 @@ def read_exact(handle: BinaryIO, count: int) -> bytes:
     return data
 
 
-def copy(handle: BinaryIO, digest: "hashlib._Hash", count: int | None) -> None:
+def copy(handle: BinaryIO, digest: hashlib._Hash, count: int | None) -> None:
     """Hash ``count`` bytes (all that is left when None) in bounded chunks."""
     while count is None or count > 0:
         data = handle.read(CHUNK if count is None else min(CHUNK, count))
@@ -36,7 +36,7 @@ def copy(handle: BinaryIO, digest: "hashlib._Hash", count: int | None) -> None:
             count -= len(data)
 
 
-def copy_at(handle: BinaryIO, digest: "hashlib._Hash", offset: int, count: int, size: int) -> None:
+def copy_at(handle: BinaryIO, digest: hashlib._Hash, offset: int, count: int, size: int) -> None:
     """Hash ``count`` bytes at ``offset``; ``Malformed`` when they lie beyond the file's ``size``."""
     if offset < 0 or count < 0 or offset + count > size:
         raise Malformed

@@ -19,7 +19,7 @@ __all__ = ["hash_jpeg"]
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xDA)})
 
 
-def hash_jpeg(handle: BinaryIO, digest: "hashlib._Hash", *, scans: bool = True) -> None:
+def hash_jpeg(handle: BinaryIO, digest: hashlib._Hash, *, scans: bool = True) -> None:
     """Hash from SOI; with ``scans`` False stop after the first scan header (a cheap check that the segments parse)."""
     digest.update(read_exact(handle, 2))
     while True:
@@ -51,7 +51,7 @@ def hash_jpeg(handle: BinaryIO, digest: "hashlib._Hash", *, scans: bool = True) 
             return
 
 
-def _hash_scans(handle: BinaryIO, digest: "hashlib._Hash") -> None:
+def _hash_scans(handle: BinaryIO, digest: hashlib._Hash) -> None:
     """Hash from the first scan to EOI inclusive; trailers after EOI are not the picture."""
     pending_ff = False
     while True:

@@ -18,7 +18,7 @@ SKIPPED_V1 = frozenset({b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"})
 SKIPPED = SKIPPED_V1 | {b"iCCP"}
 
 
-def hash_png(handle: BinaryIO, digest: "hashlib._Hash", skipped: frozenset[bytes] = SKIPPED) -> None:
+def hash_png(handle: BinaryIO, digest: hashlib._Hash, skipped: frozenset[bytes] = SKIPPED) -> None:
     """Hash the chunks that are not ``skipped``, from the signature to IEND."""
     digest.update(read_exact(handle, 8))
     while True:

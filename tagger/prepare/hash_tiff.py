@@ -33,22 +33,73 @@ _SUBIFDS = 330
 _DATA = {273: 279, 324: 325, 513: 514}
 _DATA_TAGS = frozenset(_DATA) | frozenset(_DATA.values())
 #: Tags that say how the data decodes; every other tag is metadata for identity's purposes.
-DECODING_TAGS = frozenset({
-    254, 255,  # NewSubfileType, SubfileType: which image this is (main, preview, mask)
-    256, 257, 258, 259, 262, 266,  # width, length, bits, compression, photometric, fill order
-    277, 278, 284, 292, 293, 317,  # samples, rows per strip, planar, T4/T6 options, predictor
-    320, 322, 323, 338, 339, 340, 341, 347,  # colour map, tile size, extra samples, sample format/range, JPEG tables
-    512, 529, 530, 531, 532,  # JPEG process, YCbCr coefficients/subsampling/positioning, reference black/white
-    33421, 33422,  # CFARepeatPatternDim, CFAPattern
-    50710, 50711, 50712, 50713, 50714, 50715, 50716, 50717,  # DNG CFA plane/layout, linearisation, black/white
-    50718, 50719, 50720, 50733, 50829, 50830,  # DNG scale, crop, green split, active and masked areas
-    51008, 51009, 51022,  # DNG opcode lists
-    50752,  # Canon CR2 slices
-})
+DECODING_TAGS = frozenset(
+    {
+        254,
+        255,  # NewSubfileType, SubfileType: which image this is (main, preview, mask)
+        256,
+        257,
+        258,
+        259,
+        262,
+        266,  # width, length, bits, compression, photometric, fill order
+        277,
+        278,
+        284,
+        292,
+        293,
+        317,  # samples, rows per strip, planar, T4/T6 options, predictor
+        320,
+        322,
+        323,
+        338,
+        339,
+        340,
+        341,
+        347,  # colour map, tile size, extra samples, sample format/range, JPEG tables
+        512,
+        529,
+        530,
+        531,
+        532,  # JPEG process, YCbCr coefficients/subsampling/positioning, reference black/white
+        33421,
+        33422,  # CFARepeatPatternDim, CFAPattern
+        50710,
+        50711,
+        50712,
+        50713,
+        50714,
+        50715,
+        50716,
+        50717,  # DNG CFA plane/layout, linearisation, black/white
+        50718,
+        50719,
+        50720,
+        50733,
+        50829,
+        50830,  # DNG scale, crop, green split, active and masked areas
+        51008,
+        51009,
+        51022,  # DNG opcode lists
+        50752,  # Canon CR2 slices
+    }
+)
 _TYPES = {  # type -> (size, struct code, is an integer)
-    1: (1, "B", True), 2: (1, "s", False), 3: (2, "H", True), 4: (4, "I", True), 5: (8, "II", False),
-    6: (1, "b", True), 7: (1, "s", False), 8: (2, "h", True), 9: (4, "i", True), 10: (8, "ii", False),
-    11: (4, "s", False), 12: (8, "s", False), 13: (4, "I", True), 16: (8, "Q", True), 17: (8, "q", True),
+    1: (1, "B", True),
+    2: (1, "s", False),
+    3: (2, "H", True),
+    4: (4, "I", True),
+    5: (8, "II", False),
+    6: (1, "b", True),
+    7: (1, "s", False),
+    8: (2, "h", True),
+    9: (4, "i", True),
+    10: (8, "ii", False),
+    11: (4, "s", False),
+    12: (8, "s", False),
+    13: (4, "I", True),
+    16: (8, "Q", True),
+    17: (8, "q", True),
     18: (8, "Q", True),
 }
 _MAX_IFDS = 256
@@ -116,7 +167,9 @@ class _Reader:
             if length > _MAX_VALUE_BYTES:
                 raise Malformed
             field = table[at + entry_size - inline : at + entry_size]
-            raw = field[:length] if length <= inline else self.read(struct.unpack(self.order + pointer, field)[0], length)
+            raw = (
+                field[:length] if length <= inline else self.read(struct.unpack(self.order + pointer, field)[0], length)
+            )
             if integer:
                 values: list = list(struct.unpack(self.order + code * n, raw))
             elif code in ("II", "ii"):
@@ -128,7 +181,7 @@ class _Reader:
         return entries, next_offset
 
 
-def hash_tiff(handle: BinaryIO, digest: "hashlib._Hash", base: int = 0) -> None:
+def hash_tiff(handle: BinaryIO, digest: hashlib._Hash, base: int = 0) -> None:
     """Hash the image directories and their data blocks; ``Malformed`` when they do not parse or hold no data."""
     try:
         reader = _Reader(handle, base)
@@ -172,7 +225,7 @@ def hash_tiff(handle: BinaryIO, digest: "hashlib._Hash", base: int = 0) -> None:
         raise Malformed  # no image data found: not a layout this reader understands
 
 
-def hash_raf(handle: BinaryIO, digest: "hashlib._Hash") -> None:
+def hash_raf(handle: BinaryIO, digest: hashlib._Hash) -> None:
     """Fujifilm RAF: the embedded JPEG's image data (metadata segments skipped) and the raw data blocks."""
     size = file_size(handle)
     handle.seek(84)

@@ -27,7 +27,7 @@ def is_webp(head: bytes) -> bool:
     return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
 
 
-def hash_webp(handle: BinaryIO, digest: "hashlib._Hash") -> None:
+def hash_webp(handle: BinaryIO, digest: hashlib._Hash) -> None:
     """Hash the image chunks in file order; ``Malformed`` when the chunk list does not parse or holds no image."""
     size = file_size(handle)
     handle.seek(12)

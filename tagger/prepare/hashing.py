@@ -79,7 +79,7 @@ def content_hash_of(data: bytes, name: str) -> str:
     return _identity(io.BytesIO(data), name, lambda: io.BytesIO(data))
 
 
-def _identity(handle: BinaryIO, name: str, source: "str | Callable[[], BinaryIO]") -> str:
+def _identity(handle: BinaryIO, name: str, source: str | Callable[[], BinaryIO]) -> str:
     """The scheme-2 hash of an open file; ``source`` reopens it for the decoders (a path, or a new buffer)."""
     head = handle.read(_HEAD)
     hasher = _structural(head)
@@ -142,4 +142,3 @@ def carries_over(path: str) -> bool:
         except Malformed:
             return False
         return True
-

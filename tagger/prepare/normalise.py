@@ -15,8 +15,8 @@ from __future__ import annotations
 import io
 import os
 import stat
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from tagger.errors import PrepareError, cannot_read
@@ -26,7 +26,21 @@ from tagger.prepare.fingerprint import Fingerprint, fingerprint
 from tagger.prepare.hashing import content_hash_of
 from tagger.prepare.workers import AskFailed, CallTimeout, Cancelled, KillablePool, WorkerDied
 
-__all__ = ["PrepareOptions", "Prepared", "PrepareError", "Cancelled", "prepare", "intake", "Intaken", "SEND", "LINK", "KEEP", "read_image", "prepare_data", "Preparer"]
+__all__ = [
+    "PrepareOptions",
+    "Prepared",
+    "PrepareError",
+    "Cancelled",
+    "prepare",
+    "intake",
+    "Intaken",
+    "SEND",
+    "LINK",
+    "KEEP",
+    "read_image",
+    "prepare_data",
+    "Preparer",
+]
 
 
 @dataclass(frozen=True)
@@ -147,7 +161,6 @@ def _read_all(handle: BinaryIO) -> bytes:
     return handle.read()
 
 
-
 def _encode(image: object, quality: int) -> bytes:
     from PIL import Image
 
@@ -159,8 +172,13 @@ def _encode(image: object, quality: int) -> bytes:
     return out.getvalue()
 
 
-def _run(item: tuple[str, str], options: PrepareOptions, prepare_task: Callable[..., Prepared],
-         intake_task: Callable[..., Intaken], ask: Callable[[str], str]) -> Prepared | Intaken:
+def _run(
+    item: tuple[str, str],
+    options: PrepareOptions,
+    prepare_task: Callable[..., Prepared],
+    intake_task: Callable[..., Intaken],
+    ask: Callable[[str], str],
+) -> Prepared | Intaken:
     """What a worker process runs: ("prepare", path) or ("intake", path)."""
     kind, path = item
     if kind == "intake":
@@ -185,7 +203,9 @@ class Preparer:
             raise ValueError("processes must be >= 0")
         self.options = options
         cls = type(self)
-        self._pool = KillablePool(_run, (options, cls._task, cls._intake_task), processes, asks=True) if processes else None
+        self._pool = (
+            KillablePool(_run, (options, cls._task, cls._intake_task), processes, asks=True) if processes else None
+        )
 
     def prepare(self, path: str) -> Prepared:
         """Prepare one file; raises PrepareError, or Cancelled when ``cancel()`` cut it off."""

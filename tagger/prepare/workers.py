@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
-import multiprocessing.util  # noqa: F401 - its exit hook is registered first, so ours (LIFO) runs before it
-from multiprocessing import resource_tracker
+import multiprocessing.util
 import queue
 import signal
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from typing import Any
 
