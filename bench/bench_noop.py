@@ -116,7 +116,7 @@ def _finish(ledger: Ledger, root: bytes) -> None:
             (now + 1,),
         )
     from tagger.config import Config
-    from tagger.outputs.derivation import keyword_rules, refresh_keywords
+    from tagger.keywords.stored import keyword_rules, refresh_keywords
 
     config = Config()  # the timed runs' settings: the write-back of a run that ended well derived keywords under them
     refresh_keywords(ledger, keyword_rules(config.vocabulary, config.unmapped, config.locale, config.keyword_parent))

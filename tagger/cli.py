@@ -64,7 +64,7 @@ def _config(ctx: click.Context, flags: dict[str, Any]) -> Config:
 
 def _keyword_rules(config: Config) -> Callable[[], Any]:
     """The configured keyword rules, read only if a job has no stored keywords yet."""
-    from tagger.outputs.derivation import keyword_rules
+    from tagger.keywords.stored import keyword_rules
 
     return lambda: keyword_rules(config.vocabulary, config.unmapped, config.locale, config.keyword_parent)
 
@@ -260,8 +260,8 @@ def _offline_api(config: Config) -> cs.API:
 
 
 def _csv_exporter(config: Config) -> Callable[[Ledger], int]:
-    from tagger.outputs.export import write_export
-    from tagger.outputs.readout import iter_records
+    from tagger.exports.readout import iter_records
+    from tagger.exports.writer import write_export
 
     return lambda ledger: write_export(
         iter_records(ledger, rules=_keyword_rules(config)), config.csv, profile=config.csv_profile
@@ -340,8 +340,8 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
 @click.pass_context
 def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt: str, include_missing: bool) -> None:
     """Write the captions the ledger holds as CSV (or JSON lines). Costs nothing (reads the ledger)."""
-    from tagger.outputs.export import write_export
-    from tagger.outputs.readout import iter_records
+    from tagger.exports.readout import iter_records
+    from tagger.exports.writer import write_export
 
     config = _config(ctx, {"ledger": ledger})
     with _open_ledger(config) as db:
@@ -358,8 +358,8 @@ def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt:
 @click.pass_context
 def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
     """Write a self-contained HTML contact sheet of images and captions. Costs nothing (reads the ledger)."""
-    from tagger.outputs.readout import iter_records
-    from tagger.outputs.report import write_report
+    from tagger.exports.readout import iter_records
+    from tagger.sheet.page import write_report
 
     config = _config(ctx, {"ledger": ledger})
     with _open_ledger(config) as db:
@@ -510,7 +510,7 @@ def unmapped(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 def strip(paths: tuple[str, ...]) -> None:
     """Remove from sidecars exactly what tagger added, nothing else. Costs nothing (local files only)."""
-    from tagger.outputs.sidecar import SidecarError, strip_sidecar
+    from tagger.sidecars.write import SidecarError, strip_sidecar
 
     counts: dict[str, int] = {}
     errors = 0
@@ -558,8 +558,8 @@ def show(
 
     Costs nothing (local files only).
     """
-    from tagger.outputs.readers import mirror_folder_of, sidecars_of
-    from tagger.outputs.readers import show as shown_by
+    from tagger.sidecars.readers import mirror_folder_of, sidecars_of
+    from tagger.sidecars.readers import show as shown_by
 
     config = _config(ctx, {"sidecar_dir": sidecar_dir, "ledger": ledger})
     mirror = config.sidecar_dir or None

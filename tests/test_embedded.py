@@ -13,9 +13,9 @@ from conftest import make_photo
 from PIL import Image
 from test_raw import dng, raw_scene
 
-from tagger.outputs import xmp
-from tagger.outputs.mwg import image_packet
 from tagger.prepare.embedded import is_boilerplate, read_image_metadata
+from tagger.sidecars import xmp
+from tagger.sidecars.mwg import image_packet
 
 ARGS = [
     "-XMP-dc:Description=my own espresso",

@@ -1,4 +1,4 @@
-"""Tests for tagger.outputs.export: CSV profiles, JSONL, formula guard, atomic writes, exiftool round trip."""
+"""Tests for tagger.exports.writer: CSV profiles, JSONL, formula guard, atomic writes, exiftool round trip."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from tagger.errors import TaggerError
-from tagger.outputs.export import PROFILES, ExportError, guard_cell, write_export
-from tagger.outputs.records import Record
+from tagger.exports.records import Record
+from tagger.exports.writer import PROFILES, ExportError, guard_cell, write_export
 
 
 def rec(relpath: str, root: Path | str = "/photos", **kw) -> Record:

@@ -1,4 +1,4 @@
-"""Tests for tagger.outputs.keywords and language: caption words in their language, cleaning, dedupe."""
+"""Tests for tagger.keywords.derive and language: caption words in their language, cleaning, dedupe."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tagger.outputs.keywords import KeywordRules, clean_keywords, derive, keywords_from
-from tagger.outputs.language import language, language_code
+from tagger.keywords.derive import KeywordRules, clean_keywords, derive, keywords_from
+from tagger.keywords.language import language, language_code
 
 
 def test_caption_words_without_stop_words():

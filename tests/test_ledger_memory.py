@@ -328,8 +328,8 @@ def test_a_lost_ledger_pays_only_for_content_that_changed_and_works_with_a_sidec
 def test_a_csv_only_run_defers_the_sidecars_to_the_next_run_with_sidecars(emulator, photos, tmp_path):
     config = config_for(emulator, tmp_path)
     csv_path = tmp_path / "out.csv"
-    from tagger.outputs.export import write_export
-    from tagger.outputs.readout import iter_records
+    from tagger.exports.readout import iter_records
+    from tagger.exports.writer import write_export
 
     first = run_with(
         emulator,
@@ -480,7 +480,7 @@ def test_a_locale_is_a_job_of_its_own(emulator, photos, tmp_path):
     (meta,) = exiftool_json(photos / "IMG_0000.JPG.xmp")
     assert meta["XMP-tagger:Locale"] == "de-DE"
     # Exports: one row per file, with the caption of the configured locale; none yet in French.
-    from tagger.outputs.readout import iter_records
+    from tagger.exports.readout import iter_records
 
     by_locale = {}
     for locale in ("en-US", "de-DE", "fr-FR"):

@@ -15,7 +15,7 @@ from conftest import make_photo
 from PIL import Image
 from test_cli import tagger
 
-from tagger.outputs.readers import READERS, show
+from tagger.sidecars.readers import READERS, show
 
 pyexiv2.set_log_level(4)
 
@@ -252,7 +252,7 @@ DATA = Path(__file__).parent / "data" / "sidecars"
 
 @pytest.mark.parametrize("edited", [True, False])
 def test_a_sidecar_an_earlier_tagger_created_is_rebuilt_on_the_images_metadata(tmp_path, edited):
-    from tagger.outputs.sidecar import SidecarContent, strip_sidecar, write_sidecar
+    from tagger.sidecars.write import SidecarContent, strip_sidecar, write_sidecar
 
     photo = make_photo(tmp_path / "coffee.jpg", seed=9)
     exiftool(*USER, str(photo))

@@ -1,4 +1,4 @@
-"""Tests for tagger.outputs.report: the contact sheet, checked in real headless Chromium."""
+"""Tests for tagger.sheet.page: the contact sheet, checked in real headless Chromium."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tagger.outputs.export import ExportError
-from tagger.outputs.records import Record
-from tagger.outputs.report import PAGE_SIZE, write_report
-from tagger.outputs.thumbs import budget_for, thumbnail_jpeg
+from tagger.exports.records import Record
+from tagger.exports.writer import ExportError
+from tagger.sheet.page import PAGE_SIZE, write_report
+from tagger.sheet.thumbs import budget_for, thumbnail_jpeg
 
 INJECTION = "<img src=x onerror=\"document.title='pwned'\">"
 SCRIPT_CLOSE = "</script><script>document.title='pwned2'</script>"

@@ -1,4 +1,4 @@
-"""Tests for tagger.outputs.sidecar: fresh and merged sidecars read back by exiftool and Exiv2, naming, strip."""
+"""Tests for tagger.sidecars.write: fresh and merged sidecars read back by exiftool and Exiv2, naming, strip."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from defusedxml.ElementTree import fromstring
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tagger.outputs import sidecar
-from tagger.outputs.keywords import clean_keywords
-from tagger.outputs.sidecar import SidecarContent, SidecarError, sidecar_path_for, strip_sidecar, write_sidecar
+from tagger.keywords.derive import clean_keywords
+from tagger.sidecars import write as sidecar
+from tagger.sidecars.write import SidecarContent, SidecarError, sidecar_path_for, strip_sidecar, write_sidecar
 
 DATA = Path(__file__).parent / "data" / "sidecars"
 NOW = datetime(2026, 11, 24, 10, 30, 0, tzinfo=UTC)
@@ -457,7 +457,7 @@ def test_full_and_basename_forms(tmp_path):
 
 def test_basename_collision_falls_back_to_full_with_a_warning(tmp_path, caplog):
     touch(tmp_path, "IMG_1.JPG", "IMG_1.PNG", "IMG_1.txt")
-    with caplog.at_level(logging.WARNING, logger="tagger.outputs.sidecar"):
+    with caplog.at_level(logging.WARNING, logger="tagger.sidecars.write"):
         assert sidecar_path_for(str(tmp_path / "IMG_1.JPG"), naming="basename") == str(tmp_path / "IMG_1.JPG.xmp")
     assert "IMG_1.PNG" not in caplog.text and "IMG_1.JPG.xmp" in caplog.text
 
@@ -496,7 +496,7 @@ def test_sidecar_dir_mirrors_the_tree(tmp_path):
 def test_non_utf8_file_names(tmp_path, caplog):
     touch(tmp_path, b"caf\xe9.jpg", b"caf\xe9.png")
     image = os.path.join(str(tmp_path), os.fsdecode(b"caf\xe9.jpg"))
-    with caplog.at_level(logging.WARNING, logger="tagger.outputs.sidecar"):
+    with caplog.at_level(logging.WARNING, logger="tagger.sidecars.write"):
         target = sidecar_path_for(image, naming="basename")
     assert os.fsencode(target) == os.fsencode(str(tmp_path)) + b"/caf\xe9.jpg.xmp"
     assert "caf\\xe9.jpg" in caplog.text

@@ -17,13 +17,13 @@ from test_pipeline import config_for, run_with
 from test_report import browser  # noqa: F401 - the headless Chromium fixture
 
 from tagger.cli import cli
+from tagger.exports.readout import iter_records
+from tagger.exports.writer import write_export
 from tagger.ledger.store import JobState, Ledger
-from tagger.outputs.export import write_export
-from tagger.outputs.readout import iter_records
-from tagger.outputs.report import write_report
 from tagger.pipeline.similar import Reuse
 from tagger.prepare.decode import decode
 from tagger.prepare.fingerprint import fingerprint, same_photo
+from tagger.sheet.page import write_report
 
 COPIES = (
     "half.jpg",

@@ -16,12 +16,12 @@ from conftest import exiftool_json
 
 from tagger.config import Config
 from tagger.errors import UsageError
+from tagger.exports.readout import iter_records
+from tagger.exports.writer import write_export
+from tagger.keywords.derive import KeywordRules, derive
+from tagger.keywords.stored import keyword_rules
+from tagger.keywords.vocabulary import VocabularyError, load_vocabulary, parse_vocabulary
 from tagger.ledger.store import JobState, Ledger
-from tagger.outputs.derivation import keyword_rules
-from tagger.outputs.export import write_export
-from tagger.outputs.keywords import KeywordRules, derive
-from tagger.outputs.readout import iter_records
-from tagger.outputs.vocabulary import VocabularyError, load_vocabulary, parse_vocabulary
 from tagger.pipeline.runner import make_api, run
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
@@ -230,7 +230,7 @@ def test_lightroom_vocabulary_paths_in_every_field(emulator, tmp_path):
         rows = {row["filename"]: row["keywords"] for row in csv.DictReader(f)}
     assert {n: rows[n] for n in expected} == {n: "; ".join(s) for n, (_, s) in expected.items()}
     # So does the contact sheet (each card's keywords are a JSON list in the page).
-    from tagger.outputs.report import write_report
+    from tagger.sheet.page import write_report
 
     page = tmp_path / "sheet.html"
     with Ledger(config.ledger_path) as ledger:
@@ -273,7 +273,7 @@ def test_digikam_tag_list_with_unmapped_words_kept(emulator, tmp_path):
         ["Rocket", "Launch Pad", "dusk", "lightning", "Tower"],
     )
     # strip takes the vocabulary's paths back out like any keyword tagger added.
-    from tagger.outputs.sidecar import strip_sidecar
+    from tagger.sidecars.write import strip_sidecar
 
     assert strip_sidecar(str(photos / "rocket.jpg.xmp")) == "deleted"
 
@@ -372,7 +372,7 @@ def test_a_job_no_run_has_derived_yet_is_derived_in_memory_by_the_readers(tmp_pa
         assert record.keywords == ("Dog",)
         assert ledger.query("SELECT keywords, keyword_rules FROM jobs")[0] == (None, None)
         # A run's write-back stores them; readers then use the stored ones whatever rules they are handed.
-        from tagger.outputs.writeback import SidecarOptions, write_back
+        from tagger.sidecars.writeback import SidecarOptions, write_back
 
         write_back(ledger, SidecarOptions(enabled=False, rules=KeywordRules(vocab, "drop")))
         (record,) = iter_records(ledger, rules=KeywordRules())

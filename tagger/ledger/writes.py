@@ -1,6 +1,6 @@
 """The ledger's SQL for writing captions out: derived keywords, sidecar bookkeeping, and adopting what sidecars hold.
 
-``Ledger`` inherits these methods; ``tagger.outputs.writeback``, ``derivation`` and ``adopt`` hold the decisions.
+``Ledger`` inherits these methods; ``tagger.sidecars.writeback``, ``derivation`` and ``adopt`` hold the decisions.
 """
 
 from __future__ import annotations

@@ -17,11 +17,9 @@ from tagger.client import cloudsight as cs
 from tagger.client.retry import RetryPolicy
 from tagger.config import Config
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
+from tagger.keywords.stored import keyword_rules, warm_up
 from tagger.ledger.keys import normal_endpoint, normal_locale
 from tagger.ledger.store import JobState, Ledger
-from tagger.outputs.adopt import adopt_file, adopt_from_sidecars, preview_adoption
-from tagger.outputs.derivation import keyword_rules, warm_up
-from tagger.outputs.writeback import SidecarOptions, write_back
 from tagger.pipeline.dispatch import INTERRUPTED, Dispatcher, DispatchOptions, Tally
 from tagger.pipeline.intake import Intake, Stream
 from tagger.pipeline.plan import Plan, StreamingPlan, plan
@@ -29,6 +27,8 @@ from tagger.pipeline.progress import Progress
 from tagger.pipeline.similar import predict
 from tagger.pipeline.urls import url_key
 from tagger.prepare.normalise import PrepareOptions, Preparer
+from tagger.sidecars.adopt import adopt_file, adopt_from_sidecars, preview_adoption
+from tagger.sidecars.writeback import SidecarOptions, write_back
 
 __all__ = ["RunResult", "run", "make_api", "EMULATOR_ENDPOINT"]
 

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from tagger.atomic import atomic_text
 from tagger.errors import ExportError
-from tagger.outputs.records import Record
+from tagger.exports.records import Record
 
 __all__ = ["PROFILES", "Profile", "ExportError", "write_export", "guard_cell", "FORMATS"]
 

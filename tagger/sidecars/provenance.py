@@ -9,8 +9,8 @@ which job the caption is (a lost ledger adopts it from here).
 
 from __future__ import annotations
 
-from tagger.outputs import xmp as _xmp
-from tagger.outputs.xmp import TAGGER, Packet
+from tagger.sidecars import xmp as _xmp
+from tagger.sidecars.xmp import TAGGER, Packet
 
 __all__ = [
     "Alt",

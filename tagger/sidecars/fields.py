@@ -15,12 +15,12 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tagger.outputs import xmp as _xmp
-from tagger.outputs.keywords import clean_keyword, clean_keywords
-from tagger.outputs.provenance import PROV_LIST, alt_dict, alt_text_of, alt_tuple, tagger_keywords
-from tagger.outputs.sidecar_read import LISTS, METADATA_DATE, Photo, State
-from tagger.outputs.xmp import RDF, Packet
+from tagger.keywords.derive import clean_keyword, clean_keywords
 from tagger.prepare.embedded import is_boilerplate
+from tagger.sidecars import xmp as _xmp
+from tagger.sidecars.provenance import PROV_LIST, alt_dict, alt_text_of, alt_tuple, tagger_keywords
+from tagger.sidecars.read import LISTS, METADATA_DATE, Photo, State
+from tagger.sidecars.xmp import RDF, Packet
 
 __all__ = ["SidecarContent", "decide_fields", "undo_fields", "leaves_nothing"]
 

@@ -1,59 +1,3 @@
-"""The contact sheet's stylesheet and script, inlined into every page (no network, works from file://)."""
-
-from __future__ import annotations
-
-__all__ = ["CSS", "JS", "PAGE_SIZE"]
-
-#: Cards rendered at a time; more follow on scrolling or "Show more".
-PAGE_SIZE = 120
-
-CSS = """
-:root{--edge:160px;--fg:#1d2329;--muted:#5d6873;--line:#d9dee3;--bg:#f4f6f8;--card:#fff}
-*{box-sizing:border-box}
-body{margin:0;font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
-header{padding:16px 20px 8px;background:var(--card);border-bottom:1px solid var(--line)}
-h1{font-size:20px;margin:0 0 8px}
-.summary{display:flex;flex-wrap:wrap;gap:6px 24px;align-items:baseline}
-.summary dl{display:flex;flex-wrap:wrap;gap:4px 16px;margin:0}
-.summary dt{color:var(--muted);font-size:12px}
-.summary dd{margin:0 0 0 4px;font-weight:600}
-.summary .pair{display:flex;align-items:baseline}
-.chips{display:flex;flex-wrap:wrap;gap:4px;margin:4px 0}
-.chip{padding:1px 8px;border-radius:10px;background:#e8ecf0;font-size:12px}
-.chip b{margin-left:4px}
-.controls{position:sticky;top:0;z-index:2;display:flex;flex-wrap:wrap;gap:8px 16px;align-items:center;
- padding:10px 20px;background:rgba(244,246,248,.96);border-bottom:1px solid var(--line)}
-.controls label{color:var(--muted);font-size:12px}
-.controls select,.controls input{font:inherit;padding:4px 6px;border:1px solid #b9c1c9;border-radius:4px;background:#fff}
-.controls input{width:18em}
-#count{color:var(--muted)}
-#grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(calc(var(--edge) + 60px),1fr));gap:12px;padding:16px 20px}
-.card{background:var(--card);border:1px solid var(--line);border-radius:6px;overflow:hidden;display:flex;flex-direction:column}
-.thumb{height:calc(var(--edge) + 16px);display:flex;align-items:center;justify-content:center;background:#e9edf0}
-.thumb img{max-width:100%;max-height:var(--edge);display:block}
-.ph{width:calc(var(--edge) * .75);height:calc(var(--edge) * .6);border:2px dashed #aab3bc;border-radius:6px;
- display:flex;align-items:center;justify-content:center;color:var(--muted);font-size:12px;text-align:center}
-.body{padding:8px 10px 10px;display:flex;flex-direction:column;gap:4px;min-width:0}
-.name{font-weight:600;overflow-wrap:anywhere}
-.rel{color:var(--muted);font-size:11px;overflow-wrap:anywhere}
-.cap{margin:2px 0;overflow-wrap:anywhere}
-.kw{display:flex;flex-wrap:wrap;gap:3px;margin:0;padding:0;list-style:none}
-.kw li{font-size:11px;padding:0 6px;border-radius:8px;background:#eef1f4;overflow-wrap:anywhere}
-.meta{display:flex;flex-wrap:wrap;gap:6px;align-items:center;margin-top:auto;font-size:12px}
-.status{padding:0 6px;border-radius:4px;color:#fff;background:#6c757d}
-.s-completed{background:#2f7d32}.s-failed{background:#c62828}.s-timeout{background:#b26a00}
-.s-not-found{background:#6a1b9a}.s-pending{background:#1565c0}.s-skipped{background:#6c757d}
-.reason{color:var(--muted)}
-.reused{padding:0 6px;border-radius:4px;border:1px dashed #1565c0;color:#1565c0}
-#more{display:block;margin:0 auto 24px;font:inherit;padding:6px 18px}
-#more[hidden]{display:none}
-.empty{padding:40px;text-align:center;color:var(--muted)}
-"""
-
-# Builds every card with textContent and properties, never innerHTML: captions
-# are untrusted text. Only one page of cards is in the DOM at first, and a
-# thumbnail's data: URI is attached only when its card nears the viewport.
-JS = """
 (function () {
   "use strict";
   var PAGE = %(page)d;
@@ -65,7 +9,7 @@ JS = """
   var search = document.getElementById("search");
   var countEl = document.getElementById("count");
   var more = document.getElementById("more");
-  var NONE = "\\u0000none";
+  var NONE = "\u0000none";
   var hay = null;
   var matches = [];
   var shown = 0;
@@ -92,7 +36,7 @@ JS = """
   function haystack(i) {
     if (hay === null) {
       hay = recs.map(function (r) {
-        return [r[0], r[1], r[2] || "", r[3].join(" ")].join("\\n").toLowerCase();
+        return [r[0], r[1], r[2] || "", r[3].join(" ")].join("\n").toLowerCase();
       });
     }
     return hay[i];
@@ -167,7 +111,7 @@ JS = """
 
   function apply() {
     var st = statusSel.value, rs = reasonSel.value;
-    var words = search.value.toLowerCase().split(/\\s+/).filter(Boolean);
+    var words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
     matches = [];
     for (var i = 0; i < recs.length; i++) {
       var r = recs[i];
@@ -202,4 +146,3 @@ JS = """
   });
   apply();
 })();
-"""

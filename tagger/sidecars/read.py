@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from tagger.display import display
 from tagger.errors import SidecarError
-from tagger.outputs import xmp as _xmp
-from tagger.outputs.mwg import image_packet
-from tagger.outputs.provenance import Prov, read_provenance
-from tagger.outputs.xmp import DC, DIGIKAM, IPTC_CORE, LR, TIFF, XMP, Packet
 from tagger.prepare.embedded import ImageMetadata, is_boilerplate, read_image_metadata
+from tagger.sidecars import xmp as _xmp
+from tagger.sidecars.mwg import image_packet
+from tagger.sidecars.provenance import Prov, read_provenance
+from tagger.sidecars.xmp import DC, DIGIKAM, IPTC_CORE, LR, TIFF, XMP, Packet
 
 __all__ = [
     "DESCRIPTION",

@@ -17,14 +17,14 @@ import os
 from dataclasses import dataclass, field
 
 from tagger.display import iso
+from tagger.keywords.derive import KeywordRules, Keywords, derive
+from tagger.keywords.stored import refresh_keywords, stored_keywords
 from tagger.ledger.store import Ledger
-from tagger.outputs.derivation import refresh_keywords, stored_keywords
-from tagger.outputs.keywords import KeywordRules, Keywords, derive
-from tagger.outputs.sidecar import SidecarContent, SidecarError, sidecar_path_for, write_sidecar
+from tagger.sidecars.write import SidecarContent, SidecarError, sidecar_path_for, write_sidecar
 
 __all__ = ["SidecarOptions", "write_back", "sidecar_of"]
 
-log = logging.getLogger("tagger.outputs.writeback")
+log = logging.getLogger("tagger.sidecars.writeback")
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 from tagger.ledger.keys import normal_endpoint, normal_locale
 from tagger.ledger.store import Ledger
-from tagger.outputs.sidecar import sidecar_provenance
-from tagger.outputs.writeback import SidecarOptions, sidecar_of
+from tagger.sidecars.write import sidecar_provenance
+from tagger.sidecars.writeback import SidecarOptions, sidecar_of
 
 __all__ = ["Adoption", "adopt_file", "adopt_from_sidecars", "preview_adoption", "sidecar_answer"]
 
-log = logging.getLogger("tagger.outputs.adopt")
+log = logging.getLogger("tagger.sidecars.adopt")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from tagger.prepare.formats import RAW_EXTENSIONS, is_image_name
 
 __all__ = ["sidecar_path_for", "sidecar_folder", "clear_listing_cache", "folder_listing"]
 
-log = logging.getLogger("tagger.outputs.sidecar")
+log = logging.getLogger("tagger.sidecars.write")
 
 
 @functools.lru_cache(maxsize=512)

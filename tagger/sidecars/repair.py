@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tagger.outputs import xmp as _xmp
-from tagger.outputs.provenance import alt_dict, tagger_keywords
-from tagger.outputs.sidecar_read import (
+from tagger.sidecars import xmp as _xmp
+from tagger.sidecars.provenance import alt_dict, tagger_keywords
+from tagger.sidecars.read import (
     ALT_TEXT,
     DESCRIPTION,
     IMAGE_DESCRIPTION,
@@ -15,7 +15,7 @@ from tagger.outputs.sidecar_read import (
     Photo,
     read_state,
 )
-from tagger.outputs.xmp import TAGGER, Packet
+from tagger.sidecars.xmp import TAGGER, Packet
 
 __all__ = ["repair_legacy"]
 

@@ -8,9 +8,9 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 
 from tagger.display import display, iso
+from tagger.exports.records import Record
+from tagger.keywords.derive import KeywordRules, derive
 from tagger.ledger.store import Ledger, file_status
-from tagger.outputs.keywords import KeywordRules, derive
-from tagger.outputs.records import Record
 
 __all__ = ["iter_records", "display"]
 

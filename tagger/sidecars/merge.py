@@ -15,10 +15,10 @@ from collections.abc import Callable
 from tagger.atomic import TargetChanged, atomic_write
 from tagger.display import display
 from tagger.errors import SidecarError
-from tagger.outputs import xmp as _xmp
-from tagger.outputs.naming import folder_listing
-from tagger.outputs.provenance import PROV_ALTS, PROV_FIELDS, tagger_names
-from tagger.outputs.sidecar_read import (
+from tagger.sidecars import xmp as _xmp
+from tagger.sidecars.naming import folder_listing
+from tagger.sidecars.provenance import PROV_ALTS, PROV_FIELDS, tagger_names
+from tagger.sidecars.read import (
     ALT_TEXT,
     DESCRIPTION,
     HIERARCHICAL,
@@ -30,7 +30,7 @@ from tagger.outputs.sidecar_read import (
     State,
     snapshot,
 )
-from tagger.outputs.xmp import TAGGER, Packet
+from tagger.sidecars.xmp import TAGGER, Packet
 
 __all__ = ["MERGE_ATTEMPTS", "Step", "apply_fields", "encode", "merge_loop"]
 

@@ -26,9 +26,9 @@ from typing import IO, Any
 
 from tagger.atomic import atomic_text
 from tagger.errors import ExportError
-from tagger.outputs.records import Record
-from tagger.outputs.report_assets import CSS, JS, PAGE_SIZE
-from tagger.outputs.thumbs import thumbnails
+from tagger.exports.records import Record
+from tagger.sheet.assets import PAGE_SIZE, css, js
+from tagger.sheet.thumbs import thumbnails
 
 __all__ = ["write_report", "PAGE_SIZE"]
 
@@ -102,10 +102,10 @@ def _row(record: Record, thumb: int | None) -> list[Any]:
 
 
 def _write_page(out: IO[str], records: Iterable[Record], summary: Mapping[str, Any], edge: int) -> int:
-    script = JS % {"page": PAGE_SIZE}
-    css = CSS.replace("--edge:160px", f"--edge:{edge}px")
+    script = js()
+    style = css().replace("--edge:160px", f"--edge:{edge}px")
     csp = (
-        f"default-src 'none'; img-src data:; style-src {_csp_hash(css)}; "
+        f"default-src 'none'; img-src data:; style-src {_csp_hash(style)}; "
         f"script-src {_csp_hash(script)}; base-uri 'none'; form-action 'none'"
     )
     # The policy holds single quotes, which a double-quoted attribute keeps as they are.
@@ -115,7 +115,7 @@ def _write_page(out: IO[str], records: Iterable[Record], summary: Mapping[str, A
         f'<meta http-equiv="Content-Security-Policy" content="{csp_attr}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta name="referrer" content="no-referrer">\n'
-        f"<title>tagger contact sheet</title>\n<style>{css}</style></head>\n<body>\n"
+        f"<title>tagger contact sheet</title>\n<style>{style}</style></head>\n<body>\n"
         f'<header><h1>tagger contact sheet</h1><div class="summary">{_summary_html(summary)}</div></header>\n'
         '<div class="controls" role="search">'
         '<label>Status <select id="status"><option value="">all</option></select></label>'

@@ -26,10 +26,10 @@ created, ``imageCopy`` a digest of the copy a new sidecar started from.
 did not have those fields) and deletes a sidecar tagger created once only
 the copy of the image's metadata is left.
 
-The parts: ``sidecar_read`` (the file, its packet, the managed fields, the
-photo's metadata), ``provenance`` (the ``tagger:`` record), ``sidecar_fields``
-(what each field becomes), ``sidecar_repair`` (legacy sidecars rebuilt on the
-photo's metadata), ``sidecar_merge`` (the atomic merge against concurrent
+The parts: ``read`` (the file, its packet, the managed fields, the
+photo's metadata), ``provenance`` (the ``tagger:`` record), ``fields``
+(what each field becomes), ``repair`` (legacy sidecars rebuilt on the
+photo's metadata), ``merge`` (the atomic merge against concurrent
 editors). This module puts them together.
 """
 
@@ -41,17 +41,17 @@ from datetime import datetime
 from tagger.atomic import fsync_dir
 from tagger.display import display, utc_stamp
 from tagger.errors import SidecarError
-from tagger.outputs import xmp as _xmp
-from tagger.outputs.naming import clear_listing_cache, sidecar_path_for
-from tagger.outputs.provenance import ALT_TEXT_LIMIT, read_provenance
-from tagger.outputs.sidecar_fields import SidecarContent, decide_fields, leaves_nothing, undo_fields
-from tagger.outputs.sidecar_merge import MERGE_ATTEMPTS, apply_fields, merge_loop
+from tagger.sidecars import xmp as _xmp
+from tagger.sidecars.fields import SidecarContent, decide_fields, leaves_nothing, undo_fields
+from tagger.sidecars.merge import MERGE_ATTEMPTS, apply_fields, merge_loop
 
 # Looked up here at each write, not bound in the steps: a test saves the file between encoding and renaming.
-from tagger.outputs.sidecar_merge import encode as _encode
-from tagger.outputs.sidecar_read import METADATA_DATE, Photo, State, parse_sidecar, read_state, sidecar_provenance
-from tagger.outputs.sidecar_read import target as sidecar_target
-from tagger.outputs.sidecar_repair import repair_legacy
+from tagger.sidecars.merge import encode as _encode
+from tagger.sidecars.naming import clear_listing_cache, sidecar_path_for
+from tagger.sidecars.provenance import ALT_TEXT_LIMIT, read_provenance
+from tagger.sidecars.read import METADATA_DATE, Photo, State, parse_sidecar, read_state, sidecar_provenance
+from tagger.sidecars.read import target as sidecar_target
+from tagger.sidecars.repair import repair_legacy
 
 __all__ = [
     "SidecarContent",

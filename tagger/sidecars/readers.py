@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tagger.errors import UsageError
-from tagger.outputs import xmp as _xmp
-from tagger.outputs.mwg import image_packet
-from tagger.outputs.naming import sidecar_folder
-from tagger.outputs.sidecar import SidecarError, parse_sidecar, read_provenance
-from tagger.outputs.xmp import DC, DIGIKAM, LR, TIFF, Packet, lang_alt, values
 from tagger.prepare.embedded import ImageMetadata, read_image_metadata
+from tagger.sidecars import xmp as _xmp
+from tagger.sidecars.mwg import image_packet
+from tagger.sidecars.naming import sidecar_folder
+from tagger.sidecars.write import SidecarError, parse_sidecar, read_provenance
+from tagger.sidecars.xmp import DC, DIGIKAM, LR, TIFF, Packet, lang_alt, values
 
 if TYPE_CHECKING:
     from tagger.ledger.store import Ledger

@@ -27,7 +27,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # vocabulary.py imports this module's cleaning
-    from tagger.outputs.vocabulary import Term, Vocabulary
+    from tagger.keywords.vocabulary import Term, Vocabulary
 
 __all__ = ["Keywords", "KeywordRules", "derive", "keywords_from", "clean_keyword", "clean_keywords", "UNMAPPED"]
 
@@ -95,7 +95,7 @@ class KeywordRules:
     @cached_property
     def fingerprint(self) -> str:
         """Changes whenever a stored derivation may no longer be what these rules give."""
-        from tagger.outputs.language import LIBRARY_VERSIONS
+        from tagger.keywords.language import LIBRARY_VERSIONS
 
         body = [
             RULES_VERSION,
@@ -110,7 +110,7 @@ class KeywordRules:
     @cached_property
     def matcher(self) -> _Matcher | None:
         """The vocabulary indexed for this language (built once: it lemmatises every term)."""
-        from tagger.outputs.language import language
+        from tagger.keywords.language import language
 
         return _Matcher(self.vocabulary, language(self.language)) if self.vocabulary else None
 
@@ -270,7 +270,7 @@ def _subject_of(term: Term, kind: str) -> list[str]:
 
 def derive(caption: str | None, categories: Iterable[str] = (), rules: KeywordRules | None = None) -> Keywords:
     """The keywords of one caption under ``rules`` (default: no vocabulary, English)."""
-    from tagger.outputs.language import language
+    from tagger.keywords.language import language
 
     rules = rules or KeywordRules()
     lang = language(rules.language)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from tagger.errors import UsageError
-from tagger.outputs.keywords import clean_keyword
+from tagger.keywords.derive import clean_keyword
 
 __all__ = ["Term", "Vocabulary", "VocabularyError", "load_vocabulary", "parse_vocabulary"]
 

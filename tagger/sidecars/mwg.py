@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import logging
 
-from tagger.outputs import xmp as _xmp
-from tagger.outputs.xmp import DC, XMP, Packet
 from tagger.prepare.embedded import ImageMetadata, is_boilerplate
+from tagger.sidecars import xmp as _xmp
+from tagger.sidecars.xmp import DC, XMP, Packet
 
 __all__ = ["image_packet", "mapped_fields", "DARKTABLE"]
 
-log = logging.getLogger("tagger.outputs.mwg")
+log = logging.getLogger("tagger.sidecars.mwg")
 
 DARKTABLE = "http://darktable.sf.net/"
 _XMP_NOTE_EXTENDED = "{http://ns.adobe.com/xmp/note/}HasExtendedXMP"

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 
+from tagger.keywords.derive import KeywordRules, Keywords, derive
+from tagger.keywords.language import language, language_code
+from tagger.keywords.vocabulary import load_vocabulary
 from tagger.ledger.store import Ledger
-from tagger.outputs.keywords import KeywordRules, Keywords, derive
-from tagger.outputs.language import language, language_code
-from tagger.outputs.vocabulary import load_vocabulary
 
 __all__ = ["keyword_rules", "refresh_keywords", "stored_keywords", "warm_up"]
 
