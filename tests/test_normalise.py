@@ -12,7 +12,7 @@ import pytest
 from corpus import GPS_SOUTH_WEST, NON_UTF8_NAME, OK, hang, photo, write_corpus
 from PIL import Image, ImageFile
 
-from tagger.prepare import normalise
+from tagger.prepare import formats, normalise
 from tagger.prepare.normalise import Prepared, PrepareError, PrepareOptions, Preparer, prepare
 
 SMALL = PrepareOptions(max_edge=128)
@@ -171,6 +171,7 @@ def test_non_utf8_file_name(corpus: tuple[Path, dict[str, str]]) -> None:
 def test_heic_extra_missing(corpus: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
     folder, _ = corpus
     monkeypatch.setitem(sys.modules, "pillow_heif", None)
+    monkeypatch.setattr(formats, "_heif_state", None)  # as in a process where it was never registered
     with pytest.raises(PrepareError, match=r"HEIC support not installed: pip install 'tagger\[heic\]'"):
         prepare(str(folder / "photo.heic"))
 

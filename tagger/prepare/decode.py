@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from tagger.prepare.formats import RAW_EXTENSIONS, SNIFF_BYTES, sniff
+from tagger.prepare.formats import RAW_EXTENSIONS, SNIFF_BYTES, register_heif, sniff
 from tagger.prepare.tiff import data_extent
 
 __all__ = ["DecodeFailure", "Decoded", "decode", "draft_scale"]
@@ -51,10 +51,8 @@ _GPS_IFD = 0x8825
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 # LittleCMS transforms keep a one-pixel cache, so each thread builds its own.
 _local = threading.local()
-_heif_lock = threading.Lock()
 # Our own max_pixels check, made from the header before decoding, replaces Pillow's global warning.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-_heif_registered = False
 
 
 class DecodeFailure(Exception):
@@ -276,21 +274,6 @@ def _degrees(value: Any, ref: Any, negative: str) -> float | None:
     return -degrees if isinstance(ref, str) and ref.strip().upper().startswith(negative) else degrees
 
 
-def _ensure_heif(head: bytes) -> None:
-    """Register pillow-heif once; AVIF falls back to Pillow's own plugin when it has one."""
-    global _heif_registered
-    try:
-        import pillow_heif
-    except ImportError as exc:
-        if head[8:12] in (b"avif", b"avis") and "AVIF" in Image.registered_extensions().values():
-            return
-        raise DecodeFailure(HEIC_MISSING) from exc
-    with _heif_lock:
-        if not _heif_registered:
-            pillow_heif.register_heif_opener()
-            _heif_registered = True
-
-
 def _decode_raw(data: bytes, max_edge: int, max_pixels: int, want_location: bool) -> Decoded:
     """A camera RAW: its embedded JPEG preview when it has a useful one, else a half-size raw decode."""
     try:
@@ -361,3 +344,12 @@ def _raw_preview(raw: Any, max_edge: int, max_pixels: int) -> Image.Image | None
     if max(im.size) < min(max_edge, 1024) // 2:
         return None
     return im
+
+
+def _ensure_heif(head: bytes) -> None:
+    """pillow-heif registered; AVIF falls back to Pillow's own plugin when it has one."""
+    if register_heif():
+        return
+    if head[8:12] in (b"avif", b"avis") and "AVIF" in Image.registered_extensions().values():
+        return
+    raise DecodeFailure(HEIC_MISSING)

@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from PIL import Image, TiffImagePlugin
 
-from tagger.prepare.formats import SNIFF_BYTES, sniff
+from tagger.prepare.formats import SNIFF_BYTES, register_heif, sniff
 
 __all__ = ["ImageMetadata", "read_image_metadata", "read_metadata_of", "remember", "is_boilerplate", "BOILERPLATE"]
 
@@ -55,9 +55,6 @@ _XP = {0x9C9B: "XPTitle", 0x9C9C: "XPComment", 0x9C9D: "XPAuthor", 0x9C9E: "XPKe
 _XMP_TAG, _IPTC_TAG = 700, 33723
 # IPTC-IIM record 2 datasets this module maps (exiftool names).
 _IIM = {5: "ObjectName", 25: "Keywords", 80: "By-line", 116: "CopyrightNotice", 120: "Caption-Abstract"}
-
-_heif_lock = threading.Lock()
-_heif_ready = False
 
 
 def is_boilerplate(text: str | None) -> bool:
@@ -110,7 +107,7 @@ def _read(f: BinaryIO) -> ImageMetadata:
     head = f.read(SNIFF_BYTES)
     kind = sniff(head)
     if kind == "heif":
-        _ensure_heif()
+        register_heif()
     if kind in ("tiff", "raw") and head[:4] in (b"II*\x00", b"MM\x00*"):
         f.seek(0)
         return _from_tiff(f)
@@ -160,20 +157,6 @@ def _recall(path: str) -> ImageMetadata | None:
         return None
     # Another app rewrote the file since it was read: read it again.
     return kept[2] if (st.st_size, st.st_mtime_ns) == kept[:2] else None
-
-
-def _ensure_heif() -> None:
-    global _heif_ready
-    with _heif_lock:
-        if _heif_ready:
-            return
-        try:
-            import pillow_heif
-
-            pillow_heif.register_heif_opener()
-        except ImportError:
-            pass
-        _heif_ready = True
 
 
 def _from_pillow(img: Image.Image) -> ImageMetadata:

@@ -1,8 +1,23 @@
-"""Which files are images: by extension, or by their first bytes."""
+"""Which files are images: by extension, or by their first bytes; and the one HEIF registration.
+
+The one table of image formats: the extensions a scan considers, the magic
+bytes ``sniff`` reads, and ``register_heif`` (pillow-heif, the optional
+``heic`` extra) that every decoder of the package goes through.
+"""
 
 from __future__ import annotations
 
-__all__ = ["IMAGE_EXTENSIONS", "RAW_EXTENSIONS", "HEIF_EXTENSIONS", "SNIFF_BYTES", "is_image_name", "sniff"]
+import threading
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "RAW_EXTENSIONS",
+    "HEIF_EXTENSIONS",
+    "SNIFF_BYTES",
+    "is_image_name",
+    "sniff",
+    "register_heif",
+]
 
 RAW_EXTENSIONS = frozenset({".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf", ".orf", ".rw2"})
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".avif"})
@@ -62,3 +77,22 @@ def sniff(head: bytes) -> str | None:
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
         return "heif"
     return None
+
+
+_heif_lock = threading.Lock()
+_heif_state: bool | None = None  # None: not tried yet
+
+
+def register_heif() -> bool:
+    """Register pillow-heif's opener with Pillow once per process; False when the ``heic`` extra is not installed."""
+    global _heif_state
+    with _heif_lock:
+        if _heif_state is None:
+            try:
+                import pillow_heif
+            except ImportError:
+                _heif_state = False
+            else:
+                pillow_heif.register_heif_opener()
+                _heif_state = True
+        return _heif_state

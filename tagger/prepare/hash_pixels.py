@@ -11,14 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import struct
-import threading
 import warnings
 from collections.abc import Callable
 from typing import BinaryIO
 
 from PIL import Image
 
-from tagger.prepare.formats import RAW_EXTENSIONS
+from tagger.prepare.formats import RAW_EXTENSIONS, register_heif
 
 __all__ = ["pixel_hash", "MAX_PIXELS"]
 
@@ -27,21 +26,6 @@ log = logging.getLogger("tagger.prepare.hash_pixels")
 #: Larger pictures are not decoded to hash them (memory), and hash whole instead.
 MAX_PIXELS = 200_000_000
 _ROWS = 256  # rows hashed at a time: the copy stays small beside the decoded image
-_heif_lock = threading.Lock()
-_heif_done = False
-
-
-def _register_heif() -> None:
-    global _heif_done
-    with _heif_lock:
-        if _heif_done:
-            return
-        _heif_done = True
-        try:
-            import pillow_heif
-        except ImportError:
-            return
-        pillow_heif.register_heif_opener()
 
 
 def pixel_hash(path: str, source: str | Callable[[], BinaryIO] | None = None) -> str | None:
@@ -87,7 +71,7 @@ def _raw(path: str, source: str | Callable[[], BinaryIO]) -> str | None:
 
 
 def _pillow(path: str, source: str | Callable[[], BinaryIO]) -> str | None:
-    _register_heif()
+    register_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

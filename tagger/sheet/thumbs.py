@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image, ImageOps
 
+from tagger.prepare.formats import register_heif
+
 __all__ = ["thumbnail_jpeg", "thumbnails", "budget_for"]
 
 # Tried in order until the thumbnail fits its budget; low qualities still read
@@ -16,24 +18,10 @@ __all__ = ["thumbnail_jpeg", "thumbnails", "budget_for"]
 _QUALITIES = (60, 45, 34, 25)
 _SHRINK = (1.0, 0.75, 0.5)
 
-_heif_tried = False
-
 
 def budget_for(edge: int) -> int:
     """Bytes one thumbnail may take: 4 KB at a 160 px edge, scaled with the area."""
     return max(1536, int(4096 * (edge / 160) ** 2))
-
-
-def _register_heif() -> None:
-    global _heif_tried
-    if _heif_tried:
-        return
-    _heif_tried = True
-    try:
-        from pillow_heif import register_heif_opener  # optional extra "heic"
-    except ImportError:
-        return
-    register_heif_opener()
 
 
 def _encode(img: Image.Image, quality: int) -> bytes:
@@ -44,7 +32,7 @@ def _encode(img: Image.Image, quality: int) -> bytes:
 
 def thumbnail_jpeg(path: str, edge: int = 160, budget: int | None = None) -> bytes | None:
     """A JPEG of ``path`` fitting ``edge`` px, upright, within ``budget`` bytes; None if unreadable."""
-    _register_heif()
+    register_heif()
     budget = budget_for(edge) if budget is None else budget
     try:
         with Image.open(path) as src:
