@@ -77,9 +77,7 @@ class PgServer:
             f.write(PASSWORD + "\n")
         if self._as_postgres:
             os.chown(pwfile, pwd.getpwnam("postgres").pw_uid, -1)
-        self._pg(
-            "initdb", "-D", self.data, "-U", "postgres", "-A", "scram-sha-256", f"--pwfile={pwfile}", "--no-sync"
-        )
+        self._pg("initdb", "-D", self.data, "-U", "postgres", "-A", "scram-sha-256", f"--pwfile={pwfile}", "--no-sync")
         self.start()
         self.admin_url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{self.port}/postgres"
 

@@ -8,8 +8,8 @@ PostgreSQL store: claims as leases, tokens, answers, fingerprints, files),
 (``tagger status --shared``, ``tagger export --shared``). psycopg is imported
 only when a URL is configured.
 
-May import: the standard library, psycopg, ``tagger.errors``,
-``tagger.prepare.fingerprint``.
+May import: the standard library, psycopg, ``tagger.errors``, ``tagger.atomic``,
+``tagger.prepare.fingerprint``, ``tagger.exports.writer`` (a cell's formula guard).
 """
 
 from tagger.shared.base import NoShared, SharedError, SharedStore, StoreDown, redact
