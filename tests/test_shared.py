@@ -1,8 +1,9 @@
 """The shared store against a real PostgreSQL and the emulator: claims, links, answers, faults, one view."""
 
+# ruff: noqa: F811  (the PostgreSQL fixtures are imported from tests/pg.py)
+
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -18,11 +19,11 @@ from tagger.config import Config
 from tagger.emulator import Emulator
 from tagger.errors import EXIT_USAGE
 from tagger.pipeline import run
-from tagger.shared import NoShared, SharedError, open_store, redact
+from tagger.shared import NoShared, SharedError, redact
 from tagger.shared.base import Answer
 from tagger.shared.migrations import NAMES
 
-FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2, workers=2, max_in_flight=8)
+FAST = {"first_poll_delay": 0.1, "poll_interval": 0.05, "max_poll_interval": 0.2, "workers": 2, "max_in_flight": 8}
 
 
 def _config(tmp_path: Path, name: str, emu: Emulator, url: str, **extra) -> Config:
@@ -131,7 +132,7 @@ def _tree(root: Path, seeds: range, *, resized: range = range(0)) -> None:
 def test_a_second_machine_pays_nothing_for_copies_and_similar_copies(tmp_path: Path, pg_url: str) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     _tree(one, range(8))
-    _tree(two, range(4, 10), resized=range(0, 3))  # 4-7 byte-equal, 8-9 new, 3 resized copies of 0-2
+    _tree(two, range(4, 10), resized=range(3))  # 4-7 byte-equal, 8-9 new, 3 resized copies of 0-2
     with Emulator(latency=(0.05, 0.1), seed=3) as emu:
         first = run(_config(tmp_path, "one", emu, pg_url), [str(one)], export=None)
         assert first.exit_code == 0 and first.tally.submitted == 8

@@ -46,13 +46,14 @@ def shared_rows(url: str) -> Iterator[SharedRow]:
     with _connect(url) as conn:
         if not _has_schema(conn):
             return
-        cur = conn.cursor(name="tagger_export")  # server-side: streamed, not read whole
-        cur.execute(
-            """SELECT machine, path, status, caption, keywords, reported_at, content_hash
-               FROM tagger_files ORDER BY machine, path"""
-        )
-        for machine, path, status, caption, keywords, when, digest in cur:
-            yield SharedRow(machine, path, status, caption, tuple(keywords or ()), when, digest)
+        with conn.transaction():  # a server-side cursor lives in a transaction
+            cur = conn.cursor(name="tagger_export")  # streamed, not read whole
+            cur.execute(
+                """SELECT machine, path, status, caption, keywords, reported_at, content_hash
+                   FROM tagger_files ORDER BY machine, path"""
+            )
+            for machine, path, status, caption, keywords, when, digest in cur:
+                yield SharedRow(machine, path, status, caption, tuple(keywords or ()), when, digest)
 
 
 def shared_summary(url: str) -> dict:
