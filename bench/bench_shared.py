@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_throughput as bt  # noqa: E402
-from pg import PgServer  # noqa: E402
+import bench_throughput as bt
+from pg import PgServer
 
-from tagger.pipeline.runner import make_api, run  # noqa: E402
-from tagger.shared.base import Answer  # noqa: E402
+from tagger.pipeline.runner import make_api, run
+from tagger.shared.base import Answer
 
 
 def run_case(images: list[Path], work: Path, url: str) -> float:
