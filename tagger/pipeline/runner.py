@@ -125,7 +125,7 @@ def _publish(sharing: Sharing, ledger: Ledger, rules: object, published_from: fl
         for start in range(0, len(rows), 1000):
             store.publish_files(rows[start : start + 1000])
         if not sharing.missed and not getattr(store, "lost", False):
-            store.set_watermark(published_from)  # type: ignore[attr-defined]
+            store.set_watermark(published_from)
     except StoreDown as exc:
         log.warning("the shared store is unreachable (%s): the next run publishes this one's answers", exc)
 
@@ -265,7 +265,7 @@ def run(
         if sharing is not None:
             # Answers a lost store missed (this machine's last runs) are published first.
             try:
-                sharing.publish_missed(store.watermark())  # type: ignore[attr-defined]
+                sharing.publish_missed(store.watermark())
             except StoreDown:
                 sharing.missed = True
         # Keywords are re-derived whenever the rules changed (write_back does it); --rewrite-sidecars then

@@ -95,8 +95,8 @@ class SharedStore(Protocol):
         """What became of contents this machine waits for (a lapsed lease is taken over: ``mine``)."""
         ...
 
-    def sending(self, digest: str) -> None:
-        """This machine's POST of a claimed content is about to leave."""
+    def sending(self, digest: str) -> bool:
+        """This machine's POST of a claimed content is about to leave; False: the claim is not (or no longer) ours."""
         ...
 
     def token(self, digest: str, token: str) -> None:
@@ -115,8 +115,20 @@ class SharedStore(Protocol):
         """Record a content's fingerprint; the similar photo whose answer it may share, if another machine has one."""
         ...
 
+    def donors(self, digests: list[str]) -> dict[str, Answer | None | bool]:
+        """Of similar contents waited for: their answer once settled, False once they lend nothing, else None."""
+        ...
+
     def known(self, digests: list[str]) -> set[str]:
         """Of these contents, those claimed or answered elsewhere (a dry run counts them free)."""
+        ...
+
+    def watermark(self) -> float:
+        """Until when (the ledger's clock) this owner's answers are known to be published."""
+        ...
+
+    def set_watermark(self, until: float) -> None:
+        """Every answer this owner settled before ``until`` is published."""
         ...
 
     def publish_files(self, rows: list[FileRow]) -> None:
@@ -142,8 +154,9 @@ class NoShared:
         """Nothing is waited for."""
         return {d: Claim("mine") for d in digests}
 
-    def sending(self, digest: str) -> None:
-        """Nothing to record."""
+    def sending(self, digest: str) -> bool:
+        """Always free to send."""
+        return True
 
     def token(self, digest: str, token: str) -> None:
         """Nothing to record."""
@@ -158,9 +171,20 @@ class NoShared:
         """No other machine's photos."""
         return None
 
+    def donors(self, digests: list[str]) -> dict[str, Answer | None | bool]:
+        """No donor elsewhere lends anything."""
+        return dict.fromkeys(digests, False)
+
     def known(self, digests: list[str]) -> set[str]:
         """Nothing is known elsewhere."""
         return set()
+
+    def watermark(self) -> float:
+        """Nothing was published."""
+        return 0.0
+
+    def set_watermark(self, until: float) -> None:
+        """Nothing to record."""
 
     def publish_files(self, rows: list[FileRow]) -> None:
         """Nothing to publish."""
