@@ -131,6 +131,12 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @click.option("--emulator", is_flag=True, help="Use a CloudSight emulator started in-process (offline trial).")
 @click.option("--emulator-latency", default="0.2-0.5", show_default=True, help="With --emulator: seconds per job, A-B.")
 @click.option("--dry-run", is_flag=True, help="Print what the run would do and spend; send nothing.")
+@click.option(
+    "--shared",
+    "shared_url",
+    metavar="URL",
+    help="Share claims and captions with other machines through this PostgreSQL store (better: TAGGER_SHARED_URL).",
+)
 @click.option("--quiet", is_flag=True, help="Print only a one-line summary (for cron).")
 @click.pass_context
 def run(
@@ -223,6 +229,11 @@ def run(
             _plan_words(result.plan)
             + f"; {result.plan.credits} credit(s) would be spent"
             + f", {result.plan.similar} similar to a captioned photo (its caption reused, no credit)"
+            + (
+                f", {result.shared_free} claimed or captioned on another machine (no credit)"
+                if config.shared_url
+                else ""
+            )
             + (f" (balance {result.credit_balance} at the last run)" if result.credit_balance is not None else "")
         )
         return
@@ -278,6 +289,8 @@ def _summary(result: Any, quiet: bool) -> None:
         line += f" (balance {result.credit_balance})"
     if t.reused:
         line += f"; {t.reused} similar to a captioned photo, its caption reused (no credit)"
+    if t.shared:
+        line += f"; {t.shared} captioned by another machine (shared store, no credit)"
     if t.possible_duplicates:
         line += (
             f"; {t.possible_duplicates} upload(s) may have been charged twice (sent again after the answer was lost)"
@@ -301,10 +314,14 @@ def _summary(result: Any, quiet: bool) -> None:
 @config_option
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--shared", "shared", is_flag=True, help="Count every machine's files in the shared store instead.")
 @click.pass_context
-def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
+def status(ctx: click.Context, ledger: str | None, as_json: bool, shared: bool) -> None:
     """Count files by status, and failures and skips by reason. Costs nothing (reads the ledger)."""
     config = _config(ctx, {"ledger": ledger})
+    if shared:
+        _shared_status(_shared_url(config), as_json)
+        return
     with _open_ledger(config) as db:
         summary = db.summary()
     if as_json:
@@ -324,6 +341,29 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
         click.echo(f"  {n:6d}  {reason}")
 
 
+def _shared_url(config: Config) -> str:
+    if not config.shared_url:
+        raise UsageError("--shared: no shared store configured ([shared] url, TAGGER_SHARED_URL)")
+    return config.shared_url
+
+
+def _shared_status(url: str, as_json: bool) -> None:
+    from tagger.shared.view import shared_summary
+
+    summary = shared_summary(url)
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True))
+        return
+    contents = summary["contents"]
+    click.echo(
+        f"{summary['files']} files on {len(summary['machines'])} machine(s); "
+        f"{sum(contents.values())} contents answered ({contents.get('completed', 0)} captioned), "
+        f"{summary['in_flight']} claimed and in flight"
+    )
+    for machine, counts in summary["machines"].items():
+        click.echo(f"  {machine}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+
+
 @cli.command()
 @config_option
 @click.option(
@@ -337,13 +377,27 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
     "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True, help="Output format."
 )
 @click.option("--include-missing", is_flag=True, help="Also list files no longer on disk.")
+@click.option(
+    "--shared",
+    "shared",
+    is_flag=True,
+    help="Every machine's captions from the shared store (path, machine, caption, keywords, when).",
+)
 @click.pass_context
-def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt: str, include_missing: bool) -> None:
+def export(
+    ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt: str, include_missing: bool, shared: bool
+) -> None:
     """Write the captions the ledger holds as CSV (or JSON lines). Costs nothing (reads the ledger)."""
     from tagger.exports.readout import iter_records
     from tagger.exports.writer import write_export
 
     config = _config(ctx, {"ledger": ledger})
+    if shared:
+        from tagger.shared.view import write_shared_csv
+
+        n = write_shared_csv(_shared_url(config), dest)
+        click.echo(f"wrote {n} rows to {'standard output' if dest == '-' else dest}", err=dest == "-")
+        return
     with _open_ledger(config) as db:
         records = iter_records(db, include_missing=include_missing, rules=_keyword_rules(config))
         n = write_export(records, dest, profile=profile, fmt=fmt)

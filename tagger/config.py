@@ -20,7 +20,7 @@ import platformdirs
 
 from tagger.errors import UsageError
 
-__all__ = ["Config", "load_config", "default_ledger_path", "expand_path", "ENV", "PATH_KEYS"]
+__all__ = ["Config", "load_config", "default_ledger_path", "expand_path", "ENV", "PATH_KEYS", "ALIASES"]
 
 #: Settings that name a file or folder.
 PATH_KEYS = frozenset({"ledger", "csv", "sidecar_dir", "vocabulary"})
@@ -33,6 +33,14 @@ ENV = {
     "CLOUDSIGHT_API_SECRET": "api_secret",
     "CLOUDSIGHT_ENDPOINT": "endpoint",
     "TAGGER_LEDGER": "ledger",
+    "TAGGER_SHARED_URL": "shared_url",
+}
+
+#: Keys of the config file spelled otherwise than their setting: (section, key) -> setting.
+ALIASES = {
+    ("shared", "url"): "shared_url",
+    ("shared", "machine"): "shared_machine",
+    ("shared", "lease"): "shared_lease",
 }
 
 
@@ -104,6 +112,11 @@ class Config:
     # [keywords]
     vocabulary: str = ""
     unmapped: str = "keep"
+    # [shared] (a PostgreSQL URL holds a password: never shown)
+    shared_url: str = dataclasses.field(default="", repr=False)
+    shared_required: bool = True
+    shared_machine: str = ""
+    shared_lease: float = 30.0
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some settings changed."""
@@ -136,6 +149,7 @@ SECTIONS = {
     "prepare": ("max_edge", "quality", "max_pixels", "send_location", "prepare_time_limit", "prepare_in_processes"),
     "output": ("csv", "csv_profile", "sidecars", "sidecar_dir", "sidecar_naming", "keyword_parent"),
     "keywords": ("vocabulary", "unmapped"),
+    "shared": ("url", "shared_required", "machine", "lease"),
 }
 
 _TYPES = {f.name: type(f.default) for f in dataclasses.fields(Config)}
@@ -182,6 +196,7 @@ def _from_file(path: str) -> dict[str, Any]:
         for key, value in body.items():
             if key not in SECTIONS[section]:
                 raise UsageError(f"{path}: unknown key {key!r} in [{section}] (known: {', '.join(SECTIONS[section])})")
+            key = ALIASES.get((section, key), key)
             values[key] = _coerce(key, value, path)
             if key in PATH_KEYS:
                 values[key] = expand_path(values[key], folder)
@@ -233,6 +248,7 @@ _POSITIVE = {
     "request_timeout": "the seconds to wait for one answer",
     "prepare_time_limit": "the seconds one file may take to prepare",
     "job_deadline": "the seconds a job may go without a final answer",
+    "shared_lease": "the seconds a claim in the shared store lasts unless its machine renews it",
 }
 
 

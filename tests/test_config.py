@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tagger.config import Config, load_config
+from tagger.config import ALIASES, Config, load_config
 from tagger.errors import UsageError
 
 
@@ -25,7 +25,7 @@ def test_example_config_documents_every_key():
     from pathlib import Path
 
     example = tomllib.loads((Path(__file__).parent.parent / "config.example.toml").read_text())
-    keys = {k for section in example.values() for k in section}
+    keys = {ALIASES.get((name, k), k) for name, section in example.items() for k in section}
     assert keys == {f.name for f in dataclasses.fields(Config)}
     assert load_config(str(Path(__file__).parent.parent / "config.example.toml"), {}, {}) == Config()
 

@@ -4,7 +4,7 @@ Owns: ``scan`` (walking folders), ``plan`` (what each file needs),
 ``intake`` (new files streamed from the walk, claimed by content),
 ``dispatch`` (keeping jobs in flight), ``schedule`` (when to poll each token),
 ``latency`` (the service's latency model), ``similar`` (a copy of a photo
-shares its caption), ``urls`` (remote images),
+shares its caption), ``sharing`` (claims and answers through the shared store), ``urls`` (remote images),
 ``threads`` (the daemon thread pool a stopping run can leave behind),
 ``revive`` (``tagger retry --timeouts``), ``progress`` and ``runner``
 (``run()``, the library's entry point).

@@ -52,6 +52,8 @@ from tagger.ledger.store import Job, JobState, Ledger
 from tagger.pipeline.intake import WAIT, Intake, NewFile, Stream
 from tagger.pipeline.latency import LatencyModel
 from tagger.pipeline.schedule import Entry, Schedule
+from tagger.pipeline.sharing import NOT_NOW, POLL, SETTLED, Decision, Sharing
+from tagger.pipeline.sharing import SEND as SEND_IT
 from tagger.pipeline.similar import Reuse
 from tagger.pipeline.threads import DaemonPool
 from tagger.pipeline.urls import REMOTE_PREFIX
@@ -148,6 +150,7 @@ class Tally:
     possible_duplicates: int = 0  # uploads sent again after an answer was lost: maybe charged twice
     held: int = 0  # jobs whose answer was lost, kept for `tagger retry --ambiguous`
     reused: int = 0  # jobs that share a similar photo's caption instead of being sent
+    shared: int = 0  # jobs settled with an answer another machine paid for (the shared store)
     stopped: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -200,6 +203,7 @@ class Dispatcher:
         intake: Intake | None = None,
         stream: Stream | None = None,
         before_queued: Callable[[set[int]], bool] | None = None,
+        sharing: Sharing | None = None,
     ) -> None:
         self.api = api
         self.ledger = ledger
@@ -251,6 +255,8 @@ class Dispatcher:
         self.stream = stream
         self.before_queued = before_queued
         self._queue: Iterator[Job] | None = None
+        # The shared store (``[shared] url``): claims before sending, answers of other machines.
+        self.sharing = sharing
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, or raise ``_Halted`` as soon as the run is stopping."""
@@ -281,6 +287,9 @@ class Dispatcher:
             while True:
                 if grace_until is None and self._halt.is_set():
                     grace_until = self._begin_stop()
+                if self.sharing is not None and not self._interrupted:
+                    for decision in self.sharing.look():
+                        self._handle(decision)
                 may_submit = not self._stop.is_set() and not self._credits_spent()
                 kinds = list(running.values())
                 waiting_for_walk = False
@@ -314,14 +323,18 @@ class Dispatcher:
                 else:
                     for entry in self.schedule.pop_due(self.clock()):
                         running[io_pool.submit(self._poll, entry)] = "poll"
+                waiting_elsewhere = self.sharing is not None and not self._interrupted and self.sharing.waiting
                 if (
                     not running
                     and not len(self.schedule)
+                    and not waiting_elsewhere
                     and (exhausted and not ready and not self._again or not may_submit)
                 ):
                     break
                 due = self.schedule.next_due()
                 timeout = None if due is None else max(0.0, due - self.clock())
+                if waiting_elsewhere:  # another machine's answer is looked for every tick
+                    timeout = _TICK if timeout is None else min(timeout, _TICK)
                 if not running:
                     if waiting_for_walk and self.stream is not None:
                         self.stream.wait(_TICK if timeout is None else min(timeout, _TICK))
@@ -348,6 +361,8 @@ class Dispatcher:
             self._halt.set()
             raise
         finally:
+            if self.sharing is not None:
+                self.sharing.flush()
             # Let in-flight POSTs finish so their tokens reach the ledger; a stop waited up to stop_grace above
             # and leaves what is still running behind (the start-up sweep settles it).
             prep.shutdown(wait=not self._interrupted, cancel_futures=True)
@@ -455,7 +470,27 @@ class Dispatcher:
             self._count(outcome.state)
             self.progress("settled", 1)
             self.on_settled(outcome.job_id, outcome.state)
+            if self.sharing is not None:
+                self.sharing.settled(outcome.job_id)
             self._shared(*self.reuse.settled(outcome.job_id))
+        elif isinstance(outcome, Decision):
+            self._decided(outcome)
+
+    def _decided(self, decision: Decision) -> None:
+        """What the shared store decided for a job: settled from another machine, a token to poll, or send it."""
+        job = decision.job
+        if decision.what == SETTLED:
+            self.tally.shared += 1
+            self.progress("settled", 1)
+            self.on_settled(job.id, decision.state or JobState.COMPLETED)
+            self._shared(*self.reuse.settled(job.id))
+        elif decision.what == POLL:
+            now = self.clock()
+            self.schedule.add(
+                Entry(now, job.id, decision.token or "", now, job.reposts, deadline=now + self.options.job_deadline)
+            )
+        elif decision.what == SEND_IT:
+            self._again.append(job)
 
     def _shared(self, shared: list[int], requeued: list[Job]) -> None:
         """Jobs that now share a settled job's answer are done; those it could not lend to go to preparation."""
@@ -463,6 +498,8 @@ class Dispatcher:
             self.tally.reused += 1
             self.progress("settled", 1)
             self.on_settled(job_id, JobState.COMPLETED)
+            if self.sharing is not None:
+                self.sharing.settled(job_id)
         self._again.extend(requeued)
 
     def _reaim(self) -> None:
@@ -535,6 +572,10 @@ class Dispatcher:
         """Decode and downsize the job's image (a worker thread); nothing is sent yet."""
         if self._stop.is_set():
             return None
+        if self.sharing is not None:  # idempotent for a job this machine already claimed
+            decision = self.sharing.claim(job)
+            if decision.what != SEND_IT:
+                return decision if decision.what != NOT_NOW else None
         if job.content_hash.startswith(REMOTE_PREFIX):
             return _Ready(job, None)
         reason = "no readable file holds this content any more"
@@ -558,9 +599,15 @@ class Dispatcher:
         if self._stop.is_set():
             return None  # not claimed: the next run streams it again
         claimed: list[Job | None] = []
+        decided: list[Decision] = []
 
         def decide(digest: str) -> str:
             job, kept = self.intake.claim(item, digest)  # type: ignore[union-attr]
+            if job is not None and self.sharing is not None:
+                decision = self.sharing.claim(job)  # before decoding: another machine may have it
+                if decision.what != SEND_IT:
+                    decided.append(decision)
+                    job = None
             claimed.append(job)
             return SEND if job is not None else KEEP if kept else LINK
 
@@ -581,6 +628,8 @@ class Dispatcher:
             return _Settled(job.id, JobState.FAILED)
         if read.metadata is not None:
             remember(os.fsdecode(item.path), *read.read_as, read.metadata)  # its sidecar copies it, not read again
+        if decided and decided[0].what != NOT_NOW:
+            return decided[0]  # settled from another machine, waiting for it, or a token to poll
         job, prepared = (claimed[0] if claimed else None), read.prepared
         if job is None or prepared is None:
             return None  # linked to a known caption, or to content another file sends
@@ -590,6 +639,10 @@ class Dispatcher:
         """Between prepared and submitted: a similar photo's job may lend its answer (or be awaited)."""
         shared = self.reuse.claim(job, prepared.fingerprint)
         if shared is None:
+            if self.sharing is not None:
+                decision = self.sharing.similar(job, prepared.fingerprint)
+                if decision.what != SEND_IT:
+                    return decision
             return _Ready(job, prepared)
         return _Shared(job.id) if shared else None
 
@@ -616,6 +669,8 @@ class Dispatcher:
         An ambiguous failure (the POST may have been received and charged) is
         recorded before anything else is sent, and resent at most once.
         """
+        if self.sharing is not None and not self.sharing.before_post(job):
+            return None  # no claim (the store is lost, or another machine took it over): stays queued
         if not self._reserve_credit():
             return None  # stays queued for the next run
         self.ledger.begin_submit(job.id)
@@ -670,6 +725,8 @@ class Dispatcher:
             return _Settled(job.id, JobState.FAILED)
         if self.ledger.record_token(job.id, token, answer.get("status")):
             self._possible_duplicate()
+        if self.sharing is not None:
+            self.sharing.token(job, token)
         self._ok()
         return _Submitted(job, token, self.clock())
 

@@ -19,14 +19,18 @@ from tagger.config import Config
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
 from tagger.keywords.stored import keyword_rules, warm_up
 from tagger.ledger.keys import normal_endpoint, normal_locale
+from tagger.ledger.planning import HASH_SCHEME
 from tagger.ledger.store import JobState, Ledger
 from tagger.pipeline.dispatch import INTERRUPTED, Dispatcher, DispatchOptions, Tally
 from tagger.pipeline.intake import Intake, Stream
 from tagger.pipeline.plan import Plan, StreamingPlan, plan
 from tagger.pipeline.progress import Progress
+from tagger.pipeline.sharing import Sharing
 from tagger.pipeline.similar import predict
 from tagger.pipeline.urls import url_key
 from tagger.prepare.normalise import PrepareOptions, Preparer
+from tagger.shared import StoreDown, open_store
+from tagger.shared.base import FileRow
 from tagger.sidecars.adopt import adopt_file, adopt_from_sidecars, preview_adoption
 from tagger.sidecars.writeback import SidecarOptions, write_back
 
@@ -53,6 +57,7 @@ class RunResult:
     stopped: str | None = None
     counts: dict = field(default_factory=dict)
     dry_run: bool = False
+    shared_free: int = 0  # a dry run's contents claimed or answered on another machine (the shared store)
 
 
 def make_api(config: Config, base_url: str | None = None) -> cs.API:
@@ -106,6 +111,25 @@ class _Stopped(Exception):
     """The stop event was set while the folders were being planned."""
 
 
+def _publish(sharing: Sharing, ledger: Ledger, rules: object, published_from: float) -> None:
+    """End of a run: this machine's files for the organisation's view; the watermark once nothing was missed."""
+    from tagger.exports.readout import iter_records
+
+    store = sharing.store
+    try:
+        sharing.flush()
+        rows = [
+            FileRow(r.path, r.content_hash, r.status, r.caption, r.keywords)
+            for r in iter_records(ledger, rules=rules)  # type: ignore[arg-type]
+        ]
+        for start in range(0, len(rows), 1000):
+            store.publish_files(rows[start : start + 1000])
+        if not sharing.missed and not getattr(store, "lost", False):
+            store.set_watermark(published_from)
+    except StoreDown as exc:
+        log.warning("the shared store is unreachable (%s): the next run publishes this one's answers", exc)
+
+
 def run(
     config: Config,
     paths: Sequence[str],
@@ -148,6 +172,19 @@ def run(
         api = api or stack.enter_context(make_api(config))
         endpoint = normal_endpoint(endpoint_id or api.base_url)
         result = RunResult(plan=Plan(), dry_run=dry_run)
+        # Before anything is sent: an unusable shared store stops the run here (exit 2).
+        store = open_store(
+            config.shared_url,
+            required=config.shared_required,
+            machine=config.shared_machine,
+            ledger_path=config.ledger_path,
+            endpoint=endpoint,
+            locale=ledger.locale,
+            scheme=HASH_SCHEME,
+            lease=config.shared_lease,
+        )
+        stack.callback(store.close)
+        sharing = Sharing(store, ledger, endpoint, reuse_similar=config.reuse_similar) if store.enabled else None
         if not dry_run:
             if endpoint == EMULATOR_ENDPOINT:
                 # An in-process emulator starts empty: tokens of an interrupted run died with the last one.
@@ -202,8 +239,18 @@ def run(
             result.plan.new += remote_new
             ledger.set_scope(endpoint, broots, url_keys)
             adopted, result.plan.adopted = preview_adoption(ledger, sidecars, endpoint, result.plan._hashed)
+            # Content another machine claimed or answered costs this one nothing.
+            elsewhere = (
+                store.known([d for d, _ in result.plan._to_send if d not in adopted]) if store.enabled else set()
+            )
+            result.shared_free = len(elsewhere)
+            result.plan.credits -= len(elsewhere)
             # An adopted content is settled before anything is decoded: it neither shares nor lends a caption.
-            to_decode = [(digest, source) for digest, source in result.plan._to_send if digest not in adopted]
+            to_decode = [
+                (digest, source)
+                for digest, source in result.plan._to_send
+                if digest not in adopted and digest not in elsewhere
+            ]
             if config.reuse_similar and to_decode:
                 # The run decodes every image it sends and reuses what is similar: so does its forecast.
                 with Preparer(prep_options, processes=processes) as preparer:
@@ -214,6 +261,13 @@ def run(
             result.credit_balance = ledger.last_balance(endpoint)
             return result
         run_id = ledger.start_run(endpoint)
+        published_from = ledger.now()
+        if sharing is not None:
+            # Answers a lost store missed (this machine's last runs) are published first.
+            try:
+                sharing.publish_missed(store.watermark())
+            except StoreDown:
+                sharing.missed = True
         # Keywords are re-derived whenever the rules changed (write_back does it); --rewrite-sidecars then
         # writes them, with new naming, folder or parent too, into every sidecar again.
         if rewrite_sidecars:
@@ -296,6 +350,7 @@ def run(
                             intake=intake,
                             stream=stream,
                             before_queued=before_queued,
+                            sharing=sharing,
                         )
                         result.tally = dispatcher.run()
             finally:
@@ -319,6 +374,12 @@ def run(
             if export is not None and not interrupted:  # a stop is quick; the next run writes the CSV
                 result.csv_rows = export(ledger)
             result.credit_balance = api.credit_balance
+            if sharing is not None:
+                _publish(sharing, ledger, rules, published_from)
+                if sharing.not_sent and not result.tally.stopped:
+                    result.tally.stopped = (
+                        f"the shared store was lost: {sharing.not_sent} job(s) were not sent (no claim); run again"
+                    )
             result.counts = ledger.summary(broots, remote=bool(urls))
             if interrupted:
                 exit_code = EXIT_STOPPED

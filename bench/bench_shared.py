@@ -1,0 +1,114 @@
+"""Benchmark the shared store: what a claim round trip costs a run, and how many machines one PostgreSQL serves.
+
+    python bench/bench_shared.py            # N=1000, latency 1 s, 32 in flight (~3 min)
+    python bench/bench_shared.py --quick    # N=200
+
+Needs PostgreSQL: a throwaway cluster is started as in the tests (tests/pg.py), or
+TAGGER_TEST_PG_URL names a server (a role that may CREATE DATABASE).
+
+A. The same N images, the same emulator (in a child process, latency fixed 1 s, as
+   case A of bench_throughput.py), 32 in flight, sidecars off: a run without the
+   shared store, then one with it (a fresh database). Reported: the dispatcher's wall
+   time of each and the overhead in per cent (target: under 5 %).
+B. Claims capacity: P processes on this machine, each doing the store's whole cycle
+   per image (claim, sending, token, settled: four round trips, as a run does) as
+   fast as it can, for 3 s. Reported: cycles per second in all, per process count.
+   A machine at 32 in flight with the service's 6-12 s latency finishes about
+   32 / 9 = 3.6 images a second: one PostgreSQL serves (cycles per second) / 3.6
+   machines before claims become the bottleneck (on paper: the test box's two cores
+   run PostgreSQL, the clients and the emulator at once, so a real server does better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_throughput as bt
+from pg import PgServer
+
+from tagger.pipeline.runner import make_api, run
+from tagger.shared.base import Answer
+
+
+def run_case(images: list[Path], work: Path, url: str) -> float:
+    """The dispatcher's wall time of one run over ``images`` (with the shared store when ``url``)."""
+    with bt.ChildEmulator((1.0, 1.0)) as emu:
+        config = bt._config(emu, work / f"ledger-{bool(url)}.sqlite", 1.0).replace(shared_url=url, shared_machine="b")
+        with make_api(config) as api:
+            result = run(config, [str(images[0].parent)], api=api)
+        assert result.exit_code == 0, result.stopped
+        assert result.tally.submitted == len(images)
+    return bt.TimedDispatcher.last.wall  # type: ignore[union-attr]
+
+
+def _cycles(args: tuple[str, int, float]) -> int:
+    url, worker, seconds = args
+    from tagger.shared.open import connect
+    from tagger.shared.store import PgStore
+
+    store = PgStore(url, connect(url), owner=f"p{worker}", machine=f"p{worker}", endpoint="e", locale="en-US", scheme=2)
+    answer = Answer("completed", "completed", "a caption", None, None, ("x",))
+    n, end = 0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        digest = f"{worker}-{n}-{os.getpid()}"
+        assert store.claim(digest).kind == "mine"
+        store.sending(digest)
+        store.token(digest, f"t{n}")
+        store.settled([(digest, answer)])
+        n += 1
+    store.close()
+    return n
+
+
+def capacity(url: str, processes: int, seconds: float = 3.0) -> float:
+    """Store cycles per second, all processes together."""
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        counts = pool.map(_cycles, [(url, i, seconds) for i in range(processes)])
+    return sum(counts) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="N=200")
+    parser.add_argument("-n", type=int, default=None)
+    args = parser.parse_args()
+    n = args.n or (200 if args.quick else 1000)
+    server = PgServer(os.environ.get("TAGGER_TEST_PG_URL") or None)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            images = bt.make_images(work, n)
+            plain = run_case(images, work, "")
+            shared = run_case(images, work, server.new_database())
+            print(
+                f"A. {n} images, 32 in flight, latency 1 s: without the shared store {plain:.2f} s, "
+                f"with it {shared:.2f} s: {100 * (shared / plain - 1):+.1f} % wall time"
+            )
+        from tagger.shared.migrations import apply
+        from tagger.shared.open import connect
+
+        url = server.new_database()
+        with connect(url) as c:
+            apply(c)
+        for processes in (1, 2, 4):
+            rate = capacity(url, processes)
+            print(
+                f"B. {processes} process(es): {rate:.0f} claim cycles/s in all "
+                f"(4 round trips each): serves ~{rate / 3.6:.0f} machines at 3.6 images/s"
+            )
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""The shared store against a real PostgreSQL and the emulator: claims, links, answers, faults, one view."""
+
+# ruff: noqa: F811  (the PostgreSQL fixtures are imported from tests/pg.py)
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import exiftool_json, make_photo
+from pg import PASSWORD, PgServer, pg_url, postgres  # noqa: F401  (fixtures)
+from PIL import Image
+
+from tagger.config import Config
+from tagger.emulator import Emulator
+from tagger.errors import EXIT_USAGE
+from tagger.pipeline import run
+from tagger.shared import NoShared, SharedError, redact
+from tagger.shared.base import Answer
+from tagger.shared.migrations import NAMES
+
+FAST = {"first_poll_delay": 0.1, "poll_interval": 0.05, "max_poll_interval": 0.2, "workers": 2, "max_in_flight": 8}
+
+
+def _config(tmp_path: Path, name: str, emu: Emulator, url: str, **extra) -> Config:
+    return Config(
+        api_key=emu.key,
+        endpoint=emu.url,
+        ledger=str(tmp_path / f"{name}.sqlite"),
+        shared_url=url,
+        shared_machine=name,
+        csv=str(tmp_path / f"{name}.csv"),
+        **{**FAST, **extra},
+    )
+
+
+def _store(url: str, owner: str, lease: float = 30.0):
+    from tagger.shared.open import connect
+    from tagger.shared.store import PgStore
+
+    return PgStore(
+        url,
+        connect(url),
+        owner=owner,
+        machine=owner,
+        endpoint="e",
+        locale="en-US",
+        scheme=2,
+        lease=lease,
+        connect=lambda: connect(url),
+    )
+
+
+def test_without_a_url_nothing_changes_and_psycopg_is_not_imported(tmp_path: Path) -> None:
+    code = (
+        "import sys, tagger.pipeline.runner, tagger.cli; from tagger.shared import open_store;"
+        "s = open_store('', ledger_path='x', endpoint='e', locale='en-US', scheme=2);"
+        "print(type(s).__name__, 'psycopg' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["NoShared", "False"]
+
+
+def test_redact_hides_the_password() -> None:
+    assert redact("postgresql://u:pa%3Ass@h:5/db") == "postgresql://u:***@h:5/db"
+    assert redact("postgresql://h/db") == "postgresql://h/db"
+
+
+def test_one_claim_per_content_the_other_waits_then_links(pg_url: str) -> None:
+    from tagger.shared.migrations import apply
+    from tagger.shared.open import connect
+
+    apply(connect(pg_url))
+    a, b = _store(pg_url, "a"), _store(pg_url, "b")
+    try:
+        assert a.claim("x").kind == "mine"
+        assert b.claim("x").kind == "elsewhere"
+        assert a.claim("x").kind == "mine"  # its own claim again (a resumed run): no wait
+        assert a.sending("x") is True
+        assert b.sending("x") is False  # not b's claim: b must not send
+        a.token("x", "tok-1")
+        assert b.look(["x"])["x"].kind == "elsewhere"
+        a.settled([("x", Answer("completed", "completed", "a red car", None, ("f",), ("car",)))])
+        got = b.look(["x"])["x"]
+        assert got.kind == "settled" and got.answer is not None and got.answer.caption == "a red car"
+        assert got.answer.flags == ("f",)
+        assert b.known(["x", "y"]) == {"x"}
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_lapsed_claim_is_taken_over_with_its_token_or_counted_as_a_possible_duplicate(pg_url: str) -> None:
+    from tagger.shared.migrations import apply
+    from tagger.shared.open import connect
+
+    apply(connect(pg_url))
+    dead = _store(pg_url, "dead", lease=0.5)
+    dead.close()  # no renewal: its claims lapse
+    live = _store(pg_url, "live")
+    try:
+        for digest in ("claimed", "sending", "polling"):
+            dead._conn = connect(pg_url)
+            assert dead.claim(digest).kind == "mine"
+        assert dead.sending("sending") and dead.sending("polling")
+        dead.token("polling", "tok-9")
+        dead._conn.close()
+        assert {d: c.kind for d, c in live.look(["claimed", "sending", "polling"]).items()} == dict.fromkeys(
+            ("claimed", "sending", "polling"), "elsewhere"
+        )
+        time.sleep(0.8)
+        got = live.look(["claimed", "sending", "polling"])
+        assert (got["claimed"].kind, got["claimed"].lost, got["claimed"].token) == ("mine", False, None)
+        assert (got["sending"].kind, got["sending"].lost) == ("mine", True)  # its POST may have left: counted
+        assert (got["polling"].kind, got["polling"].token) == ("mine", "tok-9")  # polled, never sent again
+    finally:
+        live.close()
+
+
+def _tree(root: Path, seeds: range, *, resized: range = range(0)) -> None:
+    for i in seeds:
+        make_photo(root / f"IMG_{i:04d}.jpg", seed=5000 + i)
+    for i in resized:
+        src = Image.open(root.parent / "one" / f"IMG_{i:04d}.jpg")
+        src.resize((src.width // 2, src.height // 2)).save(root / f"small_{i:04d}.jpg", quality=88)
+
+
+def test_a_second_machine_pays_nothing_for_copies_and_similar_copies(tmp_path: Path, pg_url: str) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    _tree(one, range(8))
+    _tree(two, range(4, 10), resized=range(3))  # 4-7 byte-equal, 8-9 new, 3 resized copies of 0-2
+    with Emulator(latency=(0.05, 0.1), seed=3) as emu:
+        first = run(_config(tmp_path, "one", emu, pg_url), [str(one)], export=None)
+        assert first.exit_code == 0 and first.tally.submitted == 8
+        second = run(_config(tmp_path, "two", emu, pg_url), [str(two)])
+        counters = emu.counters()
+    assert second.exit_code == 0, second.stopped
+    assert second.tally.submitted == 2  # only the two new pictures
+    assert second.tally.shared == 7  # 4 byte-equal + 3 resized: another machine's answers
+    assert counters["submissions"] == 10 and counters["duplicates"] == 0
+    read = {Path(r["SourceFile"]).name: r for r in exiftool_json(*sorted(two.glob("*.xmp")))}
+    assert len(read) == 9
+    assert all(r.get("XMP-dc:Description") for r in read.values())
+
+
+def test_an_unreachable_store_stops_before_anything_is_sent(tmp_path: Path, postgres: PgServer) -> None:
+    url = postgres.url("nowhere").replace(f":{postgres.port}/", ":1/")
+    _tree(tmp_path / "one", range(2))
+    with Emulator(latency=(0.05, 0.1)) as emu:
+        with pytest.raises(SharedError) as caught:
+            run(_config(tmp_path, "one", emu, url), [str(tmp_path / "one")])
+        assert caught.value.exit_code == EXIT_USAGE
+        assert "unreachable" in str(caught.value) and PASSWORD not in str(caught.value)
+        assert emu.counters()["requests"] == 0
+        # shared_required = false: the local ledger alone, and it says so.
+        result = run(_config(tmp_path, "one", emu, url, shared_required=False), [str(tmp_path / "one")])
+        assert result.exit_code == 0 and result.tally.submitted == 2
+
+
+@pytest.mark.parametrize("fault", ["password", "database", "newer"])
+def test_refused_credentials_a_missing_database_or_a_newer_schema_stop_with_exit_2(
+    tmp_path: Path, postgres: PgServer, pg_url: str, fault: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = pg_url
+    if fault == "password":
+        url = postgres.url(pg_url.rsplit("/", 1)[1], password="wrong-" + PASSWORD)
+    elif fault == "database":
+        url = postgres.url("no_such_database")
+    else:
+        from tagger.shared.migrations import apply
+        from tagger.shared.open import connect
+
+        with connect(pg_url) as c:
+            apply(c)
+            c.execute("INSERT INTO tagger_shared_migrations (name) VALUES ('s999_future')")
+    _tree(tmp_path / "one", range(2))
+    with Emulator(latency=(0.05, 0.1)) as emu:
+        with pytest.raises(SharedError) as caught:
+            run(_config(tmp_path, "one", emu, url, shared_required=False), [str(tmp_path / "one")])
+        assert emu.counters()["requests"] == 0
+    text = str(caught.value)
+    assert caught.value.exit_code == EXIT_USAGE
+    assert {"password": "password authentication failed", "database": "does not exist", "newer": "s999_future"}[
+        fault
+    ] in text
+    assert PASSWORD not in text and PASSWORD not in caplog.text
+    if fault == "newer":
+        with psycopg.connect(pg_url) as c:  # left untouched
+            assert c.execute("SELECT count(*) FROM tagger_shared_migrations").fetchone()[0] == len(NAMES) + 1
+
+
+def test_no_shared_is_a_no_op() -> None:
+    s = NoShared()
+    assert s.claim("x").kind == "mine" and s.known(["x"]) == set()
