@@ -40,6 +40,7 @@ class ReviewFilter:
     text: str = ""
     reused: bool | None = None
     roots: tuple[bytes, ...] | None = None
+    file_id: int | None = None
 
     def sql(self) -> tuple[str, list]:
         """The condition (added to ``_CURRENT``) and its parameters."""
@@ -48,6 +49,9 @@ class ReviewFilter:
             where, p = _paths_clause(list(self.roots))
             clauses.append(where)
             params += p
+        if self.file_id is not None:
+            clauses.append("r.file_id = ?")
+            params.append(self.file_id)
         if self.folder is not None:
             clauses.append("f.dir = ?")
             params.append(self.folder)
