@@ -144,3 +144,48 @@ def test_binding_beyond_loopback_needs_to_be_asked_for(emulator, photos, tmp_pat
         assert srv.httpd.server_address[0] == "0.0.0.0"
     finally:
         srv.close()
+
+
+def test_the_cli_prints_a_tokened_loopback_address_and_run_hold_writes_nothing(photos, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    ledger = str(tmp_path / "ledger.sqlite")
+    base = [sys.executable, "-P", "-m", "tagger"]
+    done = subprocess.run(
+        [*base, "run", "--emulator", "--emulator-latency", "0.05-0.1", "--hold", "--ledger", ledger, str(photos)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "6 caption(s) await review" in done.stdout
+    assert list(photos.rglob("*.xmp")) == []
+    proc = subprocess.Popen(
+        [*base, "review", "--no-browser", "--ledger", ledger], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("review page: http://127.0.0.1:")
+        url = urllib.parse.urlsplit(line.split(": ", 1)[1].strip())
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        conn.request("GET", "/api/photos?" + url.query)
+        answer = conn.getresponse()
+        assert answer.status == 200 and json.loads(answer.read())["total"] == 6
+        conn.request("GET", "/api/photos")
+        assert conn.getresponse().status == 403
+        conn.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    done = subprocess.run(
+        [*base, "review", "--no-browser", "--host", "0.0.0.0", "--ledger", ledger],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "--bind-anywhere" in done.stderr

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import secrets
+import sys
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -113,8 +114,7 @@ class ReviewServer:
         self.token = token or secrets.token_urlsafe(32)
         self.thumbs = ThumbCache(thumb_dir or default_cache_dir(ledger_path))
         self._apply_lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((host, port), _handler_for(self))
         self.port = self.httpd.server_address[1]
         shown = f"[{host}]" if ":" in host else host
         self.origin = f"http://{shown}:{self.port}"
@@ -245,6 +245,17 @@ class ReviewServer:
                 ledger.acquire()
                 result = apply_reviews(ledger, self.options, list(self.roots) if self.roots else None)
         return {"decided": result.decided, "written": result.written, "failed": result.failed}
+
+
+class _Server(ThreadingHTTPServer):
+    """A threading server whose clients may leave mid-answer (a page reloaded while thumbnails load)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 def _handler_for(server: ReviewServer) -> type[BaseHTTPRequestHandler]:
