@@ -10,7 +10,7 @@ from tagger.keywords.derive import KeywordRules, clean_keywords, derive
 from tagger.ledger.review import APPROVED, AWAITING, DECISIONS, EDITED, REJECTED
 from tagger.ledger.store import Ledger
 
-__all__ = ["Decision", "record_decisions", "edited_keywords", "WORDS"]
+__all__ = ["Decision", "record_decisions", "prepare", "edited_keywords", "WORDS"]
 
 #: What people write (page, spreadsheet) -> the decision recorded. Empty: leave it held.
 WORDS = {
@@ -66,7 +66,7 @@ def prepare(
     decisions: Iterable[Decision], rules: KeywordRules
 ) -> list[tuple[int, str, str | None, str | None, str | None]]:
     """Check every decision and turn it into the rows the ledger records; ``ValueError`` names the first bad one."""
-    rows = []
+    rows: list[tuple[int, str, str | None, str | None, str | None]] = []
     for d in decisions:
         if d.decision not in DECISIONS:
             raise ValueError(f"unknown decision {d.decision!r}")
