@@ -33,6 +33,7 @@ NAMES: tuple[str, ...] = (
     "m012_job_keywords",
     "m013_fingerprints",
     "m014_noop_indexes",
+    "m018_reviews",
 )
 
 

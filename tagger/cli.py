@@ -121,6 +121,12 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @click.option("--sidecar-dir", type=click.Path(file_okay=False), help="Write sidecars into a mirror of the tree here.")
 @click.option("--no-sidecars", is_flag=True, help="Do not write XMP sidecars.")
 @click.option(
+    "--hold",
+    is_flag=True,
+    default=None,
+    help="Hold new captions for a person's review (`tagger review`); no sidecar until approved and applied.",
+)
+@click.option(
     "--rewrite-sidecars",
     is_flag=True,
     help="Write every caption into its sidecar again (after changing the vocabulary or sidecar settings); sends nothing.",
@@ -242,7 +248,22 @@ def run(
     if not quiet:
         click.echo(_plan_words(result.plan))  # the same counts the dry run printed
     _summary(result, quiet)
+    if config.hold and not quiet:
+        _awaiting(config)
     ctx.exit(result.exit_code)
+
+
+def _awaiting(config: Config) -> None:
+    """Say how many captions wait for a person, and how to decide on them."""
+    from tagger.ledger.review import ReviewFilter
+
+    with Ledger(config.ledger_path, locale=config.locale) as db:
+        waiting = db.review_count(ReviewFilter())["awaiting"]
+    if waiting:
+        click.echo(
+            f"{waiting} caption(s) await review (no sidecar yet): `tagger review` or `tagger review --export FILE.csv`,"
+            " then `tagger apply`"
+        )
 
 
 def _plan_words(p: Any) -> str:
@@ -467,6 +488,11 @@ def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
     is_flag=True,
     help="Files that share a similar photo's caption: the next run sends each on its own, a credit each.",
 )
+@click.option(
+    "--rejected",
+    is_flag=True,
+    help="Photos a person rejected in review: the next run sends each again, a credit each.",
+)
 @click.pass_context
 def retry(
     ctx: click.Context,
@@ -479,6 +505,7 @@ def retry(
     timeouts: bool,
     ambiguous: bool,
     reused: bool,
+    rejected: bool,
     api_key: str | None,
     api_secret: str | None,
 ) -> None:
@@ -494,8 +521,10 @@ def retry(
     from tagger.pipeline.revive import revive_timeouts
     from tagger.pipeline.runner import EMULATOR_ENDPOINT, make_api
 
-    if not (failed or skipped or timeouts or ambiguous or reused):
-        raise UsageError("say what to retry: --failed, --skipped REASON, --timeouts, --ambiguous or --reused")
+    if not (failed or skipped or timeouts or ambiguous or reused or rejected):
+        raise UsageError(
+            "say what to retry: --failed, --skipped REASON, --timeouts, --ambiguous, --reused or --rejected"
+        )
     config = _config(ctx, {"ledger": ledger, "endpoint": endpoint, "api_key": api_key, "api_secret": api_secret})
     endpoint_id = EMULATOR_ENDPOINT if emulator else normal_endpoint(config.endpoint)
     roots = [os.path.abspath(os.fsencode(os.path.expanduser(p))) for p in paths] or None
@@ -513,12 +542,14 @@ def retry(
             )
             if reused:
                 n += db.retry_reused(endpoint_id, roots or [])
+            if rejected:
+                n += db.retry_rejected(roots)
             if timeouts:
                 revived = revive_timeouts(api, db, endpoint_id, roots=roots)
     finally:
         if api is not None:
             api.close()
-    if failed or skipped or ambiguous or reused:
+    if failed or skipped or ambiguous or reused or rejected:
         click.echo(f"{n} job(s) queued again; run `tagger run` over them to send them (a credit each)")
     if revived is not None:
         click.echo(
@@ -533,6 +564,147 @@ def retry(
             )
             + "; run `tagger run` to finish them"
         )
+
+
+def _sidecar_options(config: Config) -> Any:
+    """The sidecar settings of ``config`` (as a run writes them)."""
+    from tagger.sidecars.writeback import SidecarOptions
+
+    return SidecarOptions(
+        config.sidecars,
+        config.sidecar_dir or None,
+        config.sidecar_naming,
+        config.keyword_parent,
+        rules=_keyword_rules(config)(),
+        locale=config.locale,
+    )
+
+
+def _roots(paths: tuple[str, ...]) -> list[bytes] | None:
+    return [os.path.abspath(os.fsencode(os.path.expanduser(p))) for p in paths] or None
+
+
+@cli.command()
+@config_option
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
+@click.option(
+    "--export",
+    "export_to",
+    type=click.Path(dir_okay=False),
+    help="Write the photos awaiting review to this CSV (path, caption, keywords, decision) and exit.",
+)
+@click.option(
+    "--import",
+    "import_from",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Record the decisions of this CSV (approve, reject, or empty); every row is checked before any is recorded.",
+)
+@click.option("--no-browser", is_flag=True, help="Only print the page's address; do not open a browser.")
+@click.option("--port", default=0, show_default=True, help="Port of the page (0: a random free port).")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind: loopback unless --bind-anywhere."
+)
+@click.option(
+    "--bind-anywhere",
+    is_flag=True,
+    help="Allow --host to be an address other than loopback (anyone who can reach it and has the token decides).",
+)
+@click.pass_context
+def review(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    ledger: str | None,
+    export_to: str | None,
+    import_from: str | None,
+    no_browser: bool,
+    port: int,
+    host: str,
+    bind_anywhere: bool,
+) -> None:
+    """Decide on held captions (`run --hold`): a local page, or a CSV round trip. Costs nothing (reads the ledger).
+
+    Every decision is recorded at once; `tagger apply` (or the page's Apply
+    button) then writes the approved and edited captions into sidecars.
+    """
+    from tagger.review.spreadsheet import export_sheet, import_sheet
+
+    if export_to and import_from:
+        raise UsageError("--export and --import: one at a time")
+    config = _config(ctx, {"ledger": ledger})
+    roots = _roots(paths)
+    if export_to:
+        with _open_ledger(config) as db:
+            n = export_sheet(db, export_to, roots)
+        click.echo(
+            f"wrote {n} photo(s) awaiting review to {'standard output' if export_to == '-' else export_to}",
+            err=export_to == "-",
+        )
+        return
+    if import_from:
+        with _open_ledger(config) as db:
+            n = import_sheet(db, import_from, _keyword_rules(config)())
+        click.echo(f"recorded {n} decision(s); `tagger apply` writes the approved and edited captions")
+        return
+    from tagger.review.server import ReviewServer
+
+    with _open_ledger(config) as db:
+        pass  # refuse a missing ledger before binding anything
+    server = ReviewServer(
+        config.ledger_path,
+        _sidecar_options(config),
+        roots=roots,
+        locale=config.locale,
+        host=host,
+        port=port,
+        bind_anywhere=bind_anywhere,
+    )
+    click.echo(f"review page: {server.url}")
+    click.echo("Ctrl-C stops it; every decision is already recorded.")
+    if not no_browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+@cli.command(name="apply")
+@config_option
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
+@click.option(
+    "--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the caption CSV here (as `run --csv`)."
+)
+@click.option("--csv-profile", help="CSV profile: default, excel, resourcespace, canto, aem, exiftool.")
+@click.option("--sidecar-dir", type=click.Path(file_okay=False), help="Sidecars are in a mirror of the tree here.")
+@click.pass_context
+def apply_cmd(
+    ctx: click.Context, paths: tuple[str, ...], ledger: str | None, csv_path: str | None, **flags: Any
+) -> None:
+    """Write the captions a person approved or edited into their sidecars (under PATHS, or all).
+
+    Same merge rules as a run; held and rejected captions are left out.
+    Costs nothing (nothing is sent).
+    """
+    from tagger.review.apply import apply_reviews
+
+    config = _config(ctx, {"ledger": ledger, "csv": csv_path, **flags})
+    with _open_ledger(config) as db:
+        db.acquire()
+        result = apply_reviews(db, _sidecar_options(config), _roots(paths))
+        rows = _csv_exporter(config)(db) if config.csv else None
+    click.echo(
+        f"applied {result.decided} decided caption(s): sidecars written {result.written}"
+        + (f", {result.failed} could not be written (see `tagger status`)" if result.failed else "")
+        + (f"; CSV rows {rows}" if rows is not None else "")
+    )
+    if result.failed:
+        ctx.exit(1)
 
 
 @cli.group()

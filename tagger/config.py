@@ -109,6 +109,7 @@ class Config:
     sidecar_dir: str = ""
     sidecar_naming: str = "full"
     keyword_parent: str = "CloudSight"
+    hold: bool = False  # captions await a person's review (`tagger review`) before any sidecar gets them
     # [keywords]
     vocabulary: str = ""
     unmapped: str = "keep"
@@ -147,7 +148,7 @@ SECTIONS = {
         "reuse_similar",
     ),
     "prepare": ("max_edge", "quality", "max_pixels", "send_location", "prepare_time_limit", "prepare_in_processes"),
-    "output": ("csv", "csv_profile", "sidecars", "sidecar_dir", "sidecar_naming", "keyword_parent"),
+    "output": ("csv", "csv_profile", "sidecars", "sidecar_dir", "sidecar_naming", "keyword_parent", "hold"),
     "keywords": ("vocabulary", "unmapped"),
     "shared": ("url", "shared_required", "machine", "lease"),
 }

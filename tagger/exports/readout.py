@@ -12,7 +12,7 @@ from tagger.exports.records import Record
 from tagger.keywords.derive import KeywordRules, derive
 from tagger.ledger.store import Ledger, file_status
 
-__all__ = ["iter_records", "display"]
+__all__ = ["iter_records", "display", "AWAITING_REVIEW"]
 
 
 def _keywords(
@@ -21,6 +21,22 @@ def _keywords(
     if stored is not None:
         return tuple(json.loads(stored))
     return derive(caption, json.loads(categories) if categories else (), rules()).subject
+
+
+#: The status a held caption shows in the exports until a person decides (not "completed": importers leave it out).
+AWAITING_REVIEW = "awaiting review"
+
+
+def _reviewed(review: tuple[str, str | None, str | None], caption: str | None, stored: str | None):
+    """(status, caption, stored keywords) of a file whose caption was held, by the person's decision."""
+    decision, their_caption, their_keywords = review
+    if decision == "awaiting":
+        return AWAITING_REVIEW, caption, stored
+    if decision == "rejected":
+        return "rejected", None, None
+    if decision == "edited":
+        return "completed", their_caption, their_keywords or "[]"
+    return "completed", caption, stored
 
 
 def iter_records(
@@ -33,6 +49,8 @@ def iter_records(
     no run has derived yet.
     """
     cache: list[KeywordRules] = []
+    # A person's review decides what the exports say of a held caption (usually no row is held: an empty dict).
+    reviewed = ledger.review_overrides()
 
     def current() -> KeywordRules:
         if not cache:
@@ -66,6 +84,10 @@ def iter_records(
         status = file_status(fstate, jstate)
         cats = tuple(json.loads(categories)) if categories else ()
         completed = status == "completed"
+        review = reviewed.get((directory, name)) if completed and reviewed else None
+        if review is not None:
+            status, caption, stored = _reviewed(review, caption, stored)
+            completed = status != "rejected"
         if directory is None:  # a remote image: ``name`` is its URL
             path = relpath = name
             filename = urllib.parse.urlsplit(name).path.rsplit("/", 1)[-1] or name

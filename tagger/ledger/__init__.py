@@ -2,8 +2,9 @@
 
 Owns: every SQL statement of the package: ``store`` (the ``Ledger``:
 opening and locking, runs, files, jobs, reading out), with the statements
-of three concerns it inherits, ``planning`` (the planner's), ``similarity``
-(similar photos) and ``writes`` (keywords, sidecar bookkeeping, adoption);
+of four concerns it inherits, ``planning`` (the planner's), ``similarity``
+(similar photos), ``writes`` (keywords, sidecar bookkeeping, adoption) and
+``review`` (captions held for a person, their decisions);
 ``answers`` (final answers read out for the shared store),
 ``states`` (file and job states), ``keys`` (normal forms of endpoints and
 locales), ``roots`` (path prefixes in SQL), and the schema's migrations

@@ -47,6 +47,7 @@ from tagger.ledger.migrations import MIGRATIONS_TABLE, NAMES
 if TYPE_CHECKING:
     import sqlite_utils
 from tagger.ledger.planning import HASH_SCHEME, PlanningQueries
+from tagger.ledger.review import ReviewQueries
 from tagger.ledger.roots import under_roots
 from tagger.ledger.similarity import DONOR_FILE, SimilarQueries
 from tagger.ledger.states import SETTLED_STATUS, FileState, Job, JobState, file_status
@@ -55,12 +56,12 @@ from tagger.ledger.writes import WriteQueries
 __all__ = ["Ledger", "JobState", "FileState", "Job", "SETTLED_STATUS", "file_status", "under_roots"]
 
 
-class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
+class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
     """One ledger file, opened by one run at a time; safe to use from threads.
 
-    The statements of three concerns live beside it and are inherited: the
-    planner's (``planning``), similar photos' (``similarity``) and writing
-    captions out (``writes``).
+    The statements of four concerns live beside it and are inherited: the
+    planner's (``planning``), similar photos' (``similarity``), writing
+    captions out (``writes``) and a person's review (``review``).
     """
 
     def __init__(self, path: str, *, clock=time.time, locale: str = DEFAULT_LOCALE) -> None:

@@ -216,6 +216,7 @@ def run(
             config.keyword_parent,
             rules=rules,
             locale=config.locale,
+            hold=config.hold,
         )
         url_keys = [url_key(u) for u in urls]
         prep_options = PrepareOptions(

@@ -46,6 +46,8 @@ class SidecarContent:
     content_hash: str = ""  # the ledger's identity of the image content the caption belongs to
     categories: tuple[str, ...] = ()
     reused_from: str | None = None  # path of the similar photo whose caption this is
+    #: A person's review: "approved" (the machine's caption as it was) or "edited" (the caption and keywords are theirs).
+    review: str | None = None
 
 
 def _clean_text(text: str | None) -> str:
@@ -287,6 +289,7 @@ def decide_fields(old: State, content: SidecarContent, existed: bool, hierarchy_
         "imageCopy": prov.get("imageCopy"),
         **{k: new.prov[k] for k in new.prov},
         "reusedFrom": _clean_text(content.reused_from) if content.reused_from else None,
+        "review": _clean_text(content.review) if content.review else None,
     }
     new.prov = {k: v for k, v in fields.items() if v not in (None, "", ())}  # type: ignore[misc]
     return new

@@ -4,7 +4,9 @@
 the boilerplate it replaced, ``added*`` its keywords, ``seeded*`` the copies
 of the user's keywords in fields tagger created, ``imageCopy`` a digest of
 the copy a new sidecar started from; ``contentHash`` and ``categories`` say
-which job the caption is (a lost ledger adopts it from here).
+which job the caption is (a lost ledger adopts it from here); ``review``
+says a person approved the caption or edited it (then caption and keywords
+are theirs).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ PROV_FIELDS = (
     "seededHierarchicalSubject",
     "seededTagsList",
     "reusedFrom",
+    "review",
 )
 PROV_BAGS = frozenset(
     {

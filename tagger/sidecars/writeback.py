@@ -7,6 +7,12 @@ sidecars of files under its own roots; with sidecars off it writes none and
 marks none, so a later run with sidecars on writes them. A sidecar that
 could not be written keeps its reason in the ledger and is tried again on
 every run.
+
+With ``hold`` a caption is not written: it is recorded as awaiting a
+person's review (``tagger review``). A held caption reaches its sidecar only
+once approved or edited; an edited one is written as the person left it
+(their caption and keywords, ``tagger:review`` "edited"), whatever the
+vocabulary or a later ``--rewrite-sidecars``; a rejected one never.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass, field
 from tagger.display import iso
 from tagger.keywords.derive import KeywordRules, Keywords, derive
 from tagger.keywords.stored import refresh_keywords, stored_keywords
+from tagger.ledger.review import APPROVED, EDITED
 from tagger.ledger.store import Ledger
 from tagger.sidecars.write import SidecarContent, SidecarError, sidecar_path_for, write_sidecar
 
@@ -39,6 +46,10 @@ class SidecarOptions:
     rules: KeywordRules | None = field(default=None, compare=False)
     #: The captions' language (the jobs were sent with it): each goes under its own xml:lang.
     locale: str = "en-US"
+    #: Hold new captions for a person's review instead of writing them (``[output] hold``).
+    hold: bool = False
+    #: Write only the captions a person approved or edited (``tagger apply``).
+    reviewed_only: bool = False
 
     @property
     def keyword_rules(self) -> KeywordRules:
@@ -74,12 +85,23 @@ def write_back(
         # One derivation, stored, for every job (remote images too): the exports and the contact sheet
         # read the keywords the sidecars got.
         refresh_keywords(ledger, rules)
+    rows = ledger.unwritten(job_id, roots)
+    # A review row counts only for the job whose caption was held (a changed file has another job).
+    reviews = ledger.reviews_of([row[0] for row in rows]) if rows else {}
+    if options.hold:
+        held = [(row[0], row[5]) for row in rows if (reviews.get(row[0]) or (None,))[0] != row[5]]
+        if held:
+            if job_id is not None:
+                refresh_keywords(ledger, rules, job_id)  # the page and the spreadsheet show them
+            ledger.hold_for_review(held)
+            reviews.update(ledger.reviews_of(f for f, _ in held))
     if not options.enabled:
         if job_id is not None:
             refresh_keywords(ledger, rules, job_id)  # the exports read them
         return 0, 0  # deferred: the files stay unwritten until a run with sidecars on
     derived: dict[int, Keywords] = {}
-    for row in ledger.unwritten(job_id, roots):
+    applied: list[int] = []
+    for row in rows:
         (
             file_id,
             directory,
@@ -102,8 +124,20 @@ def write_back(
             donor_dir,
             donor_name,
         ) = row
+        review = reviews.get(file_id)
+        decision = review[1] if review is not None and review[0] == jid else None
+        if decision is None and options.reviewed_only:
+            continue
+        if decision is not None and decision not in (APPROVED, EDITED):
+            continue  # awaiting a person, or rejected: no caption in the sidecar
         fresh = None
-        if stored_rules == fingerprint:
+        if decision == EDITED and review is not None:
+            # The person's caption and keywords, as they left them: never derived again, never reverted.
+            caption = review[2]
+            keywords = Keywords(
+                tuple(json.loads(review[3] or "[]")), tuple(tuple(p) for p in json.loads(review[4] or "[]"))
+            )
+        elif stored_rules == fingerprint:
             keywords = stored_keywords(subject, paths, caption, categories, rules)
         else:  # just settled: derived here and stored with the write, in one commit
             keywords = derived.get(jid) or derive(caption, _list(categories), rules)
@@ -128,6 +162,7 @@ def write_back(
                 reused_from=os.path.join(donor_dir, donor_name).decode("utf-8", "replace")
                 if donor_dir is not None
                 else None,
+                review=decision,
             )
             if options.sidecar_dir:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -140,5 +175,9 @@ def write_back(
             ledger.sidecar_failed(file_id, message)
             continue
         ledger.mark_written(file_id, jid, os.fsencode(target), fresh)
+        if decision is not None:
+            applied.append(file_id)
         written += int(changed)
+    if applied:
+        ledger.mark_applied(applied)
     return written, failed
