@@ -66,12 +66,14 @@ def iter_records(
         status = file_status(fstate, jstate)
         cats = tuple(json.loads(categories)) if categories else ()
         completed = status == "completed"
+        source = None
         if directory is None:  # a remote image: ``name`` is its URL
             path = relpath = name
             filename = urllib.parse.urlsplit(name).path.rsplit("/", 1)[-1] or name
         else:
             full = os.path.join(directory, name)
             path, relpath, filename = display(full), display(os.path.relpath(full, root)), display(name)
+            source = os.fsencode(full)
         yield Record(
             path=path,
             relpath=relpath,
@@ -90,4 +92,5 @@ def iter_records(
             modified_at=iso(mtime_ns / 1e9) if mtime_ns else None,
             size=size,
             reused_from=display(os.path.join(donor_dir, donor_name)) if donor_dir is not None else None,
+            source=source,
         )
