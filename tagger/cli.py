@@ -20,7 +20,7 @@ import click
 from tagger import __version__
 from tagger.client import cloudsight as cs
 from tagger.config import Config, load_config
-from tagger.display import iso
+from tagger.display import display, iso
 from tagger.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, TaggerError, UsageError
 from tagger.ledger.store import Ledger
 
@@ -597,12 +597,11 @@ def show(
                 continue
             apps = shown_by(path, folder=folder)
             if as_json:
-                click.echo(
-                    json.dumps({"path": path, **{app: s.as_json() for app, s in apps.items()}}, ensure_ascii=False)
-                )
+                shown = {"path": display(path), **{app: s.as_json() for app, s in apps.items()}}
+                click.echo(json.dumps(shown, ensure_ascii=False))
                 continue
-            click.echo(path)
-            found = [p for p in sidecars_of(path, folder=folder) if p and os.path.isfile(p)]
+            click.echo(display(path))
+            found = [display(p) for p in sidecars_of(path, folder=folder) if p and os.path.isfile(p)]
             click.echo(f"  {'sidecar:':18} {', '.join(found) or 'none'}")
             for app, s in apps.items():
                 mark = f" [{'yours' if s.description_by == 'user' else s.description_by}]" if s.description_by else ""
