@@ -66,7 +66,6 @@ def _tree(tmp_path: Path) -> Path:
 def _interrupted_then_resumed(tmp_path: Path, sig: int) -> tuple[Path, subprocess.CompletedProcess, int]:
     root = _tree(tmp_path)
     ledger = tmp_path / "l.sqlite"
-    state = tmp_path / "l.emulator.sqlite"
     args = [sys.executable, "-P", "-m", "tagger", "--config", str(fast_config(tmp_path)), "run", str(root)]
     args += ["--emulator", "--emulator-latency", "2-3", "--max-in-flight", "8", "--ledger", str(ledger)]
     proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
