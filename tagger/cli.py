@@ -20,7 +20,7 @@ import click
 from tagger import __version__
 from tagger.client import cloudsight as cs
 from tagger.config import Config, load_config
-from tagger.display import iso
+from tagger.display import display, iso
 from tagger.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, TaggerError, UsageError
 from tagger.ledger.store import Ledger
 
@@ -199,7 +199,7 @@ def run(
             latency = parse_latency(emulator_latency)
         except ValueError as exc:
             raise UsageError(f"--emulator-latency: {exc}") from None
-        with_emulator = Emulator(latency=latency).start()
+        with_emulator = _start_emulator(Emulator, latency, None if dry_run else _emulator_state(config.ledger_path))
         config = config.replace(api_key=with_emulator.key, api_secret=with_emulator.secret, endpoint=with_emulator.url)
         if flags.get("first_poll_delay") is None and not _configured(ctx, "first_poll_delay"):
             config = config.replace(first_poll_delay=max(0.2, latency[0]))
@@ -221,10 +221,13 @@ def run(
                 urls=urls,
                 rewrite_sidecars=rewrite_sidecars,
                 stop=stopping.event,
+                emulator_remembers=with_emulator is not None and with_emulator.remembers,
             )
     finally:
         if with_emulator is not None:
             with_emulator.stop()
+            if with_emulator.state:
+                log.info("built-in emulator: %s", with_emulator.stopped_words())
     if dry_run and result.stopped:  # interrupted while counting: a partial plan would mislead
         click.echo(
             f"plan: interrupted by {stopping.signal_name or 'a signal'} before the count was complete; nothing was sent"
@@ -264,6 +267,22 @@ def _awaiting(config: Config) -> None:
             f"{waiting} caption(s) await review (no sidecar yet): `tagger review` or `tagger review --export FILE.csv`,"
             " then `tagger apply`"
         )
+
+
+def _emulator_state(ledger_path: str) -> str:
+    """The built-in emulator's state file: beside the ledger, so a resumed run finds the jobs it left there."""
+    return os.path.splitext(ledger_path)[0] + ".emulator.sqlite"
+
+
+def _start_emulator(emulator_type: Any, latency: tuple[float, float], state: str | None) -> Any:
+    """A started built-in emulator keeping its jobs in ``state`` (None: in memory); busy state is exit 3."""
+    from tagger.emulator import StateFileBusy
+    from tagger.errors import LedgerLocked
+
+    try:
+        return emulator_type(latency=latency, state=state).start()
+    except StateFileBusy as exc:
+        raise LedgerLocked(f"{exc}: another `tagger run --emulator` on this ledger is running") from None
 
 
 def _plan_words(p: Any) -> str:
@@ -804,12 +823,11 @@ def show(
                 continue
             apps = shown_by(path, folder=folder)
             if as_json:
-                click.echo(
-                    json.dumps({"path": path, **{app: s.as_json() for app, s in apps.items()}}, ensure_ascii=False)
-                )
+                shown = {"path": display(path), **{app: s.as_json() for app, s in apps.items()}}
+                click.echo(json.dumps(shown, ensure_ascii=False))
                 continue
-            click.echo(path)
-            found = [p for p in sidecars_of(path, folder=folder) if p and os.path.isfile(p)]
+            click.echo(display(path))
+            found = [display(p) for p in sidecars_of(path, folder=folder) if p and os.path.isfile(p)]
             click.echo(f"  {'sidecar:':18} {', '.join(found) or 'none'}")
             for app, s in apps.items():
                 mark = f" [{'yours' if s.description_by == 'user' else s.description_by}]" if s.description_by else ""
@@ -884,6 +902,12 @@ def _sidecars_under(path: str):
     "--lost-answer-seconds", default=75.0, show_default=True, help="How long a 'timeout' holds the answer back."
 )
 @click.option("--stuck-rate", default=0.0, help="Fraction of jobs that answer 'not completed' for ever.")
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False),
+    help="File keeping jobs and balance between starts (default: emulator.sqlite in tagger's data folder).",
+)
+@click.option("--forgetful", is_flag=True, help="Keep nothing between starts (no state file).")
 def emulator(
     host: str,
     port: int,
@@ -910,6 +934,8 @@ def emulator(
     lost_answer_kind: str,
     lost_answer_seconds: float,
     stuck_rate: float,
+    state: str | None,
+    forgetful: bool,
 ) -> None:
     """Serve a CloudSight-compatible emulator (honest: it recognises nothing). Costs nothing (offline)."""
     from tagger.emulator import Faults, parse_latency, serve
@@ -940,7 +966,32 @@ def emulator(
         )
     except ValueError as exc:
         raise UsageError(f"emulator faults: {exc}") from None
-    serve(host, port, key=key, secret=secret, latency=span, ttl=ttl, faults=faults, credits=credits, seed=seed)
+    from tagger.config import default_ledger_path
+    from tagger.emulator import StateFileBusy
+
+    if forgetful and state:
+        raise UsageError("--state and --forgetful: choose one")
+    if not forgetful:
+        state = (
+            os.path.expanduser(state)
+            if state
+            else os.path.join(os.path.dirname(default_ledger_path()), "emulator.sqlite")
+        )
+    try:
+        serve(
+            host,
+            port,
+            key=key,
+            secret=secret,
+            latency=span,
+            ttl=ttl,
+            faults=faults,
+            credits=credits,
+            seed=seed,
+            state=None if forgetful else state,
+        )
+    except StateFileBusy as exc:
+        raise UsageError(f"{exc}; stop it first, or give another --state") from None
 
 
 def main(argv: list[str] | None = None) -> None:

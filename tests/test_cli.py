@@ -300,7 +300,8 @@ def test_the_emulator_command_serves_until_ctrl_c(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
     proc = subprocess.Popen(
-        [sys.executable, "-P", "-m", "tagger", "emulator", "--port", "0", "--latency", "0.05", "--key", "k1"],
+        [sys.executable, "-P", "-m", "tagger", "emulator", "--port", "0", "--latency", "0.05", "--key", "k1"]
+        + ["--state", str(tmp_path / "emu.sqlite")],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

@@ -194,7 +194,7 @@ def test_canto_profile(tmp_path: Path) -> None:
 
 def test_aem_profile(tmp_path: Path) -> None:
     dest = tmp_path / "aem.csv"
-    records = [rec("a\\b c\\IMG 1.jpg", caption="x", keywords=("left|right", "sky")), SAMPLE[1], SAMPLE[2]]
+    records = [rec("a/b c/IMG 1.jpg", caption="x", keywords=("left|right", "sky")), SAMPLE[1], SAMPLE[2]]
     assert write_export(records, str(dest), profile="aem") == 2
     rows = read_csv(dest)
     assert list(rows[0]) == [

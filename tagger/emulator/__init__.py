@@ -8,10 +8,15 @@ description of its colours, or a dark/bright/blurry skip.
 
     with Emulator(latency=(0.05, 0.1)) as emulator:
         ...  # point a client at emulator.url with emulator.key
+
+Given ``state=FILE`` it keeps its jobs, balance and charges there between
+processes, as the service keeps them between a client's runs; without it
+(the default) it remembers nothing once stopped.
 """
 
 from __future__ import annotations
 
+from ._persist import StateFileBusy
 from .server import Emulator, Faults, parse_latency, serve
 
-__all__ = ["Emulator", "Faults", "parse_latency", "serve"]
+__all__ = ["Emulator", "Faults", "StateFileBusy", "parse_latency", "serve"]

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ._persist import StateFile
 from ._vision import Analysis
 
 __all__ = [
@@ -186,11 +187,24 @@ class Account:
     lost_left: int = 0
     lost_turn: int = 0
     submitting_now: int = 0
+    #: Where jobs, balance and charges outlive the process (None: kept in memory only, as tests want).
+    store: StateFile | None = None
+    charged: int = 0  # credits charged, ever (since the state file was made)
+    charged_before: int = 0  # of which before this process
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.reset_counters()
         self.set_faults(self.faults)
+        if self.store is not None:
+            self.jobs = self.store.jobs(Job)
+            self.seen_digests = self.store.digests()
+            stored = self.store.value("credits")
+            if stored is None:
+                self.store.set_credits(self.credits)
+            else:
+                self.credits = stored
+            self.charged = self.charged_before = self.store.value("charged") or 0
 
     def set_faults(self, faults: Faults) -> None:
         """Change the faults; an outage and a count of lost answers start from now."""
@@ -346,8 +360,11 @@ class Account:
                 self.counts["duplicates"] += 1
             self.seen_digests.add(digest)
             self.credits = max(0, self.credits - 1)
+            self.charged += 1
             self._queue(job)
             self.jobs[token] = job
+            if self.store is not None:  # on disk before the answer carrying the token goes out
+                self.store.submitted(job, digest, self.credits, self.charged)
         return job
 
     def poll(self, token: str) -> dict[str, object]:
@@ -377,12 +394,17 @@ class Account:
             # The job settles anew, so its first sighting starts over too.
             self.first_seen.pop(token, None)
             self._queue(job)
+            if self.store is not None:
+                self.store.requeued(job)
             return "ok"
 
     def forget(self, token: str) -> bool:
         """Drop a job, as the service does once it stops keeping it: polls answer "not found"."""
         with self.lock:
-            return self.jobs.pop(token, None) is not None
+            known = self.jobs.pop(token, None) is not None
+            if known and self.store is not None:
+                self.store.forgotten(token)
+            return known
 
     def _queue(self, job: Job) -> None:
         # Caller holds the lock.

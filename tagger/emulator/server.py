@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import struct
 import threading
@@ -33,6 +34,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ._http import BadBody, check_auth, parse_body
+from ._persist import StateFile
 from ._state import MAX_TTL, Account, Faults
 from ._vision import Analysis, InvalidImage, analyse
 
@@ -345,6 +347,7 @@ class Emulator:
         credits: int = 100_000,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        state: str | None = None,
     ) -> None:
         low, high = latency
         if low < 0 or high < low:
@@ -356,8 +359,17 @@ class Emulator:
         self.key = key
         self.secret = secret
         self.ttl = float(ttl)
+        # A state file keeps jobs and balance between processes, as the service does; ``credits`` then
+        # only starts a new file.
+        self.state = state
+        store = StateFile(state, clock) if state else None
         self._account = Account(
-            latency=(float(low), float(high)), faults=faults or Faults(), credits=credits, seed=seed, clock=clock
+            latency=(float(low), float(high)),
+            faults=faults or Faults(),
+            credits=credits,
+            seed=seed,
+            clock=clock,
+            store=store,
         )
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -384,16 +396,18 @@ class Emulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close every connection."""
+        """Stop serving and close every connection (and the state file: a stopped emulator cannot restart)."""
         server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            server.close_connections()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+                self._thread = None
+        store, self._account.store = self._account.store, None
+        if store is not None:
+            store.close()
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -439,12 +453,36 @@ class Emulator:
         """Credits left on the account."""
         return self._account.balance()
 
+    @property
+    def remembers(self) -> bool:
+        """True when its state file was there before: it knows the jobs earlier processes created."""
+        store = self._account.store
+        return store is not None and not store.created
+
+    @property
+    def charged(self) -> tuple[int, int]:
+        """Credits charged: by this emulator since it started, and in all (since its state file was made)."""
+        with self._account.lock:
+            return self._account.charged - self._account.charged_before, self._account.charged
+
+    def stopped_words(self) -> str:
+        """What it charged, in the words printed when it stops."""
+        now, total = self.charged
+        words = f"charged {now} credit(s)"
+        if self.state:
+            words += f" ({total} since {self.state} was made), balance {self.credits}"
+        return words
+
 
 def serve(host: str = "127.0.0.1", port: int = 0, **settings: Any) -> None:
     """Run an emulator in the foreground until Ctrl-C, printing its base URL and key.
 
-    ``settings`` are ``Emulator``'s keyword arguments (key, secret, latency, ttl, faults, credits, seed).
+    ``settings`` are ``Emulator``'s keyword arguments (key, secret, latency, ttl, faults, credits, seed,
+    state). When it stops it prints what it charged.
     """
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (a service manager, `kill`) stops it as Ctrl-C does, so it says what it charged.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     emulator = Emulator(host, port, **settings)
     with emulator:
         # The prints are inside the try: a Ctrl-C that comes as soon as the URL is out (a script that
@@ -453,5 +491,9 @@ def serve(host: str = "127.0.0.1", port: int = 0, **settings: Any) -> None:
             print(f"CloudSight emulator listening at {emulator.url}", flush=True)
             print(f"API key: {emulator.key}", flush=True)
             threading.Event().wait()
+            if emulator.state:
+                print(f"state: {emulator.state} (jobs and balance kept between starts)", flush=True)
+            threading.Event().wait()
         except KeyboardInterrupt:
             print("stopping", flush=True)
+    print(f"stopped: {emulator.stopped_words()}", flush=True)

@@ -84,6 +84,7 @@ def iter_records(
         status = file_status(fstate, jstate)
         cats = tuple(json.loads(categories)) if categories else ()
         completed = status == "completed"
+        source = None
         review = reviewed.get((directory, name)) if completed and reviewed else None
         if review is not None:
             status, caption, stored = _reviewed(review, caption, stored)
@@ -94,6 +95,7 @@ def iter_records(
         else:
             full = os.path.join(directory, name)
             path, relpath, filename = display(full), display(os.path.relpath(full, root)), display(name)
+            source = os.fsencode(full)
         yield Record(
             path=path,
             relpath=relpath,
@@ -112,4 +114,5 @@ def iter_records(
             modified_at=iso(mtime_ns / 1e9) if mtime_ns else None,
             size=size,
             reused_from=display(os.path.join(donor_dir, donor_name)) if donor_dir is not None else None,
+            source=source,
         )

@@ -13,8 +13,10 @@ class Record:
 
     ``status`` speaks the service's words (``completed``, ``skipped``,
     ``timeout``, ``not found``) plus ``failed`` (could not be processed) and
-    ``pending`` (not settled yet). Paths are display strings (undecodable
-    bytes replaced), ``relpath`` is relative to the scanned root.
+    ``pending`` (not settled yet). Paths are display strings (see
+    ``tagger.display``: a name that is not UTF-8 is spelled with ``\\xNN``,
+    reversibly), ``relpath`` is relative to the scanned root; ``source`` is
+    the exact name, bytes and all.
     """
 
     path: str
@@ -35,3 +37,5 @@ class Record:
     size: int | None = None
     reused_from: str | None = None  # the photo whose caption this one shares (a similar copy: no credit spent)
     extra: dict = field(default_factory=dict, compare=False)
+    #: The file's exact name on disk (None for a remote image): what the exiftool profile and the sheet open.
+    source: bytes | None = field(default=None, compare=False, repr=False)

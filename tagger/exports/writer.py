@@ -8,6 +8,13 @@ which embeds the captions into the images themselves. The metadata-import
 profiles carry completed rows only: a row without a caption would either do
 nothing or blank a field the user filled.
 
+The ``exiftool`` profile reads each photo's own metadata and carries the
+sidecar merge's decisions (``tagger.sidecars.embed``): an empty cell where the
+photo's own description stands (exiftool then leaves it), the photo's
+keywords followed by tagger's (exiftool replaces a whole list), nothing for
+title, creator or rights. Its ``SourceFile`` is the file's exact name, bytes
+that are not UTF-8 included, so exiftool finds the file.
+
 Every cell is quoted (RFC 4180) and every row carries the file's path, so two
 ``IMG_0001.JPG`` in different folders never get each other's caption.
 """
@@ -18,6 +25,7 @@ import csv
 import dataclasses
 import io
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -51,6 +59,10 @@ class Profile:
     formula_guard: bool = False
     completed_only: bool = False
     description: str = ""
+    #: Names written byte for byte (undecodable bytes as themselves, not as UTF-8): for exiftool's matching.
+    raw_names: bool = False
+    #: Computes, once per row, options its cells read (the photo's own metadata, for the exiftool profile).
+    row_options: Callable[[Record], dict[str, Any]] | None = None
 
     @property
     def headers(self) -> list[str]:
@@ -102,12 +114,41 @@ def _alt_text(r: Record, _o: dict[str, Any]) -> str:
 
 
 def _forward(relpath: str) -> str:
-    return relpath.replace("\\", "/").lstrip("/")
+    # Only the platform's own separator becomes "/": a backslash is a legal character in a POSIX name
+    # (and the display spelling of an undecodable byte), never a folder.
+    if os.sep != "/":
+        relpath = relpath.replace(os.sep, "/")
+    return relpath.lstrip("/")
 
 
 def _aem_path(r: Record, options: dict[str, Any]) -> str:
     root = str(options.get("aem_root", "/content/dam")).rstrip("/")
     return f"{root}/{_forward(r.relpath)}"
+
+
+def _embedding(r: Record) -> dict[str, Any]:
+    from tagger.sidecars.embed import Embedding, embedding_for
+
+    if r.source is None:  # a remote image: nothing on disk to read or embed into
+        return {"embed": Embedding(_text(r.caption) or None, tuple(r.keywords) or None, _text(r.caption) or None)}
+    return {"embed": embedding_for(os.fsdecode(r.source), _text(r.caption), r.keywords)}
+
+
+def _source_file(r: Record, _o: dict[str, Any]) -> str:
+    # The exact name: undecodable bytes stay lone surrogates, written back as the bytes themselves.
+    return os.fsdecode(r.source) if r.source is not None else _text(r.path)
+
+
+def _embed_text(name: str) -> Cell:
+    return lambda _r, o: _text(getattr(o["embed"], name))
+
+
+def _embed_list(name: str) -> Cell:
+    return lambda _r, o: _join(getattr(o["embed"], name) or (), "; ")
+
+
+def _embed_alt(r: Record, o: dict[str, Any]) -> str:
+    return _alt_text(r, o) if o["embed"].alt_text else ""
 
 
 _DEFAULT_COLUMNS: tuple[tuple[str, Cell], ...] = (
@@ -181,13 +222,17 @@ PROFILES: dict[str, Profile] = {
     "exiftool": Profile(
         "exiftool",
         (
-            ("SourceFile", _field("path")),
-            ("XMP-dc:Description", _caption),
-            ("XMP-dc:Subject", _listed("keywords", "; ")),
-            ("XMP-iptcCore:AltTextAccessibility", _alt_text),
+            ("SourceFile", _source_file),
+            ("XMP-dc:Description", _embed_text("description")),
+            ("XMP-dc:Subject", _embed_list("subject")),
+            ("XMP-iptcCore:AltTextAccessibility", _embed_alt),
+            ("EXIF:ImageDescription", _embed_text("image_description")),
+            ("IPTC:Keywords", _embed_list("iptc_keywords")),
         ),
         completed_only=True,
-        description='for exiftool -csv=FILE -sep "; " -overwrite_original: embeds captions and keywords',
+        description='for exiftool -csv=FILE -sep "; ": embeds captions and keywords, keeping the photo\'s own',
+        raw_names=True,
+        row_options=_embedding,
     ),
 }
 
@@ -198,7 +243,8 @@ def _csv_rows(records: Iterable[Record], profile: Profile, guard: bool, options:
     for record in records:
         if profile.completed_only and record.status != "completed":
             continue
-        row = [cell(record, options) for _, cell in profile.columns]
+        row_options = {**options, **profile.row_options(record)} if profile.row_options else options
+        row = [cell(record, row_options) for _, cell in profile.columns]
         yield [guard_cell(v) for v in row] if guard else row
 
 
@@ -207,6 +253,8 @@ def _json_value(value: Any) -> Any:
 
 
 def _write_csv(out: IO[str], records: Iterable[Record], profile: Profile, guard: bool, options: dict[str, Any]) -> int:
+    if profile.raw_names and isinstance(out, io.TextIOWrapper):
+        out.reconfigure(errors="surrogateescape")
     if profile.bom:
         out.write("\ufeff")
     writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator=profile.line_end)
@@ -221,7 +269,8 @@ def _write_csv(out: IO[str], records: Iterable[Record], profile: Profile, guard:
 def _write_jsonl(out: IO[str], records: Iterable[Record]) -> int:
     count = 0
     for record in records:
-        obj = {f.name: _json_value(getattr(record, f.name)) for f in dataclasses.fields(record)}
+        # ``source`` is bytes, not JSON: ``path`` carries it in the display spelling, which reverses to it.
+        obj = {f.name: _json_value(getattr(record, f.name)) for f in dataclasses.fields(record) if f.name != "source"}
         out.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
         count += 1
     return count

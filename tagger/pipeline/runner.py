@@ -143,6 +143,7 @@ def run(
     urls: Sequence[str] = (),
     rewrite_sidecars: bool = False,
     stop: threading.Event | None = None,
+    emulator_remembers: bool = False,
 ) -> RunResult:
     """Caption every image under ``paths``; resumable, incremental.
 
@@ -151,7 +152,9 @@ def run(
     locale, never pass for another's. The run sends, writes and counts only
     what is under ``paths`` (and ``urls``). Setting ``stop`` (from a signal
     handler, another thread) ends the run early and gracefully: exit status
-    3, nothing failed, the next run resumes.
+    3, nothing failed, the next run resumes. ``emulator_remembers``: the
+    in-process emulator kept the jobs of earlier runs (a state file), so
+    their tokens are polled, not sent again.
     """
     for p in paths:
         if not os.path.exists(p):
@@ -186,8 +189,9 @@ def run(
         stack.callback(store.close)
         sharing = Sharing(store, ledger, endpoint, reuse_similar=config.reuse_similar) if store.enabled else None
         if not dry_run:
-            if endpoint == EMULATOR_ENDPOINT:
-                # An in-process emulator starts empty: tokens of an interrupted run died with the last one.
+            if endpoint == EMULATOR_ENDPOINT and not emulator_remembers:
+                # An in-process emulator without a state file starts empty: tokens of an interrupted run died
+                # with the last one. One with a state file (``emulator_remembers``) knows them, as the service.
                 ledger.forget_tokens(endpoint)
             result.swept = ledger.sweep(hold=not config.resend_ambiguous)
             if result.swept:

@@ -21,6 +21,7 @@ import base64
 import hashlib
 import html
 import json
+import os
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
@@ -90,7 +91,7 @@ def _row(record: Record, thumb: int | None) -> list[Any]:
     # Positional, not keyed: at 10,000 records the key names alone would be ~1 MB.
     return [
         record.filename,
-        record.relpath.replace("\\", "/"),
+        record.relpath if os.sep == "/" else record.relpath.replace(os.sep, "/"),  # a "\\" in a name is no folder
         record.caption or "",
         list(record.keywords),
         record.status,
@@ -129,12 +130,13 @@ def _write_page(out: IO[str], records: Iterable[Record], summary: Mapping[str, A
     ids: dict[str, int] = {}
     count = 0
     for record in records:
-        thumb = ids.setdefault(record.path, len(ids))
+        # The exact name opens the file: its display spelling would not, for a name that is not UTF-8.
+        thumb = ids.setdefault(os.fsdecode(record.source) if record.source is not None else record.path, len(ids))
         out.write(("," if count else "") + "\n" + _script_json(_row(record, thumb)))
         count += 1
     out.write(']</script>\n<script type="application/json" id="thumbs">{')
     first = True
-    for thumb_id, data in zip(ids.values(), thumbnails(ids.keys(), edge)):
+    for thumb_id, data in zip(ids.values(), thumbnails(ids.keys(), edge), strict=True):
         if data is None:
             continue
         out.write(("" if first else ",") + f'\n"{thumb_id}":"{base64.b64encode(data).decode("ascii")}"')

@@ -7,8 +7,9 @@ each managed field becomes), ``repair`` (legacy sidecars) and ``merge`` (the
 atomic merge loop), ``mwg`` (the photo's own metadata by the Metadata Working
 Group's rules), ``naming`` (where a sidecar lives, display names),
 ``readers`` (what each photo app will show), ``writeback`` (ledger ->
-sidecars) and ``adopt`` (captions taken back from sidecars when the ledger
-is lost).
+sidecars), ``adopt`` (captions taken back from sidecars when the ledger
+is lost) and ``embed`` (the same decisions as exiftool CSV cells, for the
+exports' exiftool profile).
 
 May import: the standard library, defusedxml, ``tagger.keywords``,
 ``tagger.ledger``, ``tagger.prepare`` (the photo's embedded metadata and
