@@ -60,6 +60,12 @@ def sidecar_of(options: SidecarOptions, directory: bytes, name: bytes, root: byt
     )
 
 
+def _leaves(image: str, allowed: list[str]) -> bool:
+    """True when ``image``, resolved, is under none of the ``allowed`` (resolved) folders."""
+    real = os.path.realpath(image)
+    return not any(real == a or real.startswith(a.rstrip(os.sep) + os.sep) for a in allowed)
+
+
 def write_back(
     ledger: Ledger, options: SidecarOptions, job_id: int | None = None, roots: list[bytes] | None = None
 ) -> tuple[int, int]:
@@ -79,6 +85,7 @@ def write_back(
             refresh_keywords(ledger, rules, job_id)  # the exports read them
         return 0, 0  # deferred: the files stay unwritten until a run with sidecars on
     derived: dict[int, Keywords] = {}
+    real_roots = {r: os.path.realpath(os.fsdecode(r)) for r in roots or []}
     for row in ledger.unwritten(job_id, roots):
         (
             file_id,
@@ -111,6 +118,11 @@ def write_back(
             fresh = (fingerprint, *keywords.to_json())
         image = os.fsdecode(os.path.join(directory, name))
         try:
+            if root not in real_roots:
+                real_roots[root] = os.path.realpath(os.fsdecode(root))
+            if _leaves(image, list(real_roots.values())):
+                # The photo is read for the sidecar's copy of its metadata: never through a link out of the roots.
+                raise SidecarError(f"{image} is a symbolic link out of the scanned folders; not read")
             target = sidecar_of(options, directory, name, root)
             content = SidecarContent(
                 caption=caption or "",

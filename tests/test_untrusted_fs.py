@@ -1,0 +1,93 @@
+"""Issue 18, the filesystem side: links tagger did not make, outputs over inputs, one lock per ledger, odd names.
+
+tagger is run by root from cron over folders other people write to: these
+runs are real (the CLI in a subprocess, the emulator on loopback, a real
+ledger) and, where the finding needs it, as root for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import make_photo
+from test_cli import fast_config, tagger
+
+from tagger.emulator import Emulator
+
+ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not ROOT, reason="the finding is about a run as root; run this test as root")
+
+
+def run(photos: Path, tmp_path: Path, *extra: str, emulator: Emulator | None = None) -> subprocess.CompletedProcess:
+    """A real run over ``photos`` against an emulator (the in-process one unless given)."""
+    args = ["--config", str(fast_config(tmp_path)), "run", str(photos), "--ledger", str(tmp_path / "l.sqlite")]
+    if emulator is None:
+        args.append("--emulator")
+        return tagger(*args, *extra)
+    return tagger(
+        *args, "--endpoint", emulator.url, *extra, env={"CLOUDSIGHT_API_KEY": emulator.key, "TAGGER_CONFIG": ""}
+    )
+
+
+def status(tmp_path: Path) -> dict:
+    out = tagger("status", "--ledger", str(tmp_path / "l.sqlite"), "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+# --- 1. never follow a link tagger did not make ------------------------------------------------
+
+
+@needs_root
+def test_root_run_over_a_dangling_symlink_sidecar_creates_nothing_outside_the_tree(tmp_path):
+    # The finding: the write created the link's target in a folder only root may write, given to the photo's owner.
+    vault = tmp_path / "vault"
+    vault.mkdir(mode=0o700)
+    planted = vault / "planted.xmp"
+    photos = tmp_path / "photos"
+    for i in range(3):
+        make_photo(photos / f"IMG_{i:04d}.JPG", seed=i, size=(96, 64))
+    os.chown(photos, 1234, 1234)
+    for p in photos.iterdir():
+        os.chown(p, 1234, 1234)
+    link = photos / "IMG_0000.JPG.xmp"
+    link.symlink_to(planted)
+    out = run(photos, tmp_path)
+    assert not planted.exists() and os.listdir(vault) == []
+    assert link.is_symlink() and os.readlink(link) == str(planted)
+    assert out.returncode == 1, out.stderr  # a sidecar left unwritten
+    assert "IMG_0000.JPG.xmp: is a symbolic link; left alone" in out.stderr
+    data = status(tmp_path)
+    assert data["unwritten"] == 1 and data["completed"] == 2
+    [(reason, n)] = [(r, n) for r, n in data["reasons"].items() if r.startswith("unwritten")]
+    assert "is a symbolic link; left alone" in reason and n == 1
+    # The two others were written, and given to the photo's owner.
+    for i in (1, 2):
+        st = os.lstat(photos / f"IMG_{i:04d}.JPG.xmp")
+        assert stat.S_ISREG(st.st_mode) and (st.st_uid, st.st_gid) == (1234, 1234)
+    # A second run tries again, and still leaves it alone.
+    again = run(photos, tmp_path)
+    assert again.returncode == 1 and not planted.exists()
+
+
+@needs_root
+def test_a_photo_linked_to_a_root_only_file_is_not_uploaded(tmp_path):
+    secret = tmp_path / "secret"
+    secret.mkdir(mode=0o700)
+    private = make_photo(secret / "private.jpg", seed=9, size=(96, 64))
+    os.chmod(private, 0o600)
+    photos = tmp_path / "photos"
+    make_photo(photos / "own.jpg", seed=1, size=(96, 64))
+    (photos / "stolen.jpg").symlink_to(private)
+    with Emulator(latency=(0.01, 0.02), seed=1) as emu:
+        out = run(photos, tmp_path, emulator=emu)
+        assert out.returncode == 0, out.stderr
+        assert emu.counters()["submissions"] == 1
+    assert not (photos / "stolen.jpg.xmp").exists()
+    assert (photos / "own.jpg.xmp").exists()
+    assert status(tmp_path)["total"] == 1
