@@ -91,3 +91,34 @@ def test_a_photo_linked_to_a_root_only_file_is_not_uploaded(tmp_path):
     assert not (photos / "stolen.jpg.xmp").exists()
     assert (photos / "own.jpg.xmp").exists()
     assert status(tmp_path)["total"] == 1
+
+
+# --- 3. one lock per ledger, however it is reached ----------------------------------------------
+
+
+@pytest.mark.parametrize("held_by", ["real", "link"])
+def test_the_same_ledger_through_a_symlink_is_the_same_lock(photos, tmp_path, held_by):
+    # The finding: a second run through a symlink took a second lock; two runs went at once and paid twice.
+    from tagger.ledger.store import Ledger
+
+    real = tmp_path / "data" / "l.sqlite"
+    real.parent.mkdir()
+    Ledger(str(real)).close()
+    file_link = tmp_path / "file-link.sqlite"
+    file_link.symlink_to(real)
+    folder_link = tmp_path / "folder-link"
+    folder_link.symlink_to(real.parent)
+    holder = Ledger(str(real if held_by == "real" else file_link))
+    holder.acquire()
+    try:
+        for spelling in (real, file_link, folder_link / "l.sqlite", tmp_path / "data" / ".." / "data" / "l.sqlite"):
+            if str(spelling) == str(real if held_by == "real" else file_link):
+                continue
+            out = tagger("run", str(photos), "--emulator", "--ledger", str(spelling))
+            assert out.returncode == 3, (spelling, out.stderr)
+            assert f"PID {os.getpid()}" in out.stderr
+    finally:
+        holder.close()
+    assert not list(photos.rglob("*.xmp"))  # nothing ran
+    assert "l.sqlite.lock" in os.listdir(tmp_path / "data")
+    assert not (tmp_path / "file-link.sqlite.lock").exists()
