@@ -122,3 +122,43 @@ def test_the_same_ledger_through_a_symlink_is_the_same_lock(photos, tmp_path, he
     assert not list(photos.rglob("*.xmp"))  # nothing ran
     assert "l.sqlite.lock" in os.listdir(tmp_path / "data")
     assert not (tmp_path / "file-link.sqlite.lock").exists()
+
+
+# --- 2. no output over an input -----------------------------------------------------------------
+
+
+def test_two_roots_in_one_sidecar_dir_get_two_sidecars_and_show_finds_each(tmp_path):
+    # The finding: A/IMG_0001.JPG and B/IMG_0001.JPG mapped onto one sidecar: B's caption lost, `show B/..` showed A's.
+    a, b = tmp_path / "A", tmp_path / "B"
+    make_photo(a / "IMG_0001.JPG", seed=1, size=(96, 64))
+    make_photo(b / "IMG_0001.JPG", seed=2, size=(96, 64))
+    mirror = tmp_path / "mirror"
+    ledger = str(tmp_path / "l.sqlite")
+    cfg = str(fast_config(tmp_path))
+    out = tagger("--config", cfg, "run", str(a), str(b), "--emulator", "--ledger", ledger, "--sidecar-dir", str(mirror))
+    assert out.returncode == 0, out.stderr
+    side_a = mirror / str(a).lstrip("/") / "IMG_0001.JPG.xmp"
+    side_b = mirror / str(b).lstrip("/") / "IMG_0001.JPG.xmp"
+    assert sorted(mirror.rglob("*.xmp")) == sorted([side_a, side_b])
+    tokens = {
+        p: json.loads(
+            subprocess.run(["exiftool", "-j", "-XMP-tagger:Token", str(p)], capture_output=True, check=True).stdout
+        )[0]["Token"]
+        for p in (side_a, side_b)
+    }
+    assert len(set(tokens.values())) == 2
+    captions = {}
+    for photo in (a / "IMG_0001.JPG", b / "IMG_0001.JPG"):
+        shown = tagger("show", str(photo), "--json", "--sidecar-dir", str(mirror), "--ledger", ledger)
+        assert shown.returncode == 0, shown.stderr
+        captions[photo] = json.loads(shown.stdout)["digiKam"]["description"]
+        text = tagger("show", str(photo), "--sidecar-dir", str(mirror), "--ledger", ledger).stdout
+        assert str(side_a if photo.parent == a else side_b) in text
+    assert len(set(captions.values())) == 2 and all(captions.values())
+
+
+def test_a_single_root_keeps_its_mirror_layout(photos, tmp_path):
+    mirror = tmp_path / "mirror"
+    out = run(photos, tmp_path, "--sidecar-dir", str(mirror))
+    assert out.returncode == 0, out.stderr
+    assert (mirror / "sub" / "IMG_0001.JPG.xmp").exists() and len(list(mirror.rglob("*.xmp"))) == 6

@@ -259,6 +259,11 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
         rows = self.query("SELECT root FROM files WHERE dir = ? AND name = ?", (directory, name))
         return rows[0][0] if rows else None
 
+    def sidecar_written(self, directory: bytes, name: bytes) -> bytes | None:
+        """Where this file's sidecar was last written (recorded after the rename), None if never."""
+        rows = self.query("SELECT sidecar FROM files WHERE dir = ? AND name = ?", (directory, name))
+        return rows[0][0] if rows and rows[0][0] else None
+
     def known_dirs(self, root: bytes) -> list[bytes]:
         """Folders at or under ``root`` that hold ledger rows (missing ones too), read from the (dir, name) index.
 

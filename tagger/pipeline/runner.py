@@ -179,6 +179,8 @@ def run(
             config.keyword_parent,
             rules=rules,
             locale=config.locale,
+            # Two roots in one mirror would map A/IMG_0001.JPG and B/IMG_0001.JPG onto one sidecar.
+            per_root=len(broots) > 1,
         )
         url_keys = [url_key(u) for u in urls]
         prep_options = PrepareOptions(

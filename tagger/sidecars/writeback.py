@@ -39,6 +39,8 @@ class SidecarOptions:
     rules: KeywordRules | None = field(default=None, compare=False)
     #: The captions' language (the jobs were sent with it): each goes under its own xml:lang.
     locale: str = "en-US"
+    #: A run over several roots: each root gets its own folder in the ``sidecar_dir`` mirror (see naming).
+    per_root: bool = False
 
     @property
     def keyword_rules(self) -> KeywordRules:
@@ -57,6 +59,7 @@ def sidecar_of(options: SidecarOptions, directory: bytes, name: bytes, root: byt
         naming=options.naming,
         sidecar_dir=options.sidecar_dir or None,
         root=os.fsdecode(root),
+        per_root=options.per_root,
     )
 
 
