@@ -23,6 +23,7 @@ from tagger.config import Config, load_config
 from tagger.display import iso
 from tagger.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, TaggerError, UsageError
 from tagger.ledger.store import Ledger
+from tagger.outpaths import refuse_clobber
 
 __all__ = ["main", "cli"]
 
@@ -178,6 +179,8 @@ def run(
             "--csv -: a run prints its summary on standard output; give a file, "
             "or write the CSV with `tagger export --csv -`"
         )
+    # Before anything is sent or written: an output over a photo, the ledger or a sidecar would destroy it.
+    refuse_clobber(config.csv, option="--csv", ledger=config.ledger_path, roots=paths)
     with_emulator = None
     endpoint_id = None
     if emulator:
@@ -344,6 +347,7 @@ def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt:
     from tagger.exports.writer import write_export
 
     config = _config(ctx, {"ledger": ledger})
+    refuse_clobber(dest, option="--csv", ledger=config.ledger_path)
     with _open_ledger(config) as db:
         records = iter_records(db, include_missing=include_missing, rules=_keyword_rules(config))
         n = write_export(records, dest, profile=profile, fmt=fmt)
@@ -362,6 +366,7 @@ def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
     from tagger.sheet.page import write_report
 
     config = _config(ctx, {"ledger": ledger})
+    refuse_clobber(dest, option="--html", ledger=config.ledger_path)
     with _open_ledger(config) as db:
         summary = db.summary()
         n = write_report(

@@ -162,3 +162,39 @@ def test_a_single_root_keeps_its_mirror_layout(photos, tmp_path):
     out = run(photos, tmp_path, "--sidecar-dir", str(mirror))
     assert out.returncode == 0, out.stderr
     assert (mirror / "sub" / "IMG_0001.JPG.xmp").exists() and len(list(mirror.rglob("*.xmp"))) == 6
+
+
+def test_outputs_over_inputs_are_refused_before_anything_is_sent(photos, tmp_path):
+    # The findings: --csv or --html at a photo overwrote the photo; export --csv at the ledger destroyed it.
+    ledger = tmp_path / "l.sqlite"
+    photo = photos / "IMG_0000.JPG"
+    before = photo.read_bytes()
+    with Emulator(latency=(0.01, 0.02), seed=1) as emu:
+        for dest, needle in (
+            (photo, "is a photo"),
+            (photos / "sub" / "IMG_0001.JPG.xmp", "would overwrite a sidecar"),
+            (ledger, "is the ledger"),
+            (str(ledger) + "-wal", "is the ledger (-wal)"),
+            (photos / "captions.jpg", "inside the scanned folder"),
+            (photos / "captions", "inside the scanned folder"),
+        ):
+            out = run(photos, tmp_path, "--csv", str(dest), emulator=emu)
+            assert out.returncode == 2 and needle in out.stderr, (dest, out.stderr)
+        assert emu.counters()["requests"] == 0
+    assert photo.read_bytes() == before
+    assert not ledger.exists() and not list(photos.rglob("*.xmp"))
+    assert not (photos / "captions.jpg").exists() and not (photos / "captions").exists()
+    # A CSV inside the tree with a name no run scans is fine.
+    ok = run(photos, tmp_path, "--csv", str(photos / "captions.csv"))
+    assert ok.returncode == 0, ok.stderr
+    db = ledger.read_bytes()
+    link = tmp_path / "ledger-link.sqlite"
+    link.symlink_to(ledger)
+    hard = tmp_path / "ledger-hard"
+    os.link(ledger, hard)
+    for cmd, option in (("export", "--csv"), ("report", "--html")):
+        for dest in (ledger, link, hard, str(ledger) + ".lock", photo):
+            out = tagger(cmd, option, str(dest), "--ledger", str(ledger))
+            assert out.returncode == 2 and ("is the ledger" in out.stderr or "is a photo" in out.stderr), out.stderr
+    assert ledger.read_bytes() == db and photo.read_bytes() == before
+    assert tagger("status", "--ledger", str(ledger)).returncode == 0
