@@ -11,6 +11,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,101 @@ def test_outputs_over_inputs_are_refused_before_anything_is_sent(photos, tmp_pat
             assert out.returncode == 2 and ("is the ledger" in out.stderr or "is a photo" in out.stderr), out.stderr
     assert ledger.read_bytes() == db and photo.read_bytes() == before
     assert tagger("status", "--ledger", str(ledger)).returncode == 0
+
+
+# --- 4. small ones ------------------------------------------------------------------------------
+
+
+def test_a_fifo_named_as_a_path_is_refused_with_its_reason(photos, tmp_path):
+    # The finding: a FIFO given as PATH exited 0, silently.
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    with Emulator(latency=(0.01, 0.02), seed=1) as emu:
+        out = tagger(
+            "run",
+            str(photos),
+            str(fifo),
+            "--endpoint",
+            emu.url,
+            "--ledger",
+            str(tmp_path / "l.sqlite"),
+            env={"CLOUDSIGHT_API_KEY": emu.key, "TAGGER_CONFIG": ""},
+            timeout=60,
+        )
+        assert emu.counters()["requests"] == 0
+    assert out.returncode == 2, out.stderr
+    assert f"{fifo} is a named pipe (FIFO), not a photo or a folder" in out.stderr
+
+
+def test_control_characters_in_embedded_metadata_are_dropped_not_fatal(tmp_path):
+    # The finding: EXIF with control characters or U+FFFE made the sidecar never written ("refusing ... broken packet").
+    from PIL import Image
+
+    from tagger.sidecars.write import SidecarContent, write_sidecar
+
+    exif = Image.Exif()
+    exif[0x010E] = "Harbour\x01 at dusk\x1b"
+    exif[0x9C9C] = "note\ufffe with\x07 bell".encode("utf-16-le") + b"\0\0"
+    exif[0x013B] = "Ann\x02 Smith"
+    photo = make_photo(tmp_path / "IMG.JPG", seed=3, size=(96, 64), exif=exif)
+    side = str(photo) + ".xmp"
+    content = SidecarContent(
+        caption="a boat",
+        keywords=("boat",),
+        token="t1",
+        endpoint="http://x/v1/",
+        status="completed",
+        settled_at="2026-11-24T10:29:59Z",
+    )
+    assert write_sidecar(side, content, image=str(photo))
+    [tags] = json.loads(
+        subprocess.run(["exiftool", "-j", "-G1", "-struct", side], capture_output=True, check=True).stdout
+    )
+    assert tags["XMP-dc:Description"] == "Harbour at dusk"
+    assert tags["XMP-dc:Creator"] in ("Ann Smith", ["Ann Smith"])
+    raw = Path(side).read_bytes()
+    assert b"\x01" not in raw and b"\x1b" not in raw and "\ufffe".encode() not in raw
+
+
+UNSHARE = ROOT and subprocess.run(["unshare", "--user", "--map-root-user", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not UNSHARE, reason="needs root and user namespaces (unshare --user) to make an unmappable owner")
+def test_an_owner_this_machine_cannot_map_leaves_the_sidecar_written_with_taggers_owner(tmp_path):
+    # The finding: a NAS user id (unmapped here: chown fails with EINVAL) meant the sidecar was never written.
+    # In a user namespace that maps only root, uid 4321 shows as the overflow id and cannot be given: as on a NAS.
+    photos = tmp_path / "photos"
+    for i in range(3):
+        make_photo(photos / f"IMG_{i:04d}.JPG", seed=i, size=(96, 64))
+    for p in photos.iterdir():  # the folder stays root's: the namespace's root may write only there
+        os.chown(p, 4321, 4321)
+    os.chmod(tmp_path, 0o755)
+    ledger = tmp_path / "l.sqlite"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    out = subprocess.run(
+        [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            sys.executable,
+            "-P",
+            "-m",
+            "tagger",
+            "--config",
+            str(fast_config(tmp_path)),
+            "run",
+            str(photos),
+            "--emulator",
+            "--ledger",
+            str(ledger),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    sidecars = sorted(photos.glob("*.xmp"))
+    assert len(sidecars) == 3
+    assert all(os.stat(s).st_uid == 0 for s in sidecars)  # tagger's owner
+    assert out.stderr.count("keep tagger's owner") == 1, out.stderr  # said once
