@@ -23,6 +23,7 @@ from tagger.config import Config, load_config
 from tagger.display import display, iso
 from tagger.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, TaggerError, UsageError
 from tagger.ledger.store import Ledger
+from tagger.outpaths import refuse_clobber
 
 __all__ = ["main", "cli"]
 
@@ -190,6 +191,8 @@ def run(
             "--csv -: a run prints its summary on standard output; give a file, "
             "or write the CSV with `tagger export --csv -`"
         )
+    # Before anything is sent or written: an output over a photo, the ledger or a sidecar would destroy it.
+    refuse_clobber(config.csv, option="--csv", ledger=config.ledger_path, roots=paths)
     with_emulator = None
     endpoint_id = None
     if emulator:
@@ -432,6 +435,7 @@ def export(
     from tagger.exports.writer import write_export
 
     config = _config(ctx, {"ledger": ledger})
+    refuse_clobber(dest, option="--csv", ledger=config.ledger_path)
     if shared:
         from tagger.shared.view import write_shared_csv
 
@@ -456,6 +460,7 @@ def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
     from tagger.sheet.page import write_report
 
     config = _config(ctx, {"ledger": ledger})
+    refuse_clobber(dest, option="--html", ledger=config.ledger_path)
     with _open_ledger(config) as db:
         summary = db.summary()
         n = write_report(

@@ -59,3 +59,41 @@ def test_a_single_file_root_is_an_incomplete_folder(tmp_path):
     (folder,) = scan([str(p)])
     assert folder.complete is False
     assert [n for n, _, _ in folder.files] == [b"one.jpg"]
+
+
+def test_links_out_of_the_roots_are_not_followed(tmp_path):
+    # Issue 18: a photo linked to a file only root may read was sent and its metadata copied to a readable sidecar.
+    secret = tmp_path / "secret"
+    secret.mkdir(mode=0o700)
+    (secret / "private.jpg").write_bytes(b"\xff\xd8\xff")
+    (secret / "inner").mkdir()
+    (secret / "inner" / "deep.jpg").write_bytes(b"\xff\xd8\xff")
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    (root / "own.jpg").write_bytes(b"\xff\xd8\xff")
+    (root / "stolen.jpg").symlink_to(secret / "private.jpg")
+    (root / "noext").symlink_to(secret / "private.jpg")
+    (root / "away").symlink_to(secret / "inner")
+    (root / "sub" / "again.jpg").symlink_to(root / "own.jpg")  # inside the roots: followed
+    (root / "inside").symlink_to(root / "sub")  # a folder link inside: walked once
+    found = _names(root)
+    assert found[os.fsencode(root)] == [b"own.jpg"]
+    # sub is walked once, by whichever name came first.
+    assert sorted(found.values()) == [[b"again.jpg"], [b"own.jpg"]]
+    # Another scanned root counts as inside.
+    both = {f.path: sorted(n for n, _, _ in f.files) for f in scan([str(root), str(secret)])}
+    assert sorted(both[os.fsencode(root)]) == [b"noext", b"own.jpg", b"stolen.jpg"]
+    # Asked for: followed.
+    followed = {f.path: sorted(n for n, _, _ in f.files) for f in scan([str(root)], follow_links=True)}
+    assert followed[os.fsencode(root)] == [b"noext", b"own.jpg", b"stolen.jpg"]
+    assert followed[os.fsencode(root / "away")] == [b"deep.jpg"]
+
+
+def test_a_root_given_as_a_link_is_followed(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "a.jpg").write_bytes(b"\xff\xd8\xff")
+    (real / "b.jpg").symlink_to(real / "a.jpg")
+    (tmp_path / "link").symlink_to(real)
+    found = _names(tmp_path / "link")
+    assert found == {os.fsencode(tmp_path / "link"): [b"a.jpg", b"b.jpg"]}

@@ -15,6 +15,7 @@ from xml.sax.saxutils import escape
 
 import pyexiv2
 import pytest
+from conftest import make_photo
 from defusedxml.ElementTree import fromstring
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -331,13 +332,80 @@ def test_empty_existing_file_is_filled_and_not_claimed(tmp_path):
     assert path.exists()
 
 
-def test_symlinked_sidecar_is_written_through(tmp_path):
+def test_symlinked_sidecar_is_left_alone(tmp_path):
+    # Issue 18: a sidecar that is a symbolic link is never written through (it was before), nor cut.
     real = copy_fixture(tmp_path, "digikam.xmp")
+    before = real.read_bytes()
     link = tmp_path / "IMG.JPG.xmp"
     link.symlink_to(real.name)
-    assert write_sidecar(str(link), content())
-    assert link.is_symlink()
-    assert exif(real)["XMP-tagger:Token"] == "tok-1"
+    with pytest.raises(SidecarError, match="IMG.JPG.xmp: is a symbolic link; left alone"):
+        write_sidecar(str(link), content())
+    assert link.is_symlink() and os.readlink(link) == real.name
+    assert real.read_bytes() == before
+    with pytest.raises(SidecarError, match="is a symbolic link; left alone"):
+        strip_sidecar(str(link))
+    assert real.read_bytes() == before
+
+
+def test_dangling_symlinked_sidecar_creates_nothing(tmp_path):
+    # Issue 18: the write used to create the link's target (as root: anywhere, given to the photo's owner).
+    elsewhere = tmp_path / "root-only"
+    elsewhere.mkdir(mode=0o700)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    link = photos / "IMG.JPG.xmp"
+    link.symlink_to(elsewhere / "planted.xmp")
+    with pytest.raises(SidecarError, match="is a symbolic link; left alone"):
+        write_sidecar(str(link), content())
+    assert not (elsewhere / "planted.xmp").exists()
+    assert sorted(os.listdir(photos)) == ["IMG.JPG.xmp"]
+
+
+def test_link_planted_just_before_the_rename_is_not_cut(tmp_path, monkeypatch):
+    # The check is repeated at the rename: a link planted while tagger encoded is left, nothing is written.
+    path = tmp_path / "IMG.JPG.xmp"
+    elsewhere = tmp_path / "elsewhere.xmp"
+
+    def encode_then_plant(packet, p):
+        path.symlink_to(elsewhere)
+        return real_encode(packet, p)
+
+    real_encode = sidecar._encode
+    monkeypatch.setattr(sidecar, "_encode", encode_then_plant)
+    with pytest.raises(SidecarError, match="is a symbolic link; left alone"):
+        write_sidecar(str(path), content())
+    assert path.is_symlink() and not elsewhere.exists()
+    assert sorted(os.listdir(tmp_path)) == ["IMG.JPG.xmp"]  # no temporary file left either
+
+
+def test_new_sidecar_is_never_more_readable_than_its_photo(tmp_path):
+    # Issue 18: the sidecar copies the photo's metadata (GPS included): a private photo gets a private sidecar.
+    private = make_photo(tmp_path / "private.jpg", 1, (64, 48))
+    os.chmod(private, 0o600)
+    shared = make_photo(tmp_path / "shared.jpg", 2, (64, 48))
+    os.chmod(shared, 0o644)
+    group = make_photo(tmp_path / "group.jpg", 3, (64, 48))
+    os.chmod(group, 0o640)
+    old = os.umask(0o022)
+    try:
+        for photo in (private, shared, group):
+            write_sidecar(str(photo) + ".xmp", content(), image=str(photo))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(str(private) + ".xmp").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(str(shared) + ".xmp").st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(str(group) + ".xmp").st_mode) == 0o640
+
+
+def test_long_name_gets_a_short_temporary_name(tmp_path):
+    # Issue 18: a 234-251 byte name made ".<name>.xmp.<12 hex>.tmp" pass 255 bytes: the sidecar was never written.
+    for length in (234, 240, 251):
+        photo = make_photo(tmp_path / ("p" * (length - 4) + ".jpg"), length, (64, 48))
+        assert len(photo.name.encode()) == length
+        target = str(photo) + ".xmp"
+        assert write_sidecar(target, content(), image=str(photo))
+        assert exif(target)["XMP-tagger:Token"] == "tok-1"
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
 
 
 def test_naive_now_is_taken_as_utc_and_other_zones_converted(tmp_path):

@@ -65,7 +65,9 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
     """
 
     def __init__(self, path: str, *, clock=time.time, locale: str = DEFAULT_LOCALE) -> None:
-        self.path = path if path == ":memory:" else os.path.abspath(path)
+        # The resolved file: its lock and its journal are found however the ledger was reached (a symlink to
+        # it, or to its folder, must not give a second run a second lock on the same database).
+        self.path = path if path == ":memory:" else os.path.realpath(path)
         self._clock = clock
         #: The locale whose jobs this ledger object plans, sends and links (part of every job's key).
         self.locale = normal_locale(locale)
@@ -127,10 +129,15 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
         """Take the run lock, or raise ``LedgerLocked`` naming the holder's PID.
 
         The lock is an OS file lock on ``<ledger>.lock`` (portalocker: flock on
-        POSIX, LockFileEx on Windows): the OS releases it when its holder
-        dies, so a stale lock is simply taken over.
+        POSIX, LockFileEx on Windows), beside the resolved ledger file: the OS
+        releases it when its holder dies, so a stale lock is simply taken over.
         """
-        f = open(self.path + ".lock", "a+b")
+        try:
+            # Not through a link: the lock is tagger's own file beside the ledger.
+            fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as exc:
+            raise LedgerError(f"cannot take the lock {self.path}.lock: {exc.strerror or exc}") from None
+        f = open(fd, "r+b")
         try:
             portalocker.lock(f, portalocker.LOCK_EX | portalocker.LOCK_NB)
         except portalocker.LockException:
@@ -252,6 +259,11 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
         """The run root the ledger last saw this file under (where a ``sidecar_dir`` mirror starts), None if unknown."""
         rows = self.query("SELECT root FROM files WHERE dir = ? AND name = ?", (directory, name))
         return rows[0][0] if rows else None
+
+    def sidecar_written(self, directory: bytes, name: bytes) -> bytes | None:
+        """Where this file's sidecar was last written (recorded after the rename), None if never."""
+        rows = self.query("SELECT sidecar FROM files WHERE dir = ? AND name = ?", (directory, name))
+        return rows[0][0] if rows and rows[0][0] else None
 
     def known_dirs(self, root: bytes) -> list[bytes]:
         """Folders at or under ``root`` that hold ledger rows (missing ones too), read from the (dir, name) index.

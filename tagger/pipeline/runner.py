@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -107,6 +108,19 @@ def _add_urls(ledger: Ledger, urls: Sequence[str], endpoint: str, dry_run: bool)
     return states.count(None), sum(1 for state in states if state in (None, "queued", "submitting"))
 
 
+def _kind(mode: int) -> str:
+    """What a file that is neither a regular file nor a folder is, in words."""
+    for test, words in (
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return words
+    return "not a regular file"
+
+
 class _Stopped(Exception):
     """The stop event was set while the folders were being planned."""
 
@@ -159,6 +173,9 @@ def run(
     for p in paths:
         if not os.path.exists(p):
             raise UsageError(f"{p} does not exist")
+        if not (os.path.isdir(p) or os.path.isfile(p)):
+            # A named pipe would hang a read (or be walked as nothing, exit 0): refused, with what it is.
+            raise UsageError(f"{p} is {_kind(os.stat(p).st_mode)}, not a photo or a folder; give photos or folders")
     # Read the vocabulary first: a broken one stops the run before anything is sent.
     rules = keyword_rules(config.vocabulary, config.unmapped, config.locale, config.keyword_parent)
     progress = progress or Progress(enabled=False)
@@ -221,6 +238,8 @@ def run(
             rules=rules,
             locale=config.locale,
             hold=config.hold,
+            # Two roots in one mirror would map A/IMG_0001.JPG and B/IMG_0001.JPG onto one sidecar.
+            per_root=len(broots) > 1,
         )
         url_keys = [url_key(u) for u in urls]
         prep_options = PrepareOptions(

@@ -1,9 +1,13 @@
 """Find candidate images under the folders given, one folder at a time.
 
 Paths are handled as bytes, so names that are not valid UTF-8 survive.
-Hidden files and folders are skipped; symlinked folders are followed once
-(a link back up the tree does not loop). Only one folder's listing is held
-at a time, so memory does not grow with the tree.
+Hidden files and folders are skipped. A symbolic link (to a folder or a
+photo) is followed only when it stays inside the scanned roots, unless
+``follow_links`` is set: tagger runs as root over folders other people
+write to, and a link to a file only root may read must not have it sent
+and its metadata copied into a sidecar anyone can read. Each folder is
+walked once (a link back up the tree does not loop). Only one folder's
+listing is held at a time, so memory does not grow with the tree.
 """
 
 from __future__ import annotations
@@ -112,11 +116,23 @@ def _sniffs_as_image(path: bytes, name: bytes) -> bool:
         return False
 
 
-def scan(roots: Iterable[str | bytes]) -> Iterator[Folder]:
-    """Yield each folder under ``roots`` that was listed, with its candidate images."""
+def _inside(path: bytes, real_roots: list[bytes]) -> bool:
+    """True when ``path``, resolved, is one of ``real_roots`` or under one."""
+    real = os.path.realpath(path)
+    return any(real == r or real.startswith(r if r.endswith(b"/") else r + b"/") for r in real_roots)
+
+
+def scan(roots: Iterable[str | bytes], *, follow_links: bool = False) -> Iterator[Folder]:
+    """Yield each folder under ``roots`` that was listed, with its candidate images.
+
+    A root is taken as given (a root that is a link is followed: it was asked
+    for); inside, a link that leads out of every root is skipped unless
+    ``follow_links``.
+    """
+    broots = [os.path.abspath(os.fsencode(root)) for root in roots]
+    real_roots = None if follow_links else [os.path.realpath(r) for r in broots]
     seen: set[tuple[int, int]] = set()
-    for root in roots:
-        broot = os.path.abspath(os.fsencode(root))
+    for broot in broots:
         try:
             st = os.stat(broot)
         except OSError as exc:
@@ -126,10 +142,10 @@ def scan(roots: Iterable[str | bytes]) -> Iterator[Folder]:
             folder, name = os.path.split(broot)
             yield Folder(folder, folder, [(name, st.st_size, st.st_mtime_ns)], complete=False)
             continue
-        yield from _walk(broot, seen)
+        yield from _walk(broot, seen, real_roots)
 
 
-def _walk(root: bytes, seen: set[tuple[int, int]]) -> Iterator[Folder]:
+def _walk(root: bytes, seen: set[tuple[int, int]], real_roots: list[bytes] | None) -> Iterator[Folder]:
     # Depth first with a stack of pending folders: only paths are held, never listings.
     stack = [root]
     image_ext = _IMAGE_EXT
@@ -152,6 +168,11 @@ def _walk(root: bytes, seen: set[tuple[int, int]]) -> Iterator[Folder]:
                     if name[:1] == b".":
                         continue
                     try:
+                        if real_roots is not None and entry.is_symlink() and not _inside(entry.path, real_roots):
+                            log.info(
+                                "not followed: %s is a symbolic link out of the scanned folders", display(entry.path)
+                            )
+                            continue
                         if entry.is_dir():  # follows symlinks; `seen` stops loops
                             subdirs.append(entry.path)
                             continue

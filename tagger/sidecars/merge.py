@@ -12,7 +12,7 @@ import os
 import stat
 from collections.abc import Callable
 
-from tagger.atomic import TargetChanged, atomic_write
+from tagger.atomic import LINK_REASON, LinkRefused, TargetChanged, atomic_write
 from tagger.display import display
 from tagger.errors import SidecarError
 from tagger.sidecars import xmp as _xmp
@@ -90,10 +90,13 @@ def encode(packet: Packet, path: str) -> bytes:
 
 def _replace(target: str, path: str, data: bytes, before: bytes | None, ident: tuple | None, image: Photo) -> None:
     """Atomically put ``data`` at ``target`` unless it changed since it was read (TargetChanged)."""
+    readable_as = None
     if ident is not None:
         mode, owner = stat.S_IMODE(ident[6]), (ident[4], ident[5])  # the sidecar keeps its own
     else:
         mode, owner = None, image.owner()  # a new sidecar belongs to the photo's owner and group
+        # ... and is never more readable than the photo: its metadata (GPS too) is copied into it.
+        readable_as = image.mode()
 
     def unchanged() -> bool:
         now_data, now_ident = snapshot(target)
@@ -109,7 +112,10 @@ def _replace(target: str, path: str, data: bytes, before: bytes | None, ident: t
             owner=owner,
             precondition=unchanged,
             listing=folder_listing(folder),
+            readable_as=readable_as,
         )
+    except LinkRefused:
+        raise SidecarError(f"{display(path)}: {LINK_REASON}") from None
     except OSError as exc:
         raise SidecarError(f"{display(path)}: cannot write ({exc.strerror or exc})") from None
 

@@ -23,6 +23,7 @@ it again) and ``xmpNote:HasExtendedXMP`` (the extension stays in the file).
 from __future__ import annotations
 
 import logging
+import re
 
 from tagger.prepare.embedded import ImageMetadata, is_boilerplate
 from tagger.sidecars import xmp as _xmp
@@ -36,13 +37,25 @@ DARKTABLE = "http://darktable.sf.net/"
 _XMP_NOTE_EXTENDED = "{http://ns.adobe.com/xmp/note/}HasExtendedXMP"
 
 
+#: What XML 1.0 cannot carry, and other control characters: C0 but tab, LF and CR; DEL and C1; lone
+#: surrogates; U+FFFE and U+FFFF. A camera or app that wrote one into a comment must not cost the sidecar.
+_UNCARRIABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _clean(meta: ImageMetadata) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """The IPTC and EXIF texts without the characters a packet cannot carry (dropped from the copy)."""
+    iptc = {k: tuple(t for t in (_UNCARRIABLE.sub("", v) for v in vs) if t) for k, vs in meta.iptc.items()}
+    exif = {k: _UNCARRIABLE.sub("", v) for k, v in meta.exif.items()}
+    return iptc, exif
+
+
 def _split(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(";") if part.strip()]
 
 
 def mapped_fields(meta: ImageMetadata) -> list[tuple[str, str, list[tuple[str | None, str]]]]:
     """The IPTC/EXIF fields as XMP properties (name, kind, items), before reconciling with the packet."""
-    iptc, exif = meta.iptc, meta.exif
+    iptc, exif = _clean(meta)
     out: list[tuple[str, str, list[tuple[str | None, str]]]] = []
 
     def first(*candidates: str | None) -> str:

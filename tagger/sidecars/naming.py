@@ -53,8 +53,17 @@ def _base_form_is_mine(folder: str, name: str) -> bool:
     return False
 
 
-def sidecar_folder(image_path: str, *, sidecar_dir: str | None = None, root: str | None = None) -> str:
-    """The folder that holds ``image_path``'s sidecar: its own, or its place in the mirror of ``root`` under ``sidecar_dir``."""
+def sidecar_folder(
+    image_path: str, *, sidecar_dir: str | None = None, root: str | None = None, per_root: bool = False
+) -> str:
+    """The folder that holds ``image_path``'s sidecar: its own, or its place in the mirror of ``root`` under ``sidecar_dir``.
+
+    ``per_root`` (a run over several roots): the mirror starts at the root's
+    own absolute path under ``sidecar_dir`` (``/a/photos`` mirrors to
+    ``sidecar_dir/a/photos/...``), so ``A/IMG_0001.JPG`` and ``B/IMG_0001.JPG``
+    get two sidecars, not one. Otherwise it starts at ``sidecar_dir`` itself,
+    the layout a single root has always had.
+    """
     image_dir = os.path.dirname(image_path)
     if sidecar_dir is None:
         return image_dir
@@ -63,6 +72,9 @@ def sidecar_folder(image_path: str, *, sidecar_dir: str | None = None, root: str
     rel = os.path.relpath(image_dir or os.curdir, root)
     if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
         raise ValueError(f"{display(image_path)} is not under root {display(root)}")
+    if per_root:
+        label = os.path.splitdrive(os.path.abspath(root))[1].lstrip(os.sep + (os.altsep or ""))
+        return os.path.normpath(os.path.join(sidecar_dir, label, rel))
     return os.path.normpath(os.path.join(sidecar_dir, rel))
 
 
@@ -72,12 +84,13 @@ def sidecar_path_for(
     naming: str = "full",
     sidecar_dir: str | None = None,
     root: str | None = None,
+    per_root: bool = False,
 ) -> str:
-    """The sidecar path for ``image_path`` under the naming rule ("full" or "basename")."""
+    """The sidecar path for ``image_path`` under the naming rule ("full" or "basename"); see ``sidecar_folder``."""
     if naming not in ("full", "basename"):
         raise ValueError(f"naming must be 'full' or 'basename', not {naming!r}")
     image_dir, name = os.path.split(image_path)
-    target_dir = sidecar_folder(image_path, sidecar_dir=sidecar_dir, root=root)
+    target_dir = sidecar_folder(image_path, sidecar_dir=sidecar_dir, root=root, per_root=per_root)
     full = name + ".xmp"
     base = os.path.splitext(name)[0] + ".xmp"
     present = folder_listing(target_dir or os.curdir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from tagger.atomic import LINK_REASON
 from tagger.display import display
 from tagger.errors import SidecarError
 from tagger.prepare.embedded import ImageMetadata, is_boilerplate, read_image_metadata
@@ -112,6 +113,15 @@ class Photo:
             return None
         return st.st_uid, st.st_gid
 
+    def mode(self) -> int | None:
+        """The photo's permission bits, None without a photo or when it cannot be read."""
+        if not self.path:
+            return None
+        try:
+            return os.stat(self.path).st_mode & 0o7777
+        except OSError:
+            return None
+
 
 def parse_sidecar(path: str, data: bytes | None) -> Packet:
     """``data`` (a sidecar's bytes, None when absent) as a packet; SidecarError names ``path``."""
@@ -126,25 +136,35 @@ def parse_sidecar(path: str, data: bytes | None) -> Packet:
 def snapshot(path: str) -> tuple[bytes | None, tuple | None]:
     """The sidecar's bytes and identity (inode, size, mtime, ctime, owner, group, mode), or (None, None) when absent."""
     try:
-        with open(path, "rb") as f:
+        # O_NOFOLLOW: a sidecar that is a symbolic link is not read through (it may point anywhere).
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb") as f:
             st = os.fstat(f.fileno())
             data = f.read()
     except FileNotFoundError:
         return None, None
     except OSError as exc:
+        if os.path.islink(path):
+            raise SidecarError(f"{display(path)}: {LINK_REASON}") from None
         raise SidecarError(f"{display(path)}: cannot read ({exc.strerror or exc})") from None
     return data, (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_uid, st.st_gid, st.st_mode)
 
 
 def target(path: str) -> str:
-    """The file behind ``path``: replacing a symlink would cut it, so tagger writes through it."""
-    return os.path.realpath(path) if os.path.islink(path) else path
+    """``path`` itself, refused (SidecarError) when it is a symbolic link: tagger never writes through a link.
+
+    tagger runs as root over folders others write to: a link planted where
+    a sidecar goes could make it create or change a file anywhere.
+    """
+    if os.path.islink(path):
+        raise SidecarError(f"{display(path)}: {LINK_REASON}")
+    return path
 
 
 def sidecar_provenance(path: str) -> Prov:
     """What tagger recorded in the sidecar at ``path`` (its ``tagger:`` fields); empty when there is none or it is unreadable."""
     try:
-        data, _ = snapshot(target(path))
+        data, _ = snapshot(path)
         return read_provenance(parse_sidecar(path, data)) if data is not None else {}
     except SidecarError:
         return {}

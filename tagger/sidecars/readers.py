@@ -262,13 +262,19 @@ def mirror_folder_of(
 ) -> str:
     """The folder of the ``sidecar_dir`` mirror where a run puts ``photo``'s sidecar.
 
-    The mirror starts at the run's root: ``root`` when given (the PATH given
-    to ``tagger run``), else the root the ledger last saw the photo under,
+    Where the ledger recorded writing the photo's sidecar, when it did and no
+    ``root`` is given. Else the mirror starts at the run's root: ``root`` when
+    given (the PATH given to ``tagger run``), else the root the ledger last
+    saw the photo under,
     else ``walked_from`` (a folder ``tagger show`` was given, taken as that
     PATH). UsageError when none is known or the photo is not under ``root``.
     """
     photo = os.path.abspath(photo)
     if root is None and ledger is not None:
+        # Where the ledger recorded writing it: right whatever the run's roots were (two roots share a mirror).
+        written = ledger.sidecar_written(os.fsencode(os.path.dirname(photo)), os.fsencode(os.path.basename(photo)))
+        if written is not None:
+            return os.fsdecode(os.path.dirname(written))
         known = ledger.root_of(os.fsencode(os.path.dirname(photo)), os.fsencode(os.path.basename(photo)))
         root = os.fsdecode(known) if known is not None else None
     root = root or walked_from

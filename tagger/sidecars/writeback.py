@@ -50,6 +50,8 @@ class SidecarOptions:
     hold: bool = False
     #: Write only the captions a person approved or edited (``tagger apply``).
     reviewed_only: bool = False
+    #: A run over several roots: each root gets its own folder in the ``sidecar_dir`` mirror (see naming).
+    per_root: bool = False
 
     @property
     def keyword_rules(self) -> KeywordRules:
@@ -68,7 +70,14 @@ def sidecar_of(options: SidecarOptions, directory: bytes, name: bytes, root: byt
         naming=options.naming,
         sidecar_dir=options.sidecar_dir or None,
         root=os.fsdecode(root),
+        per_root=options.per_root,
     )
+
+
+def _leaves(image: str, allowed: list[str]) -> bool:
+    """True when ``image``, resolved, is under none of the ``allowed`` (resolved) folders."""
+    real = os.path.realpath(image)
+    return not any(real == a or real.startswith(a.rstrip(os.sep) + os.sep) for a in allowed)
 
 
 def write_back(
@@ -101,6 +110,7 @@ def write_back(
         return 0, 0  # deferred: the files stay unwritten until a run with sidecars on
     derived: dict[int, Keywords] = {}
     applied: list[int] = []
+    real_roots = {r: os.path.realpath(os.fsdecode(r)) for r in roots or []}
     for row in rows:
         (
             file_id,
@@ -145,6 +155,11 @@ def write_back(
             fresh = (fingerprint, *keywords.to_json())
         image = os.fsdecode(os.path.join(directory, name))
         try:
+            if root not in real_roots:
+                real_roots[root] = os.path.realpath(os.fsdecode(root))
+            if _leaves(image, list(real_roots.values())):
+                # The photo is read for the sidecar's copy of its metadata: never through a link out of the roots.
+                raise SidecarError(f"{image} is a symbolic link out of the scanned folders; not read")
             target = sidecar_of(options, directory, name, root)
             content = SidecarContent(
                 caption=caption or "",
