@@ -85,8 +85,8 @@ def false_matches(prints: list[Fingerprint]) -> tuple[int, int, list[tuple[int, 
 
 
 def margins(a: Fingerprint, b: Fingerprint) -> tuple[int, float, int]:
-    d = [abs(x - y) for x, y in zip(a.detail, b.detail)]
-    return max(d), sum(d) / len(d), max(abs(x - y) for x, y in zip(a.colour, b.colour))
+    d = [abs(x - y) for x, y in zip(a.detail, b.detail, strict=True)]
+    return max(d), sum(d) / len(d), max(abs(x - y) for x, y in zip(a.colour, b.colour, strict=True))
 
 
 def calibrate(originals: int) -> None:

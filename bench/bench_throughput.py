@@ -198,7 +198,7 @@ def pipeline_case(
 def warm_case(images: list[Path], work: Path, latency: tuple[float, float], scale: float) -> dict:
     """A nightly run: the ledger already holds an earlier run's latencies; figures of the second run."""
     halves = [work / "first", work / "second"]
-    for folder, part in zip(halves, (images[: len(images) // 2], images[len(images) // 2 :])):
+    for folder, part in zip(halves, (images[: len(images) // 2], images[len(images) // 2 :]), strict=True):
         folder.mkdir()
         for path in part:
             os.link(path, folder / path.name)

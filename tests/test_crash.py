@@ -144,7 +144,7 @@ def crash_and_resume(
     if slow is not None:
         assert sum(cut for _, cut in at_kill) == interrupted > 0, at_kill
     # No temporary file of an interrupted write is left anywhere (sidecars, ledger folder).
-    leftovers = [p for p in tmp_path.rglob(".*.tmp")]
+    leftovers = list(tmp_path.rglob(".*.tmp"))
     assert leftovers == []
 
 

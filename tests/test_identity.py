@@ -279,7 +279,13 @@ def test_files_recorded_twice_by_an_older_tagger_keep_their_captions(emulator, t
     con = sqlite3.connect(ledger)
     job = con.execute("SELECT * FROM jobs").fetchone()
     cols = [d[1] for d in con.execute("PRAGMA table_info(jobs)")]
-    values = dict(zip(cols, job), id=None, content_hash=_scheme_1(two), token="second-token", caption="second caption")
+    values = dict(
+        zip(cols, job, strict=True),
+        id=None,
+        content_hash=_scheme_1(two),
+        token="second-token",
+        caption="second caption",
+    )
     con.execute(
         f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", [values[c] for c in cols]
     )

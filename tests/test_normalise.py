@@ -31,7 +31,7 @@ def _decode(prepared: Prepared) -> Image.Image:
 
 
 def _close(actual: tuple[int, ...], expected: tuple[int, ...], tolerance: int) -> bool:
-    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected))
+    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
 
 
 def _ok_names(expectations: dict[str, str]) -> list[str]:

@@ -71,7 +71,7 @@ def test_every_photo_captioned_once_sidecars_read_back(emulator, photos, tmp_pat
         assert sidecar.exists(), sidecar
     captions = dict(ledger_rows(config, "SELECT f.name, j.caption FROM files f JOIN jobs j ON j.id = f.job_id"))
     read = exiftool_json(*[i.with_name(i.name + ".xmp") for i in images])
-    for image, meta in zip(images, read):
+    for image, meta in zip(images, read, strict=True):
         assert meta["XMP-dc:Description"] == captions[image.name.encode()]
         assert meta["XMP-dc:Subject"]
 
@@ -278,13 +278,12 @@ def test_the_whole_format_corpus_runs_through_the_pipeline(emulator, tmp_path):
             assert state == "failed" and expectation in reason, (name, state, reason)
     # The corpus shows one picture in many formats and orientations: copies share one caption (reuse_similar).
     assert emulator.counters()["submissions"] == len(
-        {
-            r
-            for r in ledger_rows(
+        set(
+            ledger_rows(
                 config,
                 "SELECT DISTINCT j.id FROM files f JOIN jobs j ON j.id = f.job_id WHERE j.state = 'completed' AND j.similar_to IS NULL",
             )
-        }
+        )
     )
 
 

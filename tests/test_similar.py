@@ -66,7 +66,7 @@ def _csv(config, dest: Path) -> dict[str, dict]:
 def _sidecars(paths: dict[str, Path]) -> dict[str, dict]:
     names = list(paths)
     metas = exiftool_json(*[paths[n].with_name(paths[n].name + ".xmp") for n in names])
-    return dict(zip(names, metas))
+    return dict(zip(names, metas, strict=True))
 
 
 def test_copies_cost_one_credit_look_alikes_and_crops_their_own(emulator, tmp_path, browser):  # noqa: F811

@@ -265,7 +265,7 @@ def _subject_of(term: Term, kind: str) -> list[str]:
     if kind != "lightroom":
         return [term.name]
     # Lightroom exports a keyword with its containing keywords, except those marked [private].
-    return [name for name, private in reversed(list(zip(term.path, term.private))) if not private]
+    return [name for name, private in reversed(list(zip(term.path, term.private, strict=True))) if not private]
 
 
 def derive(caption: str | None, categories: Iterable[str] = (), rules: KeywordRules | None = None) -> Keywords:

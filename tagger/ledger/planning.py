@@ -263,7 +263,7 @@ class PlanningQueries:
                 "INSERT OR IGNORE INTO temp.plan_seen (hash) SELECT value FROM json_each(?)", (json.dumps(digests),)
             )
             return
-        for digest, path in zip(digests, paths):
+        for digest, path in zip(digests, paths, strict=True):
             self.query("INSERT OR IGNORE INTO temp.plan_seen (hash, path) VALUES (?, ?)", (digest, path))
 
     def dry_note_gone(self, file_ids: list[int]) -> None:

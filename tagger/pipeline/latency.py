@@ -75,7 +75,7 @@ def turnbull(intervals: Counter[tuple[int, int]], bins: int) -> list[float]:
     # A left end (kind 1) directly followed by a right end (kind 0): an innermost interval.
     segments = [
         (pos, next_pos)
-        for (pos, kind), (next_pos, next_kind) in zip(events, events[1:])
+        for (pos, kind), (next_pos, next_kind) in itertools.pairwise(events)
         if kind == 1 and next_kind == 0
     ]
     starts = [a for a, _ in segments]
@@ -107,12 +107,12 @@ def turnbull(intervals: Counter[tuple[int, int]], bins: int) -> list[float]:
         for j in range(m):
             running += diff[j]
             new.append(q[j] * running / n)
-        change = max(abs(x - y) / length for x, y, length in zip(new, q, lengths))
+        change = max(abs(x - y) / length for x, y, length in zip(new, q, lengths, strict=True))
         q = new
         if change < _EM_TOLERANCE:
             break
     p = [0.0] * bins
-    for (a, b), mass, length in zip(segments, q, lengths):
+    for (a, b), mass, length in zip(segments, q, lengths, strict=True):
         for j in range(a, b):
             p[j] = mass / length
     return p

@@ -227,8 +227,10 @@ class _Planner:
         path = lambda name: os.path.join(folder.path, name)  # noqa: E731
         if to_rekey:
             rehashed = list(pool.map(_rehash, [(path(t[0]), t[3].content_hash) for t in to_rekey]))
-            self._rekey([(t[3].content_hash, digest) for t, (digest, _) in zip(to_rekey, rehashed) if digest])
-            for (name, size, mtime_ns, row), (digest, error) in zip(to_rekey, rehashed):
+            self._rekey(
+                [(t[3].content_hash, digest) for t, (digest, _) in zip(to_rekey, rehashed, strict=True) if digest]
+            )
+            for (name, size, mtime_ns, row), (digest, error) in zip(to_rekey, rehashed, strict=True):
                 if digest is None:
                     # Left as it is (scheme 1, its caption kept) and tried again next run.
                     result.unreadable += 1
@@ -243,7 +245,7 @@ class _Planner:
         hashes = list(pool.map(_hash, [path(t[0]) for t in to_hash])) if to_hash else []
         same = self._legacy_matches(folder, to_hash, hashes, pairs, pool)
         seen_here: set[str] = set()
-        for (name, size, mtime_ns, row), (digest, error), kept in zip(to_hash, hashes, same):
+        for (name, size, mtime_ns, row), (digest, error), kept in zip(to_hash, hashes, same, strict=True):
             if digest is None:
                 result.unreadable += 1
                 upserts.append((folder.path, name, folder.root, size, mtime_ns, None, FileState.FAILED.value, error))
@@ -338,7 +340,7 @@ class _Planner:
         if not self.has_old:
             return same
         wanted = []
-        for i, ((name, _, _, row), (digest, _)) in enumerate(zip(to_hash, hashes)):
+        for i, ((name, _, _, row), (digest, _)) in enumerate(zip(to_hash, hashes, strict=True)):
             if digest is None or (row is None and name in pairs):
                 continue
             if row is not None and row.content_hash is not None and row.hash_scheme is None:
@@ -350,7 +352,7 @@ class _Planner:
             return same
         legacy = pool.map(_legacy, [os.path.join(folder.path, to_hash[i][0]) for i in wanted])
         found: list[tuple[str, str]] = []
-        for i, old in zip(wanted, legacy):
+        for i, old in zip(wanted, legacy, strict=True):
             row, digest = to_hash[i][3], hashes[i][0]
             assert digest is not None
             if old is None:

@@ -254,7 +254,7 @@ def _references(
     version = meta[start]
     id_size = 2 if version == 0 else 4
     refs = []
-    for kind, s, e in _boxes(meta, start + 4, end):
+    for kind, s, _e in _boxes(meta, start + 4, end):
         if kind in _METADATA_REFS:
             continue
         source = _uint(meta, s, id_size)

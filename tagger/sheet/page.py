@@ -134,7 +134,7 @@ def _write_page(out: IO[str], records: Iterable[Record], summary: Mapping[str, A
         count += 1
     out.write(']</script>\n<script type="application/json" id="thumbs">{')
     first = True
-    for thumb_id, data in zip(ids.values(), thumbnails(ids.keys(), edge)):
+    for thumb_id, data in zip(ids.values(), thumbnails(ids.keys(), edge), strict=True):
         if data is None:
             continue
         out.write(("" if first else ",") + f'\n"{thumb_id}":"{base64.b64encode(data).decode("ascii")}"')

@@ -510,7 +510,7 @@ def _uris(el: ET.Element, out: set[str]) -> None:
 
 def copy_properties(dst: Packet, src: Packet, names: Iterable[str]) -> None:
     """Copy top-level properties ``names`` of ``src`` into ``dst`` (replacing dst's), in one new Description."""
-    wanted = [n for n in dict.fromkeys(names)]
+    wanted = list(dict.fromkeys(names))
     if not wanted:
         return
     for name in wanted:
