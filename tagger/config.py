@@ -138,7 +138,7 @@ SECTIONS = {
     "keywords": ("vocabulary", "unmapped"),
 }
 
-_TYPES = {f.name: type(f.default) for f in dataclasses.fields(Config)}
+_TYPES: dict[str, type[Any]] = {f.name: type(f.default) for f in dataclasses.fields(Config)}
 
 
 def _coerce(name: str, value: Any, where: str) -> Any:

@@ -275,7 +275,7 @@ def derive(caption: str | None, categories: Iterable[str] = (), rules: KeywordRu
     rules = rules or KeywordRules()
     lang = language(rules.language)
     matcher = rules.matcher
-    items: list[tuple[tuple[int, int], object]] = []
+    items: list[tuple[tuple[int, int], str | list[Term]]] = []
     text = unicodedata.normalize("NFC", _drop_unwritable(caption or ""))
     # Each item is keyed by (clause, word) so matches and leftover words keep the caption's order.
     clauses = _clauses(text)

@@ -41,7 +41,8 @@ import itertools
 import math
 import random
 import threading
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = ["LatencyModel", "turnbull"]
@@ -62,7 +63,7 @@ _PRIOR_MARGIN = 0.05
 _RUNG = 0.55
 
 
-def turnbull(intervals: Counter[tuple[int, int]], bins: int) -> list[float]:
+def turnbull(intervals: Mapping[tuple[int, int], float], bins: int) -> list[float]:
     """Probability per bin of a latency observed only as bin ranges ``[a, b)`` (with counts).
 
     The self-consistency (EM) algorithm, started on the innermost intervals:
@@ -333,7 +334,8 @@ class LatencyModel:
 
     def _rungs(self, aim: float) -> list[float]:
         """Leads of the probe ladder (0.55 of the aim, 0.3, ... down to one interval), to pop() from the top down."""
-        leads, fraction = [], _RUNG
+        leads: list[float] = []
+        fraction = _RUNG
         while aim * fraction >= self.interval - 1e-9 and len(leads) < 8:
             leads.append(1.0 - fraction)
             fraction *= _RUNG
@@ -359,7 +361,7 @@ class LatencyModel:
     def _fit(
         self,
         observations: list[tuple[float, float]],
-        still_working: list[float] = (),
+        still_working: Sequence[float] = (),
         prior: tuple[float, float] | None = None,
         account: tuple[int, int, list[tuple[int, float]]] = (0, 0, []),
     ) -> _Plan:
@@ -371,7 +373,7 @@ class LatencyModel:
         )
         width = max(self.interval / _BINS_PER_INTERVAL, longest / _MAX_BINS)
         bins = int(longest / width) + 2
-        intervals: Counter[tuple[int, int]] = Counter()
+        intervals: defaultdict[tuple[int, int], float] = defaultdict(float)  # weights: a prior's are fractions
         if prior is not None:
             # The documented range as prior_weight observations, evenly spread over its bins in slots
             # of a quarter interval (finer slots only slow the fit down).

@@ -203,7 +203,7 @@ class _Planner:
         result.unchanged += len(folder.files) - len(differs)
         if differs or (folder.complete and any(row[3] != 2 for row in lean.values())):
             self._differs(folder, differs, pool)
-        elif stamp is not None:
+        elif stamp is not None and listing is not None:
             self.ledger.mark_folder(folder.path, self.endpoint, listing, stamp)
 
     def _differs(self, folder: Folder, differs: list[tuple[bytes, int, int]], pool: ThreadPoolExecutor) -> None:
@@ -228,7 +228,11 @@ class _Planner:
         if to_rekey:
             rehashed = list(pool.map(_rehash, [(path(t[0]), t[3].content_hash) for t in to_rekey]))
             self._rekey(
-                [(t[3].content_hash, digest) for t, (digest, _) in zip(to_rekey, rehashed, strict=True) if digest]
+                [
+                    (t[3].content_hash, digest)
+                    for t, (digest, _) in zip(to_rekey, rehashed, strict=True)
+                    if digest and t[3].content_hash
+                ]
             )
             for (name, size, mtime_ns, row), (digest, error) in zip(to_rekey, rehashed, strict=True):
                 if digest is None:
@@ -258,7 +262,7 @@ class _Planner:
                     result._known_new[digest] = result._known_new.get(digest, 0) + 1
                 else:
                     result.new += 1
-            elif row.content_hash == digest or kept:
+            elif row is not None and (row.content_hash == digest or kept):  # not None: unread covers it
                 result.unchanged += 1  # metadata edited, pixels the same: keep the caption
                 if row.state == _MISSING:
                     self.reactivated[digest] += 1
@@ -273,7 +277,9 @@ class _Planner:
         gone: list[FullRow] = []
         if folder.complete:
             present = {entry[0] for entry in folder.files}
-            gone = [row for name, row in known.items() if row.state != _MISSING and name not in present]
+            gone = [
+                row for name, row in known.items() if row is not None and row.state != _MISSING and name not in present
+            ]
         self._note_gone(row.content_hash for row in gone)
         own = [digest for name, digest in unlinked if name not in pairs]
         if streamed:  # RAW files whose JPEG the intake reads are linked once it has claimed its content
@@ -419,7 +425,7 @@ class _Planner:
     def classify(self) -> None:
         """Moves, copies and deletions: content at a new path pairs up with a file gone from its old one."""
         result = self.result
-        canon = lambda digest: self.rekeyed.get(digest, digest)  # noqa: E731
+        canon: Callable[[str], str] = lambda digest: self.rekeyed.get(digest, digest)  # noqa: E731
         gone: Counter[str] = Counter()
         for digest, count in self.gone.items():
             gone[canon(digest)] += count

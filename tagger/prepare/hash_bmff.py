@@ -107,7 +107,7 @@ def hash_bmff(handle: BinaryIO, digest: hashlib._Hash) -> None:
 
 
 def _hash_items(handle: BinaryIO, digest: hashlib._Hash, meta: bytes, size: int) -> None:
-    children = {}
+    children: dict[bytes, tuple[int, int]] = {}
     for kind, start, end in _boxes(meta, 4, len(meta)):  # meta is a FullBox: 4 bytes of version and flags
         children.setdefault(kind, (start, end))
     if b"iinf" not in children or b"iloc" not in children:

@@ -188,7 +188,7 @@ def hash_tiff(handle: BinaryIO, digest: hashlib._Hash, base: int = 0) -> None:
     except struct.error as exc:
         raise Malformed from exc
     digest.update(_TAG + reader.order.encode())
-    todo, seen, blocks = [reader.first], set(), 0
+    todo, seen, blocks = [reader.first], set[int](), 0
     while todo:
         offset = todo.pop()
         if offset == 0 or offset in seen:

@@ -30,7 +30,7 @@ def data_extent(data: bytes, max_ifds: int = 64) -> int | None:
     except struct.error:
         return None
     extent = 0
-    todo, seen = [first], set()
+    todo, seen = [first], set[int]()
     while todo and len(seen) < max_ifds:
         offset = todo.pop()
         if offset == 0 or offset in seen:
