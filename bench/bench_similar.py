@@ -25,17 +25,13 @@ import argparse
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
 import numpy as np
-from conftest import make_photo
 from corpus import photo
+from helpers import make_photo
 from PIL import Image
 from similar_corpus import copies, crops, lookalike, save, scene, variant, window
 

@@ -195,7 +195,7 @@ def test_ctrl_c_exits_3_and_the_rerun_resumes_without_duplicates(photos, tmp_pat
     import signal
     import time
 
-    from conftest import make_photo
+    from helpers import make_photo
 
     for i in range(6, 16):
         make_photo(photos / f"more_{i}.jpg", i, size=(320, 240))
@@ -285,7 +285,7 @@ def test_report_and_strip_from_the_command_line(photos, tmp_path):
     stripped = tagger("strip", str(photos))
     assert stripped.returncode == 0 and "deleted 5" in stripped.stdout and "updated 1" in stripped.stdout
     assert sorted(p.name for p in photos.rglob("*.xmp")) == ["IMG_0000.JPG.xmp"]
-    from conftest import exiftool_json
+    from helpers import exiftool_json
 
     (meta,) = exiftool_json(sidecar)
     assert meta["XMP-xmp:Rating"] == 5 and "XMP-dc:Description" not in meta
@@ -294,7 +294,7 @@ def test_report_and_strip_from_the_command_line(photos, tmp_path):
 def test_the_emulator_command_serves_until_ctrl_c(tmp_path):
     import signal
 
-    from conftest import make_photo
+    from helpers import make_photo
 
     from tagger import cloudsight as cs
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import exiftool_json, make_photo
+from helpers import exiftool_json, make_photo
 
 from tagger.emulator import Emulator, Faults
 from tagger.pipeline.dispatch import max_posts_in_flight

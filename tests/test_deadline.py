@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock, make_photo
+from helpers import FakeClock, make_photo
 
 from tagger.client import cloudsight as cs
 from tagger.config import Config

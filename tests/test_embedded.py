@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pillow_heif
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 from PIL import Image
 from test_raw import dng, raw_scene
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pillow_heif
 from click.testing import CliRunner
-from conftest import exiftool_json
 from corpus import photo, prophoto_profile
+from helpers import exiftool_json
 from test_pipeline import config_for, run_with
 from test_raw import dng, raw_scene
 from test_raw import jpeg as raw_jpeg

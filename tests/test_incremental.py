@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import exiftool_json, make_photo
+from helpers import exiftool_json, make_photo
 from PIL import Image
 from test_pipeline import config_for, run_with
 

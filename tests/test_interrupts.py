@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 from PIL import Image
 
 from tagger.config import Config

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import sqlite_utils
-from conftest import exiftool_json, make_photo
+from helpers import exiftool_json, make_photo
 from test_pipeline import config_for, queue_jobs, run_with
 
 from tagger.config import default_ledger_path, load_config

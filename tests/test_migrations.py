@@ -177,7 +177,7 @@ def test_every_earlier_release_has_a_stored_ledger():
 
 @pytest.mark.parametrize("stored", STORED, ids=lambda p: p.stem)
 def test_a_stored_ledger_of_an_earlier_release_upgrades_and_sends_nothing_again(stored, tmp_path, emulator):
-    from conftest import exiftool_json
+    from helpers import exiftool_json
 
     from tagger.config import Config
     from tagger.pipeline import EMULATOR_ENDPOINT, make_api, run

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 from test_pipeline import config_for as pipeline_config_for
 from test_pipeline import run_config as run_with
 

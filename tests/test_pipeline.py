@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from conftest import exiftool_json, make_photo
+from helpers import exiftool_json, make_photo
 
 from tagger.config import Config
 from tagger.emulator import Emulator, Faults

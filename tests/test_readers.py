@@ -11,7 +11,7 @@ from pathlib import Path
 import pillow_heif
 import pyexiv2
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 from PIL import Image
 from test_cli import tagger
 

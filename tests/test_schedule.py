@@ -206,7 +206,7 @@ def simulate_first_run(latency, n, *, interval=1.0, seed=1, budget=_POLL_BUDGET,
 
     Simulated time on the FakeClock; returns (polls/job, median delay, wall, re-aims, model).
     """
-    from conftest import FakeClock
+    from helpers import FakeClock
 
     clock = FakeClock()
     model = LatencyModel(
@@ -333,7 +333,7 @@ def test_the_dispatcher_re_aims_polls_in_flight_when_the_estimate_changes(tmp_pa
     # The real dispatcher and emulator over loopback, both on one FakeClock: the emulator answers in
     # 0.05-0.1 s, the documented prior says 6-12 s. The ladder's low probes come back done, the prior
     # goes, and every job still waiting for a ~10 s first poll is polled at once.
-    from conftest import FakeClock, make_photo
+    from helpers import FakeClock, make_photo
 
     from tagger import cloudsight as cs
     from tagger.emulator import Emulator

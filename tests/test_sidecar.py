@@ -698,7 +698,7 @@ def test_existing_sidecar_keeps_owner_group_and_mode(tmp_path):
 
 
 def test_new_sidecar_gets_the_photos_owner_and_a_copy_of_its_metadata(tmp_path):
-    from conftest import make_photo
+    from helpers import make_photo
 
     photo = make_photo(tmp_path / "IMG_1.JPG", seed=5)
     subprocess.run(

@@ -11,7 +11,7 @@ import csv
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import exiftool_json
+from helpers import exiftool_json
 from similar_corpus import copies, crops, lookalike, save, scene
 from test_pipeline import config_for, run_with
 from test_report import browser  # noqa: F401 - the headless Chromium fixture

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import exiftool_json, make_photo
+from helpers import exiftool_json, make_photo
 from test_pipeline import config_for, ledger_rows, run_with
 
 from tagger.emulator import Emulator

@@ -8,7 +8,7 @@ import threading
 from functools import partial
 
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 from test_pipeline import config_for, run_with
 
 from tagger.cli import _csv_exporter

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import exiftool_json
+from helpers import exiftool_json
 
 from tagger.config import Config
 from tagger.errors import UsageError

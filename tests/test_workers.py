@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_photo
 from corpus import hang
+from helpers import make_photo
 
 from tagger.prepare.normalise import Cancelled, PrepareError, PrepareOptions, Preparer
 from tagger.prepare.workers import KillablePool, WorkerDied
