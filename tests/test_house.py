@@ -169,3 +169,15 @@ def test_bench_script_help(script: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: "), done.stdout
+
+
+def test_every_module_imports() -> None:
+    """Every module of the installed package imports on its own (the fast loop, ``-m "not slow"``, runs this too)."""
+    names = sorted(
+        ".".join(("tagger", *p.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+        for p in PACKAGE.rglob("*.py")
+        if p.name != "__main__.py"  # runs the CLI
+    )
+    assert len(names) > 70
+    for name in names:
+        importlib.import_module(name)
