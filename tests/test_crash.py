@@ -12,10 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import exiftool_json, make_photo
 
 from tagger.emulator import Emulator, Faults
 from tagger.pipeline.dispatch import max_posts_in_flight
+
+pytestmark = pytest.mark.slow  # scenarios: SIGKILLed CLI processes over hundreds of images
 
 WORKERS = 2
 INTERRUPTED = re.compile(rb"(\d+) job\(s\) were interrupted while being submitted")

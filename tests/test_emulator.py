@@ -580,6 +580,7 @@ def test_parse_latency() -> None:
             parse_latency(bad)
 
 
+@pytest.mark.slow
 def test_serve_prints_url_and_stops_on_interrupt() -> None:
     code = (
         "from tagger.emulator import serve, Faults\n"

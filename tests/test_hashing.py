@@ -191,6 +191,7 @@ FORMATS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FORMATS))
 def test_exiftool_edits_keep_the_identity_and_pixels_change_it(tmp_path: Path, name: str) -> None:
     original = _save(photo(), tmp_path / name, **FORMATS[name])

@@ -18,6 +18,8 @@ from test_pipeline import run_config as run_with
 from tagger.config import Config
 from tagger.emulator import Emulator, Faults
 
+pytestmark = pytest.mark.slow  # scenarios: outages outlasting the retries, CLI processes
+
 FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2)
 #: Retries give up fast, so the outage outlasts them.
 SHORT_BUDGET = dict(retry_attempts=3, retry_budget=3.0, stop_after_failures=2)

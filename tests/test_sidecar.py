@@ -145,6 +145,7 @@ def test_alt_text_is_cut_at_a_word_boundary(tmp_path):
 # --- merging -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_merge_into_exiftool_sidecar(tmp_path):
     path = tmp_path / "IMG_1.xmp"
     subprocess.run(
@@ -178,6 +179,7 @@ def test_merge_into_exiftool_sidecar(tmp_path):
     exiv2(path)
 
 
+@pytest.mark.slow
 def test_merge_into_darktable_sidecar(tmp_path):
     path = copy_fixture(tmp_path, "darktable.xmp")
     before, strict_before = exif(path), exiv2(path)
@@ -196,6 +198,7 @@ def test_merge_into_darktable_sidecar(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_merge_into_digikam_sidecar_keeps_languages_and_updates_attribute_date(tmp_path):
     path = copy_fixture(tmp_path, "digikam.xmp")
     before = exif(path)
@@ -219,6 +222,7 @@ def test_merge_into_digikam_sidecar_keeps_languages_and_updates_attribute_date(t
     assert text.count("MetadataDate") == 1  # the attribute updated where it stood, not a second copy
 
 
+@pytest.mark.slow
 def test_user_caption_is_never_replaced(tmp_path):
     path = tmp_path / "a.xmp"
     subprocess.run(["exiftool", "-q", "-o", str(path), "-XMP-dc:Description=My own words"], check=True)
@@ -267,6 +271,7 @@ def test_new_caption_replaces_only_our_keywords(tmp_path):
     assert tags["XMP-tagger:Token"] == "tok-2"
 
 
+@pytest.mark.slow
 def test_caption_the_user_edited_after_us_is_kept_on_rerun(tmp_path):
     path = tmp_path / "a.xmp"
     write_sidecar(str(path), content())
@@ -331,6 +336,7 @@ def test_empty_existing_file_is_filled_and_not_claimed(tmp_path):
     assert path.exists()
 
 
+@pytest.mark.slow
 def test_symlinked_sidecar_is_written_through(tmp_path):
     real = copy_fixture(tmp_path, "digikam.xmp")
     link = tmp_path / "IMG.JPG.xmp"
@@ -340,6 +346,7 @@ def test_symlinked_sidecar_is_written_through(tmp_path):
     assert exif(real)["XMP-tagger:Token"] == "tok-1"
 
 
+@pytest.mark.slow
 def test_naive_now_is_taken_as_utc_and_other_zones_converted(tmp_path):
     a, b = tmp_path / "a.xmp", tmp_path / "b.xmp"
     write_sidecar(str(a), content(), now=datetime(2026, 1, 2, 3, 4, 5, 999))
@@ -381,6 +388,7 @@ def test_strip_deletes_a_file_tagger_created(tmp_path):
     assert strip_sidecar(str(path)) == "absent"
 
 
+@pytest.mark.slow
 def test_strip_keeps_a_created_file_the_user_added_to(tmp_path):
     path = tmp_path / "a.xmp"
     write_sidecar(str(path), content())
@@ -396,6 +404,7 @@ def test_strip_keeps_a_created_file_the_user_added_to(tmp_path):
     assert "tagger.invalid" not in path.read_text("utf-8")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", ["darktable.xmp", "digikam.xmp"])
 def test_strip_restores_the_users_data(tmp_path, fixture):
     path = copy_fixture(tmp_path, fixture)
@@ -413,6 +422,7 @@ def test_strip_restores_the_users_data(tmp_path, fixture):
     assert strip_sidecar(str(path)) == "unchanged"
 
 
+@pytest.mark.slow
 def test_strip_keeps_a_caption_the_user_rewrote(tmp_path):
     path = tmp_path / "a.xmp"
     write_sidecar(str(path), content())
@@ -505,6 +515,7 @@ def test_non_utf8_file_names(tmp_path, caplog):
     assert strip_sidecar(target) == "deleted"
 
 
+@pytest.mark.slow
 def test_a_folder_is_listed_once(tmp_path, monkeypatch):
     names = [f"IMG_{i:05d}.JPG" for i in range(3000)]
     touch(tmp_path, *names)
@@ -603,6 +614,7 @@ def run_property(tmp_path: Path, caption: str, user: list[str], ours: list[str],
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
+@pytest.mark.slow
 @given(caption=xml_text, user=st.lists(user_keyword, max_size=6), ours=st.lists(xml_text, max_size=6))
 def test_property_merge_with_exiv2(tmp_path, caption, user, ours):
     run_property(tmp_path, caption, user, ours, tools=False)
@@ -611,6 +623,7 @@ def test_property_merge_with_exiv2(tmp_path, caption, user, ours):
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
+@pytest.mark.slow
 @given(caption=xml_text, user=st.lists(user_keyword, max_size=6), ours=st.lists(xml_text, max_size=6))
 def test_property_merge_with_exiftool(tmp_path, caption, user, ours):
     run_property(tmp_path, caption, user, ours, tools=True)
@@ -633,6 +646,7 @@ def test_languages_each_caption_under_its_own_lang_and_strip_removes_them(tmp_pa
     assert strip_sidecar(str(path)) == "deleted"
 
 
+@pytest.mark.slow
 def test_a_users_description_in_one_language_gets_no_x_default(tmp_path):
     path = tmp_path / "a.xmp"
     subprocess.run(["exiftool", "-q", "-o", str(path), "-XMP-dc:Description-en-US=mine, in English"], check=True)
@@ -641,6 +655,7 @@ def test_a_users_description_in_one_language_gets_no_x_default(tmp_path):
     assert exif(path)["XMP-iptcCore:AltTextAccessibility"] == "A red barn beside a wheat field"
 
 
+@pytest.mark.slow
 def test_boilerplate_in_a_sidecar_is_replaced_and_restored_by_strip(tmp_path):
     path = tmp_path / "a.xmp"
     subprocess.run(
@@ -697,6 +712,7 @@ def test_existing_sidecar_keeps_owner_group_and_mode(tmp_path):
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 2345, 0o664)
 
 
+@pytest.mark.slow
 def test_new_sidecar_gets_the_photos_owner_and_a_copy_of_its_metadata(tmp_path):
     from helpers import make_photo
 
@@ -730,6 +746,7 @@ def test_new_sidecar_gets_the_photos_owner_and_a_copy_of_its_metadata(tmp_path):
     assert strip_sidecar(str(target)) == "deleted"
 
 
+@pytest.mark.slow
 def test_an_edit_saved_between_read_and_rename_is_merged_not_lost(tmp_path, monkeypatch):
     path = copy_fixture(tmp_path, "digikam.xmp")
     real = sidecar._encode

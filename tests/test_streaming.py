@@ -22,6 +22,8 @@ from test_pipeline import config_for, ledger_rows, run_with
 from tagger.emulator import Emulator
 from tagger.pipeline.progress import Progress
 
+pytestmark = pytest.mark.slow  # scenarios: whole first runs, strace, stops during the walk
+
 
 class _HoldTheWalk(Progress):
     """Holds the walk after its first folder of photos until the emulator has been sent an image (or 60 s pass)."""
