@@ -34,9 +34,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 SIZE = (4000, 3000)
 PER_FOLDER = 250
 
@@ -58,7 +55,7 @@ def _dqt_offset(data: bytes) -> int:
 
 def build_tree(root: Path, n: int) -> list[Path]:
     """N distinct 12 MP JPEGs in folders of PER_FOLDER."""
-    from tests.conftest import make_photo
+    from helpers import make_photo
 
     base = make_photo(root.parent / "_base.jpg", seed=1, size=SIZE).read_bytes()
     table = _dqt_offset(base)

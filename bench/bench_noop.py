@@ -41,8 +41,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from tagger.ledger.store import Ledger
 from tagger.prepare.hashing import content_hash
 
@@ -181,7 +179,7 @@ def run_child(ledger: str, root: Path) -> dict:
 
 def time_command(ledger: str, root: Path) -> tuple[float, float]:
     """Wall and CPU time of the whole ``tagger run`` command, a process of its own (start-up and imports included)."""
-    env = dict(os.environ, TAGGER_CONFIG="", PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    env = dict(os.environ, TAGGER_CONFIG="")
     argv = [
         sys.executable,
         "-c",

@@ -18,20 +18,17 @@ import multiprocessing
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from corpus import photo, stored_for_orientation
 from PIL import Image, ImageOps
 
 from tagger.prepare.decode import draft_scale
 from tagger.prepare.normalise import PrepareOptions, Preparer, prepare
-from tests.corpus import photo, stored_for_orientation
 
 MAX_EDGE = 1024
 OPTIONS = PrepareOptions(max_edge=MAX_EDGE)

@@ -25,17 +25,13 @@ import argparse
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
 import numpy as np
-from conftest import make_photo
 from corpus import photo
+from helpers import make_photo
 from PIL import Image
 from similar_corpus import copies, crops, lookalike, save, scene, variant, window
 
@@ -85,8 +81,8 @@ def false_matches(prints: list[Fingerprint]) -> tuple[int, int, list[tuple[int, 
 
 
 def margins(a: Fingerprint, b: Fingerprint) -> tuple[int, float, int]:
-    d = [abs(x - y) for x, y in zip(a.detail, b.detail)]
-    return max(d), sum(d) / len(d), max(abs(x - y) for x, y in zip(a.colour, b.colour))
+    d = [abs(x - y) for x, y in zip(a.detail, b.detail, strict=True)]
+    return max(d), sum(d) / len(d), max(abs(x - y) for x, y in zip(a.colour, b.colour, strict=True))
 
 
 def calibrate(originals: int) -> None:

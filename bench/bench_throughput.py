@@ -31,14 +31,12 @@ import multiprocessing
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from helpers import make_photo
 from PIL import Image, ImageDraw
 
 import tagger.pipeline.runner
@@ -47,7 +45,6 @@ from tagger.config import Config
 from tagger.emulator import Emulator, Faults
 from tagger.pipeline.dispatch import Dispatcher
 from tagger.pipeline.runner import make_api, run
-from tests.conftest import make_photo
 
 SIZE = (1600, 1200)
 BASES = 4
@@ -198,7 +195,7 @@ def pipeline_case(
 def warm_case(images: list[Path], work: Path, latency: tuple[float, float], scale: float) -> dict:
     """A nightly run: the ledger already holds an earlier run's latencies; figures of the second run."""
     halves = [work / "first", work / "second"]
-    for folder, part in zip(halves, (images[: len(images) // 2], images[len(images) // 2 :])):
+    for folder, part in zip(halves, (images[: len(images) // 2], images[len(images) // 2 :]), strict=True):
         folder.mkdir()
         for path in part:
             os.link(path, folder / path.name)

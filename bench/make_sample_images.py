@@ -9,9 +9,9 @@ see sample_images/README.md.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 from PIL import Image
@@ -90,4 +90,8 @@ def main(wheels: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1].split("\n", 1)[1]
+    )
+    parser.add_argument("wheel_dir", type=Path, help="the unzipped wheels (sk/ = scikit-image, mpl/ = matplotlib)")
+    main(parser.parse_args().wheel_dir)

@@ -21,6 +21,7 @@ already done, so a crash before the migration was recorded is harmless.
 from __future__ import annotations
 
 import re
+import sqlite3
 import urllib.parse
 
 from sqlite_utils import Database
@@ -61,11 +62,11 @@ def _normal(endpoint: str) -> str:
     return urllib.parse.urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
 
 
-def _columns(c, table: str) -> list[str]:
+def _columns(c: sqlite3.Connection, table: str) -> list[str]:
     return [r[1] for r in c.execute(f"PRAGMA table_info({table})")]
 
 
-def _merge_endpoints(c) -> None:
+def _merge_endpoints(c: sqlite3.Connection) -> None:
     """Store every endpoint in its normal form, merging jobs that only differed in spelling.
 
     Works per spelling (a ledger holds a handful), so a million jobs are
@@ -101,7 +102,7 @@ def _merge_endpoints(c) -> None:
             c.execute("UPDATE runs SET endpoint = ? WHERE endpoint = ?", (_normal(endpoint), endpoint))
 
 
-def _rebuild_jobs(c) -> None:
+def _rebuild_jobs(c: sqlite3.Connection) -> None:
     """Add ``locale`` to the jobs' key, keeping every column, row id and index."""
     c.execute("ALTER TABLE jobs ADD COLUMN locale TEXT NOT NULL DEFAULT 'en-US'")
     c.execute("CREATE INDEX IF NOT EXISTS jobs_endpoint_locale_state ON jobs (endpoint, locale, state)")

@@ -153,7 +153,7 @@ SECTIONS = {
     "shared": ("url", "shared_required", "machine", "lease"),
 }
 
-_TYPES = {f.name: type(f.default) for f in dataclasses.fields(Config)}
+_TYPES: dict[str, type[Any]] = {f.name: type(f.default) for f in dataclasses.fields(Config)}
 
 
 def _coerce(name: str, value: Any, where: str) -> Any:

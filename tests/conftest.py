@@ -1,18 +1,14 @@
-"""Shared fixtures: a live emulator on loopback, photo-like images, exiftool."""
+"""Fixtures only: a live emulator on loopback, a tree of photo-like images. Helpers are in ``helpers``."""
 
 from __future__ import annotations
 
-import json
 import os
-import random
-import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import make_photo
 from hypothesis import HealthCheck, settings
-from PIL import Image, ImageDraw
 
 import tagger
 
@@ -47,47 +43,6 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-KEY = "emulator-key"
-SECRET = "emulator-secret"
-
-
-class FakeClock:
-    """A clock whose sleep only moves time forward: backoff tests run in microseconds."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def make_photo(path: Path, seed: int, size: tuple[int, int] = (640, 480), *, exif: Image.Exif | None = None) -> Path:
-    """A photo-like JPEG (gradient, shapes and noise: never flat, so never 'blurry')."""
-    rnd = random.Random(seed)
-    w, h = size
-    base = Image.linear_gradient("L").resize((w, h)).convert("RGB")
-    tint = Image.new("RGB", (w, h), (rnd.randrange(40, 220), rnd.randrange(40, 220), rnd.randrange(40, 220)))
-    img = Image.blend(base, tint, 0.6)
-    draw = ImageDraw.Draw(img)
-    for _ in range(12):
-        x0, y0 = rnd.randrange(w), rnd.randrange(h)
-        x1, y1 = x0 + rnd.randrange(20, w // 2), y0 + rnd.randrange(20, h // 2)
-        draw.rectangle((x0, y0, x1, y1), fill=(rnd.randrange(256), rnd.randrange(256), rnd.randrange(256)))
-    noise = Image.effect_noise((w, h), 40).convert("RGB")
-    img = Image.blend(img, noise, 0.25)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    kwargs = {"quality": 90}
-    if exif is not None:
-        kwargs["exif"] = exif
-    img.save(path, "JPEG", **kwargs)
-    return path
-
-
 @pytest.fixture
 def emulator():
     """A fresh emulator with short latencies, stopped after the test."""
@@ -104,11 +59,3 @@ def photos(tmp_path: Path) -> Path:
     for i in range(6):
         make_photo(root / ("sub" if i % 2 else "") / f"IMG_{i:04d}.JPG", seed=i)
     return root
-
-
-def exiftool_json(*paths: Path | str) -> list[dict]:
-    """What exiftool reads from files (-struct, group names)."""
-    if shutil.which("exiftool") is None:
-        raise AssertionError("exiftool is required for these tests (apt-get install libimage-exiftool-perl)")
-    out = subprocess.run(["exiftool", "-j", "-struct", "-G1", *map(str, paths)], capture_output=True, check=True)
-    return json.loads(out.stdout)

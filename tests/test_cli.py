@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 
 from tagger.cli import cli
 from tagger.emulator import Emulator
@@ -77,6 +78,7 @@ def test_python_dash_m_is_the_command():
     assert out.returncode == 0 and "tagger" in out.stdout
 
 
+@pytest.mark.slow
 def test_no_key_is_one_sentence_and_exit_2(photos, tmp_path):
     out = tagger("run", str(photos), "--ledger", str(tmp_path / "l.sqlite"))
     assert out.returncode == 2
@@ -84,6 +86,7 @@ def test_no_key_is_one_sentence_and_exit_2(photos, tmp_path):
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_refused_credentials_stop_at_once_with_exit_3(photos, tmp_path):
     with Emulator(key="the-right-key") as emu:
         out = tagger(
@@ -103,6 +106,7 @@ def test_refused_credentials_stop_at_once_with_exit_3(photos, tmp_path):
     assert counters["auth_failures"] == 1  # one probe, not one per file
 
 
+@pytest.mark.slow
 def test_the_key_never_reaches_a_file_or_the_output(photos, tmp_path):
     key, secret = "KEY-5f3a9c1e-do-not-leak", "SECRET-77b1-do-not-leak"
     with Emulator(key=key, secret=secret, latency=(0.05, 0.1)) as emu:
@@ -130,6 +134,7 @@ def test_the_key_never_reaches_a_file_or_the_output(photos, tmp_path):
     assert key not in out.stdout + out.stderr and secret not in out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_status_json_and_export(photos, tmp_path):
     ledger = str(tmp_path / "l.sqlite")
     out = tagger(
@@ -185,17 +190,19 @@ def test_a_second_run_on_a_held_ledger_exits_3_naming_the_pid(photos, tmp_path):
     assert f"PID {os.getpid()}" in out.stderr
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_2(tmp_path):
     assert tagger("run", str(tmp_path / "nope"), "--emulator", "--ledger", str(tmp_path / "l")).returncode == 2
     assert tagger("run").returncode == 2
     assert tagger("status", "--ledger", str(tmp_path / "missing.sqlite")).returncode == 2
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_3_and_the_rerun_resumes_without_duplicates(photos, tmp_path):
     import signal
     import time
 
-    from conftest import make_photo
+    from helpers import make_photo
 
     for i in range(6, 16):
         make_photo(photos / f"more_{i}.jpg", i, size=(320, 240))
@@ -235,6 +242,7 @@ def test_ctrl_c_exits_3_and_the_rerun_resumes_without_duplicates(photos, tmp_pat
     assert len(list(photos.rglob("*.xmp"))) == 16
 
 
+@pytest.mark.slow
 def test_status_lists_reasons_and_retry_requeues_only_what_was_asked(photos, tmp_path):
     from tagger.emulator import Faults
 
@@ -261,6 +269,7 @@ def test_status_lists_reasons_and_retry_requeues_only_what_was_asked(photos, tmp
     assert (data["completed"], data["skipped"], data["failed"]) == (6, 0, 1)
 
 
+@pytest.mark.slow
 def test_report_and_strip_from_the_command_line(photos, tmp_path):
     ledger = str(tmp_path / "l.sqlite")
     sidecar = photos / "IMG_0000.JPG.xmp"
@@ -285,7 +294,7 @@ def test_report_and_strip_from_the_command_line(photos, tmp_path):
     stripped = tagger("strip", str(photos))
     assert stripped.returncode == 0 and "deleted 5" in stripped.stdout and "updated 1" in stripped.stdout
     assert sorted(p.name for p in photos.rglob("*.xmp")) == ["IMG_0000.JPG.xmp"]
-    from conftest import exiftool_json
+    from helpers import exiftool_json
 
     (meta,) = exiftool_json(sidecar)
     assert meta["XMP-xmp:Rating"] == 5 and "XMP-dc:Description" not in meta
@@ -294,7 +303,7 @@ def test_report_and_strip_from_the_command_line(photos, tmp_path):
 def test_the_emulator_command_serves_until_ctrl_c(tmp_path):
     import signal
 
-    from conftest import make_photo
+    from helpers import make_photo
 
     from tagger import cloudsight as cs
 
@@ -324,6 +333,7 @@ def test_the_emulator_command_serves_until_ctrl_c(tmp_path):
     assert proc.returncode == 0
 
 
+@pytest.mark.slow
 def test_config_goes_before_or_after_the_command(photos, tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text(

@@ -8,7 +8,7 @@ import threading
 from functools import partial
 
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 
 from tagger import cloudsight
 from tagger.client.cloudsight import API, OAuth, SimpleAuth

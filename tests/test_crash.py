@@ -12,10 +12,13 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import exiftool_json, make_photo
+import pytest
+from helpers import exiftool_json, make_photo
 
 from tagger.emulator import Emulator, Faults
 from tagger.pipeline.dispatch import max_posts_in_flight
+
+pytestmark = pytest.mark.slow  # scenarios: SIGKILLed CLI processes over hundreds of images
 
 WORKERS = 2
 INTERRUPTED = re.compile(rb"(\d+) job\(s\) were interrupted while being submitted")
@@ -144,7 +147,7 @@ def crash_and_resume(
     if slow is not None:
         assert sum(cut for _, cut in at_kill) == interrupted > 0, at_kill
     # No temporary file of an interrupted write is left anywhere (sidecars, ledger folder).
-    leftovers = [p for p in tmp_path.rglob(".*.tmp")]
+    leftovers = list(tmp_path.rglob(".*.tmp"))
     assert leftovers == []
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock, make_photo
+from helpers import FakeClock, make_photo
 
 from tagger.client import cloudsight as cs
 from tagger.config import Config
@@ -108,6 +108,7 @@ def test_the_deadline_runs_from_the_submission_across_runs(tmp_path):
     ledger.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code", [400, 404, 409, 410])
 def test_a_repost_refused_with_any_4xx_ends_the_job_as_timeout(tmp_path, code):
     with Emulator(latency=(0.05, 0.1), faults=Faults(timeout_rate=1.0, repost_status=code), seed=3) as emu:
@@ -137,6 +138,7 @@ def test_a_repost_refused_with_any_4xx_ends_the_job_as_timeout(tmp_path, code):
     assert counters["reposts"] == 0 and counters["submissions"] == JOBS
 
 
+@pytest.mark.slow
 def test_an_unsure_skip_whose_repost_is_refused_stays_skipped(tmp_path):
     with Emulator(latency=(0.05, 0.1), faults=Faults(unsure_rate=1.0, repost_status=409), seed=4) as emu:
         config = Config(
@@ -173,6 +175,7 @@ def _config_file(tmp_path: Path, extra: str = "") -> str:
     return str(cfg)
 
 
+@pytest.mark.slow
 def test_a_stuck_job_ends_by_the_deadline_and_retry_polls_it_again_for_free(photos, tmp_path):
     ledger = str(tmp_path / "l.sqlite")
     cfg = _config_file(tmp_path, "job_deadline = 1.0\n")
@@ -197,6 +200,7 @@ def test_a_stuck_job_ends_by_the_deadline_and_retry_polls_it_again_for_free(phot
     assert counters["submissions"] == 6 and counters["reposts"] == 0
 
 
+@pytest.mark.slow
 def test_retry_timeouts_reposts_known_tokens_and_sends_only_the_forgotten_ones(photos, tmp_path):
     ledger = str(tmp_path / "l.sqlite")
     cfg = _config_file(tmp_path, "timeout_reposts = 0\n")

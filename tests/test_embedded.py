@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pillow_heif
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 from PIL import Image
 from test_raw import dng, raw_scene
 
@@ -45,6 +45,7 @@ def source(tmp_path: Path, fmt: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["jpg", "tif", "png", "webp", "heic", "avif", "dng"])
 def test_every_format_yields_its_xmp_and_exif(tmp_path, fmt):
     path = write(source(tmp_path, fmt), *ARGS)
@@ -79,6 +80,7 @@ def test_iptc_is_decoded_by_its_declared_charset(tmp_path, fmt):
     }
 
 
+@pytest.mark.slow
 def test_mwg_mapping_fills_what_the_xmp_lacks_and_xmp_wins(tmp_path):
     path = write(
         source(tmp_path, "jpg"),

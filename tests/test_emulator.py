@@ -65,7 +65,7 @@ def noise(brightness: tuple[int, int] = (0, 255), size: tuple[int, int] = (320, 
 
 def submit(emulator: Emulator, data: bytes, *, nested: bool = True, headers: dict | None = None, **fields: str):
     image_name = "image_request[image]" if nested else "image"
-    form = {("image_request[%s]" % k if nested else k): v for k, v in {"locale": "en-US", **fields}.items()}
+    form = {(f"image_request[{k}]" if nested else k): v for k, v in {"locale": "en-US", **fields}.items()}
     return requests.post(
         f"{emulator.url}/images",
         headers=SIMPLE if headers is None else headers,
@@ -580,6 +580,7 @@ def test_parse_latency() -> None:
             parse_latency(bad)
 
 
+@pytest.mark.slow
 def test_serve_prints_url_and_stops_on_interrupt() -> None:
     code = (
         "from tagger.emulator import serve, Faults\n"

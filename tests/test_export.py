@@ -278,6 +278,7 @@ def test_failure_midway_leaves_old_file_and_no_temp(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
 
 
+@pytest.mark.slow
 def test_streams_without_holding_rows(tmp_path: Path) -> None:
     n = 60_000
 

@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 
 from tagger.ledger.planning import MARK_TRIGGERS
 from tagger.ledger.store import Ledger

@@ -26,6 +26,7 @@ def test_is_image_name(name: str, expected: bool) -> None:
     assert is_image_name(name) is expected
 
 
+@pytest.mark.slow
 def test_sniff_generated_files(tmp_path: Path) -> None:
     expectations = write_corpus(tmp_path)
     kinds = {name: sniff((tmp_path / name).read_bytes()[:SNIFF_BYTES]) for name in expectations}

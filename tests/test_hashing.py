@@ -133,7 +133,10 @@ def test_large_files_are_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     big = tmp_path / "big.png"
     raw = b"".join(b"\0" + bytes((x * 7 + y) % 256 for x in range(3000)) for y in range(400))
     ihdr = struct.pack(">IIBBBBB", 1000, 400, 8, 2, 0, 0, 0)
-    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     big.write_bytes(
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 0)) + chunk(b"IEND", b"")
     )
@@ -188,6 +191,7 @@ FORMATS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FORMATS))
 def test_exiftool_edits_keep_the_identity_and_pixels_change_it(tmp_path: Path, name: str) -> None:
     original = _save(photo(), tmp_path / name, **FORMATS[name])

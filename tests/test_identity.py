@@ -15,9 +15,10 @@ import subprocess
 from pathlib import Path
 
 import pillow_heif
+import pytest
 from click.testing import CliRunner
-from conftest import exiftool_json
 from corpus import photo, prophoto_profile
+from helpers import exiftool_json
 from test_pipeline import config_for, run_with
 from test_raw import dng, raw_scene
 from test_raw import jpeg as raw_jpeg
@@ -94,6 +95,7 @@ def _jobs(ledger: Path) -> dict[bytes, tuple]:
 FORMATS = ("a.tif", "b.webp", "c.heic", "d.dng")
 
 
+@pytest.mark.slow
 def test_metadata_edits_to_tiff_webp_heic_dng_and_the_csv_round_trip_cost_nothing(emulator, tmp_path):
     root = tmp_path / "photos"
     images = [_image(root / name, seed=i) for i, name in enumerate(FORMATS)]
@@ -186,6 +188,7 @@ def _downgrade(ledger: Path, files: list[Path]) -> None:
         con.close()
 
 
+@pytest.mark.slow
 def test_an_older_ledger_upgrades_without_a_submission_even_when_files_are_edited(emulator, tmp_path):
     root = tmp_path / "photos"
     album = root / "album"
@@ -263,6 +266,7 @@ def test_an_older_ledger_upgrades_without_a_submission_even_when_files_are_edite
     assert _jobs(ledger) == after
 
 
+@pytest.mark.slow
 def test_files_recorded_twice_by_an_older_tagger_keep_their_captions(emulator, tmp_path):
     """Two TIFFs differing only in metadata were two jobs under scheme 1; each file keeps its own after the upgrade."""
     root = tmp_path / "photos"
@@ -279,7 +283,13 @@ def test_files_recorded_twice_by_an_older_tagger_keep_their_captions(emulator, t
     con = sqlite3.connect(ledger)
     job = con.execute("SELECT * FROM jobs").fetchone()
     cols = [d[1] for d in con.execute("PRAGMA table_info(jobs)")]
-    values = dict(zip(cols, job), id=None, content_hash=_scheme_1(two), token="second-token", caption="second caption")
+    values = dict(
+        zip(cols, job, strict=True),
+        id=None,
+        content_hash=_scheme_1(two),
+        token="second-token",
+        caption="second caption",
+    )
     con.execute(
         f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", [values[c] for c in cols]
     )

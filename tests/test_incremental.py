@@ -14,8 +14,9 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
-from conftest import exiftool_json, make_photo
+from helpers import exiftool_json, make_photo
 from PIL import Image
 from test_pipeline import config_for, run_with
 
@@ -65,6 +66,7 @@ def _export(ledger: Path, dest: Path, *extra: str) -> set[str]:
         return {r["path"] for r in csv.DictReader(f)}
 
 
+@pytest.mark.slow
 def test_every_kind_of_change_in_one_run(emulator, tmp_path):
     root = tmp_path / "photos"
     album = root / "album"
@@ -275,6 +277,7 @@ def test_a_file_back_where_it_was_is_active_again_without_a_submission(tmp_path)
     assert _rows(tmp_path / "ledger.sqlite", "SELECT state FROM files") == [("active",)]
 
 
+@pytest.mark.slow
 def test_the_dry_run_and_the_real_run_print_the_same_words_and_a_move_is_not_missing(tmp_path):
     import re
     import sys

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 from PIL import Image
 
 from tagger.config import Config
@@ -148,6 +148,7 @@ def _assert_resumed(photos: Path, tmp_path: Path, emu: Emulator) -> dict:
     return {"stderr": again.stderr, **emu.counters()}
 
 
+@pytest.mark.slow
 def test_ctrl_c_to_the_group_while_worker_processes_prepare_fails_nothing(big_pngs, tmp_path):
     photos = _photos(big_pngs, tmp_path)
     with Emulator(latency=(0.3, 0.6), seed=5) as emu:
@@ -168,6 +169,7 @@ def test_ctrl_c_to_the_group_while_worker_processes_prepare_fails_nothing(big_pn
     assert counters["submissions"] == IMAGES and counters["duplicates"] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", [True, False], ids=["worker-processes", "threads"])
 def test_ctrl_c_while_posts_are_in_flight_records_their_answers(big_pngs, tmp_path, processes):
     photos = _photos(big_pngs, tmp_path)
@@ -188,6 +190,7 @@ def test_ctrl_c_while_posts_are_in_flight_records_their_answers(big_pngs, tmp_pa
     assert counters["submissions"] == IMAGES and counters["duplicates"] == 0
 
 
+@pytest.mark.slow
 def test_sigterm_mid_run_stops_within_the_grace_and_resumes(big_pngs, tmp_path):
     photos = _photos(big_pngs, tmp_path)
     with Emulator(latency=(0.3, 0.6), seed=7, faults=Faults(slow_rate=0.5, slow_seconds=1.0)) as emu:
@@ -207,6 +210,7 @@ def test_sigterm_mid_run_stops_within_the_grace_and_resumes(big_pngs, tmp_path):
     assert counters["submissions"] == IMAGES and counters["duplicates"] == 0
 
 
+@pytest.mark.slow
 def test_a_second_signal_quits_at_once_and_the_resume_counts_what_it_cut_off(big_pngs, tmp_path):
     photos = _photos(big_pngs, tmp_path)
     # Answers held back 4 s: the first signal would wait for them; the second must not.
@@ -250,6 +254,7 @@ def test_a_stop_before_the_run_sends_nothing_and_fails_nothing(tmp_path):
     assert _ledger(tmp_path)["failed_files"] == 0
 
 
+@pytest.mark.slow
 def test_a_stop_waits_no_longer_than_the_grace_for_answers(big_pngs, tmp_path):
     photos = _photos(big_pngs, tmp_path)
     # Answers held back 15 s, far past the grace: the run must not wait for them (nor for its HTTP threads).

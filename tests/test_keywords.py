@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,6 +57,7 @@ def test_clean_drops_surrogates_from_undecodable_names():
     assert clean_keywords(["caf\udce9", "x\ufffey"]) == ["caf", "xy"]
 
 
+@pytest.mark.slow
 def test_stop_words_are_lower_case_single_words():
     for code in ("en", "de", "fr", "es"):
         words = language(code).stop_words
@@ -145,6 +147,7 @@ def test_hypothesis_is_derandomised_under_ci():
     assert settings().database is None or not os.environ.get("CI")
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(max_size=20), max_size=15))
 def test_clean_keywords_properties(words):
@@ -158,6 +161,7 @@ def test_clean_keywords_properties(words):
     assert clean_keywords(out) == out
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=80), st.lists(st.text(max_size=10), max_size=4))
 def test_keywords_from_is_clean_and_stop_word_free(caption, categories):

@@ -167,7 +167,7 @@ def test_summary_counts_every_status_and_reason_under_the_roots_only(tmp_path):
         rows, n = [], 0
         for i, state in enumerate(states):
             for d in (b"/photos/a", b"/photos/a/sub", b"/photos/b", b"/photos/c", b"/photos/ab"):
-                for k in range(i + 1):
+                for _k in range(i + 1):
                     n += 1
                     rows.append((d, b"f%d.jpg" % n, d, 10, n, f"h{state}", "active", None))
         rows.append((b"/photos/a", b"unlinked.jpg", b"/photos/a", 1, 1, "hnone", "active", None))

@@ -19,8 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlite_utils
-from conftest import exiftool_json, make_photo
+from helpers import exiftool_json, make_photo
 from test_pipeline import config_for, queue_jobs, run_with
 
 from tagger.config import default_ledger_path, load_config
@@ -63,6 +64,7 @@ FAST_TOML = "first_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0
 # --- paths -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tilde_config_relative_and_respelt_ledger_paths_are_one_ledger(photos, tmp_path):
     home = tmp_path / "home"
     (home / "cfg").mkdir(parents=True)
@@ -97,6 +99,7 @@ def test_tilde_config_relative_and_respelt_ledger_paths_are_one_ledger(photos, t
     assert not list(tmp_path.rglob("~"))
 
 
+@pytest.mark.slow
 def test_the_default_ledger_is_the_user_data_folder_where_it_always_was_on_linux(photos, tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
@@ -155,6 +158,7 @@ def test_endpoints_compare_in_a_normal_form():
     )
 
 
+@pytest.mark.slow
 def test_a_respelt_endpoint_sends_nothing_the_second_time(emulator, photos, tmp_path):
     config = config_for(emulator, tmp_path)
     assert run_with(emulator, config, [photos]).exit_code == 0
@@ -259,6 +263,7 @@ def test_m008_normalises_stored_endpoints_keeps_emulator_and_adds_the_locale(tmp
 # --- a lost ledger -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_deleted_ledger_adopts_every_caption_from_the_sidecars(emulator, photos, tmp_path):
     config = config_for(emulator, tmp_path)
     assert run_with(emulator, config, [photos]).exit_code == 0
@@ -294,6 +299,7 @@ def test_a_deleted_ledger_adopts_every_caption_from_the_sidecars(emulator, photo
     assert emulator.counters()["submissions"] == 0
 
 
+@pytest.mark.slow
 def test_a_lost_ledger_pays_only_for_content_that_changed_and_works_with_a_sidecar_dir(emulator, photos, tmp_path):
     mirror = tmp_path / "mirror"
     config = config_for(emulator, tmp_path, sidecar_dir=str(mirror))
@@ -325,6 +331,7 @@ def test_a_lost_ledger_pays_only_for_content_that_changed_and_works_with_a_sidec
 # --- scope ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_csv_only_run_defers_the_sidecars_to_the_next_run_with_sidecars(emulator, photos, tmp_path):
     config = config_for(emulator, tmp_path)
     csv_path = tmp_path / "out.csv"
@@ -346,6 +353,7 @@ def test_a_csv_only_run_defers_the_sidecars_to_the_next_run_with_sidecars(emulat
     assert emulator.counters()["submissions"] == 6
 
 
+@pytest.mark.slow
 def test_a_run_over_one_folder_leaves_another_folder_s_queue_and_sidecars_alone(emulator, tmp_path):
     root = tmp_path / "photos"
     a, b = root / "A", root / "B"
@@ -372,6 +380,7 @@ def test_a_run_over_one_folder_leaves_another_folder_s_queue_and_sidecars_alone(
     assert emulator.counters()["submissions"] == 6 and len(_sidecars(b)) == 3
 
 
+@pytest.mark.slow
 def test_tokens_another_folder_left_outstanding_are_collected_but_its_sidecars_wait(emulator, tmp_path):
     root = tmp_path / "photos"
     a, b = root / "A", root / "B"
@@ -400,6 +409,7 @@ def test_tokens_another_folder_left_outstanding_are_collected_but_its_sidecars_w
     assert emulator.counters()["submissions"] == 4 and len(_sidecars(b)) == 2
 
 
+@pytest.mark.slow
 def test_retry_takes_paths(tmp_path):
     root = tmp_path / "photos"
     for i in range(2):
@@ -429,6 +439,7 @@ def test_retry_takes_paths(tmp_path):
 # --- sidecars that could not be written ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_unwritable_sidecar_is_tried_on_every_run_and_written_once_fixed(photos, tmp_path):
     broken = photos / "IMG_0000.JPG.xmp"
     broken.write_bytes(b"<x:xmpmeta this is not XML")
@@ -465,6 +476,7 @@ def test_an_unwritable_sidecar_is_tried_on_every_run_and_written_once_fixed(phot
 # --- locales -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_locale_is_a_job_of_its_own(emulator, photos, tmp_path):
     config = config_for(emulator, tmp_path)
     assert run_with(emulator, config, [photos]).tally.submitted == 6
@@ -514,6 +526,7 @@ def test_a_locale_is_a_job_of_its_own(emulator, photos, tmp_path):
     assert run_with(emulator, german, [photos], dry_run=True).plan.credits == 6
 
 
+@pytest.mark.slow
 def test_the_default_port_is_the_same_endpoint(emulator, photos, tmp_path):
     # The requests go to the emulator's real port; the ledger names the service as the user spelt it.
     config = config_for(emulator, tmp_path)

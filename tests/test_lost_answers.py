@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 from test_pipeline import config_for as pipeline_config_for
 from test_pipeline import run_config as run_with
 
@@ -42,6 +42,7 @@ def tree(tmp_path: Path, n: int, size: tuple[int, int] = (320, 240)) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["timeout", "reset", "500", "502", "504"])
 def test_one_lost_answer_is_resent_once_counted_and_the_run_finishes(tmp_path, kind):
     photos = tree(tmp_path, 4)
@@ -59,6 +60,7 @@ def test_one_lost_answer_is_resent_once_counted_and_the_run_finishes(tmp_path, k
     assert c["submissions"] == 4 + 1
 
 
+@pytest.mark.slow
 def test_lost_answers_of_every_kind_are_counted_exactly(tmp_path):
     photos = tree(tmp_path, 10)
     injected = 10
@@ -80,6 +82,7 @@ def test_lost_answers_of_every_kind_are_counted_exactly(tmp_path):
     assert c["submissions"] == 10 + injected
 
 
+@pytest.mark.slow
 def test_each_lost_answer_is_resent_at_most_once_in_a_run(tmp_path):
     photos = tree(tmp_path, 1)
     with Emulator(latency=(0.05, 0.1), faults=Faults(lost_answers=3, lost_answer_kind="500")) as emu:
@@ -104,6 +107,7 @@ def tagger(*args: str, env: dict) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_resend_ambiguous_false_holds_them_for_retry_ambiguous(tmp_path):
     photos = tree(tmp_path, 5)
     ledger = str(tmp_path / "ledger.sqlite")
@@ -155,6 +159,7 @@ def test_a_crash_in_mid_upload_counts_the_resend(tmp_path):
     assert result.tally.possible_duplicates == 1 == ledger_duplicates(config) == c["duplicates"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("max_in_flight", [8, 32])
 def test_posts_in_flight_never_exceed_the_stated_bound(tmp_path, max_in_flight):
     """What a crash can cost twice at most: the POSTs in the air at one moment (README)."""
@@ -188,6 +193,7 @@ def test_a_resend_cut_off_by_a_second_crash_is_counted_too(tmp_path):
     assert ledger_duplicates(config) == 2 and result.tally.possible_duplicates == 1
 
 
+@pytest.mark.slow
 def test_a_released_job_is_held_again_only_by_a_new_lost_answer(tmp_path):
     photos = tree(tmp_path, 1)
     with Emulator(latency=(0.05, 0.1), faults=Faults(lost_answers=1, lost_answer_kind="reset")) as emu:

@@ -121,6 +121,7 @@ def test_a_ledger_from_a_newer_tagger_is_refused_and_left_byte_identical(tmp_pat
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
 
 
+@pytest.mark.slow
 def test_the_cli_says_so_in_a_sentence_and_exits_2(tmp_path):
     path = tmp_path / "ledger.sqlite"
     _future_ledger(path)
@@ -175,9 +176,10 @@ def test_every_earlier_release_has_a_stored_ledger():
     assert schemas == {"m001", "m002", "m003", "m005", "m006"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stored", STORED, ids=lambda p: p.stem)
 def test_a_stored_ledger_of_an_earlier_release_upgrades_and_sends_nothing_again(stored, tmp_path, emulator):
-    from conftest import exiftool_json
+    from helpers import exiftool_json
 
     from tagger.config import Config
     from tagger.pipeline import EMULATOR_ENDPOINT, make_api, run

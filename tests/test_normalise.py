@@ -31,13 +31,14 @@ def _decode(prepared: Prepared) -> Image.Image:
 
 
 def _close(actual: tuple[int, ...], expected: tuple[int, ...], tolerance: int) -> bool:
-    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected))
+    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
 
 
 def _ok_names(expectations: dict[str, str]) -> list[str]:
     return [name for name, expectation in expectations.items() if expectation == OK]
 
 
+@pytest.mark.slow
 def test_corpus_has_every_kind(corpus: tuple[Path, dict[str, str]]) -> None:
     _, expectations = corpus
     assert {f"orient_{n}.jpg" for n in range(1, 9)} <= set(expectations)
@@ -90,6 +91,7 @@ def test_draft_scale_lands_at_or_just_under_the_target() -> None:
     assert draft_scale(20000, 5, 1024) == 4  # never reduce the short edge to nothing
 
 
+@pytest.mark.slow
 def test_large_jpeg_at_quarter_scale_needs_no_resampling(tmp_path: Path) -> None:
     path = tmp_path / "4000.jpg"
     photo((4000, 3000)).save(path, quality=85)
@@ -243,6 +245,7 @@ class _HangingPreparer(Preparer):
     _task = staticmethod(hang)
 
 
+@pytest.mark.slow
 def test_stuck_worker_is_killed_and_replaced(corpus: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     folder, _ = corpus
     stuck = tmp_path / "hang.jpg"

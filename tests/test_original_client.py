@@ -15,7 +15,7 @@ import types
 import cloudsight
 import cloudsight.api
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 
 from tagger.emulator import Emulator
 

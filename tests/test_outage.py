@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 from test_pipeline import config_for as pipeline_config_for
 from test_pipeline import run_config as run_with
 
 from tagger.config import Config
 from tagger.emulator import Emulator, Faults
+
+pytestmark = pytest.mark.slow  # scenarios: outages outlasting the retries, CLI processes
 
 FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2)
 #: Retries give up fast, so the outage outlasts them.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import FakeClock
+from helpers import FakeClock
 
 from tagger.client.pacing import InFlightLimit, RateLimiter
 

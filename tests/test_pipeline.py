@@ -9,7 +9,8 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from conftest import exiftool_json, make_photo
+import pytest
+from helpers import exiftool_json, make_photo
 
 from tagger.config import Config
 from tagger.emulator import Emulator, Faults
@@ -71,11 +72,12 @@ def test_every_photo_captioned_once_sidecars_read_back(emulator, photos, tmp_pat
         assert sidecar.exists(), sidecar
     captions = dict(ledger_rows(config, "SELECT f.name, j.caption FROM files f JOIN jobs j ON j.id = f.job_id"))
     read = exiftool_json(*[i.with_name(i.name + ".xmp") for i in images])
-    for image, meta in zip(images, read):
+    for image, meta in zip(images, read, strict=True):
         assert meta["XMP-dc:Description"] == captions[image.name.encode()]
         assert meta["XMP-dc:Subject"]
 
 
+@pytest.mark.slow
 def test_a_rerun_sends_nothing_and_leaves_sidecars_alone(emulator, photos, tmp_path):
     config = config_for(emulator, tmp_path)
     assert run_with(emulator, config, [photos]).exit_code == 0
@@ -92,6 +94,7 @@ def test_a_rerun_sends_nothing_and_leaves_sidecars_alone(emulator, photos, tmp_p
     assert {p: p.stat().st_mtime_ns for p in photos.rglob("*.JPG")} == image_times
 
 
+@pytest.mark.slow
 def test_unreadable_files_are_recorded_and_the_batch_goes_on(emulator, photos, tmp_path):
     good = (photos / "IMG_0000.JPG").read_bytes()
     (photos / "truncated.jpg").write_bytes(good[: len(good) // 3])
@@ -115,6 +118,7 @@ def test_unreadable_files_are_recorded_and_the_batch_goes_on(emulator, photos, t
     assert emulator.counters()["submissions"] == 6  # nothing unreadable was sent
 
 
+@pytest.mark.slow
 def test_existing_sidecar_keeps_the_users_fields(emulator, photos, tmp_path):
     image = photos / "IMG_0000.JPG"
     sidecar = photos / "IMG_0000.JPG.xmp"
@@ -152,6 +156,7 @@ def test_unsure_is_reposted_once_then_recorded_as_skipped(photos, tmp_path):
     assert not list(photos.rglob("*.xmp"))
 
 
+@pytest.mark.slow
 def test_timeouts_are_reposted_up_to_the_limit(photos, tmp_path):
     with Emulator(latency=(0.05, 0.1), faults=Faults(timeout_rate=1.0), seed=3) as emu:
         config = config_for(emu, tmp_path, timeout_reposts=2)
@@ -175,6 +180,7 @@ def test_dark_images_are_skipped_without_repost(emulator, tmp_path):
     assert emulator.counters()["reposts"] == 0
 
 
+@pytest.mark.slow
 def test_429_pauses_every_request_for_its_retry_after(photos, tmp_path):
     for i in range(6, 16):
         make_photo(photos / f"more_{i}.jpg", i)
@@ -192,6 +198,7 @@ def test_429_pauses_every_request_for_its_retry_after(photos, tmp_path):
     assert c["submissions"] == 16 and c["duplicates"] == 0
 
 
+@pytest.mark.slow
 def test_results_of_one_endpoint_never_pass_for_another(photos, tmp_path):
     with Emulator(latency=(0.05, 0.1)) as first:
         config = config_for(first, tmp_path)
@@ -205,6 +212,7 @@ def test_results_of_one_endpoint_never_pass_for_another(photos, tmp_path):
     assert endpoints == [("emulator", 6), (second.url, 6)]
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_plan_and_sends_nothing(emulator, photos, tmp_path):
     config = config_for(emulator, tmp_path)
     result = run_with(emulator, config, [photos], dry_run=True)
@@ -213,6 +221,7 @@ def test_dry_run_prints_the_plan_and_sends_nothing(emulator, photos, tmp_path):
     assert not list(photos.rglob("*.xmp"))
 
 
+@pytest.mark.slow
 def test_credit_cap_stops_submitting_settles_in_flight_and_resumes(emulator, photos, tmp_path):
     config = config_for(emulator, tmp_path, workers=1)
     capped = run_with(emulator, config, [photos], max_credits=2)
@@ -229,6 +238,7 @@ def test_credit_cap_stops_submitting_settles_in_flight_and_resumes(emulator, pho
     assert emulator.counters()["submissions"] == 6
 
 
+@pytest.mark.slow
 def test_raw_beside_its_jpeg_is_captioned_from_it_without_a_credit(emulator, tmp_path):
     folder = tmp_path / "shoot"
     make_photo(folder / "IMG_0001.JPG", 41)
@@ -254,6 +264,7 @@ def test_raw_beside_its_jpeg_is_captioned_from_it_without_a_credit(emulator, tmp
     assert again.plan.unchanged == 3 and emulator.counters()["submissions"] == 1
 
 
+@pytest.mark.slow
 def test_the_whole_format_corpus_runs_through_the_pipeline(emulator, tmp_path):
     from corpus import OK, write_corpus
 
@@ -278,16 +289,16 @@ def test_the_whole_format_corpus_runs_through_the_pipeline(emulator, tmp_path):
             assert state == "failed" and expectation in reason, (name, state, reason)
     # The corpus shows one picture in many formats and orientations: copies share one caption (reuse_similar).
     assert emulator.counters()["submissions"] == len(
-        {
-            r
-            for r in ledger_rows(
+        set(
+            ledger_rows(
                 config,
                 "SELECT DISTINCT j.id FROM files f JOIN jobs j ON j.id = f.job_id WHERE j.state = 'completed' AND j.similar_to IS NULL",
             )
-        }
+        )
     )
 
 
+@pytest.mark.slow
 def test_in_process_emulator_tokens_of_an_interrupted_run_are_sent_again(photos, tmp_path):
     from tagger.pipeline.runner import EMULATOR_ENDPOINT
 
@@ -306,6 +317,7 @@ def test_in_process_emulator_tokens_of_an_interrupted_run_are_sent_again(photos,
     assert result.exit_code == 0 and result.counts["completed"] == 6
 
 
+@pytest.mark.slow
 def test_the_next_run_aims_its_first_polls_from_the_ledgers_latencies(photos, tmp_path):
     from tagger.ledger.store import Ledger
     from tagger.pipeline.dispatch import Dispatcher, DispatchOptions
@@ -339,6 +351,7 @@ def test_the_next_run_aims_its_first_polls_from_the_ledgers_latencies(photos, tm
         assert aim < 4.0, aim  # never the default first poll
 
 
+@pytest.mark.slow
 def test_rewrite_sidecars_applies_new_settings_without_sending_anything(emulator, photos, tmp_path):
     config = config_for(emulator, tmp_path)
     assert run_with(emulator, config, [photos]).exit_code == 0

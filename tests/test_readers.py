@@ -11,7 +11,7 @@ from pathlib import Path
 import pillow_heif
 import pyexiv2
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 from PIL import Image
 from test_cli import tagger
 
@@ -99,6 +99,7 @@ def caption_of(sidecar: Path) -> tuple[str, list[str]]:
     return tags["XMP-tagger:Caption"], as_list(tags.get("XMP-tagger:AddedSubject"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["coffee.jpg", "coffee.tif", "coffee.heic"])
 def test_darktable_shows_the_users_metadata_and_taggers_keywords(library, name):
     photo, sidecar = library / name, library / f"{name}.xmp"
@@ -126,6 +127,7 @@ def test_darktable_shows_the_users_metadata_and_taggers_keywords(library, name):
     assert (sidecar.stat().st_uid, sidecar.stat().st_gid) == PHOTO_OWNER
 
 
+@pytest.mark.slow
 def test_darktable_shows_taggers_caption_over_camera_boilerplate(library):
     photo, sidecar = library / "P1010001.JPG", library / "P1010001.JPG.xmp"
     caption, ours = caption_of(sidecar)
@@ -140,6 +142,7 @@ def test_darktable_shows_taggers_caption_over_camera_boilerplate(library):
     assert {p for k in predicted["darktable"].keywords for p in k.split("|")} == set(as_list(seen["XMP-dc:Subject"]))
 
 
+@pytest.mark.slow
 def test_show_json_prints_one_object_per_file_with_every_app(library):
     done = tagger("show", "--json", str(library / "coffee.jpg"), str(library / "P1010001.JPG"))
     assert done.returncode == 0, done.stderr
@@ -170,6 +173,7 @@ def test_strip_deletes_a_sidecar_holding_only_the_copy_of_the_image(library, tmp
     assert sorted(p.name for p in copy.iterdir()) == ["P1010001.JPG", "coffee.heic", "coffee.jpg", "coffee.tif"]
 
 
+@pytest.mark.slow
 def test_show_prints_each_app_marking_yours_and_taggers(library):
     done = tagger("show", str(library / "coffee.jpg"))
     assert done.returncode == 0, done.stderr
@@ -198,6 +202,7 @@ def shown_lines(stdout: str, photo: str) -> dict[str, str]:
     return out
 
 
+@pytest.mark.slow
 def test_show_finds_the_sidecar_a_run_wrote_into_a_sidecar_dir_mirror(tmp_path):
     # Two photos of the same name, one folder apart: the mirror must start at the run's root, or
     # show would read the other photo's sidecar.
@@ -250,6 +255,7 @@ def test_show_finds_the_sidecar_a_run_wrote_into_a_sidecar_dir_mirror(tmp_path):
 DATA = Path(__file__).parent / "data" / "sidecars"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edited", [True, False])
 def test_a_sidecar_an_earlier_tagger_created_is_rebuilt_on_the_images_metadata(tmp_path, edited):
     from tagger.sidecars.write import SidecarContent, strip_sidecar, write_sidecar

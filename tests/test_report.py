@@ -169,6 +169,7 @@ def test_page_is_self_contained_and_escaped(sheet: tuple[Path, list[Record]]) ->
     assert "http://127.0.0.1:8765/&lt;b&gt;" in text
 
 
+@pytest.mark.slow
 def test_contact_sheet_in_chromium(browser, sheet: tuple[Path, list[Record]], tmp_path: Path) -> None:
     dest, records = sheet
     browser.get(dest.as_uri())
@@ -244,6 +245,7 @@ def test_contact_sheet_in_chromium(browser, sheet: tuple[Path, list[Record]], tm
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
 
 
+@pytest.mark.slow
 def test_ten_thousand_records_stay_small_and_lazy(browser, tmp_path: Path) -> None:
     root = tmp_path / "photos"
     root.mkdir()

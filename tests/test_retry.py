@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FakeClock
+from helpers import FakeClock
 
 from tagger.client.cloudsight import AuthError, NetworkError, RateLimited, ServerError
 from tagger.client.retry import RateGate, RetryPolicy, call

@@ -77,6 +77,7 @@ def simulate(latency, n=600, in_flight=32, interval=1.0, seed=1, **kw):
     return polls / n, statistics.median(delays), t, model
 
 
+@pytest.mark.slow
 def test_uniform_6_to_12_meets_the_poll_and_delay_targets():
     polls, delay, wall, model = simulate(lambda r: r.uniform(6.0, 12.0), n=1000)
     assert polls <= 2.0
@@ -94,12 +95,14 @@ def test_a_fixed_latency_is_polled_once_right_when_done():
     assert statistics.median(aims) == pytest.approx(1.0, abs=0.03)
 
 
+@pytest.mark.slow
 def test_scaled_timings_scale_the_aim():
     polls, delay, _, model = simulate(lambda r: r.uniform(0.6, 1.2), n=1000, interval=0.1)
     assert polls <= 2.0 and delay <= 0.1
     assert 0.85 <= statistics.median(model.first_delay() for _ in range(100)) <= 1.1
 
 
+@pytest.mark.slow
 def test_a_long_tail_is_polled_sparsely():
     # One job in ten takes 40 s: polling those every second would cost ~28 polls each.
     polls, _, _, model = simulate(lambda r: 40.0 if r.random() < 0.1 else r.uniform(6.0, 12.0))
@@ -206,7 +209,7 @@ def simulate_first_run(latency, n, *, interval=1.0, seed=1, budget=_POLL_BUDGET,
 
     Simulated time on the FakeClock; returns (polls/job, median delay, wall, re-aims, model).
     """
-    from conftest import FakeClock
+    from helpers import FakeClock
 
     clock = FakeClock()
     model = LatencyModel(
@@ -262,6 +265,7 @@ def simulate_first_run(latency, n, *, interval=1.0, seed=1, budget=_POLL_BUDGET,
     return polls / n, statistics.median(delays), clock(), reaims, model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [64, 1000])
 def test_a_first_run_at_the_documented_latency_meets_the_targets(n):
     polls, delay, wall, reaims, model = simulate_first_run(lambda r: r.uniform(6.0, 12.0), n)
@@ -272,6 +276,7 @@ def test_a_first_run_at_the_documented_latency_meets_the_targets(n):
     assert wall <= 1.3 * (n / 32 * 9.0 + 12.0)  # within 30 % of the ideal plus one job's latency
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_a_first_run_keeps_its_polls_per_job_to_the_budget(seed):
     # Left to its estimate alone, the aim spends 1.71-1.86 polls per job over these seeds (budget 1.8):
@@ -328,12 +333,13 @@ def test_without_re_aiming_a_fast_service_waits_for_the_priors_aim():
     assert max(m.first_delay(0.0) for _ in range(3)) <= 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reaim", [True, False])
 def test_the_dispatcher_re_aims_polls_in_flight_when_the_estimate_changes(tmp_path, reaim, monkeypatch):
     # The real dispatcher and emulator over loopback, both on one FakeClock: the emulator answers in
     # 0.05-0.1 s, the documented prior says 6-12 s. The ladder's low probes come back done, the prior
     # goes, and every job still waiting for a ~10 s first poll is polled at once.
-    from conftest import FakeClock, make_photo
+    from helpers import FakeClock, make_photo
 
     from tagger import cloudsight as cs
     from tagger.emulator import Emulator

@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
-from conftest import exiftool_json
+from helpers import exiftool_json
 from similar_corpus import copies, crops, lookalike, save, scene
 from test_pipeline import config_for, run_with
 from test_report import browser  # noqa: F401 - the headless Chromium fixture
@@ -66,9 +67,10 @@ def _csv(config, dest: Path) -> dict[str, dict]:
 def _sidecars(paths: dict[str, Path]) -> dict[str, dict]:
     names = list(paths)
     metas = exiftool_json(*[paths[n].with_name(paths[n].name + ".xmp") for n in names])
-    return dict(zip(names, metas))
+    return dict(zip(names, metas, strict=True))
 
 
+@pytest.mark.slow
 def test_copies_cost_one_credit_look_alikes_and_crops_their_own(emulator, tmp_path, browser):  # noqa: F811
     paths = _album(tmp_path / "album")
     config = config_for(emulator, tmp_path)
@@ -119,6 +121,7 @@ def test_copies_cost_one_credit_look_alikes_and_crops_their_own(emulator, tmp_pa
     assert emulator.counters()["submissions"] == sent and again.plan.credits == 0
 
 
+@pytest.mark.slow
 def test_retry_reused_sends_exactly_the_files_named(emulator, tmp_path):
     paths = _album(tmp_path / "album", seed=8)
     config = config_for(emulator, tmp_path)
@@ -152,6 +155,7 @@ def test_retry_reused_sends_exactly_the_files_named(emulator, tmp_path):
     assert emulator.counters()["submissions"] == before + 2
 
 
+@pytest.mark.slow
 def test_reuse_similar_false_sends_every_file(emulator, tmp_path):
     _album(tmp_path / "album", seed=5)
     config = config_for(emulator, tmp_path, reuse_similar=False)
@@ -166,6 +170,7 @@ def _fp(data: bytes, name: str):
     return fingerprint(decode(data, name, 1024, 10**9, False).image)
 
 
+@pytest.mark.slow
 def test_the_fingerprint_tells_copies_from_look_alikes_and_crops():
     im = scene(11)
     original = _fp(save(im, "JPEG", quality=92), "o.jpg")
@@ -240,6 +245,7 @@ def test_a_waiter_left_by_a_crash_is_settled_at_the_next_start(tmp_path):
     ledger.close()
 
 
+@pytest.mark.slow
 def test_the_dry_run_says_how_many_are_similar_and_the_config_turns_reuse_off(tmp_path):
     _album(tmp_path / "album", seed=9)
     ledger = str(tmp_path / "l.sqlite")

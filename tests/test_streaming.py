@@ -16,11 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import exiftool_json, make_photo
+from helpers import exiftool_json, make_photo
 from test_pipeline import config_for, ledger_rows, run_with
 
 from tagger.emulator import Emulator
 from tagger.pipeline.progress import Progress
+
+pytestmark = pytest.mark.slow  # scenarios: whole first runs, strace, stops during the walk
 
 
 class _HoldTheWalk(Progress):

@@ -8,7 +8,7 @@ import threading
 from functools import partial
 
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 from test_pipeline import config_for, run_with
 
 from tagger.cli import _csv_exporter
@@ -42,6 +42,7 @@ def test_url_list_forms(tmp_path):
         read_urls(str(bad))
 
 
+@pytest.mark.slow
 def test_remote_images_are_captioned_once_into_the_csv(emulator, web, tmp_path):
     urls = [f"{web}/r{i}.jpg" for i in range(3)]
     out = tmp_path / "remote.csv"

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import exiftool_json
+from helpers import exiftool_json
 
 from tagger.config import Config
 from tagger.errors import UsageError
@@ -138,6 +138,7 @@ def test_bad_vocabularies_are_one_sentence(tmp_path):
     assert issubclass(VocabularyError, UsageError)  # exit 2, before anything is sent
 
 
+@pytest.mark.slow
 def test_matching_lemmas_synonyms_longest_phrase_and_case():
     v = parse_vocabulary("Street\n\tFire Hydrant\n\tFire\nAnimals\n\tCat\n\t\t{kitty}\n\tDog\n", "kw.txt")
     kw = derive("Two DOGS and a kitty beside red fire hydrants, a fire", (), KeywordRules(v))
@@ -160,6 +161,7 @@ def test_stop_words_never_match_alone_but_vague_words_in_the_vocabulary_do():
     assert kw.paths == (("Technique", "Close-up"),)
 
 
+@pytest.mark.slow
 def test_german_vocabulary_matches_german_lemmas():
     v = parse_vocabulary("Tiere\n\tHund\n\tKatze\nMöbel\n\tSofa\n", "kw.txt")
     kw = derive("Zwei Hunde und eine Katze auf dem Sofa", (), KeywordRules(v, "keep", "de"))
@@ -176,6 +178,7 @@ def test_categories_match_the_vocabulary_too():
 # --- end to end: emulator captions, sidecars read back with exiftool ---------------------------------
 
 
+@pytest.mark.slow
 def test_lightroom_vocabulary_paths_in_every_field(emulator, tmp_path):
     photos = photo_tree(tmp_path)
     vocab = tmp_path / "keywords.txt"
@@ -240,6 +243,7 @@ def test_lightroom_vocabulary_paths_in_every_field(emulator, tmp_path):
         assert json.dumps(subject, separators=(",", ":")) in html
 
 
+@pytest.mark.slow
 def test_csv_thesaurus_with_unmapped_words_dropped(emulator, tmp_path):
     photos = photo_tree(tmp_path, ("hubble_deep_field.jpg", "coffee.jpg", "astronaut.jpg"))
     vocab = tmp_path / "thesaurus.csv"
@@ -255,6 +259,7 @@ def test_csv_thesaurus_with_unmapped_words_dropped(emulator, tmp_path):
         assert fields(photos, name) == (paths, slashed(paths), subject), name
 
 
+@pytest.mark.slow
 def test_digikam_tag_list_with_unmapped_words_kept(emulator, tmp_path):
     photos = photo_tree(tmp_path, ("chelsea.jpg", "rocket.jpg"))
     vocab = tmp_path / "tags.txt"
@@ -285,6 +290,7 @@ def tagger_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_vocabulary_unmapped_counts_words_over_the_ledger(emulator, tmp_path):
     photos = photo_tree(tmp_path, ("hubble_deep_field.jpg", "coffee.jpg", "astronaut.jpg"))
     shutil.copy(photos / "hubble_deep_field.jpg", photos / "hubble_copy.jpg")  # same content: one credit, two photos
@@ -309,6 +315,7 @@ def test_vocabulary_unmapped_counts_words_over_the_ledger(emulator, tmp_path):
     assert fields(photos, "hubble_copy.jpg")[0] == ["Space|Galaxy", "Space|Hubble Deep Field"]
 
 
+@pytest.mark.slow
 def test_a_changed_vocabulary_is_derived_again_and_rewritten_for_no_credit(emulator, tmp_path):
     photos = photo_tree(tmp_path, ("hubble_deep_field.jpg", "coffee.jpg"))
     vocab = tmp_path / "keywords.txt"
@@ -338,6 +345,7 @@ def test_a_changed_vocabulary_is_derived_again_and_rewritten_for_no_credit(emula
     assert emulator.counters()["submissions"] == submissions
 
 
+@pytest.mark.slow
 def test_the_locale_picks_the_language_of_the_keywords(emulator, tmp_path):
     # The emulator answers in English whatever the locale; the keywords follow the job's locale all the same.
     photos = photo_tree(tmp_path, ("hubble_deep_field.jpg",))
@@ -392,6 +400,7 @@ def test_a_relative_vocabulary_is_beside_the_config_file(tmp_path):
     assert load_config(None, {"vocabulary": "rel.txt"}, environ={}).vocabulary == "rel.txt"  # a flag: as given
 
 
+@pytest.mark.slow
 def test_the_keywords_section_from_the_command_line(tmp_path):
     photos = photo_tree(tmp_path, ("hubble_deep_field.jpg", "gravel.jpg"))
     vocab = tmp_path / "tags.txt"

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_photo
 from corpus import hang
+from helpers import make_photo
 
 from tagger.prepare.normalise import Cancelled, PrepareError, PrepareOptions, Preparer
 from tagger.prepare.workers import KillablePool, WorkerDied
@@ -30,6 +30,7 @@ def _pids() -> set[int]:
     return {p.pid for p in multiprocessing.active_children()}
 
 
+@pytest.mark.slow
 def test_workers_ignore_sigint_and_sigterm_even_while_starting():
     pool = KillablePool(_echo, (), 2)
     try:
@@ -82,6 +83,7 @@ def test_cancel_cuts_calls_off_at_once_and_refuses_new_ones(tmp_path: Path):
             preparer.prepare(str(stuck))
 
 
+@pytest.mark.slow
 def test_a_worker_killed_outright_is_still_a_crash(tmp_path: Path):
     stuck = make_photo(tmp_path / "hang.jpg", seed=2, size=(64, 48))
     with _Hanging(PrepareOptions(time_limit=600.0), processes=1) as preparer:

@@ -5,6 +5,8 @@ Owns: ``cloudsight`` (the original package's API: ``SimpleAuth``, ``OAuth``,
 ``retry`` (tenacity policies and the shared 429 gate) and ``pacing``
 (requests-per-second and AIMD in-flight limits).
 
-May import: the standard library, requests, requests-oauthlib, tenacity, and
-``tagger.errors``. Nothing else of tagger: the client works on its own.
+May import: the standard library, requests, urllib3 (requests' transport, for
+its connection errors), requests-oauthlib, oauthlib (its OAuth 1 core),
+tenacity, ``tagger.errors`` and the package's ``tagger.__version__`` (the
+User-Agent). Nothing else of tagger: the client works on its own.
 """

@@ -200,7 +200,7 @@ class OAuth(OAuth1):
         # oauthlib signs a form-encoded body's fields: hand it the upload's fields in that form, keep only the header.
         _, headers, _ = self.client.sign(
             str(request.url),
-            str(request.method),
+            str(request.method),  # type: ignore[arg-type]  # the stubs want a Literal; requests' is a str
             urlencode(fields),
             {"Content-Type": "application/x-www-form-urlencoded"},
         )
@@ -224,13 +224,13 @@ def _multipart_fields(content_type: str, body: bytes | str | None) -> list[tuple
         return []
     data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
     delimiter = b"\r\n--" + boundary.encode("latin-1")
-    fields = []
+    fields: list[tuple[str, str]] = []
     # Every part follows a "\r\n--boundary" line (the first one too, once a CRLF is put in front);
     # a file's bytes never hold that sequence, so splitting on it is exact.
     for chunk in (b"\r\n" + data).split(delimiter)[1:]:
         if chunk.startswith(b"--"):
             break
-        head, sep, value = chunk.partition(b"\r\n\r\n")
+        head, sep, payload = chunk.partition(b"\r\n\r\n")
         if not sep:
             continue
         params: dict[str, str] = {}
@@ -241,7 +241,7 @@ def _multipart_fields(content_type: str, body: bytes | str | None) -> list[tuple
                     key, _, raw = item.strip().partition("=")
                     params[key.strip().lower()] = raw.strip().strip('"')
         if "name" in params and "filename" not in params:
-            fields.append((params["name"], value.decode("utf-8", "replace")))
+            fields.append((params["name"], payload.decode("utf-8", "replace")))
     return fields
 
 
@@ -309,26 +309,28 @@ class API:
 
     # -- the original package's API -------------------------------------
 
-    def image_request(self, image: IO[bytes] | bytes, filename: str, params: Mapping[str, Any] | None = None) -> dict:
+    def image_request(
+        self, image: IO[bytes] | bytes, filename: str, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Send an image file for recognition; returns the job (with its token)."""
         files = {"image_request[image]": (filename, image, "image/jpeg" if _is_jpeg_name(filename) else None)}
         return self._request("POST", "/images", data=_with_locale(params), files=files)
 
-    def remote_image_request(self, image_url: str, params: Mapping[str, Any] | None = None) -> dict:
+    def remote_image_request(self, image_url: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Send an image URL for recognition; returns the job (with its token)."""
         data = _with_locale(params)
         data["image_request[remote_image_url]"] = image_url
         return self._request("POST", "/images", data=data)
 
-    def image_response(self, token: str) -> dict:
+    def image_response(self, token: str) -> dict[str, Any]:
         """Fetch the job's current status."""
         return self._request("GET", f"/images/{token}")
 
-    def repost(self, token: str) -> dict | None:
+    def repost(self, token: str) -> dict[str, Any] | None:
         """Re-queue a timed-out (or unsure) job under the same token."""
         return self._request("POST", f"/images/{token}/repost", empty_ok=True)
 
-    def wait(self, token: str, timeout: float = 600) -> dict:
+    def wait(self, token: str, timeout: float = 600) -> dict[str, Any]:
         """Block until the job leaves ``not completed`` or ``timeout`` seconds pass.
 
         As documented: one wait of 4 s, then a poll every second.
@@ -343,7 +345,7 @@ class API:
 
     # -- plumbing ---------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, empty_ok: bool = False, **kwargs: Any) -> dict:
+    def _request(self, method: str, path: str, *, empty_ok: bool = False, **kwargs: Any) -> dict[str, Any]:
         url = self.base_url + path
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
@@ -387,7 +389,7 @@ def _is_jpeg_name(filename: str) -> bool:
     return filename.lower().endswith((".jpg", ".jpeg"))
 
 
-def _unwrap(response: requests.Response, what: str, *, empty_ok: bool) -> dict:
+def _unwrap(response: requests.Response, what: str, *, empty_ok: bool) -> dict[str, Any]:
     status = response.status_code
     body: Any = None
     if response.content:

@@ -6,6 +6,11 @@ configurable latency, and injects faults on request. It recognises nothing:
 the bundled sample images get their catalogued captions, anything else a
 description of its colours, or a dark/bright/blurry skip.
 
+May import: the standard library, Pillow, requests (fetching a remote image
+URL, as the service does), oauthlib (checking OAuth 1 signatures). Nothing of
+tagger: it stands in for the service, so it shares no code with the client it
+tests.
+
     with Emulator(latency=(0.05, 0.1)) as emulator:
         ...  # point a client at emulator.url with emulator.key
 

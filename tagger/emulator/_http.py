@@ -158,7 +158,13 @@ class _Validator(RequestValidator):
         return self.secret if hmac.compare_digest(client_key, self.key) else "dummy-secret"
 
     def validate_timestamp_and_nonce(
-        self, client_key: str, timestamp: str, nonce: str, request: object, **kwargs: object
+        self,
+        client_key: str,
+        timestamp: object,
+        nonce: str,
+        request: object,
+        request_token: str | None = None,
+        access_token: str | None = None,
     ) -> bool:
         # oauthlib already keeps the timestamp within 10 minutes. Nonces are not
         # remembered: a client resending a request the emulator dropped must

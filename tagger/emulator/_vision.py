@@ -97,7 +97,7 @@ def load_image(data: bytes) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             # JPEG can decode straight at a reduced scale: much faster, and
             # the statistics below only need a thumbnail.
             image.draft("RGB", (_THUMB * 2, _THUMB * 2))

@@ -265,7 +265,7 @@ def _subject_of(term: Term, kind: str) -> list[str]:
     if kind != "lightroom":
         return [term.name]
     # Lightroom exports a keyword with its containing keywords, except those marked [private].
-    return [name for name, private in reversed(list(zip(term.path, term.private))) if not private]
+    return [name for name, private in reversed(list(zip(term.path, term.private, strict=True))) if not private]
 
 
 def derive(caption: str | None, categories: Iterable[str] = (), rules: KeywordRules | None = None) -> Keywords:
@@ -275,7 +275,7 @@ def derive(caption: str | None, categories: Iterable[str] = (), rules: KeywordRu
     rules = rules or KeywordRules()
     lang = language(rules.language)
     matcher = rules.matcher
-    items: list[tuple[tuple[int, int], object]] = []
+    items: list[tuple[tuple[int, int], str | list[Term]]] = []
     text = unicodedata.normalize("NFC", _drop_unwritable(caption or ""))
     # Each item is keyed by (clause, word) so matches and leftover words keep the caption's order.
     clauses = _clauses(text)

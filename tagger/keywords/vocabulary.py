@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -71,7 +72,7 @@ class _Tree:
     def __init__(self) -> None:
         self.terms: dict[tuple[str, ...], Term] = {}
 
-    def add(self, path: list[str], private: list[bool], synonyms: list[str] = ()) -> None:
+    def add(self, path: list[str], private: list[bool], synonyms: Sequence[str] = ()) -> None:
         for depth in range(1, len(path) + 1):
             key = tuple(path[:depth])
             last = depth == len(path)

@@ -23,7 +23,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tagger.ledger.roots import under_roots
 
@@ -79,7 +79,7 @@ class PlanningQueries:
     #: The locale of the jobs planned (Ledger's; part of every job's key).
     locale: str
 
-    def query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:  # pragma: no cover - Ledger's
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:  # pragma: no cover - Ledger's
         raise NotImplementedError
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover - Ledger's
@@ -178,10 +178,12 @@ class PlanningQueries:
     def missing_with(self, digests: Iterable[str]) -> int:
         """How many files known missing hold any of these contents."""
         digests = list(digests)
-        return self.query(
-            "SELECT count(*) FROM files WHERE state = 'missing' AND content_hash IN (SELECT value FROM json_each(?))",
-            (json.dumps(digests),),
-        )[0][0]
+        return int(
+            self.query(
+                "SELECT count(*) FROM files WHERE state = 'missing' AND content_hash IN (SELECT value FROM json_each(?))",
+                (json.dumps(digests),),
+            )[0][0]
+        )
 
     def live_in_dir(self, directory: bytes) -> list[sqlite3.Row]:
         """(id, content_hash) of a folder's files not yet known missing."""
@@ -263,7 +265,7 @@ class PlanningQueries:
                 "INSERT OR IGNORE INTO temp.plan_seen (hash) SELECT value FROM json_each(?)", (json.dumps(digests),)
             )
             return
-        for digest, path in zip(digests, paths):
+        for digest, path in zip(digests, paths, strict=True):
             self.query("INSERT OR IGNORE INTO temp.plan_seen (hash, path) VALUES (?, ?)", (digest, path))
 
     def dry_note_gone(self, file_ids: list[int]) -> None:
@@ -301,7 +303,7 @@ class PlanningQueries:
     def queued_credits(self, endpoint: str, roots: list[bytes]) -> int:
         """Queued jobs of the endpoint and locale that files under ``roots`` need: what the run will send."""
         where, params = under_roots(roots)
-        return self.query(_QUEUED.format(roots=where, gone=""), (endpoint, self.locale, *params))[0][0]
+        return int(self.query(_QUEUED.format(roots=where, gone=""), (endpoint, self.locale, *params))[0][0])
 
     def dry_credits(self, endpoint: str, roots: list[bytes]) -> int:
         """The credits a real run would need, from what this dry run set aside."""
@@ -321,7 +323,7 @@ class PlanningQueries:
             + f" OR (j.endpoint = ? AND j.locale = ? AND j.state IN ('queued', 'submitting') AND j.content_hash IN ({_DRY_KEYS}))",
             (*key, *params, *key),
         )[0][0]
-        return unknown + queued
+        return int(unknown + queued)
 
     def dry_to_send(self, endpoint: str, roots: list[bytes]) -> list[tuple[str, bytes | None]]:
         """What ``dry_credits`` counts, as (content hash, a file holding it or None), queued jobs first, as a run sends them."""

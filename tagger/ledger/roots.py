@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["under_roots"]
 
 
-def under_roots(roots: list[bytes], column: str = "dir") -> tuple[str, list]:
+def under_roots(roots: list[bytes], column: str = "dir") -> tuple[str, list[Any]]:
     """A WHERE clause selecting files under any of ``roots``, served by the (dir, name) index.
 
     ``column`` names the folder column; ``+f.dir`` keeps SQLite from using

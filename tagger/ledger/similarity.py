@@ -9,6 +9,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
+from typing import Any
 
 from tagger.ledger.roots import under_roots
 from tagger.ledger.states import Job, JobState
@@ -29,7 +30,7 @@ class SimilarQueries:
     locale: str
     _clock: Callable[[], float]
 
-    def query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:  # pragma: no cover - Ledger's
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:  # pragma: no cover - Ledger's
         raise NotImplementedError
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover - Ledger's

@@ -34,9 +34,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import portalocker
 
@@ -64,7 +64,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
     captions out (``writes``) and a person's review (``review``).
     """
 
-    def __init__(self, path: str, *, clock=time.time, locale: str = DEFAULT_LOCALE) -> None:
+    def __init__(self, path: str, *, clock: Callable[[], float] = time.time, locale: str = DEFAULT_LOCALE) -> None:
         # The resolved file: its lock and its journal are found however the ledger was reached (a symlink to
         # it, or to its folder, must not give a second run a second lock on the same database).
         self.path = path if path == ":memory:" else os.path.realpath(path)
@@ -73,7 +73,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
         self.locale = normal_locale(locale)
         self._scoped = False
         self._lock = threading.RLock()
-        self._lock_file = None
+        self._lock_file: IO[bytes] | None = None
         try:
             if self.path != ":memory:":
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -182,7 +182,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
                 raise
             self.conn.execute("COMMIT")
 
-    def query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Run a read query and return all rows."""
         with self._lock:
             cur = self.conn.execute(sql, tuple(params))
@@ -228,9 +228,11 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
     def start_run(self, endpoint: str) -> int:
         """Record the start of a run."""
         with self.transaction() as c:
-            return c.execute(
+            cur = c.execute(
                 "INSERT INTO runs (started_at, endpoint, pid) VALUES (?, ?, ?)", (self._clock(), endpoint, os.getpid())
-            ).lastrowid
+            )
+            assert cur.lastrowid is not None  # an INSERT sets it
+            return cur.lastrowid
 
     def finish_run(self, run_id: int, exit_code: int, submitted: int, credit_balance: int | None = None) -> None:
         """Record how a run ended."""
@@ -285,7 +287,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
             )
         ]
 
-    def upsert_files(self, rows: list[tuple]) -> None:
+    def upsert_files(self, rows: list[tuple[Any, ...]]) -> None:
         """Insert or update scanned files in bulk.
 
         Each row: (dir, name, root, size, mtime_ns, content_hash, state, reason); the hashes are of
@@ -413,7 +415,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
                    ON CONFLICT (url) DO UPDATE SET job_id = excluded.job_id, last_seen = excluded.last_seen""",
                 [(url, key, endpoint, self.locale, now, now) for url, key in urls],
             )
-            return c.execute("SELECT count(*) FROM jobs").fetchone()[0] - before
+            return int(c.execute("SELECT count(*) FROM jobs").fetchone()[0] - before)
 
     # -- jobs -------------------------------------------------------------
 
@@ -445,7 +447,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
                     "DELETE FROM temp.run_scope WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(excluded),)
                 )
             self._scoped = True
-            return self.conn.execute("SELECT count(*) FROM temp.run_scope").fetchone()[0]
+            return int(self.conn.execute("SELECT count(*) FROM temp.run_scope").fetchone()[0])
 
     def _in_scope(self, state: JobState) -> str:
         return " AND id IN (SELECT id FROM temp.run_scope)" if self._scoped and state is JobState.QUEUED else ""
@@ -555,7 +557,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
         self,
         job_id: int,
         state: JobState,
-        answer: dict,
+        answer: dict[str, Any],
         latency: tuple[float, float] | None = None,
         *,
         reason: str | None = None,
@@ -688,7 +690,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
 
     # -- reading out ----------------------------------------------------------
 
-    def _job_in_locale(self, column: str) -> tuple[str, tuple]:
+    def _job_in_locale(self, column: str) -> tuple[str, tuple[Any, ...]]:
         """The join target for exports: the job of ``column``'s content and endpoint in this ledger's locale."""
         if not self.query("SELECT 1 FROM jobs WHERE locale != ? LIMIT 1", (self.locale,)):
             return column, ()  # one locale only (the usual ledger): the file's own job, no lookup
@@ -726,7 +728,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
         finally:
             reader.close()
 
-    def summary(self, roots: list[bytes] | None = None, *, remote: bool = True) -> dict:
+    def summary(self, roots: list[bytes] | None = None, *, remote: bool = True) -> dict[str, Any]:
         """Counts by status and by reason (of files under ``roots``, or all; and remote images)."""
         counts = {
             "total": 0,
@@ -741,7 +743,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
         }
         reasons: dict[str, int] = {}
         # A completed file whose sidecar could not be written counts as "unwritten" (tried again every run).
-        rows = self._file_statuses(roots)
+        rows: list[Any] = self._file_statuses(roots)  # and sqlite3.Rows of the same shape
         if remote:
             rows += self.query(
                 """SELECT 'active', j.state, j.reason, j.last_error, count(*) FROM remote r

@@ -10,6 +10,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
+from typing import Any
 
 from tagger.ledger.roots import under_roots
 from tagger.ledger.similarity import DONOR_FILE
@@ -24,7 +25,7 @@ class WriteQueries:
     _clock: Callable[[], float]
     _scoped: bool
 
-    def query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:  # pragma: no cover - Ledger's
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:  # pragma: no cover - Ledger's
         raise NotImplementedError
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover - Ledger's
@@ -36,7 +37,7 @@ class WriteQueries:
         """(id, caption, categories) of completed jobs whose keywords were not derived under ``rules``, a page at a time."""
         sql = """SELECT id, caption, categories FROM jobs
                  WHERE state = 'completed' AND keyword_rules IS NOT ? AND id > ?"""
-        params: list = [rules, after_id]
+        params: list[Any] = [rules, after_id]
         if job_id is not None:
             sql += " AND id = ?"
             params.append(job_id)
@@ -85,7 +86,7 @@ class WriteQueries:
                  WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND j.state = 'completed'"""
         # CROSS JOIN keeps files outer, read from the small files_unwritten partial index; the planner
         # would otherwise walk every completed job.
-        params: list = []
+        params: list[Any] = []
         if job_id is not None:
             sql += " AND j.id = ?"
             params.append(job_id)
@@ -139,7 +140,7 @@ class WriteQueries:
     def adopt(
         self,
         job_id: int,
-        answer: dict,
+        answer: dict[str, Any],
         token: str | None,
         settled_at: float | None,
         sidecars: list[tuple[int, bytes]],

@@ -9,7 +9,8 @@ shares its caption), ``sharing`` (claims and answers through the shared store), 
 ``revive`` (``tagger retry --timeouts``), ``progress`` and ``runner``
 (``run()``, the library's entry point).
 
-May import: every other subpackage of tagger; never ``tagger.cli``.
+May import: the standard library, tqdm, and every other part of tagger
+except ``tagger.cli``.
 """
 
 from tagger.pipeline.runner import EMULATOR_ENDPOINT, RunResult, make_api, run

@@ -41,7 +41,8 @@ import itertools
 import math
 import random
 import threading
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = ["LatencyModel", "turnbull"]
@@ -62,7 +63,7 @@ _PRIOR_MARGIN = 0.05
 _RUNG = 0.55
 
 
-def turnbull(intervals: Counter[tuple[int, int]], bins: int) -> list[float]:
+def turnbull(intervals: Mapping[tuple[int, int], float], bins: int) -> list[float]:
     """Probability per bin of a latency observed only as bin ranges ``[a, b)`` (with counts).
 
     The self-consistency (EM) algorithm, started on the innermost intervals:
@@ -75,7 +76,7 @@ def turnbull(intervals: Counter[tuple[int, int]], bins: int) -> list[float]:
     # A left end (kind 1) directly followed by a right end (kind 0): an innermost interval.
     segments = [
         (pos, next_pos)
-        for (pos, kind), (next_pos, next_kind) in zip(events, events[1:])
+        for (pos, kind), (next_pos, next_kind) in itertools.pairwise(events)
         if kind == 1 and next_kind == 0
     ]
     starts = [a for a, _ in segments]
@@ -107,12 +108,12 @@ def turnbull(intervals: Counter[tuple[int, int]], bins: int) -> list[float]:
         for j in range(m):
             running += diff[j]
             new.append(q[j] * running / n)
-        change = max(abs(x - y) / length for x, y, length in zip(new, q, lengths))
+        change = max(abs(x - y) / length for x, y, length in zip(new, q, lengths, strict=True))
         q = new
         if change < _EM_TOLERANCE:
             break
     p = [0.0] * bins
-    for (a, b), mass, length in zip(segments, q, lengths):
+    for (a, b), mass, length in zip(segments, q, lengths, strict=True):
         for j in range(a, b):
             p[j] = mass / length
     return p
@@ -333,7 +334,8 @@ class LatencyModel:
 
     def _rungs(self, aim: float) -> list[float]:
         """Leads of the probe ladder (0.55 of the aim, 0.3, ... down to one interval), to pop() from the top down."""
-        leads, fraction = [], _RUNG
+        leads: list[float] = []
+        fraction = _RUNG
         while aim * fraction >= self.interval - 1e-9 and len(leads) < 8:
             leads.append(1.0 - fraction)
             fraction *= _RUNG
@@ -359,7 +361,7 @@ class LatencyModel:
     def _fit(
         self,
         observations: list[tuple[float, float]],
-        still_working: list[float] = (),
+        still_working: Sequence[float] = (),
         prior: tuple[float, float] | None = None,
         account: tuple[int, int, list[tuple[int, float]]] = (0, 0, []),
     ) -> _Plan:
@@ -371,7 +373,7 @@ class LatencyModel:
         )
         width = max(self.interval / _BINS_PER_INTERVAL, longest / _MAX_BINS)
         bins = int(longest / width) + 2
-        intervals: Counter[tuple[int, int]] = Counter()
+        intervals: defaultdict[tuple[int, int], float] = defaultdict(float)  # weights: a prior's are fractions
         if prior is not None:
             # The documented range as prior_weight observations, evenly spread over its bins in slots
             # of a quarter interval (finer slots only slow the fit down).

@@ -203,7 +203,7 @@ class _Planner:
         result.unchanged += len(folder.files) - len(differs)
         if differs or (folder.complete and any(row[3] != 2 for row in lean.values())):
             self._differs(folder, differs, pool)
-        elif stamp is not None:
+        elif stamp is not None and listing is not None:
             self.ledger.mark_folder(folder.path, self.endpoint, listing, stamp)
 
     def _differs(self, folder: Folder, differs: list[tuple[bytes, int, int]], pool: ThreadPoolExecutor) -> None:
@@ -227,8 +227,14 @@ class _Planner:
         path = lambda name: os.path.join(folder.path, name)  # noqa: E731
         if to_rekey:
             rehashed = list(pool.map(_rehash, [(path(t[0]), t[3].content_hash) for t in to_rekey]))
-            self._rekey([(t[3].content_hash, digest) for t, (digest, _) in zip(to_rekey, rehashed) if digest])
-            for (name, size, mtime_ns, row), (digest, error) in zip(to_rekey, rehashed):
+            self._rekey(
+                [
+                    (t[3].content_hash, digest)
+                    for t, (digest, _) in zip(to_rekey, rehashed, strict=True)
+                    if digest and t[3].content_hash
+                ]
+            )
+            for (name, size, mtime_ns, row), (digest, error) in zip(to_rekey, rehashed, strict=True):
                 if digest is None:
                     # Left as it is (scheme 1, its caption kept) and tried again next run.
                     result.unreadable += 1
@@ -243,7 +249,7 @@ class _Planner:
         hashes = list(pool.map(_hash, [path(t[0]) for t in to_hash])) if to_hash else []
         same = self._legacy_matches(folder, to_hash, hashes, pairs, pool)
         seen_here: set[str] = set()
-        for (name, size, mtime_ns, row), (digest, error), kept in zip(to_hash, hashes, same):
+        for (name, size, mtime_ns, row), (digest, error), kept in zip(to_hash, hashes, same, strict=True):
             if digest is None:
                 result.unreadable += 1
                 upserts.append((folder.path, name, folder.root, size, mtime_ns, None, FileState.FAILED.value, error))
@@ -256,7 +262,7 @@ class _Planner:
                     result._known_new[digest] = result._known_new.get(digest, 0) + 1
                 else:
                     result.new += 1
-            elif row.content_hash == digest or kept:
+            elif row is not None and (row.content_hash == digest or kept):  # not None: unread covers it
                 result.unchanged += 1  # metadata edited, pixels the same: keep the caption
                 if row.state == _MISSING:
                     self.reactivated[digest] += 1
@@ -271,7 +277,9 @@ class _Planner:
         gone: list[FullRow] = []
         if folder.complete:
             present = {entry[0] for entry in folder.files}
-            gone = [row for name, row in known.items() if row.state != _MISSING and name not in present]
+            gone = [
+                row for name, row in known.items() if row is not None and row.state != _MISSING and name not in present
+            ]
         self._note_gone(row.content_hash for row in gone)
         own = [digest for name, digest in unlinked if name not in pairs]
         if streamed:  # RAW files whose JPEG the intake reads are linked once it has claimed its content
@@ -338,7 +346,7 @@ class _Planner:
         if not self.has_old:
             return same
         wanted = []
-        for i, ((name, _, _, row), (digest, _)) in enumerate(zip(to_hash, hashes)):
+        for i, ((name, _, _, row), (digest, _)) in enumerate(zip(to_hash, hashes, strict=True)):
             if digest is None or (row is None and name in pairs):
                 continue
             if row is not None and row.content_hash is not None and row.hash_scheme is None:
@@ -350,7 +358,7 @@ class _Planner:
             return same
         legacy = pool.map(_legacy, [os.path.join(folder.path, to_hash[i][0]) for i in wanted])
         found: list[tuple[str, str]] = []
-        for i, old in zip(wanted, legacy):
+        for i, old in zip(wanted, legacy, strict=True):
             row, digest = to_hash[i][3], hashes[i][0]
             assert digest is not None
             if old is None:
@@ -417,7 +425,7 @@ class _Planner:
     def classify(self) -> None:
         """Moves, copies and deletions: content at a new path pairs up with a file gone from its old one."""
         result = self.result
-        canon = lambda digest: self.rekeyed.get(digest, digest)  # noqa: E731
+        canon: Callable[[str], str] = lambda digest: self.rekeyed.get(digest, digest)  # noqa: E731
         gone: Counter[str] = Counter()
         for digest, count in self.gone.items():
             gone[canon(digest)] += count

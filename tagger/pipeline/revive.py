@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from tagger.client import cloudsight as cs
 from tagger.client.retry import RateGate, RetryPolicy, call
@@ -80,7 +81,7 @@ def revive_timeouts(
             continue
         token = job.token
         try:
-            answer = call(lambda: api.image_response(token), policy=policy, gate=gate)
+            answer = call(partial(api.image_response, token), policy=policy, gate=gate)
         except cs.AuthError:
             raise
         except cs.APIError as exc:
@@ -94,7 +95,7 @@ def revive_timeouts(
             continue
         if status in _REPOSTABLE or (status == cs.STATUS_SKIPPED and answer.get("reason") in _REPOST_SKIPS):
             try:
-                call(lambda: api.repost(token), policy=policy, gate=gate)
+                call(partial(api.repost, token), policy=policy, gate=gate)
             except cs.AuthError:
                 raise
             except cs.APIError as exc:

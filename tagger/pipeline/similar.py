@@ -33,7 +33,7 @@ def _aspect_range(aspect: float) -> tuple[float, float]:
 
 
 def _closeness(a: Fingerprint, b: Fingerprint) -> int:
-    return sum(abs(x - y) for x, y in zip(a.detail, b.detail))
+    return sum(abs(x - y) for x, y in zip(a.detail, b.detail, strict=True))
 
 
 #: Donors a dry run can count on: answered, or sent and not yet answered (queued ones are in its own list).
@@ -140,7 +140,7 @@ def predict(
             return exc
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fingerprint") as pool:
-        for (digest, _path), fp in zip(items, pool.map(fingerprint_of, items)):
+        for (digest, _path), fp in zip(items, pool.map(fingerprint_of, items), strict=True):
             if on_file:
                 on_file(1)
             if isinstance(fp, PrepareError):

@@ -38,6 +38,7 @@ def read_urls(path: str) -> list[str]:
     else:
         rows = list(csv.reader(io.StringIO("\n".join(lines))))
         header = [h.strip().lower() for h in rows[0]]
+        column: int | None
         if "url" in header:
             column, body = header.index("url"), rows[1:]
         else:

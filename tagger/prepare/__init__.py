@@ -8,6 +8,7 @@ fallback in ``hash_pixels``), ``decode`` and ``tiff`` (decoding internals),
 perceptual fingerprint of the decoded pixels, for similar photos) and
 ``workers`` (the killable process pool preparation runs in).
 
-May import: the standard library, Pillow (and pillow-heif, rawpy when
-installed), ``tagger.errors``. Not the ledger, the client or the outputs.
+May import: the standard library, Pillow, pillow-heif, rawpy and numpy (the
+last three when installed: the ``heic`` and ``raw`` extras), ``tagger.errors``.
+Not the ledger, the client, the sidecars, the exports or the contact sheet.
 """

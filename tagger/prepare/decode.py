@@ -205,7 +205,9 @@ def _flatten(im: Image.Image) -> Image.Image:
 def _to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
     if icc:
         try:
-            return ImageCms.applyTransform(im, _transform(icc, im.mode))
+            converted = ImageCms.applyTransform(im, _transform(icc, im.mode))
+            assert converted is not None  # None only when converting in place
+            return converted
         except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
             pass  # an unusable or mismatched profile: plain conversion is the best left
     return im if im.mode == "RGB" else im.convert("RGB")

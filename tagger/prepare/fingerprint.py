@@ -152,10 +152,10 @@ def same_photo(a: Fingerprint, b: Fingerprint) -> bool:
         return False
     if len(a.detail) != len(b.detail) or len(a.colour) != len(b.colour):
         return False
-    diffs = [abs(x - y) for x, y in zip(a.detail, b.detail)]
+    diffs = [abs(x - y) for x, y in zip(a.detail, b.detail, strict=True)]
     if max(diffs) > DETAIL_MAX or sum(diffs) > DETAIL_MEAN * len(diffs):
         return False
     # What the index looks up: without this a match could sit in a bin it never probes.
-    if any(abs(x - y) > REGION_MAX for x, y in zip(a.region_means(), b.region_means())):
+    if any(abs(x - y) > REGION_MAX for x, y in zip(a.region_means(), b.region_means(), strict=True)):
         return False
-    return max(abs(x - y) for x, y in zip(a.colour, b.colour)) <= COLOUR_MAX
+    return max(abs(x - y) for x, y in zip(a.colour, b.colour, strict=True)) <= COLOUR_MAX

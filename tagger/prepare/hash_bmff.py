@@ -107,7 +107,7 @@ def hash_bmff(handle: BinaryIO, digest: hashlib._Hash) -> None:
 
 
 def _hash_items(handle: BinaryIO, digest: hashlib._Hash, meta: bytes, size: int) -> None:
-    children = {}
+    children: dict[bytes, tuple[int, int]] = {}
     for kind, start, end in _boxes(meta, 4, len(meta)):  # meta is a FullBox: 4 bytes of version and flags
         children.setdefault(kind, (start, end))
     if b"iinf" not in children or b"iloc" not in children:
@@ -254,7 +254,7 @@ def _references(
     version = meta[start]
     id_size = 2 if version == 0 else 4
     refs = []
-    for kind, s, e in _boxes(meta, start + 4, end):
+    for kind, s, _e in _boxes(meta, start + 4, end):
         if kind in _METADATA_REFS:
             continue
         source = _uint(meta, s, id_size)

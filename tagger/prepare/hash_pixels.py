@@ -63,7 +63,7 @@ def _raw(path: str, source: str | Callable[[], BinaryIO]) -> str | None:
             data = raw.raw_image
             digest = hashlib.sha256(b"tagger-identity/raw-pixels\0")
             digest.update(struct.pack(">QQ", *data.shape) + str(data.dtype).encode())
-            digest.update(memoryview(numpy.ascontiguousarray(data)).cast("B"))  # no copy of the sensor data
+            digest.update(numpy.ascontiguousarray(data).data.cast("B"))  # no copy of the sensor data
             return digest.hexdigest()
     except Exception as exc:  # LibRaw raises its own error tree, and MemoryError on damaged sizes
         log.debug("LibRaw cannot decode %s for its identity: %s", path, exc)

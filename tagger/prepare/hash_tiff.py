@@ -188,7 +188,7 @@ def hash_tiff(handle: BinaryIO, digest: hashlib._Hash, base: int = 0) -> None:
     except struct.error as exc:
         raise Malformed from exc
     digest.update(_TAG + reader.order.encode())
-    todo, seen, blocks = [reader.first], set(), 0
+    todo, seen, blocks = [reader.first], set[int](), 0
     while todo:
         offset = todo.pop()
         if offset == 0 or offset in seen:
@@ -214,7 +214,7 @@ def hash_tiff(handle: BinaryIO, digest: hashlib._Hash, base: int = 0) -> None:
             if len(offsets) != len(lengths):
                 raise Malformed
             digest.update(struct.pack(">HQ", tag, len(offsets)))
-            for where, count in zip(offsets, lengths):
+            for where, count in zip(offsets, lengths, strict=True):
                 digest.update(struct.pack(">Q", count))
                 copy_at(handle, digest, base + where, count, reader.size)
                 blocks += 1

@@ -236,6 +236,7 @@ class Preparer:
         except PrepareError:
             raise
         except AskFailed as exc:
+            assert exc.__cause__ is not None  # AskFailed is always raised from the caller's error
             raise exc.__cause__ from None  # the caller's own error, raised in its own thread
         except Exception as exc:
             raise PrepareError(f"unexpected error while preparing ({type(exc).__name__}: {exc})") from exc

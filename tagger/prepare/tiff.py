@@ -30,7 +30,7 @@ def data_extent(data: bytes, max_ifds: int = 64) -> int | None:
     except struct.error:
         return None
     extent = 0
-    todo, seen = [first], set()
+    todo, seen = [first], set[int]()
     while todo and len(seen) < max_ifds:
         offset = todo.pop()
         if offset == 0 or offset in seen:
@@ -43,7 +43,8 @@ def data_extent(data: bytes, max_ifds: int = 64) -> int | None:
         for tag, values in entries.items():
             if tag in _OFFSET_TAGS and _OFFSET_TAGS[tag] in entries:
                 lengths = entries[_OFFSET_TAGS[tag]]
-                extent = max([extent] + [o + n for o, n in zip(values, lengths)])
+                # A file's own counts may disagree: the pairs there are bound the extent all the same.
+                extent = max([extent] + [o + n for o, n in zip(values, lengths, strict=False)])
             elif tag in (_SUBIFDS, _EXIF_IFD):
                 todo.extend(values)
         todo.append(entries.get(-1, [0])[0])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import sqlite3
 from dataclasses import dataclass
 
 from tagger.ledger.keys import normal_endpoint, normal_locale
@@ -90,7 +91,7 @@ def sidecar_answer(
 
 def adopt_from_sidecars(ledger: Ledger, options: SidecarOptions, endpoint: str) -> tuple[int, int]:
     """Settle this run's unsent jobs from their files' sidecars; returns (jobs, files) adopted."""
-    by_job: dict[int, list[tuple]] = {}
+    by_job: dict[int, list[sqlite3.Row]] = {}
     for row in ledger.adoptable(endpoint):
         by_job.setdefault(row[0], []).append(row)
     jobs = files = 0

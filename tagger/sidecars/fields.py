@@ -85,25 +85,25 @@ def _ours_and_users(items: list[tuple[str, str]], wrote: dict[str, str], boilerp
 
 def _put(items: list[tuple[str, str]], lang: str, text: str | None) -> list[tuple[str, str]]:
     """``items`` with ``lang`` set to ``text`` (None removes it); x-default kept first, new languages last."""
-    out = [(l, t) for l, t in items if l != lang]
+    out = [(code, t) for code, t in items if code != lang]
     if text is None:
         return out
     if lang == "x-default":
         return [(lang, text)] + out
-    if any(l == lang for l, _ in items):
-        return [(l, text if l == lang else t) for l, t in items]
+    if any(code == lang for code, _ in items):
+        return [(code, text if code == lang else t) for code, t in items]
     return out + [(lang, text)]
 
 
 def _decide_alt(items, wrote_prev, replaced_prev, text, lang, default_lang_prev, *, user_elsewhere, boilerplate_counts):
     """Where ``text`` (in language ``lang``) goes among ``items``; returns (_Slots, default language)."""
     owned, boiler, user = _ours_and_users(items, wrote_prev, boilerplate_counts)
-    wrote = {l: t for l, t in items if l in owned}
-    replaced = {l: t for l, t in replaced_prev.items() if l in owned}
+    wrote = {code: t for code, t in items if code in owned}
+    replaced = {code: t for code, t in replaced_prev.items() if code in owned}
     if user or user_elsewhere:
         # A user's text anywhere: tagger keeps no alternative beside it (readers would show tagger's
         # x-default instead, and darktable joins every language into one text).
-        return _Slots([(l, t) for l, t in items if l not in owned], {}, {}), ""
+        return _Slots([(code, t) for code, t in items if code not in owned], {}, {}), ""
     if not text:
         return _Slots(items, wrote, replaced), (default_lang_prev if "x-default" in owned else "")
     current = dict(items)
@@ -144,7 +144,7 @@ def _seed(field: str, sources: list[tuple[str, list[str]]], have: set[str]) -> l
     paths = [_split_path(v, sep) for sep, values in sources if sep for v in values]
     flats = [v for sep, values in sources if not sep for v in values]
     covered = {_key(part) for path in paths for part in path}
-    sep = dict((f, s) for f, _, s in LISTS)[field]
+    sep = {f: s for f, _, s in LISTS}[field]
     if sep:
         wanted = [sep.join(path) for path in paths] + [f for f in flats if _key(f) not in covered]
     else:
@@ -190,7 +190,7 @@ def _decide_keywords(
         # No keyword of the user's in the sidecar: the image's are what readers showed so far.
         img = image.state()
         pool = {"subject": img.subject, "hierarchical": img.hierarchical, "tags": img.tags}
-    for field, _, sep in LISTS:
+    for field, _, _sep in LISTS:
         have = {_key(v) for v in own[field]}
         seeded: list[str] = []
         if ours_by[field] and (not own[field] or prov.get(f"seeded{PROV_LIST[field]}")):
@@ -243,7 +243,9 @@ def decide_fields(old: State, content: SidecarContent, existed: bool, hierarchy_
     owned_t, boiler_t, user_t = _ours_and_users(old.image_description, wrote_t, True)
     ours_default = desc.wrote.get("x-default")
     tiff = _Slots(
-        old.image_description, {l: wrote_t[l] for l in owned_t}, {l: replaced_t[l] for l in owned_t if l in replaced_t}
+        old.image_description,
+        {code: wrote_t[code] for code in owned_t},
+        {code: replaced_t[code] for code in owned_t if code in replaced_t},
     )
     needed = (
         "x-default" in boiler_t

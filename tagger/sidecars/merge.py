@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from tagger.atomic import LINK_REASON, LinkRefused, TargetChanged, atomic_write
 from tagger.display import display
@@ -50,7 +50,8 @@ def apply_fields(packet: Packet, state: State, metadata_date: str | None) -> Non
         # tagger's namespace goes with its last property; nothing else can use it.
         if any(uri == TAGGER for _, uri in declared):
             packet.decls[element] = [(p, u) for p, u in declared if u != TAGGER]
-    appended: list[tuple[str, str, list[tuple[str | None, str]]]] = []
+    appended: list[tuple[str, str, Sequence[tuple[str | None, str]]]] = []
+    items: Sequence[tuple[str | None, str]]
     for name, kind, items in (
         (DESCRIPTION, "Alt", list(state.description)),
         (ALT_TEXT, "Alt", list(state.alt_text)),
@@ -91,6 +92,7 @@ def encode(packet: Packet, path: str) -> bytes:
 def _replace(target: str, path: str, data: bytes, before: bytes | None, ident: tuple | None, image: Photo) -> None:
     """Atomically put ``data`` at ``target`` unless it changed since it was read (TargetChanged)."""
     readable_as = None
+    owner: tuple[int, int] | None
     if ident is not None:
         mode, owner = stat.S_IMODE(ident[6]), (ident[4], ident[5])  # the sidecar keeps its own
     else:

@@ -11,6 +11,8 @@ are theirs).
 
 from __future__ import annotations
 
+from typing import cast
+
 from tagger.sidecars import xmp as _xmp
 from tagger.sidecars.xmp import TAGGER, Packet
 
@@ -123,7 +125,9 @@ def tagger_names(packet: Packet) -> list[str]:
 
 def tagger_keywords(prov: Prov, field: str) -> set[str]:
     """The values of keyword list ``field`` that are tagger's: its own and the copies it seeded."""
-    return set(prov.get(f"added{PROV_LIST[field]}", ())) | set(prov.get(f"seeded{PROV_LIST[field]}", ()))
+    added = cast("tuple[str, ...]", prov.get(f"added{PROV_LIST[field]}", ()))  # a list field's provenance
+    seeded = cast("tuple[str, ...]", prov.get(f"seeded{PROV_LIST[field]}", ()))
+    return set(added) | set(seeded)
 
 
 def alt_dict(prov: Prov, name: str) -> dict[str, str]:

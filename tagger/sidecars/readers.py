@@ -140,7 +140,7 @@ def _sources(photo: str, sidecar: str | None, folder: str | None) -> _Sources:
             continue
         prov = read_provenance(packet)
         for name in ("wroteDescription", "wroteImageDescription"):
-            texts |= {text for _, text in prov.get(name, ())}  # type: ignore[misc]
+            texts |= {text for _, text in prov.get(name, ())}  # type: ignore[str-unpack]  # an Alt: (lang, text) pairs
         for name in ("addedSubject", "addedHierarchicalSubject", "addedTagsList"):
             keys |= set(prov.get(name, ()))  # type: ignore[arg-type]
     return _Sources(image_packet(meta), meta, full, base, texts, keys)
@@ -201,13 +201,13 @@ def _lightroom(src: _Sources, photo: str) -> Shown:
 def _immich(src: _Sources) -> Shown:
     side = src.full or src.base
 
-    def tag(name: str, alt: bool) -> object:
+    def tag(name: str, alt: bool) -> str | list[str]:
         for packet in (side, src.image):
             if packet is None:
                 continue
             if alt:
                 # exiftool's Description is the x-default only; a lone en-US is "Description-en-US".
-                value = dict(lang_alt(packet, name)).get("x-default", "")
+                value: str | list[str] = dict(lang_alt(packet, name)).get("x-default", "")
             else:
                 value = values(packet, name)
             if value:
@@ -218,8 +218,8 @@ def _immich(src: _Sources) -> Shown:
     image_description = image_description or src.meta.exif.get("ImageDescription", "")
     text = (image_description or str(tag(f"{{{DC}}}description", True))).strip()
     keywords = (
-        list(tag(f"{{{DIGIKAM}}}TagsList", False))  # type: ignore[call-overload]
-        or [v.replace("|", "/") for v in tag(f"{{{LR}}}hierarchicalSubject", False)]  # type: ignore[union-attr]
+        list(tag(f"{{{DIGIKAM}}}TagsList", False))
+        or [v.replace("|", "/") for v in tag(f"{{{LR}}}hierarchicalSubject", False)]
         or list(src.meta.iptc.get("Keywords", ()))
     )
     return _shown(text, [text], keywords, src)

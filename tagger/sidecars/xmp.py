@@ -14,7 +14,7 @@ import copy
 import hashlib
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from defusedxml import DefusedXmlException
@@ -278,7 +278,7 @@ def _remove_child(parent: ET.Element, child: ET.Element) -> None:
     parent.remove(child)
 
 
-def append_description(packet: Packet, props: list[tuple[str, str, list[tuple[str | None, str]]]]) -> None:
+def append_description(packet: Packet, props: Sequence[tuple[str, str, Sequence[tuple[str | None, str]]]]) -> None:
     """Add one rdf:Description holding ``props``: (name, kind, items), kind 'Alt'|'Bag'|'Seq'|'' (simple)."""
     rdf = packet.rdf
     existing = descriptions(packet)
@@ -401,7 +401,7 @@ def _indent_before(parent: ET.Element, child: ET.Element) -> str:
     return ws[ws.rfind("\n") :] if "\n" in ws else "\n   "
 
 
-def set_property(packet: Packet, name: str, kind: str, items: list[tuple[str | None, str]]) -> bool:
+def set_property(packet: Packet, name: str, kind: str, items: Sequence[tuple[str | None, str]]) -> bool:
     """Give ``name`` these values where it stands (its first copy; other copies go); False when absent.
 
     ``kind`` is 'Alt', 'Bag', 'Seq' or '' (simple). Nothing is added when the
@@ -510,7 +510,7 @@ def _uris(el: ET.Element, out: set[str]) -> None:
 
 def copy_properties(dst: Packet, src: Packet, names: Iterable[str]) -> None:
     """Copy top-level properties ``names`` of ``src`` into ``dst`` (replacing dst's), in one new Description."""
-    wanted = [n for n in dict.fromkeys(names)]
+    wanted = list(dict.fromkeys(names))
     if not wanted:
         return
     for name in wanted:

@@ -1,0 +1,1 @@
+../tests/similar_corpus.py
