@@ -197,7 +197,7 @@ def _from_file(path: str) -> dict[str, Any]:
         for key, value in body.items():
             if key not in SECTIONS[section]:
                 raise UsageError(f"{path}: unknown key {key!r} in [{section}] (known: {', '.join(SECTIONS[section])})")
-            key = ALIASES.get((section, key), key)
+            key = ALIASES.get((section, key)) or key
             values[key] = _coerce(key, value, path)
             if key in PATH_KEYS:
                 values[key] = expand_path(values[key], folder)

@@ -5,8 +5,7 @@ writers), ``readout`` (ledger rows as records, shared with the contact
 sheet) and ``writer`` (the export profiles and the CSV/JSONL writers).
 
 May import: the standard library, ``tagger.keywords``, ``tagger.ledger``,
-``tagger.atomic``, ``tagger.display``, ``tagger.errors``, and
-``tagger.sidecars.embed`` alone of the sidecars (the exiftool profile takes
-the sidecar merge's decisions from it). Not the client, the pipeline, the
-rest of the sidecars or the contact sheet.
+``tagger.sidecars`` (its ``embed``: the exiftool profile takes the sidecar
+merge's decisions from it), ``tagger.atomic``, ``tagger.display``,
+``tagger.errors``. Not the client, the pipeline or the contact sheet.
 """

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tagger.ledger.store import Ledger
@@ -17,13 +17,16 @@ __all__ = ["answers_of", "settled_since"]
 _COLUMNS = "content_hash, state, status, caption, reason, flags, categories"
 
 
-def _row(r: tuple) -> tuple[str, str, str | None, str | None, str | None, list | None, list | None]:
+Answer = tuple[str, str, str | None, str | None, str | None, list[Any] | None, list[Any] | None]
+
+
+def _row(r: tuple[Any, ...]) -> Answer:
     flags = json.loads(r[5]) if r[5] else None
     categories = json.loads(r[6]) if r[6] else None
     return (r[0], r[1], r[2], r[3], r[4], flags, categories)
 
 
-def answers_of(ledger: Ledger, job_ids: Iterable[int]) -> list[tuple]:
+def answers_of(ledger: Ledger, job_ids: Iterable[int]) -> list[Answer]:
     """(content hash, state, status, caption, reason, flags, categories) of these jobs, settled ones only."""
     ids = sorted(set(job_ids))
     if not ids:
@@ -36,7 +39,7 @@ def answers_of(ledger: Ledger, job_ids: Iterable[int]) -> list[tuple]:
     return [_row(tuple(r)) for r in rows]
 
 
-def settled_since(ledger: Ledger, endpoint: str, since: float) -> list[tuple]:
+def settled_since(ledger: Ledger, endpoint: str, since: float) -> list[Answer]:
     """The answers of this endpoint and the ledger's locale settled at or after ``since`` (the ledger's clock)."""
     rows = ledger.query(
         f"""SELECT {_COLUMNS} FROM jobs WHERE endpoint = ? AND locale = ? AND settled_at >= ?

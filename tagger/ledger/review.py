@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from tagger.ledger.roots import under_roots
 from tagger.ledger.similarity import DONOR_FILE
@@ -42,9 +43,10 @@ class ReviewFilter:
     roots: tuple[bytes, ...] | None = None
     file_id: int | None = None
 
-    def sql(self) -> tuple[str, list]:
+    def sql(self) -> tuple[str, list[Any]]:
         """The condition (added to ``_CURRENT``) and its parameters."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if self.roots is not None:
             where, p = _paths_clause(list(self.roots))
             clauses.append(where)
@@ -70,7 +72,7 @@ class ReviewFilter:
         return (" AND " + " AND ".join(clauses)) if clauses else "", params
 
 
-def _paths_clause(paths: list[bytes]) -> tuple[str, list]:
+def _paths_clause(paths: list[bytes]) -> tuple[str, list[Any]]:
     """Files under any of ``paths`` taken as folders, or that are one of them (a path naming a photo)."""
     where, params = under_roots(paths, "f.dir")
     for path in paths:
@@ -85,7 +87,7 @@ class ReviewQueries:
 
     _clock: Callable[[], float]
 
-    def query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:  # pragma: no cover - Ledger's
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:  # pragma: no cover - Ledger's
         raise NotImplementedError
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover - Ledger's

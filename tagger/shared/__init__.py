@@ -9,7 +9,7 @@ PostgreSQL store: claims as leases, tokens, answers, fingerprints, files),
 only when a URL is configured.
 
 May import: the standard library, psycopg, ``tagger.errors``, ``tagger.atomic``,
-``tagger.prepare.fingerprint``, ``tagger.exports.writer`` (a cell's formula guard).
+``tagger.prepare`` (its fingerprints), ``tagger.exports`` (a cell's formula guard).
 """
 
 from tagger.shared.base import NoShared, SharedError, SharedStore, StoreDown, redact
