@@ -48,6 +48,7 @@ from typing import TypeVar
 from tagger.client import cloudsight as cs
 from tagger.client.pacing import InFlightLimit, RateLimiter
 from tagger.client.retry import RateGate, RetryPolicy, call
+from tagger.errors import LedgerWriteError
 from tagger.ledger.store import Job, JobState, Ledger
 from tagger.pipeline.intake import WAIT, Intake, NewFile, Stream
 from tagger.pipeline.latency import LatencyModel
@@ -242,6 +243,8 @@ class Dispatcher:
         self._stop = threading.Event()
         self._stop_reason: str | None = None
         self._interrupted = False
+        # The first failed ledger write: nothing more is sent (a token must have somewhere to go), the run ends with it.
+        self._ledger_error: LedgerWriteError | None = None
         self._accepted = threading.Event()
         self.reuse = Reuse(ledger, options.endpoint, enabled=options.reuse_similar)
         self._again: deque[Job] = deque()  # waiters whose donor lent nothing: prepared and sent after all
@@ -336,11 +339,14 @@ class Dispatcher:
                 done, _ = wait(list(running), timeout=slice_, return_when=FIRST_COMPLETED)
                 for future in done:
                     running.pop(future)
-                    outcome = future.result()
-                    if isinstance(outcome, _Ready):
-                        ready.append(outcome)
-                    else:
-                        self._handle(outcome)
+                    try:
+                        outcome = future.result()
+                        if isinstance(outcome, _Ready):
+                            ready.append(outcome)
+                        else:
+                            self._handle(outcome)
+                    except LedgerWriteError as exc:
+                        self._ledger_failed(exc)
                 self._reaim()
         except KeyboardInterrupt:  # a library caller without a stop event: wake the workers, then wait for them
             self._stop_reason = INTERRUPTED
@@ -352,6 +358,9 @@ class Dispatcher:
             # and leaves what is still running behind (the start-up sweep settles it).
             prep.shutdown(wait=not self._interrupted, cancel_futures=True)
             io_pool.shutdown(wait=not self._interrupted, cancel_futures=True)
+        if self._ledger_error is not None:
+            # Counted now: the tokens of the POSTs that were in the air went to the journal too.
+            raise self.ledger.unwritable(self._ledger_error.kind) from self._ledger_error
         if self._interrupted:
             self.tally.stopped = INTERRUPTED
         elif self._stop_reason == "credits":
@@ -368,6 +377,16 @@ class Dispatcher:
             self.preparer.cancel()
         # Real time: the bound is on a real process exit, whatever clock the schedule runs on.
         return time.monotonic() + self.options.stop_grace
+
+    def _ledger_failed(self, exc: LedgerWriteError) -> None:
+        """A ledger write failed: no request leaves any more; the POSTs in the air are awaited (their tokens kept)."""
+        if self._ledger_error is None:
+            self._ledger_error = exc
+        self._interrupted = True
+        self._stop_reason = str(exc)
+        self._stop.set()
+        if self.preparer is not None:
+            self.preparer.cancel()
 
     def _credits_spent(self) -> bool:
         cap = self.options.max_credits
@@ -515,8 +534,8 @@ class Dispatcher:
         def attempt() -> T:
             self.limiter.acquire()
             self.gate.wait()  # the limiter may have slept past a new 429
-            if self._halt.is_set():
-                raise _Halted  # the run is stopping: no request leaves after that
+            if self._halt.is_set() or self._ledger_error is not None:
+                raise _Halted  # the run is stopping (or cannot record an answer): no request leaves after that
             return fn()
 
         def on_retry(exc: BaseException) -> None:
