@@ -47,7 +47,7 @@ from typing import TypeVar
 
 from tagger.client import cloudsight as cs
 from tagger.client.pacing import InFlightLimit, RateLimiter
-from tagger.client.retry import RateGate, RetryPolicy, call
+from tagger.client.retry import RateGate, RetryAfterTooLong, RetryPolicy, call
 from tagger.errors import LedgerWriteError
 from tagger.ledger.store import Job, JobState, Ledger
 from tagger.pipeline.intake import WAIT, Intake, NewFile, Stream
@@ -89,6 +89,8 @@ REPOST_REFUSED = "the service refused to repost it"
 INTERRUPTED = "interrupted"
 #: Seconds a stopping run waits for the answers of POSTs already sent.
 STOP_GRACE = 5.0
+# A Retry-After at least this long (seconds) is said, not obeyed in silence.
+_LONG_PAUSE = 10.0
 # The conductor looks at the stop event at least this often (seconds) while it waits.
 _TICK = 0.2
 
@@ -519,7 +521,11 @@ class Dispatcher:
     def _transient_spent(self, what: str, exc: cs.APIError) -> None:
         with self._lock:
             self._failures += 1
-            if self._failures >= self.options.stop_after_failures and not self._stop.is_set():
+            if isinstance(exc, RetryAfterTooLong) and not self._stop.is_set():
+                # Waiting that long in silence is no better than an outage: said, and stopped now.
+                self._stop_reason = f"the service is not taking requests ({exc.description})"
+                self._stop.set()
+            elif self._failures >= self.options.stop_after_failures and not self._stop.is_set():
                 self._stop_reason = f"the service was unreachable ({exc.description})"
                 self._stop.set()
         log.warning("%s: %s", what, exc.description)
@@ -541,6 +547,9 @@ class Dispatcher:
         def on_retry(exc: BaseException) -> None:
             if isinstance(exc, cs.RateLimited):
                 self.in_flight.on_rate_limited(exc.retry_after)
+            pause = getattr(exc, "retry_after", None)
+            if pause is not None and pause >= _LONG_PAUSE and pause <= self.options.retry.max_retry_after:
+                log.warning("the service asked for a pause of %g s (Retry-After): every request waits", pause)
 
         result = call(
             attempt, policy=self.options.retry, gate=self.gate, sleep=self.sleep, on_retry=on_retry, retry_if=retry_if

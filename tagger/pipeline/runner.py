@@ -266,7 +266,11 @@ def run(
             first_poll_delay=config.first_poll_delay,
             poll_interval=config.poll_interval,
             max_poll_interval=config.max_poll_interval,
-            retry=RetryPolicy(attempts=max(1, config.retry_attempts), budget=config.retry_budget),
+            retry=RetryPolicy(
+                attempts=max(1, config.retry_attempts),
+                budget=config.retry_budget,
+                max_retry_after=config.max_retry_after,
+            ),
             stop_after_failures=max(1, config.stop_after_failures),
             max_credits=max_credits,
             requests_per_second=config.requests_per_second or None,

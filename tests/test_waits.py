@@ -1,0 +1,87 @@
+"""Every wait has a bound and a word: Retry-After, a trickling answer, settings that could exhaust the machine."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+from test_pipeline import config_for, run_config
+
+from tagger.config import load_config
+from tagger.emulator import Emulator, Faults
+from tagger.errors import UsageError
+
+FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2)
+
+
+def run_bounded(config, paths, seconds: float):
+    """A library run in a thread: (result, seconds taken); fails the test when it is still running after ``seconds``."""
+    out: dict = {}
+
+    def go() -> None:
+        try:
+            out["result"] = run_config(config, paths)
+        except BaseException as exc:  # handed to the test
+            out["error"] = exc
+
+    started = time.monotonic()
+    thread = threading.Thread(target=go, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"the run was still waiting after {seconds} s"
+    if "error" in out:
+        raise out["error"]
+    return out["result"], time.monotonic() - started
+
+
+def test_a_retry_after_longer_than_max_retry_after_is_an_outage_said_and_stopped(photos, tmp_path):
+    with Emulator(latency=(0.05, 0.1), faults=Faults(rate_limit_rate=1.0, retry_after=300), seed=3) as emu:
+        config = config_for(emu, tmp_path, fast=FAST, max_retry_after=60.0)
+        result, took = run_bounded(config, [photos], 60)
+        requests = emu.counters()["requests"]
+    assert result.exit_code == 3
+    assert result.stopped and "Retry-After" in result.stopped and "max_retry_after (60 s)" in result.stopped
+    assert "300" in result.stopped
+    assert result.counts["failed"] == 0 and result.counts["completed"] == 0 and result.counts["pending"] >= 1
+    assert requests <= 4  # not retried: one probe, and what was already on its way
+    con = sqlite3.connect(config.ledger_path)
+    assert {s for (s,) in con.execute("SELECT state FROM jobs")} == {"queued"}
+    con.close()
+
+
+def test_a_retry_after_within_max_retry_after_is_still_obeyed(photos, tmp_path):
+    faults = Faults(outage_requests=2, outage_status=503, outage_retry_after=0.5)
+    with Emulator(latency=(0.05, 0.1), faults=faults, seed=3) as emu:
+        config = config_for(emu, tmp_path, fast=FAST, max_retry_after=1.0)
+        result, _ = run_bounded(config, [photos], 60)
+        assert emu.counters()["in_retry_after_window"] == 0
+    assert result.exit_code == 0, result.stopped
+
+
+@pytest.mark.parametrize(
+    "flags, key",
+    [
+        ({"workers": 10**9}, "workers"),
+        ({"max_in_flight": 10**6}, "max_in_flight"),
+        ({"max_pixels": 10**12}, "max_pixels"),
+    ],
+)
+def test_settings_that_could_exhaust_the_machine_are_refused(flags, key):
+    with pytest.raises(UsageError, match=f"{key} is .*at most") as refused:
+        load_config(None, flags, {})
+    assert "\n" not in str(refused.value)
+
+
+def test_a_float_workers_from_a_config_file_is_bounded_too(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[run]\nworkers = 1e9\n")
+    with pytest.raises(UsageError, match="workers .* at most 64"):
+        load_config(str(cfg), {}, {})
+
+
+@pytest.mark.parametrize("endpoint", ["api.cloudsight.ai/v1", "ftp://host/v1", "https:///v1", "localhost:8765"])
+def test_an_endpoint_that_is_no_http_url_is_refused_at_config_time(endpoint):
+    with pytest.raises(UsageError, match="endpoint must be a URL"):
+        load_config(None, {"endpoint": endpoint}, {})
