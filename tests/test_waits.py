@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import threading
 import time
@@ -9,11 +10,13 @@ import time
 import pytest
 from test_pipeline import config_for, run_config
 
-from tagger.config import load_config
+from tagger.client import cloudsight as cs
+from tagger.config import Config, load_config
 from tagger.emulator import Emulator, Faults
 from tagger.errors import UsageError
+from tagger.pipeline.runner import make_api
 
-FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2)
+FAST = {"first_poll_delay": 0.1, "poll_interval": 0.05, "max_poll_interval": 0.2}
 
 
 def run_bounded(config, paths, seconds: float):
@@ -85,3 +88,60 @@ def test_a_float_workers_from_a_config_file_is_bounded_too(tmp_path):
 def test_an_endpoint_that_is_no_http_url_is_refused_at_config_time(endpoint):
     with pytest.raises(UsageError, match="endpoint must be a URL"):
         load_config(None, {"endpoint": endpoint}, {})
+
+
+class Trickle:
+    """A server that answers every request one byte every ``gap`` seconds (headers, then body): each read is quick."""
+
+    def __init__(self, gap: float, *, headers_too: bool) -> None:
+        self.gap = gap
+        self.headers_too = headers_too
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.closed = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        body = b'{"token": "abc", "status": "not completed"}' + b" " * 200
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+        try:
+            conn.recv(65536)
+            if not self.headers_too:
+                conn.sendall(head)
+            for i in range(len(head) * self.headers_too + len(body)):
+                data = (head + body) if self.headers_too else body
+                conn.sendall(data[i : i + 1])
+                if self.closed.wait(self.gap):
+                    return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
+def test_a_trickled_answer_is_cut_off_at_the_request_deadline(headers_too):
+    server = Trickle(0.05, headers_too=headers_too)  # ~250 bytes: 12 s at this pace, each read 0.05 s
+    try:
+        config = Config(api_key="k", endpoint=server.url, request_timeout=1.0, request_deadline=1.5)
+        with make_api(config) as api:
+            started = time.monotonic()
+            with pytest.raises(cs.NetworkError, match="did not answer in time") as failed:
+                api.image_response("abc")
+            took = time.monotonic() - started
+    finally:
+        server.close()
+    assert 1.4 <= took < 3.0, took
+    assert failed.value.retryable and failed.value.ambiguous  # the request may have been received

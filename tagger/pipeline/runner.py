@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from tagger.client import cloudsight as cs
+from tagger.client.deadline import use_deadline
 from tagger.client.retry import RetryPolicy
 from tagger.config import Config
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
@@ -63,12 +64,15 @@ def make_api(config: Config, base_url: str | None = None) -> cs.API:
             "or use --emulator to try tagger offline"
         )
     auth = cs.OAuth(config.api_key, config.api_secret) if config.api_secret else cs.SimpleAuth(config.api_key)
-    return cs.API(
+    api = cs.API(
         auth,
         base_url=base_url or config.endpoint,
         timeout=(10.0, config.request_timeout),
         pool_size=config.max_in_flight + config.workers,
     )
+    # request_timeout bounds each read: a service that trickles its answer is cut off at request_deadline.
+    use_deadline(api.session, config.request_deadline)
+    return api
 
 
 def _pending_sentence(counts: dict) -> str:
