@@ -59,6 +59,10 @@ __all__ = ["Ledger", "JobState", "FileState", "Job", "SETTLED_STATUS", "file_sta
 
 log = logging.getLogger("tagger.ledger")
 
+# One credit more for a run (None: the latest run), in the token's own transaction.
+_COUNT_CREDIT = (
+    "UPDATE runs SET submitted = coalesce(submitted, 0) + 1 WHERE id = coalesce(?, (SELECT max(id) FROM runs))"
+)
 # Committing a token (the moment the service hands it out, and replaying one the journal kept).
 _RECORD_TOKEN = """UPDATE jobs SET state = 'polling', token = ?, status = ?, attempts = attempts + 1, submitted_at = ?,
    last_error = NULL, possible_duplicates = possible_duplicates + lost_answer, lost_answer = 0 WHERE id = ?"""
@@ -81,6 +85,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
         self._lock = threading.RLock()
         self._lock_file = None
         self._journal: TokenJournal | None = None
+        self._run_id: int | None = None  # the run being recorded (start_run): each token counts its credit there
         #: Tokens answered while the ledger could not record them (also in the journal, when it could take them).
         self.unrecorded: list[dict] = []
         try:
@@ -208,6 +213,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
                 if row[3] not in (JobState.SUBMITTING.value, JobState.QUEUED.value, JobState.HELD.value):
                     continue
                 c.execute(_RECORD_TOKEN, (r.get("token"), r.get("status"), r.get("at"), r.get("job")))
+                c.execute(_COUNT_CREDIT, (None,))  # the credit of the run that could not record it
                 recorded += 1
         journal.clear()
         if recorded:
@@ -311,15 +317,19 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
     def start_run(self, endpoint: str) -> int:
         """Record the start of a run."""
         with self.transaction() as c:
-            return c.execute(
-                "INSERT INTO runs (started_at, endpoint, pid) VALUES (?, ?, ?)", (self._clock(), endpoint, os.getpid())
+            self._run_id = c.execute(
+                "INSERT INTO runs (started_at, endpoint, pid, submitted) VALUES (?, ?, ?, 0)",
+                (self._clock(), endpoint, os.getpid()),
             ).lastrowid
+            return self._run_id
 
     def finish_run(self, run_id: int, exit_code: int, submitted: int, credit_balance: int | None = None) -> None:
         """Record how a run ended."""
         with self.transaction() as c:
             c.execute(
-                "UPDATE runs SET finished_at = ?, exit_code = ?, submitted = ?, credit_balance = ? WHERE id = ?",
+                # Each token already counted itself (record_token): a killed run's credits are counted too.
+                """UPDATE runs SET finished_at = ?, exit_code = ?, submitted = max(coalesce(submitted, 0), ?),
+                   credit_balance = ? WHERE id = ?""",
                 (self._clock(), exit_code, submitted, credit_balance, run_id),
             )
 
@@ -578,6 +588,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
             with self.transaction() as c:
                 lost = c.execute("SELECT lost_answer FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 c.execute(_RECORD_TOKEN, (token, status, self._clock(), job_id))
+                c.execute(_COUNT_CREDIT, (self._run_id,))
                 return bool(lost and lost[0])
         except LedgerWriteError as exc:
             self._keep_token(job_id, token, status)
