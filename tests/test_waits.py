@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import sqlite3
+import struct
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from test_pipeline import config_for, run_config
@@ -145,3 +151,61 @@ def test_a_trickled_answer_is_cut_off_at_the_request_deadline(headers_too):
         server.close()
     assert 1.4 <= took < 3.0, took
     assert failed.value.retryable and failed.value.ambiguous  # the request may have been received
+
+
+def crafted_tiff(path: Path, strips: int = 200_000, block: int = 1 << 20) -> Path:
+    """A valid-looking TIFF whose every strip is the same 1 MiB: hashing it reads 200 GB."""
+    ifd_at, n = 8, 5
+    offsets_at = ifd_at + 2 + n * 12 + 4
+    counts_at = offsets_at + 4 * strips
+    data_at = counts_at + 4 * strips
+    out = bytearray(b"II*\0" + struct.pack("<I", ifd_at) + struct.pack("<H", n))
+    out += struct.pack("<HHII", 256, 4, 1, 100) + struct.pack("<HHII", 257, 4, 1, 100)
+    out += struct.pack("<HHIHH", 259, 3, 1, 1, 0)
+    out += struct.pack("<HHII", 273, 4, strips, offsets_at) + struct.pack("<HHII", 279, 4, strips, counts_at)
+    out += struct.pack("<I", 0) + struct.pack(f"<{strips}I", *([data_at] * strips))
+    out += struct.pack(f"<{strips}I", *([block] * strips)) + bytes(block)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(out)
+    return path
+
+
+def dry_run(photos: Path, tmp_path: Path, time_limit: float) -> subprocess.Popen:
+    cfg = tmp_path / "limits.toml"
+    cfg.write_text(f"[prepare]\nprepare_time_limit = {time_limit}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    args = [sys.executable, "-P", "-m", "tagger", "--config", str(cfg), "run", str(photos), "--dry-run"]
+    args += ["--ledger", str(tmp_path / "ledger.sqlite"), "--quiet"]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_the_dry_run_reads_a_crafted_tiff_under_the_real_runs_time_limit(photos, tmp_path):
+    crafted_tiff(photos / "crafted.tif")
+    started = time.monotonic()
+    proc = dry_run(photos, tmp_path, 2.0)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert time.monotonic() - started < 40
+    assert "6 credit(s) would be spent" in out  # the six photos; the crafted file is not counted as sendable
+
+
+def test_a_signal_stops_the_dry_run_within_the_grace_even_mid_read(photos, tmp_path):
+    from tagger.pipeline.dispatch import STOP_GRACE
+
+    crafted_tiff(photos / "crafted.tif")
+    proc = dry_run(photos, tmp_path, 600.0)
+    try:
+        time.sleep(4)  # started, and hashing the crafted file
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - signalled
+    finally:
+        proc.kill()
+    assert proc.returncode == 3, err
+    assert took < STOP_GRACE + 1, took
+    assert "interrupted" in out and "nothing was sent" in out

@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 
 from tagger.client import cloudsight as cs
@@ -24,12 +24,13 @@ from tagger.outputs.adopt import adopt_file, adopt_from_sidecars, preview_adopti
 from tagger.outputs.derivation import keyword_rules, warm_up
 from tagger.outputs.writeback import SidecarOptions, write_back
 from tagger.pipeline.dispatch import INTERRUPTED, Dispatcher, DispatchOptions, Tally
+from tagger.pipeline.dryread import BoundedHasher
 from tagger.pipeline.intake import Intake, Stream
 from tagger.pipeline.plan import Plan, StreamingPlan, plan
 from tagger.pipeline.progress import Progress
 from tagger.pipeline.similar import predict
 from tagger.pipeline.urls import url_key
-from tagger.prepare.normalise import PrepareOptions, Preparer
+from tagger.prepare.normalise import Cancelled, PrepareOptions, Preparer
 
 __all__ = ["RunResult", "run", "make_api", "EMULATOR_ENDPOINT"]
 
@@ -195,25 +196,36 @@ def run(
         )
         processes = config.workers if config.prepare_in_processes else 0
         if dry_run:
+            # Files are read as the real run reads them: in worker processes, under prepare_time_limit.
+            hasher = stack.enter_context(closing(BoundedHasher(prep_options, processes, stop)))
             try:
                 result.plan = plan(
-                    ledger, paths, endpoint, dry_run=True, hash_workers=config.workers, on_folder=scanned
+                    ledger,
+                    paths,
+                    endpoint,
+                    dry_run=True,
+                    hash_workers=config.workers,
+                    on_folder=scanned,
+                    hasher=hasher,
                 )
-            except _Stopped:
+                result.plan.new += remote_new
+                ledger.set_scope(endpoint, broots, url_keys)
+                adopted, result.plan.adopted = preview_adoption(ledger, sidecars, endpoint, result.plan._hashed)
+                # An adopted content is settled before anything is decoded: it neither shares nor lends a caption.
+                to_decode = [(digest, source) for digest, source in result.plan._to_send if digest not in adopted]
+                if config.reuse_similar and to_decode:
+                    # The run decodes every image it sends and reuses what is similar: so does its forecast.
+                    forecast = predict(ledger, endpoint, to_decode, hasher.preparer, workers=config.workers)
+                    result.plan.similar = forecast.similar
+                    result.plan.credits -= forecast.similar + forecast.unpreparable
+            except (_Stopped, Cancelled):
                 progress.close()
                 result.exit_code, result.stopped = EXIT_STOPPED, INTERRUPTED
                 return result
-            result.plan.new += remote_new
-            ledger.set_scope(endpoint, broots, url_keys)
-            adopted, result.plan.adopted = preview_adoption(ledger, sidecars, endpoint, result.plan._hashed)
-            # An adopted content is settled before anything is decoded: it neither shares nor lends a caption.
-            to_decode = [(digest, source) for digest, source in result.plan._to_send if digest not in adopted]
-            if config.reuse_similar and to_decode:
-                # The run decodes every image it sends and reuses what is similar: so does its forecast.
-                with Preparer(prep_options, processes=processes) as preparer:
-                    forecast = predict(ledger, endpoint, to_decode, preparer, workers=config.workers)
-                result.plan.similar = forecast.similar
-                result.plan.credits -= forecast.similar + forecast.unpreparable
+            if stop is not None and stop.is_set():  # a stop cut a read short: the counts would mislead
+                progress.close()
+                result.exit_code, result.stopped = EXIT_STOPPED, INTERRUPTED
+                return result
             result.plan.credits += remote_credits - len(adopted)
             result.credit_balance = ledger.last_balance(endpoint)
             return result
