@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import make_photo
 from test_cli import fast_config, tagger
 
@@ -80,3 +81,19 @@ def test_an_endpoint_without_a_scheme_is_refused_at_once_with_exit_2(photos, tmp
     assert "endpoint must be a URL" in proc.stderr
     assert time.monotonic() - started < 15
     assert not Path(tmp_path / "ledger.sqlite").exists()  # refused before anything was opened
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+@pytest.mark.parametrize("after", [0.8, 1.5])
+def test_a_signal_while_tagger_starts_ends_it_with_exit_3_and_a_sentence(photos, tmp_path, sig, after):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    env["CLOUDSIGHT_API_KEY"] = "k"
+    args = [sys.executable, "-P", "-m", "tagger", "run", str(photos), "--ledger", str(tmp_path / "ledger.sqlite")]
+    args += ["--endpoint", "http://127.0.0.1:9/v1"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(after)  # the interpreter is up, the CLI's imports are under way (they take seconds on a busy machine)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, (proc.returncode, err)
+    assert "interrupted" in err and "run the same command again" in err
+    assert "Traceback" not in err
