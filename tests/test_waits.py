@@ -209,3 +209,24 @@ def test_a_signal_stops_the_dry_run_within_the_grace_even_mid_read(photos, tmp_p
     assert proc.returncode == 3, err
     assert took < STOP_GRACE + 1, took
     assert "interrupted" in out and "nothing was sent" in out
+
+
+def test_a_photo_replaced_by_a_fifo_after_upload_does_not_hang_the_sidecar_writer(photos, tmp_path):
+    with Emulator(latency=(1.5, 2.0), seed=4) as emu:
+        config = config_for(emu, tmp_path, fast=FAST)
+        out: dict = {}
+        thread = threading.Thread(target=lambda: out.update(result=run_config(config, [photos])), daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while emu.counters()["submissions"] < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert emu.counters()["submissions"] == 6
+        victim = photos / "IMG_0000.JPG"
+        victim.unlink()
+        os.mkfifo(victim)  # uploaded, then replaced: the sidecar writer would read it again
+        thread.join(60)
+        assert not thread.is_alive(), "the sidecar writer hung on a FIFO"
+    result = out["result"]
+    assert result.counts["completed"] == 6
+    written = sorted(p.name for p in photos.rglob("*.xmp"))
+    assert len(written) == 6 and "IMG_0000.JPG.xmp" in written  # its caption written, without reading the FIFO
