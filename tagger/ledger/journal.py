@@ -79,7 +79,8 @@ class TokenJournal:
 
 
 def _read_all(fd: int) -> bytes:
-    chunks, offset = [], 0
+    chunks: list[bytes] = []
+    offset = 0
     while True:
         chunk = os.pread(fd, 1 << 16, offset)
         if not chunk:

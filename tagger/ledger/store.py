@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import portalocker
 
@@ -83,7 +83,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
         self.locale = normal_locale(locale)
         self._scoped = False
         self._lock = threading.RLock()
-        self._lock_file = None
+        self._lock_file: IO[bytes] | None = None
         self._journal: TokenJournal | None = None
         self._run_id: int | None = None  # the run being recorded (start_run): each token counts its credit there
         #: Tokens answered while the ledger could not record them (also in the journal, when it could take them).
@@ -611,7 +611,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
                 self._journal.keep(record)
                 record["kept"] = True
         except OSError as exc:
-            log.error("token %s could not be written to %s either: %s", token, self._journal.path, exc)
+            log.error("token %s could not be written to the token journal either: %s", token, exc)
         self.unrecorded.append(record)
 
     def answer_lost(self, job_id: int, error: str) -> bool:

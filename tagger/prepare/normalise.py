@@ -178,7 +178,7 @@ def _run(
     prepare_task: Callable[..., Prepared],
     intake_task: Callable[..., Intaken],
     ask: Callable[[str], str],
-) -> Prepared | Intaken:
+) -> Prepared | Intaken | str:
     """What a worker process runs: ("prepare", path), ("intake", path) or ("hash", path)."""
     kind, path = item
     if kind == "intake":
