@@ -330,6 +330,8 @@ def _summary(result: Any, quiet: bool) -> None:
     )
     if result.credit_balance is not None:
         line += f" (balance {result.credit_balance})"
+    if c.get("unwritten"):  # exit 1 with nothing failed: the summary says what the trouble is
+        line += f"; {c['unwritten']} sidecar(s) could not be written (`tagger status` says why; tried again next run)"
     if t.reused:
         line += f"; {t.reused} similar to a captioned photo, its caption reused (no credit)"
     if t.shared:

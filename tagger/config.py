@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,7 @@ class Config:
     locale: str = "en-US"
     ttl: str = ""
     request_timeout: float = 60.0
+    request_deadline: float = 300.0
     # [run]
     ledger: str = ""
     workers: int = 2
@@ -91,6 +93,7 @@ class Config:
     timeout_reposts: int = 2
     retry_attempts: int = 6
     retry_budget: float = 120.0
+    max_retry_after: float = 120.0
     stop_after_failures: int = 5
     resend_ambiguous: bool = True
     job_deadline: float = 1800.0
@@ -130,7 +133,7 @@ class Config:
 
 
 SECTIONS = {
-    "service": ("endpoint", "api_key", "api_secret", "locale", "ttl", "request_timeout"),
+    "service": ("endpoint", "api_key", "api_secret", "locale", "ttl", "request_timeout", "request_deadline"),
     "run": (
         "ledger",
         "workers",
@@ -142,6 +145,7 @@ SECTIONS = {
         "timeout_reposts",
         "retry_attempts",
         "retry_budget",
+        "max_retry_after",
         "stop_after_failures",
         "resend_ambiguous",
         "job_deadline",
@@ -228,7 +232,21 @@ def load_config(
     if config.unmapped not in ("keep", "drop"):
         raise UsageError(f'unmapped must be "keep" or "drop", not {config.unmapped!r}')
     _check_bounds(config)
+    _check_endpoint(config.endpoint)
     return config
+
+
+def _check_endpoint(endpoint: str) -> None:
+    """Refuse an endpoint that is not an http(s) URL with a host (it could never be reached: no retrying for it)."""
+    try:
+        parts = urllib.parse.urlsplit(endpoint)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise UsageError(
+            f"endpoint must be a URL that starts with https:// (or http://) and names a host, not {endpoint!r}"
+        )
 
 
 #: Settings that would hang a run, spin on the service or fail every file when zero:
@@ -242,11 +260,23 @@ _AT_LEAST = {
     "quality": (1, "the JPEG quality of an upload, 1-100"),
     "max_pixels": (1, "the most pixels an image may have"),
 }
+#: Settings whose huge values would exhaust the machine (processes, threads, memory):
+#: name -> (largest allowed value, what the setting is, in the message).
+_AT_MOST = {
+    "workers": (64, "the number of processes and threads preparing and submitting images"),
+    "max_in_flight": (1024, "the number of jobs at the service at once"),
+    "max_pixels": (1_000_000_000, "the most pixels an image may have (each worker decodes one in memory)"),
+    "max_edge": (10_000, "the long edge of an upload, in pixels"),
+    "retry_attempts": (100, "the number of tries of one request"),
+    "timeout_reposts": (100, "the number of reposts of a timed-out job"),
+}
 #: Seconds that must be more than zero.
 _POSITIVE = {
     "poll_interval": "the seconds between two polls of one job",
     "max_poll_interval": "the longest gap between two polls of one job, in seconds",
     "request_timeout": "the seconds to wait for one answer",
+    "request_deadline": "the seconds one request may take in all",
+    "max_retry_after": "the longest pause the service may ask for before the run treats it as an outage",
     "prepare_time_limit": "the seconds one file may take to prepare",
     "job_deadline": "the seconds a job may go without a final answer",
     "shared_lease": "the seconds a claim in the shared store lasts unless its machine renews it",
@@ -258,6 +288,9 @@ def _check_bounds(config: Config) -> None:
     for name, (least, what) in _AT_LEAST.items():
         if getattr(config, name) < least:
             raise UsageError(f"{name} is {what}: it must be at least {least}, not {getattr(config, name)!r}")
+    for name, (most, what) in _AT_MOST.items():
+        if getattr(config, name) > most:
+            raise UsageError(f"{name} is {what}: it must be at most {most:,}, not {getattr(config, name)!r}")
     for name, what in _POSITIVE.items():
         if not getattr(config, name) > 0:
             raise UsageError(f"{name} is {what}: it must be more than 0, not {getattr(config, name)!r}")

@@ -4,6 +4,8 @@ TaggerError                 root of everything the CLI turns into a sentence
  +-- UsageError             bad flags, config or missing key        exit 2
  +-- LedgerError            ledger unusable (newer schema, corrupt)  exit 2
       +-- LedgerLocked      another run holds the ledger             exit 3
+      +-- LedgerWriteError  the ledger cannot be written: disk full (exit 3),
+                            read-only or no permission (exit 2)
  +-- ExportError            an export cannot be written (profile, path) exit 2
  +-- PrepareError           one image cannot be prepared: recorded, the batch goes on
  +-- SidecarError           one sidecar cannot be read or written: recorded, retried next run
@@ -20,6 +22,7 @@ __all__ = [
     "UsageError",
     "LedgerError",
     "LedgerLocked",
+    "LedgerWriteError",
     "ExportError",
     "PrepareError",
     "SidecarError",
@@ -58,6 +61,20 @@ class LedgerLocked(LedgerError):
     """Another live process holds the ledger."""
 
     exit_code = EXIT_STOPPED
+
+
+class LedgerWriteError(LedgerError):
+    """The ledger (or its folder) cannot be written; ``kind`` says why: "full", "read-only", "permission" or "io".
+
+    A full disk (or an I/O error) stops the run, which a re-run resumes once it
+    is fixed (exit 3); a read-only ledger or a permission problem is the
+    setup's (exit 2).
+    """
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.exit_code = EXIT_STOPPED if kind in ("full", "io") else EXIT_USAGE
 
 
 class ExportError(TaggerError):

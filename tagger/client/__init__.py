@@ -2,8 +2,9 @@
 
 Owns: ``cloudsight`` (the original package's API: ``SimpleAuth``, ``OAuth``,
 ``API``, the ``STATUS_*``/``REASON_*`` constants and the ``APIError`` tree),
-``retry`` (tenacity policies and the shared 429 gate) and ``pacing``
-(requests-per-second and AIMD in-flight limits).
+``retry`` (tenacity policies and the shared 429 gate), ``pacing``
+(requests-per-second and AIMD in-flight limits) and ``deadline`` (a total
+deadline per request, on top of requests' per-read timeout).
 
 May import: the standard library, requests, urllib3 (requests' transport, for
 its connection errors), requests-oauthlib, oauthlib (its OAuth 1 core),

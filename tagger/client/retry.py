@@ -3,7 +3,9 @@
 Only errors the client marks ``retryable`` are retried (a caller may narrow
 that further with ``retry_if``: an upload does not resend an ambiguous
 failure freely). A 429, or a 503 with Retry-After, pauses every request of
-the run (the ``RateGate``) until its Retry-After has passed; other 5xx and
+the run (the ``RateGate``) until its Retry-After has passed, unless it asks
+for more than ``max_retry_after``: that is an outage, not a pause, and the
+call ends at once with ``RetryAfterTooLong``. Other 5xx and
 network errors back off exponentially with jitter. The clock and
 sleep are injectable so tests of backoff take milliseconds.
 """
@@ -18,9 +20,9 @@ from typing import TypeVar
 
 import tenacity
 
-from tagger.client.cloudsight import APIError, RateLimited, ServerError
+from tagger.client.cloudsight import APIError, RateLimited, ServerError, TransientError
 
-__all__ = ["RateGate", "RetryPolicy", "call"]
+__all__ = ["RateGate", "RetryPolicy", "RetryAfterTooLong", "call"]
 
 T = TypeVar("T")
 
@@ -70,6 +72,15 @@ class RetryPolicy:
     initial: float = 0.5
     maximum: float = 30.0
     default_retry_after: float = 5.0
+    max_retry_after: float = 120.0
+
+
+class RetryAfterTooLong(TransientError):
+    """The service asked for a longer pause than ``max_retry_after``: an outage (the request was not received)."""
+
+    def __init__(self, description: str, retry_after: float) -> None:
+        super().__init__(description, ambiguous=False)
+        self.retry_after = retry_after
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -100,21 +111,26 @@ def call(
     Re-raises the last error when the attempts or the budget are spent.
     """
 
+    def too_long(exc: BaseException) -> bool:
+        pause = _pause_for(exc, policy)
+        return pause is not None and pause > policy.max_retry_after
+
+    def may_retry(exc: BaseException) -> bool:
+        return _is_retryable(exc) and not too_long(exc) and (retry_if is None or retry_if(exc))
+
     def before(_state: tenacity.RetryCallState) -> None:
         gate.wait()
 
     def after_failure(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         pause = _pause_for(exc, policy)
-        if pause is not None:
+        if pause is not None and pause <= policy.max_retry_after:
             gate.pause(pause)
         if on_retry is not None and exc is not None:
             on_retry(exc)
 
     retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(
-            _is_retryable if retry_if is None else (lambda exc: _is_retryable(exc) and retry_if(exc))
-        ),
+        retry=tenacity.retry_if_exception(may_retry),
         stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_after_delay(policy.budget),
         # A 429's pause is served by the gate; the jittered backoff spreads the rest.
         wait=tenacity.wait_exponential_jitter(multiplier=policy.initial, max=policy.maximum),
@@ -126,8 +142,14 @@ def call(
     try:
         return retrying(fn)
     except (RateLimited, ServerError) as exc:
-        # The last attempt's 429 (or 503 with Retry-After) still holds the other workers back.
         pause = _pause_for(exc, policy)
+        if pause is not None and pause > policy.max_retry_after:
+            raise RetryAfterTooLong(
+                f"{exc.description}: the service asked to wait {pause:g} s (Retry-After), more than "
+                f"max_retry_after ({policy.max_retry_after:g} s); treated as an outage",
+                pause,
+            ) from exc
+        # The last attempt's 429 (or 503 with Retry-After) still holds the other workers back.
         if pause is not None:
             gate.pause(pause)
         raise

@@ -30,6 +30,7 @@ holds them) at start-up, with ``lost_answer`` set.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -40,7 +41,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 import portalocker
 
-from tagger.errors import LedgerError, LedgerLocked
+from tagger.errors import LedgerError, LedgerLocked, LedgerWriteError
+from tagger.ledger.disk import disk_trouble, write_error
+from tagger.ledger.journal import TokenJournal
 from tagger.ledger.keys import DEFAULT_LOCALE, normal_locale
 from tagger.ledger.migrations import MIGRATIONS_TABLE, NAMES
 
@@ -54,6 +57,16 @@ from tagger.ledger.states import SETTLED_STATUS, FileState, Job, JobState, file_
 from tagger.ledger.writes import WriteQueries
 
 __all__ = ["Ledger", "JobState", "FileState", "Job", "SETTLED_STATUS", "file_status", "under_roots"]
+
+log = logging.getLogger("tagger.ledger")
+
+# One credit more for a run (None: the latest run), in the token's own transaction.
+_COUNT_CREDIT = (
+    "UPDATE runs SET submitted = coalesce(submitted, 0) + 1 WHERE id = coalesce(?, (SELECT max(id) FROM runs))"
+)
+# Committing a token (the moment the service hands it out, and replaying one the journal kept).
+_RECORD_TOKEN = """UPDATE jobs SET state = 'polling', token = ?, status = ?, attempts = attempts + 1, submitted_at = ?,
+   last_error = NULL, possible_duplicates = possible_duplicates + lost_answer, lost_answer = 0 WHERE id = ?"""
 
 
 class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
@@ -74,11 +87,16 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
         self._scoped = False
         self._lock = threading.RLock()
         self._lock_file: IO[bytes] | None = None
+        self._journal: TokenJournal | None = None
+        self._run_id: int | None = None  # the run being recorded (start_run): each token counts its credit there
+        #: Tokens answered while the ledger could not record them (also in the journal, when it could take them).
+        self.unrecorded: list[dict] = []
         try:
             if self.path != ":memory:":
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         except (OSError, sqlite3.Error) as exc:
+            self._check_writable(exc)
             raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from exc
         self.conn = conn
         self._db: sqlite_utils.Database | None = None
@@ -94,6 +112,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
                 MIGRATIONS.apply(self.db)
         except sqlite3.DatabaseError as exc:
             conn.close()
+            self._check_writable(exc)
             raise LedgerError(f"{self.path} is not a usable tagger ledger: {exc}") from exc
 
     # -- opening, locking, schema ------------------------------------------
@@ -136,6 +155,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
             # Not through a link: the lock is tagger's own file beside the ledger.
             fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except OSError as exc:
+            self._check_writable(exc)
             raise LedgerError(f"cannot take the lock {self.path}.lock: {exc.strerror or exc}") from None
         f = open(fd, "r+b")
         try:
@@ -150,16 +170,72 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
             raise LedgerLocked(
                 f"another tagger run (PID {holder}) is using the ledger {self.path}; wait for it to finish"
             ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()).encode())
-        f.flush()
         self._lock_file = f
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()).encode())
+            f.flush()
+            # The journal's space is taken now, while there is some: a disk that fills up later can still
+            # take the tokens of the uploads in the air.
+            self._journal = TokenJournal(self.path + ".tokens")
+        except OSError as exc:
+            self._check_writable(exc)
+            raise
+        self._replay_tokens()
+
+    def _check_writable(self, exc: BaseException) -> None:
+        """Raise a ``LedgerWriteError`` (from ``exc``) when a failed write is the disk's or the setup's doing."""
+        kind = disk_trouble(exc, self.path)
+        if kind is not None:
+            raise self.unwritable(kind) from exc
+
+    def unwritable(self, kind: str) -> LedgerWriteError:
+        """The error a run ends with when the ledger cannot be written (``kind``), counting the tokens kept."""
+        kept = [r for r in self.unrecorded if r.get("kept")]
+        error = write_error(kind, self.path, len(kept), self._journal.path if self._journal else None)
+        lost = [r["token"] for r in self.unrecorded if not r.get("kept")]
+        if lost:  # the journal could not take them either: the last place they can be read is this message
+            error = LedgerWriteError(
+                f"{error}; the service's token(s) {', '.join(lost)} could not be kept anywhere: "
+                "`tagger status` will show their files pending, and the next run sends them again",
+                kind,
+            )
+        return error
+
+    def _replay_tokens(self) -> None:
+        """Record the tokens an earlier run could only put in the journal, before anything else happens."""
+        journal = self._journal
+        if journal is None or not journal.records:
+            return
+        recorded = 0
+        for r in journal.records:
+            with self.transaction() as c:
+                row = c.execute("SELECT content_hash, endpoint, token, state FROM jobs WHERE id = ?", (r.get("job"),))
+                row = row.fetchone()
+                if row is None or (row[0], row[1]) != (r.get("content"), r.get("endpoint")) or row[2] is not None:
+                    continue  # recorded already (a replay cut off before the journal was cleared), or not this job
+                if row[3] not in (JobState.SUBMITTING.value, JobState.QUEUED.value, JobState.HELD.value):
+                    continue
+                c.execute(_RECORD_TOKEN, (r.get("token"), r.get("status"), r.get("at"), r.get("job")))
+                c.execute(_COUNT_CREDIT, (None,))  # the credit of the run that could not record it
+                recorded += 1
+        journal.clear()
+        if recorded:
+            log.warning(
+                "%d token(s) the service answered while the ledger could not record them were recorded from %s; "
+                "they are polled, not sent again",
+                recorded,
+                journal.path,
+            )
 
     def close(self) -> None:
         """Close the database and release the run lock."""
         with self._lock:
             self.conn.close()
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
             if self._lock_file is not None:
                 self._lock_file.close()
                 self._lock_file = None
@@ -174,13 +250,31 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, serialised across threads."""
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                self._check_writable(exc)
+                raise
             try:
                 yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    self._check_writable(exc)
                 raise
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()  # a failed COMMIT (a full disk) may leave the transaction open
+                self._check_writable(exc)
+                raise
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolled back already (it does after SQLITE_FULL in a COMMIT)
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Run a read query and return all rows."""
@@ -229,16 +323,20 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
         """Record the start of a run."""
         with self.transaction() as c:
             cur = c.execute(
-                "INSERT INTO runs (started_at, endpoint, pid) VALUES (?, ?, ?)", (self._clock(), endpoint, os.getpid())
+                "INSERT INTO runs (started_at, endpoint, pid, submitted) VALUES (?, ?, ?, 0)",
+                (self._clock(), endpoint, os.getpid()),
             )
             assert cur.lastrowid is not None  # an INSERT sets it
+            self._run_id = cur.lastrowid
             return cur.lastrowid
 
     def finish_run(self, run_id: int, exit_code: int, submitted: int, credit_balance: int | None = None) -> None:
         """Record how a run ended."""
         with self.transaction() as c:
             c.execute(
-                "UPDATE runs SET finished_at = ?, exit_code = ?, submitted = ?, credit_balance = ? WHERE id = ?",
+                # Each token already counted itself (record_token): a killed run's credits are counted too.
+                """UPDATE runs SET finished_at = ?, exit_code = ?, submitted = max(coalesce(submitted, 0), ?),
+                   credit_balance = ? WHERE id = ?""",
                 (self._clock(), exit_code, submitted, credit_balance, run_id),
             )
 
@@ -493,15 +591,40 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
             c.execute("UPDATE jobs SET state = 'submitting' WHERE id = ? AND state = 'queued'", (job_id,))
 
     def record_token(self, job_id: int, token: str, status: str | None) -> bool:
-        """Commit the token the service just handed out; True when this POST counted as a possible duplicate."""
-        with self.transaction() as c:
-            lost = c.execute("SELECT lost_answer FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            c.execute(
-                """UPDATE jobs SET state = 'polling', token = ?, status = ?, attempts = attempts + 1, submitted_at = ?,
-                   last_error = NULL, possible_duplicates = possible_duplicates + lost_answer, lost_answer = 0 WHERE id = ?""",
-                (token, status, self._clock(), job_id),
-            )
-            return bool(lost and lost[0])
+        """Commit the token the service just handed out; True when this POST counted as a possible duplicate.
+
+        When the ledger cannot be written, the token goes to the journal (and
+        ``unrecorded``) before the ``LedgerWriteError`` is raised: it is never lost.
+        """
+        try:
+            with self.transaction() as c:
+                lost = c.execute("SELECT lost_answer FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                c.execute(_RECORD_TOKEN, (token, status, self._clock(), job_id))
+                c.execute(_COUNT_CREDIT, (self._run_id,))
+                return bool(lost and lost[0])
+        except LedgerWriteError as exc:
+            self._keep_token(job_id, token, status)
+            raise self.unwritable(exc.kind) from exc
+
+    def _keep_token(self, job_id: int, token: str, status: str | None) -> None:
+        """Keep an answered token the ledger could not take: in memory and, fsync'd, in the journal."""
+        with self._lock:
+            row = self.conn.execute("SELECT content_hash, endpoint FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        record = {
+            "job": job_id,
+            "content": row[0] if row else None,
+            "endpoint": row[1] if row else None,
+            "token": token,
+            "status": status,
+            "at": self._clock(),
+        }
+        try:
+            if self._journal is not None:
+                self._journal.keep(record)
+                record["kept"] = True
+        except OSError as exc:
+            log.error("token %s could not be written to the token journal either: %s", token, exc)
+        self.unrecorded.append(record)
 
     def answer_lost(self, job_id: int, error: str) -> bool:
         """A POST may have reached the service (and been charged) but its answer was lost.

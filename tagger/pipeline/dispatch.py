@@ -47,7 +47,8 @@ from typing import TypeVar
 
 from tagger.client import cloudsight as cs
 from tagger.client.pacing import InFlightLimit, RateLimiter
-from tagger.client.retry import RateGate, RetryPolicy, call
+from tagger.client.retry import RateGate, RetryAfterTooLong, RetryPolicy, call
+from tagger.errors import LedgerWriteError
 from tagger.ledger.store import Job, JobState, Ledger
 from tagger.pipeline.intake import WAIT, Intake, NewFile, Stream
 from tagger.pipeline.latency import LatencyModel
@@ -90,6 +91,8 @@ REPOST_REFUSED = "the service refused to repost it"
 INTERRUPTED = "interrupted"
 #: Seconds a stopping run waits for the answers of POSTs already sent.
 STOP_GRACE = 5.0
+# A Retry-After at least this long (seconds) is said, not obeyed in silence.
+_LONG_PAUSE = 10.0
 # The conductor looks at the stop event at least this often (seconds) while it waits.
 _TICK = 0.2
 
@@ -246,6 +249,8 @@ class Dispatcher:
         self._stop = threading.Event()
         self._stop_reason: str | None = None
         self._interrupted = False
+        # The first failed ledger write: nothing more is sent (a token must have somewhere to go), the run ends with it.
+        self._ledger_error: LedgerWriteError | None = None
         self._accepted = threading.Event()
         self.reuse = Reuse(ledger, options.endpoint, enabled=options.reuse_similar)
         self._again: deque[Job] = deque()  # waiters whose donor lent nothing: prepared and sent after all
@@ -349,11 +354,14 @@ class Dispatcher:
                 done, _ = wait(list(running), timeout=slice_, return_when=FIRST_COMPLETED)
                 for future in done:
                     running.pop(future)
-                    outcome = future.result()
-                    if isinstance(outcome, _Ready):
-                        ready.append(outcome)
-                    else:
-                        self._handle(outcome)
+                    try:
+                        outcome = future.result()
+                        if isinstance(outcome, _Ready):
+                            ready.append(outcome)
+                        else:
+                            self._handle(outcome)
+                    except LedgerWriteError as exc:
+                        self._ledger_failed(exc)
                 self._reaim()
         except KeyboardInterrupt:  # a library caller without a stop event: wake the workers, then wait for them
             self._stop_reason = INTERRUPTED
@@ -367,6 +375,9 @@ class Dispatcher:
             # and leaves what is still running behind (the start-up sweep settles it).
             prep.shutdown(wait=not self._interrupted, cancel_futures=True)
             io_pool.shutdown(wait=not self._interrupted, cancel_futures=True)
+        if self._ledger_error is not None:
+            # Counted now: the tokens of the POSTs that were in the air went to the journal too.
+            raise self.ledger.unwritable(self._ledger_error.kind) from self._ledger_error
         if self._interrupted:
             self.tally.stopped = INTERRUPTED
         elif self._stop_reason == "credits":
@@ -383,6 +394,16 @@ class Dispatcher:
             self.preparer.cancel()
         # Real time: the bound is on a real process exit, whatever clock the schedule runs on.
         return time.monotonic() + self.options.stop_grace
+
+    def _ledger_failed(self, exc: LedgerWriteError) -> None:
+        """A ledger write failed: no request leaves any more; the POSTs in the air are awaited (their tokens kept)."""
+        if self._ledger_error is None:
+            self._ledger_error = exc
+        self._interrupted = True
+        self._stop_reason = str(exc)
+        self._stop.set()
+        if self.preparer is not None:
+            self.preparer.cancel()
 
     def _credits_spent(self) -> bool:
         cap = self.options.max_credits
@@ -537,7 +558,11 @@ class Dispatcher:
     def _transient_spent(self, what: str, exc: cs.APIError) -> None:
         with self._lock:
             self._failures += 1
-            if self._failures >= self.options.stop_after_failures and not self._stop.is_set():
+            if isinstance(exc, RetryAfterTooLong) and not self._stop.is_set():
+                # Waiting that long in silence is no better than an outage: said, and stopped now.
+                self._stop_reason = f"the service is not taking requests ({exc.description})"
+                self._stop.set()
+            elif self._failures >= self.options.stop_after_failures and not self._stop.is_set():
                 self._stop_reason = f"the service was unreachable ({exc.description})"
                 self._stop.set()
         log.warning("%s: %s", what, exc.description)
@@ -552,13 +577,16 @@ class Dispatcher:
         def attempt() -> T:
             self.limiter.acquire()
             self.gate.wait()  # the limiter may have slept past a new 429
-            if self._halt.is_set():
-                raise _Halted  # the run is stopping: no request leaves after that
+            if self._halt.is_set() or self._ledger_error is not None:
+                raise _Halted  # the run is stopping (or cannot record an answer): no request leaves after that
             return fn()
 
         def on_retry(exc: BaseException) -> None:
             if isinstance(exc, cs.RateLimited):
                 self.in_flight.on_rate_limited(exc.retry_after)
+            pause = getattr(exc, "retry_after", None)
+            if pause is not None and pause >= _LONG_PAUSE and pause <= self.options.retry.max_retry_after:
+                log.warning("the service asked for a pause of %g s (Retry-After): every request waits", pause)
 
         result = call(
             attempt, policy=self.options.retry, gate=self.gate, sleep=self.sleep, on_retry=on_retry, retry_if=retry_if

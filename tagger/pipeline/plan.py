@@ -150,9 +150,17 @@ class _Planner:
     """One planning pass: the ledger, the endpoint, and what this pass has decided so far."""
 
     def __init__(
-        self, ledger: Ledger, endpoint: str, dry_run: bool, roots: list[bytes], stream: Stream | None = None
+        self,
+        ledger: Ledger,
+        endpoint: str,
+        dry_run: bool,
+        roots: list[bytes],
+        stream: Stream | None = None,
+        hasher: Callable[[bytes], tuple[str | None, str | None]] | None = None,
     ) -> None:
         self.ledger = ledger
+        # (digest, None) or (None, reason) for a file; the dry run's reads file by file under the real run's limits.
+        self.hasher = hasher or _hash
         self.endpoint = endpoint
         self.dry_run = dry_run
         self.roots = roots
@@ -246,7 +254,7 @@ class _Planner:
         streamed: list[NewFile] = []
         if self.stream is not None:
             to_hash, streamed = _split(folder, to_hash, pairs)
-        hashes = list(pool.map(_hash, [path(t[0]) for t in to_hash])) if to_hash else []
+        hashes = list(pool.map(self.hasher, [path(t[0]) for t in to_hash])) if to_hash else []
         same = self._legacy_matches(folder, to_hash, hashes, pairs, pool)
         seen_here: set[str] = set()
         for (name, size, mtime_ns, row), (digest, error), kept in zip(to_hash, hashes, same, strict=True):
@@ -475,10 +483,14 @@ def plan(
     dry_run: bool = False,
     hash_workers: int = 2,
     on_folder: Callable[[int], None] | None = None,
+    hasher: Callable[[bytes], tuple[str | None, str | None]] | None = None,
 ) -> Plan:
-    """Bring the ledger up to date with ``roots`` (or only count, when ``dry_run``), hashing every new file here."""
+    """Bring the ledger up to date with ``roots`` (or only count, when ``dry_run``), hashing every new file here.
+
+    ``hasher``: how a file is read and hashed, ((digest, None) or (None, reason)); by default here, in this process.
+    """
     broots = [os.path.abspath(os.fsencode(r)) for r in roots]
-    planner = _Planner(ledger, endpoint, dry_run, broots)
+    planner = _Planner(ledger, endpoint, dry_run, broots, hasher=hasher)
     try:
         _walk(planner, broots, hash_workers, on_folder)
         planner.classify()

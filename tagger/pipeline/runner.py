@@ -11,10 +11,11 @@ import os
 import stat
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 
 from tagger.client import cloudsight as cs
+from tagger.client.deadline import use_deadline
 from tagger.client.retry import RetryPolicy
 from tagger.config import Config
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
@@ -23,13 +24,14 @@ from tagger.ledger.keys import normal_endpoint, normal_locale
 from tagger.ledger.planning import HASH_SCHEME
 from tagger.ledger.store import JobState, Ledger
 from tagger.pipeline.dispatch import INTERRUPTED, Dispatcher, DispatchOptions, Tally
+from tagger.pipeline.dryread import BoundedHasher
 from tagger.pipeline.intake import Intake, Stream
 from tagger.pipeline.plan import Plan, StreamingPlan, plan
 from tagger.pipeline.progress import Progress
 from tagger.pipeline.sharing import Sharing
 from tagger.pipeline.similar import predict
 from tagger.pipeline.urls import url_key
-from tagger.prepare.normalise import PrepareOptions, Preparer
+from tagger.prepare.normalise import Cancelled, PrepareOptions, Preparer
 from tagger.shared import StoreDown, open_store
 from tagger.shared.base import FileRow
 from tagger.sidecars.adopt import adopt_file, adopt_from_sidecars, preview_adoption
@@ -69,12 +71,15 @@ def make_api(config: Config, base_url: str | None = None) -> cs.API:
             "or use --emulator to try tagger offline"
         )
     auth = cs.OAuth(config.api_key, config.api_secret) if config.api_secret else cs.SimpleAuth(config.api_key)
-    return cs.API(
+    api = cs.API(
         auth,
         base_url=base_url or config.endpoint,
         timeout=(10.0, config.request_timeout),
         pool_size=config.max_in_flight + config.workers,
     )
+    # request_timeout bounds each read: a service that trickles its answer is cut off at request_deadline.
+    use_deadline(api.session, config.request_deadline)
+    return api
 
 
 def _pending_sentence(counts: dict) -> str:
@@ -252,35 +257,46 @@ def run(
         )
         processes = config.workers if config.prepare_in_processes else 0
         if dry_run:
+            # Files are read as the real run reads them: in worker processes, under prepare_time_limit.
+            hasher = stack.enter_context(closing(BoundedHasher(prep_options, processes, stop)))
             try:
                 result.plan = plan(
-                    ledger, paths, endpoint, dry_run=True, hash_workers=config.workers, on_folder=scanned
+                    ledger,
+                    paths,
+                    endpoint,
+                    dry_run=True,
+                    hash_workers=config.workers,
+                    on_folder=scanned,
+                    hasher=hasher,
                 )
-            except _Stopped:
+                result.plan.new += remote_new
+                ledger.set_scope(endpoint, broots, url_keys)
+                adopted, result.plan.adopted = preview_adoption(ledger, sidecars, endpoint, result.plan._hashed)
+                # Content another machine claimed or answered costs this one nothing.
+                elsewhere = (
+                    store.known([d for d, _ in result.plan._to_send if d not in adopted]) if store.enabled else set()
+                )
+                result.shared_free = len(elsewhere)
+                result.plan.credits -= len(elsewhere)
+                # An adopted content is settled before anything is decoded: it neither shares nor lends a caption.
+                to_decode = [
+                    (digest, source)
+                    for digest, source in result.plan._to_send
+                    if digest not in adopted and digest not in elsewhere
+                ]
+                if config.reuse_similar and to_decode:
+                    # The run decodes every image it sends and reuses what is similar: so does its forecast.
+                    forecast = predict(ledger, endpoint, to_decode, hasher.preparer, workers=config.workers)
+                    result.plan.similar = forecast.similar
+                    result.plan.credits -= forecast.similar + forecast.unpreparable
+            except (_Stopped, Cancelled):
                 progress.close()
                 result.exit_code, result.stopped = EXIT_STOPPED, INTERRUPTED
                 return result
-            result.plan.new += remote_new
-            ledger.set_scope(endpoint, broots, url_keys)
-            adopted, result.plan.adopted = preview_adoption(ledger, sidecars, endpoint, result.plan._hashed)
-            # Content another machine claimed or answered costs this one nothing.
-            elsewhere = (
-                store.known([d for d, _ in result.plan._to_send if d not in adopted]) if store.enabled else set()
-            )
-            result.shared_free = len(elsewhere)
-            result.plan.credits -= len(elsewhere)
-            # An adopted content is settled before anything is decoded: it neither shares nor lends a caption.
-            to_decode = [
-                (digest, source)
-                for digest, source in result.plan._to_send
-                if digest not in adopted and digest not in elsewhere
-            ]
-            if config.reuse_similar and to_decode:
-                # The run decodes every image it sends and reuses what is similar: so does its forecast.
-                with Preparer(prep_options, processes=processes) as preparer:
-                    forecast = predict(ledger, endpoint, to_decode, preparer, workers=config.workers)
-                result.plan.similar = forecast.similar
-                result.plan.credits -= forecast.similar + forecast.unpreparable
+            if stop is not None and stop.is_set():  # a stop cut a read short: the counts would mislead
+                progress.close()
+                result.exit_code, result.stopped = EXIT_STOPPED, INTERRUPTED
+                return result
             result.plan.credits += remote_credits - len(adopted)
             result.credit_balance = ledger.last_balance(endpoint)
             return result
@@ -344,7 +360,11 @@ def run(
             first_poll_delay=config.first_poll_delay,
             poll_interval=config.poll_interval,
             max_poll_interval=config.max_poll_interval,
-            retry=RetryPolicy(attempts=max(1, config.retry_attempts), budget=config.retry_budget),
+            retry=RetryPolicy(
+                attempts=max(1, config.retry_attempts),
+                budget=config.retry_budget,
+                max_retry_after=config.max_retry_after,
+            ),
             stop_after_failures=max(1, config.stop_after_failures),
             max_credits=max_credits,
             requests_per_second=config.requests_per_second or None,

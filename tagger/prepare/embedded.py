@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import stat
 import struct
 import threading
 import warnings
@@ -87,11 +88,25 @@ def read_image_metadata(path: str) -> ImageMetadata:
     if known is not None:
         return known
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path) as f:
             return _read(f)
     except Exception as exc:
         log.debug("%s: no embedded metadata read (%s)", path, exc)
         return ImageMetadata()
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """Open a photo for reading, refusing what is not a regular file (a FIFO put in its place would block for ever)."""
+    # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; fstat then refuses it.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file any more")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def read_metadata_of(data: bytes, name: str) -> ImageMetadata:

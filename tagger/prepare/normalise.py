@@ -23,7 +23,7 @@ from tagger.errors import PrepareError, cannot_read
 from tagger.prepare.decode import DecodeFailure, decode
 from tagger.prepare.embedded import ImageMetadata, read_metadata_of
 from tagger.prepare.fingerprint import Fingerprint, fingerprint
-from tagger.prepare.hashing import content_hash_of
+from tagger.prepare.hashing import content_hash, content_hash_of
 from tagger.prepare.workers import AskFailed, CallTimeout, Cancelled, KillablePool, WorkerDied
 
 __all__ = [
@@ -178,11 +178,16 @@ def _run(
     prepare_task: Callable[..., Prepared],
     intake_task: Callable[..., Intaken],
     ask: Callable[[str], str],
-) -> Prepared | Intaken:
-    """What a worker process runs: ("prepare", path) or ("intake", path)."""
+) -> Prepared | Intaken | str:
+    """What a worker process runs: ("prepare", path), ("intake", path) or ("hash", path)."""
     kind, path = item
     if kind == "intake":
         return intake_task(path, options, ask)
+    if kind == "hash":
+        try:
+            return content_hash(path)
+        except OSError as exc:
+            raise PrepareError(cannot_read(exc)) from None
     return prepare_task(path, options)
 
 
@@ -222,6 +227,15 @@ class Preparer:
         if self._pool is None:
             return type(self)._intake_task(path, self.options, ask)
         return self._call(("intake", path), ask)
+
+    def hash(self, path: str) -> str:
+        """The content hash of one file, under the same time limit (the dry run's reading); errors as ``prepare``."""
+        if self._pool is None:
+            try:
+                return content_hash(path)
+            except OSError as exc:
+                raise PrepareError(cannot_read(exc)) from None
+        return self._call(("hash", path), None)
 
     def _call(self, item: tuple[str, str], ask: Callable[[str], str] | None) -> Any:
         assert self._pool is not None

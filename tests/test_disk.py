@@ -1,0 +1,184 @@
+"""A ledger that cannot be written (a full disk, a read-only mount, no permission): no token lost, a clear sentence.
+
+The disk is a real, small tmpfs (mounting one needs root; the tests say so when they cannot).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import make_photo
+
+from tagger.emulator import Emulator, Faults
+
+IMAGES = 24
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    """A 4 MiB tmpfs, reachable by every user (the permission test runs tagger as nobody)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (these tests run as root in CI)")
+    top = Path(tempfile.mkdtemp(prefix="tagger-disk-"))
+    top.chmod(0o755)
+    mnt = top / "disk"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+        shutil.rmtree(top)
+
+
+def fill(folder: Path) -> Path:
+    """Take every free byte of the file system holding ``folder``; returns the filler (delete it to free the space)."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for size in (1 << 16, 1 << 12, 1):
+            while True:
+                try:
+                    if os.write(fd, b"x" * size) < size:
+                        break
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+                    break
+    finally:
+        os.close(fd)
+    assert os.statvfs(folder).f_bavail == 0
+    return filler
+
+
+def photos_in(folder: Path, n: int = IMAGES) -> Path:
+    for i in range(n):
+        make_photo(folder / f"IMG_{i:04d}.jpg", seed=300 + i, size=(200, 150))
+    folder.chmod(0o755)
+    return folder
+
+
+def tagger_run(photos: Path, ledger: Path, emu: Emulator, *, user: int | None = None) -> subprocess.Popen:
+    cfg = photos.parent / "fast.toml"
+    cfg.write_text(
+        "[run]\nfirst_poll_delay = 0.2\npoll_interval = 0.1\nmax_poll_interval = 0.3\nmax_in_flight = 8\nworkers = 2\n"
+    )
+    cfg.chmod(0o644)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    env["CLOUDSIGHT_API_KEY"] = emu.key
+    args = [sys.executable, "-P", "-m", "tagger", "--config", str(cfg), "run", str(photos)]
+    args += ["--endpoint", emu.url, "--ledger", str(ledger), "--quiet", "--no-sidecars"]
+    if user is not None:
+        args = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *args]
+        env["HOME"] = str(photos.parent)
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def tokens_in(ledger: Path) -> int:
+    con = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT count(*) FROM jobs WHERE token IS NOT NULL").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_a_disk_that_fills_up_mid_run_loses_no_token_and_the_next_run_pays_nothing_twice(small_disk, tmp_path):
+    photos = photos_in(tmp_path / "photos")
+    ledger = small_disk / "ledger.sqlite"
+    # Each accepted upload's answer is held 1 s: the disk fills up while the service has answered (and charged)
+    # uploads whose tokens the run has not recorded yet.
+    with Emulator(latency=(0.3, 0.5), seed=7, faults=Faults(submit_delay=1.0)) as emu:
+        proc = tagger_run(photos, ledger, emu)
+        deadline = time.monotonic() + 60
+        while emu.counters()["submissions"] < 3 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        filler = fill(small_disk)
+        out, err = proc.communicate(timeout=120)
+        sent = emu.counters()["submissions"]
+        assert proc.returncode == 3, err
+        assert "internal error" not in err
+        assert f"the disk holding the ledger {ledger} is full" in err
+        assert "run the same command again" in err
+        # Tokens were answered that the ledger could not take: the journal kept every one of them.
+        unrecorded = sent - tokens_in(ledger)
+        assert unrecorded > 0, "the disk filled up too late to test anything"
+        assert f"{unrecorded} token(s) the service had answered are kept in {ledger}.tokens" in err
+
+        filler.unlink()
+        again = tagger_run(photos, ledger, emu)
+        out, err = again.communicate(timeout=120)
+        assert again.returncode == 0, err
+        assert f"{unrecorded} token(s) the service answered while the ledger could not record them" in err
+        counters = emu.counters()
+    assert counters["submissions"] == IMAGES  # one upload per distinct image: nothing paid twice
+    assert counters["duplicates"] == 0
+    assert "may have been charged twice" not in out
+    con = sqlite3.connect(ledger)
+    assert con.execute("SELECT count(*), sum(possible_duplicates) FROM jobs WHERE state = 'completed'").fetchone() == (
+        IMAGES,
+        0,
+    )
+    con.close()
+    # The journal keeps its reserve, emptied.
+    assert (small_disk / "ledger.sqlite.tokens").read_bytes().strip(b"\0") == b""
+
+
+def test_a_disk_full_before_the_run_sends_nothing_and_says_so(small_disk, tmp_path):
+    photos = photos_in(tmp_path / "photos", 3)
+    ledger = small_disk / "ledger.sqlite"
+    fill(small_disk)
+    with Emulator(latency=(0.05, 0.1), seed=1) as emu:
+        proc = tagger_run(photos, ledger, emu)
+        _, err = proc.communicate(timeout=120)
+        assert emu.counters()["requests"] == 0
+    assert proc.returncode == 3, err
+    assert f"the disk holding the ledger {ledger} is full" in err
+    assert "internal error" not in err
+
+
+def test_a_read_only_ledger_sends_nothing_and_says_why(small_disk, tmp_path):
+    photos = photos_in(tmp_path / "photos", 3)
+    ledger = small_disk / "ledger.sqlite"
+    with Emulator(latency=(0.05, 0.1), seed=1) as emu:
+        first = tagger_run(photos, ledger, emu)
+        _, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err
+        make_photo(photos / "IMG_new.jpg", seed=99, size=(200, 150))
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+        emu.reset_counters()
+        proc = tagger_run(photos, ledger, emu)
+        _, err = proc.communicate(timeout=120)
+        assert emu.counters()["requests"] == 0
+    assert proc.returncode == 2, err
+    assert f"the ledger {ledger} is on a read-only file system" in err
+    assert "internal error" not in err
+
+
+def test_a_ledger_the_user_may_not_write_sends_nothing_and_says_why(small_disk, tmp_path):
+    photos = photos_in(small_disk / "photos", 3)
+    ledger = small_disk / "ledger.sqlite"
+    with Emulator(latency=(0.05, 0.1), seed=1) as emu:
+        first = tagger_run(photos, ledger, emu)
+        _, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err
+        make_photo(photos / "IMG_new.jpg", seed=99, size=(200, 150))
+        (photos / "IMG_new.jpg").chmod(0o644)
+        for name in ("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm", "ledger.sqlite.tokens"):
+            if (small_disk / name).exists():
+                (small_disk / name).chmod(0o644)  # readable by all, written by root only
+        emu.reset_counters()
+        proc = tagger_run(photos, ledger, emu, user=65534)  # nobody
+        _, err = proc.communicate(timeout=120)
+        assert emu.counters()["requests"] == 0
+    assert proc.returncode == 2, err
+    assert f"no permission to write the ledger {ledger}" in err
+    assert "internal error" not in err
