@@ -15,9 +15,23 @@ received and acted on the request although no answer came back)::
      |    +-- ServerError         HTTP 5xx; .status_code, .retry_after; ambiguous
      |    |                       unless a 503 with Retry-After (the service declined it)
      |    +-- NetworkError        connection refused/dropped, timeouts; ambiguous
-     |                            unless the connection was never made (nothing was sent)
+     |    |                       unless the connection was never made (nothing was sent)
+     |    +-- AnswerError         the service answered what the protocol does not allow (a field
+     |                            of the wrong type or shape, a bad token, no JSON object);
+     |                            .field, .reason; .token: a valid token the answer still held.
+     |                            Ambiguous for a submission that yielded no usable token
+     |                            (the job may exist and be charged); never for polls and reposts
      +-- AuthError                HTTP 401/403: key or secret refused
      +-- ValidationError          HTTP 422 or an "error" answer; .errors
+     +-- Redirected               a 3xx: no redirect is followed (the photo, the key and the
+                                  token stay with the configured endpoint); .location
+
+Every answer is validated before it is returned (``tagger.client.answers``):
+``image_request`` and ``remote_image_request`` return a job with a valid
+token, ``image_response`` and ``repost`` a job whose fields have the
+documented types, its caption cleaned for XML and CSV. A token handed to
+``image_response`` or ``repost`` that no service would issue (``../admin``)
+raises ``AnswerError`` before anything is sent.
 
 An ambiguous failure of ``image_request`` or ``remote_image_request`` may
 have created (and charged) a job whose token is lost: sending again is the
@@ -30,6 +44,7 @@ import email.utils
 import time
 from collections.abc import Callable, Mapping
 from typing import IO, Any
+from urllib.parse import quote, urljoin
 
 import requests
 import requests.adapters
@@ -38,6 +53,7 @@ from oauthlib.common import urlencode
 from requests_oauthlib import OAuth1
 
 from tagger import __version__
+from tagger.client import answers
 
 __all__ = [
     "API",
@@ -50,6 +66,8 @@ __all__ = [
     "NetworkError",
     "AuthError",
     "ValidationError",
+    "AnswerError",
+    "Redirected",
     "DEFAULT_BASE_URL",
     "STATUS_NOT_COMPLETED",
     "STATUS_IN_PROGRESS",
@@ -152,8 +170,40 @@ class NetworkError(TransientError):
         super().__init__(description, ambiguous=ambiguous)
 
 
+class AnswerError(TransientError):
+    """The service answered something the protocol does not allow; ``reason`` says what, for the ledger.
+
+    ``token`` is a valid token the answer still held (a submission's status was
+    broken, its token was not): the job exists and can be polled. A
+    submission's answer without a usable token is ambiguous: the job may have
+    been created and charged.
+    """
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        field: str = "answer",
+        problem: str = "",
+        token: str | None = None,
+        ambiguous: bool = False,
+    ) -> None:
+        super().__init__(description, ambiguous=ambiguous)
+        self.field = field
+        self.token = token
+        self.reason = f"the service's answer was invalid: {field} {problem}".rstrip()
+
+
 class AuthError(APIError):
     """The service refused the API key or secret."""
+
+
+class Redirected(APIError):
+    """The service answered with a redirect, which is never followed; ``location`` is where it pointed."""
+
+    def __init__(self, description: str, location: str) -> None:
+        super().__init__(description)
+        self.location = location
 
 
 class ValidationError(APIError):
@@ -312,21 +362,25 @@ class API:
     def image_request(self, image: IO[bytes] | bytes, filename: str, params: Mapping[str, Any] | None = None) -> dict:
         """Send an image file for recognition; returns the job (with its token)."""
         files = {"image_request[image]": (filename, image, "image/jpeg" if _is_jpeg_name(filename) else None)}
-        return self._request("POST", "/images", data=_with_locale(params), files=files)
+        body = self._request("POST", "/images", data=_with_locale(params), files=files)
+        return _believe("POST /images", answers.submit_answer, body, submission=True)
 
     def remote_image_request(self, image_url: str, params: Mapping[str, Any] | None = None) -> dict:
         """Send an image URL for recognition; returns the job (with its token)."""
         data = _with_locale(params)
         data["image_request[remote_image_url]"] = image_url
-        return self._request("POST", "/images", data=data)
+        body = self._request("POST", "/images", data=data)
+        return _believe("POST /images", answers.submit_answer, body, submission=True)
 
     def image_response(self, token: str) -> dict:
         """Fetch the job's current status."""
-        return self._request("GET", f"/images/{token}")
+        path = f"/images/{_in_path(token)}"
+        return _believe(f"GET {path}", answers.job_answer, self._request("GET", path))
 
     def repost(self, token: str) -> dict | None:
         """Re-queue a timed-out (or unsure) job under the same token."""
-        return self._request("POST", f"/images/{token}/repost", empty_ok=True)
+        path = f"/images/{_in_path(token)}/repost"
+        return _believe(f"POST {path}", answers.repost_answer, self._request("POST", path, empty_ok=True))
 
     def wait(self, token: str, timeout: float = 600) -> dict:
         """Block until the job leaves ``not completed`` or ``timeout`` seconds pass.
@@ -343,10 +397,12 @@ class API:
 
     # -- plumbing ---------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, empty_ok: bool = False, **kwargs: Any) -> dict:
+    def _request(self, method: str, path: str, *, empty_ok: bool = False, **kwargs: Any) -> Any:
+        """One request; the answer's JSON body (not yet validated), or an ``APIError``."""
         url = self.base_url + path
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            # Never follow a redirect: the photo, the key and the token stay with the configured endpoint.
+            response = self.session.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
         except requests.RequestException as exc:
             if _never_sent(exc):
                 raise NetworkError(
@@ -357,13 +413,37 @@ class API:
             raise NetworkError(
                 f"{method} {path}: the connection failed before the answer ({type(exc).__name__})"
             ) from exc
-        balance = response.headers.get(CREDIT_HEADER)
-        if balance is not None:
-            try:
-                self.credit_balance = int(float(balance))
-            except ValueError:
-                pass
+        balance = answers.credit_balance(response.headers.get(CREDIT_HEADER))
+        if balance is not None:  # a header that states no count (inf, nan, 1e400, text) is ignored
+            self.credit_balance = balance
         return _unwrap(response, f"{method} {path}", empty_ok=empty_ok)
+
+
+def _in_path(token: str) -> str:
+    """A token fit for a URL path, quoted; ``AnswerError`` (nothing sent) for one no service would issue."""
+    try:
+        return quote(answers.check_token(token), safe="")
+    except answers.InvalidAnswer as exc:
+        raise AnswerError(
+            f"refused to send a request for {exc}: not a token the service issues",
+            field=exc.field,
+            problem=exc.problem,
+        ) from None
+
+
+def _believe(what: str, check: Callable[[Any], Any], body: Any, *, submission: bool = False) -> Any:
+    """The answer validated by ``check``, or an ``AnswerError`` saying what was wrong with it."""
+    try:
+        return check(body)
+    except answers.InvalidAnswer as exc:
+        raise AnswerError(
+            f"{what}: the service's answer was invalid: {exc}",
+            field=exc.field,
+            problem=exc.problem,
+            token=exc.token,
+            # A submission answered without a usable token may still have created (and charged) its job.
+            ambiguous=submission and exc.token is None,
+        ) from None
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
@@ -387,7 +467,8 @@ def _is_jpeg_name(filename: str) -> bool:
     return filename.lower().endswith((".jpg", ".jpeg"))
 
 
-def _unwrap(response: requests.Response, what: str, *, empty_ok: bool) -> dict:
+def _unwrap(response: requests.Response, what: str, *, empty_ok: bool) -> Any:
+    """The answer's JSON body (None for an empty answer where ``empty_ok``), or the error its status means."""
     status = response.status_code
     body: Any = None
     if response.content:
@@ -404,20 +485,29 @@ def _unwrap(response: requests.Response, what: str, *, empty_ok: bool) -> dict:
         raise ServerError(f"{what}: the service failed (HTTP {status})", status, retry_after=retry_after)
     if status in (401, 403):
         raise AuthError(f"{what}: the service refused the credentials (HTTP {status}); check the API key and secret")
+    if 300 <= status <= 399 and response.headers.get("Location"):
+        where = answers.printable(urljoin(response.url or "", response.headers["Location"]), 300)
+        raise Redirected(
+            f"{what}: the service redirected the request (HTTP {status}) to {where}; tagger follows no redirect "
+            "(the photo, the key and the token stay with the configured endpoint): check the endpoint setting",
+            where,
+        )
     if isinstance(body, dict) and "error" in body:
         error = body["error"]
+        # The service's words end up in messages and in the ledger: printable, one line, bounded.
         if isinstance(error, dict):
-            errors = {str(k): [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in error.items()}
+            errors = {
+                answers.printable(k, 60): [answers.printable(m, 200) for m in (v if isinstance(v, list) else [v])][:10]
+                for k, v in list(error.items())[:10]
+            }
             text = "; ".join(f"{k} {', '.join(v)}" for k, v in errors.items())
         else:
-            errors, text = {}, str(error)
+            errors, text = {}, answers.printable(error, 300)
         raise ValidationError(f"{what}: rejected by the service: {text}", errors)
     if status not in (200, 201) and not (status == 404 and isinstance(body, dict) and "status" in body):
         raise APIError(f"{what}: unexpected answer HTTP {status}")
     if body is None:
         if empty_ok:
-            return None  # type: ignore[return-value]
-        raise ServerError(f"{what}: the service answered HTTP {status} without a JSON body", status)
-    if not isinstance(body, dict):
-        raise ServerError(f"{what}: the service answered with unexpected JSON", status)
+            return None
+        raise AnswerError(f"{what}: the service answered HTTP {status} without a JSON body", problem="is not JSON")
     return body

@@ -9,11 +9,11 @@ computed from the clock, so nothing runs in the background.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import secrets
 import threading
 from collections.abc import Callable
-import json
 from dataclasses import dataclass, field
 
 from ._vision import Analysis

@@ -52,7 +52,16 @@ from tagger.ledger.similarity import DONOR_FILE, SimilarQueries
 from tagger.ledger.states import SETTLED_STATUS, FileState, Job, JobState, file_status
 from tagger.ledger.writes import WriteQueries
 
-__all__ = ["Ledger", "JobState", "FileState", "Job", "SETTLED_STATUS", "file_status", "under_roots"]
+__all__ = ["Ledger", "TokenHeld", "JobState", "FileState", "Job", "SETTLED_STATUS", "file_status", "under_roots"]
+
+
+class TokenHeld(Exception):
+    """The service handed a job a token another job already holds; nothing was recorded."""
+
+    def __init__(self, job_id: int, holder: int) -> None:
+        super().__init__(f"job {job_id}: its token is already job {holder}'s")
+        self.job_id = job_id
+        self.holder = holder
 
 
 class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
@@ -478,8 +487,15 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
             c.execute("UPDATE jobs SET state = 'submitting' WHERE id = ? AND state = 'queued'", (job_id,))
 
     def record_token(self, job_id: int, token: str, status: str | None) -> bool:
-        """Commit the token the service just handed out; True when this POST counted as a possible duplicate."""
+        """Commit the token the service just handed out; True when this POST counted as a possible duplicate.
+
+        Raises ``TokenHeld`` (recording nothing) when another job holds that token already.
+        """
         with self.transaction() as c:
+            # Checked in the same transaction as the write: two threads handed one token cannot both record it.
+            holder = c.execute("SELECT id FROM jobs WHERE token = ? AND id != ?", (token, job_id)).fetchone()
+            if holder is not None:
+                raise TokenHeld(job_id, holder[0])
             lost = c.execute("SELECT lost_answer FROM jobs WHERE id = ?", (job_id,)).fetchone()
             c.execute(
                 """UPDATE jobs SET state = 'polling', token = ?, status = ?, attempts = attempts + 1, submitted_at = ?,
@@ -501,6 +517,11 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries):
                 (error, job_id),
             )
             return bool(lost and lost[0])
+
+    def note_error(self, job_id: int, error: str) -> None:
+        """Why a job still waits (an invalid answer to a poll): shown by `status`, the job's state unchanged."""
+        with self.transaction() as c:
+            c.execute("UPDATE jobs SET last_error = ? WHERE id = ?", (error, job_id))
 
     def requeue(self, job_id: int, error: str) -> None:
         """Transient trouble (or no token to poll): back to the queue; the reason stays for `status`."""
