@@ -68,6 +68,7 @@ __all__ = [
     "ValidationError",
     "AnswerError",
     "Redirected",
+    "read_answer",
     "DEFAULT_BASE_URL",
     "STATUS_NOT_COMPLETED",
     "STATUS_IN_PROGRESS",
@@ -362,25 +363,21 @@ class API:
     def image_request(self, image: IO[bytes] | bytes, filename: str, params: Mapping[str, Any] | None = None) -> dict:
         """Send an image file for recognition; returns the job (with its token)."""
         files = {"image_request[image]": (filename, image, "image/jpeg" if _is_jpeg_name(filename) else None)}
-        body = self._request("POST", "/images", data=_with_locale(params), files=files)
-        return _believe("POST /images", answers.submit_answer, body, submission=True)
+        return self._request("POST", "/images", "submit", data=_with_locale(params), files=files)
 
     def remote_image_request(self, image_url: str, params: Mapping[str, Any] | None = None) -> dict:
         """Send an image URL for recognition; returns the job (with its token)."""
         data = _with_locale(params)
         data["image_request[remote_image_url]"] = image_url
-        body = self._request("POST", "/images", data=data)
-        return _believe("POST /images", answers.submit_answer, body, submission=True)
+        return self._request("POST", "/images", "submit", data=data)
 
     def image_response(self, token: str) -> dict:
         """Fetch the job's current status."""
-        path = f"/images/{_in_path(token)}"
-        return _believe(f"GET {path}", answers.job_answer, self._request("GET", path))
+        return self._request("GET", f"/images/{_in_path(token)}", "poll")
 
     def repost(self, token: str) -> dict | None:
         """Re-queue a timed-out (or unsure) job under the same token."""
-        path = f"/images/{_in_path(token)}/repost"
-        return _believe(f"POST {path}", answers.repost_answer, self._request("POST", path, empty_ok=True))
+        return self._request("POST", f"/images/{_in_path(token)}/repost", "repost")
 
     def wait(self, token: str, timeout: float = 600) -> dict:
         """Block until the job leaves ``not completed`` or ``timeout`` seconds pass.
@@ -397,8 +394,8 @@ class API:
 
     # -- plumbing ---------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, empty_ok: bool = False, **kwargs: Any) -> Any:
-        """One request; the answer's JSON body (not yet validated), or an ``APIError``."""
+    def _request(self, method: str, path: str, kind: str, **kwargs: Any) -> Any:
+        """One request; its answer validated as a ``kind`` answer (see ``read_answer``), or an ``APIError``."""
         url = self.base_url + path
         try:
             # Never follow a redirect: the photo, the key and the token stay with the configured endpoint.
@@ -416,7 +413,7 @@ class API:
         balance = answers.credit_balance(response.headers.get(CREDIT_HEADER))
         if balance is not None:  # a header that states no count (inf, nan, 1e400, text) is ignored
             self.credit_balance = balance
-        return _unwrap(response, f"{method} {path}", empty_ok=empty_ok)
+        return read_answer(kind, response, f"{method} {path}")
 
 
 def _in_path(token: str) -> str:
@@ -431,10 +428,28 @@ def _in_path(token: str) -> str:
         ) from None
 
 
-def _believe(what: str, check: Callable[[Any], Any], body: Any, *, submission: bool = False) -> Any:
-    """The answer validated by ``check``, or an ``AnswerError`` saying what was wrong with it."""
+_ANSWERS: dict[str, Callable[[Any], Any]] = {
+    "submit": answers.submit_answer,
+    "poll": answers.job_answer,
+    "repost": answers.repost_answer,
+}
+
+
+def read_answer(kind: str, response: requests.Response, what: str) -> Any:
+    """The answer of a ``kind`` request ("submit", "poll" or "repost"), validated; else only an ``APIError``.
+
+    ``what`` ("GET /images/...") starts every error's description.
+    """
+    body = _unwrap(response, what)
+    submission = kind == "submit"
+    if body is None and kind != "repost":
+        raise AnswerError(
+            f"{what}: the service answered HTTP {response.status_code} without a JSON body",
+            problem="is not JSON",
+            ambiguous=submission,
+        )
     try:
-        return check(body)
+        return _ANSWERS[kind](body)
     except answers.InvalidAnswer as exc:
         raise AnswerError(
             f"{what}: the service's answer was invalid: {exc}",
@@ -467,8 +482,8 @@ def _is_jpeg_name(filename: str) -> bool:
     return filename.lower().endswith((".jpg", ".jpeg"))
 
 
-def _unwrap(response: requests.Response, what: str, *, empty_ok: bool) -> Any:
-    """The answer's JSON body (None for an empty answer where ``empty_ok``), or the error its status means."""
+def _unwrap(response: requests.Response, what: str) -> Any:
+    """The answer's JSON body (None when it has none), or the error its status means."""
     status = response.status_code
     body: Any = None
     if response.content:
@@ -506,8 +521,4 @@ def _unwrap(response: requests.Response, what: str, *, empty_ok: bool) -> Any:
         raise ValidationError(f"{what}: rejected by the service: {text}", errors)
     if status not in (200, 201) and not (status == 404 and isinstance(body, dict) and "status" in body):
         raise APIError(f"{what}: unexpected answer HTTP {status}")
-    if body is None:
-        if empty_ok:
-            return None
-        raise AnswerError(f"{what}: the service answered HTTP {status} without a JSON body", problem="is not JSON")
     return body
