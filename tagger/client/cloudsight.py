@@ -219,7 +219,7 @@ class SimpleAuth(requests.auth.AuthBase):
     """Key-based authentication: ``Authorization: CloudSight <key>``."""
 
     def __init__(self, key: str) -> None:
-        self.key = key
+        self.key = _header_safe(key, "key")
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"CloudSight {self.key}"
@@ -241,7 +241,9 @@ class OAuth(OAuth1):
     """
 
     def __init__(self, key: str, secret: str) -> None:
-        super().__init__(key, client_secret=secret, signature_method="HMAC-SHA1")
+        super().__init__(
+            _header_safe(key, "key"), client_secret=_header_safe(secret, "secret"), signature_method="HMAC-SHA1"
+        )
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         content_type = request.headers.get("Content-Type") or ""
@@ -262,6 +264,20 @@ class OAuth(OAuth1):
 
     def __repr__(self) -> str:
         return "OAuth(key=***, secret=***)"
+
+
+def _header_safe(value: str, what: str) -> str:
+    """``value`` when an HTTP header can carry it; a ``ValueError`` that does not show it otherwise."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError(f"the API {what} holds a control character (a line break?) an HTTP header cannot carry")
+    return value
+
+
+def _credentials(auth: object) -> list[str]:
+    """The key and secret an auth object sends or signs with (to keep them out of error descriptions)."""
+    client = getattr(auth, "client", None)
+    found = [getattr(auth, "key", None), getattr(client, "client_key", None), getattr(client, "client_secret", None)]
+    return [c for c in found if isinstance(c, str) and len(c) >= 4]
 
 
 def _multipart_fields(content_type: str, body: bytes | str | None) -> list[tuple[str, str]]:
@@ -336,6 +352,7 @@ class API:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.credit_balance: int | None = None
+        self._credentials = _credentials(auth)
         self._sleep = sleep
         self._clock = clock
         self.session = requests.Session()
@@ -395,7 +412,20 @@ class API:
     # -- plumbing ---------------------------------------------------------
 
     def _request(self, method: str, path: str, kind: str, **kwargs: Any) -> Any:
-        """One request; its answer validated as a ``kind`` answer (see ``read_answer``), or an ``APIError``."""
+        """One request; its answer validated as a ``kind`` answer (see ``read_answer``), or an ``APIError``.
+
+        An error's description never holds the key or secret (a service may echo them back).
+        """
+        try:
+            return self._send(method, path, kind, **kwargs)
+        except APIError as exc:
+            for secret in self._credentials:
+                if secret in exc.description:
+                    exc.description = exc.description.replace(secret, "***")
+                    exc.args = (exc.description,)
+            raise
+
+    def _send(self, method: str, path: str, kind: str, **kwargs: Any) -> Any:
         url = self.base_url + path
         try:
             # Never follow a redirect: the photo, the key and the token stay with the configured endpoint.
