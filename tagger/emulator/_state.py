@@ -393,7 +393,7 @@ class Account:
             self.counts["polls"] += 1
             self.polls_by_token[token] = self.polls_by_token.get(token, 0) + 1
             job = self.jobs.get(token)
-            body = job.answer(now) if job else {"status": "not found", "token": token}
+            body: dict[str, object] = job.answer(now) if job else {"status": "not found", "token": token}
             if body.get("status") in TERMINAL:
                 if token not in self.first_seen:
                     self.first_seen[token] = now
