@@ -24,6 +24,7 @@ from tagger.display import display, iso
 from tagger.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, TaggerError, UsageError
 from tagger.ledger.store import Ledger
 from tagger.outpaths import refuse_clobber
+from tagger.redact import RedactFilter, redact
 
 __all__ = ["main", "cli"]
 
@@ -34,6 +35,7 @@ def _setup_logging(quiet: bool, debug: bool) -> None:
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("tagger: %(message)s"))
+    handler.addFilter(RedactFilter())  # the configured key and secret never reach the terminal or a cron mail
     root = logging.getLogger("tagger")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -342,9 +344,11 @@ def _summary(result: Any, quiet: bool) -> None:
         )
     if t.held:
         line += f"; {t.held} held after a lost answer (`tagger retry --ambiguous` sends them again)"
+    if t.invalid_answers:
+        line += f"; {t.invalid_answers} answer(s) of the service refused as invalid (see `tagger status`)"
     if result.stopped:
         line += f"; stopped: {result.stopped}"
-    click.echo(line)
+    click.echo(redact(line))
     if not quiet:
         click.echo(
             f"files: {c.get('total', 0)} total, {c.get('completed', 0)} completed, {c.get('skipped', 0)} skipped, "
@@ -383,7 +387,7 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool, shared: bool) 
         "(each may have been charged twice)"
     )
     for reason, n in sorted(summary["reasons"].items(), key=lambda kv: -kv[1]):
-        click.echo(f"  {n:6d}  {reason}")
+        click.echo(redact(f"  {n:6d}  {reason}"))
 
 
 def _shared_url(config: Config) -> str:
@@ -1001,6 +1005,12 @@ def emulator(
         raise UsageError(f"{exc}; stop it first, or give another --state") from None
 
 
+def _debug(debug: bool) -> None:
+    """With --debug, the traceback of the exception being handled, redacted like every message."""
+    if debug:
+        click.echo(redact(traceback.format_exc()), err=True, nl=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; the one place errors become a sentence and an exit status."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -1018,25 +1028,22 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("tagger: interrupted; run the same command again to resume", err=True)
         sys.exit(EXIT_STOPPED)
     except TaggerError as exc:
-        if debug:
-            traceback.print_exc()
-        click.echo(f"tagger: {exc}", err=True)
+        _debug(debug)
+        click.echo(redact(f"tagger: {exc}"), err=True)
         sys.exit(exc.exit_code)
     except cs.APIError as exc:
-        if debug:
-            traceback.print_exc()
-        click.echo(f"tagger: {exc.description}", err=True)
+        _debug(debug)
+        click.echo(redact(f"tagger: {exc.description}"), err=True)
         sys.exit(EXIT_STOPPED)
     except OSError as exc:
-        if debug:
-            traceback.print_exc()
-        click.echo(f"tagger: {exc}", err=True)
+        _debug(debug)
+        click.echo(redact(f"tagger: {exc}"), err=True)
         sys.exit(EXIT_USAGE)
     except Exception as exc:  # a bug: still a sentence, and the ledger lets a re-run resume
-        if debug:
-            traceback.print_exc()
+        _debug(debug)
         click.echo(
-            f"tagger: internal error ({type(exc).__name__}: {exc}); run again with --debug and report it", err=True
+            redact(f"tagger: internal error ({type(exc).__name__}: {exc}); run again with --debug and report it"),
+            err=True,
         )
         sys.exit(EXIT_STOPPED)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -20,8 +20,22 @@ from typing import Any
 import platformdirs
 
 from tagger.errors import UsageError
+from tagger.redact import remember
 
-__all__ = ["Config", "load_config", "default_ledger_path", "expand_path", "ENV", "PATH_KEYS", "ALIASES"]
+#: The settings that are secrets: checked for what an HTTP header cannot carry, never shown, redacted from output.
+SECRET_KEYS = {"api_key": "API key", "api_secret": "API secret"}
+
+__all__ = [
+    "Config",
+    "load_config",
+    "check_secret",
+    "default_ledger_path",
+    "expand_path",
+    "ENV",
+    "PATH_KEYS",
+    "SECRET_KEYS",
+    "ALIASES",
+]
 
 #: Settings that name a file or folder.
 PATH_KEYS = frozenset({"ledger", "csv", "sidecar_dir", "vocabulary"})
@@ -160,7 +174,32 @@ SECTIONS = {
 _TYPES: dict[str, type[Any]] = {f.name: type(f.default) for f in dataclasses.fields(Config)}
 
 
+def check_secret(name: str, value: object, where: str) -> str:
+    """A key or secret with surrounding whitespace (a pasted line break) stripped; ``UsageError`` if it cannot be sent.
+
+    The message names the setting and where it came from, never the value.
+    """
+    label = SECRET_KEYS[name]
+    if not isinstance(value, str):
+        raise UsageError(f"{where}: the {label} must be text")
+    value = value.strip()
+    bad = next((ch for ch in value if not " " <= ch <= "~"), None)
+    if bad is not None:
+        what = (
+            "a control character (a line break, a tab...)"
+            if ord(bad) < 0x20 or ord(bad) == 0x7F
+            else "a non-ASCII character"
+        )
+        raise UsageError(
+            f"{where}: the {label} holds {what}, which an HTTP header cannot carry; "
+            f"set it again (its value is not shown)"
+        )
+    return value
+
+
 def _coerce(name: str, value: Any, where: str) -> Any:
+    if name in SECRET_KEYS:
+        return check_secret(name, value, where)
     kind = _TYPES[name]
     if name == "ttl":
         value = str(value)
@@ -227,6 +266,7 @@ def load_config(
     for name in PATH_KEYS & values.keys():
         values[name] = expand_path(values[name])
     config = Config(**values)
+    remember(config.api_key, config.api_secret)  # every message the CLI prints from now on is redacted
     if config.sidecar_naming not in ("full", "basename"):
         raise UsageError(f'sidecar_naming must be "full" or "basename", not {config.sidecar_naming!r}')
     if config.unmapped not in ("keep", "drop"):

@@ -15,9 +15,23 @@ received and acted on the request although no answer came back)::
      |    +-- ServerError         HTTP 5xx; .status_code, .retry_after; ambiguous
      |    |                       unless a 503 with Retry-After (the service declined it)
      |    +-- NetworkError        connection refused/dropped, timeouts; ambiguous
-     |                            unless the connection was never made (nothing was sent)
+     |    |                       unless the connection was never made (nothing was sent)
+     |    +-- AnswerError         the service answered what the protocol does not allow (a field
+     |                            of the wrong type or shape, a bad token, no JSON object);
+     |                            .field, .reason; .token: a valid token the answer still held.
+     |                            Ambiguous for a submission that yielded no usable token
+     |                            (the job may exist and be charged); never for polls and reposts
      +-- AuthError                HTTP 401/403: key or secret refused
      +-- ValidationError          HTTP 422 or an "error" answer; .errors
+     +-- Redirected               a 3xx: no redirect is followed (the photo, the key and the
+                                  token stay with the configured endpoint); .location
+
+Every answer is validated before it is returned (``tagger.client.answers``):
+``image_request`` and ``remote_image_request`` return a job with a valid
+token, ``image_response`` and ``repost`` a job whose fields have the
+documented types, its caption cleaned for XML and CSV. A token handed to
+``image_response`` or ``repost`` that no service would issue (``../admin``)
+raises ``AnswerError`` before anything is sent.
 
 An ambiguous failure of ``image_request`` or ``remote_image_request`` may
 have created (and charged) a job whose token is lost: sending again is the
@@ -30,6 +44,7 @@ import email.utils
 import time
 from collections.abc import Callable, Mapping
 from typing import IO, Any
+from urllib.parse import quote, urljoin
 
 import requests
 import requests.adapters
@@ -38,6 +53,7 @@ from oauthlib.common import urlencode
 from requests_oauthlib import OAuth1
 
 from tagger import __version__
+from tagger.client import answers
 
 __all__ = [
     "API",
@@ -50,6 +66,9 @@ __all__ = [
     "NetworkError",
     "AuthError",
     "ValidationError",
+    "AnswerError",
+    "Redirected",
+    "read_answer",
     "DEFAULT_BASE_URL",
     "STATUS_NOT_COMPLETED",
     "STATUS_IN_PROGRESS",
@@ -152,8 +171,40 @@ class NetworkError(TransientError):
         super().__init__(description, ambiguous=ambiguous)
 
 
+class AnswerError(TransientError):
+    """The service answered something the protocol does not allow; ``reason`` says what, for the ledger.
+
+    ``token`` is a valid token the answer still held (a submission's status was
+    broken, its token was not): the job exists and can be polled. A
+    submission's answer without a usable token is ambiguous: the job may have
+    been created and charged.
+    """
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        field: str = "answer",
+        problem: str = "",
+        token: str | None = None,
+        ambiguous: bool = False,
+    ) -> None:
+        super().__init__(description, ambiguous=ambiguous)
+        self.field = field
+        self.token = token
+        self.reason = f"the service's answer was invalid: {field} {problem}".rstrip()
+
+
 class AuthError(APIError):
     """The service refused the API key or secret."""
+
+
+class Redirected(APIError):
+    """The service answered with a redirect, which is never followed; ``location`` is where it pointed."""
+
+    def __init__(self, description: str, location: str) -> None:
+        super().__init__(description)
+        self.location = location
 
 
 class ValidationError(APIError):
@@ -168,7 +219,7 @@ class SimpleAuth(requests.auth.AuthBase):
     """Key-based authentication: ``Authorization: CloudSight <key>``."""
 
     def __init__(self, key: str) -> None:
-        self.key = key
+        self.key = _header_safe(key, "key")
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"CloudSight {self.key}"
@@ -190,7 +241,9 @@ class OAuth(OAuth1):
     """
 
     def __init__(self, key: str, secret: str) -> None:
-        super().__init__(key, client_secret=secret, signature_method="HMAC-SHA1")
+        super().__init__(
+            _header_safe(key, "key"), client_secret=_header_safe(secret, "secret"), signature_method="HMAC-SHA1"
+        )
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         content_type = request.headers.get("Content-Type") or ""
@@ -211,6 +264,20 @@ class OAuth(OAuth1):
 
     def __repr__(self) -> str:
         return "OAuth(key=***, secret=***)"
+
+
+def _header_safe(value: str, what: str) -> str:
+    """``value`` when an HTTP header can carry it; a ``ValueError`` that does not show it otherwise."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError(f"the API {what} holds a control character (a line break?) an HTTP header cannot carry")
+    return value
+
+
+def _credentials(auth: object) -> list[str]:
+    """The key and secret an auth object sends or signs with (to keep them out of error descriptions)."""
+    client = getattr(auth, "client", None)
+    found = [getattr(auth, "key", None), getattr(client, "client_key", None), getattr(client, "client_secret", None)]
+    return [c for c in found if isinstance(c, str) and len(c) >= 4]
 
 
 def _multipart_fields(content_type: str, body: bytes | str | None) -> list[tuple[str, str]]:
@@ -285,6 +352,7 @@ class API:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.credit_balance: int | None = None
+        self._credentials = _credentials(auth)
         self._sleep = sleep
         self._clock = clock
         self.session = requests.Session()
@@ -314,21 +382,25 @@ class API:
     ) -> dict[str, Any]:
         """Send an image file for recognition; returns the job (with its token)."""
         files = {"image_request[image]": (filename, image, "image/jpeg" if _is_jpeg_name(filename) else None)}
-        return self._request("POST", "/images", data=_with_locale(params), files=files)
+        answer: dict[str, Any] = self._request("POST", "/images", "submit", data=_with_locale(params), files=files)
+        return answer
 
     def remote_image_request(self, image_url: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Send an image URL for recognition; returns the job (with its token)."""
         data = _with_locale(params)
         data["image_request[remote_image_url]"] = image_url
-        return self._request("POST", "/images", data=data)
+        answer: dict[str, Any] = self._request("POST", "/images", "submit", data=data)
+        return answer
 
     def image_response(self, token: str) -> dict[str, Any]:
         """Fetch the job's current status."""
-        return self._request("GET", f"/images/{token}")
+        answer: dict[str, Any] = self._request("GET", f"/images/{_in_path(token)}", "poll")
+        return answer
 
     def repost(self, token: str) -> dict[str, Any] | None:
         """Re-queue a timed-out (or unsure) job under the same token."""
-        return self._request("POST", f"/images/{token}/repost", empty_ok=True)
+        answer: dict[str, Any] | None = self._request("POST", f"/images/{_in_path(token)}/repost", "repost")
+        return answer
 
     def wait(self, token: str, timeout: float = 600) -> dict[str, Any]:
         """Block until the job leaves ``not completed`` or ``timeout`` seconds pass.
@@ -345,10 +417,25 @@ class API:
 
     # -- plumbing ---------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, empty_ok: bool = False, **kwargs: Any) -> dict[str, Any]:
+    def _request(self, method: str, path: str, kind: str, **kwargs: Any) -> Any:
+        """One request; its answer validated as a ``kind`` answer (see ``read_answer``), or an ``APIError``.
+
+        An error's description never holds the key or secret (a service may echo them back).
+        """
+        try:
+            return self._send(method, path, kind, **kwargs)
+        except APIError as exc:
+            for secret in self._credentials:
+                if secret in exc.description:
+                    exc.description = exc.description.replace(secret, "***")
+                    exc.args = (exc.description,)
+            raise
+
+    def _send(self, method: str, path: str, kind: str, **kwargs: Any) -> Any:
         url = self.base_url + path
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            # Never follow a redirect: the photo, the key and the token stay with the configured endpoint.
+            response = self.session.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
         except requests.RequestException as exc:
             if _never_sent(exc):
                 raise NetworkError(
@@ -359,13 +446,55 @@ class API:
             raise NetworkError(
                 f"{method} {path}: the connection failed before the answer ({type(exc).__name__})"
             ) from exc
-        balance = response.headers.get(CREDIT_HEADER)
-        if balance is not None:
-            try:
-                self.credit_balance = int(float(balance))
-            except ValueError:
-                pass
-        return _unwrap(response, f"{method} {path}", empty_ok=empty_ok)
+        balance = answers.credit_balance(response.headers.get(CREDIT_HEADER))
+        if balance is not None:  # a header that states no count (inf, nan, 1e400, text) is ignored
+            self.credit_balance = balance
+        return read_answer(kind, response, f"{method} {path}")
+
+
+def _in_path(token: str) -> str:
+    """A token fit for a URL path, quoted; ``AnswerError`` (nothing sent) for one no service would issue."""
+    try:
+        return quote(answers.check_token(token), safe="")
+    except answers.InvalidAnswer as exc:
+        raise AnswerError(
+            f"refused to send a request for {exc}: not a token the service issues",
+            field=exc.field,
+            problem=exc.problem,
+        ) from None
+
+
+_ANSWERS: dict[str, Callable[[Any], Any]] = {
+    "submit": answers.submit_answer,
+    "poll": answers.job_answer,
+    "repost": answers.repost_answer,
+}
+
+
+def read_answer(kind: str, response: requests.Response, what: str) -> Any:
+    """The answer of a ``kind`` request ("submit", "poll" or "repost"), validated; else only an ``APIError``.
+
+    ``what`` ("GET /images/...") starts every error's description.
+    """
+    body = _unwrap(response, what)
+    submission = kind == "submit"
+    if body is None and kind != "repost":
+        raise AnswerError(
+            f"{what}: the service answered HTTP {response.status_code} without a JSON body",
+            problem="is not JSON",
+            ambiguous=submission,
+        )
+    try:
+        return _ANSWERS[kind](body)
+    except answers.InvalidAnswer as exc:
+        raise AnswerError(
+            f"{what}: the service's answer was invalid: {exc}",
+            field=exc.field,
+            problem=exc.problem,
+            token=exc.token,
+            # A submission answered without a usable token may still have created (and charged) its job.
+            ambiguous=submission and exc.token is None,
+        ) from None
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
@@ -389,7 +518,8 @@ def _is_jpeg_name(filename: str) -> bool:
     return filename.lower().endswith((".jpg", ".jpeg"))
 
 
-def _unwrap(response: requests.Response, what: str, *, empty_ok: bool) -> dict[str, Any]:
+def _unwrap(response: requests.Response, what: str) -> Any:
+    """The answer's JSON body (None when it has none), or the error its status means."""
     status = response.status_code
     body: Any = None
     if response.content:
@@ -406,20 +536,25 @@ def _unwrap(response: requests.Response, what: str, *, empty_ok: bool) -> dict[s
         raise ServerError(f"{what}: the service failed (HTTP {status})", status, retry_after=retry_after)
     if status in (401, 403):
         raise AuthError(f"{what}: the service refused the credentials (HTTP {status}); check the API key and secret")
+    if 300 <= status <= 399 and response.headers.get("Location"):
+        where = answers.printable(urljoin(response.url or "", response.headers["Location"]), 300)
+        raise Redirected(
+            f"{what}: the service redirected the request (HTTP {status}) to {where}; tagger follows no redirect "
+            "(the photo, the key and the token stay with the configured endpoint): check the endpoint setting",
+            where,
+        )
     if isinstance(body, dict) and "error" in body:
         error = body["error"]
+        # The service's words end up in messages and in the ledger: printable, one line, bounded.
         if isinstance(error, dict):
-            errors = {str(k): [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in error.items()}
+            errors = {
+                answers.printable(k, 60): [answers.printable(m, 200) for m in (v if isinstance(v, list) else [v])][:10]
+                for k, v in list(error.items())[:10]
+            }
             text = "; ".join(f"{k} {', '.join(v)}" for k, v in errors.items())
         else:
-            errors, text = {}, str(error)
+            errors, text = {}, answers.printable(error, 300)
         raise ValidationError(f"{what}: rejected by the service: {text}", errors)
     if status not in (200, 201) and not (status == 404 and isinstance(body, dict) and "status" in body):
         raise APIError(f"{what}: unexpected answer HTTP {status}")
-    if body is None:
-        if empty_ok:
-            return None  # type: ignore[return-value]
-        raise ServerError(f"{what}: the service answered HTTP {status} without a JSON body", status)
-    if not isinstance(body, dict):
-        raise ServerError(f"{what}: the service answered with unexpected JSON", status)
     return body

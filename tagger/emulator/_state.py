@@ -9,6 +9,7 @@ computed from the clock, so nothing runs in the background.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import secrets
 import threading
@@ -87,6 +88,19 @@ class Faults:
     stuck_status: str = "not completed"
     # When set, every repost is answered with this HTTP status and no body (a refusal the client must settle).
     repost_status: int = 0
+    # Hostile or broken answers (a service that cannot be trusted). ``submit_fields`` are merged into every
+    # accepted submission's answer (e.g. {"token": "../../../admin"}, {"status": ["x"]}); ``final_fields``
+    # into every poll answer of a settled job (e.g. {"name": ["a"]}, {"name": "\ud800"}, {"status": {}}).
+    submit_fields: dict[str, object] = field(default_factory=dict)
+    final_fields: dict[str, object] = field(default_factory=dict)
+    # The next N accepted submissions (counted from when set) answer the token of the one before them:
+    # two uploads, both charged, one token.
+    repeat_tokens: int = 0
+    # Sent as X-CloudSight-CreditBalance instead of the balance ("inf", "nan", "1e400", "-1", ...).
+    credit_header: str = ""
+    # Every request answered with ``redirect_status`` and a Location of this base URL plus the request's path.
+    redirect_to: str = ""
+    redirect_status: int = 307
 
     def __post_init__(self) -> None:
         if self.repost_status and not 100 <= self.repost_status <= 599:
@@ -112,6 +126,7 @@ class Faults:
             "lost_answers",
             "lost_answer_seconds",
             "submit_delay",
+            "repeat_tokens",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
@@ -119,6 +134,15 @@ class Faults:
             raise ValueError("outage_retry_after must not be negative")
         if not 500 <= self.outage_status <= 599:
             raise ValueError(f"outage_status must be a 5xx code, got {self.outage_status}")
+        if self.redirect_to and not 300 <= self.redirect_status <= 399:
+            raise ValueError(f"redirect_status must be a 3xx code, got {self.redirect_status}")
+        for name in ("submit_fields", "final_fields"):
+            try:  # what the answers carry must go out as JSON (lone surrogates do, escaped)
+                json.dumps(getattr(self, name))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{name} must be JSON-serialisable: {exc}") from None
+        if any(c in self.credit_header for c in "\r\n"):
+            raise ValueError("credit_header must be one line")
         if self.lost_answer_kind not in (*LOST_ANSWER_KINDS, "cycle"):
             raise ValueError(
                 f"lost_answer_kind must be one of {', '.join(LOST_ANSWER_KINDS)} or cycle, got {self.lost_answer_kind!r}"
@@ -191,6 +215,8 @@ class Account:
     store: StateFile | None = None
     charged: int = 0  # credits charged, ever (since the state file was made)
     charged_before: int = 0  # of which before this process
+    repeat_left: int = 0
+    last_token: str | None = None
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -213,6 +239,7 @@ class Account:
             self.outage_left = faults.outage_requests
             self.outage_until = self.clock() + faults.outage_seconds if faults.outage_seconds else float("-inf")
             self.lost_left = faults.lost_answers
+            self.repeat_left = faults.repeat_tokens
 
     # -- counters -------------------------------------------------------
 
@@ -236,6 +263,9 @@ class Account:
                     "outage_errors",
                     "lost_answers",
                     "max_concurrent_submissions",
+                    "repeated_tokens",
+                    "redirected",
+                    "unrouted",
                 ),
                 0,
             )
@@ -361,8 +391,14 @@ class Account:
             self.seen_digests.add(digest)
             self.credits = max(0, self.credits - 1)
             self.charged += 1
+            if self.repeat_left > 0 and self.last_token in self.jobs:
+                # The repeat_tokens fault: charged, and answered with the previous upload's token.
+                self.repeat_left -= 1
+                self.counts["repeated_tokens"] += 1
+                return self.jobs[self.last_token]
             self._queue(job)
             self.jobs[token] = job
+            self.last_token = token
             if self.store is not None:  # on disk before the answer carrying the token goes out
                 self.store.submitted(job, digest, self.credits, self.charged)
         return job
@@ -375,8 +411,11 @@ class Account:
             self.polls_by_token[token] = self.polls_by_token.get(token, 0) + 1
             job = self.jobs.get(token)
             body: dict[str, object] = job.answer(now) if job else {"status": "not found", "token": token}
-            if body.get("status") in TERMINAL and token not in self.first_seen:
-                self.first_seen[token] = now
+            if body.get("status") in TERMINAL:
+                if token not in self.first_seen:
+                    self.first_seen[token] = now
+                if job is not None and self.faults.final_fields:
+                    body.update(self.faults.final_fields)
             return body
 
     def repost(self, token: str) -> str:

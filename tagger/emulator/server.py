@@ -170,6 +170,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(429, {"error": "rate limit exceeded"}, {"Retry-After": _seconds(retry_after)})
             account.announce_retry_after(retry_after)
             return
+        faults = account.faults
+        if faults.redirect_to:
+            # The redirect fault: the request goes nowhere here, the client is sent to another host.
+            account.count("redirected")
+            location = faults.redirect_to.rstrip("/") + self.path
+            self._send(faults.redirect_status, {"moved": location}, {"Location": location})
+            return
         status, answer = self._route(method, body)
         if self._lost is not None:
             self._lose_answer(self._lost)
@@ -221,6 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return account.faults.repost_status, None
             account.count("validation_errors")
             return 422, {"error": {"status": ["cannot be reposted"]}}
+        account.count("unrouted")
         return 404, {"error": f"no route for {method} {path}"}
 
     def _submit(self, body: bytes, query: str) -> tuple[int, dict[str, object]]:
@@ -264,7 +272,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._lost = account.lose_answer()
         if self._lost is None and account.faults.submit_delay:
             time.sleep(account.faults.submit_delay)
-        return 200, {"token": job.token, "url": job.url, "ttl": job.ttl, "status": "not completed"}
+        answer: dict[str, object] = {"token": job.token, "url": job.url, "ttl": job.ttl, "status": "not completed"}
+        answer.update(account.faults.submit_fields)  # the hostile-answer fault (empty unless set)
+        return 200, answer
 
     def _invalid(self, field_name: str, message: str) -> tuple[int, dict[str, object]]:
         self.server.emulator._account.count("validation_errors")
@@ -279,7 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
             if answer is not None:
                 self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
-            self.send_header("X-CloudSight-CreditBalance", str(self.server.emulator._account.balance()))
+            account = self.server.emulator._account
+            self.send_header("X-CloudSight-CreditBalance", account.faults.credit_header or str(account.balance()))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             if close:
@@ -424,7 +435,10 @@ class Emulator:
         server_errors_injected, rate_limited, dropped, outage_errors (requests
         answered by an injected outage), lost_answers (accepted and charged
         submissions whose answer was then lost; by kind in
-        lost_answers_by_kind), max_concurrent_submissions (most submissions
+        lost_answers_by_kind), repeated_tokens (accepted and charged submissions
+        answered with the previous one's token), redirected (requests answered by
+        the redirect fault), unrouted (requests to no known path, e.g. a token
+        that walked out of /images), max_concurrent_submissions (most submissions
         being answered at one moment), in_retry_after_window
         (requests arriving while the one account-wide window announced by a
         sent 429 is open, less its first Faults.in_flight_grace (0.1 s by default), when requests

@@ -56,7 +56,17 @@ from tagger.ledger.similarity import DONOR_FILE, SimilarQueries
 from tagger.ledger.states import SETTLED_STATUS, FileState, Job, JobState, file_status
 from tagger.ledger.writes import WriteQueries
 
-__all__ = ["Ledger", "JobState", "FileState", "Job", "SETTLED_STATUS", "file_status", "under_roots"]
+__all__ = ["Ledger", "TokenHeld", "JobState", "FileState", "Job", "SETTLED_STATUS", "file_status", "under_roots"]
+
+
+class TokenHeld(Exception):
+    """The service handed a job a token another job already holds; nothing was recorded."""
+
+    def __init__(self, job_id: int, holder: int) -> None:
+        super().__init__(f"job {job_id}: its token is already job {holder}'s")
+        self.job_id = job_id
+        self.holder = holder
+
 
 log = logging.getLogger("tagger.ledger")
 
@@ -90,7 +100,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
         self._journal: TokenJournal | None = None
         self._run_id: int | None = None  # the run being recorded (start_run): each token counts its credit there
         #: Tokens answered while the ledger could not record them (also in the journal, when it could take them).
-        self.unrecorded: list[dict] = []
+        self.unrecorded: list[dict[str, Any]] = []
         try:
             if self.path != ":memory:":
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -595,9 +605,14 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
 
         When the ledger cannot be written, the token goes to the journal (and
         ``unrecorded``) before the ``LedgerWriteError`` is raised: it is never lost.
+        Raises ``TokenHeld`` (recording nothing) when another job holds that token already.
         """
         try:
             with self.transaction() as c:
+                # Checked in the same transaction as the write: two threads handed one token cannot both record it.
+                holder = c.execute("SELECT id FROM jobs WHERE token = ? AND id != ?", (token, job_id)).fetchone()
+                if holder is not None:
+                    raise TokenHeld(job_id, holder[0])
                 lost = c.execute("SELECT lost_answer FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 c.execute(_RECORD_TOKEN, (token, status, self._clock(), job_id))
                 c.execute(_COUNT_CREDIT, (self._run_id,))
@@ -639,6 +654,11 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
                 (error, job_id),
             )
             return bool(lost and lost[0])
+
+    def note_error(self, job_id: int, error: str) -> None:
+        """Why a job still waits (an invalid answer to a poll): shown by `status`, the job's state unchanged."""
+        with self.transaction() as c:
+            c.execute("UPDATE jobs SET last_error = ? WHERE id = ?", (error, job_id))
 
     def requeue(self, job_id: int, error: str) -> None:
         """Transient trouble (or no token to poll): back to the queue; the reason stays for `status`."""

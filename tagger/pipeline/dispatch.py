@@ -21,6 +21,16 @@ duplicate), or held for ``tagger retry --ambiguous`` when
 back in the queue for the next run; only the service refusing the request
 as invalid fails it. Polls and reposts are free and always retried.
 
+Answers are validated by the client (``cs.AnswerError``) and never believed
+otherwise. A submission answered without a usable token, or with a token
+another job already holds, was maybe charged and cannot be polled: the job
+fails with that reason (``tagger retry --failed`` sends it again), never
+resent in a loop. An invalid answer to a poll is the service's fault: the
+token is kept and polled again, and a job whose answers are still invalid
+at its deadline fails with the reason. Each is counted in
+``Tally.invalid_answers``. A redirect is never followed: it stops the run
+(exit status 3) with where it pointed, tokens kept and jobs queued.
+
 Stopping (``stop`` set, e.g. by SIGINT/SIGTERM): no POST leaves after it,
 preparations in progress are cut off (their jobs stay queued), answers of
 POSTs already sent are awaited for at most ``stop_grace`` seconds and
@@ -49,7 +59,7 @@ from tagger.client import cloudsight as cs
 from tagger.client.pacing import InFlightLimit, RateLimiter
 from tagger.client.retry import RateGate, RetryAfterTooLong, RetryPolicy, call
 from tagger.errors import LedgerWriteError
-from tagger.ledger.store import Job, JobState, Ledger
+from tagger.ledger.store import Job, JobState, Ledger, TokenHeld
 from tagger.pipeline.intake import WAIT, Intake, NewFile, Stream
 from tagger.pipeline.latency import LatencyModel
 from tagger.pipeline.schedule import Entry, Schedule
@@ -154,6 +164,7 @@ class Tally:
     held: int = 0  # jobs whose answer was lost, kept for `tagger retry --ambiguous`
     reused: int = 0  # jobs that share a similar photo's caption instead of being sent
     shared: int = 0  # jobs settled with an answer another machine paid for (the shared store)
+    invalid_answers: int = 0  # answers refused by validation (a bad token, a field of the wrong type, a held token)
     stopped: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -563,13 +574,26 @@ class Dispatcher:
                 self._stop_reason = f"the service is not taking requests ({exc.description})"
                 self._stop.set()
             elif self._failures >= self.options.stop_after_failures and not self._stop.is_set():
-                self._stop_reason = f"the service was unreachable ({exc.description})"
+                trouble = "kept answering invalid data" if isinstance(exc, cs.AnswerError) else "was unreachable"
+                self._stop_reason = f"the service {trouble} ({exc.description})"
                 self._stop.set()
         log.warning("%s: %s", what, exc.description)
+
+    def _invalid(self) -> None:
+        with self._lock:
+            self.tally.invalid_answers += 1
 
     def _refused(self, exc: cs.AuthError) -> None:
         self._stop_reason = "the service refused the credentials; check the API key and secret"
         self._stop.set()
+
+    def _redirected(self, exc: cs.Redirected) -> None:
+        """A redirect is never followed: the run stops and says where it pointed."""
+        with self._lock:
+            if not self._stop.is_set():
+                self._stop_reason = exc.description
+                self._stop.set()
+        log.warning("%s", exc.description)
 
     def _call(self, fn: Callable[[], T], retry_if: Callable[[BaseException], bool] | None = None) -> T:
         """One request through the rate limit, the 429 gate and the retry policy."""
@@ -718,6 +742,8 @@ class Dispatcher:
 
         def may_resend(exc: BaseException) -> bool:
             nonlocal resends
+            if isinstance(exc, cs.AnswerError):
+                return False  # answered, just not usefully: sending again would pay again, for the same answer
             if not getattr(exc, "ambiguous", False):
                 return True  # surely not received: free to retry
             if resends < 1 or not self._reserve_credit():
@@ -737,6 +763,18 @@ class Dispatcher:
         except cs.ValidationError as exc:
             self.ledger.fail(job.id, exc.description)  # the service refused the request as invalid: for good
             return _Settled(job.id, JobState.FAILED)
+        except cs.Redirected as exc:
+            self.ledger.requeue(job.id, exc.description)  # nothing was sent to where it pointed
+            self._redirected(exc)
+            return None
+        except cs.AnswerError as exc:
+            self._invalid()
+            self._transient_spent("submit", exc)
+            if exc.token is None:
+                # Maybe charged, and no token to poll: failed with the reason, never resent in a loop.
+                self.ledger.fail(job.id, exc.reason, maybe_charged=True)
+                return _Settled(job.id, JobState.FAILED)
+            answer = {"token": exc.token}  # the token is sound, the rest of the answer is not believed
         except cs.APIError as exc:
             # An outage, a 429 episode, a lost answer: never a failed file. The next run sends it.
             self._transient_spent("submit", exc)
@@ -747,12 +785,17 @@ class Dispatcher:
             else:
                 self.ledger.requeue(job.id, exc.description)
             return None
-        token = answer.get("token")
-        if not token:
-            self.ledger.fail(job.id, "the service answered without a token", maybe_charged=True)
+        token = answer["token"]  # validated by the client
+        try:
+            if self.ledger.record_token(job.id, token, answer.get("status")):
+                self._possible_duplicate()
+        except TokenHeld as exc:
+            # Two uploads, one token: the holder keeps it; this upload was charged and has nothing to poll.
+            self._invalid()
+            reason = f"the service gave this upload a token the ledger already holds for job {exc.holder}"
+            log.warning("job %d: %s", job.id, reason)
+            self.ledger.fail(job.id, reason, maybe_charged=True)
             return _Settled(job.id, JobState.FAILED)
-        if self.ledger.record_token(job.id, token, answer.get("status")):
-            self._possible_duplicate()
         if self.sharing is not None:
             self.sharing.token(job, token)
         self._ok()
@@ -765,11 +808,22 @@ class Dispatcher:
     def _for_token(self, what: str, entry: Entry, fn: Callable[[], T]) -> T | _Again:
         """A call about a token; on failure the token waits for a later poll (it is never lost)."""
         try:
-            return self._call(fn)
+            # An invalid answer is not retried at once: the schedule asks again a poll interval later.
+            return self._call(fn, retry_if=lambda exc: not isinstance(exc, cs.AnswerError))
         except _Halted:
             return _Again(entry)  # the run is stopping; the token stays in the ledger
         except cs.AuthError as exc:
             self._refused(exc)
+        except cs.Redirected as exc:
+            self._redirected(exc)
+        except cs.AnswerError as exc:
+            self._invalid()
+            if what == "repost":
+                raise  # the caller decides: a repost's answer is never read
+            if self.clock() >= entry.deadline:
+                raise  # still no valid answer at the deadline: the caller fails the job with the reason
+            self.ledger.note_error(entry.job_id, exc.reason)
+            self._transient_spent(what, exc)
         except cs.APIError as exc:
             if what == "repost" and not exc.retryable:
                 raise  # the service refused the repost (any 4xx): the caller settles the job as it stands
@@ -782,6 +836,11 @@ class Dispatcher:
     def _poll(self, entry: Entry) -> object:
         try:
             answer = self._for_token("poll", entry, lambda: self.api.image_response(entry.token))
+        except cs.AnswerError as exc:
+            log.warning("token %s: %s; recorded as failed", entry.token, exc.description)
+            self.latency.forget(entry.job_id)
+            self.ledger.fail(entry.job_id, exc.reason, maybe_charged=True)
+            return _Settled(entry.job_id, JobState.FAILED)
         except cs.APIError:
             return self._expire(entry, {})
         if isinstance(answer, _Again):
@@ -841,6 +900,10 @@ class Dispatcher:
     def _repost(self, entry: Entry, answer: dict) -> object:
         try:
             again = self._for_token("repost", entry, lambda: self.api.repost(entry.token))
+        except cs.AnswerError as exc:
+            # The service took the repost (2xx) and answered something unreadable; its body is never used.
+            log.warning("token %s: %s", entry.token, exc.description)
+            again = None
         except cs.APIError:
             # Refused (any 4xx): the job ends as the service last gave it; a timeout says why it was not reposted.
             if answer.get("status") == cs.STATUS_SKIPPED:

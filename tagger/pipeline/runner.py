@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from tagger.client import cloudsight as cs
 from tagger.client.deadline import use_deadline
 from tagger.client.retry import RetryPolicy
-from tagger.config import Config
+from tagger.config import Config, check_secret
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
 from tagger.keywords.stored import keyword_rules, warm_up
 from tagger.ledger.keys import normal_endpoint, normal_locale
@@ -32,6 +32,7 @@ from tagger.pipeline.sharing import Sharing
 from tagger.pipeline.similar import predict
 from tagger.pipeline.urls import url_key
 from tagger.prepare.normalise import Cancelled, PrepareOptions, Preparer
+from tagger.redact import remember
 from tagger.shared import StoreDown, open_store
 from tagger.shared.base import FileRow
 from tagger.sidecars.adopt import adopt_file, adopt_from_sidecars, preview_adoption
@@ -70,7 +71,10 @@ def make_api(config: Config, base_url: str | None = None) -> cs.API:
             "no API key: pass --api-key, set CLOUDSIGHT_API_KEY, put api_key in the config file, "
             "or use --emulator to try tagger offline"
         )
-    auth = cs.OAuth(config.api_key, config.api_secret) if config.api_secret else cs.SimpleAuth(config.api_key)
+    key = check_secret("api_key", config.api_key, "the settings")
+    secret = check_secret("api_secret", config.api_secret, "the settings")
+    remember(key, secret)
+    auth = cs.OAuth(key, secret) if secret else cs.SimpleAuth(key)
     api = cs.API(
         auth,
         base_url=base_url or config.endpoint,

@@ -1,0 +1,56 @@
+"""One redaction of the configured secrets, for every message a user sees (the CLI's lines, logging).
+
+The API key and secret are remembered when the settings are read
+(``tagger.config``); ``redact`` replaces each of them, and the escaped
+forms a ``repr`` or a traceback shows, with ``***``. The HTTP client
+keeps its own credentials out of its errors' descriptions (it imports
+nothing of tagger), so what it hands the ledger never holds them either.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+__all__ = ["remember", "redact", "RedactFilter", "MASK"]
+
+MASK = "***"
+# Shorter values are not secrets worth a mask, and masking them would garble ordinary words.
+_SHORTEST = 4
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+
+def remember(*secrets: str) -> None:
+    """Add configured secrets (empty or very short values are ignored)."""
+    with _lock:
+        for secret in secrets:
+            if not secret or len(secret) < _SHORTEST:
+                continue
+            _secrets.add(secret)
+            # As a repr, an exception's args or bytes in a traceback would show it.
+            _secrets.add(secret.encode("unicode_escape").decode("ascii"))
+            _secrets.add(repr(secret)[1:-1])
+            _secrets.add(repr(secret.encode("utf-8", "backslashreplace"))[2:-1])
+
+
+def redact(text: str) -> str:
+    """``text`` with every remembered secret replaced by ``***`` (the longest first)."""
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class RedactFilter(logging.Filter):
+    """A logging filter that redacts each record's message (its arguments merged in first)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact and keep the record."""
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        return True
