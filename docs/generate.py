@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from tagger.cli import cli
-from tagger.config import ENV, SECTIONS, Config
+from tagger.config import ALIASES, ENV, SECTIONS, Config
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent / "config.example.toml"
@@ -137,11 +137,12 @@ def configuration_md() -> str:
     for section, keys in SECTIONS.items():
         out += [f"## `[{section}]`", "", "| key | default | meaning |", "| --- | --- | --- |"]
         for key in keys:
+            setting = ALIASES.get((section, key)) or key  # [shared] url is the setting shared_url
             meaning = comments.get(key, "").replace("|", "\\|")
-            if key in env:
-                meaning += f" Environment: `{env[key]}`."
-            kind = str(types[key]).replace("|", "or")
-            out.append(f"| `{key}` ({kind}) | `{_toml_value(getattr(defaults, key))}` | {meaning.strip()} |")
+            if setting in env:
+                meaning += f" Environment: `{env[setting]}`."
+            kind = str(types[setting]).replace("|", "or")
+            out.append(f"| `{key}` ({kind}) | `{_toml_value(getattr(defaults, setting))}` | {meaning.strip()} |")
         out.append("")
     return "\n".join(out)
 
