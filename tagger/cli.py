@@ -130,7 +130,14 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @click.option("--max-credits", type=int, help="Stop submitting after this many new submissions (exit 3).")
 @click.option("--emulator", is_flag=True, help="Use a CloudSight emulator started in-process (offline trial).")
 @click.option("--emulator-latency", default="0.2-0.5", show_default=True, help="With --emulator: seconds per job, A-B.")
+@click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    help="Leave out files and folders matching this gitignore-style pattern (repeatable; adds to [scan] exclude).",
+)
 @click.option("--dry-run", is_flag=True, help="Print what the run would do and spend; send nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask before spending more than confirm_above credits.")
 @click.option("--quiet", is_flag=True, help="Print only a one-line summary (for cron).")
 @click.pass_context
 def run(
@@ -145,6 +152,8 @@ def run(
     csv_path: str | None,
     no_sidecars: bool,
     rewrite_sidecars: bool,
+    excludes: tuple[str, ...],
+    yes: bool,
     **flags: Any,
 ) -> None:
     """Caption every image under PATHS, or listed by --urls (resumes; skips what is done).
@@ -166,27 +175,20 @@ def run(
 
     _setup_logging(quiet, ctx.obj["debug"])
     if not paths and not urls_file:
-        raise UsageError("say what to caption: one or more folders, or --urls FILE")
+        raise UsageError("say what to caption: one or more folders or photos, or --urls FILE")
     urls = read_urls(os.path.expanduser(urls_file)) if urls_file else []
     paths = tuple(os.path.expanduser(p) for p in paths)
     flags["csv"] = csv_path
     if no_sidecars:
         flags["sidecars"] = False
-    config = _config(ctx, flags)
-    if config.csv == "-":
-        raise UsageError(
-            "--csv -: a run prints its summary on standard output; give a file, "
-            "or write the CSV with `tagger export --csv -`"
-        )
+    config, latency = _checked_run_config(ctx, flags, paths, max_credits, dry_run, emulator, emulator_latency)
+    if excludes:
+        config = config.replace(exclude=config.exclude + excludes)
     with_emulator = None
     endpoint_id = None
     if emulator:
-        from tagger.emulator import Emulator, parse_latency
+        from tagger.emulator import Emulator
 
-        try:
-            latency = parse_latency(emulator_latency)
-        except ValueError as exc:
-            raise UsageError(f"--emulator-latency: {exc}") from None
         with_emulator = Emulator(latency=latency).start()
         config = config.replace(api_key=with_emulator.key, api_secret=with_emulator.secret, endpoint=with_emulator.url)
         if flags.get("first_poll_delay") is None and not _configured(ctx, "first_poll_delay"):
@@ -234,12 +236,48 @@ def run(
     ctx.exit(result.exit_code)
 
 
+def _checked_run_config(
+    ctx: click.Context,
+    flags: dict[str, Any],
+    paths: tuple[str, ...],
+    max_credits: int | None,
+    dry_run: bool,
+    emulator: bool,
+    emulator_latency: str,
+) -> tuple[Config, tuple[float, float]]:
+    """The run's settings, once every option, setting, path and file it needs is checked: all problems at once."""
+    from tagger.pipeline.preflight import check_paths, check_run, raise_problems
+
+    problems: list[str] = []
+    latency = (0.0, 0.0)
+    if emulator:
+        from tagger.emulator import parse_latency
+
+        try:
+            latency = parse_latency(emulator_latency)
+        except ValueError as exc:
+            problems.append(f"--emulator-latency: {exc}")
+    try:
+        config = _config(ctx, flags)
+    except UsageError as exc:  # the settings are unusable: what can be checked without them still is
+        problems[:0] = getattr(exc, "problems", [str(exc)])
+        problems += check_paths(paths)
+        if max_credits is not None and max_credits < 0:
+            problems.append(f"--max-credits must be 0 or more, not {max_credits}")
+        raise_problems(problems)
+        raise
+    problems += check_run(config, paths, max_credits=max_credits, dry_run=dry_run, need_key=not emulator)
+    raise_problems(problems)
+    return config, latency
+
+
 def _plan_words(p: Any) -> str:
     """What the plan found, in the words both the dry run and the real run print (a move is not also missing)."""
     return (
         f"plan: {p.new} new, {p.changed} changed, {p.moved} moved, {p.copied} copied, {p.missing} missing, "
         f"{p.unchanged} unchanged, {p.unreadable} unreadable, {p.paired} RAW captioned from their JPEG, "
         f"{p.adopted} adopted from their sidecars"
+        + (f", {p.excluded} left out by exclude patterns" if p.excluded else "")
     )
 
 

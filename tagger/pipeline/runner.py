@@ -21,6 +21,7 @@ from tagger.keywords.stored import keyword_rules, warm_up
 from tagger.ledger.keys import normal_endpoint, normal_locale
 from tagger.ledger.store import JobState, Ledger
 from tagger.pipeline.dispatch import INTERRUPTED, Dispatcher, DispatchOptions, Tally
+from tagger.pipeline.excludes import Excludes
 from tagger.pipeline.intake import Intake, Stream
 from tagger.pipeline.plan import Plan, StreamingPlan, plan
 from tagger.pipeline.progress import Progress
@@ -136,6 +137,8 @@ def run(
     rules = keyword_rules(config.vocabulary, config.unmapped, config.locale, config.keyword_parent)
     progress = progress or Progress(enabled=False)
     broots = [os.path.abspath(os.fsencode(p)) for p in paths]
+    # What no one wants captioned (NAS thumbnails, trash), the user's patterns, tagger's own sidecar folder.
+    excludes = Excludes(config.exclude, own_folders=(config.sidecar_dir,) if config.sidecar_dir else ())
     with ExitStack() as stack:
         ledger = stack.enter_context(
             Ledger(
@@ -193,7 +196,13 @@ def run(
         if dry_run:
             try:
                 result.plan = plan(
-                    ledger, paths, endpoint, dry_run=True, hash_workers=config.workers, on_folder=scanned
+                    ledger,
+                    paths,
+                    endpoint,
+                    dry_run=True,
+                    hash_workers=config.workers,
+                    on_folder=scanned,
+                    excludes=excludes,
                 )
             except _Stopped:
                 progress.close()
@@ -242,7 +251,7 @@ def run(
             ),
         )
         planning = StreamingPlan(
-            ledger, paths, endpoint, stream, hash_workers=config.workers, on_folder=scanned
+            ledger, paths, endpoint, stream, hash_workers=config.workers, on_folder=scanned, excludes=excludes
         ).start()
         queue: dict[str, int] = {}
 
