@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -278,6 +278,27 @@ def _plan_words(p: Any) -> str:
         f"{p.unchanged} unchanged, {p.unreadable} unreadable, {p.paired} RAW captioned from their JPEG, "
         f"{p.adopted} adopted from their sidecars"
         + (f", {p.excluded} left out by exclude patterns" if p.excluded else "")
+        + (f", {_count(p.known_failures, 'known failure')}" if p.known_failures else "")
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 row``, ``2 rows``: plain English."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _known_failures(result: Any) -> str:
+    """The summary's words for files that failed before and are unchanged: named, not counted as new trouble."""
+    known = result.known_failures
+    if not known:
+        return ""
+    from tagger.display import display
+
+    names = ", ".join(f"{display(os.path.join(f.dir, f.name))} ({f.reason or 'failed'})" for f in known[:10])
+    more = f" and {len(known) - 10} more" if len(known) > 10 else ""
+    return (
+        f"; {_count(len(known), 'known failure')} (failed before, unchanged since; `tagger status` lists them, "
+        f"a changed file is tried again): {names}{more}"
     )
 
 
@@ -310,7 +331,7 @@ def _summary(result: Any, quiet: bool) -> None:
     t, p, c = result.tally, result.plan, result.counts
     line = (
         f"new {p.new + p.changed}, submitted {t.submitted}, captioned {t.completed}, skipped {t.skipped}, "
-        f"timeout {t.timeout}, failed {c.get('failed', 0)}, credits {t.submitted}"
+        f"timeout {t.timeout}, failed {len(result.new_failures)}, credits {t.submitted}"
     )
     if result.credit_balance is not None:
         line += f" (balance {result.credit_balance})"
@@ -322,6 +343,7 @@ def _summary(result: Any, quiet: bool) -> None:
         )
     if t.held:
         line += f"; {t.held} held after a lost answer (`tagger retry --ambiguous` sends them again)"
+    line += _known_failures(result)
     if result.stopped:
         line += f"; stopped: {result.stopped}"
     click.echo(line)
@@ -342,10 +364,19 @@ def _summary(result: Any, quiet: bool) -> None:
 @click.pass_context
 def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
     """Count files by status, and failures and skips by reason. Costs nothing (reads the ledger)."""
+    from tagger.display import display
+    from tagger.ledger.attention import failing_files
+
     config = _config(ctx, {"ledger": ledger})
     with _open_ledger(config) as db:
         summary = db.summary()
+        failing = sorted(failing_files(db).values(), key=lambda f: (f.dir, f.name))
+        orphans = _orphans(db)
     if as_json:
+        summary["failed_files"] = [
+            {"path": display(os.path.join(f.dir, f.name)), "reason": f.reason, "sent": f.sent} for f in failing
+        ]
+        summary["orphaned_sidecars"] = [display(p) for p in orphans]
         click.echo(json.dumps(summary, sort_keys=True))
         return
     held = f", {summary['held']} of them held" if summary["held"] else ""
@@ -360,6 +391,35 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
     )
     for reason, n in sorted(summary["reasons"].items(), key=lambda kv: -kv[1]):
         click.echo(f"  {n:6d}  {reason}")
+    if failing:
+        click.echo(
+            f"failed files ({len(failing)}; a run tries one again once it changes, "
+            "or after `tagger retry --failed`; a run counts them as known failures, not new trouble):"
+        )
+        for f in failing[:_LISTED]:
+            click.echo(f"  {display(os.path.join(f.dir, f.name))}: {f.reason or 'failed'}")
+        if len(failing) > _LISTED:
+            click.echo(f"  ... and {len(failing) - _LISTED} more (`tagger status --json` lists every one)")
+    if orphans:
+        click.echo(
+            f"sidecars left behind ({len(orphans)}; tagger wrote them, their photo is gone: moved, renamed or "
+            "deleted; `tagger strip --orphans` removes what tagger added):"
+        )
+        for path in orphans[:_LISTED]:
+            click.echo(f"  {display(path)}")
+        if len(orphans) > _LISTED:
+            click.echo(f"  ... and {len(orphans) - _LISTED} more (`tagger status --json` lists every one)")
+
+
+#: At most this many paths per list in `tagger status` (--json lists all).
+_LISTED = 50
+
+
+def _orphans(db: Ledger) -> list[bytes]:
+    """Sidecars tagger wrote whose photo is gone, that are still on disk."""
+    from tagger.ledger.attention import orphaned_sidecars
+
+    return [p for p in orphaned_sidecars(db) if os.path.isfile(p)]
 
 
 @cli.command()
@@ -761,36 +821,45 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="tagger", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(EXIT_USAGE)
+        _exit(EXIT_USAGE)
     except click.exceptions.Abort:
         click.echo("tagger: interrupted; run the same command again to resume", err=True)
-        sys.exit(EXIT_STOPPED)
+        _exit(EXIT_STOPPED)
     except KeyboardInterrupt:
         click.echo("tagger: interrupted; run the same command again to resume", err=True)
-        sys.exit(EXIT_STOPPED)
+        _exit(EXIT_STOPPED)
     except TaggerError as exc:
         if debug:
             traceback.print_exc()
         click.echo(f"tagger: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except cs.APIError as exc:
         if debug:
             traceback.print_exc()
         click.echo(f"tagger: {exc.description}", err=True)
-        sys.exit(EXIT_STOPPED)
+        _exit(EXIT_STOPPED)
     except OSError as exc:
         if debug:
             traceback.print_exc()
         click.echo(f"tagger: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+        _exit(EXIT_USAGE)
     except Exception as exc:  # a bug: still a sentence, and the ledger lets a re-run resume
         if debug:
             traceback.print_exc()
         click.echo(
             f"tagger: internal error ({type(exc).__name__}: {exc}); run again with --debug and report it", err=True
         )
-        sys.exit(EXIT_STOPPED)
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+        _exit(EXIT_STOPPED)
+    _exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _exit(code: int) -> NoReturn:
+    """Exit with ``code``; a process a signal stopped skips Python's finalization (see ``exit_after_signal``)."""
+    from tagger.stopping import exit_after_signal, signalled
+
+    if signalled():  # another signal while the interpreter exits must not end it by the signal (130)
+        exit_after_signal(code)
+    sys.exit(code)

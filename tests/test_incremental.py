@@ -113,6 +113,8 @@ def test_every_kind_of_change_in_one_run(emulator, tmp_path):
         unreadable=0,
         paired=0,
         adopted=0,
+        excluded=0,
+        known_failures=0,
         credits=2,
         similar=0,
     )
@@ -182,6 +184,8 @@ def test_every_kind_of_change_in_one_run(emulator, tmp_path):
         unreadable=0,
         paired=0,
         adopted=0,
+        excluded=0,
+        known_failures=0,
         credits=0,
         similar=0,
     )
@@ -210,6 +214,8 @@ def test_a_copy_of_a_file_new_in_the_same_run_costs_one_credit(tmp_path):
         unreadable=0,
         paired=0,
         adopted=0,
+        excluded=0,
+        known_failures=0,
         credits=2,
         similar=0,
     )
@@ -237,6 +243,8 @@ def test_a_vanished_folder_is_missing_and_its_moved_files_are_moves(tmp_path):
         unreadable=0,
         paired=0,
         adopted=0,
+        excluded=0,
+        known_failures=0,
         credits=2,
         similar=0,
     )
@@ -269,6 +277,8 @@ def test_a_file_back_where_it_was_is_active_again_without_a_submission(tmp_path)
         unreadable=0,
         paired=0,
         adopted=0,
+        excluded=0,
+        known_failures=0,
         credits=1,
         similar=0,
     )

@@ -69,6 +69,7 @@ class Plan:
     similar: int = 0  # contents that would share a similar photo's caption (dry run; counted by decoding them)
     adopted: int = 0  # files whose caption was taken from their sidecar (a lost ledger): no credit
     excluded: int = 0  # folders and files left out by exclude patterns (a folder counts once)
+    known_failures: int = 0  # failed in an earlier run, unchanged since: not tried again, not counted as new trouble
     # Hashes of files that are new at their path but whose content the ledger knew.
     _known_new: dict[str, int] = field(default_factory=dict, repr=False)
     # Dry run: (content hash, a file holding it) of each submission counted in ``credits``, in claim order.

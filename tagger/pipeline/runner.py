@@ -18,6 +18,7 @@ from tagger.client.retry import RetryPolicy
 from tagger.config import Config
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
 from tagger.keywords.stored import keyword_rules, warm_up
+from tagger.ledger.attention import Failing, failing_files
 from tagger.ledger.keys import normal_endpoint, normal_locale
 from tagger.ledger.store import JobState, Ledger
 from tagger.pipeline.dispatch import INTERRUPTED, Dispatcher, DispatchOptions, Tally
@@ -54,6 +55,9 @@ class RunResult:
     stopped: str | None = None
     counts: dict = field(default_factory=dict)
     dry_run: bool = False
+    # Failed in an earlier run and unchanged since: named, not counted again (a nightly job can go green).
+    known_failures: list[Failing] = field(default_factory=list)
+    new_failures: list[Failing] = field(default_factory=list)  # failed in this run: exit status 1
 
 
 def make_api(config: Config, base_url: str | None = None) -> cs.API:
@@ -101,6 +105,25 @@ def _add_urls(ledger: Ledger, urls: Sequence[str], endpoint: str, dry_run: bool)
     states = [ledger.job_state(key, endpoint) for key in {key for _, key in pairs}]
     # A URL with no job yet, or with one still queued, costs one credit.
     return states.count(None), sum(1 for state in states if state in (None, "queued", "submitting"))
+
+
+def _failures(before: dict[int, Failing], after: dict[int, Failing]) -> tuple[list[Failing], list[Failing]]:
+    """(known, new): a file failed before this run, unchanged and failing still, is known; any other failure is new."""
+    known, new = [], []
+    for file_id, now in after.items():
+        then = before.get(file_id)
+        same = then is not None and (then.size, then.mtime_ns) == (now.size, now.mtime_ns)
+        (known if same else new).append(now)
+    return known, new
+
+
+def _unchanged_on_disk(failing: Failing) -> bool:
+    """Whether a failed file is still as it was when it failed (a dry run's stand-in for the run's own comparison)."""
+    try:
+        st = os.stat(os.path.join(failing.dir, failing.name))
+    except OSError:
+        return failing.stage == "read"  # still unreadable
+    return (st.st_size, st.st_mtime_ns) == (failing.size, failing.mtime_ns)
 
 
 class _Stopped(Exception):
@@ -151,6 +174,7 @@ def run(
         api = api or stack.enter_context(make_api(config))
         endpoint = normal_endpoint(endpoint_id or api.base_url)
         result = RunResult(plan=Plan(), dry_run=dry_run)
+        failing_before = failing_files(ledger, broots)
         if not dry_run:
             if endpoint == EMULATOR_ENDPOINT:
                 # An in-process emulator starts empty: tokens of an interrupted run died with the last one.
@@ -220,6 +244,9 @@ def run(
                 result.plan.similar = forecast.similar
                 result.plan.credits -= forecast.similar + forecast.unpreparable
             result.plan.credits += remote_credits - len(adopted)
+            result.plan.unreadable += forecast.unpreparable if config.reuse_similar and to_decode else 0
+            result.known_failures = [f for f in failing_before.values() if _unchanged_on_disk(f)]
+            result.plan.known_failures = len(result.known_failures)
             result.credit_balance = ledger.last_balance(endpoint)
             return result
         run_id = ledger.start_run(endpoint)
@@ -329,13 +356,17 @@ def run(
                 result.csv_rows = export(ledger)
             result.credit_balance = api.credit_balance
             result.counts = ledger.summary(broots, remote=bool(urls))
+            result.known_failures, result.new_failures = _failures(failing_before, failing_files(ledger, broots))
+            result.plan.known_failures = len(result.known_failures)
+            # Not an image, empty, truncated: found out while preparing (the plan had them as new or changed).
+            result.plan.unreadable += sum(1 for f in result.new_failures if f.stage == "prepare")
             if interrupted:
                 exit_code = EXIT_STOPPED
                 result.stopped = INTERRUPTED
             elif result.counts["pending"]:
                 exit_code = EXIT_STOPPED
                 result.stopped = result.tally.stopped or _pending_sentence(result.counts)
-            elif result.counts["failed"] or (config.sidecars and result.counts["unwritten"]):
+            elif result.new_failures or (config.sidecars and result.counts["unwritten"]):
                 exit_code = EXIT_SOME_FAILED
             else:
                 exit_code = EXIT_OK
