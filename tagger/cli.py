@@ -605,25 +605,56 @@ def unmapped(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-def strip(paths: tuple[str, ...]) -> None:
-    """Remove from sidecars exactly what tagger added, nothing else. Costs nothing (local files only)."""
+@config_option
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--dry-run", is_flag=True, help="List what would be deleted or updated; change nothing.")
+@click.option(
+    "--orphans",
+    is_flag=True,
+    help="Strip the sidecars tagger wrote for photos now gone (moved, renamed, deleted): under PATHS, or all.",
+)
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file (with --orphans).")
+@click.pass_context
+def strip(ctx: click.Context, paths: tuple[str, ...], dry_run: bool, orphans: bool, ledger: str | None) -> None:
+    """Remove from sidecars exactly what tagger added, nothing else. Costs nothing (local files only).
+
+    PATHS are folders, sidecars, or photos (a photo's own sidecars). A
+    sidecar tagger created and nothing else uses is deleted.
+    """
+    from tagger.display import display
+    from tagger.sidecars.stripping import preview_strip, sidecars_for
     from tagger.sidecars.write import SidecarError, strip_sidecar
 
+    if not paths and not orphans:
+        raise UsageError("say what to strip: one or more folders, sidecars or photos, or --orphans")
+    if orphans:
+        config = _config(ctx, {"ledger": ledger})
+        roots = [os.path.abspath(os.fsencode(os.path.expanduser(p))) for p in paths] or None
+        with _open_ledger(config) as db:
+            targets = [os.fsdecode(p) for p in _orphans(db) if roots is None or _under(p, roots)]
+    else:
+        targets = list(sidecars_for(paths))
     counts: dict[str, int] = {}
     errors = 0
-    for path in paths:
-        for sidecar in _sidecars_under(path):
-            try:
-                outcome = strip_sidecar(sidecar)
-            except SidecarError as exc:
-                click.echo(f"tagger: {exc}", err=True)
-                errors += 1
-                continue
-            counts[outcome] = counts.get(outcome, 0) + 1
-    click.echo(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no sidecars found")
+    for sidecar in targets:
+        try:
+            outcome = preview_strip(sidecar) if dry_run else strip_sidecar(sidecar)
+        except SidecarError as exc:
+            click.echo(f"tagger: {exc}", err=True)
+            errors += 1
+            continue
+        counts[outcome] = counts.get(outcome, 0) + 1
+        if dry_run and outcome in ("deleted", "updated"):
+            click.echo(f"would be {outcome}: {display(sidecar)}")
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no sidecars found"
+    click.echo(f"dry run, nothing changed: {summary}" if dry_run else summary)
     if errors:
-        sys.exit(1)
+        _exit(1)
+
+
+def _under(path: bytes, roots: list[bytes]) -> bool:
+    """Whether ``path`` is one of ``roots`` or inside one."""
+    return any(path == root or path.startswith(root.rstrip(b"/") + b"/") for root in roots)
 
 
 @cli.command()
@@ -703,17 +734,6 @@ def _photos_under(paths: tuple[str, ...]):
         for folder, dirs, files in os.walk(path):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             yield from ((os.path.join(folder, name), path) for name in sorted(files) if is_image_name(name))
-
-
-def _sidecars_under(path: str):
-    if os.path.isfile(path):
-        yield path
-        return
-    for folder, dirs, files in os.walk(path):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            if name.lower().endswith(".xmp"):
-                yield os.path.join(folder, name)
 
 
 @cli.command()
