@@ -198,6 +198,8 @@ def run(
     try:
         api = None if dry_run and not config.api_key else make_api(config)
         export = _csv_exporter(config) if config.csv else None
+        if not dry_run and not yes and _on_a_terminal():
+            _confirm_spending(ctx, config, paths, urls, api or _offline_api(config), endpoint_id)
         with StopOnSignals(STOP_GRACE) as stopping:
             result = run_pipeline(
                 config,
@@ -223,8 +225,8 @@ def run(
     if dry_run:
         click.echo(
             _plan_words(result.plan)
-            + f"; {result.plan.credits} credit(s) would be spent"
-            + f", {result.plan.similar} similar to a captioned photo (its caption reused, no credit)"
+            + f"; {_spending(result.plan, config)}"
+            + f"; {result.plan.similar} similar to a captioned photo (its caption reused, no credit)"
             + (f" (balance {result.credit_balance} at the last run)" if result.credit_balance is not None else "")
         )
         return
@@ -234,6 +236,37 @@ def run(
         click.echo(_plan_words(result.plan))  # the same counts the dry run printed
     _summary(result, quiet)
     ctx.exit(result.exit_code)
+
+
+def _on_a_terminal() -> bool:
+    """Whether someone is there to answer (cron, pipes and scripts never are)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _confirm_spending(
+    ctx: click.Context,
+    config: Config,
+    paths: tuple[str, ...],
+    urls: list[str],
+    api: cs.API,
+    endpoint_id: str | None,
+) -> None:
+    """On a terminal: count first (sends nothing); above ``confirm_above`` credits, show the plan and ask."""
+    from tagger.pipeline.runner import run as run_pipeline
+
+    preview = run_pipeline(
+        config, list(paths), api=api, endpoint_id=endpoint_id, dry_run=True, urls=urls, forecast_similar=False
+    )
+    if preview.stopped or preview.plan.credits <= config.confirm_above:
+        return
+    click.echo(_plan_words(preview.plan) + f"; {_spending(preview.plan, config, upper_bound=True)}")
+    question = (
+        f"This run may spend up to {_count(preview.plan.credits, 'credit')} (more than confirm_above = "
+        f"{config.confirm_above}). Go on?"
+    )
+    if not click.confirm(question, default=False):
+        click.echo("nothing was sent (--yes answers this question; a run without a terminal never asks)")
+        ctx.exit(EXIT_STOPPED)
 
 
 def _checked_run_config(
@@ -280,6 +313,28 @@ def _plan_words(p: Any) -> str:
         + (f", {p.excluded} left out by exclude patterns" if p.excluded else "")
         + (f", {_count(p.known_failures, 'known failure')}" if p.known_failures else "")
     )
+
+
+#: Why a credit would be spent, in the dry run's and the confirmation's words.
+_WHY = {
+    "new": "for new pictures",
+    "changed": "for changed pixels",
+    "endpoint": "for photos captioned only at another endpoint (each endpoint's captions are kept apart)",
+    "locale": "for photos captioned only in another locale",
+    "retry": "for retries (`tagger retry`, answers lost)",
+    "queued": "for jobs an earlier run queued and did not send",
+    "url": "for remote images (--urls)",
+}
+
+
+def _spending(p: Any, config: Config, *, upper_bound: bool = False) -> str:
+    """``N credits would be spent: why each`` (the reasons add up to N)."""
+    text = f"{'up to ' if upper_bound else ''}{_count(p.credits, 'credit')} would be spent"
+    if p.why:
+        text += ": " + ", ".join(f"{n} {_WHY.get(reason, reason)}" for reason, n in p.why.items())
+    if p.credits and not config.reuse_similar:
+        text += " (reuse_similar = false: a copy or resized version of a captioned photo is paid for too)"
+    return text
 
 
 def _count(n: int, noun: str) -> str:

@@ -332,4 +332,4 @@ def test_the_dry_run_and_the_real_run_print_the_same_words_and_a_move_is_not_mis
         "0 adopted from their sidecars"
     )
     assert real == words
-    assert re.fullmatch(re.escape(words) + r"; 0 credit\(s\) would be spent.*", dry)
+    assert re.fullmatch(re.escape(words) + r"; 0 credits would be spent.*", dry)

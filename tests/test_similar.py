@@ -246,12 +246,12 @@ def test_the_dry_run_says_how_many_are_similar_and_the_config_turns_reuse_off(tm
     out = CliRunner().invoke(cli, ["run", "--dry-run", "--ledger", ledger, str(tmp_path / "album")])
     assert out.exit_code == 0, out.output
     assert "13 new" in out.output and "9 similar to a captioned photo" in out.output
-    assert "4 credit(s) would be spent" in out.output
+    assert "4 credits would be spent" in out.output
     off = tmp_path / "off.toml"
     off.write_text("[run]\nreuse_similar = false\n")
     out = CliRunner().invoke(
         cli, ["--config", str(off), "run", "--dry-run", "--ledger", ledger, str(tmp_path / "album")]
     )
     assert out.exit_code == 0, out.output
-    assert "0 similar" in out.output and "13 credit(s) would be spent" in out.output
+    assert "0 similar" in out.output and "13 credits would be spent" in out.output
     assert not Path(ledger).exists()  # a dry run writes nothing

@@ -8,6 +8,7 @@ so a nightly run over a large archive pays a few index probes for them.
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple
 
 from tagger.ledger.roots import under_roots
@@ -17,7 +18,7 @@ from tagger.ledger.store import Ledger
 #: the service charges nothing for it either).
 _UNSENT = "(j.submitted_at IS NULL AND j.token IS NULL AND j.lost_answer = 0)"
 
-__all__ = ["Failing", "failing_files", "orphaned_sidecars", "failed_elsewhere", "failed_unsent"]
+__all__ = ["Failing", "failing_files", "orphaned_sidecars", "failed_elsewhere", "failed_unsent", "why_sent"]
 
 
 class Failing(NamedTuple):
@@ -93,3 +94,26 @@ def failed_unsent(ledger: Ledger, endpoint: str, roots: list[bytes] | None = Non
         [endpoint, ledger.locale, roots is None, *params],
     )
     return sent, unsent
+
+
+def why_sent(ledger: Ledger, endpoint: str, hashes: list[str]) -> dict[str, str]:
+    """Why each content would cost a credit at ``endpoint``: content hash -> one of the reasons below.
+
+    "retry" (queued again by `tagger retry`, or sent before and lost),
+    "queued" (an earlier run queued it and stopped before sending it),
+    "endpoint" (captioned at another endpoint, not this one), "locale"
+    (captioned here in another locale), "new" (the ledger has never seen it
+    captioned: a new picture or changed pixels).
+    """
+    if not hashes:
+        return {}
+    rows = ledger.query(
+        """SELECT h.value,
+                  (SELECT CASE WHEN j.submitted_at IS NOT NULL OR j.last_error IS NOT NULL THEN 'retry' ELSE 'queued' END
+                     FROM jobs j WHERE j.content_hash = h.value AND j.endpoint = ? AND j.locale = ?),
+                  EXISTS (SELECT 1 FROM jobs j WHERE j.content_hash = h.value AND j.endpoint != ? AND j.locale = ?),
+                  EXISTS (SELECT 1 FROM jobs j WHERE j.content_hash = h.value AND j.endpoint = ? AND j.locale != ?)
+           FROM json_each(?) h""",
+        [endpoint, ledger.locale, endpoint, ledger.locale, endpoint, ledger.locale, json.dumps(hashes)],
+    )
+    return {r[0]: r[1] or ("endpoint" if r[2] else "locale" if r[3] else "new") for r in rows}

@@ -69,6 +69,9 @@ class Plan:
     similar: int = 0  # contents that would share a similar photo's caption (dry run; counted by decoding them)
     adopted: int = 0  # files whose caption was taken from their sidecar (a lost ledger): no credit
     excluded: int = 0  # folders and files left out by exclude patterns (a folder counts once)
+    # Dry run: why the credits would be spent, reason -> credits ("new", "changed", "endpoint", "locale", "retry",
+    # "queued", "url"); not one of the counts above.
+    why: dict[str, int] = field(default_factory=dict, repr=False)
     known_failures: int = 0  # failed in an earlier run, unchanged since: not tried again, not counted as new trouble
     # Hashes of files that are new at their path but whose content the ledger knew.
     _known_new: dict[str, int] = field(default_factory=dict, repr=False)
@@ -79,7 +82,7 @@ class Plan:
 
     def as_dict(self) -> dict[str, int]:
         """The counts, for printing and JSON."""
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_") and k != "why"}
 
 
 _JPEG = (b".jpg", b".jpeg")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from tagger.client.retry import RetryPolicy
 from tagger.config import Config
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
 from tagger.keywords.stored import keyword_rules, warm_up
-from tagger.ledger.attention import Failing, failing_files
+from tagger.ledger.attention import Failing, failing_files, why_sent
 from tagger.ledger.keys import normal_endpoint, normal_locale
 from tagger.ledger.store import JobState, Ledger
 from tagger.pipeline.dispatch import INTERRUPTED, Dispatcher, DispatchOptions, Tally
@@ -107,6 +108,22 @@ def _add_urls(ledger: Ledger, urls: Sequence[str], endpoint: str, dry_run: bool)
     return states.count(None), sum(1 for state in states if state in (None, "queued", "submitting"))
 
 
+def _why(ledger: Ledger, endpoint: str, p: Plan, to_send: list[str], saved: int, remote: int) -> dict[str, int]:
+    """Why each credit of a dry run's plan would be spent: reason -> credits (they add up to ``p.credits``)."""
+    reasons = why_sent(ledger, endpoint, sorted(set(to_send)))
+    why: Counter[str] = Counter(reasons.get(digest, "new") for digest in to_send)
+    unknown = why.pop("new", 0)  # never captioned: the plan knows how many are changed files
+    why["changed"] = min(p.changed, unknown)
+    why["new"] = unknown - why["changed"]
+    for reason in ("new", "changed", "endpoint", "locale", "retry", "queued"):  # similar, unpreparable: no credit
+        take = min(saved, why[reason])
+        why[reason] -= take
+        saved -= take
+    why["url"] = remote
+    order = ("new", "changed", "endpoint", "locale", "retry", "queued", "url")
+    return {reason: why[reason] for reason in order if why[reason] > 0}
+
+
 def _failures(before: dict[int, Failing], after: dict[int, Failing]) -> tuple[list[Failing], list[Failing]]:
     """(known, new): a file failed before this run, unchanged and failing still, is known; any other failure is new."""
     known, new = [], []
@@ -143,6 +160,7 @@ def run(
     urls: Sequence[str] = (),
     rewrite_sidecars: bool = False,
     stop: threading.Event | None = None,
+    forecast_similar: bool = True,
 ) -> RunResult:
     """Caption every image under ``paths``; resumable, incremental.
 
@@ -151,7 +169,9 @@ def run(
     locale, never pass for another's. The run sends, writes and counts only
     what is under ``paths`` (and ``urls``). Setting ``stop`` (from a signal
     handler, another thread) ends the run early and gracefully: exit status
-    3, nothing failed, the next run resumes.
+    3, nothing failed, the next run resumes. ``forecast_similar=False``: a
+    dry run does not decode what it would send to find photos similar to
+    others (quicker; its credits are then an upper bound).
     """
     for p in paths:
         if not os.path.exists(p):
@@ -237,14 +257,23 @@ def run(
             adopted, result.plan.adopted = preview_adoption(ledger, sidecars, endpoint, result.plan._hashed)
             # An adopted content is settled before anything is decoded: it neither shares nor lends a caption.
             to_decode = [(digest, source) for digest, source in result.plan._to_send if digest not in adopted]
-            if config.reuse_similar and to_decode:
+            forecast = None
+            if config.reuse_similar and to_decode and forecast_similar:
                 # The run decodes every image it sends and reuses what is similar: so does its forecast.
                 with Preparer(prep_options, processes=processes) as preparer:
                     forecast = predict(ledger, endpoint, to_decode, preparer, workers=config.workers)
                 result.plan.similar = forecast.similar
                 result.plan.credits -= forecast.similar + forecast.unpreparable
             result.plan.credits += remote_credits - len(adopted)
-            result.plan.unreadable += forecast.unpreparable if config.reuse_similar and to_decode else 0
+            result.plan.unreadable += forecast.unpreparable if forecast is not None else 0
+            result.plan.why = _why(
+                ledger,
+                endpoint,
+                result.plan,
+                [digest for digest, _ in to_decode],
+                (forecast.similar + forecast.unpreparable) if forecast is not None else 0,
+                remote_credits,
+            )
             result.known_failures = [f for f in failing_before.values() if _unchanged_on_disk(f)]
             result.plan.known_failures = len(result.known_failures)
             result.credit_balance = ledger.last_balance(endpoint)
