@@ -238,6 +238,20 @@ def run(
     ctx.exit(result.exit_code)
 
 
+def _retry_cost(queued: int, unsent: int, emulator: bool) -> str:
+    """What the jobs `tagger retry` queued will cost when sent."""
+    if emulator:
+        return "the built-in emulator charges no real credit"
+    if unsent and unsent >= queued:
+        return "they failed before they were sent (unreadable, not an image): no credit unless they can now be read"
+    if unsent:
+        return (
+            f"a credit each, except {unsent} that failed before they were sent "
+            "(unreadable, not an image): no credit unless they can now be read"
+        )
+    return "a credit each"
+
+
 def _on_a_terminal() -> bool:
     """Whether someone is there to answer (cron, pipes and scripts never are)."""
     return sys.stdin.isatty() and sys.stdout.isatty()
@@ -501,7 +515,7 @@ def export(ctx: click.Context, dest: str, ledger: str | None, profile: str, fmt:
         records = iter_records(db, include_missing=include_missing, rules=_keyword_rules(config))
         n = write_export(records, dest, profile=profile, fmt=fmt)
     # To standard output ("-"), the rows are the output: the count goes to standard error.
-    click.echo(f"wrote {n} rows to {'standard output' if dest == '-' else dest}", err=dest == "-")
+    click.echo(f"wrote {_count(n, 'row')} to {'standard output' if dest == '-' else dest}", err=dest == "-")
 
 
 @cli.command()
@@ -602,9 +616,16 @@ def retry(
     # tokens died with it: nothing to ask, every one is sent again.
     api = make_api(config) if timeouts and not emulator else None
     revived = None
+    elsewhere: dict[str, int] = {}
+    unsent = 0
     try:
         with _open_ledger(config) as db:
             db.acquire()
+            if failed:
+                from tagger.ledger.attention import failed_elsewhere, failed_unsent
+
+                elsewhere = failed_elsewhere(db, endpoint_id, roots)
+                unsent = failed_unsent(db, endpoint_id, roots)[1]
             n = (
                 db.retry(endpoint_id, failed=failed, skipped=skipped, ambiguous=ambiguous, roots=roots)
                 if failed or skipped or ambiguous
@@ -618,7 +639,15 @@ def retry(
         if api is not None:
             api.close()
     if failed or skipped or ambiguous or reused:
-        click.echo(f"{n} job(s) queued again; run `tagger run` over them to send them (a credit each)")
+        click.echo(
+            f"{_count(n, 'job')} queued again; run `tagger run` over them to send them ({_retry_cost(n, unsent, emulator)})"
+        )
+    for other, count in sorted(elsewhere.items()):
+        where = "--emulator" if other == EMULATOR_ENDPOINT else f"--endpoint {other}"
+        click.echo(
+            f"{_count(count, 'failed job')} of another endpoint ({other}) left as they are: "
+            f"`tagger retry --failed {where}` queues them again"
+        )
     if revived is not None:
         click.echo(
             f"timeouts: {revived.reposted} reposted under their own token (no credit), "

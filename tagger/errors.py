@@ -58,7 +58,9 @@ class Problems(UsageError):
         if len(self.problems) == 1:
             text = self.problems[0]
         else:
-            text = f"{len(self.problems)} problems, nothing was sent:\n" + "\n".join(f"  - {p}" for p in self.problems)
+            text = f"{len(self.problems)} problems, nothing was sent or changed:\n" + "\n".join(
+                f"  - {p}" for p in self.problems
+            )
         super().__init__(text)
 
 

@@ -254,7 +254,7 @@ def test_status_lists_reasons_and_retry_requeues_only_what_was_asked(photos, tmp
         assert emu.counters()["submissions"] == 6  # a skipped image is never re-sent by a plain re-run
         emu.set_faults(Faults())
         retry = tagger("retry", "--skipped", "unsure", "--ledger", ledger, env=env)
-        assert retry.returncode == 0 and "6 job(s) queued again" in retry.stdout
+        assert retry.returncode == 0 and "6 jobs queued again" in retry.stdout
         again = tagger("--config", cfg, "run", str(photos), "--ledger", ledger, env=env)
         assert again.returncode == 0 and "1 known failure" in again.stdout  # the broken file is still broken
         assert emu.counters()["submissions"] == 12

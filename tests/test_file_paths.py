@@ -49,7 +49,7 @@ def test_retry_show_and_strip_take_a_photo(photos, tmp_path):
     with Emulator(latency=(0.05, 0.1)) as emu:
         assert _run(emu, tmp_path, str(photos)).returncode == 1
         retry = tagger("retry", "--failed", str(broken), "--endpoint", emu.url, "--ledger", str(tmp_path / "l.sqlite"))
-        assert retry.returncode == 0 and "1 job(s) queued again" in retry.stdout, retry.stdout + retry.stderr
+        assert retry.returncode == 0 and "1 job queued again" in retry.stdout, retry.stdout + retry.stderr
         none = tagger(
             "retry",
             "--failed",
@@ -59,7 +59,7 @@ def test_retry_show_and_strip_take_a_photo(photos, tmp_path):
             "--ledger",
             str(tmp_path / "l.sqlite"),
         )
-        assert "0 job(s) queued again" in none.stdout
+        assert "0 jobs queued again" in none.stdout
     show = tagger("show", str(photos / "IMG_0000.JPG"))
     assert show.returncode == 0 and "IMG_0000.JPG.xmp" in show.stdout
     dry = tagger("strip", "--dry-run", str(photos / "IMG_0000.JPG"))

@@ -132,7 +132,7 @@ def test_retry_reused_sends_exactly_the_files_named(emulator, tmp_path):
         cli, ["retry", "--ledger", config.ledger_path, "--endpoint", emulator.url, "--reused", *map(str, named)]
     )
     assert out.exit_code == 0, out.output
-    assert "2 job(s) queued again" in out.output
+    assert "2 jobs queued again" in out.output
     dry = run_with(emulator, config, [tmp_path / "album"], dry_run=True)
     assert (dry.plan.credits, dry.plan.similar) == (2, 0)
     result = run_with(emulator, config, [tmp_path / "album"])
