@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from test_cli import fast_config, tagger
 
+from tagger.config import Config
 from tagger.emulator import Emulator
 from tagger.pipeline.preflight import check_run
-from tagger.config import Config
 
 
 def _run(emu: Emulator, *args: str, config: Path | None = None) -> object:
