@@ -1,7 +1,10 @@
 """The ``tagger`` command: parse, call one library function, map errors.
 
-Exit status: 0 every file settled; 1 finished, some files failed; 2 usage
-or configuration error; 3 stopped early (a re-run resumes).
+Exit status: 0 every file settled (files that failed in an earlier run and
+are unchanged are known failures: named, not counted); 1 finished, some
+files failed in this run; 2 usage or configuration error (every problem
+listed, nothing sent); 3 stopped early (a signal, also a second one while
+exiting; the credit cap; "no" at the confirmation): a re-run resumes.
 """
 
 from __future__ import annotations
