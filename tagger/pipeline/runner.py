@@ -126,7 +126,8 @@ def _why(ledger: Ledger, endpoint: str, p: Plan, to_send: list[str], saved: int,
 
 def _failures(before: dict[int, Failing], after: dict[int, Failing]) -> tuple[list[Failing], list[Failing]]:
     """(known, new): a file failed before this run, unchanged and failing still, is known; any other failure is new."""
-    known, new = [], []
+    known: list[Failing] = []
+    new: list[Failing] = []
     for file_id, now in after.items():
         then = before.get(file_id)
         same = then is not None and (then.size, then.mtime_ns) == (now.size, now.mtime_ns)
