@@ -1,7 +1,10 @@
 """The ``tagger`` command: parse, call one library function, map errors.
 
-Exit status: 0 every file settled; 1 finished, some files failed; 2 usage
-or configuration error; 3 stopped early (a re-run resumes).
+Exit status: 0 every file settled (files that failed in an earlier run and
+are unchanged are known failures: named, not counted); 1 finished, some
+files failed in this run; 2 usage or configuration error (every problem
+listed, nothing sent); 3 stopped early (a signal, also a second one while
+exiting; the credit cap; "no" at the confirmation): a re-run resumes.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -139,6 +142,12 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @click.option("--max-credits", type=int, help="Stop submitting after this many new submissions (exit 3).")
 @click.option("--emulator", is_flag=True, help="Use a CloudSight emulator started in-process (offline trial).")
 @click.option("--emulator-latency", default="0.2-0.5", show_default=True, help="With --emulator: seconds per job, A-B.")
+@click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    help="Leave out files and folders matching this gitignore-style pattern (repeatable; adds to [scan] exclude).",
+)
 @click.option("--dry-run", is_flag=True, help="Print what the run would do and spend; send nothing.")
 @click.option(
     "--shared",
@@ -146,6 +155,7 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
     metavar="URL",
     help="Share claims and captions with other machines through this PostgreSQL store (better: TAGGER_SHARED_URL).",
 )
+@click.option("--yes", is_flag=True, help="Do not ask before spending more than confirm_above credits.")
 @click.option("--quiet", is_flag=True, help="Print only a one-line summary (for cron).")
 @click.pass_context
 def run(
@@ -160,6 +170,8 @@ def run(
     csv_path: str | None,
     no_sidecars: bool,
     rewrite_sidecars: bool,
+    excludes: tuple[str, ...],
+    yes: bool,
     **flags: Any,
 ) -> None:
     """Caption every image under PATHS, or listed by --urls (resumes; skips what is done).
@@ -181,29 +193,22 @@ def run(
 
     _setup_logging(quiet, ctx.obj["debug"])
     if not paths and not urls_file:
-        raise UsageError("say what to caption: one or more folders, or --urls FILE")
+        raise UsageError("say what to caption: one or more folders or photos, or --urls FILE")
     urls = read_urls(os.path.expanduser(urls_file)) if urls_file else []
     paths = tuple(os.path.expanduser(p) for p in paths)
     flags["csv"] = csv_path
     if no_sidecars:
         flags["sidecars"] = False
-    config = _config(ctx, flags)
-    if config.csv == "-":
-        raise UsageError(
-            "--csv -: a run prints its summary on standard output; give a file, "
-            "or write the CSV with `tagger export --csv -`"
-        )
+    config, latency = _checked_run_config(ctx, flags, paths, max_credits, dry_run, emulator, emulator_latency)
+    if excludes:
+        config = config.replace(exclude=config.exclude + excludes)
     # Before anything is sent or written: an output over a photo, the ledger or a sidecar would destroy it.
     refuse_clobber(config.csv, option="--csv", ledger=config.ledger_path, roots=paths)
     with_emulator = None
     endpoint_id = None
     if emulator:
-        from tagger.emulator import Emulator, parse_latency
+        from tagger.emulator import Emulator
 
-        try:
-            latency = parse_latency(emulator_latency)
-        except ValueError as exc:
-            raise UsageError(f"--emulator-latency: {exc}") from None
         with_emulator = _start_emulator(Emulator, latency, None if dry_run else _emulator_state(config.ledger_path))
         config = config.replace(api_key=with_emulator.key, api_secret=with_emulator.secret, endpoint=with_emulator.url)
         if flags.get("first_poll_delay") is None and not _configured(ctx, "first_poll_delay"):
@@ -213,6 +218,8 @@ def run(
     try:
         api = None if dry_run and not config.api_key else make_api(config)
         export = _csv_exporter(config) if config.csv else None
+        if not dry_run and not yes and _on_a_terminal():
+            _confirm_spending(ctx, config, paths, urls, api or _offline_api(config), endpoint_id)
         with StopOnSignals(STOP_GRACE) as stopping:
             result = run_pipeline(
                 config,
@@ -241,10 +248,10 @@ def run(
     if dry_run:
         click.echo(
             _plan_words(result.plan)
-            + f"; {result.plan.credits} credit(s) would be spent"
-            + f", {result.plan.similar} similar to a captioned photo (its caption reused, no credit)"
+            + f"; {_spending(result.plan, config)}"
+            + f"; {result.plan.similar} similar to a captioned photo (its caption reused, no credit)"
             + (
-                f", {result.shared_free} claimed or captioned on another machine (no credit)"
+                f"; {result.shared_free} claimed or captioned on another machine (no credit)"
                 if config.shared_url
                 else ""
             )
@@ -290,12 +297,136 @@ def _start_emulator(emulator_type: Any, latency: tuple[float, float], state: str
         raise LedgerLocked(f"{exc}: another `tagger run --emulator` on this ledger is running") from None
 
 
+def _retry_cost(queued: int, unsent: int, emulator: bool) -> str:
+    """What the jobs `tagger retry` queued will cost when sent."""
+    if emulator:
+        return "the built-in emulator charges no real credit"
+    if unsent and unsent >= queued:
+        return "they failed before they were sent (unreadable, not an image): no credit unless they can now be read"
+    if unsent:
+        return (
+            f"a credit each, except {unsent} that failed before they were sent "
+            "(unreadable, not an image): no credit unless they can now be read"
+        )
+    return "a credit each"
+
+
+def _on_a_terminal() -> bool:
+    """Whether someone is there to answer (cron, pipes and scripts never are)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _confirm_spending(
+    ctx: click.Context,
+    config: Config,
+    paths: tuple[str, ...],
+    urls: list[str],
+    api: cs.API,
+    endpoint_id: str | None,
+) -> None:
+    """On a terminal: count first (sends nothing); above ``confirm_above`` credits, show the plan and ask."""
+    from tagger.pipeline.runner import run as run_pipeline
+
+    preview = run_pipeline(
+        config, list(paths), api=api, endpoint_id=endpoint_id, dry_run=True, urls=urls, forecast_similar=False
+    )
+    if preview.stopped or preview.plan.credits <= config.confirm_above:
+        return
+    click.echo(_plan_words(preview.plan) + f"; {_spending(preview.plan, config, upper_bound=True)}")
+    question = (
+        f"This run may spend up to {_count(preview.plan.credits, 'credit')} (more than confirm_above = "
+        f"{config.confirm_above}). Go on?"
+    )
+    if not click.confirm(question, default=False):
+        click.echo("nothing was sent (--yes answers this question; a run without a terminal never asks)")
+        ctx.exit(EXIT_STOPPED)
+
+
+def _checked_run_config(
+    ctx: click.Context,
+    flags: dict[str, Any],
+    paths: tuple[str, ...],
+    max_credits: int | None,
+    dry_run: bool,
+    emulator: bool,
+    emulator_latency: str,
+) -> tuple[Config, tuple[float, float]]:
+    """The run's settings, once every option, setting, path and file it needs is checked: all problems at once."""
+    from tagger.pipeline.preflight import check_paths, check_run, raise_problems
+
+    problems: list[str] = []
+    latency = (0.0, 0.0)
+    if emulator:
+        from tagger.emulator import parse_latency
+
+        try:
+            latency = parse_latency(emulator_latency)
+        except ValueError as exc:
+            problems.append(f"--emulator-latency: {exc}")
+    try:
+        config = _config(ctx, flags)
+    except UsageError as exc:  # the settings are unusable: what can be checked without them still is
+        problems[:0] = getattr(exc, "problems", [str(exc)])
+        problems += check_paths(paths)
+        if max_credits is not None and max_credits < 0:
+            problems.append(f"--max-credits must be 0 or more, not {max_credits}")
+        raise_problems(problems)
+        raise
+    problems += check_run(config, paths, max_credits=max_credits, dry_run=dry_run, need_key=not emulator)
+    raise_problems(problems)
+    return config, latency
+
+
 def _plan_words(p: Any) -> str:
     """What the plan found, in the words both the dry run and the real run print (a move is not also missing)."""
     return (
         f"plan: {p.new} new, {p.changed} changed, {p.moved} moved, {p.copied} copied, {p.missing} missing, "
         f"{p.unchanged} unchanged, {p.unreadable} unreadable, {p.paired} RAW captioned from their JPEG, "
         f"{p.adopted} adopted from their sidecars"
+        + (f", {p.excluded} left out by exclude patterns" if p.excluded else "")
+        + (f", {_count(p.known_failures, 'known failure')}" if p.known_failures else "")
+    )
+
+
+#: Why a credit would be spent, in the dry run's and the confirmation's words.
+_WHY = {
+    "new": "for new pictures",
+    "changed": "for changed pixels",
+    "endpoint": "for photos captioned only at another endpoint (each endpoint's captions are kept apart)",
+    "locale": "for photos captioned only in another locale",
+    "retry": "for retries (`tagger retry`, answers lost)",
+    "queued": "for jobs an earlier run queued and did not send",
+    "url": "for remote images (--urls)",
+}
+
+
+def _spending(p: Any, config: Config, *, upper_bound: bool = False) -> str:
+    """``N credits would be spent: why each`` (the reasons add up to N)."""
+    text = f"{'up to ' if upper_bound else ''}{_count(p.credits, 'credit')} would be spent"
+    if p.why:
+        text += ": " + ", ".join(f"{n} {_WHY.get(reason, reason)}" for reason, n in p.why.items())
+    if p.credits and not config.reuse_similar:
+        text += " (reuse_similar = false: a copy or resized version of a captioned photo is paid for too)"
+    return text
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 row``, ``2 rows``: plain English."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _known_failures(result: Any) -> str:
+    """The summary's words for files that failed before and are unchanged: named, not counted as new trouble."""
+    known = result.known_failures
+    if not known:
+        return ""
+    from tagger.display import display
+
+    names = ", ".join(f"{display(os.path.join(f.dir, f.name))} ({f.reason or 'failed'})" for f in known[:10])
+    more = f" and {len(known) - 10} more" if len(known) > 10 else ""
+    return (
+        f"; {_count(len(known), 'known failure')} (failed before, unchanged since; `tagger status` lists them, "
+        f"a changed file is tried again): {names}{more}"
     )
 
 
@@ -328,7 +459,7 @@ def _summary(result: Any, quiet: bool) -> None:
     t, p, c = result.tally, result.plan, result.counts
     line = (
         f"new {p.new + p.changed}, submitted {t.submitted}, captioned {t.completed}, skipped {t.skipped}, "
-        f"timeout {t.timeout}, failed {c.get('failed', 0)}, credits {t.submitted}"
+        f"timeout {t.timeout}, failed {len(result.new_failures)}, credits {t.submitted}"
     )
     if result.credit_balance is not None:
         line += f" (balance {result.credit_balance})"
@@ -345,7 +476,8 @@ def _summary(result: Any, quiet: bool) -> None:
     if t.held:
         line += f"; {t.held} held after a lost answer (`tagger retry --ambiguous` sends them again)"
     if t.invalid_answers:
-        line += f"; {t.invalid_answers} answer(s) of the service refused as invalid (see `tagger status`)"
+        line += f"; {t.invalid_answers} answers of the service refused as invalid (see `tagger status`)"
+    line += _known_failures(result)
     if result.stopped:
         line += f"; stopped: {result.stopped}"
     click.echo(redact(line))
@@ -367,13 +499,22 @@ def _summary(result: Any, quiet: bool) -> None:
 @click.pass_context
 def status(ctx: click.Context, ledger: str | None, as_json: bool, shared: bool) -> None:
     """Count files by status, and failures and skips by reason. Costs nothing (reads the ledger)."""
+    from tagger.display import display
+    from tagger.ledger.attention import failing_files
+
     config = _config(ctx, {"ledger": ledger})
     if shared:
         _shared_status(_shared_url(config), as_json)
         return
     with _open_ledger(config) as db:
         summary = db.summary()
+        failing = sorted(failing_files(db).values(), key=lambda f: (f.dir, f.name))
+        orphans = _orphans(db)
     if as_json:
+        summary["failed_files"] = [
+            {"path": display(os.path.join(f.dir, f.name)), "reason": f.reason, "sent": f.sent} for f in failing
+        ]
+        summary["orphaned_sidecars"] = [display(p) for p in orphans]
         click.echo(json.dumps(summary, sort_keys=True))
         return
     held = f", {summary['held']} of them held" if summary["held"] else ""
@@ -388,6 +529,35 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool, shared: bool) 
     )
     for reason, n in sorted(summary["reasons"].items(), key=lambda kv: -kv[1]):
         click.echo(redact(f"  {n:6d}  {reason}"))
+    if failing:
+        click.echo(
+            f"failed files ({len(failing)}; a run tries one again once it changes, "
+            "or after `tagger retry --failed`; a run counts them as known failures, not new trouble):"
+        )
+        for f in failing[:_LISTED]:
+            click.echo(f"  {display(os.path.join(f.dir, f.name))}: {f.reason or 'failed'}")
+        if len(failing) > _LISTED:
+            click.echo(f"  ... and {len(failing) - _LISTED} more (`tagger status --json` lists every one)")
+    if orphans:
+        click.echo(
+            f"sidecars left behind ({len(orphans)}; tagger wrote them, their photo is gone: moved, renamed or "
+            "deleted; `tagger strip --orphans` removes what tagger added):"
+        )
+        for path in orphans[:_LISTED]:
+            click.echo(f"  {display(path)}")
+        if len(orphans) > _LISTED:
+            click.echo(f"  ... and {len(orphans) - _LISTED} more (`tagger status --json` lists every one)")
+
+
+#: At most this many paths per list in `tagger status` (--json lists all).
+_LISTED = 50
+
+
+def _orphans(db: Ledger) -> list[bytes]:
+    """Sidecars tagger wrote whose photo is gone, that are still on disk."""
+    from tagger.ledger.attention import orphaned_sidecars
+
+    return [p for p in orphaned_sidecars(db) if os.path.isfile(p)]
 
 
 def _shared_url(config: Config) -> str:
@@ -452,7 +622,7 @@ def export(
         records = iter_records(db, include_missing=include_missing, rules=_keyword_rules(config))
         n = write_export(records, dest, profile=profile, fmt=fmt)
     # To standard output ("-"), the rows are the output: the count goes to standard error.
-    click.echo(f"wrote {n} rows to {'standard output' if dest == '-' else dest}", err=dest == "-")
+    click.echo(f"wrote {_count(n, 'row')} to {'standard output' if dest == '-' else dest}", err=dest == "-")
 
 
 @cli.command()
@@ -562,9 +732,16 @@ def retry(
     # tokens died with it: nothing to ask, every one is sent again.
     api = make_api(config) if timeouts and not emulator else None
     revived = None
+    elsewhere: dict[str, int] = {}
+    unsent = 0
     try:
         with _open_ledger(config) as db:
             db.acquire()
+            if failed:
+                from tagger.ledger.attention import failed_elsewhere, failed_unsent
+
+                elsewhere = failed_elsewhere(db, endpoint_id, roots)
+                unsent = failed_unsent(db, endpoint_id, roots)[1]
             n = (
                 db.retry(endpoint_id, failed=failed, skipped=skipped, ambiguous=ambiguous, roots=roots)
                 if failed or skipped or ambiguous
@@ -580,7 +757,15 @@ def retry(
         if api is not None:
             api.close()
     if failed or skipped or ambiguous or reused or rejected:
-        click.echo(f"{n} job(s) queued again; run `tagger run` over them to send them (a credit each)")
+        click.echo(
+            f"{_count(n, 'job')} queued again; run `tagger run` over them to send them ({_retry_cost(n, unsent, emulator)})"
+        )
+    for other, count in sorted(elsewhere.items()):
+        where = "--emulator" if other == EMULATOR_ENDPOINT else f"--endpoint {other}"
+        click.echo(
+            f"{_count(count, 'failed job')} of another endpoint ({other}) left as they are: "
+            f"`tagger retry --failed {where}` queues them again"
+        )
     if revived is not None:
         click.echo(
             f"timeouts: {revived.reposted} reposted under their own token (no credit), "
@@ -763,25 +948,56 @@ def unmapped(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-def strip(paths: tuple[str, ...]) -> None:
-    """Remove from sidecars exactly what tagger added, nothing else. Costs nothing (local files only)."""
+@config_option
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--dry-run", is_flag=True, help="List what would be deleted or updated; change nothing.")
+@click.option(
+    "--orphans",
+    is_flag=True,
+    help="Strip the sidecars tagger wrote for photos now gone (moved, renamed, deleted): under PATHS, or all.",
+)
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file (with --orphans).")
+@click.pass_context
+def strip(ctx: click.Context, paths: tuple[str, ...], dry_run: bool, orphans: bool, ledger: str | None) -> None:
+    """Remove from sidecars exactly what tagger added, nothing else. Costs nothing (local files only).
+
+    PATHS are folders, sidecars, or photos (a photo's own sidecars). A
+    sidecar tagger created and nothing else uses is deleted.
+    """
+    from tagger.display import display
+    from tagger.sidecars.stripping import preview_strip, sidecars_for
     from tagger.sidecars.write import SidecarError, strip_sidecar
 
+    if not paths and not orphans:
+        raise UsageError("say what to strip: one or more folders, sidecars or photos, or --orphans")
+    if orphans:
+        config = _config(ctx, {"ledger": ledger})
+        roots = [os.path.abspath(os.fsencode(os.path.expanduser(p))) for p in paths] or None
+        with _open_ledger(config) as db:
+            targets = [os.fsdecode(p) for p in _orphans(db) if roots is None or _under(p, roots)]
+    else:
+        targets = list(sidecars_for(paths))
     counts: dict[str, int] = {}
     errors = 0
-    for path in paths:
-        for sidecar in _sidecars_under(path):
-            try:
-                outcome = strip_sidecar(sidecar)
-            except SidecarError as exc:
-                click.echo(f"tagger: {exc}", err=True)
-                errors += 1
-                continue
-            counts[outcome] = counts.get(outcome, 0) + 1
-    click.echo(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no sidecars found")
+    for sidecar in targets:
+        try:
+            outcome = preview_strip(sidecar) if dry_run else strip_sidecar(sidecar)
+        except SidecarError as exc:
+            click.echo(f"tagger: {exc}", err=True)
+            errors += 1
+            continue
+        counts[outcome] = counts.get(outcome, 0) + 1
+        if dry_run and outcome in ("deleted", "updated"):
+            click.echo(f"would be {outcome}: {display(sidecar)}")
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no sidecars found"
+    click.echo(f"dry run, nothing changed: {summary}" if dry_run else summary)
     if errors:
-        sys.exit(1)
+        _exit(1)
+
+
+def _under(path: bytes, roots: list[bytes]) -> bool:
+    """Whether ``path`` is one of ``roots`` or inside one."""
+    return any(path == root or path.startswith(root.rstrip(b"/") + b"/") for root in roots)
 
 
 @cli.command()
@@ -860,17 +1076,6 @@ def _photos_under(paths: tuple[str, ...]):
         for folder, dirs, files in os.walk(path):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             yield from ((os.path.join(folder, name), path) for name in sorted(files) if is_image_name(name))
-
-
-def _sidecars_under(path: str):
-    if os.path.isfile(path):
-        yield path
-        return
-    for folder, dirs, files in os.walk(path):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            if name.lower().endswith(".xmp"):
-                yield os.path.join(folder, name)
 
 
 @cli.command()
@@ -1017,33 +1222,42 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="tagger", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(EXIT_USAGE)
+        _exit(EXIT_USAGE)
     except click.exceptions.Abort:
         click.echo("tagger: interrupted; run the same command again to resume", err=True)
-        sys.exit(EXIT_STOPPED)
+        _exit(EXIT_STOPPED)
     except KeyboardInterrupt:
         click.echo("tagger: interrupted; run the same command again to resume", err=True)
-        sys.exit(EXIT_STOPPED)
+        _exit(EXIT_STOPPED)
     except TaggerError as exc:
         _debug(debug)
         click.echo(redact(f"tagger: {exc}"), err=True)
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except cs.APIError as exc:
         _debug(debug)
         click.echo(redact(f"tagger: {exc.description}"), err=True)
-        sys.exit(EXIT_STOPPED)
+        _exit(EXIT_STOPPED)
     except OSError as exc:
         _debug(debug)
         click.echo(redact(f"tagger: {exc}"), err=True)
-        sys.exit(EXIT_USAGE)
+        _exit(EXIT_USAGE)
     except Exception as exc:  # a bug: still a sentence, and the ledger lets a re-run resume
         _debug(debug)
         click.echo(
             redact(f"tagger: internal error ({type(exc).__name__}: {exc}); run again with --debug and report it"),
             err=True,
         )
-        sys.exit(EXIT_STOPPED)
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+        _exit(EXIT_STOPPED)
+    _exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _exit(code: int) -> NoReturn:
+    """Exit with ``code``; a process a signal stopped skips Python's finalization (see ``exit_after_signal``)."""
+    from tagger.stopping import exit_after_signal, signalled
+
+    if signalled():  # another signal while the interpreter exits must not end it by the signal (130)
+        exit_after_signal(code)
+    sys.exit(code)

@@ -19,7 +19,7 @@ from typing import Any
 
 import platformdirs
 
-from tagger.errors import UsageError
+from tagger.errors import Problems, UsageError
 from tagger.redact import remember
 
 #: The settings that are secrets: checked for what an HTTP header cannot carry, never shown, redacted from output.
@@ -112,6 +112,9 @@ class Config:
     resend_ambiguous: bool = True
     job_deadline: float = 1800.0
     reuse_similar: bool = True
+    confirm_above: int = 100  # on a terminal, a run that would spend more credits asks first
+    # [scan]
+    exclude: tuple[str, ...] = ()  # gitignore-style patterns, after the built-in ones (tagger.pipeline.excludes)
     # [prepare]
     max_edge: int = 1024
     quality: int = 85
@@ -164,7 +167,9 @@ SECTIONS = {
         "resend_ambiguous",
         "job_deadline",
         "reuse_similar",
+        "confirm_above",
     ),
+    "scan": ("exclude",),
     "prepare": ("max_edge", "quality", "max_pixels", "send_location", "prepare_time_limit", "prepare_in_processes"),
     "output": ("csv", "csv_profile", "sidecars", "sidecar_dir", "sidecar_naming", "keyword_parent", "hold"),
     "keywords": ("vocabulary", "unmapped"),
@@ -197,6 +202,10 @@ def check_secret(name: str, value: object, where: str) -> str:
     return value
 
 
+#: A type's name in a message ("must be an integer", not "must be a int").
+_KIND_WORDS = {int: "an integer", float: "a number", str: "text"}
+
+
 def _coerce(name: str, value: Any, where: str) -> Any:
     if name in SECRET_KEYS:
         return check_secret(name, value, where)
@@ -209,6 +218,12 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             except ValueError:
                 raise UsageError(f'{where}: ttl must be a number of seconds or "max", not {value!r}') from None
         return value
+    if kind is tuple:
+        if isinstance(value, str):  # one pattern, as --exclude gives it
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise UsageError(f"{where}: {name} must be a list of patterns, not {value!r}")
+        return tuple(value)
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -218,13 +233,13 @@ def _coerce(name: str, value: Any, where: str) -> Any:
     try:
         result = kind(value)
     except (TypeError, ValueError):
-        raise UsageError(f"{where}: {name} must be a {kind.__name__}, not {value!r}") from None
+        raise UsageError(f"{where}: {name} must be {_KIND_WORDS.get(kind, kind.__name__)}, not {value!r}") from None
     if kind in (int, float) and result < 0:
         raise UsageError(f"{where}: {name} must not be negative")
     return result
 
 
-def _from_file(path: str) -> dict[str, Any]:
+def _from_file(path: str, problems: list[str]) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
@@ -236,15 +251,25 @@ def _from_file(path: str) -> dict[str, Any]:
     folder = os.path.dirname(os.path.abspath(os.path.expanduser(path)))
     for section, body in data.items():
         if section not in SECTIONS or not isinstance(body, dict):
-            raise UsageError(f"{path}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+            problems.append(f"{path}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+            continue
         for key, value in body.items():
             if key not in SECTIONS[section]:
-                raise UsageError(f"{path}: unknown key {key!r} in [{section}] (known: {', '.join(SECTIONS[section])})")
+                problems.append(f"{path}: unknown key {key!r} in [{section}] (known: {', '.join(SECTIONS[section])})")
+                continue
             key = ALIASES.get((section, key)) or key
-            values[key] = _coerce(key, value, path)
-            if key in PATH_KEYS:
+            _take(values, key, value, path, problems)
+            if key in PATH_KEYS and key in values:
                 values[key] = expand_path(values[key], folder)
     return values
+
+
+def _take(values: dict[str, Any], name: str, value: Any, where: str, problems: list[str]) -> None:
+    """Coerce one value into ``values``; a bad one is noted in ``problems`` (every one is reported, not the first)."""
+    try:
+        values[name] = _coerce(name, value, where)
+    except UsageError as exc:
+        problems.append(str(exc))
 
 
 def load_config(
@@ -252,31 +277,34 @@ def load_config(
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """Build the settings: flag > environment > config file > default."""
+    """Build the settings: flag > environment > config file > default; ``Problems`` names every bad one."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    problems: list[str] = []
     if config_file:
-        values.update(_from_file(os.path.expanduser(config_file)))
+        values.update(_from_file(os.path.expanduser(config_file), problems))
     for var, name in ENV.items():
         if environ.get(var):
-            values[name] = _coerce(name, environ[var], var)
+            _take(values, name, environ[var], var, problems)
     for name, value in (flags or {}).items():
         if value is not None:
-            values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+            _take(values, name, value, f"--{name.replace('_', '-')}", problems)
     for name in PATH_KEYS & values.keys():
         values[name] = expand_path(values[name])
     config = Config(**values)
     remember(config.api_key, config.api_secret)  # every message the CLI prints from now on is redacted
     if config.sidecar_naming not in ("full", "basename"):
-        raise UsageError(f'sidecar_naming must be "full" or "basename", not {config.sidecar_naming!r}')
+        problems.append(f'sidecar_naming must be "full" or "basename", not {config.sidecar_naming!r}')
     if config.unmapped not in ("keep", "drop"):
-        raise UsageError(f'unmapped must be "keep" or "drop", not {config.unmapped!r}')
-    _check_bounds(config)
-    _check_endpoint(config.endpoint)
+        problems.append(f'unmapped must be "keep" or "drop", not {config.unmapped!r}')
+    _check_bounds(config, problems)
+    _check_endpoint(config.endpoint, problems)
+    if problems:
+        raise Problems(problems)
     return config
 
 
-def _check_endpoint(endpoint: str) -> None:
+def _check_endpoint(endpoint: str, problems: list[str]) -> None:
     """Refuse an endpoint that is not an http(s) URL with a host (it could never be reached: no retrying for it)."""
     try:
         parts = urllib.parse.urlsplit(endpoint)
@@ -284,7 +312,7 @@ def _check_endpoint(endpoint: str) -> None:
     except ValueError:
         ok = False
     if not ok:
-        raise UsageError(
+        problems.append(
             f"endpoint must be a URL that starts with https:// (or http://) and names a host, not {endpoint!r}"
         )
 
@@ -323,22 +351,22 @@ _POSITIVE = {
 }
 
 
-def _check_bounds(config: Config) -> None:
+def _check_bounds(config: Config, problems: list[str]) -> None:
     """Refuse values that can hang a run (``poll_interval = 0`` polls without pause, ``workers = 0`` never starts)."""
     for name, (least, what) in _AT_LEAST.items():
         if getattr(config, name) < least:
-            raise UsageError(f"{name} is {what}: it must be at least {least}, not {getattr(config, name)!r}")
+            problems.append(f"{name} is {what}: it must be at least {least}, not {getattr(config, name)!r}")
     for name, (most, what) in _AT_MOST.items():
         if getattr(config, name) > most:
-            raise UsageError(f"{name} is {what}: it must be at most {most:,}, not {getattr(config, name)!r}")
+            problems.append(f"{name} is {what}: it must be at most {most:,}, not {getattr(config, name)!r}")
     for name, what in _POSITIVE.items():
         if not getattr(config, name) > 0:
-            raise UsageError(f"{name} is {what}: it must be more than 0, not {getattr(config, name)!r}")
+            problems.append(f"{name} is {what}: it must be more than 0, not {getattr(config, name)!r}")
     if config.quality > 100:
-        raise UsageError(f"quality is the JPEG quality of an upload, 1-100: not {config.quality!r}")
-    if config.max_poll_interval < config.poll_interval:
-        raise UsageError(
+        problems.append(f"quality is the JPEG quality of an upload, 1-100: not {config.quality!r}")
+    if 0 < config.max_poll_interval < config.poll_interval:  # (0 is reported above)
+        problems.append(
             f"max_poll_interval ({config.max_poll_interval:g}) must be at least poll_interval ({config.poll_interval:g})"
         )
     if config.ttl not in ("", "max") and not float(config.ttl) > 0:
-        raise UsageError(f'ttl must be more than 0 seconds (or "max"), not {config.ttl!r}')
+        problems.append(f'ttl must be more than 0 seconds (or "max"), not {config.ttl!r}')

@@ -2,6 +2,7 @@
 
 TaggerError                 root of everything the CLI turns into a sentence
  +-- UsageError             bad flags, config or missing key        exit 2
+      +-- Problems          several of them, all reported at once    exit 2
  +-- LedgerError            ledger unusable (newer schema, corrupt)  exit 2
       +-- LedgerLocked      another run holds the ledger             exit 3
       +-- LedgerWriteError  the ledger cannot be written: disk full (exit 3),
@@ -20,6 +21,7 @@ from __future__ import annotations
 __all__ = [
     "TaggerError",
     "UsageError",
+    "Problems",
     "LedgerError",
     "LedgerLocked",
     "LedgerWriteError",
@@ -49,6 +51,20 @@ class UsageError(TaggerError):
     """Bad command line, configuration or credentials setup."""
 
     exit_code = EXIT_USAGE
+
+
+class Problems(UsageError):
+    """Every problem found before a run started (options, settings, paths, files): reported together."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            text = self.problems[0]
+        else:
+            text = f"{len(self.problems)} problems, nothing was sent or changed:\n" + "\n".join(
+                f"  - {p}" for p in self.problems
+            )
+        super().__init__(text)
 
 
 class LedgerError(TaggerError):

@@ -3,7 +3,8 @@
 Ctrl-C in a terminal, ``systemctl stop``, ``timeout`` and ``docker stop``
 signal the whole process group. The first signal only sets an event that the
 run watches (no new uploads, answers of those in flight awaited a few
-seconds, nothing failed); a second one exits at once with status 3, which is
+seconds, nothing failed); a second one exits at once with status 3 (also
+while the stopped run winds down, until the process ends), which is
 as safe as a crash: every ledger change is a transaction and the next run's
 start-up sweep settles what was cut off.
 """
@@ -12,13 +13,16 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from tagger.errors import EXIT_STOPPED
 
-__all__ = ["StopOnSignals"]
+__all__ = ["StopOnSignals", "signalled", "exit_after_signal"]
+
+_signalled = threading.Event()  # a stop signal came: the process ends without the interpreter's finalization
 
 _SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -52,6 +56,12 @@ class StopOnSignals:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        if self.event.is_set():
+            # A stop is under way: the handlers stay, so a second signal during the wind-down (the summary,
+            # the interpreter's exit) still quits with status 3; restored, SIGINT would end the process by
+            # the signal (130 in a shell) while exiting, and SIGTERM at once.
+            self._previous.clear()
+            return
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous.clear()
@@ -62,9 +72,32 @@ class StopOnSignals:
             _say(f"\ntagger: interrupted again ({name}): quitting at once; run the same command again to resume\n")
             os._exit(EXIT_STOPPED)
         self.signal_name = name
+        _signalled.set()
         self.event.set()
         again = "press Ctrl-C again" if signum == signal.SIGINT else f"send {name} again"
         _say(
             f"\ntagger: interrupted ({name}): no new uploads; waiting at most {self._grace:g} s for the answers "
             f"of uploads in flight ({again} to quit at once); run the same command again to resume\n"
         )
+
+
+def signalled() -> bool:
+    """Whether a stop signal came while a ``StopOnSignals`` was in force, in this process."""
+    return _signalled.is_set()
+
+
+def exit_after_signal(code: int) -> NoReturn:
+    """End a process a signal stopped: output flushed, then exit at once with ``code``.
+
+    Python's finalization resets the signal handlers to their defaults before
+    it is done (joining threads, running atexit hooks): a second Ctrl-C then
+    would end the process by the signal (130 in a shell) instead of ``code``.
+    Everything a run keeps is committed by then, so nothing is lost by
+    skipping it (the same holds for the second signal's ``os._exit``).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed pipe: nothing more can reach it
+    os._exit(code)

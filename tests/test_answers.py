@@ -8,7 +8,7 @@ import math
 
 import pytest
 import requests
-from conftest import make_photo
+from helpers import make_photo
 from hypothesis import given
 from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict

@@ -33,7 +33,7 @@ def test_example_config_documents_every_key():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[run]\nworkers = 'many'\n", "workers must be a int"),
+        ("[run]\nworkers = 'many'\n", "workers must be an integer"),
         ("[nope]\nx = 1\n", "unknown section"),
         ("[run]\nwrkers = 2\n", "unknown key 'wrkers'"),
         ("[service]\nttl = 'soon'\n", "ttl must be"),

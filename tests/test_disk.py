@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 
 from tagger.emulator import Emulator, Faults
 

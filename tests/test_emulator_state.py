@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import make_photo
+from helpers import make_photo
 from test_cli import fast_config, tagger
 
 from tagger import cloudsight as cs

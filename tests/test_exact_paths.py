@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 from hypothesis import given
 from hypothesis import strategies as st
 from test_cli import fast_config, tagger

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 from test_cli import fast_config, tagger
 
 from tagger.emulator import Emulator, Faults

@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import exiftool_json, make_photo
+from helpers import exiftool_json, make_photo
 from test_pipeline import config_for as pipeline_config_for
 from test_pipeline import run_config
 

@@ -115,6 +115,8 @@ def test_every_kind_of_change_in_one_run(emulator, tmp_path):
         unreadable=0,
         paired=0,
         adopted=0,
+        excluded=0,
+        known_failures=0,
         credits=2,
         similar=0,
     )
@@ -184,6 +186,8 @@ def test_every_kind_of_change_in_one_run(emulator, tmp_path):
         unreadable=0,
         paired=0,
         adopted=0,
+        excluded=0,
+        known_failures=0,
         credits=0,
         similar=0,
     )
@@ -212,6 +216,8 @@ def test_a_copy_of_a_file_new_in_the_same_run_costs_one_credit(tmp_path):
         unreadable=0,
         paired=0,
         adopted=0,
+        excluded=0,
+        known_failures=0,
         credits=2,
         similar=0,
     )
@@ -239,6 +245,8 @@ def test_a_vanished_folder_is_missing_and_its_moved_files_are_moves(tmp_path):
         unreadable=0,
         paired=0,
         adopted=0,
+        excluded=0,
+        known_failures=0,
         credits=2,
         similar=0,
     )
@@ -271,6 +279,8 @@ def test_a_file_back_where_it_was_is_active_again_without_a_submission(tmp_path)
         unreadable=0,
         paired=0,
         adopted=0,
+        excluded=0,
+        known_failures=0,
         credits=1,
         similar=0,
     )
@@ -325,4 +335,4 @@ def test_the_dry_run_and_the_real_run_print_the_same_words_and_a_move_is_not_mis
         "0 adopted from their sidecars"
     )
     assert real == words
-    assert re.fullmatch(re.escape(words) + r"; 0 credit\(s\) would be spent.*", dry)
+    assert re.fullmatch(re.escape(words) + r"; 0 credits would be spent.*", dry)

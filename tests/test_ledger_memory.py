@@ -426,7 +426,7 @@ def test_retry_takes_paths(tmp_path):
         assert emu.counters()["submissions"] == 4
         emu.set_faults(Faults())
         retry = _tagger("retry", str(root / "A"), "--skipped", "unsure", "--ledger", ledger, env=env, cwd=tmp_path)
-        assert retry.returncode == 0 and "2 job(s) queued again" in retry.stdout, retry.stdout + retry.stderr
+        assert retry.returncode == 0 and "2 jobs queued again" in retry.stdout, retry.stdout + retry.stderr
         again = _tagger("--config", str(cfg), "run", str(root), "--ledger", ledger, env=env, cwd=tmp_path)
         assert again.returncode == 0, again.stderr
         assert emu.counters()["submissions"] == 6

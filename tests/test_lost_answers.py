@@ -131,7 +131,7 @@ def test_resend_ambiguous_false_holds_them_for_retry_ambiguous(tmp_path):
         again = tagger("--config", str(cfg), "run", str(photos), "--ledger", ledger, env=env)
         assert again.returncode == 3 and emu.counters()["submissions"] == 5  # a plain run leaves held jobs alone
         retry = tagger("retry", "--ambiguous", "--ledger", ledger, env=env)
-        assert retry.returncode == 0 and "2 job(s) queued again" in retry.stdout
+        assert retry.returncode == 0 and "2 jobs queued again" in retry.stdout
         last = tagger("--config", str(cfg), "run", str(photos), "--ledger", ledger, env=env)
         assert last.returncode == 0, last.stderr
         assert "2 upload(s) may have been charged twice" in last.stdout

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import exiftool_json
+from helpers import exiftool_json
 
 from tagger.config import Config
 from tagger.emulator import Emulator

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import exiftool_json
+from helpers import exiftool_json
 from review_corpus import HOSTILE, held_archive
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options

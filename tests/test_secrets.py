@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 
 from tagger import redact
 from tagger.client import cloudsight as cs

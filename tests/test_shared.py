@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import exiftool_json, make_photo
+from helpers import exiftool_json, make_photo
 from pg import PASSWORD, PgServer, pg_url, postgres  # noqa: F401  (fixtures)
 from PIL import Image
 

@@ -15,8 +15,8 @@ from xml.sax.saxutils import escape
 
 import pyexiv2
 import pytest
-from conftest import make_photo
 from defusedxml.ElementTree import fromstring
+from helpers import make_photo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

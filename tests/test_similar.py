@@ -135,7 +135,7 @@ def test_retry_reused_sends_exactly_the_files_named(emulator, tmp_path):
         cli, ["retry", "--ledger", config.ledger_path, "--endpoint", emulator.url, "--reused", *map(str, named)]
     )
     assert out.exit_code == 0, out.output
-    assert "2 job(s) queued again" in out.output
+    assert "2 jobs queued again" in out.output
     dry = run_with(emulator, config, [tmp_path / "album"], dry_run=True)
     assert (dry.plan.credits, dry.plan.similar) == (2, 0)
     result = run_with(emulator, config, [tmp_path / "album"])
@@ -252,12 +252,12 @@ def test_the_dry_run_says_how_many_are_similar_and_the_config_turns_reuse_off(tm
     out = CliRunner().invoke(cli, ["run", "--dry-run", "--ledger", ledger, str(tmp_path / "album")])
     assert out.exit_code == 0, out.output
     assert "13 new" in out.output and "9 similar to a captioned photo" in out.output
-    assert "4 credit(s) would be spent" in out.output
+    assert "4 credits would be spent" in out.output
     off = tmp_path / "off.toml"
     off.write_text("[run]\nreuse_similar = false\n")
     out = CliRunner().invoke(
         cli, ["--config", str(off), "run", "--dry-run", "--ledger", ledger, str(tmp_path / "album")]
     )
     assert out.exit_code == 0, out.output
-    assert "0 similar" in out.output and "13 credit(s) would be spent" in out.output
+    assert "0 similar" in out.output and "13 credits would be spent" in out.output
     assert not Path(ledger).exists()  # a dry run writes nothing

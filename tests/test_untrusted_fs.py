@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_photo
+from helpers import make_photo
 from test_cli import fast_config, tagger
 
 from tagger.emulator import Emulator

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from tagger.errors import cannot_read
 from tagger.ledger.planning import HASH_SCHEME, FullRow
 from tagger.ledger.store import FileState, Ledger
+from tagger.pipeline.excludes import Excludes
 from tagger.pipeline.intake import Claimed, NewFile, Stream
 from tagger.pipeline.scan import Folder, scan
 from tagger.prepare.formats import RAW_EXTENSIONS
@@ -67,6 +68,11 @@ class Plan:
     credits: int = 0
     similar: int = 0  # contents that would share a similar photo's caption (dry run; counted by decoding them)
     adopted: int = 0  # files whose caption was taken from their sidecar (a lost ledger): no credit
+    excluded: int = 0  # folders and files left out by exclude patterns (a folder counts once)
+    # Dry run: why the credits would be spent, reason -> credits ("new", "changed", "endpoint", "locale", "retry",
+    # "queued", "url"); not one of the counts above.
+    why: dict[str, int] = field(default_factory=dict, repr=False)
+    known_failures: int = 0  # failed in an earlier run, unchanged since: not tried again, not counted as new trouble
     # Hashes of files that are new at their path but whose content the ledger knew.
     _known_new: dict[str, int] = field(default_factory=dict, repr=False)
     # Dry run: (content hash, a file holding it) of each submission counted in ``credits``, in claim order.
@@ -76,7 +82,7 @@ class Plan:
 
     def as_dict(self) -> dict[str, int]:
         """The counts, for printing and JSON."""
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_") and k != "why"}
 
 
 _JPEG = (b".jpg", b".jpeg")
@@ -464,14 +470,23 @@ class _Planner:
         return self.ledger.queued_credits(self.endpoint, self.roots)
 
 
-def _walk(planner: _Planner, roots: list[bytes], hash_workers: int, on_folder: Callable[[int], None] | None) -> None:
+def _walk(
+    planner: _Planner,
+    roots: list[bytes],
+    hash_workers: int,
+    on_folder: Callable[[int], None] | None,
+    excludes: Excludes | None = None,
+) -> None:
     visited: set[bytes] = set()
-    with ThreadPoolExecutor(max_workers=max(1, hash_workers), thread_name_prefix="hash") as pool:
-        for folder in scan(roots):
-            visited.add(folder.path)
-            planner.folder(folder, pool)
-            if on_folder:
-                on_folder(len(folder.files))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, hash_workers), thread_name_prefix="hash") as pool:
+            for folder in scan(roots, excludes):
+                visited.add(folder.path)
+                planner.folder(folder, pool)
+                if on_folder:
+                    on_folder(len(folder.files))
+    finally:
+        planner.result.excluded = excludes.left_out if excludes is not None else 0
     planner.vanished(roots, visited)
 
 
@@ -484,6 +499,7 @@ def plan(
     hash_workers: int = 2,
     on_folder: Callable[[int], None] | None = None,
     hasher: Callable[[bytes], tuple[str | None, str | None]] | None = None,
+    excludes: Excludes | None = None,
 ) -> Plan:
     """Bring the ledger up to date with ``roots`` (or only count, when ``dry_run``), hashing every new file here.
 
@@ -492,7 +508,7 @@ def plan(
     broots = [os.path.abspath(os.fsencode(r)) for r in roots]
     planner = _Planner(ledger, endpoint, dry_run, broots, hasher=hasher)
     try:
-        _walk(planner, broots, hash_workers, on_folder)
+        _walk(planner, broots, hash_workers, on_folder, excludes)
         planner.classify()
         planner.result.credits = planner.credits()
         if dry_run:  # keep, for counting adoptions, only content the real run would still have to send
@@ -519,11 +535,12 @@ class StreamingPlan:
         *,
         hash_workers: int = 2,
         on_folder: Callable[[int], None] | None = None,
+        excludes: Excludes | None = None,
     ) -> None:
         self.roots = [os.path.abspath(os.fsencode(r)) for r in roots]
         self.stream = stream
         self._planner = _Planner(ledger, endpoint, False, self.roots, stream)
-        self._args = (hash_workers, on_folder)
+        self._args = (hash_workers, on_folder, excludes)
         self._error: BaseException | None = None
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="plan", daemon=True)

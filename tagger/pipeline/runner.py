@@ -10,6 +10,7 @@ import logging
 import os
 import stat
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
@@ -20,11 +21,13 @@ from tagger.client.retry import RetryPolicy
 from tagger.config import Config, check_secret
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
 from tagger.keywords.stored import keyword_rules, warm_up
+from tagger.ledger.attention import Failing, failing_files, why_sent
 from tagger.ledger.keys import normal_endpoint, normal_locale
 from tagger.ledger.planning import HASH_SCHEME
 from tagger.ledger.store import JobState, Ledger
 from tagger.pipeline.dispatch import INTERRUPTED, Dispatcher, DispatchOptions, Tally
 from tagger.pipeline.dryread import BoundedHasher
+from tagger.pipeline.excludes import Excludes
 from tagger.pipeline.intake import Intake, Stream
 from tagger.pipeline.plan import Plan, StreamingPlan, plan
 from tagger.pipeline.progress import Progress
@@ -62,6 +65,9 @@ class RunResult:
     counts: dict = field(default_factory=dict)
     dry_run: bool = False
     shared_free: int = 0  # a dry run's contents claimed or answered on another machine (the shared store)
+    # Failed in an earlier run and unchanged since: named, not counted again (a nightly job can go green).
+    known_failures: list[Failing] = field(default_factory=list)
+    new_failures: list[Failing] = field(default_factory=list)  # failed in this run: exit status 1
 
 
 def make_api(config: Config, base_url: str | None = None) -> cs.API:
@@ -130,6 +136,42 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def _why(ledger: Ledger, endpoint: str, p: Plan, to_send: list[str], saved: int, remote: int) -> dict[str, int]:
+    """Why each credit of a dry run's plan would be spent: reason -> credits (they add up to ``p.credits``)."""
+    reasons = why_sent(ledger, endpoint, sorted(set(to_send)))
+    why: Counter[str] = Counter(reasons.get(digest, "new") for digest in to_send)
+    unknown = why.pop("new", 0)  # never captioned: the plan knows how many are changed files
+    why["changed"] = min(p.changed, unknown)
+    why["new"] = unknown - why["changed"]
+    for reason in ("new", "changed", "endpoint", "locale", "retry", "queued"):  # similar, unpreparable: no credit
+        take = min(saved, why[reason])
+        why[reason] -= take
+        saved -= take
+    why["url"] = remote
+    order = ("new", "changed", "endpoint", "locale", "retry", "queued", "url")
+    return {reason: why[reason] for reason in order if why[reason] > 0}
+
+
+def _failures(before: dict[int, Failing], after: dict[int, Failing]) -> tuple[list[Failing], list[Failing]]:
+    """(known, new): a file failed before this run, unchanged and failing still, is known; any other failure is new."""
+    known: list[Failing] = []
+    new: list[Failing] = []
+    for file_id, now in after.items():
+        then = before.get(file_id)
+        same = then is not None and (then.size, then.mtime_ns) == (now.size, now.mtime_ns)
+        (known if same else new).append(now)
+    return known, new
+
+
+def _unchanged_on_disk(failing: Failing) -> bool:
+    """Whether a failed file is still as it was when it failed (a dry run's stand-in for the run's own comparison)."""
+    try:
+        st = os.stat(os.path.join(failing.dir, failing.name))
+    except OSError:
+        return failing.stage == "read"  # still unreadable
+    return (st.st_size, st.st_mtime_ns) == (failing.size, failing.mtime_ns)
+
+
 class _Stopped(Exception):
     """The stop event was set while the folders were being planned."""
 
@@ -167,6 +209,7 @@ def run(
     rewrite_sidecars: bool = False,
     stop: threading.Event | None = None,
     emulator_remembers: bool = False,
+    forecast_similar: bool = True,
 ) -> RunResult:
     """Caption every image under ``paths``; resumable, incremental.
 
@@ -177,7 +220,9 @@ def run(
     handler, another thread) ends the run early and gracefully: exit status
     3, nothing failed, the next run resumes. ``emulator_remembers``: the
     in-process emulator kept the jobs of earlier runs (a state file), so
-    their tokens are polled, not sent again.
+    their tokens are polled, not sent again. ``forecast_similar=False``: a
+    dry run does not decode what it would send to find photos similar to
+    others (quicker; its credits are then an upper bound).
     """
     for p in paths:
         if not os.path.exists(p):
@@ -189,6 +234,8 @@ def run(
     rules = keyword_rules(config.vocabulary, config.unmapped, config.locale, config.keyword_parent)
     progress = progress or Progress(enabled=False)
     broots = [os.path.abspath(os.fsencode(p)) for p in paths]
+    # What no one wants captioned (NAS thumbnails, trash), the user's patterns, tagger's own sidecar folder.
+    excludes = Excludes(config.exclude, own_folders=(config.sidecar_dir,) if config.sidecar_dir else ())
     with ExitStack() as stack:
         ledger = stack.enter_context(
             Ledger(
@@ -214,6 +261,7 @@ def run(
         )
         stack.callback(store.close)
         sharing = Sharing(store, ledger, endpoint, reuse_similar=config.reuse_similar) if store.enabled else None
+        failing_before = failing_files(ledger, broots)
         if not dry_run:
             if endpoint == EMULATOR_ENDPOINT and not emulator_remembers:
                 # An in-process emulator without a state file starts empty: tokens of an interrupted run died
@@ -272,6 +320,7 @@ def run(
                     hash_workers=config.workers,
                     on_folder=scanned,
                     hasher=hasher,
+                    excludes=excludes,
                 )
                 result.plan.new += remote_new
                 ledger.set_scope(endpoint, broots, url_keys)
@@ -288,7 +337,8 @@ def run(
                     for digest, source in result.plan._to_send
                     if digest not in adopted and digest not in elsewhere
                 ]
-                if config.reuse_similar and to_decode:
+                forecast = None
+                if config.reuse_similar and to_decode and forecast_similar:
                     # The run decodes every image it sends and reuses what is similar: so does its forecast.
                     forecast = predict(ledger, endpoint, to_decode, hasher.preparer, workers=config.workers)
                     result.plan.similar = forecast.similar
@@ -302,6 +352,17 @@ def run(
                 result.exit_code, result.stopped = EXIT_STOPPED, INTERRUPTED
                 return result
             result.plan.credits += remote_credits - len(adopted)
+            result.plan.unreadable += forecast.unpreparable if forecast is not None else 0
+            result.plan.why = _why(
+                ledger,
+                endpoint,
+                result.plan,
+                [digest for digest, _ in to_decode],
+                (forecast.similar + forecast.unpreparable) if forecast is not None else 0,
+                remote_credits,
+            )
+            result.known_failures = [f for f in failing_before.values() if _unchanged_on_disk(f)]
+            result.plan.known_failures = len(result.known_failures)
             result.credit_balance = ledger.last_balance(endpoint)
             return result
         run_id = ledger.start_run(endpoint)
@@ -340,7 +401,7 @@ def run(
             ),
         )
         planning = StreamingPlan(
-            ledger, paths, endpoint, stream, hash_workers=config.workers, on_folder=scanned
+            ledger, paths, endpoint, stream, hash_workers=config.workers, on_folder=scanned, excludes=excludes
         ).start()
         queue: dict[str, int] = {}
 
@@ -429,13 +490,17 @@ def run(
                         f"the shared store was lost: {sharing.not_sent} job(s) were not sent (no claim); run again"
                     )
             result.counts = ledger.summary(broots, remote=bool(urls))
+            result.known_failures, result.new_failures = _failures(failing_before, failing_files(ledger, broots))
+            result.plan.known_failures = len(result.known_failures)
+            # Not an image, empty, truncated: found out while preparing (the plan had them as new or changed).
+            result.plan.unreadable += sum(1 for f in result.new_failures if f.stage == "prepare")
             if interrupted:
                 exit_code = EXIT_STOPPED
                 result.stopped = INTERRUPTED
             elif result.counts["pending"]:
                 exit_code = EXIT_STOPPED
                 result.stopped = result.tally.stopped or _pending_sentence(result.counts)
-            elif result.counts["failed"] or (config.sidecars and result.counts["unwritten"]):
+            elif result.new_failures or (config.sidecars and result.counts["unwritten"]):
                 exit_code = EXIT_SOME_FAILED
             else:
                 exit_code = EXIT_OK

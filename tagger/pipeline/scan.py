@@ -19,9 +19,13 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tagger.display import display
 from tagger.prepare.formats import IMAGE_EXTENSIONS, SNIFF_BYTES, sniff
+
+if TYPE_CHECKING:
+    from tagger.pipeline.excludes import Excludes
 
 __all__ = ["Folder", "scan", "NOT_IMAGES"]
 
@@ -122,8 +126,10 @@ def _inside(path: bytes, real_roots: list[bytes]) -> bool:
     return any(real == r or real.startswith(r if r.endswith(b"/") else r + b"/") for r in real_roots)
 
 
-def scan(roots: Iterable[str | bytes], *, follow_links: bool = False) -> Iterator[Folder]:
-    """Yield each folder under ``roots`` that was listed, with its candidate images.
+def scan(
+    roots: Iterable[str | bytes], excludes: Excludes | None = None, *, follow_links: bool = False
+) -> Iterator[Folder]:
+    """Yield each folder under ``roots`` that was listed, with its candidate images (less what ``excludes`` leaves out).
 
     A root is taken as given (a root that is a link is followed: it was asked
     for); inside, a link that leads out of every root is skipped unless
@@ -142,10 +148,12 @@ def scan(roots: Iterable[str | bytes], *, follow_links: bool = False) -> Iterato
             folder, name = os.path.split(broot)
             yield Folder(folder, folder, [(name, st.st_size, st.st_mtime_ns)], complete=False)
             continue
-        yield from _walk(broot, seen, real_roots)
+        yield from _walk(broot, seen, real_roots, excludes)
 
 
-def _walk(root: bytes, seen: set[tuple[int, int]], real_roots: list[bytes] | None) -> Iterator[Folder]:
+def _walk(
+    root: bytes, seen: set[tuple[int, int]], real_roots: list[bytes] | None, excludes: Excludes | None = None
+) -> Iterator[Folder]:
     # Depth first with a stack of pending folders: only paths are held, never listings.
     stack = [root]
     image_ext = _IMAGE_EXT
@@ -174,13 +182,16 @@ def _walk(root: bytes, seen: set[tuple[int, int]], real_roots: list[bytes] | Non
                             )
                             continue
                         if entry.is_dir():  # follows symlinks; `seen` stops loops
-                            subdirs.append(entry.path)
+                            if excludes is None or not excludes.folder(root, entry.path):
+                                subdirs.append(entry.path)
                             continue
                         if not entry.is_file():
                             continue
                         dot = name.rfind(b".")
                         if (dot <= 0 or name[dot:].lower() not in image_ext) and not _sniffs_as_image(entry.path, name):
                             continue
+                        if excludes is not None and excludes.patterns and excludes.file(root, entry.path):
+                            continue  # (the built-in patterns name folders only: no per-file match without the user's)
                         est = entry.stat()
                     except OSError:
                         continue
