@@ -9,7 +9,7 @@ shares its caption), ``sharing`` (claims and answers through the shared store), 
 ``revive`` (``tagger retry --timeouts``), ``progress`` and ``runner``
 (``run()``, the library's entry point).
 
-May import: the standard library, tqdm, and every other part of tagger
+May import: the standard library, tqdm, pathspec (exclude patterns), and every other part of tagger
 except ``tagger.cli``.
 """
 
