@@ -149,7 +149,10 @@ def test_the_ledger_owns_every_sql_statement():
     import tagger
 
     package = Path(tagger.__file__).parent
-    modules = [m for m in sorted(package.rglob("*.py")) if "ledger" not in m.relative_to(package).parts]
+    # The emulator (a stand-in for the service, with its own state file) and the shared store (PostgreSQL)
+    # hold SQL of their own: every statement against the ledger lives in tagger/ledger/.
+    own = {"ledger", "emulator", "shared"}
+    modules = [m for m in sorted(package.rglob("*.py")) if not own & set(m.relative_to(package).parts)]
     assert len(modules) > 40
     for module in modules:
         text = module.read_text(encoding="utf-8")

@@ -155,7 +155,7 @@ def test_approve_edit_reject_then_apply_by_the_merge_rules(emulator, photos, tmp
     path = write_config(config, tmp_path)
     done = tagger_cli(path, "retry", "--rejected", str(c))
     assert done.returncode == 0, done.stderr
-    assert "1 job(s) queued again" in done.stdout and "a credit each" in done.stdout
+    assert "1 job queued again" in done.stdout and "a credit each" in done.stdout
     run_config(config, [photos])
     assert emulator.counters()["submissions"] == 7
     assert held_paths(config)[str(c)][1] == "awaiting"

@@ -189,7 +189,7 @@ def test_the_dry_run_reads_a_crafted_tiff_under_the_real_runs_time_limit(photos,
         proc.kill()
     assert proc.returncode == 0, err
     assert time.monotonic() - started < 40
-    assert "6 credit(s) would be spent" in out  # the six photos; the crafted file is not counted as sendable
+    assert "6 credits would be spent" in out  # the six photos; the crafted file is not counted as sendable
 
 
 def test_a_signal_stops_the_dry_run_within_the_grace_even_mid_read(photos, tmp_path):

@@ -495,8 +495,10 @@ def serve(host: str = "127.0.0.1", port: int = 0, **settings: Any) -> None:
     state). When it stops it prints what it charged.
     """
     if threading.current_thread() is threading.main_thread():
-        # SIGTERM (a service manager, `kill`) stops it as Ctrl-C does, so it says what it charged.
+        # SIGTERM (a service manager, `kill`) stops it as Ctrl-C does, so it says what it charged; Ctrl-C
+        # itself is a clean stop here, whatever handler the command installed while it started.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     emulator = Emulator(host, port, **settings)
     with emulator:
         # The prints are inside the try: a Ctrl-C that comes as soon as the URL is out (a script that
@@ -504,7 +506,6 @@ def serve(host: str = "127.0.0.1", port: int = 0, **settings: Any) -> None:
         try:
             print(f"CloudSight emulator listening at {emulator.url}", flush=True)
             print(f"API key: {emulator.key}", flush=True)
-            threading.Event().wait()
             if emulator.state:
                 print(f"state: {emulator.state} (jobs and balance kept between starts)", flush=True)
             threading.Event().wait()

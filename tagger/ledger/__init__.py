@@ -1,6 +1,7 @@
 """The job ledger: the SQLite file that is the truth about every file, job and token.
 
-Owns: every SQL statement of the package: ``store`` (the ``Ledger``:
+Owns: every SQL statement against the ledger (the emulator's state file
+and the shared PostgreSQL store keep theirs): ``store`` (the ``Ledger``:
 opening and locking, runs, files, jobs, reading out), with the statements
 of four concerns it inherits, ``planning`` (the planner's), ``similarity``
 (similar photos), ``writes`` (keywords, sidecar bookkeeping, adoption) and

@@ -14,7 +14,7 @@ import sqlite3
 
 from tagger.errors import LedgerWriteError
 
-__all__ = ["write_error", "disk_trouble"]
+__all__ = ["write_error", "disk_trouble", "probe"]
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 _PERMISSION = {errno.EACCES, errno.EPERM}
@@ -36,6 +36,11 @@ def _probe(path: str) -> str | None:
     if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         return "permission"
     return None
+
+
+def probe(path: str) -> str | None:
+    """Whether the ledger at ``path`` could be written, before anything is sent: the kind of trouble, or None."""
+    return _probe(path)
 
 
 def disk_trouble(exc: BaseException, path: str) -> str | None:

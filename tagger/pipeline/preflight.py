@@ -16,6 +16,7 @@ from tagger.config import Config
 from tagger.errors import Problems, TaggerError
 from tagger.exports.writer import PROFILES
 from tagger.keywords.stored import keyword_rules
+from tagger.ledger.disk import probe, write_error
 from tagger.pipeline.excludes import check_patterns
 
 __all__ = ["check_run", "check_paths", "raise_problems", "NO_KEY"]
@@ -129,6 +130,11 @@ def check_run(
             problems.append(str(exc))
     ledger = config.ledger_path
     if os.path.exists(ledger) or not dry_run:  # a dry run without a ledger counts in memory
-        problems.append(_check_file_output(ledger, "ledger", "ledger") or "")
+        # In the ledger's own words (a full disk is left to the run: it stops with exit 3 and keeps what it can).
+        trouble = probe(ledger)
+        if trouble in ("read-only", "permission"):
+            problems.append(str(write_error(trouble, ledger)))
+        else:
+            problems.append(_check_file_output(ledger, "ledger", "ledger") or "")
     problems += check_patterns(config.exclude)
     return [p for p in problems if p]
