@@ -14,7 +14,7 @@
    a side cut, a square cut).
 3. Cost: the fingerprint against preparing the image (decode, shrink, colour,
    orientation, JPEG encode), per image size, in the same process.
-4. Lookup: ``find_donor`` in a real ledger file of N fingerprinted jobs
+4. Lookup: ``find_lender`` in a real ledger file of N fingerprinted jobs
    (default 1,000,000, synthesised from the corpus's own fingerprints by
    regional brightness shifts and cell noise).
 """
@@ -36,7 +36,7 @@ from PIL import Image
 from similar_corpus import copies, crops, lookalike, save, scene, variant, window
 
 from tagger.ledger.store import Ledger
-from tagger.pipeline.similar import find_donor
+from tagger.pipeline.similar import find_lender
 from tagger.prepare.decode import decode
 from tagger.prepare.fingerprint import COLOUR_MAX, DETAIL_MAX, DETAIL_MEAN, Fingerprint, fingerprint, same_photo
 from tagger.prepare.normalise import PrepareOptions, prepare
@@ -215,9 +215,9 @@ def lookup(prints: list[Fingerprint], rows: int, queries: int) -> None:
                 query = synthesise(prints, 1, rnd)[0]
             probes.append(len(query.probes()))
             t0 = time.perf_counter()
-            donor = find_donor(ledger, "e", query)
+            lender = find_lender(ledger, "e", query)
             times.append(time.perf_counter() - t0)
-            found += k % 2 == 0 and donor is not None
+            found += k % 2 == 0 and lender is not None
         times.sort()
         print(
             f"  {queries} lookups: median {statistics.median(times) * 1000:.2f} ms, p99 {times[int(len(times) * 0.99)] * 1000:.2f} ms, "

@@ -88,16 +88,16 @@ def test_copies_cost_one_credit_look_alikes_and_crops_their_own(emulator, tmp_pa
     family = ["original.jpg", *COPIES]
     captions = {rows[n]["caption"] for n in family}
     assert len(captions) == 1 and captions != {""}
-    donors = [n for n in family if not rows[n]["reused_from"]]
-    assert len(donors) == 1  # whichever was prepared first was sent; the others share its answer
-    donor_path = str(paths[donors[0]])
+    lenders = [n for n in family if not rows[n]["reused_from"]]
+    assert len(lenders) == 1  # whichever was prepared first was sent; the others share its answer
+    lender_path = str(paths[lenders[0]])
     for name in family:
         assert rows[name]["status"] == "completed"
         assert metas[name]["XMP-dc:Description"] == rows[name]["caption"]
-        if name != donors[0]:
-            assert rows[name]["reused_from"] == donor_path
-            assert metas[name]["XMP-tagger:ReusedFrom"] == donor_path
-    assert "XMP-tagger:ReusedFrom" not in metas[donors[0]]
+        if name != lenders[0]:
+            assert rows[name]["reused_from"] == lender_path
+            assert metas[name]["XMP-tagger:ReusedFrom"] == lender_path
+    assert "XMP-tagger:ReusedFrom" not in metas[lenders[0]]
     for name in ("lookalike.jpg", "crop90_centre.jpg", "crop_left_side.jpg"):
         assert rows[name]["status"] == "completed" and rows[name]["reused_from"] == ""
         assert "XMP-tagger:ReusedFrom" not in metas[name]
@@ -113,7 +113,7 @@ def test_copies_cost_one_credit_look_alikes_and_crops_their_own(emulator, tmp_pa
     assert set(marks) == set(paths)
     for name, title in marks.items():
         if rows[name]["reused_from"]:
-            assert donor_path in title
+            assert lender_path in title
         else:
             assert title == ""
 
@@ -201,7 +201,7 @@ def test_the_second_of_two_similar_files_waits_for_the_first_and_shares_its_answ
     assert reuse.claim(job_a, a) is None  # first: sent
     assert reuse.claim(job_b, b) is False  # second: waits for the first
     assert ledger.query("SELECT state, similar_to FROM jobs WHERE id = ?", (job_b.id,))[0][:] == ("waiting", job_a.id)
-    assert reuse.settled(job_a.id) == ([], [])  # the donor is still in flight: nothing yet
+    assert reuse.settled(job_a.id) == ([], [])  # the lender is still in flight: nothing yet
     ledger.settle(job_a.id, JobState.COMPLETED, {"status": "completed", "name": "a red barn", "categories": ["barn"]})
     shared, requeued = reuse.settled(job_a.id)
     assert shared == [job_b.id] and requeued == []
@@ -214,7 +214,7 @@ def test_the_second_of_two_similar_files_waits_for_the_first_and_shares_its_answ
     ledger.close()
 
 
-def test_a_donor_that_is_skipped_lends_nothing_its_waiter_is_sent(tmp_path):
+def test_a_lender_that_is_skipped_lends_nothing_its_waiter_is_sent(tmp_path):
     im = scene(22)
     a, b = _fp(save(im, "JPEG", quality=92), "a.jpg"), _fp(save(im, "WEBP", quality=80), "b.webp")
     ledger, (job_a, job_b) = _ledger_with_jobs(tmp_path, 2)
@@ -225,7 +225,7 @@ def test_a_donor_that_is_skipped_lends_nothing_its_waiter_is_sent(tmp_path):
     shared, requeued = reuse.settled(job_a.id)
     assert shared == [] and [j.id for j in requeued] == [job_b.id]
     assert ledger.query("SELECT state, similar_to FROM jobs WHERE id = ?", (job_b.id,))[0][:] == ("queued", None)
-    # Prepared again, it finds no donor (a skipped job lends nothing) and is sent.
+    # Prepared again, it finds no lender (a skipped job lends nothing) and is sent.
     assert reuse.claim(requeued[0], b) is None
     ledger.close()
 

@@ -78,8 +78,8 @@ def iter_records(
             settled,
             last_error,
             stored,
-            donor_dir,
-            donor_name,
+            lender_dir,
+            lender_name,
         ) = row
         status = file_status(fstate, jstate)
         cats = tuple(json.loads(categories)) if categories else ()
@@ -113,6 +113,6 @@ def iter_records(
             settled_at=iso(settled) or None,
             modified_at=iso(mtime_ns / 1e9) if mtime_ns else None,
             size=size,
-            reused_from=display(os.path.join(donor_dir, donor_name)) if donor_dir is not None else None,
+            reused_from=display(os.path.join(lender_dir, lender_name)) if lender_dir is not None else None,
             source=source,
         )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tagger.ledger.roots import under_roots
-from tagger.ledger.similarity import DONOR_FILE
+from tagger.ledger.similarity import LENDER_FILE
 
 __all__ = ["ReviewQueries", "ReviewFilter", "DECISIONS", "AWAITING", "APPROVED", "EDITED", "REJECTED"]
 
@@ -143,7 +143,7 @@ class ReviewQueries:
         cond, params = where.sql()
         return self.query(
             f"""SELECT r.file_id, f.dir, f.name, r.decision, j.caption, j.keywords, r.caption, r.keywords,
-                       f.content_hash, {_COPIES}, {DONOR_FILE} {_CURRENT} {cond}
+                       f.content_hash, {_COPIES}, {LENDER_FILE} {_CURRENT} {cond}
                 ORDER BY f.dir, f.name LIMIT ? OFFSET ?""",
             (*params, limit, offset),
         )

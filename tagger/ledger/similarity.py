@@ -1,4 +1,4 @@
-"""The ledger's SQL for similar photos: fingerprints, donors, waiting jobs, and sending a copy on its own.
+"""The ledger's SQL for similar photos: fingerprints, lenders, waiting jobs, and sending a copy on its own.
 
 ``Ledger`` inherits these methods; ``tagger.pipeline.similar`` holds the decisions.
 """
@@ -14,13 +14,13 @@ from typing import Any
 from tagger.ledger.roots import under_roots
 from tagger.ledger.states import Job, JobState
 
-__all__ = ["SimilarQueries", "DONOR_FILE"]
+__all__ = ["SimilarQueries", "LENDER_FILE"]
 
 # Jobs whose answer a similar photo may share: done, or on its way (queued ones only once fingerprinted).
-_DONOR_STATES = ("completed", "queued", "submitting", "polling")
+_LENDER_STATES = ("completed", "queued", "submitting", "polling")
 _ANSWER = "status, caption, reason, flags, categories"
 # (dir, name) of a file of the job whose caption ``j`` shares (NULLs when it shares none), for the writers.
-DONOR_FILE = """(SELECT d.dir FROM files d WHERE d.job_id = j.similar_to ORDER BY d.state != 'active', d.id LIMIT 1),
+LENDER_FILE = """(SELECT d.dir FROM files d WHERE d.job_id = j.similar_to ORDER BY d.state != 'active', d.id LIMIT 1),
                  (SELECT d.name FROM files d WHERE d.job_id = j.similar_to ORDER BY d.state != 'active', d.id LIMIT 1)"""
 
 
@@ -59,7 +59,7 @@ class SimilarQueries:
         aspect_high: float,
         *,
         exclude_job: int = 0,
-        states: tuple[str, ...] = _DONOR_STATES,
+        states: tuple[str, ...] = _LENDER_STATES,
     ) -> list[tuple[int, str, float, bytes]]:
         """Jobs at ``endpoint`` whose content's fingerprint has one of ``keys``, each packed mean within ``slack``
         of ``means`` and an aspect in range.
@@ -89,44 +89,44 @@ class SimilarQueries:
             ]
         return rows
 
-    def share_answer(self, job_id: int, donor_id: int) -> bool | None:
-        """Settle a queued job with a completed donor's answer (True), make it wait for a donor in flight (False).
+    def share_answer(self, job_id: int, lender_id: int) -> bool | None:
+        """Settle a queued job with a completed lender's answer (True), make it wait for a lender in flight (False).
 
-        None: the donor settled otherwise meanwhile and lends nothing.
+        None: the lender settled otherwise meanwhile and lends nothing.
         """
         with self.transaction() as c:
-            donor = c.execute("SELECT state FROM jobs WHERE id = ?", (donor_id,)).fetchone()
-            if donor is None or donor[0] not in _DONOR_STATES:
+            lender = c.execute("SELECT state FROM jobs WHERE id = ?", (lender_id,)).fetchone()
+            if lender is None or lender[0] not in _LENDER_STATES:
                 return None
-            if donor[0] == "completed":
+            if lender[0] == "completed":
                 c.execute(
                     f"""UPDATE jobs SET ({_ANSWER}, state, similar_to, settled_at, last_error) =
                         (SELECT {_ANSWER}, 'completed', id, ?, NULL FROM jobs WHERE id = ?) WHERE id = ?""",
-                    (self._clock(), donor_id, job_id),
+                    (self._clock(), lender_id, job_id),
                 )
                 return True
-            c.execute("UPDATE jobs SET state = 'waiting', similar_to = ? WHERE id = ?", (donor_id, job_id))
+            c.execute("UPDATE jobs SET state = 'waiting', similar_to = ? WHERE id = ?", (lender_id, job_id))
             return False
 
-    def settle_waiters(self, donor_id: int) -> tuple[list[int], list[int]]:
-        """Jobs waiting for a donor that has settled: (completed with its answer, queued to be sent on their own).
+    def settle_waiters(self, lender_id: int) -> tuple[list[int], list[int]]:
+        """Jobs waiting for a lender that has settled: (completed with its answer, queued to be sent on their own).
 
-        A donor that ended other than completed lends nothing: its waiters go
+        A lender that ended other than completed lends nothing: its waiters go
         back to the queue. Waiters of those waiters follow in the same way.
         """
         shared: list[int] = []
         requeued: list[int] = []
-        if not self.query("SELECT 1 FROM jobs WHERE similar_to = ? AND state = 'waiting' LIMIT 1", (donor_id,)):
+        if not self.query("SELECT 1 FROM jobs WHERE similar_to = ? AND state = 'waiting' LIMIT 1", (lender_id,)):
             return shared, requeued  # the common case, read from the partial index: no write transaction
-        pending = [donor_id]
+        pending = [lender_id]
         with self.transaction() as c:
             while pending:
-                donor = pending.pop()
-                row = c.execute("SELECT state FROM jobs WHERE id = ?", (donor,)).fetchone()
+                lender = pending.pop()
+                row = c.execute("SELECT state FROM jobs WHERE id = ?", (lender,)).fetchone()
                 if row is None or row[0] in ("queued", "submitting", "polling", "waiting"):
                     continue
                 waiters = [
-                    r[0] for r in c.execute("SELECT id FROM jobs WHERE similar_to = ? AND state = 'waiting'", (donor,))
+                    r[0] for r in c.execute("SELECT id FROM jobs WHERE similar_to = ? AND state = 'waiting'", (lender,))
                 ]
                 if not waiters:
                     continue
@@ -135,7 +135,7 @@ class SimilarQueries:
                     c.execute(
                         f"""UPDATE jobs SET ({_ANSWER}, state, settled_at) =
                             (SELECT {_ANSWER}, 'completed', ? FROM jobs WHERE id = ?) WHERE id IN ({marks})""",
-                        (self._clock(), donor, *waiters),
+                        (self._clock(), lender, *waiters),
                     )
                     shared += waiters
                 else:
@@ -144,8 +144,8 @@ class SimilarQueries:
                 pending += waiters
         return shared, requeued
 
-    def waiting_donors(self, endpoint: str) -> list[int]:
-        """Donors of the endpoint's waiting jobs that are no longer in flight (a crash, or an earlier run's end)."""
+    def waiting_lenders(self, endpoint: str) -> list[int]:
+        """Lenders of the endpoint's waiting jobs that are no longer in flight (a crash, or an earlier run's end)."""
         return [
             r[0]
             for r in self.query(

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 from tagger.ledger.planning import HASH_SCHEME, PlanningQueries
 from tagger.ledger.review import ReviewQueries
 from tagger.ledger.roots import under_roots
-from tagger.ledger.similarity import DONOR_FILE, SimilarQueries
+from tagger.ledger.similarity import LENDER_FILE, SimilarQueries
 from tagger.ledger.states import SETTLED_STATUS, FileState, Job, JobState, file_status
 from tagger.ledger.writes import WriteQueries
 
@@ -854,14 +854,14 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
         remote_job, remote_params = self._job_in_locale("r.job_id")
         sql = f"""SELECT f.dir, f.name, f.root, f.size, f.mtime_ns, f.content_hash, f.state, f.reason,
                         j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
-                        j.submitted_at, j.settled_at, j.last_error, j.keywords, {DONOR_FILE}
+                        j.submitted_at, j.settled_at, j.last_error, j.keywords, {LENDER_FILE}
                  FROM files f LEFT JOIN jobs j ON j.id = {file_job}"""
         if not include_missing:
             sql += " WHERE f.state != 'missing'"
         sql += " ORDER BY f.dir, f.name"
         remote = f"""SELECT NULL, r.url, NULL, NULL, NULL, NULL, 'active', NULL,
                            j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
-                           j.submitted_at, j.settled_at, j.last_error, j.keywords, {DONOR_FILE}
+                           j.submitted_at, j.settled_at, j.last_error, j.keywords, {LENDER_FILE}
                     FROM remote r LEFT JOIN jobs j ON j.id = {remote_job} ORDER BY r.url"""
         # A separate connection streams without holding the writer lock.
         reader = sqlite3.connect(self.path, timeout=30)

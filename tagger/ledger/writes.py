@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from tagger.ledger.roots import under_roots
-from tagger.ledger.similarity import DONOR_FILE
+from tagger.ledger.similarity import LENDER_FILE
 
 __all__ = ["WriteQueries"]
 
@@ -81,7 +81,7 @@ class WriteQueries:
         the dir and name of a file of the similar photo whose caption it shares (or NULLs).
         """
         sql = f"""SELECT f.id, f.dir, f.name, f.root, f.content_hash, j.id, j.token, j.endpoint, j.locale, j.caption, j.flags,
-                        j.categories, j.status, j.reason, j.settled_at, j.keywords, j.keyword_paths, j.keyword_rules, {DONOR_FILE}
+                        j.categories, j.status, j.reason, j.settled_at, j.keywords, j.keyword_paths, j.keyword_rules, {LENDER_FILE}
                  FROM files f CROSS JOIN jobs j ON j.id = f.job_id
                  WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND j.state = 'completed'"""
         # CROSS JOIN keeps files outer, read from the small files_unwritten partial index; the planner

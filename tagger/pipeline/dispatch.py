@@ -264,7 +264,7 @@ class Dispatcher:
         self._ledger_error: LedgerWriteError | None = None
         self._accepted = threading.Event()
         self.reuse = Reuse(ledger, options.endpoint, enabled=options.reuse_similar)
-        self._again: deque[Job] = deque()  # waiters whose donor lent nothing: prepared and sent after all
+        self._again: deque[Job] = deque()  # waiters whose lender lent nothing: prepared and sent after all
         # A first run streams: new files come from the walk (``stream``), are read once and claimed (``intake``);
         # the queue of jobs left by earlier runs or linked by the walk is opened once the walk is over.
         self.intake = intake

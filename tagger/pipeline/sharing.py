@@ -6,7 +6,7 @@ the content is this machine's to send, already answered elsewhere (settled
 here with that answer, nothing sent), or held by another live machine (the
 job waits here, locally queued, until that answer comes or the claim
 lapses and is taken over). ``similar`` runs after the local similar-photo
-check found no donor: a similar photo another machine has answered lends
+check found no lender: a similar photo another machine has answered lends
 its caption, one in flight elsewhere is waited for. Answers are published
 in batches, once per tick of the conductor.
 
@@ -70,8 +70,8 @@ class Sharing:
         self.enabled = store.enabled
         self._lock = threading.Lock()
         self._contents: dict[str, Job] = {}  # content claimed elsewhere -> this machine's job waiting for it
-        self._donors: dict[str, list[Job]] = {}  # a similar content in flight elsewhere -> jobs waiting for it
-        self._no_similar: set[int] = set()  # jobs whose donor elsewhere lent nothing: sent on their own
+        self._lenders: dict[str, list[Job]] = {}  # a similar content in flight elsewhere -> jobs waiting for it
+        self._no_similar: set[int] = set()  # jobs whose lender elsewhere lent nothing: sent on their own
         self._outbox: list[int] = []  # settled jobs whose answers are not yet published
         self._next_look = 0.0
         self.not_sent = 0  # jobs left queued because the store could not be reached
@@ -138,11 +138,11 @@ class Sharing:
     # -- similar photos --------------------------------------------------------
 
     def similar(self, job: Job, fp: object) -> Decision:
-        """After the local check found no donor: a similar photo another machine answered, or has in flight."""
+        """After the local check found no lender: a similar photo another machine answered, or has in flight."""
         if not self.enabled or not self.reuse_similar or fp is None or job.id in self._no_similar:
             return Decision(SEND, job)
         try:
-            donor = self.store.similar(
+            lender = self.store.similar(
                 job.content_hash,
                 fp.key,  # type: ignore[attr-defined]
                 fp.aspect,  # type: ignore[attr-defined]
@@ -151,14 +151,14 @@ class Sharing:
             )
         except StoreDown:
             return Decision(SEND, job)  # the claim is held: sending alone is safe, only maybe not needed
-        if donor is None:
+        if lender is None:
             return Decision(SEND, job)
-        if donor.answer is not None:
-            self._settle(job, donor.answer)
+        if lender.answer is not None:
+            self._settle(job, lender.answer)
             self.settled(job.id)  # this content's answer is known now too
             return Decision(SETTLED, job, state=JobState.COMPLETED)
         with self._lock:
-            self._donors.setdefault(donor.content_hash, []).append(job)
+            self._lenders.setdefault(lender.content_hash, []).append(job)
         return Decision(WAIT, job)
 
     # -- waiting ---------------------------------------------------------------
@@ -167,7 +167,7 @@ class Sharing:
     def waiting(self) -> int:
         """Jobs waiting for another machine's answer."""
         with self._lock:
-            return len(self._contents) + sum(len(v) for v in self._donors.values())
+            return len(self._contents) + sum(len(v) for v in self._lenders.values())
 
     def look(self, now: float | None = None) -> list[Decision]:
         """At most every ``LOOK_EVERY`` seconds: what became of the contents waited for."""
@@ -178,13 +178,13 @@ class Sharing:
         self.flush()
         with self._lock:
             contents = dict(self._contents)
-            donors = {d: list(jobs) for d, jobs in self._donors.items()}
-        if not contents and not donors:
+            lenders = {d: list(jobs) for d, jobs in self._lenders.items()}
+        if not contents and not lenders:
             return []
         out: list[Decision] = []
         try:
             claims = self.store.look(list(contents))
-            lent = self.store.donors(list(donors)) if donors else {}
+            lent = self.store.lenders(list(lenders)) if lenders else {}
         except StoreDown:
             return []
         for digest, claim in claims.items():
@@ -198,7 +198,7 @@ class Sharing:
             if answer is None:
                 continue
             with self._lock:
-                jobs = self._donors.pop(digest, [])
+                jobs = self._lenders.pop(digest, [])
             for job in jobs:
                 if isinstance(answer, Answer):
                     self._settle(job, answer)

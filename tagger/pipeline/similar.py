@@ -6,7 +6,7 @@ endpoint whose fingerprint passes ``same_photo``: a completed one lends its
 answer at once; one still in flight (fingerprinted and not yet settled)
 makes this job ``waiting`` until it settles. So of two similar files
 prepared at the same time, the first claims and is sent, the second waits.
-A donor that ends other than completed lends nothing: its waiters are
+A lender that ends other than completed lends nothing: its waiters are
 queued again and sent on their own.
 
 ``predict`` is the dry run's twin: the same decode, the same test, the same
@@ -36,11 +36,11 @@ def _closeness(a: Fingerprint, b: Fingerprint) -> int:
     return sum(abs(x - y) for x, y in zip(a.detail, b.detail, strict=True))
 
 
-#: Donors a dry run can count on: answered, or sent and not yet answered (queued ones are in its own list).
-_PREDICT_DONORS = (JobState.COMPLETED.value, JobState.SUBMITTING.value, JobState.POLLING.value)
+#: Lenders a dry run can count on: answered, or sent and not yet answered (queued ones are in its own list).
+_PREDICT_LENDERS = (JobState.COMPLETED.value, JobState.SUBMITTING.value, JobState.POLLING.value)
 
 
-def find_donor(
+def find_lender(
     ledger: Ledger, endpoint: str, fp: Fingerprint, *, exclude_job: int = 0, states: tuple[str, ...] | None = None
 ) -> tuple[int, str] | None:
     """(job id, state) of the job whose answer ``fp``'s photo may share: completed first, then closest, then oldest."""
@@ -77,10 +77,10 @@ class Reuse:
             self.ledger.save_fingerprint(job.content_hash, fp.key, fp.packed_means, fp.aspect, fp.blob())
             if not self.enabled or self.ledger.no_reuse(job.id):
                 return None
-            donor = find_donor(self.ledger, self.endpoint, fp, exclude_job=job.id)
-            if donor is None:
+            lender = find_lender(self.ledger, self.endpoint, fp, exclude_job=job.id)
+            if lender is None:
                 return None
-            return self.ledger.share_answer(job.id, donor[0])
+            return self.ledger.share_answer(job.id, lender[0])
 
     def settled(self, job_id: int) -> tuple[list[int], list[Job]]:
         """After ``job_id`` settled: (jobs that now share its answer, jobs to prepare and send on their own)."""
@@ -88,14 +88,14 @@ class Reuse:
         return shared, self.ledger.jobs_by_id(requeued)
 
     def resume(self) -> tuple[list[int], list[Job]]:
-        """At the start of a run: settle waiters whose donor settled before (or send them, when reuse is off)."""
+        """At the start of a run: settle waiters whose lender settled before (or send them, when reuse is off)."""
         if not self.enabled:
             self.ledger.stop_waiting(self.endpoint)
             return [], []
         shared: list[int] = []
         requeued: list[Job] = []
-        for donor in self.ledger.waiting_donors(self.endpoint):
-            s, r = self.settled(donor)
+        for lender in self.ledger.waiting_lenders(self.endpoint):
+            s, r = self.settled(lender)
             shared += s
             requeued += r
         return shared, requeued
@@ -151,7 +151,7 @@ def predict(
             if ledger.sent_alone(endpoint, digest):
                 claimed.setdefault(fp.key, []).append(fp)
                 continue
-            if find_donor(ledger, endpoint, fp, states=_PREDICT_DONORS) is not None:
+            if find_lender(ledger, endpoint, fp, states=_PREDICT_LENDERS) is not None:
                 result.similar += 1
                 continue
             if any(same_photo(fp, other) for key in fp.probes() for other in claimed.get(key, ())):

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from tagger.errors import TaggerError
 
-__all__ = ["SharedStore", "NoShared", "SharedError", "StoreDown", "Claim", "Answer", "Donor", "FileRow", "redact"]
+__all__ = ["SharedStore", "NoShared", "SharedError", "StoreDown", "Claim", "Answer", "Lender", "FileRow", "redact"]
 
 
 class SharedError(TaggerError):
@@ -63,7 +63,7 @@ class Claim:
 
 
 @dataclass(frozen=True)
-class Donor:
+class Lender:
     """A similar photo's content known to the store: its answer when settled, else it is in flight."""
 
     content_hash: str
@@ -111,11 +111,11 @@ class SharedStore(Protocol):
         """A claimed content was not sent after all (the run stopped, the store was lost): others may take it."""
         ...
 
-    def similar(self, digest: str, key: int, aspect: float, blob: bytes, probes: list[int]) -> Donor | None:
+    def similar(self, digest: str, key: int, aspect: float, blob: bytes, probes: list[int]) -> Lender | None:
         """Record a content's fingerprint; the similar photo whose answer it may share, if another machine has one."""
         ...
 
-    def donors(self, digests: list[str]) -> dict[str, Answer | None | bool]:
+    def lenders(self, digests: list[str]) -> dict[str, Answer | None | bool]:
         """Of similar contents waited for: their answer once settled, False once they lend nothing, else None."""
         ...
 
@@ -167,12 +167,12 @@ class NoShared:
     def release(self, digest: str) -> None:
         """Nothing held."""
 
-    def similar(self, digest: str, key: int, aspect: float, blob: bytes, probes: list[int]) -> Donor | None:
+    def similar(self, digest: str, key: int, aspect: float, blob: bytes, probes: list[int]) -> Lender | None:
         """No other machine's photos."""
         return None
 
-    def donors(self, digests: list[str]) -> dict[str, Answer | None | bool]:
-        """No donor elsewhere lends anything."""
+    def lenders(self, digests: list[str]) -> dict[str, Answer | None | bool]:
+        """No lender elsewhere lends anything."""
         return dict.fromkeys(digests, False)
 
     def known(self, digests: list[str]) -> set[str]:

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 
 from tagger.prepare.fingerprint import ASPECT_TOLERANCE, Fingerprint, same_photo
-from tagger.shared.base import Answer, Claim, Donor, FileRow, StoreDown, scrub
+from tagger.shared.base import Answer, Claim, FileRow, Lender, StoreDown, scrub
 
 __all__ = ["PgStore", "SHARED_STATES"]
 
@@ -255,7 +255,7 @@ class PgStore:
 
     # -- similar photos ---------------------------------------------------------
 
-    def similar(self, digest: str, key: int, aspect: float, blob: bytes, probes: list[int]) -> Donor | None:
+    def similar(self, digest: str, key: int, aspect: float, blob: bytes, probes: list[int]) -> Lender | None:
         """Record the fingerprint; the closest similar content of another machine (answered first), if any.
 
         One transaction under an advisory lock per endpoint and locale: of two
@@ -281,7 +281,7 @@ class PgStore:
                                OR (t.state <> 'settled' AND t.owner <> %s AND t.lease_until > now()))""",
                     (self.endpoint, self.locale, probes, self.scheme, digest, low, high, self.owner),
                 ).fetchall()
-        best: tuple[tuple[bool, int], Donor] | None = None
+        best: tuple[tuple[bool, int], Lender] | None = None
         for other_hash, other_aspect, other_print, state, *answer in rows:
             other = Fingerprint.from_blob(bytes(other_print), other_aspect)
             if not same_photo(fp, other):
@@ -289,10 +289,10 @@ class PgStore:
             done = state == "settled"
             rank = (not done, sum(abs(x - y) for x, y in zip(fp.detail, other.detail, strict=False)))
             if best is None or rank < best[0]:
-                best = (rank, Donor(other_hash, _answer(tuple(answer)) if done else None))
+                best = (rank, Lender(other_hash, _answer(tuple(answer)) if done else None))
         return None if best is None else best[1]
 
-    def donors(self, digests: list[str]) -> dict[str, Answer | None | bool]:
+    def lenders(self, digests: list[str]) -> dict[str, Answer | None | bool]:
         """Of similar contents waited for: their answer once settled, False once they lend nothing, else None."""
         if not digests:
             return {}

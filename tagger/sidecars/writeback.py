@@ -131,8 +131,8 @@ def write_back(
             subject,
             paths,
             stored_rules,
-            donor_dir,
-            donor_name,
+            lender_dir,
+            lender_name,
         ) = row
         review = reviews.get(file_id)
         decision = review[1] if review is not None and review[0] == jid else None
@@ -174,8 +174,8 @@ def write_back(
                 content_hash=digest or "",
                 locale=locale,
                 categories=tuple(str(c) for c in _list(categories)),
-                reused_from=os.path.join(donor_dir, donor_name).decode("utf-8", "replace")
-                if donor_dir is not None
+                reused_from=os.path.join(lender_dir, lender_name).decode("utf-8", "replace")
+                if lender_dir is not None
                 else None,
                 review=decision,
             )
