@@ -123,8 +123,8 @@ def test_a_language_without_a_dictionary_keeps_words_as_written():
 def test_fingerprint_changes_with_every_rule():
     base = KeywordRules()
     others = [KeywordRules(language="de"), KeywordRules(unmapped="drop"), KeywordRules(parent="AI")]
-    assert len({base.fingerprint, *(o.fingerprint for o in others)}) == 4
-    assert KeywordRules().fingerprint == base.fingerprint
+    assert len({base.digest, *(o.digest for o in others)}) == 4
+    assert KeywordRules().digest == base.digest
 
 
 def test_without_a_vocabulary_every_word_is_unmapped_and_under_the_parent():

@@ -93,7 +93,7 @@ class KeywordRules:
         return tuple(clean_keywords(self.parent.replace("/", "|").split("|")))
 
     @cached_property
-    def fingerprint(self) -> str:
+    def digest(self) -> str:
         """Changes whenever a stored derivation may no longer be what these rules give."""
         from tagger.keywords.language import LIBRARY_VERSIONS
 
@@ -102,7 +102,7 @@ class KeywordRules:
             self.language,
             self.unmapped,
             list(self.parent_path),
-            self.vocabulary.fingerprint if self.vocabulary else None,
+            self.vocabulary.digest if self.vocabulary else None,
             LIBRARY_VERSIONS,
         ]
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()[:16]

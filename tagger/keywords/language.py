@@ -56,7 +56,7 @@ def _library_version(name: str) -> str:
         return "?"
 
 
-#: Part of the keyword fingerprint: new dictionaries may give new lemmas.
+#: Part of the keyword rules' digest: new dictionaries may give new lemmas.
 LIBRARY_VERSIONS = {"simplemma": _library_version("simplemma"), "stopwords": _library_version("stopwords")}
 
 # simplemma caches dictionaries in module-level state; loading one from two threads at once is wasted work.

@@ -32,15 +32,15 @@ def _categories(value: str | None) -> tuple[str, ...]:
 
 def refresh_keywords(ledger: Ledger, rules: KeywordRules, job_id: int | None = None) -> int:
     """Derive and store the keywords of completed jobs (of one, or all) not derived under ``rules``; returns how many."""
-    fingerprint = rules.fingerprint
-    if job_id is None and not ledger.has_stale_keywords(fingerprint):
+    digest = rules.digest
+    if job_id is None and not ledger.has_stale_keywords(digest):
         return 0  # the usual end of a run: one index probe, not a read of every completed job
     done = after = 0
     while True:
-        rows = ledger.stale_keywords(fingerprint, job_id, after_id=after)
+        rows = ledger.stale_keywords(digest, job_id, after_id=after)
         if not rows:
             return done
-        ledger.store_keywords(fingerprint, [(r[0], *derive(r[1], _categories(r[2]), rules).to_json()) for r in rows])
+        ledger.store_keywords(digest, [(r[0], *derive(r[1], _categories(r[2]), rules).to_json()) for r in rows])
         done += len(rows)
         after = rows[-1][0]
 
@@ -62,4 +62,4 @@ def warm_up(rules: KeywordRules) -> None:
     thread that polls and submits while answers pile up.
     """
     language(rules.language).lemma("warm")
-    _ = rules.matcher, rules.fingerprint
+    _ = rules.matcher, rules.digest

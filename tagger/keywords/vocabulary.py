@@ -60,7 +60,7 @@ class Vocabulary:
     source: str = field(default="", compare=False)
 
     @cached_property
-    def fingerprint(self) -> str:
+    def digest(self) -> str:
         """A hash of what matching depends on (not of the file's bytes: re-saving changes nothing)."""
         body = [self.kind, [[list(t.path), list(t.private), list(t.synonyms)] for t in self.terms]]
         return hashlib.sha256(json.dumps(body, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]

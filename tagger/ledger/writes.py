@@ -102,7 +102,7 @@ class WriteQueries:
     ) -> None:
         """Record that a sidecar now holds this job's caption (called after the rename).
 
-        ``keywords`` (rules fingerprint, keywords, keyword_paths, unmapped) are the job's keywords that
+        ``keywords`` (rules digest, keywords, keyword_paths, unmapped) are the job's keywords that
         sidecar got, stored in the same transaction: one commit per written file, not two.
         """
         with self.transaction() as c:

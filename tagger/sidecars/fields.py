@@ -319,7 +319,7 @@ def undo_fields(old: State) -> State:
 
 def leaves_nothing(packet: Packet, copy_digest: str | None) -> bool:
     """True when a stripped sidecar tagger created holds nothing anyone else wrote (it can be deleted)."""
-    if copy_digest and _xmp.fingerprint(packet, skip=(METADATA_DATE,)) == copy_digest:
+    if copy_digest and _xmp.packet_digest(packet, skip=(METADATA_DATE,)) == copy_digest:
         return True  # only the copy of the image's own metadata is left
     for child in packet.rdf:
         if child.tag != f"{{{RDF}}}Description":

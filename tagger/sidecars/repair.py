@@ -27,7 +27,7 @@ def repair_legacy(legacy: Packet, photo: Photo) -> tuple[Packet, str]:
     fields go, to be decided again. Returns the packet and the copy's digest.
     """
     packet = photo.packet()
-    digest = _xmp.fingerprint(packet, skip=(METADATA_DATE,))
+    digest = _xmp.packet_digest(packet, skip=(METADATA_DATE,))
     old = read_state(legacy)
     prov = old.prov
     foreign = [

@@ -105,7 +105,7 @@ def write_sidecar(
                 {},
             )
             if not existed:
-                digest = _xmp.fingerprint(packet, skip=(METADATA_DATE,))
+                digest = _xmp.packet_digest(packet, skip=(METADATA_DATE,))
         elif photo.path and old.prov.get("createdFile") == "True" and not old.prov.get("imageCopy"):
             # Created by a tagger that did not copy the image yet: it hides the photo's own metadata.
             prov = old.prov

@@ -89,7 +89,7 @@ def write_back(
     """
     written = failed = 0
     rules = options.keyword_rules
-    fingerprint = rules.fingerprint
+    rules_digest = rules.digest
     if job_id is None:
         # One derivation, stored, for every job (remote images too): the exports and the contact sheet
         # read the keywords the sidecars got.
@@ -147,12 +147,12 @@ def write_back(
             keywords = Keywords(
                 tuple(json.loads(review[3] or "[]")), tuple(tuple(p) for p in json.loads(review[4] or "[]"))
             )
-        elif stored_rules == fingerprint:
+        elif stored_rules == rules_digest:
             keywords = stored_keywords(subject, paths, caption, categories, rules)
         else:  # just settled: derived here and stored with the write, in one commit
             keywords = derived.get(jid) or derive(caption, _list(categories), rules)
             derived[jid] = keywords
-            fresh = (fingerprint, *keywords.to_json())
+            fresh = (rules_digest, *keywords.to_json())
         image = os.fsdecode(os.path.join(directory, name))
         try:
             if root not in real_roots:

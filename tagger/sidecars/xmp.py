@@ -43,7 +43,7 @@ __all__ = [
     "property_kind",
     "set_property",
     "remove_namespace",
-    "fingerprint",
+    "packet_digest",
     "TIFF",
     "lang_alt",
     "values",
@@ -473,7 +473,7 @@ def _canon(el: ET.Element) -> tuple:
     )
 
 
-def fingerprint(packet: Packet, skip: Iterable[str] = ()) -> str:
+def packet_digest(packet: Packet, skip: Iterable[str] = ()) -> str:
     """A digest of every top-level property but those named in ``skip`` or in tagger's namespace.
 
     Layout, prefixes and the order of properties do not count; values and
