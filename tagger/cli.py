@@ -211,6 +211,12 @@ def run(
     try:
         api = None if dry_run and not config.api_key else make_api(config)
         export = _csv_exporter(config) if config.csv else None
+        # Not quiet: the plan line as soon as the walk is over (before the queue is sent), bars or periodic lines.
+        progress = Progress(
+            enabled=not quiet,
+            interval=config.progress_interval,
+            on_plan=None if quiet else lambda p: click.echo(_plan_words(p)),
+        )
         with StopOnSignals(STOP_GRACE) as stopping:
             result = run_pipeline(
                 config,
@@ -219,7 +225,7 @@ def run(
                 endpoint_id=endpoint_id,
                 dry_run=dry_run,
                 max_credits=max_credits,
-                progress=Progress(enabled=not quiet),
+                progress=progress,
                 export=export,
                 urls=urls,
                 rewrite_sidecars=rewrite_sidecars,
@@ -251,7 +257,7 @@ def run(
         return
     if stopping.signal_name and result.stopped:
         result.stopped = f"{result.stopped} by {stopping.signal_name}; run the same command again to resume"
-    if not quiet:
+    if not quiet and not progress.plan_shown:  # a run stopped before its walk was over: the counts it has
         click.echo(_plan_words(result.plan))  # the same counts the dry run printed
     _summary(result, quiet)
     if config.hold and not quiet:

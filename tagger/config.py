@@ -95,6 +95,7 @@ class Config:
     resend_ambiguous: bool = True
     job_deadline: float = 1800.0
     reuse_similar: bool = True
+    progress_interval: float = 30.0  # seconds between progress lines without a terminal (cron logs)
     # [prepare]
     max_edge: int = 1024
     quality: int = 85
@@ -146,6 +147,7 @@ SECTIONS = {
         "resend_ambiguous",
         "job_deadline",
         "reuse_similar",
+        "progress_interval",
     ),
     "prepare": ("max_edge", "quality", "max_pixels", "send_location", "prepare_time_limit", "prepare_in_processes"),
     "output": ("csv", "csv_profile", "sidecars", "sidecar_dir", "sidecar_naming", "keyword_parent", "hold"),
