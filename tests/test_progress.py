@@ -24,7 +24,7 @@ from test_pipeline import config_for, queue_jobs, run_with
 
 from tagger.emulator import Emulator
 from tagger.pipeline.latency import LatencyModel
-from tagger.pipeline.progress import Progress, eta_words
+from tagger.pipeline.progress import Progress
 
 _PHASE = re.compile(r"(found|sent|captioned|written) (\d+)(?:/(\d+) \((\d+)%\))?")
 
@@ -52,6 +52,8 @@ def _phases(line: str) -> dict[str, tuple[int, int | None, int | None]]:
 
 
 def test_without_a_terminal_one_line_every_30_seconds_with_counts_totals_once_final_and_an_eta():
+    from tagger.pipeline.progress import eta_words
+
     clock, pipe = _Clock(), _Pipe()
     progress = Progress(stream=pipe, clock=clock, heartbeat=None)
     latency = LatencyModel(4.0, 1.0, 10.0, prior=(6.0, 12.0))
