@@ -82,7 +82,7 @@ def test_without_a_terminal_one_line_every_30_seconds_with_counts_totals_once_fi
     # While the walk goes on no total is shown (it would grow), and no ETA is promised.
     assert first == {"found": (300, None, None), "sent": (30, None, None), "captioned": (23, None, None),
                      "written": (23, None, None)}  # fmt: skip
-    assert "found 300 so far" in lines[0] and "ETA after the walk" in lines[0] and "1.0 sent/s" in lines[0]
+    assert "found 300 so far" in lines[0] and "no ETA while walking" in lines[0] and "1.0 sent/s" in lines[0]
     # Once the walk is over the totals are final; the ETA is what is left at the rate so far, plus the median latency.
     assert second == {"found": (400, 400, 100), "sent": (60, 100, 60), "captioned": (53, 100, 53),
                       "written": (53, None, None)}  # fmt: skip

@@ -6,14 +6,17 @@ one line goes to the stream every ``interval`` seconds.
 A total is shown only once it is final, so it never moves: a real run
 streams (the walk and the sending overlap), and a total that grew as the
 walk went on kept a bar below 100 % for the whole run. Until then a phase
-shows its count alone. "found" gets its total when the walk is over;
-"sent" when, in addition, every file the walk streamed has been claimed
-(the run then knows every job it will send: ``walk_over``); "captioned"
-then too, as those jobs plus the tokens earlier runs left to poll. "sent"
-counts each of those jobs once, when it leaves the queue: uploaded, or
-settled without an upload of its own (a similar photo's caption, another
-machine's answer, an image that cannot be prepared), so a run that is not
-stopped ends at 100 %. "written" (sidecars) has no total.
+shows its count alone. "found" gets its total when the walk is over
+(``walk_done``); "sent" when, in addition, every file the walk streamed
+has been read and claimed (the run then knows every job it will send:
+``walk_over``); "captioned" then too, as those jobs plus the tokens earlier
+runs left to poll. "sent" counts each of those jobs once, when it leaves
+the queue: uploaded, or settled without an upload of its own (a similar
+photo's caption, another machine's answer, an image that cannot be
+prepared), so a run that is not stopped ends at 100 %. "written"
+(sidecars) has no total. The walk hands at most a stream's worth of files
+(256) ahead of the workers, so on a first run over a large new library the
+totals, like the plan, come late: that run's walk is paced by its uploads.
 
 The ETA needs the "sent" total: the jobs left to send at the rate they
 left so far, then the median latency of the dispatcher's latency model for
@@ -22,6 +25,7 @@ the last of them to be answered.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -51,9 +55,9 @@ class _Quantiles(Protocol):
 
 
 def eta_words(seconds: float | None) -> str:
-    """An ETA in words: ``ETA 1m05s``, ``ETA 2h03m``; unknown until the walk is over."""
+    """An ETA in words: ``ETA 1m05s``, ``ETA 2h03m``; None: ``no ETA yet``."""
     if seconds is None:
-        return "ETA after the walk"
+        return "no ETA yet"
     s = int(seconds + 0.5)
     if s >= 3600:
         return f"ETA {s // 3600}h{s % 3600 // 60:02d}m"
@@ -84,6 +88,7 @@ class Progress:
         self.counts = dict.fromkeys((*_PHASES, *_ASIDES), 0)
         self.totals: dict[str, int | None] = dict.fromkeys(_PHASES)
         self.latency: _Quantiles | None = None  # the dispatcher's model, for the ETA
+        self.walk_done: Callable[[], bool] | None = None  # whether the walk has ended, not cut short
         self.plan_shown = False
         self._enabled = enabled
         self._tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -201,6 +206,8 @@ class Progress:
     def tick(self) -> None:
         """Print a line once ``interval`` has passed since the last (without a terminal); refresh the ETA (with one)."""
         with self._lock:
+            if self.totals["found"] is None and self.walk_done is not None and self.walk_done():
+                self._set_total("found", self.counts["found"])
             if not self._enabled or self._closed.is_set():
                 return
             if self._tty:
@@ -216,9 +223,13 @@ class Progress:
 
     def _eta_text(self) -> str:
         eta = self.eta()
-        if eta is None and self.totals["sent"] is not None:
-            return "ETA once two jobs are sent"
-        return eta_words(eta)
+        if eta is not None:
+            return eta_words(eta)
+        if self.totals["sent"] is not None:
+            return "no ETA before two jobs are sent"
+        if self.totals["found"] is None:
+            return "no ETA while walking"
+        return "no ETA before every file found is read"
 
     def _aside(self, phase: str) -> str:
         if phase == "sent" and self.counts["unsent"]:
@@ -242,6 +253,7 @@ class Progress:
         if bar is not None:
             bar.total = total
             bar.bar_format = _TOTAL
+            self._decorate()  # "walking" goes with the total's coming
             bar.refresh()
 
     def _bar(self, phase: str) -> tqdm:
@@ -256,6 +268,7 @@ class Progress:
                 position=_PHASES.index(phase),
                 leave=True,
                 bar_format=_COUNT if total is None else _TOTAL,
+                ncols=None if _width(self.stream) else 100,  # a terminal of no width (a bare pty) would show nothing
             )
         return bar
 
@@ -286,6 +299,14 @@ class Progress:
                 with self._lock:
                     for bar in self._bars.values():
                         bar.refresh()
+
+
+def _width(stream: TextIO) -> int:
+    """The terminal's width in columns, 0 when it has none."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def _percent(n: int, total: int) -> int:

@@ -334,6 +334,7 @@ def run(
         planning = StreamingPlan(
             ledger, paths, endpoint, stream, hash_workers=config.workers, on_folder=scanned
         ).start()
+        progress.walk_done = lambda: not planning.running and not planning.failed  # "found" is final then
         queue: dict[str, int] = {}
 
         def before_queued(claimed: set[int]) -> bool:
