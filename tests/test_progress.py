@@ -235,3 +235,20 @@ def test_on_a_terminal_each_phase_has_its_own_line(tmp_path):
     assert not [r for r in renders if re.match(r"(found|sent|captioned): .*\| \d+/(?!6 )\d+", r)], renders
     assert any(r.startswith("plan: 6 new") for r in renders), renders
     assert any(r.startswith("new 6, submitted 6, captioned 6") for r in renders), renders
+
+
+def test_copies_that_share_a_caption_leave_the_queue_without_an_upload_and_sent_still_ends_at_100(emulator, tmp_path):
+    from test_similar import _album
+
+    _album(tmp_path / "album", seed=5)
+    config = config_for(emulator, tmp_path)  # reuse_similar: a resized or re-encoded copy shares its caption
+    pipe = _Pipe()
+    result = run_with(
+        emulator, config, [tmp_path / "album"], progress=Progress(stream=pipe, interval=0, heartbeat=None)
+    )
+    uploads = emulator.counters()["submissions"]
+    assert result.exit_code == 0 and result.tally.reused > 0 and uploads == result.tally.submitted
+    last = pipe.getvalue().splitlines()[-1]
+    jobs = uploads + result.tally.reused
+    assert _phases(last)["sent"] == (jobs, jobs, 100) and _phases(last)["captioned"] == (jobs, jobs, 100), last
+    assert f"({result.tally.reused} without an upload)" in last
