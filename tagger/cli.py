@@ -220,6 +220,12 @@ def run(
         export = _csv_exporter(config) if config.csv else None
         if not dry_run and not yes and _on_a_terminal():
             _confirm_spending(ctx, config, paths, urls, api or _offline_api(config), endpoint_id)
+        # Not quiet: the plan line as soon as the walk is over (before the queue is sent), bars or periodic lines.
+        progress = Progress(
+            enabled=not quiet,
+            interval=config.progress_interval,
+            on_plan=None if quiet else lambda p: click.echo(_plan_words(p)),
+        )
         with StopOnSignals(STOP_GRACE) as stopping:
             result = run_pipeline(
                 config,
@@ -228,7 +234,7 @@ def run(
                 endpoint_id=endpoint_id,
                 dry_run=dry_run,
                 max_credits=max_credits,
-                progress=Progress(enabled=not quiet),
+                progress=progress,
                 export=export,
                 urls=urls,
                 rewrite_sidecars=rewrite_sidecars,
@@ -260,7 +266,7 @@ def run(
         return
     if stopping.signal_name and result.stopped:
         result.stopped = f"{result.stopped} by {stopping.signal_name}; run the same command again to resume"
-    if not quiet:
+    if not quiet and not progress.plan_shown:  # a run stopped before its walk was over: the counts it has
         click.echo(_plan_words(result.plan))  # the same counts the dry run printed
     _summary(result, quiet)
     if config.hold and not quiet:

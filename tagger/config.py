@@ -112,6 +112,7 @@ class Config:
     resend_ambiguous: bool = True
     job_deadline: float = 1800.0
     reuse_similar: bool = True
+    progress_interval: float = 30.0  # seconds between progress lines without a terminal (cron logs)
     confirm_above: int = 100  # on a terminal, a run that would spend more credits asks first
     # [scan]
     exclude: tuple[str, ...] = ()  # gitignore-style patterns, after the built-in ones (tagger.pipeline.excludes)
@@ -168,6 +169,7 @@ SECTIONS = {
         "job_deadline",
         "reuse_similar",
         "confirm_above",
+        "progress_interval",
     ),
     "scan": ("exclude",),
     "prepare": ("max_edge", "quality", "max_pixels", "send_location", "prepare_time_limit", "prepare_in_processes"),

@@ -186,6 +186,7 @@ class _Submitted:
 class _Settled:
     job_id: int
     state: JobState
+    uploaded: bool = True  # False: settled before it was ever uploaded (the progress counts it as out of the queue)
 
 
 @dataclass
@@ -290,7 +291,10 @@ class Dispatcher:
         """Settle everything; returns the tally (``stopped`` says why it ended early)."""
         opts = self.options
         self._resume_polling()
-        self._shared(*self.reuse.resume())
+        shared, requeued = self.reuse.resume()
+        # Jobs this run settles without sending them: the progress adds them to the "captioned" total.
+        self.progress("owed", len(self.schedule) + len(shared))
+        self._shared(shared, requeued, queued=False)
         prep = DaemonPool(opts.workers, thread_name_prefix="prepare")
         io_pool = DaemonPool(http_threads(opts.max_in_flight), thread_name_prefix="http")
         running: dict[Future, str] = {}
@@ -500,6 +504,8 @@ class Dispatcher:
         elif isinstance(outcome, _Settled):
             self.latency.forget(outcome.job_id)
             self._count(outcome.state)
+            if not outcome.uploaded:
+                self.progress("unsent", 1)
             self.progress("settled", 1)
             self.on_settled(outcome.job_id, outcome.state)
             if self.sharing is not None:
@@ -511,6 +517,8 @@ class Dispatcher:
     def _decided(self, decision: Decision) -> None:
         """What the shared store decided for a job: settled from another machine, a token to poll, or send it."""
         job = decision.job
+        if decision.what in (SETTLED, POLL):
+            self.progress("unsent", 1)  # out of the queue: another machine's answer, or its token
         if decision.what == SETTLED:
             self.tally.shared += 1
             self.progress("settled", 1)
@@ -524,10 +532,15 @@ class Dispatcher:
         elif decision.what == SEND_IT:
             self._again.append(job)
 
-    def _shared(self, shared: list[int], requeued: list[Job]) -> None:
-        """Jobs that now share a settled job's answer are done; those it could not lend to go to preparation."""
+    def _shared(self, shared: list[int], requeued: list[Job], *, queued: bool = True) -> None:
+        """Jobs that now share a settled job's answer are done; those it could not lend to go to preparation.
+
+        ``queued``: they were among this run's jobs to send (not waiters an earlier run left).
+        """
         for job_id in shared:
             self.tally.reused += 1
+            if queued:
+                self.progress("unsent", 1)
             self.progress("settled", 1)
             self.on_settled(job_id, JobState.COMPLETED)
             if self.sharing is not None:
@@ -643,7 +656,7 @@ class Dispatcher:
         if self._halt.is_set():
             return None  # a stop may have cut the preparation short: not the file's fault; the next run tries again
         self.ledger.fail(job.id, reason)
-        return _Settled(job.id, JobState.FAILED)
+        return _Settled(job.id, JobState.FAILED, uploaded=False)
 
     def _intake(self, item: NewFile) -> object:
         """Read a streamed file once: hash it, claim its content, and prepare it when this run is to send it."""
@@ -677,7 +690,7 @@ class Dispatcher:
             if job is None:
                 return None
             self.ledger.fail(job.id, exc.reason)
-            return _Settled(job.id, JobState.FAILED)
+            return _Settled(job.id, JobState.FAILED, uploaded=False)
         if read.metadata is not None:
             remember(os.fsdecode(item.path), *read.read_as, read.metadata)  # its sidecar copies it, not read again
         if decided and decided[0].what != NOT_NOW:
@@ -762,7 +775,7 @@ class Dispatcher:
             return None
         except cs.ValidationError as exc:
             self.ledger.fail(job.id, exc.description)  # the service refused the request as invalid: for good
-            return _Settled(job.id, JobState.FAILED)
+            return _Settled(job.id, JobState.FAILED, uploaded=False)
         except cs.Redirected as exc:
             self.ledger.requeue(job.id, exc.description)  # nothing was sent to where it pointed
             self._redirected(exc)

@@ -140,7 +140,7 @@ class Intake:
         self.ledger = ledger
         self.endpoint = endpoint
         self.adopt = adopt  # (job id, file id, file, hash) -> whether the new job was settled from its sidecar
-        self.on_send = on_send or (lambda: None)  # one more job to send (the progress bar's total grows)
+        self.on_send = on_send or (lambda: None)  # one more job to send
         self.counts = Claimed()
         self.claimed: set[int] = set()  # jobs created here to send: the queue of earlier runs' jobs skips them
         self._lock = threading.Lock()

@@ -583,6 +583,15 @@ class StreamingPlan:
         """Files handed over after the dispatcher had stopped taking them."""
         return self._planner.left
 
+    def preview(self, claimed: Claimed) -> Plan:
+        """The plan ``finish`` would give now, on a copy (the walk is over; the run goes on)."""
+        kept = self._planner.result
+        self._planner.result = replace(kept, _known_new=dict(kept._known_new))
+        try:
+            return self.finish(claimed)
+        finally:
+            self._planner.result = kept
+
     def finish(self, claimed: Claimed) -> Plan:
         """The plan's counts, with the intake's decisions in."""
         result = self._planner.result

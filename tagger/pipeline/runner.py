@@ -28,7 +28,7 @@ from tagger.ledger.store import JobState, Ledger
 from tagger.pipeline.dispatch import INTERRUPTED, Dispatcher, DispatchOptions, Tally
 from tagger.pipeline.dryread import BoundedHasher
 from tagger.pipeline.excludes import Excludes
-from tagger.pipeline.intake import Intake, Stream
+from tagger.pipeline.intake import Claimed, Intake, Stream
 from tagger.pipeline.plan import Plan, StreamingPlan, plan
 from tagger.pipeline.progress import Progress
 from tagger.pipeline.sharing import Sharing
@@ -170,6 +170,14 @@ def _unchanged_on_disk(failing: Failing) -> bool:
     except OSError:
         return failing.stage == "read"  # still unreadable
     return (st.st_size, st.st_mtime_ns) == (failing.size, failing.mtime_ns)
+
+
+def _counted(p: Plan, claimed: Claimed, queue: dict[str, int], remote_new: int) -> Plan:
+    """A streaming run's plan with the intake's decisions and the queue of earlier runs' jobs in."""
+    p.new += remote_new
+    p.adopted += claimed.adopted + queue.get("adopted_files", 0)
+    p.credits = claimed.to_send + queue.get("jobs", 0) - queue.get("adopted", 0)
+    return p
 
 
 class _Stopped(Exception):
@@ -381,12 +389,17 @@ def run(
         written, failed = write_back(ledger, sidecars, roots=broots)
         result.sidecars_written += written
         result.sidecar_failures += failed
+        progress("written", written)
 
         def settled(job_id: int, state: JobState) -> None:
             if state is JobState.COMPLETED:
                 w, f = write_back(ledger, sidecars, job_id, roots=broots)
                 result.sidecars_written += w
                 result.sidecar_failures += f
+                progress("written", w)
+                progress("unwritten", f)
+            else:
+                progress("uncaptioned", 1)
 
         # New and changed files stream from the walk to the workers (read once: hashed, claimed, prepared);
         # the jobs earlier runs left queued, and those the walk linked, are sent once the walk is over.
@@ -395,7 +408,6 @@ def run(
         intake = Intake(
             ledger,
             endpoint,
-            on_send=lambda: progress.grow("submitted", 1),
             adopt=lambda job_id, file_id, item, digest: adopt_file(
                 ledger, sidecars, endpoint, job_id, file_id, item.directory, item.name, item.root, digest, unlinked
             ),
@@ -403,6 +415,7 @@ def run(
         planning = StreamingPlan(
             ledger, paths, endpoint, stream, hash_workers=config.workers, on_folder=scanned, excludes=excludes
         ).start()
+        progress.walk_done = lambda: not planning.running and not planning.failed  # "found" is final then
         queue: dict[str, int] = {}
 
         def before_queued(claimed: set[int]) -> bool:
@@ -413,7 +426,9 @@ def run(
                 queue["jobs"] = ledger.set_scope(endpoint, broots, url_keys, exclude=claimed)
                 # A lost ledger: captions its sidecars still hold are taken back, not paid for again.
                 queue["adopted"], queue["adopted_files"] = adopt_from_sidecars(ledger, sidecars, endpoint)
-                progress.grow("submitted", queue["jobs"] - queue["adopted"])
+                # Every job this run will send is known now: the totals are final, the plan can be shown.
+                progress.walk_over(intake.counts.to_send + queue["jobs"] - queue["adopted"])
+                progress.planned(_counted(planning.preview(intake.counts), intake.counts, queue, remote_new))
             return True
 
         options = DispatchOptions(
@@ -461,6 +476,7 @@ def run(
                             before_queued=before_queued,
                             sharing=sharing,
                         )
+                        progress.latency = dispatcher.latency  # the ETA's median latency
                         result.tally = dispatcher.run()
             finally:
                 cancelled.set()  # what the walk has not reached yet is left for the next run
@@ -472,14 +488,12 @@ def run(
                 intake.left(planning.left)
                 for job_id, lender in unlinked:  # the lenders the walk reached after their copies
                     ledger.link_lender(job_id, lender)
-            result.plan = planning.finish(intake.counts)
-            result.plan.new += remote_new
-            result.plan.adopted += intake.counts.adopted + queue.get("adopted_files", 0)
-            result.plan.credits = intake.counts.to_send + queue.get("jobs", 0) - queue.get("adopted", 0)
+            result.plan = _counted(planning.finish(intake.counts), intake.counts, queue, remote_new)
             interrupted = walk_stopped or (stop is not None and stop.is_set())
             written, failed = write_back(ledger, sidecars, roots=broots)
             result.sidecars_written += written
             result.sidecar_failures += failed
+            progress("written", written)
             if export is not None and not interrupted:  # a stop is quick; the next run writes the CSV
                 result.csv_rows = export(ledger)
             result.credit_balance = api.credit_balance
