@@ -19,8 +19,8 @@ from tagger.prepare.formats import SNIFF_BYTES, is_image_name, sniff
 
 __all__ = ["refuse_clobber", "LEDGER_COMPANIONS"]
 
-#: The files a ledger lives in: the database, SQLite's journals, tagger's lock.
-LEDGER_COMPANIONS = ("", "-wal", "-shm", "-journal", ".lock")
+#: The files a ledger lives in: the database, SQLite's journals, tagger's lock, the token journal.
+LEDGER_COMPANIONS = ("", "-wal", "-shm", "-journal", ".lock", ".tokens")
 
 
 def _identity(path: str) -> tuple[int, int] | None:
@@ -62,6 +62,12 @@ def refuse_clobber(dest: str | None, *, option: str, ledger: str | None = None, 
                 raise UsageError(
                     f"{option} {dest} is the ledger{' (' + suffix + ')' if suffix else ''}; give another file"
                 )
+        # Kept beside the ledger too: the built-in emulator's state and the review page's thumbnails.
+        emulator_state = os.path.splitext(ledger_real)[0] + ".emulator.sqlite"
+        if real in (emulator_state, emulator_state + "-wal", emulator_state + "-shm") or real.startswith(
+            ledger_real + ".thumbs" + os.sep
+        ):
+            raise UsageError(f"{option} {dest} is a file tagger keeps beside the ledger; give another file")
     if os.path.splitext(real)[1].lower() == ".xmp":
         raise UsageError(f"{option} {dest} would overwrite a sidecar; give a file that does not end in .xmp")
     if _is_photo(real):

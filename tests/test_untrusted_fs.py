@@ -197,6 +197,17 @@ def test_outputs_over_inputs_are_refused_before_anything_is_sent(photos, tmp_pat
         for dest in (ledger, link, hard, str(ledger) + ".lock", photo):
             out = tagger(cmd, option, str(dest), "--ledger", str(ledger))
             assert out.returncode == 2 and ("is the ledger" in out.stderr or "is a photo" in out.stderr), out.stderr
+    # The token journal, the built-in emulator's state and the review page's thumbnails live beside the ledger.
+    journal = tmp_path / "l.sqlite.tokens"
+    kept = journal.read_bytes() if journal.exists() else None
+    for dest, needle in (
+        (journal, "is the ledger (.tokens)"),
+        (tmp_path / "l.emulator.sqlite", "a file tagger keeps beside the ledger"),
+        (tmp_path / "l.sqlite.thumbs" / "ab.jpg", "a file tagger keeps beside the ledger"),
+    ):
+        out = tagger("export", "--csv", str(dest), "--ledger", str(ledger))
+        assert out.returncode == 2 and needle in out.stderr, (dest, out.stderr)
+    assert (journal.read_bytes() if journal.exists() else None) == kept
     assert ledger.read_bytes() == db and photo.read_bytes() == before
     assert tagger("status", "--ledger", str(ledger)).returncode == 0
 
