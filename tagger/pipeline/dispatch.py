@@ -200,6 +200,12 @@ class _Again:
     reposted: bool = False
 
 
+#: What one unit of work (preparing, submitting, polling a job) comes back with, for ``_handle``:
+#: ready to send, sent (its token), settled, settled by a similar photo's answer, to ask again later,
+#: what the shared store decided, or nothing more to do (None).
+Outcome = _Ready | _Submitted | _Settled | _Shared | _Again | Decision | None
+
+
 class Dispatcher:
     """Runs every queued and polling job of one endpoint to a settled state."""
 
@@ -480,7 +486,7 @@ class Dispatcher:
                 self.schedule.add(Entry(now, job.id, job.token or "", now, job.reposts, aimed=False, deadline=deadline))
             after = page[-1].id
 
-    def _handle(self, outcome: object) -> None:
+    def _handle(self, outcome: Outcome) -> None:
         if isinstance(outcome, _Submitted):
             self.tally.submitted += 1
             self.progress("submitted", 1)
@@ -633,7 +639,7 @@ class Dispatcher:
 
     # -- workers --------------------------------------------------------------
 
-    def _prepare(self, job: Job) -> object:
+    def _prepare(self, job: Job) -> Outcome:
         """Decode and downsize the job's image (a worker thread); nothing is sent yet."""
         if self._stop.is_set():
             return None
@@ -658,7 +664,7 @@ class Dispatcher:
         self.ledger.fail(job.id, reason)
         return _Settled(job.id, JobState.FAILED, uploaded=False)
 
-    def _intake(self, item: NewFile) -> object:
+    def _intake(self, item: NewFile) -> Outcome:
         """Read a streamed file once: hash it, claim its content, and prepare it when this run is to send it."""
         assert self.intake is not None
         if self._stop.is_set():
@@ -700,7 +706,7 @@ class Dispatcher:
             return None  # linked to a known caption, or to content another file sends
         return self._ready(job, prepared)
 
-    def _ready(self, job: Job, prepared: Prepared) -> object:
+    def _ready(self, job: Job, prepared: Prepared) -> Outcome:
         """Between prepared and submitted: a similar photo's job may lend its answer (or be awaited)."""
         shared = self.reuse.claim(job, prepared.fingerprint)
         if shared is None:
@@ -711,7 +717,7 @@ class Dispatcher:
             return _Ready(job, prepared)
         return _Shared(job.id) if shared else None
 
-    def _submit_ready(self, ready: _Ready) -> object:
+    def _submit_ready(self, ready: _Ready) -> Outcome:
         job, prepared = ready.job, ready.prepared
         if self._stop.is_set() and self._stop_reason != "credits":
             return None
@@ -728,7 +734,7 @@ class Dispatcher:
         name = f"{job.content_hash[:16]}.jpg"  # the original file name stays on this machine
         return self._submit(job, lambda: self.api.image_request(io.BytesIO(prepared.data), name, params))
 
-    def _submit(self, job: Job, send: Callable[[], dict]) -> object:
+    def _submit(self, job: Job, send: Callable[[], dict]) -> Outcome:
         """POST (with retries); the token is committed the moment it arrives.
 
         An ambiguous failure (the POST may have been received and charged) is
@@ -846,7 +852,7 @@ class Dispatcher:
         entry.due = entry.not_before = self.clock() + self.options.max_poll_interval
         return _Again(entry)
 
-    def _poll(self, entry: Entry) -> object:
+    def _poll(self, entry: Entry) -> Outcome:
         try:
             answer = self._for_token("poll", entry, lambda: self.api.image_response(entry.token))
         except cs.AnswerError as exc:
@@ -903,14 +909,14 @@ class Dispatcher:
         )
         return _Again(entry)
 
-    def _expire(self, entry: Entry, answer: dict) -> object:
+    def _expire(self, entry: Entry, answer: dict) -> Outcome:
         """No final answer by the job's deadline: record it as timed out, with that reason."""
         log.warning("token %s: %s (%g s); recorded as timeout", entry.token, DEADLINE_REASON, self.options.job_deadline)
         self.latency.forget(entry.job_id)
         self.ledger.settle(entry.job_id, JobState.TIMEOUT, answer, reason=DEADLINE_REASON)
         return _Settled(entry.job_id, JobState.TIMEOUT)
 
-    def _repost(self, entry: Entry, answer: dict) -> object:
+    def _repost(self, entry: Entry, answer: dict) -> Outcome:
         try:
             again = self._for_token("repost", entry, lambda: self.api.repost(entry.token))
         except cs.AnswerError as exc:
