@@ -268,6 +268,9 @@ def run(
         result.stopped = f"{result.stopped} by {stopping.signal_name}; run the same command again to resume"
     if not quiet and not progress.plan_shown:  # a run stopped before its walk was over: the counts it has
         click.echo(_plan_words(result.plan))  # the same counts the dry run printed
+    elif not quiet and progress.shown_plan != result.plan.as_dict():
+        # Files found unreadable while they were prepared, after the walk: the plan as it ended.
+        click.echo("final " + _plan_words(result.plan))
     _summary(result, quiet)
     if config.hold and not quiet:
         _awaiting(config)

@@ -125,6 +125,8 @@ def test_metadata_edits_to_tiff_webp_heic_dng_and_the_csv_round_trip_cost_nothin
         adopted=0,
         credits=0,
         similar=0,
+        excluded=0,
+        known_failures=0,
     )
     assert dry.plan.as_dict() == second.plan.as_dict() == expected
     assert emulator.counters()["submissions"] == 0
@@ -141,7 +143,9 @@ def test_metadata_edits_to_tiff_webp_heic_dng_and_the_csv_round_trip_cost_nothin
     out = _exiftool("-csv=" + str(csv_path), "-sep", "; ", "-overwrite_original", *map(str, images))
     assert "4 image files updated" in out, out
     embedded = {Path(m["SourceFile"]).name: m.get("XMP-dc:Description") for m in exiftool_json(*images)}
-    assert embedded == {image.name: captions[image.name.encode()][2] for image in images}
+    # The photo's own description (the user's "edited in place") stays: the exiftool profile carries the sidecar
+    # merge's decisions (issue 20: it used to overwrite it). The round trip still changes metadata only.
+    assert embedded == {image.name: "edited in place" for image in images}
     third = run_with(emulator, config, [root])
     assert third.exit_code == 0 and third.plan.as_dict() == expected
     assert emulator.counters()["submissions"] == 0
@@ -228,6 +232,8 @@ def test_an_older_ledger_upgrades_without_a_submission_even_when_files_are_edite
         adopted=0,
         credits=1,
         similar=0,
+        excluded=0,
+        known_failures=0,
     )
     dry = run_with(emulator, config, [root], dry_run=True)
     assert dry.plan.as_dict() == expected

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 from tagger.ledger.roots import under_roots
 
-__all__ = ["PlanningQueries", "FullRow", "HASH_SCHEME", "MARK_TRIGGERS"]
+__all__ = ["PlanningQueries", "FullRow", "FileUpsert", "HASH_SCHEME", "MARK_TRIGGERS"]
 
 #: The identity scheme of the hashes the planner writes (``tagger.prepare.hashing.SCHEME``; a test keeps them equal).
 HASH_SCHEME = 2
@@ -71,6 +71,19 @@ class FullRow(NamedTuple):
     job_here: int
     id: int
     hash_scheme: int | None
+
+
+class FileUpsert(NamedTuple):
+    """One scanned file as ``Ledger.upsert_files`` writes it (a plain tuple in this order does too)."""
+
+    dir: bytes
+    name: bytes
+    root: bytes
+    size: int
+    mtime_ns: int
+    content_hash: str | None  # None: it could not be read (``state`` failed, ``reason`` says why)
+    state: str
+    reason: str | None
 
 
 class PlanningQueries:

@@ -35,7 +35,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
@@ -49,7 +49,7 @@ from tagger.ledger.migrations import MIGRATIONS_TABLE, NAMES
 
 if TYPE_CHECKING:
     import sqlite_utils
-from tagger.ledger.planning import HASH_SCHEME, PlanningQueries
+from tagger.ledger.planning import HASH_SCHEME, FileUpsert, PlanningQueries
 from tagger.ledger.review import ReviewQueries
 from tagger.ledger.roots import under_roots
 from tagger.ledger.similarity import LENDER_FILE, SimilarQueries
@@ -395,11 +395,11 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
             )
         ]
 
-    def upsert_files(self, rows: list[tuple[Any, ...]]) -> None:
+    def upsert_files(self, rows: Sequence[FileUpsert | tuple[Any, ...]]) -> None:
         """Insert or update scanned files in bulk.
 
-        Each row: (dir, name, root, size, mtime_ns, content_hash, state, reason); the hashes are of
-        the current identity scheme (``HASH_SCHEME``).
+        Each row is a ``FileUpsert`` (dir, name, root, size, mtime_ns, content_hash, state, reason); the
+        hashes are of the current identity scheme (``HASH_SCHEME``).
         """
         now = self._clock()
         with self.transaction() as c:

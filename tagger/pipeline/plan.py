@@ -35,9 +35,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from tagger.errors import cannot_read
-from tagger.ledger.planning import HASH_SCHEME, FullRow
+from tagger.ledger.planning import HASH_SCHEME, FileUpsert, FullRow
 from tagger.ledger.store import FileState, Ledger
 from tagger.pipeline.excludes import Excludes
 from tagger.pipeline.intake import Claimed, NewFile, Stream
@@ -50,6 +51,26 @@ __all__ = ["Plan", "plan", "StreamingPlan", "raw_pairs"]
 log = logging.getLogger("tagger.pipeline.plan")
 
 _ACTIVE = FileState.ACTIVE.value
+
+
+class Candidate(NamedTuple):
+    """A file of a folder that is not simply done, with its ledger row (None: new here)."""
+
+    name: bytes
+    size: int
+    mtime_ns: int
+    row: FullRow | None
+
+
+class Rekey(NamedTuple):
+    """A file whose bytes are as recorded under an older hash scheme: its identity is computed again."""
+
+    name: bytes
+    size: int
+    mtime_ns: int
+    row: FullRow
+
+
 _MISSING = FileState.MISSING.value
 
 
@@ -129,8 +150,8 @@ def _rehash(job: tuple[bytes, str]) -> tuple[str | None, str | None]:
 
 
 def _split(
-    folder: Folder, to_hash: list[tuple[bytes, int, int, FullRow | None]], pairs: dict[bytes, bytes]
-) -> tuple[list[tuple[bytes, int, int, FullRow | None]], list[NewFile]]:
+    folder: Folder, to_hash: list[Candidate], pairs: dict[bytes, bytes]
+) -> tuple[list[Candidate], list[NewFile]]:
     """What the planner still hashes (RAW files captioned from their JPEG), and what it hands to the intake."""
     keep, streamed = [], []
     for entry in to_hash:
@@ -224,28 +245,28 @@ class _Planner:
         """The files of a folder that are not simply done: new, changed, unhashed, unlinked, re-keyed or gone."""
         result = self.result
         known = {name: self._canon(row) for name, row in self.ledger.full_rows(folder.path, self.here).items()}
-        to_hash: list[tuple[bytes, int, int, FullRow | None]] = []
-        to_rekey: list[tuple[bytes, int, int, FullRow]] = []
-        upserts: list[tuple] = []
+        to_hash: list[Candidate] = []
+        to_rekey: list[Rekey] = []
+        upserts: list[FileUpsert] = []
         unlinked: list[tuple[bytes, str]] = []
         pairs = raw_pairs(entry[0] for entry in folder.files)
         for name, size, mtime_ns in differs:
             row = known.get(name)
             if row is not None and row.size == size and row.mtime_ns == mtime_ns and row.content_hash is not None:
                 if row.hash_scheme is None:
-                    to_rekey.append((name, size, mtime_ns, row))
+                    to_rekey.append(Rekey(name, size, mtime_ns, row))
                     continue
                 self._unchanged(folder, name, size, mtime_ns, row, row.content_hash, upserts, unlinked)
                 continue
-            to_hash.append((name, size, mtime_ns, row))
+            to_hash.append(Candidate(name, size, mtime_ns, row))
         path = lambda name: os.path.join(folder.path, name)  # noqa: E731
         if to_rekey:
-            rehashed = list(pool.map(_rehash, [(path(t[0]), t[3].content_hash) for t in to_rekey]))
+            rehashed = list(pool.map(_rehash, [(path(t.name), t.row.content_hash) for t in to_rekey]))
             self._rekey(
                 [
-                    (t[3].content_hash, digest)
+                    (t.row.content_hash, digest)
                     for t, (digest, _) in zip(to_rekey, rehashed, strict=True)
-                    if digest and t[3].content_hash
+                    if digest and t.row.content_hash
                 ]
             )
             for (name, size, mtime_ns, row), (digest, error) in zip(to_rekey, rehashed, strict=True):
@@ -256,17 +277,19 @@ class _Planner:
                     continue
                 self._unchanged(folder, name, size, mtime_ns, row, digest, upserts, unlinked)
             # A twin of a file just re-keyed had the same bytes when recorded: it has the same new identity.
-            to_hash = [(name, size, mtime_ns, self._canon(row)) for name, size, mtime_ns, row in to_hash]
+            to_hash = [c._replace(row=self._canon(c.row)) for c in to_hash]
         streamed: list[NewFile] = []
         if self.stream is not None:
             to_hash, streamed = _split(folder, to_hash, pairs)
-        hashes = list(pool.map(self.hasher, [path(t[0]) for t in to_hash])) if to_hash else []
+        hashes = list(pool.map(self.hasher, [path(t.name) for t in to_hash])) if to_hash else []
         same = self._legacy_matches(folder, to_hash, hashes, pairs, pool)
         seen_here: set[str] = set()
         for (name, size, mtime_ns, row), (digest, error), kept in zip(to_hash, hashes, same, strict=True):
             if digest is None:
                 result.unreadable += 1
-                upserts.append((folder.path, name, folder.root, size, mtime_ns, None, FileState.FAILED.value, error))
+                upserts.append(
+                    FileUpsert(folder.path, name, folder.root, size, mtime_ns, None, FileState.FAILED.value, error)
+                )
                 continue
             unread = row is None or row.content_hash is None  # new here, or never read before (unreadable, not reached)
             if unread and name in pairs:
@@ -287,7 +310,7 @@ class _Planner:
                 if self.dry_run:
                     result._hashed.append((folder.path, name, folder.root, digest))
             unlinked.append((name, digest))
-            upserts.append((folder.path, name, folder.root, size, mtime_ns, digest, _ACTIVE, None))
+            upserts.append(FileUpsert(folder.path, name, folder.root, size, mtime_ns, digest, _ACTIVE, None))
         gone: list[FullRow] = []
         if folder.complete:
             present = {entry[0] for entry in folder.files}
@@ -330,13 +353,13 @@ class _Planner:
         mtime_ns: int,
         row: FullRow,
         digest: str,
-        upserts: list[tuple],
+        upserts: list[FileUpsert],
         unlinked: list[tuple[bytes, str]],
     ) -> None:
         """A file whose bytes are as recorded: active again if it was missing, linked if it lacks a job here."""
         self.result.unchanged += 1
         if row.state == _MISSING:
-            upserts.append((folder.path, name, folder.root, size, mtime_ns, digest, _ACTIVE, None))
+            upserts.append(FileUpsert(folder.path, name, folder.root, size, mtime_ns, digest, _ACTIVE, None))
             unlinked.append((name, digest))
             self.reactivated[digest] += 1
         elif row.state == _ACTIVE and not row.job_here:
@@ -346,7 +369,7 @@ class _Planner:
     def _legacy_matches(
         self,
         folder: Folder,
-        to_hash: list[tuple[bytes, int, int, FullRow | None]],
+        to_hash: list[Candidate],
         hashes: list[tuple[str | None, str | None]],
         pairs: dict[bytes, bytes],
         pool: ThreadPoolExecutor,
@@ -370,10 +393,10 @@ class _Planner:
                 wanted.append(i)  # new here, content unknown: maybe recorded elsewhere under scheme 1
         if not wanted:
             return same
-        legacy = pool.map(_legacy, [os.path.join(folder.path, to_hash[i][0]) for i in wanted])
+        legacy = pool.map(_legacy, [os.path.join(folder.path, to_hash[i].name) for i in wanted])
         found: list[tuple[str, str]] = []
         for i, old in zip(wanted, legacy, strict=True):
-            row, digest = to_hash[i][3], hashes[i][0]
+            row, digest = to_hash[i].row, hashes[i][0]
             assert digest is not None
             if old is None:
                 continue

@@ -90,6 +90,8 @@ class Progress:
         self.latency: _Quantiles | None = None  # the dispatcher's model, for the ETA
         self.walk_done: Callable[[], bool] | None = None  # whether the walk has ended, not cut short
         self.plan_shown = False
+        #: The counts of the plan line shown at the end of the walk (files that fail to decode come later).
+        self.shown_plan: dict[str, Any] | None = None
         self._enabled = enabled
         self._tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self._interval = interval
@@ -150,6 +152,7 @@ class Progress:
             else:
                 self._on_plan(plan)
             self.plan_shown = True
+            self.shown_plan = plan.as_dict() if hasattr(plan, "as_dict") else None
 
     def close(self) -> None:
         """Close the bars and stop the ticker."""
