@@ -23,7 +23,7 @@ import click
 from tagger import __version__
 from tagger.client import cloudsight as cs
 from tagger.config import Config, load_config
-from tagger.display import display, iso
+from tagger.display import count, display, iso
 from tagger.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, TaggerError, UsageError
 from tagger.ledger.store import Ledger
 from tagger.outpaths import refuse_clobber
@@ -285,7 +285,7 @@ def _awaiting(config: Config) -> None:
         waiting = db.review_count(ReviewFilter())["awaiting"]
     if waiting:
         click.echo(
-            f"{waiting} caption(s) await review (no sidecar yet): `tagger review` or `tagger review --export FILE.csv`,"
+            f"{count(waiting, 'caption')} await review (no sidecar yet): `tagger review` or `tagger review --export FILE.csv`,"
             " then `tagger apply`"
         )
 
@@ -343,7 +343,7 @@ def _confirm_spending(
         return
     click.echo(_plan_words(preview.plan) + f"; {_spending(preview.plan, config, upper_bound=True)}")
     question = (
-        f"This run may spend up to {_count(preview.plan.credits, 'credit')} (more than confirm_above = "
+        f"This run may spend up to {count(preview.plan.credits, 'credit')} (more than confirm_above = "
         f"{config.confirm_above}). Go on?"
     )
     if not click.confirm(question, default=False):
@@ -393,7 +393,7 @@ def _plan_words(p: Any) -> str:
         f"{p.unchanged} unchanged, {p.unreadable} unreadable, {p.paired} RAW captioned from their JPEG, "
         f"{p.adopted} adopted from their sidecars"
         + (f", {p.excluded} left out by exclude patterns" if p.excluded else "")
-        + (f", {_count(p.known_failures, 'known failure')}" if p.known_failures else "")
+        + (f", {count(p.known_failures, 'known failure')}" if p.known_failures else "")
     )
 
 
@@ -411,17 +411,12 @@ _WHY = {
 
 def _spending(p: Any, config: Config, *, upper_bound: bool = False) -> str:
     """``N credits would be spent: why each`` (the reasons add up to N)."""
-    text = f"{'up to ' if upper_bound else ''}{_count(p.credits, 'credit')} would be spent"
+    text = f"{'up to ' if upper_bound else ''}{count(p.credits, 'credit')} would be spent"
     if p.why:
         text += ": " + ", ".join(f"{n} {_WHY.get(reason, reason)}" for reason, n in p.why.items())
     if p.credits and not config.reuse_similar:
         text += " (reuse_similar = false: a copy or resized version of a captioned photo is paid for too)"
     return text
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 row``, ``2 rows``: plain English."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _known_failures(result: Any) -> str:
@@ -434,7 +429,7 @@ def _known_failures(result: Any) -> str:
     names = ", ".join(f"{display(os.path.join(f.dir, f.name))} ({f.reason or 'failed'})" for f in known[:10])
     more = f" and {len(known) - 10} more" if len(known) > 10 else ""
     return (
-        f"; {_count(len(known), 'known failure')} (failed before, unchanged since; `tagger status` lists them, "
+        f"; {count(len(known), 'known failure')} (failed before, unchanged since; `tagger status` lists them, "
         f"a changed file is tried again): {names}{more}"
     )
 
@@ -473,15 +468,13 @@ def _summary(result: Any, quiet: bool) -> None:
     if result.credit_balance is not None:
         line += f" (balance {result.credit_balance})"
     if c.get("unwritten"):  # exit 1 with nothing failed: the summary says what the trouble is
-        line += f"; {c['unwritten']} sidecar(s) could not be written (`tagger status` says why; tried again next run)"
+        line += f"; {count(c['unwritten'], 'sidecar')} could not be written (`tagger status` says why; tried again next run)"
     if t.reused:
         line += f"; {t.reused} similar to a captioned photo, its caption reused (no credit)"
     if t.shared:
         line += f"; {t.shared} captioned by another machine (shared store, no credit)"
     if t.possible_duplicates:
-        line += (
-            f"; {t.possible_duplicates} upload(s) may have been charged twice (sent again after the answer was lost)"
-        )
+        line += f"; {count(t.possible_duplicates, 'upload')} may have been charged twice (sent again after the answer was lost)"
     if t.held:
         line += f"; {t.held} held after a lost answer (`tagger retry --ambiguous` sends them again)"
     if t.invalid_answers:
@@ -533,7 +526,7 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool, shared: bool) 
         f"{summary['pending']} pending{held}, {summary['unwritten']} unwritten ({summary['missing']} missing from disk)"
     )
     click.echo(
-        f"possible duplicates: {summary['possible_duplicates']} upload(s) sent again after their answer was lost "
+        f"possible duplicates: {count(summary['possible_duplicates'], 'upload')} sent again after their answer was lost "
         "(each may have been charged twice)"
     )
     for reason, n in sorted(summary["reasons"].items(), key=lambda kv: -kv[1]):
@@ -584,7 +577,7 @@ def _shared_status(url: str, as_json: bool) -> None:
         return
     contents = summary["contents"]
     click.echo(
-        f"{summary['files']} files on {len(summary['machines'])} machine(s); "
+        f"{count(summary['files'], 'file')} on {count(len(summary['machines']), 'machine')}; "
         f"{sum(contents.values())} contents answered ({contents.get('completed', 0)} captioned), "
         f"{summary['in_flight']} claimed and in flight"
     )
@@ -631,7 +624,7 @@ def export(
         records = iter_records(db, include_missing=include_missing, rules=_keyword_rules(config))
         n = write_export(records, dest, profile=profile, fmt=fmt)
     # To standard output ("-"), the rows are the output: the count goes to standard error.
-    click.echo(f"wrote {_count(n, 'row')} to {'standard output' if dest == '-' else dest}", err=dest == "-")
+    click.echo(f"wrote {count(n, 'row')} to {'standard output' if dest == '-' else dest}", err=dest == "-")
 
 
 @cli.command()
@@ -767,12 +760,12 @@ def retry(
             api.close()
     if failed or skipped or ambiguous or reused or rejected:
         click.echo(
-            f"{_count(n, 'job')} queued again; run `tagger run` over them to send them ({_retry_cost(n, unsent, emulator)})"
+            f"{count(n, 'job')} queued again; run `tagger run` over them to send them ({_retry_cost(n, unsent, emulator)})"
         )
-    for other, count in sorted(elsewhere.items()):
+    for other, failed_there in sorted(elsewhere.items()):
         where = "--emulator" if other == EMULATOR_ENDPOINT else f"--endpoint {other}"
         click.echo(
-            f"{_count(count, 'failed job')} of another endpoint ({other}) left as they are: "
+            f"{count(failed_there, 'failed job')} of another endpoint ({other}) left as they are: "
             f"`tagger retry --failed {where}` queues them again"
         )
     if revived is not None:
@@ -861,14 +854,14 @@ def review(
         with _open_ledger(config) as db:
             n = export_sheet(db, export_to, roots)
         click.echo(
-            f"wrote {n} photo(s) awaiting review to {'standard output' if export_to == '-' else export_to}",
+            f"wrote {count(n, 'photo')} awaiting review to {'standard output' if export_to == '-' else export_to}",
             err=export_to == "-",
         )
         return
     if import_from:
         with _open_ledger(config) as db:
             n = import_sheet(db, import_from, _keyword_rules(config)())
-        click.echo(f"recorded {n} decision(s); `tagger apply` writes the approved and edited captions")
+        click.echo(f"recorded {count(n, 'decision')}; `tagger apply` writes the approved and edited captions")
         return
     from tagger.review.server import ReviewServer
 
@@ -923,7 +916,7 @@ def apply_cmd(
         result = apply_reviews(db, _sidecar_options(config), _roots(paths))
         rows = _csv_exporter(config)(db) if config.csv else None
     click.echo(
-        f"applied {result.decided} decided caption(s): sidecars written {result.written}"
+        f"applied {count(result.decided, 'decided caption')}: sidecars written {result.written}"
         + (f", {result.failed} could not be written (see `tagger status`)" if result.failed else "")
         + (f"; CSV rows {rows}" if rows is not None else "")
     )

@@ -1,4 +1,4 @@
-"""How tagger shows things to people: one function for paths, one timestamp format.
+"""How tagger shows things to people: one function for paths, one timestamp format, one for counts.
 
 Paths are bytes on disk (any name survives a scan); ``display`` makes them
 printable anywhere, and ``undisplay`` gives the bytes back: the one
@@ -19,7 +19,7 @@ import datetime
 import os
 import re
 
-__all__ = ["display", "undisplay", "iso", "utc_stamp"]
+__all__ = ["display", "undisplay", "iso", "utc_stamp", "count"]
 
 _FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # What an escaped spelling contains and a verbatim one never does.
@@ -64,3 +64,8 @@ def utc_stamp(now: datetime.datetime | None = None) -> str:
     now = now or datetime.datetime.now(datetime.UTC)
     now = now.replace(tzinfo=datetime.UTC) if now.tzinfo is None else now.astimezone(datetime.UTC)
     return now.strftime(_FORMAT)
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 row``, ``2 rows``: plain English (``plural`` when it is not ``noun`` + "s")."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"

@@ -111,7 +111,7 @@ def test_a_disk_that_fills_up_mid_run_loses_no_token_and_the_next_run_pays_nothi
         # Tokens were answered that the ledger could not take: the journal kept every one of them.
         unrecorded = sent - tokens_in(ledger)
         assert unrecorded > 0, "the disk filled up too late to test anything"
-        assert f"{unrecorded} token(s) the service had answered are kept in {ledger}.tokens" in err
+        assert f"{unrecorded} tokens the service had answered are kept in {ledger}.tokens" in err
 
         filler.unlink()
         again = tagger_run(photos, ledger, emu)

@@ -97,7 +97,7 @@ def test_a_killed_emulator_run_pays_again_only_for_answers_it_never_got(tmp_path
     swept = 0
     for line in again.stderr.splitlines():
         if "interrupted while being submitted" in line:
-            swept = int(line.split(" job(s)")[0].split()[-1])
+            swept = int(line.split(" job")[0].split()[-1])
     assert _charged(state) == N + swept, (first, swept, again.stderr)
     assert swept <= 8  # at most the submissions in flight
     status = json.loads(tagger("status", "--ledger", str(ledger), "--json").stdout)
@@ -132,7 +132,7 @@ def test_the_emulator_command_keeps_its_jobs_across_a_restart_and_says_what_it_c
         assert busy.returncode == 2 and "in use" in busy.stderr
     finally:
         out = stop(proc)
-    assert "stopped: charged 2 credit(s) (2 since" in out and "balance 48" in out
+    assert "stopped: charged 2 credits (2 since" in out and "balance 48" in out
     os.utime(state)  # nothing else: the job settles while no emulator runs, as at the service
     proc, url = start()
     try:
@@ -141,7 +141,7 @@ def test_the_emulator_command_keeps_its_jobs_across_a_restart_and_says_what_it_c
             assert answer["status"] == cs.STATUS_COMPLETED and answer["name"]
     finally:
         out = stop(proc, signal.SIGTERM)  # a service manager's stop says the same
-    assert "stopped: charged 0 credit(s) (2 since" in out and "balance 48" in out
+    assert "stopped: charged 0 credits (2 since" in out and "balance 48" in out
     assert "k1" not in state.read_bytes().decode("latin-1")  # no secret on disk
 
 

@@ -36,7 +36,7 @@ def test_a_run_whose_only_trouble_is_unwritten_sidecars_says_so_in_its_quiet_sum
         )
     assert proc.returncode == 1, proc.stderr
     assert "failed 0" in proc.stdout
-    assert "1 sidecar(s) could not be written" in proc.stdout
+    assert "1 sidecar could not be written" in proc.stdout
 
 
 def test_status_counts_the_credits_of_killed_runs(tmp_path):

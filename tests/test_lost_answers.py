@@ -134,7 +134,7 @@ def test_resend_ambiguous_false_holds_them_for_retry_ambiguous(tmp_path):
         assert retry.returncode == 0 and "2 jobs queued again" in retry.stdout
         last = tagger("--config", str(cfg), "run", str(photos), "--ledger", ledger, env=env)
         assert last.returncode == 0, last.stderr
-        assert "2 upload(s) may have been charged twice" in last.stdout
+        assert "2 uploads may have been charged twice" in last.stdout
         c = emu.counters()
     status = json.loads(tagger("status", "--ledger", ledger, "--json", env=env).stdout)
     assert (status["completed"], status["held"]) == (5, 0)

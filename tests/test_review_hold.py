@@ -194,7 +194,7 @@ def test_the_csv_round_trip_applies_exactly_what_the_spreadsheet_says(emulator, 
     _write_rows(sheet, rows)
     done = tagger_cli(path, "review", "--import", str(sheet))
     assert done.returncode == 0, done.stderr
-    assert "recorded 3 decision(s)" in done.stdout
+    assert "recorded 3 decisions" in done.stdout
     held = held_paths(config)
     assert {p: d for p, (_, d, _) in held.items() if d != "awaiting"} == {a: "approved", b: "edited", c: "rejected"}
     done = tagger_cli(path, "apply")

@@ -162,7 +162,7 @@ def test_the_cli_prints_a_tokened_loopback_address_and_run_hold_writes_nothing(p
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "6 caption(s) await review" in done.stdout
+    assert "6 captions await review" in done.stdout
     assert list(photos.rglob("*.xmp")) == []
     proc = subprocess.Popen(
         [*base, "review", "--no-browser", "--ledger", ledger], stdout=subprocess.PIPE, text=True, env=env

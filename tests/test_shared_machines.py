@@ -133,7 +133,7 @@ def test_two_machines_started_together_pay_once(tmp_path: Path, pg_url: str) -> 
         text=True,
         check=True,
     )
-    assert status.stdout.startswith(f"{2 * (SHARED + OWN)} files on 2 machine(s); {DISTINCT + 10} contents answered")
+    assert status.stdout.startswith(f"{2 * (SHARED + OWN)} files on 2 machines; {DISTINCT + 10} contents answered")
 
 
 @pytest.mark.slow

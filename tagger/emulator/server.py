@@ -482,7 +482,7 @@ class Emulator:
     def stopped_words(self) -> str:
         """What it charged, in the words printed when it stops."""
         now, total = self.charged
-        words = f"charged {now} credit(s)"
+        words = f"charged {now} credit{'' if now == 1 else 's'}"
         if self.state:
             words += f" ({total} since {self.state} was made), balance {self.credits}"
         return words

@@ -297,7 +297,9 @@ def write_export(
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     unknown = set(options) - _OPTIONS
     if unknown:
-        raise ExportError(f"unknown export option(s): {', '.join(sorted(unknown))}")
+        raise ExportError(
+            f"unknown export {'option' if len(unknown) == 1 else 'options'}: {', '.join(sorted(unknown))}"
+        )
     chosen = PROFILES[profile]
     if fmt == "jsonl":
         return _write_to(dest, lambda out: _write_jsonl(out, records))

@@ -87,7 +87,7 @@ def write_error(kind: str, path: str, kept: int = 0, journal: str | None = None)
         text = f"the disk holding the ledger {path} failed to write (I/O error): nothing more was sent"
     if kept:
         text += (
-            f"; {kept} token(s) the service had answered are kept in {journal}"
+            f"; {kept} {'token' if kept == 1 else 'tokens'} the service had answered are kept in {journal}"
             " and recorded by the next run (nothing is paid twice)"
         )
     if kind in ("full", "io"):

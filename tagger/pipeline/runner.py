@@ -19,6 +19,7 @@ from tagger.client import cloudsight as cs
 from tagger.client.deadline import use_deadline
 from tagger.client.retry import RetryPolicy
 from tagger.config import Config, check_secret
+from tagger.display import count
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
 from tagger.keywords.stored import keyword_rules, warm_up
 from tagger.ledger.attention import Failing, failing_files, why_sent
@@ -95,7 +96,7 @@ def make_api(config: Config, base_url: str | None = None) -> cs.API:
 def _pending_sentence(counts: dict) -> str:
     """Why files are still pending at the end of a run, in the user's words."""
     held, pending = counts.get("held", 0), counts["pending"]
-    text = f"{pending} file(s) still pending"
+    text = f"{count(pending, 'file')} still pending"
     if held:
         text += (
             f", {held} of them held: the answer to their upload was lost (resend_ambiguous = false); "
@@ -279,13 +280,13 @@ def run(
             if result.swept:
                 if config.resend_ambiguous:
                     log.warning(
-                        "%d job(s) were interrupted while being submitted; they will be sent again", result.swept
+                        "%s interrupted while being submitted; they will be sent again", count(result.swept, "job")
                     )
                 else:
                     log.warning(
-                        "%d job(s) were interrupted while being submitted; held (resend_ambiguous = false): "
+                        "%s interrupted while being submitted; held (resend_ambiguous = false): "
                         "`tagger retry --ambiguous` sends them again",
-                        result.swept,
+                        count(result.swept, "job"),
                     )
         remote_new, remote_credits = _add_urls(ledger, urls, endpoint, dry_run)
         cancelled = threading.Event()  # the run ended while the walk went on: it stops at the next folder
@@ -501,7 +502,7 @@ def run(
                 _publish(sharing, ledger, rules, published_from)
                 if sharing.not_sent and not result.tally.stopped:
                     result.tally.stopped = (
-                        f"the shared store was lost: {sharing.not_sent} job(s) were not sent (no claim); run again"
+                        f"the shared store was lost: {count(sharing.not_sent, 'job')} not sent (no claim); run again"
                     )
             result.counts = ledger.summary(broots, remote=bool(urls))
             result.known_failures, result.new_failures = _failures(failing_before, failing_files(ledger, broots))

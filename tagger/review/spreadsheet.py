@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import IO
 
 from tagger.atomic import atomic_text
-from tagger.display import display
+from tagger.display import count, display
 from tagger.errors import UsageError
 from tagger.keywords.derive import KeywordRules
 from tagger.ledger.review import APPROVED, AWAITING, EDITED
@@ -83,7 +83,7 @@ def read_sheet(text: str) -> list[dict[str, str]]:
     missing = {"path", "decision"} - set(reader.fieldnames or ())
     if missing:
         raise UsageError(
-            f"the review CSV lacks the column(s) {', '.join(sorted(missing))} (it needs {', '.join(COLUMNS)})"
+            f"the review CSV lacks the {'column' if len(missing) == 1 else 'columns'} {', '.join(sorted(missing))} (it needs {', '.join(COLUMNS)})"
         )
     return [{k.strip(): (v or "") for k, v in row.items() if k is not None} for row in reader]
 
@@ -142,7 +142,7 @@ def import_sheet(ledger: Ledger, source: str, rules: KeywordRules) -> int:
     if problems:
         more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
         raise UsageError(
-            f"{source}: nothing was changed, {len(problems)} row(s) need fixing{more}:\n  "
+            f"{source}: nothing was changed, {count(len(problems), 'row')} {'needs' if len(problems) == 1 else 'need'} fixing{more}:\n  "
             + "\n  ".join(problems[:_SHOWN])
         )
     try:
