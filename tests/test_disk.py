@@ -182,3 +182,29 @@ def test_a_ledger_the_user_may_not_write_sends_nothing_and_says_why(small_disk, 
     assert proc.returncode == 2, err
     assert f"no permission to write the ledger {ledger}" in err
     assert "internal error" not in err
+
+
+def test_tokens_kept_by_many_threads_at_once_are_all_in_the_journal(tmp_path):
+    # Upload threads keep their tokens at the same moment when the disk fills: each record needs its own place
+    # (two written at one offset left one token in memory only, and the next run paid for it again).
+    import threading
+
+    from tagger.ledger.journal import TokenJournal
+
+    journal = TokenJournal(str(tmp_path / "l.sqlite.tokens"))
+    start = threading.Barrier(16)
+
+    def keep(i: int) -> None:
+        start.wait()
+        for j in range(20):
+            journal.keep({"job": i * 100 + j, "token": f"t{i}-{j}"})
+
+    threads = [threading.Thread(target=keep, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    journal.close()
+    again = TokenJournal(str(tmp_path / "l.sqlite.tokens"))
+    assert sorted(r["token"] for r in again.records) == sorted(f"t{i}-{j}" for i in range(16) for j in range(20))
+    again.close()

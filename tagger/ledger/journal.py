@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import threading
 from typing import Any
 
 __all__ = ["TokenJournal", "RESERVE"]
@@ -28,6 +29,8 @@ class TokenJournal:
 
     def __init__(self, path: str, reserve: int = RESERVE) -> None:
         self.path = path
+        # Upload threads keep tokens at once: each record must get its own offset (two at one offset lost one).
+        self._lock = threading.Lock()
         # O_NOFOLLOW: a link planted where the journal goes is not written through.
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
@@ -56,20 +59,22 @@ class TokenJournal:
     def keep(self, record: dict[str, Any]) -> None:
         """Write one record and fsync it; raises OSError when even that cannot be done."""
         line = (json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
-        written = os.pwrite(self._fd, line, self._end)
-        if written != len(line):
-            raise OSError(28, "the token journal could not take a whole record")
-        os.fsync(self._fd)
-        self._end += len(line)
-        self.records.append(record)
+        with self._lock:
+            written = os.pwrite(self._fd, line, self._end)
+            if written != len(line):
+                raise OSError(28, "the token journal could not take a whole record")
+            os.fsync(self._fd)
+            self._end += len(line)
+            self.records.append(record)
 
     def clear(self) -> None:
         """Forget every record (they are in the ledger now): zeroed in place, so the reserve stays."""
-        if self._end:
-            os.pwrite(self._fd, bytes(self._end), 0)
-            os.fsync(self._fd)
-        self._end = 0
-        self.records = []
+        with self._lock:
+            if self._end:
+                os.pwrite(self._fd, bytes(self._end), 0)
+                os.fsync(self._fd)
+            self._end = 0
+            self.records = []
 
     def close(self) -> None:
         """Close the file (it stays on disk with its reserve)."""
