@@ -43,6 +43,7 @@ def test_a_token_no_service_issues_is_refused_before_anything_is_sent(token):
     assert "\r" not in poll.value.description and "\n" not in poll.value.description
 
 
+@pytest.mark.slow
 def test_valid_answers_come_back_as_the_dicts_they_were(tmp_path):
     with Emulator(latency=(0.01, 0.02)) as emu, api_for(emu) as api:
         job = api.image_request(io.BytesIO(photo_bytes(tmp_path)), "p.jpg")

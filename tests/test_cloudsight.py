@@ -143,6 +143,7 @@ def test_unknown_token_is_not_found(emulator):
 
 
 @pytest.mark.parametrize("kind", ["timeout", "reset", "500", "502", "504"])
+@pytest.mark.slow
 def test_a_lost_answer_after_the_job_was_created_is_ambiguous(tmp_path, kind):
     faults = Faults(lost_answers=1, lost_answer_kind=kind, lost_answer_seconds=3.0)
     with Emulator(faults=faults) as emu, API(SimpleAuth(emu.key), base_url=emu.url, timeout=(5.0, 1.0)) as api:

@@ -91,6 +91,7 @@ def tokens_in(ledger: Path) -> int:
         con.close()
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_up_mid_run_loses_no_token_and_the_next_run_pays_nothing_twice(small_disk, tmp_path):
     photos = photos_in(tmp_path / "photos")
     ledger = small_disk / "ledger.sqlite"
@@ -145,6 +146,7 @@ def test_a_disk_full_before_the_run_sends_nothing_and_says_so(small_disk, tmp_pa
     assert "internal error" not in err
 
 
+@pytest.mark.slow
 def test_a_read_only_ledger_sends_nothing_and_says_why(small_disk, tmp_path):
     photos = photos_in(tmp_path / "photos", 3)
     ledger = small_disk / "ledger.sqlite"
@@ -163,6 +165,7 @@ def test_a_read_only_ledger_sends_nothing_and_says_why(small_disk, tmp_path):
     assert "internal error" not in err
 
 
+@pytest.mark.slow
 def test_a_ledger_the_user_may_not_write_sends_nothing_and_says_why(small_disk, tmp_path):
     photos = photos_in(small_disk / "photos", 3)
     ledger = small_disk / "ledger.sqlite"

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from test_cli import fast_config, tagger
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -85,6 +86,7 @@ def _list(value: object) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
+@pytest.mark.slow
 def test_the_readme_exiftool_route_keeps_the_photos_own_description_and_keywords(tmp_path: Path) -> None:
     root = tmp_path / "photos"
     _photos(root)

@@ -234,6 +234,7 @@ def test_unknown_token_polls_as_not_found(emulator: Emulator) -> None:
     assert answer.json() == {"status": "not found", "token": "NoSuchTokenAtAllXXXXXX"}
 
 
+@pytest.mark.slow
 def test_real_clock_short_latency() -> None:
     # One second: the first poll must come before it even on a loaded machine (a submit and a poll over
     # loopback take milliseconds); an emulator that ignores its latency answers "completed" at once.

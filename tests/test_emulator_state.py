@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import make_photo
 from test_cli import fast_config, tagger
 
@@ -81,6 +82,7 @@ def _interrupted_then_resumed(tmp_path: Path, sig: int) -> tuple[Path, subproces
     return ledger, again, first
 
 
+@pytest.mark.slow
 def test_an_interrupted_emulator_run_resumes_without_paying_twice(tmp_path: Path) -> None:
     ledger, again, _ = _interrupted_then_resumed(tmp_path, signal.SIGINT)
     status = json.loads(tagger("status", "--ledger", str(ledger), "--json").stdout)
@@ -89,6 +91,7 @@ def test_an_interrupted_emulator_run_resumes_without_paying_twice(tmp_path: Path
     assert len(list((tmp_path / "photos").glob("*.xmp"))) == N
 
 
+@pytest.mark.slow
 def test_a_killed_emulator_run_pays_again_only_for_answers_it_never_got(tmp_path: Path) -> None:
     ledger, again, first = _interrupted_then_resumed(tmp_path, signal.SIGKILL)
     state = tmp_path / "l.emulator.sqlite"
@@ -104,6 +107,7 @@ def test_a_killed_emulator_run_pays_again_only_for_answers_it_never_got(tmp_path
     assert status["completed"] == N
 
 
+@pytest.mark.slow
 def test_the_emulator_command_keeps_its_jobs_across_a_restart_and_says_what_it_charged(tmp_path: Path) -> None:
     state = tmp_path / "emu.sqlite"
     cmd = [sys.executable, "-P", "-m", "tagger", "emulator", "--port", "0", "--latency", "0.5", "--key", "k1"]

@@ -75,6 +75,7 @@ def _rows(path: Path, encoding: str = "utf-8") -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_every_csv_profile_and_jsonl_name_the_file(tree: tuple[Path, Path], tmp_path: Path) -> None:
     root, ledger = tree
     out = {}
@@ -101,6 +102,7 @@ def test_every_csv_profile_and_jsonl_name_the_file(tree: tuple[Path, Path], tmp_
     assert os.path.isfile(undisplay(records[SPELLED]["path"]))
 
 
+@pytest.mark.slow
 def test_exiftool_finds_the_file_named_in_latin1(tree: tuple[Path, Path], tmp_path: Path) -> None:
     root, ledger = tree
     done = tagger("export", "--profile", "exiftool", "--csv", str(tmp_path / "c.csv"), "--ledger", str(ledger))
@@ -117,6 +119,7 @@ def test_exiftool_finds_the_file_named_in_latin1(tree: tuple[Path, Path], tmp_pa
     assert json.loads(read.stdout)[0]["Description"]
 
 
+@pytest.mark.slow
 def test_the_contact_sheet_shows_its_preview(browser, tree: tuple[Path, Path], tmp_path: Path) -> None:  # noqa: F811
     root, ledger = tree
     dest = tmp_path / "sheet.html"
@@ -131,6 +134,7 @@ def test_the_contact_sheet_shows_its_preview(browser, tree: tuple[Path, Path], t
     assert "broken/" + SPELLED in rels
 
 
+@pytest.mark.slow
 def test_show_names_the_file(tree: tuple[Path, Path]) -> None:
     root, _ = tree
     out = tagger("show", str(root / "broken"), "--json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from helpers import make_photo
 from test_cli import fast_config, tagger
 
@@ -25,6 +26,7 @@ def synology_tree(root: Path) -> list[Path]:
     return mine
 
 
+@pytest.mark.slow
 def test_nothing_under_eadir_is_paid_for_or_gets_a_sidecar(tmp_path):
     root = tmp_path / "volume1" / "photo"
     mine = synology_tree(root)
@@ -74,6 +76,7 @@ def test_patterns_are_gitignore_style_and_a_default_can_be_taken_back(tmp_path):
     assert "scans/draft.jpg" not in found(own) and own.folders_left_out == 4
 
 
+@pytest.mark.slow
 def test_a_sidecar_folder_inside_the_root_is_left_out(photos, tmp_path):
     mirror = photos / "sidecars"
     make_photo(mirror / "stray.jpg", seed=50)

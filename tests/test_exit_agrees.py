@@ -18,6 +18,7 @@ from test_cli import fast_config, tagger
 from tagger.emulator import Emulator, Faults
 
 
+@pytest.mark.slow
 def test_a_run_whose_only_trouble_is_unwritten_sidecars_says_so_in_its_quiet_summary(photos, tmp_path):
     blocked = photos / "IMG_0000.JPG.xmp"
     blocked.mkdir()  # a folder where the sidecar goes: it cannot be written
@@ -39,6 +40,7 @@ def test_a_run_whose_only_trouble_is_unwritten_sidecars_says_so_in_its_quiet_sum
     assert "1 sidecar could not be written" in proc.stdout
 
 
+@pytest.mark.slow
 def test_status_counts_the_credits_of_killed_runs(tmp_path):
     photos = tmp_path / "photos"
     for i in range(30):
@@ -85,6 +87,7 @@ def test_an_endpoint_without_a_scheme_is_refused_at_once_with_exit_2(photos, tmp
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 @pytest.mark.parametrize("after", [0.8, 1.5])
+@pytest.mark.slow
 def test_a_signal_while_tagger_starts_ends_it_with_exit_3_and_a_sentence(photos, tmp_path, sig, after):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
     env["CLOUDSIGHT_API_KEY"] = "k"

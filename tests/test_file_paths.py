@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 from helpers import exiftool_json, make_photo
 from test_cli import fast_config, tagger
 
@@ -24,6 +25,7 @@ def _run(emu: Emulator, tmp_path, *args: str):
     )
 
 
+@pytest.mark.slow
 def test_run_over_one_photo_writes_its_sidecar_and_counts_it(photos, tmp_path):
     one = photos / "IMG_0000.JPG"
     with Emulator(latency=(0.05, 0.1)) as emu:
@@ -43,6 +45,7 @@ def test_run_over_one_photo_writes_its_sidecar_and_counts_it(photos, tmp_path):
         assert emu.counters()["submissions"] == 1 + 3 + 1
 
 
+@pytest.mark.slow
 def test_retry_show_and_strip_take_a_photo(photos, tmp_path):
     broken = photos / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 this jpeg stops here")
@@ -74,6 +77,7 @@ def test_retry_show_and_strip_take_a_photo(photos, tmp_path):
     assert not (photos / "IMG_0000.JPG.xmp").exists() and (photos / "IMG_0002.JPG.xmp").exists()
 
 
+@pytest.mark.slow
 def test_status_lists_sidecars_left_behind_and_strip_orphans_removes_them(photos, tmp_path):
     with Emulator(latency=(0.05, 0.1)) as emu:
         assert _run(emu, tmp_path, str(photos)).returncode == 0

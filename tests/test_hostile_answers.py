@@ -63,6 +63,7 @@ def twice(emu: Emulator, config: Config, photos: Path):
     ],
     ids=["name-list", "name-object", "status-list", "status-object", "reason-list", "flags-text", "categories-objects"],
 )
+@pytest.mark.slow
 def test_a_final_answer_of_the_wrong_type_fails_its_job_with_the_reason_and_never_crashes(tmp_path, fields, problem):
     photos = tree(tmp_path)
     with Emulator(latency=(0.02, 0.05), faults=Faults(final_fields=fields), seed=1) as emu:

@@ -102,6 +102,7 @@ def test_locale_gives_the_language():
     assert language_code("") == "en"
 
 
+@pytest.mark.slow
 def test_german_caption_has_no_german_stop_words_and_lemmas():
     out = keywords_from("Ein Hund liegt auf dem roten Sofa neben zwei Katzen", language="de")
     assert out == ["Hund", "liegen", "rot", "Sofa", "Katze"]

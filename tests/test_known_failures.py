@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import make_photo
 from test_cli import fast_config, tagger
 
@@ -44,6 +45,7 @@ def nightly(root: Path, tmp_path: Path, emu: Emulator, *extra: str) -> subproces
     )
 
 
+@pytest.mark.slow
 def test_known_failures_do_not_fail_every_later_run(photos, tmp_path):
     broken = broken_files(photos / "broken")
     with Emulator(latency=(0.05, 0.1)) as emu:
@@ -76,6 +78,7 @@ def test_known_failures_do_not_fail_every_later_run(photos, tmp_path):
         assert nightly(photos, tmp_path, emu).returncode == 0
 
 
+@pytest.mark.slow
 def test_a_second_signal_while_a_stopped_run_winds_down_exits_3(photos, tmp_path):
     """The first signal stops the run; one more while it prints and exits must not end it by the signal."""
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -44,6 +44,7 @@ def test_the_dry_run_checks_the_same(photos, tmp_path):
     assert "plan:" not in out.stdout
 
 
+@pytest.mark.slow
 def test_every_problem_is_reported_at_once(photos, tmp_path):
     (tmp_path / "afile").write_text("x")
     vocabulary = tmp_path / "vocab.txt"

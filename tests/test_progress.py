@@ -18,6 +18,7 @@ import sys
 import termios
 from pathlib import Path
 
+import pytest
 from conftest import make_photo
 from test_cli import tagger
 from test_pipeline import config_for, queue_jobs, run_with
@@ -101,6 +102,7 @@ def _photos(root: Path, folders: int, each: int, seed: int) -> list[Path]:
     ]
 
 
+@pytest.mark.slow
 def test_a_streaming_run_shows_totals_that_never_move_and_end_at_100_and_the_plan_once_the_walk_is_over(tmp_path):
     with Emulator(latency=(0.2, 0.4), seed=3) as emulator:
         root = tmp_path / "photos"
@@ -167,6 +169,7 @@ def _cli_run(tmp_path: Path, name: str, *extra: str) -> subprocess.CompletedProc
     return tagger("--config", str(cfg), "run", str(root), "--emulator", "--emulator-latency", "0.3-0.5", *extra)
 
 
+@pytest.mark.slow
 def test_without_a_terminal_progress_lines_go_to_stderr_and_quiet_prints_none(tmp_path):
     loud = _cli_run(tmp_path, "loud")
     assert loud.returncode == 0, loud.stderr
@@ -189,6 +192,7 @@ def test_without_a_terminal_progress_lines_go_to_stderr_and_quiet_prints_none(tm
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
+@pytest.mark.slow
 def test_on_a_terminal_each_phase_has_its_own_line(tmp_path):
     root = tmp_path / "photos"
     _photos(root, 2, 3, seed=700)
@@ -237,6 +241,7 @@ def test_on_a_terminal_each_phase_has_its_own_line(tmp_path):
     assert any(r.startswith("new 6, submitted 6, captioned 6") for r in renders), renders
 
 
+@pytest.mark.slow
 def test_copies_that_share_a_caption_leave_the_queue_without_an_upload_and_sent_still_ends_at_100(emulator, tmp_path):
     from test_similar import _album
 

@@ -164,6 +164,7 @@ def test_show_json_prints_one_object_per_file_with_every_app(library):
     assert coffee["digiKam"]["tagger_keywords"]
 
 
+@pytest.mark.slow
 def test_strip_deletes_a_sidecar_holding_only_the_copy_of_the_image(library, tmp_path):
     copy = tmp_path / "lib"
     shutil.copytree(library, copy)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import exiftool_json
 
 from tagger.config import Config
@@ -110,6 +111,7 @@ def test_a_held_run_writes_no_sidecar_and_the_exports_say_awaiting_review(emulat
     assert sidecars(photos) == []
 
 
+@pytest.mark.slow
 def test_approve_edit_reject_then_apply_by_the_merge_rules(emulator, photos, tmp_path):
     config = config_for(emulator, tmp_path, hold=True)
     run_config(config, [photos])
@@ -177,6 +179,7 @@ def _write_rows(sheet: Path, rows: list[dict[str, str]]) -> None:
         writer.writerows(rows)
 
 
+@pytest.mark.slow
 def test_the_csv_round_trip_applies_exactly_what_the_spreadsheet_says(emulator, photos, tmp_path):
     config = config_for(emulator, tmp_path, hold=True)
     run_config(config, [photos])
@@ -208,6 +211,7 @@ def test_the_csv_round_trip_applies_exactly_what_the_spreadsheet_says(emulator, 
     assert emulator.counters()["submissions"] == 6
 
 
+@pytest.mark.slow
 def test_a_bad_row_changes_nothing_and_exits_2(emulator, photos, tmp_path):
     config = config_for(emulator, tmp_path, hold=True)
     run_config(config, [photos])

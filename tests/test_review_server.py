@@ -146,6 +146,7 @@ def test_binding_beyond_loopback_needs_to_be_asked_for(emulator, photos, tmp_pat
         srv.close()
 
 
+@pytest.mark.slow
 def test_the_cli_prints_a_tokened_loopback_address_and_run_hold_writes_nothing(photos, tmp_path):
     import os
     import subprocess

@@ -36,6 +36,7 @@ def photos(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("pasted", [KEY + "\n", KEY + "\r\n", KEY + "\r", "  " + KEY + " \t\n"])
+@pytest.mark.slow
 def test_a_key_pasted_with_a_line_break_is_stripped_and_never_shown(tmp_path, pasted):
     cfg = tmp_path / "t.toml"
     cfg.write_text(FAST)
@@ -82,6 +83,7 @@ def test_the_client_refuses_a_header_it_cannot_send_without_showing_it():
     assert KEY not in str(simple.value) and "secret" not in str(oauth.value).replace("API secret", "")
 
 
+@pytest.mark.slow
 def test_a_service_that_echoes_the_key_has_it_redacted_from_output_and_ledger(tmp_path):
     echo = {"error": f"the key {KEY} is on a list"}  # a 200 with an error: the service refused the upload
     with Emulator(key=KEY, latency=(0.02, 0.05), faults=Faults(submit_fields=echo)) as emu:

@@ -129,6 +129,7 @@ def _tree(root: Path, seeds: range, *, resized: range = range(0)) -> None:
         src.resize((src.width // 2, src.height // 2)).save(root / f"small_{i:04d}.jpg", quality=88)
 
 
+@pytest.mark.slow
 def test_a_second_machine_pays_nothing_for_copies_and_similar_copies(tmp_path: Path, pg_url: str) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     _tree(one, range(8))

@@ -193,6 +193,7 @@ def _ledger_with_jobs(tmp_path: Path, n: int) -> tuple[Ledger, list]:
     return ledger, ledger.jobs_in_state("e", JobState.QUEUED)
 
 
+@pytest.mark.slow
 def test_the_second_of_two_similar_files_waits_for_the_first_and_shares_its_answer(tmp_path):
     im = scene(21)
     a, b = _fp(save(im, "JPEG", quality=92), "a.jpg"), _fp(save(im, "PNG"), "b.png")

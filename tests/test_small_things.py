@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from helpers import make_photo
 from test_cli import fast_config, tagger
 
 from tagger.emulator import Emulator
 
 
+@pytest.mark.slow
 def test_retry_says_where_its_failures_are_and_what_they_cost(tmp_path):
     photos = tmp_path / "photos"
     make_photo(photos / "ok.jpg", seed=1)
@@ -35,6 +37,7 @@ def test_retry_says_where_its_failures_are_and_what_they_cost(tmp_path):
         assert emu.counters()["submissions"] == 1
 
 
+@pytest.mark.slow
 def test_counts_are_in_plain_english(photos, tmp_path):
     ledger = str(tmp_path / "l.sqlite")
     one = photos / "IMG_0000.JPG"

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import make_photo
 from test_cli import fast_config, tagger
 
@@ -30,6 +31,7 @@ def _run(emu: Emulator, tmp_path: Path, *args: str, config: Path | None = None):
     )
 
 
+@pytest.mark.slow
 def test_the_dry_run_says_why_each_credit_would_be_spent(photos, tmp_path):
     with Emulator(latency=(0.05, 0.1)) as first, Emulator(latency=(0.05, 0.1)) as second:
         dry = _run(first, tmp_path, str(photos), "--dry-run")
@@ -84,6 +86,7 @@ def _in_a_terminal(args: list[str], env: dict, answer: str | None, timeout: floa
     return proc.returncode, seen.decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_a_terminal_is_asked_above_confirm_above_and_no_sends_nothing(photos, tmp_path):
     cfg = fast_config(tmp_path)
     cfg.write_text(cfg.read_text() + "confirm_above = 3\n")

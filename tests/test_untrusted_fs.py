@@ -45,6 +45,7 @@ def status(tmp_path: Path) -> dict:
 
 
 @needs_root
+@pytest.mark.slow
 def test_root_run_over_a_dangling_symlink_sidecar_creates_nothing_outside_the_tree(tmp_path):
     # The finding: the write created the link's target in a folder only root may write, given to the photo's owner.
     vault = tmp_path / "vault"
@@ -77,6 +78,7 @@ def test_root_run_over_a_dangling_symlink_sidecar_creates_nothing_outside_the_tr
 
 
 @needs_root
+@pytest.mark.slow
 def test_a_photo_linked_to_a_root_only_file_is_not_uploaded(tmp_path):
     secret = tmp_path / "secret"
     secret.mkdir(mode=0o700)
@@ -98,6 +100,7 @@ def test_a_photo_linked_to_a_root_only_file_is_not_uploaded(tmp_path):
 
 
 @pytest.mark.parametrize("held_by", ["real", "link"])
+@pytest.mark.slow
 def test_the_same_ledger_through_a_symlink_is_the_same_lock(photos, tmp_path, held_by):
     # The finding: a second run through a symlink took a second lock; two runs went at once and paid twice.
     from tagger.ledger.store import Ledger
@@ -128,6 +131,7 @@ def test_the_same_ledger_through_a_symlink_is_the_same_lock(photos, tmp_path, he
 # --- 2. no output over an input -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_roots_in_one_sidecar_dir_get_two_sidecars_and_show_finds_each(tmp_path):
     # The finding: A/IMG_0001.JPG and B/IMG_0001.JPG mapped onto one sidecar: B's caption lost, `show B/..` showed A's.
     a, b = tmp_path / "A", tmp_path / "B"
@@ -158,6 +162,7 @@ def test_two_roots_in_one_sidecar_dir_get_two_sidecars_and_show_finds_each(tmp_p
     assert len(set(captions.values())) == 2 and all(captions.values())
 
 
+@pytest.mark.slow
 def test_a_single_root_keeps_its_mirror_layout(photos, tmp_path):
     mirror = tmp_path / "mirror"
     out = run(photos, tmp_path, "--sidecar-dir", str(mirror))
@@ -165,6 +170,7 @@ def test_a_single_root_keeps_its_mirror_layout(photos, tmp_path):
     assert (mirror / "sub" / "IMG_0001.JPG.xmp").exists() and len(list(mirror.rglob("*.xmp"))) == 6
 
 
+@pytest.mark.slow
 def test_outputs_over_inputs_are_refused_before_anything_is_sent(photos, tmp_path):
     # The findings: --csv or --html at a photo overwrote the photo; export --csv at the ledger destroyed it.
     ledger = tmp_path / "l.sqlite"
@@ -270,6 +276,7 @@ UNSHARE = ROOT and subprocess.run(["unshare", "--user", "--map-root-user", "true
 
 
 @pytest.mark.skipif(not UNSHARE, reason="needs root and user namespaces (unshare --user) to make an unmappable owner")
+@pytest.mark.slow
 def test_an_owner_this_machine_cannot_map_leaves_the_sidecar_written_with_taggers_owner(tmp_path):
     # The finding: a NAS user id (unmapped here: chown fails with EINVAL) meant the sidecar was never written.
     # In a user namespace that maps only root, uid 4321 shows as the overflow id and cannot be given: as on a NAS.

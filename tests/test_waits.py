@@ -60,6 +60,7 @@ def test_a_retry_after_longer_than_max_retry_after_is_an_outage_said_and_stopped
     con.close()
 
 
+@pytest.mark.slow
 def test_a_retry_after_within_max_retry_after_is_still_obeyed(photos, tmp_path):
     faults = Faults(outage_requests=2, outage_status=503, outage_retry_after=0.5)
     with Emulator(latency=(0.05, 0.1), faults=faults, seed=3) as emu:
@@ -138,6 +139,7 @@ class Trickle:
 
 
 @pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
+@pytest.mark.slow
 def test_a_trickled_answer_is_cut_off_at_the_request_deadline(headers_too):
     server = Trickle(0.05, headers_too=headers_too)  # ~250 bytes: 12 s at this pace, each read 0.05 s
     try:
@@ -179,6 +181,7 @@ def dry_run(photos: Path, tmp_path: Path, time_limit: float) -> subprocess.Popen
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_the_dry_run_reads_a_crafted_tiff_under_the_real_runs_time_limit(photos, tmp_path):
     crafted_tiff(photos / "crafted.tif")
     started = time.monotonic()
@@ -192,6 +195,7 @@ def test_the_dry_run_reads_a_crafted_tiff_under_the_real_runs_time_limit(photos,
     assert "6 credits would be spent" in out  # the six photos; the crafted file is not counted as sendable
 
 
+@pytest.mark.slow
 def test_a_signal_stops_the_dry_run_within_the_grace_even_mid_read(photos, tmp_path):
     from tagger.pipeline.dispatch import STOP_GRACE
 
@@ -211,6 +215,7 @@ def test_a_signal_stops_the_dry_run_within_the_grace_even_mid_read(photos, tmp_p
     assert "interrupted" in out and "nothing was sent" in out
 
 
+@pytest.mark.slow
 def test_a_photo_replaced_by_a_fifo_after_upload_does_not_hang_the_sidecar_writer(photos, tmp_path):
     with Emulator(latency=(1.5, 2.0), seed=4) as emu:
         config = config_for(emu, tmp_path, fast=FAST)

@@ -54,6 +54,7 @@ def test_workers_ignore_sigint_and_sigterm_even_while_starting():
     assert not _pids()
 
 
+@pytest.mark.slow
 def test_cancel_cuts_calls_off_at_once_and_refuses_new_ones(tmp_path: Path):
     stuck = make_photo(tmp_path / "hang.jpg", seed=1, size=(64, 48))
     outcome: dict[str, BaseException] = {}
