@@ -1,11 +1,15 @@
 """A new user's first week, scripted: every step a real `tagger` process, every credit counted by the emulator.
 
-The walkthrough in docs/changes/firstweek.md tells the same week in prose.
-(A Ctrl-C with --emulator is left out: the built-in emulator does not yet keep its jobs between runs.)
+The walkthrough in docs/first-week.md tells the same week in prose.
 """
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -95,3 +99,26 @@ def test_the_first_week(tmp_path: Path) -> None:
 
     # The week cost exactly: 5 + 1 + 3 at the service, 2 at the other endpoint; nothing twice.
     assert service.counters()["duplicates"] == 0 and sent() == 9
+
+    # Trying the resume promise offline: Ctrl-C a --emulator run with uploads in flight, then run it again.
+    # The built-in emulator keeps its jobs beside the ledger (as the service keeps them): nothing is paid twice.
+    offline = tmp_path / "offline"
+    for i in range(12):
+        make_photo(offline / f"IMG_{i:04d}.JPG", seed=2000 + i, size=(320, 240))
+    trial = str(tmp_path / "trial.sqlite")
+    args = [sys.executable, "-P", "-m", "tagger", "--config", str(cfg), "run", str(offline), "--emulator"]
+    args += ["--emulator-latency", "2-3", "--max-in-flight", "6", "--ledger", trial]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if json.loads(tagger("status", "--ledger", trial, "--json").stdout or "{}").get("credits_used", 0) >= 3:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 3
+    resumed = subprocess.run(args, capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    status = json.loads(tagger("status", "--ledger", trial, "--json").stdout)
+    assert status["completed"] == 12 and status["credits_used"] == 12  # the uploads in flight were polled, not re-sent
+    assert len(list(offline.glob("*.xmp"))) == 12
