@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
-from tagger.client import cloudsight as cs
-from tagger.client.deadline import use_deadline
+from tagger.client.lazy import LazyAPI
 from tagger.client.retry import RetryPolicy
 from tagger.config import Config, check_secret
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
@@ -37,6 +37,9 @@ from tagger.shared import StoreDown, open_store
 from tagger.shared.base import FileRow
 from tagger.sidecars.adopt import adopt_file, adopt_from_sidecars, preview_adoption
 from tagger.sidecars.writeback import SidecarOptions, write_back
+
+if TYPE_CHECKING:
+    from tagger.client import cloudsight as cs
 
 __all__ = ["RunResult", "run", "make_api", "EMULATOR_ENDPOINT"]
 
@@ -64,8 +67,12 @@ class RunResult:
     shared_free: int = 0  # a dry run's contents claimed or answered on another machine (the shared store)
 
 
-def make_api(config: Config, base_url: str | None = None) -> cs.API:
-    """A client for the configured endpoint and credentials."""
+def make_api(config: Config, base_url: str | None = None, *, lazy: bool = False) -> cs.API:
+    """A client for the configured endpoint and credentials.
+
+    ``lazy``: the settings are checked now, the client is built when first used (a ``LazyAPI``, which
+    answers for every attribute of the client), so a run that sends nothing never imports requests.
+    """
     if not config.api_key:
         raise UsageError(
             "no API key: pass --api-key, set CLOUDSIGHT_API_KEY, put api_key in the config file, "
@@ -74,16 +81,23 @@ def make_api(config: Config, base_url: str | None = None) -> cs.API:
     key = check_secret("api_key", config.api_key, "the settings")
     secret = check_secret("api_secret", config.api_secret, "the settings")
     remember(key, secret)
-    auth = cs.OAuth(key, secret) if secret else cs.SimpleAuth(key)
-    api = cs.API(
-        auth,
-        base_url=base_url or config.endpoint,
-        timeout=(10.0, config.request_timeout),
-        pool_size=config.max_in_flight + config.workers,
-    )
-    # request_timeout bounds each read: a service that trickles its answer is cut off at request_deadline.
-    use_deadline(api.session, config.request_deadline)
-    return api
+
+    def build() -> cs.API:
+        from tagger.client import cloudsight as cs
+        from tagger.client.deadline import use_deadline
+
+        auth = cs.OAuth(key, secret) if secret else cs.SimpleAuth(key)
+        api = cs.API(
+            auth,
+            base_url=base_url or config.endpoint,
+            timeout=(10.0, config.request_timeout),
+            pool_size=config.max_in_flight + config.workers,
+        )
+        # request_timeout bounds each read: a service that trickles its answer is cut off at request_deadline.
+        use_deadline(api.session, config.request_deadline)
+        return api
+
+    return cast("cs.API", LazyAPI(build, base_url or config.endpoint)) if lazy else build()
 
 
 def _pending_sentence(counts: dict) -> str:
@@ -198,7 +212,7 @@ def run(
         )
         if not dry_run:
             ledger.acquire()
-        api = api or stack.enter_context(make_api(config))
+        api = api or stack.enter_context(make_api(config, lazy=True))
         endpoint = normal_endpoint(endpoint_id or api.base_url)
         result = RunResult(plan=Plan(), dry_run=dry_run)
         # Before anything is sent: an unusable shared store stops the run here (exit 2).
