@@ -6,9 +6,10 @@ import logging
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 __all__ = ["Progress"]
 
@@ -54,6 +55,8 @@ class Progress:
             if self._tty:
                 bar = self._bars.get(what)
                 if bar is None:
+                    from tqdm import tqdm  # here: a run without a terminal (cron) never draws a bar
+
                     bar = self._bars[what] = tqdm(
                         total=self.totals[what],
                         desc=_LABELS[what],

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from tagger.errors import PrepareError, cannot_read
-from tagger.prepare.decode import DecodeFailure, decode
 from tagger.prepare.embedded import ImageMetadata, read_metadata_of
 from tagger.prepare.fingerprint import Fingerprint, fingerprint
 from tagger.prepare.hashing import content_hash, content_hash_of
@@ -119,6 +118,8 @@ def _read_stable(path: str) -> tuple[bytes, int, int]:
 
 def prepare_data(data: bytes, name: str, options: PrepareOptions = PrepareOptions()) -> Prepared:
     """Prepare an image already read into memory (``name`` is for messages and the decoder's hint)."""
+    from tagger.prepare.decode import DecodeFailure, decode  # Pillow: a run that prepares nothing never loads it
+
     try:
         decoded = decode(data, name, options.max_edge, options.max_pixels, options.send_location)
     except DecodeFailure as exc:
