@@ -19,6 +19,7 @@ from tagger.client.lazy import LazyAPI
 from tagger.client.retry import RetryPolicy
 from tagger.config import Config, check_secret
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
+from tagger.keywords.derive import KeywordRules
 from tagger.keywords.stored import keyword_rules, warm_up
 from tagger.ledger.keys import normal_endpoint, normal_locale
 from tagger.ledger.planning import HASH_SCHEME
@@ -142,6 +143,15 @@ def _kind(mode: int) -> str:
         if test(mode):
             return words
     return "not a regular file"
+
+
+def _warm(rules: KeywordRules, api: cs.API) -> None:
+    """Build the HTTP client (a ``LazyAPI``'s) and load the keywords' dictionary: a run that found work needs both."""
+    try:
+        getattr(api, "session", None)
+        warm_up(rules)
+    except Exception:  # the same work is done again where it is needed, and says what failed there
+        log.debug("warming up failed", exc_info=True)
 
 
 class _Stopped(Exception):
@@ -399,7 +409,10 @@ def run(
                     before_queued(set())
                 # A nightly no-op starts no worker processes (nor loads a dictionary).
                 if stream.handed or (not planning.failed and ledger.outstanding(endpoint)):
-                    warm_up(rules)
+                    # The client and the dictionary load while the worker processes start and read the first
+                    # photo: its upload waits for the longest of them, not for all of them in turn.
+                    warming = threading.Thread(target=_warm, args=(rules, api), name="tagger-warm-up", daemon=True)
+                    warming.start()
                     with Preparer(prep_options, processes=processes) as preparer:
                         dispatcher = Dispatcher(
                             api,
@@ -415,6 +428,7 @@ def run(
                             sharing=sharing,
                         )
                         result.tally = dispatcher.run()
+                        warming.join()
             finally:
                 cancelled.set()  # what the walk has not reached yet is left for the next run
                 intake.left(stream.abandon())

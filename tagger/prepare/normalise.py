@@ -192,6 +192,10 @@ def _run(
     return prepare_task(path, options)
 
 
+#: What a worker process runs, imported once by the process that forks the workers.
+_WORKER_MODULES = (__name__, "tagger.prepare.decode")
+
+
 class Preparer:
     """Prepare images in the calling thread (processes=0) or in a pool of N killable processes.
 
@@ -210,7 +214,9 @@ class Preparer:
         self.options = options
         cls = type(self)
         self._pool = (
-            KillablePool(_run, (options, cls._task, cls._intake_task), processes, asks=True) if processes else None
+            KillablePool(_run, (options, cls._task, cls._intake_task), processes, asks=True, preload=_WORKER_MODULES)
+            if processes
+            else None
         )
 
     def prepare(self, path: str) -> Prepared:
