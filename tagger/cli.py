@@ -16,18 +16,21 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
 
 from tagger import __version__
-from tagger.client import cloudsight as cs
+from tagger.client.protocol import APIError
 from tagger.config import Config, load_config
 from tagger.display import count, display, iso
 from tagger.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, TaggerError, UsageError
 from tagger.ledger.store import Ledger
 from tagger.outpaths import refuse_clobber
 from tagger.redact import RedactFilter, redact
+
+if TYPE_CHECKING:
+    from tagger.client import cloudsight as cs
 
 __all__ = ["main", "cli"]
 
@@ -216,7 +219,7 @@ def run(
         endpoint_id = EMULATOR_ENDPOINT
         log.info("using the built-in emulator at %s (its captions are not CloudSight's)", with_emulator.url)
     try:
-        api = None if dry_run and not config.api_key else make_api(config)
+        api = None if dry_run and not config.api_key else make_api(config, lazy=True)
         export = _csv_exporter(config) if config.csv else None
         if not dry_run and not yes and _on_a_terminal():
             _confirm_spending(ctx, config, paths, urls, api or _offline_api(config), endpoint_id)
@@ -446,8 +449,15 @@ def _configured(ctx: click.Context, key: str) -> bool:
 
 
 def _offline_api(config: Config) -> cs.API:
-    """A client that is never called: a dry run without a key sends nothing."""
-    return cs.API(cs.SimpleAuth(""), base_url=config.endpoint)
+    """A client that is never called: a dry run without a key sends nothing (nor imports the HTTP client)."""
+    from tagger.client.lazy import LazyAPI
+
+    def build() -> cs.API:
+        from tagger.client import cloudsight
+
+        return cloudsight.API(cloudsight.SimpleAuth(""), base_url=config.endpoint)
+
+    return cast("cs.API", LazyAPI(build, config.endpoint))
 
 
 def _csv_exporter(config: Config) -> Callable[[Ledger], int]:
@@ -1238,7 +1248,7 @@ def main(argv: list[str] | None = None) -> None:
         _debug(debug)
         click.echo(redact(f"tagger: {exc}"), err=True)
         _exit(exc.exit_code)
-    except cs.APIError as exc:
+    except APIError as exc:
         _debug(debug)
         click.echo(redact(f"tagger: {exc.description}"), err=True)
         _exit(EXIT_STOPPED)

@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import platformdirs
-
 from tagger.errors import Problems, UsageError
 from tagger.redact import remember
 
@@ -66,6 +64,8 @@ def default_ledger_path() -> str:
     where tagger always kept it. Elsewhere (macOS, Windows), a ledger an
     older tagger left at ``~/.local/share/tagger`` is kept in use.
     """
+    import platformdirs  # here: a ledger given in the settings (a cron job's) never needs it
+
     path = os.path.join(platformdirs.user_data_dir("tagger", appauthor=False), "ledger.sqlite")
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     legacy = os.path.join(base, "tagger", "ledger.sqlite")

@@ -2,6 +2,8 @@
 
 Owns: ``cloudsight`` (the original package's API: ``SimpleAuth``, ``OAuth``,
 ``API``, the ``STATUS_*``/``REASON_*`` constants and the ``APIError`` tree),
+``protocol`` (those constants and errors without the HTTP stack, which
+``cloudsight`` re-exports), ``lazy`` (an ``API`` built when first used),
 ``retry`` (tenacity policies and the shared 429 gate), ``pacing``
 (requests-per-second and AIMD in-flight limits) and ``deadline`` (a total
 deadline per request, on top of requests' per-read timeout).

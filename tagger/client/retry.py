@@ -16,11 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import tenacity
+from tagger.client.protocol import APIError, RateLimited, ServerError, TransientError
 
-from tagger.client.cloudsight import APIError, RateLimited, ServerError, TransientError
+if TYPE_CHECKING:
+    import tenacity
 
 __all__ = ["RateGate", "RetryPolicy", "RetryAfterTooLong", "call"]
 
@@ -110,6 +111,7 @@ def call(
     ``retry_if`` (called once per retryable failure) may refuse a retry.
     Re-raises the last error when the attempts or the budget are spent.
     """
+    import tenacity  # here: a run that calls nothing never imports it
 
     def too_long(exc: BaseException) -> bool:
         pause = _pause_for(exc, policy)

@@ -12,9 +12,10 @@ picture.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 
 # simplemma and stopwords are imported where words are first looked up: importing simplemma reads its
 # rule tables (0.15 s), which a run that derives no keyword (a nightly no-op) never needs.
@@ -50,6 +51,30 @@ _VAGUE = {
 
 
 def _library_version(name: str) -> str:
+    """``importlib.metadata.version(name)``, read straight from the first ``name-*.dist-info/METADATA`` on sys.path.
+
+    Importing importlib.metadata (and the email parser it reads METADATA with) costs a nightly no-op run
+    more than its whole plan of thousands of folders; the Version header is one line near the top.
+    """
+    prefix = name.lower().replace("-", "_") + "-"
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:  # a zip file, a folder that went away
+            continue
+        for found in names:
+            if found.lower().startswith(prefix) and found.endswith(".dist-info"):
+                try:
+                    with open(os.path.join(entry or ".", found, "METADATA"), encoding="utf-8") as f:
+                        for line in f:
+                            if line.startswith("Version:"):
+                                return line[len("Version:") :].strip()
+                            if not line.strip():  # the headers ended
+                                break
+                except OSError:
+                    pass
+    from importlib.metadata import PackageNotFoundError, version  # an egg, a zip: the library finds it
+
     try:
         return version(name)
     except PackageNotFoundError:  # pragma: no cover - both are dependencies

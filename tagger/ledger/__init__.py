@@ -12,8 +12,8 @@ locales), ``roots`` (path prefixes in SQL), and the schema's migrations
 (``tagger.ledger.migrations``, shipped from the top-level ``migrations/``
 folder).
 
-May import: the standard library, sqlite-utils, portalocker (the run lock,
-the same on POSIX and Windows), ``tagger.errors``.
+May import: the standard library, sqlite-utils, portalocker (the run lock on
+Windows; POSIX takes flock itself), ``tagger.errors``.
 """
 
 from tagger.ledger.store import SETTLED_STATUS, FileState, Job, JobState, Ledger, file_status, under_roots

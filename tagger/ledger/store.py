@@ -39,8 +39,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
-import portalocker
-
 from tagger.errors import LedgerError, LedgerLocked, LedgerWriteError
 from tagger.ledger.disk import disk_trouble, write_error
 from tagger.ledger.journal import TokenJournal
@@ -77,6 +75,25 @@ _COUNT_CREDIT = (
 # Committing a token (the moment the service hands it out, and replaying one the journal kept).
 _RECORD_TOKEN = """UPDATE jobs SET state = 'polling', token = ?, status = ?, attempts = attempts + 1, submitted_at = ?,
    last_error = NULL, possible_duplicates = possible_duplicates + lost_answer, lost_answer = 0 WHERE id = ?"""
+
+
+def _lock_now(f: IO[bytes]) -> bool:
+    """Take an exclusive lock on ``f`` without waiting; False when another process holds one."""
+    if os.name == "nt":
+        import portalocker  # Windows only: on POSIX, flock is all it would do, and its import costs every run
+
+        try:
+            portalocker.lock(f, portalocker.LOCK_EX | portalocker.LOCK_NB)
+        except portalocker.LockException:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # EWOULDBLOCK, or a file system that cannot lock: the run must not go on unlocked
+        return False
+    return True
 
 
 class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
@@ -157,9 +174,10 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
     def acquire(self) -> None:
         """Take the run lock, or raise ``LedgerLocked`` naming the holder's PID.
 
-        The lock is an OS file lock on ``<ledger>.lock`` (portalocker: flock on
-        POSIX, LockFileEx on Windows), beside the resolved ledger file: the OS
-        releases it when its holder dies, so a stale lock is simply taken over.
+        The lock is an OS file lock on ``<ledger>.lock`` (flock on POSIX,
+        LockFileEx through portalocker on Windows), beside the resolved ledger
+        file: the OS releases it when its holder dies, so a stale lock is
+        simply taken over.
         """
         try:
             # Not through a link: the lock is tagger's own file beside the ledger.
@@ -168,9 +186,7 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
             self._check_writable(exc)
             raise LedgerError(f"cannot take the lock {self.path}.lock: {exc.strerror or exc}") from None
         f = open(fd, "r+b")
-        try:
-            portalocker.lock(f, portalocker.LOCK_EX | portalocker.LOCK_NB)
-        except portalocker.LockException:
+        if not _lock_now(f):
             try:
                 f.seek(0)
                 holder = f.read(32).decode("ascii", "replace").strip() or "unknown"

@@ -53,9 +53,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from tagger.client import cloudsight as cs
+from tagger.client import protocol as cs  # statuses and errors: the HTTP client is the caller's
 from tagger.client.pacing import InFlightLimit, RateLimiter
 from tagger.client.retry import RateGate, RetryAfterTooLong, RetryPolicy, call
 from tagger.errors import LedgerWriteError
@@ -70,6 +70,9 @@ from tagger.pipeline.threads import DaemonPool
 from tagger.pipeline.urls import REMOTE_PREFIX
 from tagger.prepare.embedded import remember
 from tagger.prepare.normalise import KEEP, LINK, SEND, Cancelled, Prepared, PrepareError, Preparer
+
+if TYPE_CHECKING:
+    from tagger.client.cloudsight import API
 
 __all__ = [
     "Dispatcher",
@@ -211,7 +214,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        api: cs.API,
+        api: API,
         ledger: Ledger,
         preparer: Preparer,
         options: DispatchOptions,

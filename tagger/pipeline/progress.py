@@ -30,9 +30,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 __all__ = ["Progress", "eta_words"]
 
@@ -147,6 +148,8 @@ class Progress:
             return
         with self._lock:
             if self._bars:
+                from tqdm import tqdm  # bars exist: tqdm is loaded
+
                 with tqdm.external_write_mode():
                     self._on_plan(plan)
             else:
@@ -262,6 +265,8 @@ class Progress:
     def _bar(self, phase: str) -> tqdm:
         bar = self._bars.get(phase)
         if bar is None:
+            from tqdm import tqdm  # here: a run without a terminal (cron) never draws a bar
+
             total = self.totals[phase]
             bar = self._bars[phase] = tqdm(
                 total=total,

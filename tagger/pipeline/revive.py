@@ -21,10 +21,14 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
-from tagger.client import cloudsight as cs
+from tagger.client import protocol as cs  # statuses and errors: the HTTP client is the caller's
 from tagger.client.retry import RateGate, RetryPolicy, call
 from tagger.ledger.store import Job, JobState, Ledger
+
+if TYPE_CHECKING:
+    from tagger.client.cloudsight import API
 
 __all__ = ["Revived", "revive_timeouts"]
 
@@ -57,7 +61,7 @@ def _settled(ledger: Ledger, endpoint: str) -> Iterator[Job]:
 
 
 def revive_timeouts(
-    api: cs.API | None,
+    api: API | None,
     ledger: Ledger,
     endpoint: str,
     *,

@@ -14,13 +14,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
-from tagger.client import cloudsight as cs
-from tagger.client.deadline import use_deadline
+from tagger.client.lazy import LazyAPI
 from tagger.client.retry import RetryPolicy
 from tagger.config import Config, check_secret
 from tagger.display import count
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, UsageError
+from tagger.keywords.derive import KeywordRules
 from tagger.keywords.stored import keyword_rules, warm_up
 from tagger.ledger.attention import Failing, failing_files, why_sent
 from tagger.ledger.keys import normal_endpoint, normal_locale
@@ -41,6 +42,9 @@ from tagger.shared import StoreDown, open_store
 from tagger.shared.base import FileRow
 from tagger.sidecars.adopt import adopt_file, adopt_from_sidecars, preview_adoption
 from tagger.sidecars.writeback import SidecarOptions, write_back
+
+if TYPE_CHECKING:
+    from tagger.client import cloudsight as cs
 
 __all__ = ["RunResult", "run", "make_api", "EMULATOR_ENDPOINT"]
 
@@ -71,8 +75,12 @@ class RunResult:
     new_failures: list[Failing] = field(default_factory=list)  # failed in this run: exit status 1
 
 
-def make_api(config: Config, base_url: str | None = None) -> cs.API:
-    """A client for the configured endpoint and credentials."""
+def make_api(config: Config, base_url: str | None = None, *, lazy: bool = False) -> cs.API:
+    """A client for the configured endpoint and credentials.
+
+    ``lazy``: the settings are checked now, the client is built when first used (a ``LazyAPI``, which
+    answers for every attribute of the client), so a run that sends nothing never imports requests.
+    """
     if not config.api_key:
         raise UsageError(
             "no API key: pass --api-key, set CLOUDSIGHT_API_KEY, put api_key in the config file, "
@@ -81,16 +89,23 @@ def make_api(config: Config, base_url: str | None = None) -> cs.API:
     key = check_secret("api_key", config.api_key, "the settings")
     secret = check_secret("api_secret", config.api_secret, "the settings")
     remember(key, secret)
-    auth = cs.OAuth(key, secret) if secret else cs.SimpleAuth(key)
-    api = cs.API(
-        auth,
-        base_url=base_url or config.endpoint,
-        timeout=(10.0, config.request_timeout),
-        pool_size=config.max_in_flight + config.workers,
-    )
-    # request_timeout bounds each read: a service that trickles its answer is cut off at request_deadline.
-    use_deadline(api.session, config.request_deadline)
-    return api
+
+    def build() -> cs.API:
+        from tagger.client import cloudsight as cs
+        from tagger.client.deadline import use_deadline
+
+        auth = cs.OAuth(key, secret) if secret else cs.SimpleAuth(key)
+        api = cs.API(
+            auth,
+            base_url=base_url or config.endpoint,
+            timeout=(10.0, config.request_timeout),
+            pool_size=config.max_in_flight + config.workers,
+        )
+        # request_timeout bounds each read: a service that trickles its answer is cut off at request_deadline.
+        use_deadline(api.session, config.request_deadline)
+        return api
+
+    return cast("cs.API", LazyAPI(build, base_url or config.endpoint)) if lazy else build()
 
 
 def _pending_sentence(counts: dict) -> str:
@@ -181,6 +196,15 @@ def _counted(p: Plan, claimed: Claimed, queue: dict[str, int], remote_new: int) 
     return p
 
 
+def _warm(rules: KeywordRules, api: cs.API) -> None:
+    """Build the HTTP client (a ``LazyAPI``'s) and load the keywords' dictionary: a run that found work needs both."""
+    try:
+        getattr(api, "session", None)
+        warm_up(rules)
+    except Exception:  # the same work is done again where it is needed, and says what failed there
+        log.debug("warming up failed", exc_info=True)
+
+
 class _Stopped(Exception):
     """The stop event was set while the folders were being planned."""
 
@@ -254,7 +278,7 @@ def run(
         )
         if not dry_run:
             ledger.acquire()
-        api = api or stack.enter_context(make_api(config))
+        api = api or stack.enter_context(make_api(config, lazy=True))
         endpoint = normal_endpoint(endpoint_id or api.base_url)
         result = RunResult(plan=Plan(), dry_run=dry_run)
         # Before anything is sent: an unusable shared store stops the run here (exit 2).
@@ -462,7 +486,10 @@ def run(
                     before_queued(set())
                 # A nightly no-op starts no worker processes (nor loads a dictionary).
                 if stream.handed or (not planning.failed and ledger.outstanding(endpoint)):
-                    warm_up(rules)
+                    # The client and the dictionary load while the worker processes start and read the first
+                    # photo: its upload waits for the longest of them, not for all of them in turn.
+                    warming = threading.Thread(target=_warm, args=(rules, api), name="tagger-warm-up", daemon=True)
+                    warming.start()
                     with Preparer(prep_options, processes=processes) as preparer:
                         dispatcher = Dispatcher(
                             api,
@@ -479,6 +506,7 @@ def run(
                         )
                         progress.latency = dispatcher.latency  # the ETA's median latency
                         result.tally = dispatcher.run()
+                        warming.join()
             finally:
                 cancelled.set()  # what the walk has not reached yet is left for the next run
                 intake.left(stream.abandon())

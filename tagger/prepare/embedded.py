@@ -18,13 +18,14 @@ import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import BinaryIO
-
-from PIL import Image, TiffImagePlugin
+from typing import TYPE_CHECKING, BinaryIO
 
 from tagger.prepare.formats import SNIFF_BYTES, register_heif, sniff
 
 __all__ = ["ImageMetadata", "read_image_metadata", "read_metadata_of", "remember", "is_boilerplate", "BOILERPLATE"]
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger("tagger.prepare.embedded")
 
@@ -127,6 +128,8 @@ def _read(f: BinaryIO) -> ImageMetadata:
         f.seek(0)
         return _from_tiff(f)
     f.seek(0)
+    from PIL import Image  # here: a run that reads no photo (a nightly no-op) never imports Pillow
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns on odd tag types; they are skipped below
         with Image.open(f) as img:
@@ -188,6 +191,8 @@ def _from_pillow(img: Image.Image) -> ImageMetadata:
 
 def _from_tiff(f) -> ImageMetadata:
     """IFD0 of a TIFF-based file, parsed without asking Pillow to understand its pixels (DNG, NEF...)."""
+    from PIL import TiffImagePlugin
+
     head = f.read(8)
     prefix = head[:4]
     (offset,) = struct.unpack("<I" if prefix.startswith(b"II") else ">I", head[4:8])

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from PIL import Image
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "Fingerprint",
@@ -131,6 +133,8 @@ def _pack(values: list[int], bits: int) -> int:
 
 def fingerprint(image: Image.Image) -> Fingerprint:
     """The fingerprint of an upright RGB image."""
+    from PIL import Image  # here: comparing stored fingerprints (a run's planning) needs no Pillow
+
     width, height = image.size
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     # One exact box-filter pass over the full image; the rest works on 1,024 pixels. (A faster integer

@@ -15,8 +15,6 @@ import warnings
 from collections.abc import Callable
 from typing import BinaryIO
 
-from PIL import Image
-
 from tagger.prepare.formats import RAW_EXTENSIONS, register_heif
 
 __all__ = ["pixel_hash", "MAX_PIXELS"]
@@ -71,6 +69,8 @@ def _raw(path: str, source: str | Callable[[], BinaryIO]) -> str | None:
 
 
 def _pillow(path: str, source: str | Callable[[], BinaryIO]) -> str | None:
+    from PIL import Image  # here: most files hash by their structure, and a no-op run hashes none
+
     register_heif()
     try:
         with warnings.catch_warnings():

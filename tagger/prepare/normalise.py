@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from tagger.errors import PrepareError, cannot_read
-from tagger.prepare.decode import DecodeFailure, decode
 from tagger.prepare.embedded import ImageMetadata, read_metadata_of
 from tagger.prepare.fingerprint import Fingerprint, fingerprint
 from tagger.prepare.hashing import content_hash, content_hash_of
@@ -119,6 +118,8 @@ def _read_stable(path: str) -> tuple[bytes, int, int]:
 
 def prepare_data(data: bytes, name: str, options: PrepareOptions = PrepareOptions()) -> Prepared:
     """Prepare an image already read into memory (``name`` is for messages and the decoder's hint)."""
+    from tagger.prepare.decode import DecodeFailure, decode  # Pillow: a run that prepares nothing never loads it
+
     try:
         decoded = decode(data, name, options.max_edge, options.max_pixels, options.send_location)
     except DecodeFailure as exc:
@@ -191,6 +192,10 @@ def _run(
     return prepare_task(path, options)
 
 
+#: What a worker process runs, imported once by the process that forks the workers.
+_WORKER_MODULES = (__name__, "tagger.prepare.decode")
+
+
 class Preparer:
     """Prepare images in the calling thread (processes=0) or in a pool of N killable processes.
 
@@ -209,7 +214,9 @@ class Preparer:
         self.options = options
         cls = type(self)
         self._pool = (
-            KillablePool(_run, (options, cls._task, cls._intake_task), processes, asks=True) if processes else None
+            KillablePool(_run, (options, cls._task, cls._intake_task), processes, asks=True, preload=_WORKER_MODULES)
+            if processes
+            else None
         )
 
     def prepare(self, path: str) -> Prepared:

@@ -146,10 +146,23 @@ class KillablePool:
     caller questions (see ``call``'s ``answer``).
     """
 
-    def __init__(self, func: Callable[..., Any], extra: tuple[Any, ...], processes: int, *, asks: bool = False) -> None:
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        extra: tuple[Any, ...],
+        processes: int,
+        *,
+        asks: bool = False,
+        preload: tuple[str, ...] = (),
+    ) -> None:
         # forkserver: forking a process that runs threads (the pipeline does) can deadlock.
         methods = multiprocessing.get_all_start_methods()
         self._ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if preload and self._ctx.get_start_method() == "forkserver":
+            # The server imports them once, before it forks the first worker: each worker starts with them
+            # loaded instead of importing them itself (on two cores, N workers importing at once is slow).
+            # Only the first pool's list counts: the server is started once per process.
+            self._ctx.set_forkserver_preload(["__main__", *preload])
         self._func, self._extra, self._asks = func, extra, asks
         self._lock = threading.Lock()
         self._workers: set[_Worker] = set()
