@@ -38,11 +38,15 @@ from tagger.shared.base import Answer
 def run_case(images: list[Path], work: Path, url: str) -> float:
     """The dispatcher's wall time of one run over ``images`` (with the shared store when ``url``)."""
     with bt.ChildEmulator((1.0, 1.0)) as emu:
-        config = bt._config(emu, work / f"ledger-{bool(url)}.sqlite", 1.0).replace(shared_url=url, shared_machine="b")
+        config = bt._config(emu, work / f"ledger-{bool(url)}.sqlite", 1.0).replace(
+            shared_url=url,
+            shared_machine="b",
+            reuse_similar=False,  # every image is sent: the claims are measured
+        )
         with make_api(config) as api:
             result = run(config, [str(images[0].parent)], api=api)
         assert result.exit_code == 0, result.stopped
-        assert result.tally.submitted == len(images)
+        assert result.tally.submitted == len(images), (result.tally.submitted, len(images))
     return bt.TimedDispatcher.last.wall  # type: ignore[union-attr]
 
 

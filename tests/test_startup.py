@@ -91,7 +91,7 @@ def test_help_status_and_a_dry_run_start_without_the_http_client(photos, emulato
 
     dry, modules = _command(tmp_path, "run", str(photos), "--dry-run", "--ledger", str(tmp_path / "none.sqlite"))
     assert dry.returncode == 0, dry.stderr  # no key: a client that is never called, so never built
-    assert "6 credit(s) would be spent" in dry.stdout
+    assert "6 credits would be spent" in dry.stdout
     assert "tagger.client.cloudsight" not in modules and "requests" not in modules
 
     ledger = str(tmp_path / "ledger.sqlite")
