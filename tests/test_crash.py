@@ -21,7 +21,7 @@ from tagger.pipeline.dispatch import max_posts_in_flight
 pytestmark = pytest.mark.slow  # scenarios: SIGKILLed CLI processes over hundreds of images
 
 WORKERS = 2
-INTERRUPTED = re.compile(rb"(\d+) job\(s\) were interrupted while being submitted")
+INTERRUPTED = re.compile(rb"(\d+) jobs? interrupted while being submitted")
 
 
 def _run(photos: Path, tmp_path: Path, emu: Emulator, in_flight: int) -> subprocess.Popen:

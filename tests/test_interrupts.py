@@ -30,7 +30,7 @@ from tagger.pipeline.runner import make_api, run
 
 IMAGES = 12
 WORKERS = 3
-SWEPT = re.compile(r"(\d+) job\(s\) were interrupted while being submitted")
+SWEPT = re.compile(r"(\d+) jobs? interrupted while being submitted")
 
 
 @pytest.fixture(scope="module")
