@@ -100,15 +100,15 @@ def test_a_lapsed_claim_is_taken_over_with_its_token_or_counted_as_a_possible_du
 
     apply(connect(pg_url))
     dead = _store(pg_url, "dead", lease=0.5)
-    dead.close()  # no renewal: its claims lapse
+    dead._closing.set()  # no renewal: its claims lapse
+    dead._renewer.join()
     live = _store(pg_url, "live")
     try:
         for digest in ("claimed", "sending", "polling"):
-            dead._conn = connect(pg_url)
             assert dead.claim(digest).kind == "mine"
         assert dead.sending("sending") and dead.sending("polling")
         dead.token("polling", "tok-9")
-        dead._conn.close()
+        dead.close()
         assert {d: c.kind for d, c in live.look(["claimed", "sending", "polling"]).items()} == dict.fromkeys(
             ("claimed", "sending", "polling"), "elsewhere"
         )

@@ -1,7 +1,7 @@
 """The PostgreSQL store: claims as leases, tokens, final answers, fingerprints and the files each machine reports.
 
-One connection (autocommit), used under a lock by the run's threads; a
-thread renews this owner's leases every third of a lease. The owner is one
+A few connections (autocommit), each lent to one of the run's threads at
+a time; a thread renews this owner's leases every third of a lease. The owner is one
 machine's one ledger: a run that resumes after a crash finds its own claims
 again at once, another machine only once their lease lapsed. When the
 connection drops, every call raises ``StoreDown`` (reconnecting at most once
@@ -64,6 +64,7 @@ class PgStore:
         scheme: int,
         lease: float = 30.0,
         connect: Callable[[], psycopg.Connection] | None = None,
+        pool: int = 4,
     ) -> None:
         self.url = url
         self.owner = owner
@@ -72,10 +73,18 @@ class PgStore:
         self.locale = locale
         self.scheme = scheme
         self.lease = lease
-        self._conn: psycopg.Connection | None = conn
+        # A few plain connections, each used by one thread at a time: the claims of the preparing threads and
+        # the sending/token marks of the HTTP threads no longer queue behind one another on one connection (and
+        # one server backend). Few, not one per thread: a server shared by many machines counts connections.
+        self.pool = pool if connect is not None else 1
+        self._spare: psycopg.Connection | None = conn
         self._connect = connect
-        self._lock = threading.Lock()
+        self._free = threading.Condition()
+        self._idle: list[psycopg.Connection] = []
+        self._open = 0  # connections open or being opened (idle or in use)
+        self._closed = False
         self._last_try = 0.0
+        self._down = False  # the store stopped answering and has not come back yet
         self.lost = False  # the store dropped at least once during this run
         self._closing = threading.Event()
         self._renewer = threading.Thread(target=self._renew_loop, name="shared-lease", daemon=True)
@@ -85,35 +94,80 @@ class PgStore:
 
     @contextmanager
     def _db(self) -> Iterator[psycopg.Connection]:
-        """The connection, under the lock; a dropped one becomes ``StoreDown``."""
-        with self._lock:
-            if self._conn is None or self._conn.closed:
-                now = time.monotonic()
-                if self._connect is None or now - self._last_try < _RECONNECT_EVERY:
-                    raise StoreDown("the shared store is unreachable")
-                self._last_try = now
-                try:
-                    self._conn = self._connect()
-                except (psycopg.Error, OSError) as exc:
-                    raise StoreDown(scrub(str(exc), self.url)) from None
-                log.warning("the shared store is back")
-            try:
-                yield self._conn
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                self._drop()
-                raise StoreDown(scrub(str(exc).strip(), self.url)) from None
+        """A connection of the pool, this caller's alone until it is done; a dropped one becomes ``StoreDown``."""
+        conn = self._take()
+        try:
+            yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self._drop(conn)
+            raise StoreDown(scrub(str(exc).strip(), self.url)) from None
+        except BaseException:
+            self._give(conn)
+            raise
+        self._give(conn)
 
-    def _drop(self) -> None:
-        if not self.lost or self._conn is not None:
-            log.warning("the shared store stopped answering; nothing is sent without a claim until it is back")
-        self.lost = True
-        self._last_try = time.monotonic()
-        if self._conn is not None:
+    def _take(self) -> psycopg.Connection:
+        """An idle connection, a new one while fewer than ``pool`` are open, else wait for one."""
+        with self._free:
+            while True:
+                if self._closed:
+                    raise StoreDown("the shared store was closed")
+                while self._idle:
+                    conn = self._idle.pop()
+                    if not conn.closed:
+                        return conn
+                    self._open -= 1
+                if self._open < self.pool:
+                    break
+                self._free.wait()
+            if self._spare is not None:  # the connection open_store checked the schema on
+                conn, self._spare = self._spare, None
+                if not conn.closed:
+                    self._open += 1
+                    return conn
+            now = time.monotonic()
+            if self._connect is None or self._down and now - self._last_try < _RECONNECT_EVERY:
+                raise StoreDown("the shared store is unreachable")
+            self._last_try = now
+            self._open += 1  # counted while connecting (outside the lock): the pool never overshoots
+        try:
+            conn = self._connect()
+        except (psycopg.Error, OSError) as exc:
+            with self._free:
+                self._open -= 1
+                self._free.notify()
+            raise StoreDown(scrub(str(exc), self.url)) from None
+        with self._free:
+            if self._down:
+                self._down = False
+                log.warning("the shared store is back")
+        return conn
+
+    def _give(self, conn: psycopg.Connection) -> None:
+        with self._free:
+            if self._closed:
+                conn.close()
+                self._open -= 1
+            else:
+                self._idle.append(conn)
+            self._free.notify()
+
+    def _drop(self, conn: psycopg.Connection) -> None:
+        """The store stopped answering: close this connection and the idle ones (they share its fate)."""
+        with self._free:
+            if not self._down:
+                log.warning("the shared store stopped answering; nothing is sent without a claim until it is back")
+            self.lost = True
+            self._down = True
+            self._last_try = time.monotonic()
+            idle, self._idle = self._idle, []
+            self._open -= 1 + len(idle)
+            self._free.notify_all()
+        for c in (conn, *idle):
             try:
-                self._conn.close()
+                c.close()
             except psycopg.Error:
                 pass
-        self._conn = None
 
     def _key(self, digest: str) -> tuple[str, int, str, str]:
         return (digest, self.scheme, self.endpoint, self.locale)
@@ -399,10 +453,16 @@ class PgStore:
         """Stop renewing and close the connection (the claims left lapse, or this owner's next run finds them)."""
         self._closing.set()
         self._renewer.join(timeout=5)
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        with self._free:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+            if self._spare is not None:
+                idle.append(self._spare)
+                self._spare = None
+            self._free.notify_all()
+        for conn in idle:  # one still in use is closed when its caller gives it back
+            conn.close()
 
 
 def connection_kwargs() -> dict[str, Any]:
