@@ -1,6 +1,6 @@
 """Benchmark the shared store: what a claim round trip costs a run, and how many machines one PostgreSQL serves.
 
-    python bench/bench_shared.py            # N=1000, latency 1 s, 32 in flight (~3 min)
+    python bench/bench_shared.py            # N=1000, latency 1 s, 32 in flight, 3 rounds (~8 min)
     python bench/bench_shared.py --quick    # N=200
 
 Needs PostgreSQL: a throwaway cluster is started as in the tests (tests/pg.py), or
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -33,10 +34,14 @@ from pg import PgServer
 
 from tagger.pipeline.runner import make_api, run
 from tagger.shared.base import Answer
+from tagger.shared.store import PgStore
 
 
-def run_case(images: list[Path], work: Path, url: str) -> float:
-    """The dispatcher's wall time of one run over ``images`` (with the shared store when ``url``)."""
+def run_case(images: list[Path], work: Path, url: str, pool: int = PgStore.pool_size) -> float:
+    """The dispatcher's wall time of one run over ``images`` (with the shared store when ``url``, ``pool`` connections)."""
+    PgStore.pool_size = pool
+    for old in work.glob("ledger-*"):
+        old.unlink()
     with bt.ChildEmulator((1.0, 1.0)) as emu:
         config = bt._config(emu, work / f"ledger-{bool(url)}.sqlite", 1.0).replace(
             shared_url=url,
@@ -80,6 +85,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="N=200")
     parser.add_argument("-n", type=int, default=None)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds of case A; medians reported")
+    parser.add_argument("--no-capacity", action="store_true", help="case A only")
     args = parser.parse_args()
     n = args.n or (200 if args.quick else 1000)
     server = PgServer(os.environ.get("TAGGER_TEST_PG_URL") or None)
@@ -87,12 +94,28 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             images = bt.make_images(work, n)
-            plain = run_case(images, work, "")
-            shared = run_case(images, work, server.new_database())
-            print(
-                f"A. {n} images, 32 in flight, latency 1 s: without the shared store {plain:.2f} s, "
-                f"with it {shared:.2f} s: {100 * (shared / plain - 1):+.1f} % wall time"
-            )
+            pool = PgStore.pool_size
+            cases = {
+                "without the shared store": ("", 0),
+                "shared, 1 connection": ("db", 1),
+                f"shared, {pool} connections": ("db", pool),
+            }
+            walls: dict[str, list[float]] = {name: [] for name in cases}
+            for round_ in range(args.repeat):
+                # Interleaved, the order turned each round: a noisy neighbour weighs on every case alike.
+                names = list(cases) if round_ % 2 == 0 else list(reversed(cases))
+                for name in names:
+                    url, size = cases[name]
+                    walls[name].append(run_case(images, work, url and server.new_database(), size or pool))
+            base = statistics.median(walls["without the shared store"])
+            print(f"A. {n} images, 32 in flight, latency 1 s, median of {args.repeat} interleaved rounds:")
+            for name, times in walls.items():
+                wall = statistics.median(times)
+                shown = " ".join(f"{t:.2f}" for t in times)
+                print(f"   {name}: {wall:.2f} s ({shown}): {100 * (wall / base - 1):+.1f} % wall time")
+            PgStore.pool_size = pool
+            if args.no_capacity:
+                return
         from tagger.shared.migrations import apply
         from tagger.shared.open import connect
 

@@ -51,6 +51,9 @@ class PgStore:
     """The shared store of one run: one endpoint and locale, one hash scheme, one owner."""
 
     enabled = True
+    #: Connections per run (a machine): the claims of the preparing threads and the marks of the HTTP threads
+    #: do not queue behind one another; few, because a server shared by many machines counts connections.
+    pool_size = 4
 
     def __init__(
         self,
@@ -64,7 +67,7 @@ class PgStore:
         scheme: int,
         lease: float = 30.0,
         connect: Callable[[], psycopg.Connection] | None = None,
-        pool: int = 4,
+        pool: int | None = None,
     ) -> None:
         self.url = url
         self.owner = owner
@@ -73,10 +76,7 @@ class PgStore:
         self.locale = locale
         self.scheme = scheme
         self.lease = lease
-        # A few plain connections, each used by one thread at a time: the claims of the preparing threads and
-        # the sending/token marks of the HTTP threads no longer queue behind one another on one connection (and
-        # one server backend). Few, not one per thread: a server shared by many machines counts connections.
-        self.pool = pool if connect is not None else 1
+        self.pool = (pool or self.pool_size) if connect is not None else 1
         self._spare: psycopg.Connection | None = conn
         self._connect = connect
         self._free = threading.Condition()
