@@ -31,6 +31,7 @@ from tagger.redact import RedactFilter, redact
 
 if TYPE_CHECKING:
     from tagger.client import cloudsight as cs
+    from tagger.pipeline.dryrun import DryRunResult
 
 __all__ = ["main", "cli"]
 
@@ -188,6 +189,7 @@ def run(
     signal quits at once); the same command resumes.
     """
     from tagger.pipeline.dispatch import STOP_GRACE
+    from tagger.pipeline.dryrun import dry_run as count_plan
     from tagger.pipeline.progress import Progress
     from tagger.pipeline.runner import EMULATOR_ENDPOINT, make_api
     from tagger.pipeline.runner import run as run_pipeline
@@ -230,42 +232,37 @@ def run(
             on_plan=None if quiet else lambda p: click.echo(_plan_words(p)),
         )
         with StopOnSignals(STOP_GRACE) as stopping:
-            result = run_pipeline(
-                config,
-                list(paths),
-                api=api or _offline_api(config),
-                endpoint_id=endpoint_id,
-                dry_run=dry_run,
-                max_credits=max_credits,
-                progress=progress,
-                export=export,
-                urls=urls,
-                rewrite_sidecars=rewrite_sidecars,
-                stop=stopping.event,
-                emulator_remembers=with_emulator is not None and with_emulator.remembers,
-            )
+            if dry_run:
+                counted = count_plan(
+                    config,
+                    list(paths),
+                    api=api or _offline_api(config),
+                    endpoint_id=endpoint_id,
+                    progress=progress,
+                    urls=urls,
+                    stop=stopping.event,
+                )
+            else:
+                result = run_pipeline(
+                    config,
+                    list(paths),
+                    api=api or _offline_api(config),
+                    endpoint_id=endpoint_id,
+                    max_credits=max_credits,
+                    progress=progress,
+                    export=export,
+                    urls=urls,
+                    rewrite_sidecars=rewrite_sidecars,
+                    stop=stopping.event,
+                    emulator_remembers=with_emulator is not None and with_emulator.remembers,
+                )
     finally:
         if with_emulator is not None:
             with_emulator.stop()
             if with_emulator.state:
                 log.info("built-in emulator: %s", with_emulator.stopped_words())
-    if dry_run and result.stopped:  # interrupted while counting: a partial plan would mislead
-        click.echo(
-            f"plan: interrupted by {stopping.signal_name or 'a signal'} before the count was complete; nothing was sent"
-        )
-        ctx.exit(result.exit_code)
     if dry_run:
-        click.echo(
-            _plan_words(result.plan)
-            + f"; {_spending(result.plan, config)}"
-            + f"; {result.plan.similar} similar to a captioned photo (its caption reused, no credit)"
-            + (
-                f"; {result.shared_free} claimed or captioned on another machine (no credit)"
-                if config.shared_url
-                else ""
-            )
-            + (f" (balance {result.credit_balance} at the last run)" if result.credit_balance is not None else "")
-        )
+        _dry_run_words(ctx, counted, config, stopping.signal_name)
         return
     if stopping.signal_name and result.stopped:
         result.stopped = f"{result.stopped} by {stopping.signal_name}; run the same command again to resume"
@@ -278,6 +275,20 @@ def run(
     if config.hold and not quiet:
         _awaiting(config)
     ctx.exit(result.exit_code)
+
+
+def _dry_run_words(ctx: click.Context, counted: DryRunResult, config: Config, signal_name: str | None) -> None:
+    """Print what a dry run counted; a count a signal cut short is not shown (exit 3)."""
+    if counted.stopped:  # interrupted while counting: a partial plan would mislead
+        click.echo(f"plan: interrupted by {signal_name or 'a signal'} before the count was complete; nothing was sent")
+        ctx.exit(counted.exit_code)
+    click.echo(
+        _plan_words(counted.plan)
+        + f"; {_spending(counted.plan, config)}"
+        + f"; {counted.plan.similar} similar to a captioned photo (its caption reused, no credit)"
+        + (f"; {counted.shared_free} claimed or captioned on another machine (no credit)" if config.shared_url else "")
+        + (f" (balance {counted.credit_balance} at the last run)" if counted.credit_balance is not None else "")
+    )
 
 
 def _awaiting(config: Config) -> None:
@@ -337,11 +348,9 @@ def _confirm_spending(
     endpoint_id: str | None,
 ) -> None:
     """On a terminal: count first (sends nothing); above ``confirm_above`` credits, show the plan and ask."""
-    from tagger.pipeline.runner import run as run_pipeline
+    from tagger.pipeline.dryrun import dry_run
 
-    preview = run_pipeline(
-        config, list(paths), api=api, endpoint_id=endpoint_id, dry_run=True, urls=urls, forecast_similar=False
-    )
+    preview = dry_run(config, list(paths), api=api, endpoint_id=endpoint_id, urls=urls, forecast_similar=False)
     if preview.stopped or preview.plan.credits <= config.confirm_above:
         return
     click.echo(_plan_words(preview.plan) + f"; {_spending(preview.plan, config, upper_bound=True)}")

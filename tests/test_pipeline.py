@@ -14,6 +14,7 @@ from helpers import exiftool_json, make_photo
 
 from tagger.config import Config
 from tagger.emulator import Emulator, Faults
+from tagger.pipeline.dryrun import dry_run
 from tagger.pipeline.runner import make_api, run
 
 FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2, retry_budget=20.0)
@@ -32,6 +33,12 @@ def run_config(config: Config, paths, **kwargs):
         return run(config, [str(p) for p in paths], api=api, **kwargs)
 
 
+def dry_config(config: Config, paths, **kwargs):
+    """One library dry run of ``config`` over ``paths`` (sends nothing)."""
+    with make_api(config) as api:
+        return dry_run(config, [str(p) for p in paths], api=api, **kwargs)
+
+
 def queue_jobs(config: Config, paths, endpoint: str) -> int:
     """Plan ``paths`` into the ledger (hashed, jobs queued) without sending anything; returns the credits queued.
 
@@ -47,6 +54,10 @@ def queue_jobs(config: Config, paths, endpoint: str) -> int:
 
 def run_with(emu: Emulator, config: Config, paths, **kwargs):
     return run_config(config, paths, **kwargs)
+
+
+def dry_with(emu: Emulator, config: Config, paths, **kwargs):
+    return dry_config(config, paths, **kwargs)
 
 
 def ledger_rows(config: Config, sql: str):
@@ -215,7 +226,7 @@ def test_results_of_one_endpoint_never_pass_for_another(photos, tmp_path):
 @pytest.mark.slow
 def test_dry_run_prints_the_plan_and_sends_nothing(emulator, photos, tmp_path):
     config = config_for(emulator, tmp_path)
-    result = run_with(emulator, config, [photos], dry_run=True)
+    result = dry_with(emulator, config, [photos])
     assert (result.plan.new, result.plan.credits) == (6, 6)
     assert emulator.counters()["requests"] == 0
     assert not list(photos.rglob("*.xmp"))
@@ -230,7 +241,7 @@ def test_credit_cap_stops_submitting_settles_in_flight_and_resumes(emulator, pho
     assert capped.counts["completed"] == 2 and capped.counts["pending"] == 4
     assert capped.plan.new == 6  # the four it did not send are counted as found (and recorded pending)
     assert len(list(photos.rglob("*.xmp"))) == 2
-    plan = run_with(emulator, config, [photos], dry_run=True)
+    plan = dry_with(emulator, config, [photos])
     assert plan.plan.credits == 4
     assert plan.credit_balance == 100_000 - 2  # the emulator's starting balance less two uploads
     rest = run_with(emulator, config, [photos])
@@ -245,7 +256,7 @@ def test_raw_beside_its_jpeg_is_captioned_from_it_without_a_credit(emulator, tmp
     (folder / "IMG_0001.CR3").write_bytes(b"raw sensor data that is never sent" * 100)
     (folder / "IMG_0002.NEF").write_bytes(b"a lonely raw file with no preview" * 100)
     config = config_for(emulator, tmp_path)
-    dry = run_with(emulator, config, [folder], dry_run=True)
+    dry = dry_with(emulator, config, [folder])
     # The forecast decodes what it would send (reuse_similar): the lone NEF fails there too, costing nothing.
     assert (dry.plan.new, dry.plan.paired, dry.plan.credits) == (2, 1, 1)
     result = run_with(emulator, config, [folder])
