@@ -25,6 +25,7 @@ from tagger.client.protocol import APIError
 from tagger.config import Config, load_config
 from tagger.display import count, display, iso
 from tagger.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, TaggerError, UsageError
+from tagger.exports.profile_names import PROFILE_NAMES
 from tagger.ledger.store import Ledger
 from tagger.outpaths import refuse_clobber
 from tagger.redact import RedactFilter, redact
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["main", "cli"]
 
 log = logging.getLogger("tagger")
+
+#: The export profiles, for help texts (the profiles themselves load with the writers, when used).
+_PROFILES = ", ".join(PROFILE_NAMES)
 
 
 def _setup_logging(quiet: bool, debug: bool) -> None:
@@ -127,7 +131,7 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @click.option(
     "--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the caption CSV here at the end of the run."
 )
-@click.option("--csv-profile", help="CSV profile: default, excel, resourcespace, canto, aem, exiftool.")
+@click.option("--csv-profile", help=f"CSV profile: {_PROFILES}.")
 @click.option("--sidecar-dir", type=click.Path(file_okay=False), help="Write sidecars into a mirror of the tree here.")
 @click.option("--no-sidecars", is_flag=True, help="Do not write XMP sidecars.")
 @click.option(
@@ -610,9 +614,7 @@ def _shared_status(url: str, as_json: bool) -> None:
     "--csv", "dest", required=True, type=click.Path(dir_okay=False), help="Where to write (- for standard output)."
 )
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
-@click.option(
-    "--profile", default="default", show_default=True, help="default, excel, resourcespace, canto, aem, exiftool."
-)
+@click.option("--profile", default="default", show_default=True, help=f"{_PROFILES}.")
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True, help="Output format."
 )
@@ -916,7 +918,7 @@ def review(
 @click.option(
     "--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the caption CSV here (as `run --csv`)."
 )
-@click.option("--csv-profile", help="CSV profile: default, excel, resourcespace, canto, aem, exiftool.")
+@click.option("--csv-profile", help=f"CSV profile: {_PROFILES}.")
 @click.option("--sidecar-dir", type=click.Path(file_okay=False), help="Sidecars are in a mirror of the tree here.")
 @click.pass_context
 def apply_cmd(

@@ -63,6 +63,20 @@ def test_every_command_says_what_costs_credits():
     assert "no credit" in retry_help and "a credit each" in retry_help
 
 
+def test_the_help_lists_every_export_profile_from_the_writers_table():
+    from click.testing import CliRunner
+
+    from tagger.exports.writer import PROFILES
+
+    runner = CliRunner()
+    for args, option in ((["run"], "--csv-profile"), (["apply"], "--csv-profile"), (["export"], "--profile")):
+        command = cli.commands[args[0]]
+        (param,) = [p for p in command.params if option in getattr(p, "opts", ())]
+        assert param.help is not None and param.help.rstrip(".").endswith(", ".join(PROFILES)), args
+        text = " ".join(runner.invoke(cli, [*args, "--help"]).output.split())
+        assert "exiftool" in text and "resourcespace" in text, args
+
+
 def test_a_config_that_would_hang_the_run_exits_2_with_one_sentence(photos, tmp_path):
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[run]\npoll_interval = 0\n")
