@@ -6,36 +6,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import click
 import pytest
+from helpers import fast_config, tagger
 
 from tagger.cli import cli
 from tagger.emulator import Emulator
 
 ENV_FAST = {"TAGGER_CONFIG": ""}
-
-
-def tagger(
-    *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-P", "-m", "tagger", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=timeout,
-    )
-
-
-def fast_config(tmp_path: Path) -> Path:
-    cfg = tmp_path / "fast.toml"
-    cfg.write_text("[run]\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\n")
-    return cfg
 
 
 def test_every_command_and_option_has_help():

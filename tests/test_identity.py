@@ -18,8 +18,7 @@ import pillow_heif
 import pytest
 from click.testing import CliRunner
 from corpus import photo, prophoto_profile
-from helpers import exiftool_json
-from test_pipeline import config_for, dry_with, run_with
+from helpers import config_for, dry_with, exiftool_json, run_with
 from test_raw import dng, raw_scene
 from test_raw import jpeg as raw_jpeg
 

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import exiftool_json, make_photo
+from helpers import config_for, dry_with, exiftool_json, make_photo, run_with
 from PIL import Image
-from test_pipeline import config_for, dry_with, run_with
 
 from tagger.cli import cli
 from tagger.ledger.store import Ledger

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
-from helpers import exiftool_json, make_photo
-from test_pipeline import config_for, dry_with, queue_jobs, run_with
+from helpers import config_for, dry_with, exiftool_json, make_photo, queue_jobs, run_with
 
 from tagger.config import default_ledger_path, load_config
 from tagger.emulator import Emulator, Faults

@@ -5,67 +5,13 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import exiftool_json, make_photo
+from helpers import config_for, dry_with, exiftool_json, ledger_rows, make_photo, queue_jobs, run_with
 
-from tagger.config import Config
 from tagger.emulator import Emulator, Faults
-from tagger.pipeline.dryrun import dry_run
-from tagger.pipeline.runner import make_api, run
-
-FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2, retry_budget=20.0)
-
-
-def config_for(emu: Emulator, tmp_path: Path, *, fast: dict = FAST, **extra) -> Config:
-    """A config for ``emu`` with a ledger in ``tmp_path``, ``fast`` timings and ``extra`` settings."""
-    values = dict(fast, api_key=emu.key, endpoint=emu.url, ledger=str(tmp_path / "ledger.sqlite"))
-    values.update(extra)
-    return Config(**values)
-
-
-def run_config(config: Config, paths, **kwargs):
-    """One library run of ``config`` over ``paths``."""
-    with make_api(config) as api:
-        return run(config, [str(p) for p in paths], api=api, **kwargs)
-
-
-def dry_config(config: Config, paths, **kwargs):
-    """One library dry run of ``config`` over ``paths`` (sends nothing)."""
-    with make_api(config) as api:
-        return dry_run(config, [str(p) for p in paths], api=api, **kwargs)
-
-
-def queue_jobs(config: Config, paths, endpoint: str) -> int:
-    """Plan ``paths`` into the ledger (hashed, jobs queued) without sending anything; returns the credits queued.
-
-    (A capped real run no longer does this: it leaves what it did not read for the next run.)
-    """
-    from tagger.ledger.keys import normal_endpoint
-    from tagger.ledger.store import Ledger
-    from tagger.pipeline.plan import plan
-
-    with Ledger(config.ledger_path, locale=config.locale) as ledger:
-        return plan(ledger, [str(p) for p in paths], normal_endpoint(endpoint)).credits
-
-
-def run_with(emu: Emulator, config: Config, paths, **kwargs):
-    return run_config(config, paths, **kwargs)
-
-
-def dry_with(emu: Emulator, config: Config, paths, **kwargs):
-    return dry_config(config, paths, **kwargs)
-
-
-def ledger_rows(config: Config, sql: str):
-    con = sqlite3.connect(config.ledger_path)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_every_photo_captioned_once_sidecars_read_back(emulator, photos, tmp_path):

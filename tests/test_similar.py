@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import exiftool_json
+from helpers import config_for, dry_with, exiftool_json, run_with
 from similar_corpus import copies, crops, lookalike, save, scene
-from test_pipeline import config_for, dry_with, run_with
 from test_report import browser  # noqa: F401 - the headless Chromium fixture
 
 from tagger.cli import cli

@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import exiftool_json, make_photo
-from test_pipeline import config_for, dry_with, ledger_rows, run_with
+from helpers import config_for, dry_with, exiftool_json, ledger_rows, make_photo, run_with
 
 from tagger.emulator import Emulator
 from tagger.pipeline.progress import Progress
