@@ -72,10 +72,11 @@ def build_tree(root: Path, n: int) -> list[Path]:
 
 
 def child(ledger: str, root: str, url: str, key: str, dry_run: bool) -> None:
-    """One ``run()`` (real or dry) in this process, timed; prints JSON."""
+    """One ``run()`` or ``dry_run()`` in this process, timed; prints JSON."""
     from tagger import cloudsight as cs
     from tagger.config import Config
-    from tagger.pipeline.runner import make_api, run
+    from tagger.pipeline import dry_run as count_plan
+    from tagger.pipeline import make_api, run
 
     first: list[float] = []
     original = cs.API.image_request
@@ -98,7 +99,7 @@ def child(ledger: str, root: str, url: str, key: str, dry_run: bool) -> None:
     )
     with make_api(config) as api:
         start = time.perf_counter()
-        result = run(config, [root], api=api, dry_run=dry_run)
+        result = count_plan(config, [root], api=api) if dry_run else run(config, [root], api=api)
         end = time.perf_counter()
     print(
         json.dumps(
@@ -107,7 +108,7 @@ def child(ledger: str, root: str, url: str, key: str, dry_run: bool) -> None:
                 "first_submission": (first[0] - start) if first else None,
                 "new": result.plan.new,
                 "credits": result.plan.credits,
-                "submitted": result.tally.submitted,
+                "submitted": 0 if dry_run else result.tally.submitted,
                 "exit": result.exit_code,
             }
         )

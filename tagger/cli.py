@@ -25,16 +25,21 @@ from tagger.client.protocol import APIError
 from tagger.config import Config, load_config
 from tagger.display import count, display, iso
 from tagger.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, TaggerError, UsageError
+from tagger.exports.profile_names import PROFILE_NAMES
 from tagger.ledger.store import Ledger
 from tagger.outpaths import refuse_clobber
 from tagger.redact import RedactFilter, redact
 
 if TYPE_CHECKING:
     from tagger.client import cloudsight as cs
+    from tagger.pipeline.dryrun import DryRunResult
 
 __all__ = ["main", "cli"]
 
 log = logging.getLogger("tagger")
+
+#: The export profiles, for help texts (the profiles themselves load with the writers, when used).
+_PROFILES = ", ".join(PROFILE_NAMES)
 
 
 def _setup_logging(quiet: bool, debug: bool) -> None:
@@ -126,7 +131,7 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 @click.option(
     "--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the caption CSV here at the end of the run."
 )
-@click.option("--csv-profile", help="CSV profile: default, excel, resourcespace, canto, aem, exiftool.")
+@click.option("--csv-profile", help=f"CSV profile: {_PROFILES}.")
 @click.option("--sidecar-dir", type=click.Path(file_okay=False), help="Write sidecars into a mirror of the tree here.")
 @click.option("--no-sidecars", is_flag=True, help="Do not write XMP sidecars.")
 @click.option(
@@ -188,6 +193,7 @@ def run(
     signal quits at once); the same command resumes.
     """
     from tagger.pipeline.dispatch import STOP_GRACE
+    from tagger.pipeline.dryrun import dry_run as count_plan
     from tagger.pipeline.progress import Progress
     from tagger.pipeline.runner import EMULATOR_ENDPOINT, make_api
     from tagger.pipeline.runner import run as run_pipeline
@@ -230,42 +236,37 @@ def run(
             on_plan=None if quiet else lambda p: click.echo(_plan_words(p)),
         )
         with StopOnSignals(STOP_GRACE) as stopping:
-            result = run_pipeline(
-                config,
-                list(paths),
-                api=api or _offline_api(config),
-                endpoint_id=endpoint_id,
-                dry_run=dry_run,
-                max_credits=max_credits,
-                progress=progress,
-                export=export,
-                urls=urls,
-                rewrite_sidecars=rewrite_sidecars,
-                stop=stopping.event,
-                emulator_remembers=with_emulator is not None and with_emulator.remembers,
-            )
+            if dry_run:
+                counted = count_plan(
+                    config,
+                    list(paths),
+                    api=api or _offline_api(config),
+                    endpoint_id=endpoint_id,
+                    progress=progress,
+                    urls=urls,
+                    stop=stopping.event,
+                )
+            else:
+                result = run_pipeline(
+                    config,
+                    list(paths),
+                    api=api or _offline_api(config),
+                    endpoint_id=endpoint_id,
+                    max_credits=max_credits,
+                    progress=progress,
+                    export=export,
+                    urls=urls,
+                    rewrite_sidecars=rewrite_sidecars,
+                    stop=stopping.event,
+                    emulator_remembers=with_emulator is not None and with_emulator.remembers,
+                )
     finally:
         if with_emulator is not None:
             with_emulator.stop()
             if with_emulator.state:
                 log.info("built-in emulator: %s", with_emulator.stopped_words())
-    if dry_run and result.stopped:  # interrupted while counting: a partial plan would mislead
-        click.echo(
-            f"plan: interrupted by {stopping.signal_name or 'a signal'} before the count was complete; nothing was sent"
-        )
-        ctx.exit(result.exit_code)
     if dry_run:
-        click.echo(
-            _plan_words(result.plan)
-            + f"; {_spending(result.plan, config)}"
-            + f"; {result.plan.similar} similar to a captioned photo (its caption reused, no credit)"
-            + (
-                f"; {result.shared_free} claimed or captioned on another machine (no credit)"
-                if config.shared_url
-                else ""
-            )
-            + (f" (balance {result.credit_balance} at the last run)" if result.credit_balance is not None else "")
-        )
+        _dry_run_words(ctx, counted, config, stopping.signal_name)
         return
     if stopping.signal_name and result.stopped:
         result.stopped = f"{result.stopped} by {stopping.signal_name}; run the same command again to resume"
@@ -278,6 +279,20 @@ def run(
     if config.hold and not quiet:
         _awaiting(config)
     ctx.exit(result.exit_code)
+
+
+def _dry_run_words(ctx: click.Context, counted: DryRunResult, config: Config, signal_name: str | None) -> None:
+    """Print what a dry run counted; a count a signal cut short is not shown (exit 3)."""
+    if counted.stopped:  # interrupted while counting: a partial plan would mislead
+        click.echo(f"plan: interrupted by {signal_name or 'a signal'} before the count was complete; nothing was sent")
+        ctx.exit(counted.exit_code)
+    click.echo(
+        _plan_words(counted.plan)
+        + f"; {_spending(counted.plan, config)}"
+        + f"; {counted.plan.similar} similar to a captioned photo (its caption reused, no credit)"
+        + (f"; {counted.shared_free} claimed or captioned on another machine (no credit)" if config.shared_url else "")
+        + (f" (balance {counted.credit_balance} at the last run)" if counted.credit_balance is not None else "")
+    )
 
 
 def _awaiting(config: Config) -> None:
@@ -337,11 +352,9 @@ def _confirm_spending(
     endpoint_id: str | None,
 ) -> None:
     """On a terminal: count first (sends nothing); above ``confirm_above`` credits, show the plan and ask."""
-    from tagger.pipeline.runner import run as run_pipeline
+    from tagger.pipeline.dryrun import dry_run
 
-    preview = run_pipeline(
-        config, list(paths), api=api, endpoint_id=endpoint_id, dry_run=True, urls=urls, forecast_similar=False
-    )
+    preview = dry_run(config, list(paths), api=api, endpoint_id=endpoint_id, urls=urls, forecast_similar=False)
     if preview.stopped or preview.plan.credits <= config.confirm_above:
         return
     click.echo(_plan_words(preview.plan) + f"; {_spending(preview.plan, config, upper_bound=True)}")
@@ -601,9 +614,7 @@ def _shared_status(url: str, as_json: bool) -> None:
     "--csv", "dest", required=True, type=click.Path(dir_okay=False), help="Where to write (- for standard output)."
 )
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file.")
-@click.option(
-    "--profile", default="default", show_default=True, help="default, excel, resourcespace, canto, aem, exiftool."
-)
+@click.option("--profile", default="default", show_default=True, help=f"{_PROFILES}.")
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True, help="Output format."
 )
@@ -907,7 +918,7 @@ def review(
 @click.option(
     "--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the caption CSV here (as `run --csv`)."
 )
-@click.option("--csv-profile", help="CSV profile: default, excel, resourcespace, canto, aem, exiftool.")
+@click.option("--csv-profile", help=f"CSV profile: {_PROFILES}.")
 @click.option("--sidecar-dir", type=click.Path(file_okay=False), help="Sidecars are in a mirror of the tree here.")
 @click.pass_context
 def apply_cmd(

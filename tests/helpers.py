@@ -6,12 +6,20 @@ Fixtures stay in ``conftest.py``; anything a test imports by name lives here.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
+import sqlite3
 import subprocess
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:  # the benchmarks import this module too: the pipeline loads when a helper below needs it
+    from tagger.config import Config
+    from tagger.emulator import Emulator
 
 
 class FakeClock:
@@ -57,3 +65,92 @@ def exiftool_json(*paths: Path | str) -> list[dict]:
         raise AssertionError("exiftool is required for these tests (apt-get install libimage-exiftool-perl)")
     out = subprocess.run(["exiftool", "-j", "-struct", "-G1", *map(str, paths)], capture_output=True, check=True)
     return json.loads(out.stdout)
+
+
+# The command line, run as a user runs it.
+
+
+def tagger(
+    *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """Run ``tagger ARGS`` as a user would (``python -m tagger``), without the caller's CLOUDSIGHT_/TAGGER_ settings."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "tagger", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def fast_config(tmp_path: Path) -> Path:
+    """A config file in ``tmp_path`` whose polls are quick (the emulator answers in tenths of a second)."""
+    cfg = tmp_path / "fast.toml"
+    cfg.write_text("[run]\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\n")
+    return cfg
+
+
+# The library pipeline against an emulator.
+
+FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2, retry_budget=20.0)
+
+
+def config_for(emu: Emulator, tmp_path: Path, *, fast: dict = FAST, **extra) -> Config:
+    """A config for ``emu`` with a ledger in ``tmp_path``, ``fast`` timings and ``extra`` settings."""
+    from tagger.config import Config
+
+    values = dict(fast, api_key=emu.key, endpoint=emu.url, ledger=str(tmp_path / "ledger.sqlite"))
+    values.update(extra)
+    return Config(**values)
+
+
+def run_config(config: Config, paths, **kwargs):
+    """One library run of ``config`` over ``paths``."""
+    from tagger.pipeline.runner import make_api, run
+
+    with make_api(config) as api:
+        return run(config, [str(p) for p in paths], api=api, **kwargs)
+
+
+def dry_config(config: Config, paths, **kwargs):
+    """One library dry run of ``config`` over ``paths`` (sends nothing)."""
+    from tagger.pipeline.dryrun import dry_run
+    from tagger.pipeline.runner import make_api
+
+    with make_api(config) as api:
+        return dry_run(config, [str(p) for p in paths], api=api, **kwargs)
+
+
+def queue_jobs(config: Config, paths, endpoint: str) -> int:
+    """Plan ``paths`` into the ledger (hashed, jobs queued) without sending anything; returns the credits queued.
+
+    (A capped real run no longer does this: it leaves what it did not read for the next run.)
+    """
+    from tagger.ledger.keys import normal_endpoint
+    from tagger.ledger.store import Ledger
+    from tagger.pipeline.plan import plan
+
+    with Ledger(config.ledger_path, locale=config.locale) as ledger:
+        return plan(ledger, [str(p) for p in paths], normal_endpoint(endpoint)).credits
+
+
+def run_with(emu: Emulator, config: Config, paths, **kwargs):
+    """``run_config``, for tests that name their emulator."""
+    return run_config(config, paths, **kwargs)
+
+
+def dry_with(emu: Emulator, config: Config, paths, **kwargs):
+    """``dry_config``, for tests that name their emulator."""
+    return dry_config(config, paths, **kwargs)
+
+
+def ledger_rows(config: Config, sql: str):
+    """The rows ``sql`` selects from ``config``'s ledger."""
+    con = sqlite3.connect(config.ledger_path)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()

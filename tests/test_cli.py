@@ -6,36 +6,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import click
 import pytest
+from helpers import fast_config, tagger
 
 from tagger.cli import cli
 from tagger.emulator import Emulator
 
 ENV_FAST = {"TAGGER_CONFIG": ""}
-
-
-def tagger(
-    *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-P", "-m", "tagger", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=timeout,
-    )
-
-
-def fast_config(tmp_path: Path) -> Path:
-    cfg = tmp_path / "fast.toml"
-    cfg.write_text("[run]\nfirst_poll_delay = 0.1\npoll_interval = 0.05\nmax_poll_interval = 0.2\n")
-    return cfg
 
 
 def test_every_command_and_option_has_help():
@@ -61,6 +40,20 @@ def test_every_command_says_what_costs_credits():
         assert "credit" in text or "costs nothing" in text, args
     retry_help = " ".join(runner.invoke(cli, ["retry", "--help"]).output.split())
     assert "no credit" in retry_help and "a credit each" in retry_help
+
+
+def test_the_help_lists_every_export_profile_from_the_writers_table():
+    from click.testing import CliRunner
+
+    from tagger.exports.writer import PROFILES
+
+    runner = CliRunner()
+    for args, option in ((["run"], "--csv-profile"), (["apply"], "--csv-profile"), (["export"], "--profile")):
+        command = cli.commands[args[0]]
+        (param,) = [p for p in command.params if option in getattr(p, "opts", ())]
+        assert param.help is not None and param.help.rstrip(".").endswith(", ".join(PROFILES)), args
+        text = " ".join(runner.invoke(cli, [*args, "--help"]).output.split())
+        assert "exiftool" in text and "resourcespace" in text, args
 
 
 def test_a_config_that_would_hang_the_run_exits_2_with_one_sentence(photos, tmp_path):

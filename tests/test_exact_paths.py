@@ -15,10 +15,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import make_photo
+from helpers import fast_config, make_photo, tagger
 from hypothesis import given
 from hypothesis import strategies as st
-from test_cli import fast_config, tagger
 from test_report import browser, visible_cards, wait_visible_thumbs  # noqa: F401  (the fixture)
 
 from tagger.display import display, undisplay

@@ -6,8 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import make_photo
-from test_cli import fast_config, tagger
+from helpers import fast_config, make_photo, tagger
 
 from tagger.emulator import Emulator
 from tagger.pipeline.excludes import Excludes

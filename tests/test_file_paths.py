@@ -5,8 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from helpers import exiftool_json, make_photo
-from test_cli import fast_config, tagger
+from helpers import exiftool_json, fast_config, make_photo, tagger
 
 from tagger.emulator import Emulator
 

@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import make_photo
-from test_cli import fast_config, tagger
+from helpers import fast_config, make_photo, tagger
 from test_excludes import synology_tree
 from test_known_failures import broken_files
 

@@ -374,7 +374,7 @@ def test_raf_identity_is_its_jpeg_image_data_and_raw_blocks(tmp_path: Path) -> N
 
 
 def test_a_file_hashed_from_memory_has_the_identity_hashed_from_disk(tmp_path: Path) -> None:
-    """The intake hashes the bytes it read to prepare: every format, the pixel fallback and whole-file hashes agree."""
+    """``read_once`` hashes the bytes it read to prepare: every format, the pixel fallback and whole-file hashes agree."""
     from corpus import write_corpus
 
     from tagger.prepare.hashing import content_hash_of

@@ -10,9 +10,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers import exiftool_json, make_photo
-from test_pipeline import config_for as pipeline_config_for
-from test_pipeline import run_config
+from helpers import config_for as pipeline_config_for
+from helpers import exiftool_json, make_photo, run_config
 
 from tagger.config import Config
 from tagger.emulator import Emulator, Faults

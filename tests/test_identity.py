@@ -18,8 +18,7 @@ import pillow_heif
 import pytest
 from click.testing import CliRunner
 from corpus import photo, prophoto_profile
-from helpers import exiftool_json
-from test_pipeline import config_for, run_with
+from helpers import config_for, dry_with, exiftool_json, run_with
 from test_raw import dng, raw_scene
 from test_raw import jpeg as raw_jpeg
 
@@ -110,7 +109,7 @@ def test_metadata_edits_to_tiff_webp_heic_dng_and_the_csv_round_trip_cost_nothin
     for image in images:
         _edit(image, "edited in place")
     emulator.reset_counters()
-    dry = run_with(emulator, config, [root], dry_run=True)
+    dry = dry_with(emulator, config, [root])
     second = run_with(emulator, config, [root])
     assert second.exit_code == 0, second.stopped
     expected = dict(
@@ -235,7 +234,7 @@ def test_an_older_ledger_upgrades_without_a_submission_even_when_files_are_edite
         excluded=0,
         known_failures=0,
     )
-    dry = run_with(emulator, config, [root], dry_run=True)
+    dry = dry_with(emulator, config, [root])
     assert dry.plan.as_dict() == expected
     # A dry run writes nothing (opening the ledger adds m007's empty column, as any migration would).
     assert _rows(ledger, f"SELECT {columns} FROM files ORDER BY id") == files_before

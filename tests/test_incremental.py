@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import exiftool_json, make_photo
+from helpers import config_for, dry_with, exiftool_json, make_photo, run_with
 from PIL import Image
-from test_pipeline import config_for, run_with
 
 from tagger.cli import cli
 from tagger.ledger.store import Ledger
@@ -122,7 +121,7 @@ def test_every_kind_of_change_in_one_run(emulator, tmp_path):
     )
     emulator.reset_counters()
     files_before = _rows(ledger, "SELECT * FROM files ORDER BY id")
-    dry = run_with(emulator, config, [root], dry_run=True)
+    dry = dry_with(emulator, config, [root])
     assert dry.plan.as_dict() == expected
     assert emulator.counters()["requests"] == 0
     assert _rows(ledger, "SELECT * FROM files ORDER BY id") == files_before  # a dry run writes nothing

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
-from helpers import exiftool_json, make_photo
-from test_pipeline import config_for, queue_jobs, run_with
+from helpers import config_for, dry_with, exiftool_json, make_photo, queue_jobs, run_with
 
 from tagger.config import default_ledger_path, load_config
 from tagger.emulator import Emulator, Faults
 from tagger.ledger.keys import normal_endpoint, normal_locale
 from tagger.ledger.migrations import MIGRATIONS, NAMES
 from tagger.ledger.store import JobState, Ledger
+from tagger.pipeline.dryrun import dry_run
 from tagger.pipeline.runner import make_api, run
 
 
@@ -165,7 +165,7 @@ def test_a_respelt_endpoint_sends_nothing_the_second_time(emulator, photos, tmp_
     assert emulator.counters()["submissions"] == 6
     port = emulator.url.split(":")[2].split("/")[0]
     for spelling in (f"HTTP://127.0.0.1:{port}/v1/", f"http://127.0.0.1:{port}/v1//"):
-        dry = run_with(emulator, config.replace(endpoint=spelling), [photos], dry_run=True)
+        dry = dry_with(emulator, config.replace(endpoint=spelling), [photos])
         assert dry.plan.credits == 0, spelling
         result = run_with(emulator, config.replace(endpoint=spelling), [photos])
         assert result.exit_code == 0 and result.tally.submitted == 0, spelling
@@ -274,7 +274,7 @@ def test_a_deleted_ledger_adopts_every_caption_from_the_sidecars(emulator, photo
     _delete_ledger(config.ledger_path)
     emulator.reset_counters()
 
-    dry = run_with(emulator, config, [photos], dry_run=True)
+    dry = dry_with(emulator, config, [photos])
     assert (dry.plan.new, dry.plan.adopted, dry.plan.credits) == (6, 6, 0)
     result = run_with(emulator, config, [photos])
     assert result.exit_code == 0, result.stopped
@@ -309,7 +309,7 @@ def test_a_lost_ledger_pays_only_for_content_that_changed_and_works_with_a_sidec
     make_photo(photos / "IMG_0000.JPG", seed=999)  # new pixels: its sidecar's caption is for other content
     shutil.copy(photos / "sub" / "IMG_0001.JPG", photos / "sub" / "copy.JPG")  # a copy has no sidecar of its own
     emulator.reset_counters()
-    dry = run_with(emulator, config, [photos], dry_run=True)
+    dry = dry_with(emulator, config, [photos])
     assert (dry.plan.adopted, dry.plan.credits) == (5, 1)
     result = run_with(emulator, config, [photos])
     assert result.exit_code == 0, result.stopped
@@ -366,7 +366,7 @@ def test_a_run_over_one_folder_leaves_another_folder_s_queue_and_sidecars_alone(
     assert run_with(emulator, config.replace(sidecars=False), [a]).exit_code == 0
     assert emulator.counters()["submissions"] == 3
     # A run over A with sidecars on: writes A's sidecars, sends none of B's queued jobs, writes none of B's.
-    dry = run_with(emulator, config, [a], dry_run=True)
+    dry = dry_with(emulator, config, [a])
     assert dry.plan.credits == 0
     over_a = run_with(emulator, config, [a])
     assert over_a.exit_code == 0 and over_a.tally.submitted == 0 and over_a.sidecars_written == 3
@@ -374,7 +374,7 @@ def test_a_run_over_one_folder_leaves_another_folder_s_queue_and_sidecars_alone(
     assert len(_sidecars(a)) == 3 and not _sidecars(b)
     assert _rows(config.ledger_path, "SELECT count(*) FROM jobs WHERE state = 'queued'") == [(3,)]
     # A run over B sends B's, as the dry run over B said.
-    assert run_with(emulator, config, [b], dry_run=True).plan.credits == 3
+    assert dry_with(emulator, config, [b]).plan.credits == 3
     over_b = run_with(emulator, config, [b])
     assert over_b.exit_code == 0 and over_b.tally.submitted == 3
     assert emulator.counters()["submissions"] == 6 and len(_sidecars(b)) == 3
@@ -481,7 +481,7 @@ def test_a_locale_is_a_job_of_its_own(emulator, photos, tmp_path):
     config = config_for(emulator, tmp_path)
     assert run_with(emulator, config, [photos]).tally.submitted == 6
     german = config.replace(locale="de-DE")
-    assert run_with(emulator, german, [photos], dry_run=True).plan.credits == 6
+    assert dry_with(emulator, german, [photos]).plan.credits == 6
     de = run_with(emulator, german, [photos])
     assert de.exit_code == 0 and de.tally.submitted == 6
     assert emulator.counters()["submissions"] == 12
@@ -507,7 +507,7 @@ def test_a_locale_is_a_job_of_its_own(emulator, photos, tmp_path):
         assert fr == ("pending", None, None)
     # Back in English (and German respelt): nothing is sent, the English captions come back.
     for locale in ("en-US", "de_de", "en-us"):
-        assert run_with(emulator, config.replace(locale=locale), [photos], dry_run=True).plan.credits == 0, locale
+        assert dry_with(emulator, config.replace(locale=locale), [photos]).plan.credits == 0, locale
         again = run_with(emulator, config.replace(locale=locale), [photos])
         assert again.exit_code == 0 and again.tally.submitted == 0, locale
     assert emulator.counters()["submissions"] == 12
@@ -522,8 +522,8 @@ def test_a_locale_is_a_job_of_its_own(emulator, photos, tmp_path):
     assert meta["XMP-tagger:Locale"] == "en-US"
     # A lost ledger adopts only the locale the sidecar holds: German is paid again, English is not.
     _delete_ledger(config.ledger_path)
-    assert run_with(emulator, config, [photos], dry_run=True).plan.credits == 0
-    assert run_with(emulator, german, [photos], dry_run=True).plan.credits == 6
+    assert dry_with(emulator, config, [photos]).plan.credits == 0
+    assert dry_with(emulator, german, [photos]).plan.credits == 6
 
 
 @pytest.mark.slow
@@ -534,7 +534,7 @@ def test_the_default_port_is_the_same_endpoint(emulator, photos, tmp_path):
         first = run(config, [str(photos)], api=api, endpoint_id="http://127.0.0.1:80/v1/")
     assert first.exit_code == 0 and first.tally.submitted == 6
     with make_api(config) as api:
-        dry = run(config, [str(photos)], api=api, endpoint_id="HTTP://127.0.0.1/v1", dry_run=True)
+        dry = dry_run(config, [str(photos)], api=api, endpoint_id="HTTP://127.0.0.1/v1")
         again = run(config, [str(photos)], api=api, endpoint_id="HTTP://127.0.0.1/v1")
     assert dry.plan.credits == 0 and again.tally.submitted == 0
     assert emulator.counters()["submissions"] == 6

@@ -263,17 +263,17 @@ def test_stuck_worker_is_killed_and_replaced(corpus: tuple[Path, dict[str, str]]
 
 @pytest.mark.parametrize("processes", [0, 1])
 def test_a_file_that_cannot_be_read_is_recorded_in_the_planners_words(tmp_path: Path, processes: int) -> None:
-    # A real run reads a new file in a worker (intake), a dry run or a rehash in the planner: one reason for both,
+    # A real run reads a new file in a worker (read_once), a dry run or a rehash in the planner: one reason for both,
     # and no "cannot read" in front of reasons that are not about reading.
     from tagger.pipeline import plan
 
     gone = tmp_path / "gone.jpg"
     with Preparer(PrepareOptions(), processes=processes) as preparer:
         with pytest.raises(PrepareError) as caught:
-            preparer.intake(str(gone), lambda digest: "send")
+            preparer.read_once(str(gone), lambda digest: "send")
     assert caught.value.reason == "cannot read the file: file not found"
     assert plan._hash(os.fsencode(gone)) == (None, caught.value.reason)
     with Preparer(PrepareOptions(), processes=processes) as preparer:
         with pytest.raises(PrepareError) as caught:
-            preparer.intake(str(tmp_path), lambda digest: "send")
+            preparer.read_once(str(tmp_path), lambda digest: "send")
     assert caught.value.reason == "not a regular file"

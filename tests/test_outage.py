@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import config_for as pipeline_config_for
 from helpers import make_photo
-from test_pipeline import config_for as pipeline_config_for
-from test_pipeline import run_config as run_with
+from helpers import run_config as run_with
 
 from tagger.config import Config
 from tagger.emulator import Emulator, Faults

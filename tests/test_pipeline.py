@@ -5,56 +5,13 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import exiftool_json, make_photo
+from helpers import config_for, dry_with, exiftool_json, ledger_rows, make_photo, queue_jobs, run_with
 
-from tagger.config import Config
 from tagger.emulator import Emulator, Faults
-from tagger.pipeline.runner import make_api, run
-
-FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2, retry_budget=20.0)
-
-
-def config_for(emu: Emulator, tmp_path: Path, *, fast: dict = FAST, **extra) -> Config:
-    """A config for ``emu`` with a ledger in ``tmp_path``, ``fast`` timings and ``extra`` settings."""
-    values = dict(fast, api_key=emu.key, endpoint=emu.url, ledger=str(tmp_path / "ledger.sqlite"))
-    values.update(extra)
-    return Config(**values)
-
-
-def run_config(config: Config, paths, **kwargs):
-    """One library run of ``config`` over ``paths``."""
-    with make_api(config) as api:
-        return run(config, [str(p) for p in paths], api=api, **kwargs)
-
-
-def queue_jobs(config: Config, paths, endpoint: str) -> int:
-    """Plan ``paths`` into the ledger (hashed, jobs queued) without sending anything; returns the credits queued.
-
-    (A capped real run no longer does this: it leaves what it did not read for the next run.)
-    """
-    from tagger.ledger.keys import normal_endpoint
-    from tagger.ledger.store import Ledger
-    from tagger.pipeline.plan import plan
-
-    with Ledger(config.ledger_path, locale=config.locale) as ledger:
-        return plan(ledger, [str(p) for p in paths], normal_endpoint(endpoint)).credits
-
-
-def run_with(emu: Emulator, config: Config, paths, **kwargs):
-    return run_config(config, paths, **kwargs)
-
-
-def ledger_rows(config: Config, sql: str):
-    con = sqlite3.connect(config.ledger_path)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_every_photo_captioned_once_sidecars_read_back(emulator, photos, tmp_path):
@@ -215,7 +172,7 @@ def test_results_of_one_endpoint_never_pass_for_another(photos, tmp_path):
 @pytest.mark.slow
 def test_dry_run_prints_the_plan_and_sends_nothing(emulator, photos, tmp_path):
     config = config_for(emulator, tmp_path)
-    result = run_with(emulator, config, [photos], dry_run=True)
+    result = dry_with(emulator, config, [photos])
     assert (result.plan.new, result.plan.credits) == (6, 6)
     assert emulator.counters()["requests"] == 0
     assert not list(photos.rglob("*.xmp"))
@@ -230,7 +187,7 @@ def test_credit_cap_stops_submitting_settles_in_flight_and_resumes(emulator, pho
     assert capped.counts["completed"] == 2 and capped.counts["pending"] == 4
     assert capped.plan.new == 6  # the four it did not send are counted as found (and recorded pending)
     assert len(list(photos.rglob("*.xmp"))) == 2
-    plan = run_with(emulator, config, [photos], dry_run=True)
+    plan = dry_with(emulator, config, [photos])
     assert plan.plan.credits == 4
     assert plan.credit_balance == 100_000 - 2  # the emulator's starting balance less two uploads
     rest = run_with(emulator, config, [photos])
@@ -245,7 +202,7 @@ def test_raw_beside_its_jpeg_is_captioned_from_it_without_a_credit(emulator, tmp
     (folder / "IMG_0001.CR3").write_bytes(b"raw sensor data that is never sent" * 100)
     (folder / "IMG_0002.NEF").write_bytes(b"a lonely raw file with no preview" * 100)
     config = config_for(emulator, tmp_path)
-    dry = run_with(emulator, config, [folder], dry_run=True)
+    dry = dry_with(emulator, config, [folder])
     # The forecast decodes what it would send (reuse_similar): the lone NEF fails there too, costing nothing.
     assert (dry.plan.new, dry.plan.paired, dry.plan.credits) == (2, 1, 1)
     result = run_with(emulator, config, [folder])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_cli import fast_config, tagger
+from helpers import fast_config, tagger
 
 from tagger.config import Config
 from tagger.emulator import Emulator

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_photo
-from test_cli import tagger
-from test_pipeline import config_for, queue_jobs, run_with
+from helpers import config_for, queue_jobs, run_with, tagger
 
 from tagger.emulator import Emulator
 from tagger.pipeline.latency import LatencyModel

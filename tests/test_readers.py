@@ -11,9 +11,8 @@ from pathlib import Path
 import pillow_heif
 import pyexiv2
 import pytest
-from helpers import make_photo
+from helpers import make_photo, tagger
 from PIL import Image
-from test_cli import tagger
 
 from tagger.sidecars.readers import READERS, show
 

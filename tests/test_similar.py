@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import exiftool_json
+from helpers import config_for, dry_with, exiftool_json, run_with
 from similar_corpus import copies, crops, lookalike, save, scene
-from test_pipeline import config_for, run_with
 from test_report import browser  # noqa: F401 - the headless Chromium fixture
 
 from tagger.cli import cli
@@ -74,7 +73,7 @@ def _sidecars(paths: dict[str, Path]) -> dict[str, dict]:
 def test_copies_cost_one_credit_look_alikes_and_crops_their_own(emulator, tmp_path, browser):  # noqa: F811
     paths = _album(tmp_path / "album")
     config = config_for(emulator, tmp_path)
-    dry = run_with(emulator, config, [tmp_path / "album"], dry_run=True)
+    dry = dry_with(emulator, config, [tmp_path / "album"])
     assert emulator.counters()["submissions"] == 0
     result = run_with(emulator, config, [tmp_path / "album"])
     assert result.exit_code == 0, result.stopped
@@ -136,7 +135,7 @@ def test_retry_reused_sends_exactly_the_files_named(emulator, tmp_path):
     )
     assert out.exit_code == 0, out.output
     assert "2 jobs queued again" in out.output
-    dry = run_with(emulator, config, [tmp_path / "album"], dry_run=True)
+    dry = dry_with(emulator, config, [tmp_path / "album"])
     assert (dry.plan.credits, dry.plan.similar) == (2, 0)
     result = run_with(emulator, config, [tmp_path / "album"])
     assert result.exit_code == 0
@@ -159,7 +158,7 @@ def test_retry_reused_sends_exactly_the_files_named(emulator, tmp_path):
 def test_reuse_similar_false_sends_every_file(emulator, tmp_path):
     _album(tmp_path / "album", seed=5)
     config = config_for(emulator, tmp_path, reuse_similar=False)
-    dry = run_with(emulator, config, [tmp_path / "album"], dry_run=True)
+    dry = dry_with(emulator, config, [tmp_path / "album"])
     result = run_with(emulator, config, [tmp_path / "album"])
     assert result.exit_code == 0 and result.tally.reused == 0
     assert emulator.counters()["submissions"] == 13 == dry.plan.credits

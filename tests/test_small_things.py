@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import make_photo
-from test_cli import fast_config, tagger
+from helpers import fast_config, make_photo, tagger
 
 from tagger.emulator import Emulator
 

@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import exiftool_json, make_photo
-from test_pipeline import config_for, ledger_rows, run_with
+from helpers import config_for, dry_with, exiftool_json, ledger_rows, make_photo, run_with
 
 from tagger.emulator import Emulator
 from tagger.pipeline.progress import Progress
@@ -75,7 +74,7 @@ def test_identical_new_files_are_sent_once_however_many_workers_read_them(emulat
     make_photo(root / "b" / "two.jpg", seed=8, size=(240, 180))
     make_photo(root / "c" / "three.jpg", seed=9, size=(240, 180))
     config = config_for(emulator, tmp_path, workers=4, reuse_similar=False)
-    dry = run_with(emulator, config, [root], dry_run=True)
+    dry = dry_with(emulator, config, [root])
     result = run_with(emulator, config, [root])
     counters = emulator.counters()
     assert counters["submissions"] == 3 and counters["duplicates"] == 0
@@ -103,7 +102,7 @@ def test_a_mixed_first_run_counts_and_spends_what_its_dry_run_said(emulator, tmp
     (root / "shoot" / "IMG_0001.NEF").write_bytes(b"raw sensor data that is never sent" * 100)
     (root / "shoot" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     config = config_for(emulator, tmp_path, reuse_similar=False)
-    dry = run_with(emulator, config, [root], dry_run=True)
+    dry = dry_with(emulator, config, [root])
     real = run_with(emulator, config, [root])
     plan = real.plan.as_dict()
     # The dry run (reuse_similar off: it decodes nothing) cannot know the broken file fails to decode; the run
@@ -236,7 +235,7 @@ def test_after_a_lost_ledger_a_lent_caption_is_taken_back_and_lent_again(emulato
     assert before[copy] == (before[lender][0], None, lender)
     os.remove(config.ledger_path)
 
-    dry = run_with(emulator, config, [root], dry_run=True)
+    dry = dry_with(emulator, config, [root])
     assert (dry.plan.adopted, dry.plan.similar, dry.plan.credits) == (3, 0, 0)
     real = run_with(emulator, config, [root])
     assert real.plan.adopted == 3 and real.tally.submitted == 0 == dry.plan.credits

@@ -8,8 +8,7 @@ import threading
 from functools import partial
 
 import pytest
-from helpers import make_photo
-from test_pipeline import config_for, run_with
+from helpers import config_for, make_photo, run_with
 
 from tagger.cli import _csv_exporter
 from tagger.errors import UsageError

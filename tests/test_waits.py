@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_pipeline import config_for, run_config
+from helpers import config_for, run_config
 
 from tagger.client import cloudsight as cs
 from tagger.config import Config, load_config

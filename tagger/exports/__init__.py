@@ -2,7 +2,8 @@
 
 Owns: ``records`` (plain records passed between the ledger and the
 writers), ``readout`` (ledger rows as records, shared with the contact
-sheet) and ``writer`` (the export profiles and the CSV/JSONL writers).
+sheet), ``writer`` (the export profiles and the CSV/JSONL writers) and
+``profile_names`` (the profiles' names, for the CLI's help without the writers).
 
 May import: the standard library, ``tagger.keywords``, ``tagger.ledger``,
 ``tagger.sidecars`` (its ``embed``: the exiftool profile takes the sidecar

@@ -33,6 +33,7 @@ from typing import IO, Any
 
 from tagger.atomic import atomic_text
 from tagger.errors import ExportError
+from tagger.exports.profile_names import PROFILE_NAMES
 from tagger.exports.records import Record
 
 __all__ = ["PROFILES", "Profile", "ExportError", "write_export", "guard_cell", "FORMATS"]
@@ -235,6 +236,9 @@ PROFILES: dict[str, Profile] = {
         row_options=_embedding,
     ),
 }
+
+if tuple(PROFILES) != PROFILE_NAMES:  # the CLI's help and checks list PROFILE_NAMES without importing this module
+    raise ImportError("tagger.exports.profile_names.PROFILE_NAMES must name every profile of PROFILES, in order")
 
 _OPTIONS = frozenset({"aem_root"})
 

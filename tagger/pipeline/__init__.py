@@ -6,13 +6,16 @@ Owns: ``scan`` (walking folders), ``plan`` (what each file needs),
 ``latency`` (the service's latency model), ``similar`` (a copy of a photo
 shares its caption), ``sharing`` (claims and answers through the shared store), ``urls`` (remote images),
 ``threads`` (the daemon thread pool a stopping run can leave behind),
-``revive`` (``tagger retry --timeouts``), ``progress`` and ``runner``
-(``run()``, the library's entry point).
+``revive`` (``tagger retry --timeouts``), ``progress``, ``context`` (what a run and a dry run both
+open: the ledger, the client, the shared store, the options), ``dryrun`` (``dry_run()``: what a run
+would send and spend, sending nothing; ``dryread``, its bounded reads) and ``runner`` (``run()``, the
+library's entry point).
 
 May import: the standard library, tqdm, pathspec (exclude patterns), and every other part of tagger
 except ``tagger.cli``.
 """
 
+from tagger.pipeline.dryrun import DryRunResult, dry_run
 from tagger.pipeline.runner import EMULATOR_ENDPOINT, RunResult, make_api, run
 
-__all__ = ["run", "RunResult", "make_api", "EMULATOR_ENDPOINT"]
+__all__ = ["run", "RunResult", "dry_run", "DryRunResult", "make_api", "EMULATOR_ENDPOINT"]

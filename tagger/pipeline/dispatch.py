@@ -325,17 +325,17 @@ class Dispatcher:
                 while (
                     may_submit
                     and (self._again or not exhausted)
-                    and kinds.count("prepare") + kinds.count("intake") + len(ready) < ahead
+                    and kinds.count("prepare") + kinds.count("claim") + len(ready) < ahead
                 ):
-                    work = self._again.popleft() if self._again else self._next_work(kinds.count("intake"))
+                    work = self._again.popleft() if self._again else self._next_work(kinds.count("claim"))
                     if work is WAIT:
                         waiting_for_walk = True
                         break
                     if work is None:
                         exhausted = True
                         break
-                    kind = "intake" if isinstance(work, NewFile) else "prepare"
-                    running[prep.submit(self._intake if kind == "intake" else self._prepare, work)] = kind
+                    kind = "claim" if isinstance(work, NewFile) else "prepare"
+                    running[prep.submit(self._read_and_claim if kind == "claim" else self._prepare, work)] = kind
                     kinds.append(kind)
                 in_flight = kinds.count("submit") + kinds.count("poll") + len(self.schedule)
                 # One probe until the service has accepted a request: a refused key costs one call, not 32.
@@ -446,17 +446,17 @@ class Dispatcher:
             self._reserved += 1
             return True
 
-    def _next_work(self, intakes: int) -> NewFile | Job | object | None:
+    def _next_work(self, claiming: int) -> NewFile | Job | object | None:
         """A streamed file, else a queued job; ``WAIT`` while the walk may still hand files over; None when none is left.
 
-        ``intakes``: streamed files being read and claimed now.
+        ``claiming``: streamed files being read and claimed now.
         """
         if self._queue is None:
             if self.stream is not None:
                 item = self.stream.take()
                 if item is not None:
                     return item
-                if intakes:
+                if claiming:
                     return WAIT  # their claims may still create jobs (a RAW whose JPEG was unreadable)
             opened = self.before_queued is None or self.before_queued(
                 self.intake.claimed if self.intake is not None else set()
@@ -667,7 +667,7 @@ class Dispatcher:
         self.ledger.fail(job.id, reason)
         return _Settled(job.id, JobState.FAILED, uploaded=False)
 
-    def _intake(self, item: NewFile) -> Outcome:
+    def _read_and_claim(self, item: NewFile) -> Outcome:
         """Read a streamed file once: hash it, claim its content, and prepare it when this run is to send it."""
         assert self.intake is not None
         if self._stop.is_set():
@@ -686,7 +686,7 @@ class Dispatcher:
             return SEND if job is not None else KEEP if kept else LINK
 
         try:
-            read = self.preparer.intake(os.fsdecode(item.path), decide)
+            read = self.preparer.read_once(os.fsdecode(item.path), decide)
         except Cancelled:
             return None  # the run is stopping: a claimed job stays queued for the next run
         except PrepareError as exc:

@@ -1,6 +1,6 @@
 """The dry run reads files as the real run does: in killable worker processes, under ``prepare_time_limit``.
 
-Hashing a crafted file can take for ever; the real run's intake hashes in
+Hashing a crafted file can take for ever; the real run hashes new files (``read_once``) in
 worker processes that are killed when they overrun, and so does the dry run
 through ``BoundedHasher``. The processes start on the first file to hash (a
 dry run over an unchanged archive starts none), and a stop (a signal)

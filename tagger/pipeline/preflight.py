@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from tagger.config import Config
 from tagger.errors import Problems, TaggerError
-from tagger.exports.writer import PROFILES
+from tagger.exports.profile_names import PROFILE_NAMES
 from tagger.keywords.stored import keyword_rules
 from tagger.ledger.disk import probe, write_error
 from tagger.pipeline.excludes import check_patterns
@@ -103,8 +103,8 @@ def check_run(
         problems.append(f"--max-credits must be 0 or more, not {max_credits}")
     if need_key and not dry_run and not config.api_key:
         problems.append(NO_KEY)
-    if config.csv_profile not in PROFILES:
-        problems.append(f"unknown CSV profile {config.csv_profile!r}; choose one of {', '.join(PROFILES)}")
+    if config.csv_profile not in PROFILE_NAMES:
+        problems.append(f"unknown CSV profile {config.csv_profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
     if config.csv == "-":
         problems.append(
             "--csv -: a run prints its summary on standard output; give a file, "

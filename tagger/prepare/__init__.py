@@ -3,7 +3,7 @@
 Owns: ``formats`` (which files are images), ``hashing`` (content identity
 that ignores metadata, one ``hash_*`` module per format family, the pixel
 fallback in ``hash_pixels``), ``decode`` and ``tiff`` (decoding internals),
-``normalise`` (the upload JPEG, the ``Preparer``, the one-read ``intake``),
+``normalise`` (the upload JPEG, the ``Preparer``, ``read_once``: hash and prepare from one read),
 ``embedded`` (the metadata an image carries, which a new sidecar copies), ``fingerprint`` (the
 perceptual fingerprint of the decoded pixels, for similar photos) and
 ``workers`` (the killable process pool preparation runs in).

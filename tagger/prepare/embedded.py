@@ -82,7 +82,7 @@ class ImageMetadata:
 def read_image_metadata(path: str) -> ImageMetadata:
     """The metadata embedded in the image at ``path`` (empty when it has none or cannot be read).
 
-    What a first run's intake already read from these very bytes (see
+    What a first run's ``read_once`` already read from these very bytes (see
     ``remember``) is not read again.
     """
     known = _recall(path)

@@ -5,7 +5,7 @@ meanwhile), decodes it by content with the JPEG decoder shrinking in the DCT
 domain, converts colour to sRGB, applies the EXIF orientation and encodes a
 baseline JPEG that carries none of the original's metadata. ``Preparer`` runs
 it in the calling thread or in a pool of processes that enforces a time limit.
-``intake(path)`` is the first run's form: one read yields both the file's
+``read_once(path)`` is the first run's form: one read yields both the file's
 content hash and, if the caller wants this content sent, the upload.
 Every failure is a ``PrepareError`` whose ``reason`` a person can read.
 """
@@ -31,8 +31,8 @@ __all__ = [
     "PrepareError",
     "Cancelled",
     "prepare",
-    "intake",
-    "Intaken",
+    "read_once",
+    "OneRead",
     "SEND",
     "LINK",
     "KEEP",
@@ -51,7 +51,7 @@ class PrepareOptions:
     max_pixels: int = 100_000_000
     send_location: bool = False
     time_limit: float = 60.0
-    read_metadata: bool = False  # intake: also read the embedded metadata the sidecar will copy
+    read_metadata: bool = False  # read_once: also read the embedded metadata the sidecar will copy
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def prepare(path: str, options: PrepareOptions = PrepareOptions()) -> Prepared:
 
 
 @dataclass(frozen=True)
-class Intaken:
+class OneRead:
     """What one read of a new file gave: the upload (when its content is to be sent) and its own metadata."""
 
     prepared: Prepared | None
@@ -79,12 +79,12 @@ class Intaken:
     read_as: tuple[int, int]  # (size, mtime_ns) of the file those bytes were
 
 
-#: What ``intake``'s question may be answered: prepare the content (it is to be sent), only read the
+#: What ``read_once``'s question may be answered: prepare the content (it is to be sent), only read the
 #: metadata its sidecar will copy (it links to a known caption), or nothing more.
 SEND, LINK, KEEP = "send", "link", "keep"
 
 
-def intake(path: str, options: PrepareOptions, ask: Callable[[str], str]) -> Intaken:
+def read_once(path: str, options: PrepareOptions, ask: Callable[[str], str]) -> OneRead:
     """Hash and prepare a new file from one read of its bytes.
 
     ``ask(content_hash)`` is asked once, between the two: ``SEND`` means
@@ -100,7 +100,7 @@ def intake(path: str, options: PrepareOptions, ask: Callable[[str], str]) -> Int
     prepared = prepare_data(data, name, options) if answer == SEND else None
     # The sidecar starts as a copy of the photo's own metadata: read now, from these bytes, not again later.
     metadata = read_metadata_of(data, name) if options.read_metadata and answer != KEEP else None
-    return Intaken(prepared, metadata, (size, mtime_ns))
+    return OneRead(prepared, metadata, (size, mtime_ns))
 
 
 def read_image(path: str) -> bytes:
@@ -177,13 +177,13 @@ def _run(
     item: tuple[str, str],
     options: PrepareOptions,
     prepare_task: Callable[..., Prepared],
-    intake_task: Callable[..., Intaken],
+    read_once_task: Callable[..., OneRead],
     ask: Callable[[str], str],
-) -> Prepared | Intaken | str:
-    """What a worker process runs: ("prepare", path), ("intake", path) or ("hash", path)."""
+) -> Prepared | OneRead | str:
+    """What a worker process runs: ("prepare", path), ("read_once", path) or ("hash", path)."""
     kind, path = item
-    if kind == "intake":
-        return intake_task(path, options, ask)
+    if kind == "read_once":
+        return read_once_task(path, options, ask)
     if kind == "hash":
         try:
             return content_hash(path)
@@ -206,7 +206,7 @@ class Preparer:
     """
 
     _task = staticmethod(prepare)  # what workers run; a test points it at a function that hangs
-    _intake_task = staticmethod(intake)
+    _read_once_task = staticmethod(read_once)
 
     def __init__(self, options: PrepareOptions, *, processes: int = 0) -> None:
         if processes < 0:
@@ -214,7 +214,7 @@ class Preparer:
         self.options = options
         cls = type(self)
         self._pool = (
-            KillablePool(_run, (options, cls._task, cls._intake_task), processes, asks=True, preload=_WORKER_MODULES)
+            KillablePool(_run, (options, cls._task, cls._read_once_task), processes, asks=True, preload=_WORKER_MODULES)
             if processes
             else None
         )
@@ -225,15 +225,15 @@ class Preparer:
             return type(self)._task(path, self.options)
         return self._call(("prepare", path), None)
 
-    def intake(self, path: str, ask: Callable[[str], str]) -> Intaken:
-        """Hash, ask, and prepare one new file from one read (see ``intake``); errors as ``prepare``.
+    def read_once(self, path: str, ask: Callable[[str], str]) -> OneRead:
+        """Hash, ask, and prepare one new file from one read (see ``read_once``); errors as ``prepare``.
 
         ``ask`` runs in the calling thread, whichever process hashes; its
         time does not count against the time limit.
         """
         if self._pool is None:
-            return type(self)._intake_task(path, self.options, ask)
-        return self._call(("intake", path), ask)
+            return type(self)._read_once_task(path, self.options, ask)
+        return self._call(("read_once", path), ask)
 
     def hash(self, path: str) -> str:
         """The content hash of one file, under the same time limit (the dry run's reading); errors as ``prepare``."""
