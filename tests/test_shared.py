@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -68,6 +69,33 @@ def test_without_a_url_nothing_changes_and_psycopg_is_not_imported(tmp_path: Pat
 def test_redact_hides_the_password() -> None:
     assert redact("postgresql://u:pa%3Ass@h:5/db") == "postgresql://u:***@h:5/db"
     assert redact("postgresql://h/db") == "postgresql://h/db"
+    # libpq also takes the password as a query parameter, or in a key=value string.
+    assert redact("postgresql://h/db?user=u&password=s3%20x&sslmode=require") == (
+        "postgresql://h/db?user=u&password=***&sslmode=require"
+    )
+    assert redact("postgresql://h/db?sslpassword=k3y-pass") == "postgresql://h/db?sslpassword=***"
+    assert redact("host=h password=hunter22 dbname=d") == "host=h password=*** dbname=d"
+    assert redact("host=h password='it is' dbname=d") == "host=h password=*** dbname=d"
+
+
+@pytest.mark.parametrize("where", ["query", "keywords"])
+def test_a_password_in_the_query_never_reaches_the_output(tmp_path: Path, postgres: PgServer, where: str) -> None:
+    secret = "wr0ng-" + PASSWORD[::-1]
+    if where == "query":
+        url = f"postgresql://tagger_test@{postgres.host}:{postgres.port}/postgres?password={secret}&connect_timeout=5"
+    else:
+        url = f"host={postgres.host} port={postgres.port} user=tagger_test dbname=postgres password={secret}"
+    _tree(tmp_path / "one", range(1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    with Emulator(latency=(0.05, 0.1)) as emu:
+        env.update(CLOUDSIGHT_API_KEY=emu.key, TAGGER_SHARED_URL=url)
+        args = ["--ledger", str(tmp_path / "l.sqlite"), "--endpoint", emu.url, str(tmp_path / "one")]
+        done = subprocess.run([sys.executable, "-m", "tagger", "run", *args], capture_output=True, text=True, env=env)
+        assert emu.counters()["requests"] == 0
+    assert done.returncode == EXIT_USAGE, done.stderr
+    assert "password authentication failed" in done.stderr
+    assert secret not in done.stdout + done.stderr
+    assert "***" in done.stderr
 
 
 def test_one_claim_per_content_the_other_waits_then_links(pg_url: str) -> None:

@@ -14,11 +14,11 @@ can create; it is a lease its owner renews while it lives. ``Claim.kind``:
 
 from __future__ import annotations
 
-import urllib.parse
 from dataclasses import dataclass
 from typing import Protocol
 
 from tagger.errors import TaggerError
+from tagger.redact import url_secrets
 
 __all__ = ["SharedStore", "NoShared", "SharedError", "StoreDown", "Claim", "Answer", "Lender", "FileRow", "redact"]
 
@@ -194,27 +194,12 @@ class NoShared:
 
 
 def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (what messages and logs may show)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "the configured shared URL"
-    if parts.password is None:
-        return url
-    user = urllib.parse.quote(parts.username or "", safe="")
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """``url`` with every password in it (user part, ``?password=``, ``password=``) replaced by ``***``."""
+    return scrub(url, url)
 
 
 def scrub(text: str, url: str) -> str:
-    """``text`` (an error message) with the URL's password, if any, replaced by ``***``."""
-    try:
-        password = urllib.parse.urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
-        text = text.replace(password, "***").replace(urllib.parse.quote(password, safe=""), "***")
-    return text.replace(url, redact(url))
+    """``text`` (an error message) with the URL's passwords, if any, replaced by ``***``."""
+    for secret in url_secrets(url):
+        text = text.replace(secret, "***")
+    return text
