@@ -225,3 +225,48 @@ def test_refused_credentials_a_missing_database_or_a_newer_schema_stop_with_exit
 def test_no_shared_is_a_no_op() -> None:
     s = NoShared()
     assert s.claim("x").kind == "mine" and s.known(["x"]) == set()
+
+
+def test_a_token_the_store_missed_is_published_later_and_a_taker_polls_it(tmp_path: Path, pg_url: str) -> None:
+    from tagger.ledger.store import Job, JobState, Ledger
+    from tagger.pipeline.sharing import POLL, SEND, Sharing
+    from tagger.shared.migrations import apply
+    from tagger.shared.open import connect
+
+    with connect(pg_url) as c:
+        apply(c)
+    one = _store(pg_url, "one", lease=0.5)
+    taker = None
+    try:
+        with Ledger(str(tmp_path / "one.sqlite"), locale="en-US") as ledger:
+            ledger.add_urls([("https://example.com/a.jpg", "digest-a")], "e")
+            job_id = ledger.query("SELECT id FROM jobs")[0][0]
+            job = Job(job_id, "digest-a", JobState.QUEUED, None, None, 0, 0, None)
+            sharing = Sharing(one, ledger, "e")
+            assert sharing.claim(job).what == SEND and sharing.before_post(job)
+            ledger.begin_submit(job_id)
+            # The store goes away between the POST and its answer: the server ends this machine's sessions.
+            with psycopg.connect(pg_url, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tagger' "
+                    "AND datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ledger.record_token(job_id, "tok-missed", None)
+            sharing.token(job, "tok-missed")  # StoreDown: not recorded there
+            assert sharing.missed
+            with psycopg.connect(pg_url) as c:
+                assert c.execute("SELECT token FROM tagger_contents").fetchone() == (None,)
+            time.sleep(1.1)  # the store reconnects at most once a second
+            assert sharing.publish_tokens() == 1  # the end of the run (or the start of the next) publishes it
+            assert sharing.publish_tokens() == 0  # once
+        one._closing.set()  # the machine dies: its claim lapses
+        one._renewer.join()
+        time.sleep(0.8)
+        taker = _store(pg_url, "taker")
+        got = taker.look(["digest-a"])["digest-a"]
+        assert (got.kind, got.token, got.lost) == ("mine", "tok-missed", False)  # polled, not paid for again
+        assert Sharing(taker, Ledger(":memory:", locale="en-US"), "e")._decide(job, got).what == POLL
+    finally:
+        one.close()
+        if taker is not None:
+            taker.close()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tagger.ledger.store import Ledger
 
-__all__ = ["answers_of", "settled_since"]
+__all__ = ["answers_of", "settled_since", "tokens_out"]
 
 _COLUMNS = "content_hash, state, status, caption, reason, flags, categories"
 
@@ -47,3 +47,12 @@ def settled_since(ledger: Ledger, endpoint: str, since: float) -> list[Answer]:
         (endpoint, ledger.locale, since),
     )
     return [_row(tuple(r)) for r in rows]
+
+
+def tokens_out(ledger: Ledger, endpoint: str) -> list[tuple[str, str]]:
+    """(content hash, token) of this endpoint's and locale's jobs the service answered but has not settled yet."""
+    rows = ledger.query(
+        "SELECT content_hash, token FROM jobs WHERE endpoint = ? AND locale = ? AND state = 'polling' AND token IS NOT NULL",
+        (endpoint, ledger.locale),
+    )
+    return [(r[0], r[1]) for r in rows]

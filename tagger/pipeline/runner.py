@@ -222,6 +222,7 @@ def _publish(sharing: Sharing, ledger: Ledger, rules: object, published_from: fl
         ]
         for start in range(0, len(rows), 1000):
             store.publish_files(rows[start : start + 1000])
+        sharing.publish_tokens()  # jobs still out: a machine taking their claims over polls these tokens
         if not sharing.missed and not getattr(store, "lost", False):
             store.set_watermark(published_from)
     except StoreDown as exc:
@@ -404,6 +405,7 @@ def run(
             # Answers a lost store missed (this machine's last runs) are published first.
             try:
                 sharing.publish_missed(store.watermark())
+                sharing.publish_tokens()  # tokens of the last run's jobs still out, if the store missed them
             except StoreDown:
                 sharing.missed = True
         # Keywords are re-derived whenever the rules changed (write_back does it); --rewrite-sidecars then

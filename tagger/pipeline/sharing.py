@@ -13,7 +13,10 @@ in batches, once per tick of the conductor.
 When the store is lost mid-run, nothing more is sent (no claim can be
 made): those jobs stay queued for the next run. Tokens already out are
 polled and recorded locally; their answers are published by the next run
-that reaches the store (``publish_missed``).
+that reaches the store (``publish_missed``), and the tokens still out at the
+end of a run, or at the start of the next, so that a machine taking a claim
+over polls its token instead of sending the content again
+(``publish_tokens``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from tagger.ledger.answers import answers_of, settled_since
+from tagger.ledger.answers import answers_of, settled_since, tokens_out
 from tagger.ledger.store import Job, JobState, Ledger
 from tagger.shared.base import Answer, Claim, SharedStore, StoreDown
 
@@ -133,7 +136,9 @@ class Sharing:
         try:
             self.store.token(job.content_hash, token)
         except StoreDown:
-            pass  # the claim stays ours; its answer is published later
+            # The claim stays ours; the token is published at the end of the run (or by the next one), so that a
+            # machine taking the claim over polls it instead of paying again.
+            self.missed = True
 
     # -- similar photos --------------------------------------------------------
 
@@ -234,3 +239,7 @@ class Sharing:
         for start in range(0, len(rows), 500):
             self.store.settled([_answer(r) for r in rows[start : start + 500]])
         return len(rows)
+
+    def publish_tokens(self) -> int:
+        """The tokens of the jobs still out (the store may have missed them), into the claims this machine holds."""
+        return self.store.tokens(tokens_out(self.ledger, self.endpoint))

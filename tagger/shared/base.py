@@ -103,6 +103,10 @@ class SharedStore(Protocol):
         """The service answered the upload with this token."""
         ...
 
+    def tokens(self, items: list[tuple[str, str]]) -> int:
+        """Tokens (content hash, token) the store missed, for claims this machine still holds; returns how many."""
+        ...
+
     def settled(self, items: list[tuple[str, Answer]]) -> None:
         """Publish final answers (and end this machine's claims of them)."""
         ...
@@ -160,6 +164,10 @@ class NoShared:
 
     def token(self, digest: str, token: str) -> None:
         """Nothing to record."""
+
+    def tokens(self, items: list[tuple[str, str]]) -> int:
+        """Nothing to record."""
+        return 0
 
     def settled(self, items: list[tuple[str, Answer]]) -> None:
         """Nothing to publish."""
