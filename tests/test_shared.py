@@ -149,9 +149,14 @@ def test_a_lapsed_claim_is_taken_over_with_its_token_or_counted_as_a_possible_du
         live.close()
 
 
-def _tree(root: Path, seeds: range, *, resized: range = range(0)) -> None:
+def _tree(root: Path, seeds: range, *, resized: range = range(0), copied: range = range(0)) -> None:
+    """Photos ``seeds``; of them, ``copied`` byte-equal copies of tree ``one``'s (make_photo's noise is not seeded)."""
     for i in seeds:
-        make_photo(root / f"IMG_{i:04d}.jpg", seed=5000 + i)
+        if i in copied:
+            root.mkdir(parents=True, exist_ok=True)
+            (root / f"IMG_{i:04d}.jpg").write_bytes((root.parent / "one" / f"IMG_{i:04d}.jpg").read_bytes())
+        else:
+            make_photo(root / f"IMG_{i:04d}.jpg", seed=5000 + i)
     for i in resized:
         src = Image.open(root.parent / "one" / f"IMG_{i:04d}.jpg")
         src.resize((src.width // 2, src.height // 2)).save(root / f"small_{i:04d}.jpg", quality=88)
@@ -161,7 +166,7 @@ def _tree(root: Path, seeds: range, *, resized: range = range(0)) -> None:
 def test_a_second_machine_pays_nothing_for_copies_and_similar_copies(tmp_path: Path, pg_url: str) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     _tree(one, range(8))
-    _tree(two, range(4, 10), resized=range(3))  # 4-7 byte-equal, 8-9 new, 3 resized copies of 0-2
+    _tree(two, range(4, 10), resized=range(3), copied=range(4, 8))  # 4-7 byte-equal, 8-9 new, 3 resized copies of 0-2
     with Emulator(latency=(0.05, 0.1), seed=3) as emu:
         first = run(_config(tmp_path, "one", emu, pg_url), [str(one)], export=None)
         assert first.exit_code == 0 and first.tally.submitted == 8
@@ -278,3 +283,38 @@ def test_a_token_the_store_missed_is_published_later_and_a_taker_polls_it(tmp_pa
         one.close()
         if taker is not None:
             taker.close()
+
+
+def test_a_dry_run_counts_content_claimed_or_captioned_elsewhere_as_free(tmp_path: Path, pg_url: str) -> None:
+    from tagger.ledger.keys import normal_endpoint
+    from tagger.ledger.planning import HASH_SCHEME
+    from tagger.prepare.hashing import content_hash
+    from tagger.shared.open import connect
+    from tagger.shared.store import PgStore
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    _tree(one, range(3))  # captioned by machine one
+    _tree(two, range(6), copied=range(3))  # 0-2 byte-equal copies, 3 claimed by a machine still sending it, 4-5 new
+    with Emulator(latency=(0.05, 0.1), seed=4) as emu:
+        first = run(_config(tmp_path, "one", emu, pg_url), [str(one)])
+        assert first.exit_code == 0 and first.tally.submitted == 3
+        busy = PgStore(
+            pg_url,
+            connect(pg_url),
+            owner="busy",
+            machine="busy",
+            endpoint=normal_endpoint(emu.url),
+            locale="en-US",
+            scheme=HASH_SCHEME,
+        )
+        try:
+            assert busy.claim(content_hash(str(two / "IMG_0003.jpg"))).kind == "mine"
+            before = emu.counters()["requests"]
+            plan = run(_config(tmp_path, "two", emu, pg_url), [str(two)], dry_run=True)
+            alone = run(_config(tmp_path, "alone", emu, ""), [str(two)], dry_run=True)
+            assert emu.counters()["requests"] == before  # a dry run sends nothing
+        finally:
+            busy.close()
+    assert (plan.exit_code, plan.shared_free, plan.plan.credits) == (0, 4, 2)
+    assert (alone.shared_free, alone.plan.credits) == (0, 6)  # without the store every picture costs one
+    assert not (tmp_path / "two.sqlite").exists()  # a dry run leaves no ledger behind
