@@ -318,3 +318,36 @@ def test_a_dry_run_counts_content_claimed_or_captioned_elsewhere_as_free(tmp_pat
     assert (plan.exit_code, plan.shared_free, plan.plan.credits) == (0, 4, 2)
     assert (alone.shared_free, alone.plan.credits) == (0, 6)  # without the store every picture costs one
     assert not (tmp_path / "two.sqlite").exists()  # a dry run leaves no ledger behind
+
+
+def test_a_run_reports_only_the_files_that_changed_and_withdraws_those_gone(
+    tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    one = tmp_path / "one"
+    _tree(one, range(4))
+
+    def reported(emu: Emulator) -> str:
+        caplog.clear()
+        with caplog.at_level("INFO", logger="tagger.pipeline.sharing"):
+            assert run(_config(tmp_path, "one", emu, pg_url), [str(one)]).exit_code == 0
+        return [r.getMessage() for r in caplog.records if "files reported" in r.getMessage()][-1]
+
+    def rows() -> dict[str, tuple]:
+        with psycopg.connect(pg_url) as c:
+            got = c.execute("SELECT path, status, caption, reported_at FROM tagger_files").fetchall()
+        return {Path(r[0]).name: r[1:] for r in got}
+
+    with Emulator(latency=(0.05, 0.1), seed=5) as emu:
+        assert reported(emu).endswith("4 changed, 0 withdrawn")
+        first = rows()
+        assert sorted(first) == [f"IMG_{i:04d}.jpg" for i in range(4)]
+        assert all(status == "completed" and caption for status, caption, _ in first.values())
+        assert reported(emu).endswith("0 changed, 0 withdrawn")  # a nightly no-op sends no file
+        assert rows() == first
+        (one / "IMG_0000.jpg").unlink()
+        make_photo(one / "IMG_0001.jpg", seed=1)  # new content at the same path: a new caption
+        assert reported(emu).endswith("1 changed, 1 withdrawn")
+        after = rows()
+    assert sorted(after) == [f"IMG_{i:04d}.jpg" for i in range(1, 4)]
+    assert after["IMG_0001.jpg"][2] > first["IMG_0001.jpg"][2]  # reported again
+    assert after["IMG_0002.jpg"] == first["IMG_0002.jpg"]  # untouched

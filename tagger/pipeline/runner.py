@@ -216,12 +216,10 @@ def _publish(sharing: Sharing, ledger: Ledger, rules: object, published_from: fl
     store = sharing.store
     try:
         sharing.flush()
-        rows = [
+        sharing.publish_files(
             FileRow(r.path, r.content_hash, r.status, r.caption, r.keywords)
             for r in iter_records(ledger, rules=rules)  # type: ignore[arg-type]
-        ]
-        for start in range(0, len(rows), 1000):
-            store.publish_files(rows[start : start + 1000])
+        )
         sharing.publish_tokens()  # jobs still out: a machine taking their claims over polls these tokens
         if not sharing.missed and not getattr(store, "lost", False):
             store.set_watermark(published_from)

@@ -107,6 +107,14 @@ class SharedStore(Protocol):
         """Tokens (content hash, token) the store missed, for claims this machine still holds; returns how many."""
         ...
 
+    def identity(self) -> str:
+        """Which store this is: what a machine reported to it is remembered per store."""
+        ...
+
+    def withdraw_files(self, paths: list[str]) -> None:
+        """Files this machine reported that it no longer has (deleted, moved, out of its ledger)."""
+        ...
+
     def settled(self, items: list[tuple[str, Answer]]) -> None:
         """Publish final answers (and end this machine's claims of them)."""
         ...
@@ -168,6 +176,13 @@ class NoShared:
     def tokens(self, items: list[tuple[str, str]]) -> int:
         """Nothing to record."""
         return 0
+
+    def identity(self) -> str:
+        """No store."""
+        return ""
+
+    def withdraw_files(self, paths: list[str]) -> None:
+        """Nothing reported."""
 
     def settled(self, items: list[tuple[str, Answer]]) -> None:
         """Nothing to publish."""

@@ -10,6 +10,7 @@ a second), and the caller sends nothing that needs a claim.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -449,6 +450,22 @@ class PgStore:
                         for r in rows
                     ],
                 )
+
+    def identity(self) -> str:
+        """The database's name and the moment its schema was created: a store dropped and made again is another."""
+        with self._db() as c:
+            row = c.execute(
+                """SELECT current_database() || ' ' || applied_at::text FROM tagger_shared_migrations
+                   WHERE name = 's001_initial'"""
+            ).fetchone()
+        return hashlib.sha256(str(row[0] if row else "").encode()).hexdigest()[:16]
+
+    def withdraw_files(self, paths: list[str]) -> None:
+        """Remove files this owner reported and no longer has."""
+        if not paths:
+            return
+        with self._db() as c:
+            c.execute("DELETE FROM tagger_files WHERE owner = %s AND path = ANY(%s)", (self.owner, paths))
 
     def watermark(self) -> float:
         """Until when (the ledger's clock) this owner's settled answers are known to be published."""
