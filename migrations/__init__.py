@@ -34,6 +34,7 @@ NAMES: tuple[str, ...] = (
     "m013_fingerprints",
     "m014_noop_indexes",
     "m018_reviews",
+    "m019_shared_published",
 )
 
 

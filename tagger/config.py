@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tagger.errors import Problems, UsageError
-from tagger.redact import remember
+from tagger.redact import remember, url_secrets
 
 #: The settings that are secrets: checked for what an HTTP header cannot carry, never shown, redacted from output.
 SECRET_KEYS = {"api_key": "API key", "api_secret": "API secret"}
@@ -294,7 +294,9 @@ def load_config(
     for name in PATH_KEYS & values.keys():
         values[name] = expand_path(values[name])
     config = Config(**values)
-    remember(config.api_key, config.api_secret)  # every message the CLI prints from now on is redacted
+    remember(
+        config.api_key, config.api_secret, *url_secrets(config.shared_url)
+    )  # every message the CLI prints from now on is redacted
     if config.sidecar_naming not in ("full", "basename"):
         problems.append(f'sidecar_naming must be "full" or "basename", not {config.sidecar_naming!r}')
     if config.unmapped not in ("keep", "drop"):

@@ -1,7 +1,8 @@
 """One redaction of the configured secrets, for every message a user sees (the CLI's lines, logging).
 
 The API key and secret are remembered when the settings are read
-(``tagger.config``); ``redact`` replaces each of them, and the escaped
+(``tagger.config``), and so are the passwords of the shared store's URL
+(``url_secrets``); ``redact`` replaces each of them, and the escaped
 forms a ``repr`` or a traceback shows, with ``***``. The HTTP client
 keeps its own credentials out of its errors' descriptions (it imports
 nothing of tagger), so what it hands the ledger never holds them either.
@@ -10,15 +11,45 @@ nothing of tagger), so what it hands the ledger never holds them either.
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import urllib.parse
 
-__all__ = ["remember", "redact", "RedactFilter", "MASK"]
+__all__ = ["remember", "redact", "url_secrets", "RedactFilter", "MASK"]
 
 MASK = "***"
 # Shorter values are not secrets worth a mask, and masking them would garble ordinary words.
 _SHORTEST = 4
 _lock = threading.Lock()
 _secrets: set[str] = set()
+
+
+#: Connection parameters that hold a secret (libpq's names), in a URL's query or a ``key=value`` string.
+_SECRET_KEYS = ("password", "sslpassword")
+_KEYWORD_SECRET = re.compile(r"\b(?:password|sslpassword)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s]+)")
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secret values in ``url`` (a ``postgresql://`` URL or a ``key=value`` string), as written and decoded."""
+    found: list[str] = []
+    try:
+        parts = urllib.parse.urlsplit(url)
+        if parts.password:
+            found += [parts.password, urllib.parse.unquote(parts.password)]
+        for field in parts.query.split("&"):
+            key, _, value = field.partition("=")
+            if urllib.parse.unquote_plus(key).strip() in _SECRET_KEYS and value:
+                found += [value, urllib.parse.unquote(value), urllib.parse.unquote_plus(value)]
+    except ValueError:
+        pass
+    for match in _KEYWORD_SECRET.finditer("" if "://" in url else url):
+        value = match.group(1)
+        found += [value, value.strip("'").replace("\\'", "'").replace("\\\\", "\\")]
+    out = set()
+    for secret in found:
+        if secret:
+            out |= {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret, safe="")}
+    return sorted(out, key=len, reverse=True)  # the longest first: a shorter one may be part of it
 
 
 def remember(*secrets: str) -> None:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from tagger.emulator import Emulator
 from tagger.errors import EXIT_USAGE
 from tagger.pipeline import run
 from tagger.shared import NoShared, SharedError, redact
-from tagger.shared.base import Answer
+from tagger.shared.base import Answer, StoreDown
 from tagger.shared.migrations import NAMES
 
 FAST = {"first_poll_delay": 0.1, "poll_interval": 0.05, "max_poll_interval": 0.2, "workers": 2, "max_in_flight": 8}
@@ -68,6 +69,33 @@ def test_without_a_url_nothing_changes_and_psycopg_is_not_imported(tmp_path: Pat
 def test_redact_hides_the_password() -> None:
     assert redact("postgresql://u:pa%3Ass@h:5/db") == "postgresql://u:***@h:5/db"
     assert redact("postgresql://h/db") == "postgresql://h/db"
+    # libpq also takes the password as a query parameter, or in a key=value string.
+    assert redact("postgresql://h/db?user=u&password=s3%20x&sslmode=require") == (
+        "postgresql://h/db?user=u&password=***&sslmode=require"
+    )
+    assert redact("postgresql://h/db?sslpassword=k3y-pass") == "postgresql://h/db?sslpassword=***"
+    assert redact("host=h password=hunter22 dbname=d") == "host=h password=*** dbname=d"
+    assert redact("host=h password='it is' dbname=d") == "host=h password=*** dbname=d"
+
+
+@pytest.mark.parametrize("where", ["query", "keywords"])
+def test_a_password_in_the_query_never_reaches_the_output(tmp_path: Path, postgres: PgServer, where: str) -> None:
+    secret = "wr0ng-" + PASSWORD[::-1]
+    if where == "query":
+        url = f"postgresql://tagger_test@{postgres.host}:{postgres.port}/postgres?password={secret}&connect_timeout=5"
+    else:
+        url = f"host={postgres.host} port={postgres.port} user=tagger_test dbname=postgres password={secret}"
+    _tree(tmp_path / "one", range(1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    with Emulator(latency=(0.05, 0.1)) as emu:
+        env.update(CLOUDSIGHT_API_KEY=emu.key, TAGGER_SHARED_URL=url)
+        args = ["--ledger", str(tmp_path / "l.sqlite"), "--endpoint", emu.url, str(tmp_path / "one")]
+        done = subprocess.run([sys.executable, "-m", "tagger", "run", *args], capture_output=True, text=True, env=env)
+        assert emu.counters()["requests"] == 0
+    assert done.returncode == EXIT_USAGE, done.stderr
+    assert "password authentication failed" in done.stderr
+    assert secret not in done.stdout + done.stderr
+    assert "***" in done.stderr
 
 
 def test_one_claim_per_content_the_other_waits_then_links(pg_url: str) -> None:
@@ -121,9 +149,14 @@ def test_a_lapsed_claim_is_taken_over_with_its_token_or_counted_as_a_possible_du
         live.close()
 
 
-def _tree(root: Path, seeds: range, *, resized: range = range(0)) -> None:
+def _tree(root: Path, seeds: range, *, resized: range = range(0), copied: range = range(0)) -> None:
+    """Photos ``seeds``; of them, ``copied`` byte-equal copies of tree ``one``'s (make_photo's noise is not seeded)."""
     for i in seeds:
-        make_photo(root / f"IMG_{i:04d}.jpg", seed=5000 + i)
+        if i in copied:
+            root.mkdir(parents=True, exist_ok=True)
+            (root / f"IMG_{i:04d}.jpg").write_bytes((root.parent / "one" / f"IMG_{i:04d}.jpg").read_bytes())
+        else:
+            make_photo(root / f"IMG_{i:04d}.jpg", seed=5000 + i)
     for i in resized:
         src = Image.open(root.parent / "one" / f"IMG_{i:04d}.jpg")
         src.resize((src.width // 2, src.height // 2)).save(root / f"small_{i:04d}.jpg", quality=88)
@@ -133,7 +166,7 @@ def _tree(root: Path, seeds: range, *, resized: range = range(0)) -> None:
 def test_a_second_machine_pays_nothing_for_copies_and_similar_copies(tmp_path: Path, pg_url: str) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     _tree(one, range(8))
-    _tree(two, range(4, 10), resized=range(3))  # 4-7 byte-equal, 8-9 new, 3 resized copies of 0-2
+    _tree(two, range(4, 10), resized=range(3), copied=range(4, 8))  # 4-7 byte-equal, 8-9 new, 3 resized copies of 0-2
     with Emulator(latency=(0.05, 0.1), seed=3) as emu:
         first = run(_config(tmp_path, "one", emu, pg_url), [str(one)], export=None)
         assert first.exit_code == 0 and first.tally.submitted == 8
@@ -197,3 +230,124 @@ def test_refused_credentials_a_missing_database_or_a_newer_schema_stop_with_exit
 def test_no_shared_is_a_no_op() -> None:
     s = NoShared()
     assert s.claim("x").kind == "mine" and s.known(["x"]) == set()
+
+
+def test_a_token_the_store_missed_is_published_later_and_a_taker_polls_it(tmp_path: Path, pg_url: str) -> None:
+    from tagger.ledger.store import Job, JobState, Ledger
+    from tagger.pipeline.sharing import POLL, SEND, Sharing
+    from tagger.shared.migrations import apply
+    from tagger.shared.open import connect
+
+    with connect(pg_url) as c:
+        apply(c)
+    one = _store(pg_url, "one", lease=0.5)
+    taker = None
+    try:
+        with Ledger(str(tmp_path / "one.sqlite"), locale="en-US") as ledger:
+            ledger.add_urls([("https://example.com/a.jpg", "digest-a")], "e")
+            job_id = ledger.query("SELECT id FROM jobs")[0][0]
+            job = Job(job_id, "digest-a", JobState.QUEUED, None, None, 0, 0, None)
+            sharing = Sharing(one, ledger, "e")
+            assert sharing.claim(job).what == SEND and sharing.before_post(job)
+            ledger.begin_submit(job_id)
+            # The store goes away between the POST and its answer: the server ends this machine's sessions.
+            with psycopg.connect(pg_url, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tagger' "
+                    "AND datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ledger.record_token(job_id, "tok-missed", None)
+            sharing.token(job, "tok-missed")  # StoreDown: not recorded there
+            assert sharing.missed
+            with psycopg.connect(pg_url) as c:
+                assert c.execute("SELECT token FROM tagger_contents").fetchone() == (None,)
+            # The end of the run (or the start of the next) publishes it, once the store answers again (it is
+            # tried at most once a second, and the lease renewer may be the one reconnecting).
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    assert sharing.publish_tokens() == 1
+                    break
+                except StoreDown:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.2)
+            assert sharing.publish_tokens() == 0  # once
+        one._closing.set()  # the machine dies: its claim lapses
+        one._renewer.join()
+        time.sleep(0.8)
+        taker = _store(pg_url, "taker")
+        got = taker.look(["digest-a"])["digest-a"]
+        assert (got.kind, got.token, got.lost) == ("mine", "tok-missed", False)  # polled, not paid for again
+        assert Sharing(taker, Ledger(":memory:", locale="en-US"), "e")._decide(job, got).what == POLL
+    finally:
+        one.close()
+        if taker is not None:
+            taker.close()
+
+
+def test_a_dry_run_counts_content_claimed_or_captioned_elsewhere_as_free(tmp_path: Path, pg_url: str) -> None:
+    from tagger.ledger.keys import normal_endpoint
+    from tagger.ledger.planning import HASH_SCHEME
+    from tagger.prepare.hashing import content_hash
+    from tagger.shared.open import connect
+    from tagger.shared.store import PgStore
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    _tree(one, range(3))  # captioned by machine one
+    _tree(two, range(6), copied=range(3))  # 0-2 byte-equal copies, 3 claimed by a machine still sending it, 4-5 new
+    with Emulator(latency=(0.05, 0.1), seed=4) as emu:
+        first = run(_config(tmp_path, "one", emu, pg_url), [str(one)])
+        assert first.exit_code == 0 and first.tally.submitted == 3
+        busy = PgStore(
+            pg_url,
+            connect(pg_url),
+            owner="busy",
+            machine="busy",
+            endpoint=normal_endpoint(emu.url),
+            locale="en-US",
+            scheme=HASH_SCHEME,
+        )
+        try:
+            assert busy.claim(content_hash(str(two / "IMG_0003.jpg"))).kind == "mine"
+            before = emu.counters()["requests"]
+            plan = run(_config(tmp_path, "two", emu, pg_url), [str(two)], dry_run=True)
+            alone = run(_config(tmp_path, "alone", emu, ""), [str(two)], dry_run=True)
+            assert emu.counters()["requests"] == before  # a dry run sends nothing
+        finally:
+            busy.close()
+    assert (plan.exit_code, plan.shared_free, plan.plan.credits) == (0, 4, 2)
+    assert (alone.shared_free, alone.plan.credits) == (0, 6)  # without the store every picture costs one
+    assert not (tmp_path / "two.sqlite").exists()  # a dry run leaves no ledger behind
+
+
+def test_a_run_reports_only_the_files_that_changed_and_withdraws_those_gone(
+    tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    one = tmp_path / "one"
+    _tree(one, range(4))
+
+    def reported(emu: Emulator) -> str:
+        caplog.clear()
+        with caplog.at_level("INFO", logger="tagger.pipeline.sharing"):
+            assert run(_config(tmp_path, "one", emu, pg_url), [str(one)]).exit_code == 0
+        return [r.getMessage() for r in caplog.records if "files reported" in r.getMessage()][-1]
+
+    def rows() -> dict[str, tuple]:
+        with psycopg.connect(pg_url) as c:
+            got = c.execute("SELECT path, status, caption, reported_at FROM tagger_files").fetchall()
+        return {Path(r[0]).name: r[1:] for r in got}
+
+    with Emulator(latency=(0.05, 0.1), seed=5) as emu:
+        assert reported(emu).endswith("4 changed, 0 withdrawn")
+        first = rows()
+        assert sorted(first) == [f"IMG_{i:04d}.jpg" for i in range(4)]
+        assert all(status == "completed" and caption for status, caption, _ in first.values())
+        assert reported(emu).endswith("0 changed, 0 withdrawn")  # a nightly no-op sends no file
+        assert rows() == first
+        (one / "IMG_0000.jpg").unlink()
+        make_photo(one / "IMG_0001.jpg", seed=1)  # new content at the same path: a new caption
+        assert reported(emu).endswith("1 changed, 1 withdrawn")
+        after = rows()
+    assert sorted(after) == [f"IMG_{i:04d}.jpg" for i in range(1, 4)]
+    assert after["IMG_0001.jpg"][2] > first["IMG_0001.jpg"][2]  # reported again
+    assert after["IMG_0002.jpg"] == first["IMG_0002.jpg"]  # untouched

@@ -1,4 +1,4 @@
-"""The ledger's SQL for the shared store: reading out final answers to publish them.
+"""The ledger's SQL for the shared store: reading out final answers and tokens, remembering what was reported.
 
 Functions over a ``Ledger`` (read-only); ``tagger.pipeline.sharing`` holds the decisions.
 """
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tagger.ledger.store import Ledger
 
-__all__ = ["answers_of", "settled_since"]
+__all__ = ["answers_of", "settled_since", "tokens_out", "published", "record_published"]
 
 _COLUMNS = "content_hash, state, status, caption, reason, flags, categories"
 
@@ -47,3 +47,29 @@ def settled_since(ledger: Ledger, endpoint: str, since: float) -> list[Answer]:
         (endpoint, ledger.locale, since),
     )
     return [_row(tuple(r)) for r in rows]
+
+
+def tokens_out(ledger: Ledger, endpoint: str) -> list[tuple[str, str]]:
+    """(content hash, token) of this endpoint's and locale's jobs the service answered but has not settled yet."""
+    rows = ledger.query(
+        "SELECT content_hash, token FROM jobs WHERE endpoint = ? AND locale = ? AND state = 'polling' AND token IS NOT NULL",
+        (endpoint, ledger.locale),
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def published(ledger: Ledger, store: str) -> dict[str, str]:
+    """Path -> digest of what this ledger last reported of each file to the shared store ``store``."""
+    rows = ledger.query("SELECT path, digest FROM shared_published WHERE store = ?", (store,))
+    return {r[0]: r[1] for r in rows}
+
+
+def record_published(ledger: Ledger, store: str, reported: list[tuple[str, str]], withdrawn: list[str]) -> None:
+    """Remember what was reported (path, digest) and withdrawn; what other stores were told is forgotten."""
+    with ledger.transaction() as c:
+        c.execute("DELETE FROM shared_published WHERE store <> ?", (store,))
+        c.executemany("DELETE FROM shared_published WHERE store = ? AND path = ?", [(store, p) for p in withdrawn])
+        c.executemany(
+            "INSERT OR REPLACE INTO shared_published (store, path, digest) VALUES (?, ?, ?)",
+            [(store, p, d) for p, d in reported],
+        )

@@ -123,12 +123,11 @@ def _publish(sharing: Sharing, ledger: Ledger, rules: object, published_from: fl
     store = sharing.store
     try:
         sharing.flush()
-        rows = [
+        sharing.publish_files(
             FileRow(r.path, r.content_hash, r.status, r.caption, r.keywords)
             for r in iter_records(ledger, rules=rules)  # type: ignore[arg-type]
-        ]
-        for start in range(0, len(rows), 1000):
-            store.publish_files(rows[start : start + 1000])
+        )
+        sharing.publish_tokens()  # jobs still out: a machine taking their claims over polls these tokens
         if not sharing.missed and not getattr(store, "lost", False):
             store.set_watermark(published_from)
     except StoreDown as exc:
@@ -189,6 +188,7 @@ def run(
             # Answers a lost store missed (this machine's last runs) are published first.
             try:
                 sharing.publish_missed(store.watermark())
+                sharing.publish_tokens()  # tokens of the last run's jobs still out, if the store missed them
             except StoreDown:
                 sharing.missed = True
         # Keywords are re-derived whenever the rules changed (write_back does it); --rewrite-sidecars then

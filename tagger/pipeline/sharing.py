@@ -13,19 +13,25 @@ in batches, once per tick of the conductor.
 When the store is lost mid-run, nothing more is sent (no claim can be
 made): those jobs stay queued for the next run. Tokens already out are
 polled and recorded locally; their answers are published by the next run
-that reaches the store (``publish_missed``).
+that reaches the store (``publish_missed``), and the tokens still out at the
+end of a run, or at the start of the next, so that a machine taking a claim
+over polls its token instead of sending the content again
+(``publish_tokens``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tagger.ledger.answers import answers_of, settled_since
+from tagger.ledger.answers import answers_of, published, record_published, settled_since, tokens_out
 from tagger.ledger.store import Job, JobState, Ledger
-from tagger.shared.base import Answer, Claim, SharedStore, StoreDown
+from tagger.shared.base import Answer, Claim, FileRow, SharedStore, StoreDown
 
 __all__ = ["Sharing", "SEND", "WAIT", "SETTLED", "POLL", "NOT_NOW", "Decision"]
 
@@ -133,7 +139,9 @@ class Sharing:
         try:
             self.store.token(job.content_hash, token)
         except StoreDown:
-            pass  # the claim stays ours; its answer is published later
+            # The claim stays ours; the token is published at the end of the run (or by the next one), so that a
+            # machine taking the claim over polls it instead of paying again.
+            self.missed = True
 
     # -- similar photos --------------------------------------------------------
 
@@ -234,3 +242,38 @@ class Sharing:
         for start in range(0, len(rows), 500):
             self.store.settled([_answer(r) for r in rows[start : start + 500]])
         return len(rows)
+
+    def publish_tokens(self) -> int:
+        """The tokens of the jobs still out (the store may have missed them), into the claims this machine holds."""
+        return self.store.tokens(tokens_out(self.ledger, self.endpoint))
+
+    def publish_files(self, rows: Iterable[FileRow], batch: int = 1000) -> tuple[int, int]:
+        """Report the files whose row changed since this ledger last reported to this store; withdraw those gone.
+
+        Returns (reported, withdrawn). A nightly run over an unchanged archive sends nothing.
+        """
+        store = self.store.identity()
+        before = published(self.ledger, store)
+        seen: set[str] = set()
+        changed: list[tuple[FileRow, str]] = []
+        for row in rows:
+            seen.add(row.path)
+            digest = _digest(row, self.store.machine)
+            if before.get(row.path) != digest:
+                changed.append((row, digest))
+        gone = [path for path in before if path not in seen]
+        for start in range(0, len(changed), batch):
+            part = changed[start : start + batch]
+            self.store.publish_files([row for row, _ in part])
+            record_published(self.ledger, store, [(row.path, digest) for row, digest in part], [])
+        for start in range(0, len(gone), batch):
+            self.store.withdraw_files(gone[start : start + batch])
+            record_published(self.ledger, store, [], gone[start : start + batch])
+        log.info("files reported to the shared store: %d changed, %d withdrawn", len(changed), len(gone))
+        return len(changed), len(gone)
+
+
+def _digest(row: FileRow, machine: str) -> str:
+    """What a file's report says, in 16 bytes: a changed content, status, caption, keyword or machine name changes it."""
+    text = json.dumps([row.content_hash, row.status, row.caption, list(row.keywords), machine], ensure_ascii=False)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()

@@ -8,7 +8,7 @@ PostgreSQL store: claims as leases, tokens, answers, fingerprints, files),
 (``tagger status --shared``, ``tagger export --shared``). psycopg is imported
 only when a URL is configured.
 
-May import: the standard library, psycopg, ``tagger.errors``, ``tagger.atomic``,
+May import: the standard library, psycopg, ``tagger.errors``, ``tagger.redact``, ``tagger.atomic``,
 ``tagger.prepare`` (its fingerprints), ``tagger.exports`` (a cell's formula guard).
 """
 

@@ -14,11 +14,11 @@ can create; it is a lease its owner renews while it lives. ``Claim.kind``:
 
 from __future__ import annotations
 
-import urllib.parse
 from dataclasses import dataclass
 from typing import Protocol
 
 from tagger.errors import TaggerError
+from tagger.redact import url_secrets
 
 __all__ = ["SharedStore", "NoShared", "SharedError", "StoreDown", "Claim", "Answer", "Lender", "FileRow", "redact"]
 
@@ -103,6 +103,18 @@ class SharedStore(Protocol):
         """The service answered the upload with this token."""
         ...
 
+    def tokens(self, items: list[tuple[str, str]]) -> int:
+        """Tokens (content hash, token) the store missed, for claims this machine still holds; returns how many."""
+        ...
+
+    def identity(self) -> str:
+        """Which store this is: what a machine reported to it is remembered per store."""
+        ...
+
+    def withdraw_files(self, paths: list[str]) -> None:
+        """Files this machine reported that it no longer has (deleted, moved, out of its ledger)."""
+        ...
+
     def settled(self, items: list[tuple[str, Answer]]) -> None:
         """Publish final answers (and end this machine's claims of them)."""
         ...
@@ -161,6 +173,17 @@ class NoShared:
     def token(self, digest: str, token: str) -> None:
         """Nothing to record."""
 
+    def tokens(self, items: list[tuple[str, str]]) -> int:
+        """Nothing to record."""
+        return 0
+
+    def identity(self) -> str:
+        """No store."""
+        return ""
+
+    def withdraw_files(self, paths: list[str]) -> None:
+        """Nothing reported."""
+
     def settled(self, items: list[tuple[str, Answer]]) -> None:
         """Nothing to publish."""
 
@@ -194,27 +217,12 @@ class NoShared:
 
 
 def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (what messages and logs may show)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "the configured shared URL"
-    if parts.password is None:
-        return url
-    user = urllib.parse.quote(parts.username or "", safe="")
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """``url`` with every password in it (user part, ``?password=``, ``password=``) replaced by ``***``."""
+    return scrub(url, url)
 
 
 def scrub(text: str, url: str) -> str:
-    """``text`` (an error message) with the URL's password, if any, replaced by ``***``."""
-    try:
-        password = urllib.parse.urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
-        text = text.replace(password, "***").replace(urllib.parse.quote(password, safe=""), "***")
-    return text.replace(url, redact(url))
+    """``text`` (an error message) with the URL's passwords, if any, replaced by ``***``."""
+    for secret in url_secrets(url):
+        text = text.replace(secret, "***")
+    return text

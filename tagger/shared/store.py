@@ -10,6 +10,7 @@ a second), and the caller sends nothing that needs a claim.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -85,6 +86,7 @@ class PgStore:
         self._closed = False
         self._last_try = 0.0
         self._down = False  # the store stopped answering and has not come back yet
+        self._generation = 0  # counts the drops: a connection taken before the last one is not pooled again
         self.lost = False  # the store dropped at least once during this run
         self._closing = threading.Event()
         self._renewer = threading.Thread(target=self._renew_loop, name="shared-lease", daemon=True)
@@ -95,19 +97,19 @@ class PgStore:
     @contextmanager
     def _db(self) -> Iterator[psycopg.Connection]:
         """A connection of the pool, this caller's alone until it is done; a dropped one becomes ``StoreDown``."""
-        conn = self._take()
+        conn, generation = self._take()
         try:
             yield conn
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            self._drop(conn)
+            self._drop(conn, generation)
             raise StoreDown(scrub(str(exc).strip(), self.url)) from None
         except BaseException:
-            self._give(conn)
+            self._give(conn, generation)
             raise
-        self._give(conn)
+        self._give(conn, generation)
 
-    def _take(self) -> psycopg.Connection:
-        """An idle connection, a new one while fewer than ``pool`` are open, else wait for one."""
+    def _take(self) -> tuple[psycopg.Connection, int]:
+        """An idle connection, a new one while fewer than ``pool`` are open, else wait for one; and its generation."""
         with self._free:
             while True:
                 if self._closed:
@@ -115,7 +117,7 @@ class PgStore:
                 while self._idle:
                     conn = self._idle.pop()
                     if not conn.closed:
-                        return conn
+                        return conn, self._generation
                     self._open -= 1
                 if self._open < self.pool:
                     break
@@ -124,12 +126,13 @@ class PgStore:
                 conn, self._spare = self._spare, None
                 if not conn.closed:
                     self._open += 1
-                    return conn
+                    return conn, self._generation
             now = time.monotonic()
             if self._connect is None or self._down and now - self._last_try < _RECONNECT_EVERY:
                 raise StoreDown("the shared store is unreachable")
             self._last_try = now
             self._open += 1  # counted while connecting (outside the lock): the pool never overshoots
+            generation = self._generation
         try:
             conn = self._connect()
         except (psycopg.Error, OSError) as exc:
@@ -141,33 +144,46 @@ class PgStore:
             if self._down:
                 self._down = False
                 log.warning("the shared store is back")
-        return conn
+        return conn, generation
 
-    def _give(self, conn: psycopg.Connection) -> None:
+    def _give(self, conn: psycopg.Connection, generation: int) -> None:
         with self._free:
-            if self._closed:
+            # A connection that was out when the store dropped is not pooled again: the server may have ended its
+            # session too, and its next user would take the store for lost once more.
+            if self._closed or generation != self._generation:
                 conn.close()
                 self._open -= 1
             else:
                 self._idle.append(conn)
             self._free.notify()
 
-    def _drop(self, conn: psycopg.Connection) -> None:
+    def _drop(self, conn: psycopg.Connection, generation: int) -> None:
         """The store stopped answering: close this connection and the idle ones (they share its fate)."""
         with self._free:
-            if not self._down:
-                log.warning("the shared store stopped answering; nothing is sent without a claim until it is back")
-            self.lost = True
-            self._down = True
-            self._last_try = time.monotonic()
-            idle, self._idle = self._idle, []
-            self._open -= 1 + len(idle)
-            self._free.notify_all()
+            if generation != self._generation:  # out since before the last drop: the store is already known lost
+                self._open -= 1
+                self._free.notify()
+                idle: list[psycopg.Connection] = []
+            else:
+                idle = self._drop_all()
         for c in (conn, *idle):
             try:
                 c.close()
             except psycopg.Error:
                 pass
+
+    def _drop_all(self) -> list[psycopg.Connection]:
+        """Under the lock: the store is down; the idle connections to close (every other one is of the past)."""
+        if not self._down:
+            log.warning("the shared store stopped answering; nothing is sent without a claim until it is back")
+        self.lost = True
+        self._down = True
+        self._generation += 1
+        self._last_try = time.monotonic()
+        idle, self._idle = self._idle, []
+        self._open -= 1 + len(idle)
+        self._free.notify_all()
+        return idle
 
     def _key(self, digest: str) -> tuple[str, int, str, str]:
         return (digest, self.scheme, self.endpoint, self.locale)
@@ -258,6 +274,27 @@ class PgStore:
                 f"UPDATE tagger_contents SET state = 'polling', token = %s WHERE {_KEY} AND state <> 'settled'",
                 (token, *self._key(digest)),
             )
+
+    def tokens(self, items: list[tuple[str, str]]) -> int:
+        """Tokens the store missed (it was down when the service answered): only into claims this owner holds.
+
+        A claim another machine took over meanwhile is left alone: that machine sent the content again, and
+        counted it as a possible duplicate.
+        """
+        if not items:
+            return 0
+        with self._db() as c:
+            with c.transaction():
+                cur = c.cursor()
+                n = 0
+                for digest, token in items:
+                    cur.execute(
+                        f"""UPDATE tagger_contents SET state = 'polling', token = %s
+                            WHERE {_KEY} AND owner = %s AND state <> 'settled' AND token IS NULL""",
+                        (token, *self._key(digest), self.owner),
+                    )
+                    n += cur.rowcount
+                return n
 
     def settled(self, items: list[tuple[str, Answer]]) -> None:
         """Publish final answers; a state other machines should not link to releases the claim instead."""
@@ -413,6 +450,22 @@ class PgStore:
                         for r in rows
                     ],
                 )
+
+    def identity(self) -> str:
+        """The database's name and the moment its schema was created: a store dropped and made again is another."""
+        with self._db() as c:
+            row = c.execute(
+                """SELECT current_database() || ' ' || applied_at::text FROM tagger_shared_migrations
+                   WHERE name = 's001_initial'"""
+            ).fetchone()
+        return hashlib.sha256(str(row[0] if row else "").encode()).hexdigest()[:16]
+
+    def withdraw_files(self, paths: list[str]) -> None:
+        """Remove files this owner reported and no longer has."""
+        if not paths:
+            return
+        with self._db() as c:
+            c.execute("DELETE FROM tagger_files WHERE owner = %s AND path = ANY(%s)", (self.owner, paths))
 
     def watermark(self) -> float:
         """Until when (the ledger's clock) this owner's settled answers are known to be published."""
