@@ -19,7 +19,7 @@ from PIL import Image
 from tagger.config import Config
 from tagger.emulator import Emulator
 from tagger.errors import EXIT_USAGE
-from tagger.pipeline import run
+from tagger.pipeline import dry_run, run
 from tagger.shared import NoShared, SharedError, redact
 from tagger.shared.base import Answer, StoreDown
 from tagger.shared.migrations import NAMES
@@ -310,8 +310,8 @@ def test_a_dry_run_counts_content_claimed_or_captioned_elsewhere_as_free(tmp_pat
         try:
             assert busy.claim(content_hash(str(two / "IMG_0003.jpg"))).kind == "mine"
             before = emu.counters()["requests"]
-            plan = run(_config(tmp_path, "two", emu, pg_url), [str(two)], dry_run=True)
-            alone = run(_config(tmp_path, "alone", emu, ""), [str(two)], dry_run=True)
+            plan = dry_run(_config(tmp_path, "two", emu, pg_url), [str(two)])
+            alone = dry_run(_config(tmp_path, "alone", emu, ""), [str(two)])
             assert emu.counters()["requests"] == before  # a dry run sends nothing
         finally:
             busy.close()
