@@ -1,8 +1,9 @@
 """Reading images: sniffing formats, hashing their content, decoding and downsizing for upload.
 
-Owns: ``formats`` (which files are images), ``hashing`` (content identity
+Owns: ``formats`` (which files are images: the one table of signatures every
+module asks), ``tiff`` (the one reader of TIFF directories), ``hashing`` (content identity
 that ignores metadata, one ``hash_*`` module per format family, the pixel
-fallback in ``hash_pixels``), ``decode`` and ``tiff`` (decoding internals),
+fallback in ``hash_pixels``), ``decode`` (decoding internals),
 ``normalise`` (the upload JPEG, the ``Preparer``, ``read_once``: hash and prepare from one read),
 ``embedded`` (the metadata an image carries, which a new sidecar copies), ``fingerprint`` (the
 perceptual fingerprint of the decoded pixels, for similar photos) and

@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from tagger.prepare.formats import RAW_EXTENSIONS, SNIFF_BYTES, register_heif, sniff
+from tagger.prepare.formats import RAW_EXTENSIONS, SNIFF_BYTES, is_avif, register_heif, sniff
 from tagger.prepare.tiff import data_extent
 
 __all__ = ["DecodeFailure", "Decoded", "decode", "draft_scale"]
@@ -352,6 +352,6 @@ def _ensure_heif(head: bytes) -> None:
     """pillow-heif registered; AVIF falls back to Pillow's own plugin when it has one."""
     if register_heif():
         return
-    if head[8:12] in (b"avif", b"avis") and "AVIF" in Image.registered_extensions().values():
+    if is_avif(head) and "AVIF" in Image.registered_extensions().values():
         return
     raise DecodeFailure(HEIC_MISSING)

@@ -20,7 +20,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
-from tagger.prepare.formats import SNIFF_BYTES, register_heif, sniff
+from tagger.prepare.formats import SNIFF_BYTES, is_classic_tiff, register_heif, sniff
+from tagger.prepare.tiff import TiffReader
 
 __all__ = ["ImageMetadata", "read_image_metadata", "read_metadata_of", "remember", "is_boilerplate", "BOILERPLATE"]
 
@@ -124,7 +125,7 @@ def _read(f: BinaryIO) -> ImageMetadata:
     kind = sniff(head)
     if kind == "heif":
         register_heif()
-    if kind in ("tiff", "raw") and head[:4] in (b"II*\x00", b"MM\x00*"):
+    if is_classic_tiff(head):  # TIFF, DNG, NEF, ARW, CR2: read IFD0 without asking Pillow to open the pixels
         f.seek(0)
         return _from_tiff(f)
     f.seek(0)
@@ -193,11 +194,10 @@ def _from_tiff(f) -> ImageMetadata:
     """IFD0 of a TIFF-based file, parsed without asking Pillow to understand its pixels (DNG, NEF...)."""
     from PIL import TiffImagePlugin
 
-    head = f.read(8)
-    prefix = head[:4]
-    (offset,) = struct.unpack("<I" if prefix.startswith(b"II") else ">I", head[4:8])
-    ifd = TiffImagePlugin.ImageFileDirectory_v2(ifh=head)
-    f.seek(offset)
+    first = TiffReader(f).first
+    f.seek(0)
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(ifh=f.read(8))
+    f.seek(first)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ifd.load(f)

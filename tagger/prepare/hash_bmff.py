@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from tagger.prepare.hash_io import Malformed, copy_at, file_size, read_exact
 
-__all__ = ["is_bmff", "hash_bmff"]
+__all__ = ["hash_bmff"]
 
 _TAG = b"tagger-identity/isobmff\0"
 _METADATA_ITEMS = frozenset({b"Exif"})
@@ -31,11 +31,6 @@ _ICC_COLR = frozenset({b"prof", b"rICC"})
 _METADATA_REFS = frozenset({b"cdsc"})  # "content describes": metadata items pointing at images
 _PREVIEW_UUID = bytes.fromhex("eaf42b5e1c984b88b9fbb7dc406e4d16")  # Canon PRVW
 _MAX_META = 64 << 20
-
-
-def is_bmff(head: bytes) -> bool:
-    """Whether the first bytes open an ISO base media file (``ftyp`` first)."""
-    return head[4:8] == b"ftyp"
 
 
 def _boxes(data: bytes, start: int, end: int):

@@ -13,15 +13,10 @@ from typing import BinaryIO
 
 from tagger.prepare.hash_io import Malformed, read_exact
 
-__all__ = ["is_gif", "hash_gif"]
+__all__ = ["hash_gif"]
 
 _TAG = b"tagger-identity/gif\0"
 _KEPT_EXTENSIONS = frozenset({0xF9, 0x01})  # graphic control, plain text: both change what is drawn
-
-
-def is_gif(head: bytes) -> bool:
-    """Whether the first bytes are a GIF signature."""
-    return head[:6] in (b"GIF87a", b"GIF89a")
 
 
 def _table(flags: int) -> int:

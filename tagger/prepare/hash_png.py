@@ -9,9 +9,8 @@ from typing import BinaryIO
 from tagger.prepare import hash_io
 from tagger.prepare.hash_io import Malformed, read_exact
 
-__all__ = ["PNG_SIGNATURE", "hash_png", "SKIPPED_V1", "SKIPPED"]
+__all__ = ["hash_png", "SKIPPED_V1", "SKIPPED"]
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: What scheme 1 skipped.
 SKIPPED_V1 = frozenset({b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"})
 #: Scheme 2 also skips iCCP: a colour profile is not identity in any format (JPEG's APP2 never was).

@@ -15,16 +15,11 @@ from typing import BinaryIO
 from tagger.prepare import hash_io
 from tagger.prepare.hash_io import Malformed, file_size, read_exact
 
-__all__ = ["is_webp", "hash_webp"]
+__all__ = ["hash_webp"]
 
 _IMAGE = frozenset({b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF"})
 _ANIMATION_FLAG = 0x02
 _TAG = b"tagger-identity/webp\0"
-
-
-def is_webp(head: bytes) -> bool:
-    """Whether the first bytes open a RIFF WebP file."""
-    return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
 
 
 def hash_webp(handle: BinaryIO, digest: hashlib._Hash) -> None:

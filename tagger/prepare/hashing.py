@@ -30,14 +30,15 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from tagger.prepare import hash_io
-from tagger.prepare.hash_bmff import hash_bmff, is_bmff
-from tagger.prepare.hash_gif import hash_gif, is_gif
+from tagger.prepare.formats import SNIFF_BYTES, is_jpeg, is_png, structure
+from tagger.prepare.hash_bmff import hash_bmff
+from tagger.prepare.hash_gif import hash_gif
 from tagger.prepare.hash_io import Malformed
 from tagger.prepare.hash_jpeg import hash_jpeg
 from tagger.prepare.hash_pixels import pixel_hash
-from tagger.prepare.hash_png import PNG_SIGNATURE, SKIPPED_V1, hash_png
-from tagger.prepare.hash_tiff import hash_raf, hash_tiff, is_raf, is_tiff
-from tagger.prepare.hash_webp import hash_webp, is_webp
+from tagger.prepare.hash_png import SKIPPED_V1, hash_png
+from tagger.prepare.hash_tiff import hash_raf, hash_tiff
+from tagger.prepare.hash_webp import hash_webp
 
 __all__ = ["SCHEME", "content_hash", "content_hash_of", "legacy_hash", "carries_over"]
 
@@ -45,27 +46,18 @@ log = logging.getLogger("tagger.prepare.hashing")
 
 #: The identity scheme ``content_hash`` computes; the ledger records it beside each hash (m007).
 SCHEME = 2
-_HEAD = 16
 
 Hasher = Callable[[BinaryIO, "hashlib._Hash"], None]
-
-
-def _structural(head: bytes) -> Hasher | None:
-    if head[:2] == b"\xff\xd8":
-        return hash_jpeg
-    if head[:8] == PNG_SIGNATURE:
-        return hash_png
-    if is_raf(head):
-        return hash_raf
-    if is_tiff(head):
-        return hash_tiff
-    if is_webp(head):
-        return hash_webp
-    if is_gif(head):
-        return hash_gif
-    if is_bmff(head):
-        return hash_bmff
-    return None
+#: ``formats.structure``'s answer -> the hasher that reads it ("bmp" has none: the whole file is the picture).
+_HASHERS: dict[str, Hasher] = {
+    "jpeg": hash_jpeg,
+    "png": hash_png,
+    "raf": hash_raf,
+    "tiff": hash_tiff,
+    "webp": hash_webp,
+    "gif": hash_gif,
+    "bmff": hash_bmff,
+}
 
 
 def content_hash(path: str) -> str:
@@ -81,11 +73,9 @@ def content_hash_of(data: bytes, name: str) -> str:
 
 def _identity(handle: BinaryIO, name: str, source: str | Callable[[], BinaryIO]) -> str:
     """The scheme-2 hash of an open file; ``source`` reopens it for the decoders (a path, or a new buffer)."""
-    head = handle.read(_HEAD)
-    hasher = _structural(head)
-    if head[:2] == b"BM":
-        hasher = None  # BMP: the whole file is header and pixels
-    elif hasher is not None:
+    kind = structure(handle.read(SNIFF_BYTES))
+    hasher = _HASHERS.get(kind) if kind else None
+    if hasher is not None:
         handle.seek(0)
         digest = hashlib.sha256()
         try:
@@ -97,7 +87,7 @@ def _identity(handle: BinaryIO, name: str, source: str | Callable[[], BinaryIO])
         if pixels is not None:
             return pixels
         log.info("%s: neither its structure nor its pixels could be read; its identity is the whole file", name)
-    elif (pixels := pixel_hash(name, source)) is not None:
+    elif kind != "bmp" and (pixels := pixel_hash(name, source)) is not None:  # BMP: header and pixels are the image
         return pixels
     handle.seek(0)
     return _whole(handle)
@@ -116,10 +106,10 @@ def legacy_hash(path: str) -> str:
         handle.seek(0)
         digest = hashlib.sha256()
         try:
-            if head[:2] == b"\xff\xd8":
+            if is_jpeg(head):
                 hash_jpeg(handle, digest)
                 return digest.hexdigest()
-            if head == PNG_SIGNATURE:
+            if is_png(head):
                 hash_png(handle, digest, SKIPPED_V1)
                 return digest.hexdigest()
         except Malformed:
@@ -134,7 +124,7 @@ def carries_over(path: str) -> bool:
     hash it the same way. Everything else must be hashed again.
     """
     with open(path, "rb") as handle:
-        if handle.read(2) != b"\xff\xd8":
+        if not is_jpeg(handle.read(2)):
             return False
         handle.seek(0)
         try:
