@@ -133,7 +133,7 @@ def _add_urls(ledger: Ledger, urls: Sequence[str], endpoint: str, dry_run: bool)
         return 0, 0
     pairs = [(u, url_key(u)) for u in urls]
     if not dry_run:
-        return ledger.add_urls(pairs, endpoint), 0
+        return ledger.files.add_urls(pairs, endpoint), 0
     states = [ledger.job_state(key, endpoint) for key in {key for _, key in pairs}]
     # A URL with no job yet, or with one still queued, costs one credit.
     return states.count(None), sum(1 for state in states if state in (None, "queued", "submitting"))
@@ -409,7 +409,7 @@ def run(
         # Keywords are re-derived whenever the rules changed (write_back does it); --rewrite-sidecars then
         # writes them, with new naming, folder or parent too, into every sidecar again.
         if rewrite_sidecars:
-            ledger.forget_writes(broots)
+            ledger.writes.forget(broots)
         # Captions settled in an earlier run but not yet written (a crash between the two, sidecars off, unwritable).
         written, failed = write_back(ledger, sidecars, roots=broots)
         result.sidecars_written += written
@@ -516,7 +516,7 @@ def run(
                     walk_stopped = True
                 intake.left(planning.left)
                 for job_id, lender in unlinked:  # the lenders the walk reached after their copies
-                    ledger.link_lender(job_id, lender)
+                    ledger.writes.link_lender(job_id, lender)
             result.plan = _counted(planning.finish(intake.counts), intake.counts, queue, remote_new)
             interrupted = walk_stopped or (stop is not None and stop.is_set())
             written, failed = write_back(ledger, sidecars, roots=broots)
@@ -532,7 +532,7 @@ def run(
                     result.tally.stopped = (
                         f"the shared store was lost: {count(sharing.not_sent, 'job')} not sent (no claim); run again"
                     )
-            result.counts = ledger.summary(broots, remote=bool(urls))
+            result.counts = ledger.readout.summary(broots, remote=bool(urls))
             result.known_failures, result.new_failures = _failures(failing_before, failing_files(ledger, broots))
             result.plan.known_failures = len(result.known_failures)
             # Not an image, empty, truncated: found out while preparing (the plan had them as new or changed).

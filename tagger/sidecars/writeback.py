@@ -94,16 +94,16 @@ def write_back(
         # One derivation, stored, for every job (remote images too): the exports and the contact sheet
         # read the keywords the sidecars got.
         refresh_keywords(ledger, rules)
-    rows = ledger.unwritten(job_id, roots)
+    rows = ledger.writes.unwritten(job_id, roots)
     # A review row counts only for the job whose caption was held (a changed file has another job).
-    reviews = ledger.reviews_of([row[0] for row in rows]) if rows else {}
+    reviews = ledger.reviews.of_files([row[0] for row in rows]) if rows else {}
     if options.hold:
         held = [(row[0], row[5]) for row in rows if (reviews.get(row[0]) or (None,))[0] != row[5]]
         if held:
             if job_id is not None:
                 refresh_keywords(ledger, rules, job_id)  # the page and the spreadsheet show them
-            ledger.hold_for_review(held)
-            reviews.update(ledger.reviews_of(f for f, _ in held))
+            ledger.reviews.hold(held)
+            reviews.update(ledger.reviews.of_files(f for f, _ in held))
     if not options.enabled:
         if job_id is not None:
             refresh_keywords(ledger, rules, job_id)  # the exports read them
@@ -187,12 +187,12 @@ def write_back(
             failed += 1
             message = f"sidecar not written: {exc}"
             log.warning("%s: %s (tried again on the next run)", image, message)
-            ledger.sidecar_failed(file_id, message)
+            ledger.writes.sidecar_failed(file_id, message)
             continue
-        ledger.mark_written(file_id, jid, os.fsencode(target), fresh)
+        ledger.writes.mark_written(file_id, jid, os.fsencode(target), fresh)
         if decision is not None:
             applied.append(file_id)
         written += int(changed)
     if applied:
-        ledger.mark_applied(applied)
+        ledger.reviews.mark_applied(applied)
     return written, failed
