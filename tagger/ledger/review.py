@@ -60,6 +60,17 @@ class Override(NamedTuple):
     keywords: str | None
 
 
+class HeldPhoto(NamedTuple):
+    """One held photo (``ReviewQueries.photo``)."""
+
+    dir: bytes
+    name: bytes
+    root: bytes
+    content_hash: str | None
+    decision: str
+    copies: str | None  # JSON: the hex of each other active copy's path
+
+
 @dataclass(frozen=True)
 class ReviewFilter:
     """Which held photos a listing shows: under ``folder``, with ``decision``, holding ``text``, reused or not."""
@@ -185,8 +196,8 @@ class ReviewQueries:
         """The folders that hold photos held for review."""
         return [r[0] for r in self._core.query(f"SELECT DISTINCT f.dir {_CURRENT} ORDER BY 1")]
 
-    def photo(self, file_id: int) -> sqlite3.Row | None:
-        """One held photo: dir, name, root, content hash, decision, and its copies' (dir, name) as JSON."""
+    def photo(self, file_id: int) -> HeldPhoto | None:
+        """One held photo, with its copies' paths."""
         rows = self._core.query(
             f"""SELECT f.dir, f.name, f.root, f.content_hash, r.decision,
                        (SELECT json_group_array(hex(c.dir || X'2F' || c.name)) FROM files c
@@ -194,7 +205,7 @@ class ReviewQueries:
                 {_CURRENT} AND r.file_id = ?""",
             (file_id,),
         )
-        return rows[0] if rows else None
+        return HeldPhoto(*rows[0]) if rows else None
 
     def ids(self, where: ReviewFilter) -> list[int]:
         """The file ids ``where`` selects."""

@@ -13,7 +13,7 @@ from tagger.ledger.core import LedgerCore
 from tagger.ledger.roots import under_roots
 from tagger.ledger.states import Job, JobState
 
-__all__ = ["SimilarQueries", "LENDER_FILE", "Fingerprint", "Candidate", "Waiters"]
+__all__ = ["SimilarQueries", "LENDER_FILE", "StoredPrint", "Candidate", "Waiters"]
 
 # Jobs whose answer a similar photo may share: done, or on its way (queued ones only once fingerprinted).
 _LENDER_STATES = ("completed", "queued", "submitting", "polling")
@@ -23,7 +23,7 @@ LENDER_FILE = """(SELECT d.dir FROM files d WHERE d.job_id = j.similar_to ORDER 
                  (SELECT d.name FROM files d WHERE d.job_id = j.similar_to ORDER BY d.state != 'active', d.id LIMIT 1)"""
 
 
-class Fingerprint(NamedTuple):
+class StoredPrint(NamedTuple):
     """A content's stored perceptual fingerprint."""
 
     aspect: float
@@ -60,10 +60,10 @@ class SimilarQueries:
                 (content_hash, key, means, aspect, blob),
             )
 
-    def fingerprint_of(self, content_hash: str) -> Fingerprint | None:
+    def fingerprint_of(self, content_hash: str) -> StoredPrint | None:
         """The fingerprint stored for a content, if any."""
         rows = self._core.query("SELECT aspect, print FROM fingerprints WHERE content_hash = ?", (content_hash,))
-        return Fingerprint(rows[0][0], rows[0][1]) if rows else None
+        return StoredPrint(rows[0][0], rows[0][1]) if rows else None
 
     def candidates(
         self,

@@ -15,7 +15,7 @@ from tagger.ledger.core import LedgerCore
 from tagger.ledger.roots import under_roots
 from tagger.ledger.similarity import LENDER_FILE
 
-__all__ = ["WriteQueries", "WordCount"]
+__all__ = ["WriteQueries", "WordCount", "Unwritten", "Adoptable"]
 
 
 class WordCount(NamedTuple):
@@ -23,6 +23,43 @@ class WordCount(NamedTuple):
 
     word: str
     photos: int
+
+
+class Unwritten(NamedTuple):
+    """An active file whose completed caption is not yet in its sidecar, with its job (``WriteQueries.unwritten``)."""
+
+    file_id: int
+    dir: bytes
+    name: bytes
+    root: bytes
+    content_hash: str | None
+    job_id: int
+    token: str | None
+    endpoint: str
+    locale: str
+    caption: str | None
+    flags: str | None  # JSON
+    categories: str | None  # JSON
+    status: str | None
+    reason: str | None
+    settled_at: float | None
+    keywords: str | None  # JSON, as stored under ``keyword_rules``
+    keyword_paths: str | None  # JSON
+    keyword_rules: str | None
+    lender_dir: bytes | None  # a file of the similar photo whose caption it shares (None: it shares none)
+    lender_name: bytes | None
+
+
+class Adoptable(NamedTuple):
+    """A file of one of this run's unsent jobs, whose sidecar may hold its caption (``WriteQueries.adoptable``)."""
+
+    job_id: int
+    job_hash: str  # the job's content
+    file_id: int
+    dir: bytes
+    name: bytes
+    root: bytes
+    content_hash: str  # the file's own (a RAW file shares its JPEG's job)
 
 
 class WriteQueries:
@@ -73,14 +110,10 @@ class WriteQueries:
         )
         return sorted((WordCount(r[0], r[1]) for r in rows), key=lambda wc: (-wc.photos, wc.word.casefold(), wc.word))
 
-    def unwritten(self, job_id: int | None = None, roots: list[bytes] | None = None) -> list[sqlite3.Row]:
+    def unwritten(self, job_id: int | None = None, roots: list[bytes] | None = None) -> list[Unwritten]:
         """Active files (under ``roots`` when given) whose completed caption is not yet in their sidecar.
 
-        A file follows its current job: the endpoint and locale of the latest
-        run over it. Each row: file id, dir, name, root, the file's content
-        hash, then the job's id, token, endpoint, locale, caption, flags,
-        categories, status, reason, settled_at, keywords, keyword_paths, keyword_rules, and
-        the dir and name of a file of the similar photo whose caption it shares (or NULLs).
+        A file follows its current job: the endpoint and locale of the latest run over it.
         """
         sql = f"""SELECT f.id, f.dir, f.name, f.root, f.content_hash, j.id, j.token, j.endpoint, j.locale, j.caption, j.flags,
                         j.categories, j.status, j.reason, j.settled_at, j.keywords, j.keyword_paths, j.keyword_rules, {LENDER_FILE}
@@ -97,7 +130,7 @@ class WriteQueries:
             where, where_params = under_roots(roots, "+f.dir")
             sql += f" AND ({where})"
             params += where_params
-        return self._core.query(sql, params)
+        return [Unwritten(*r) for r in self._core.query(sql, params)]
 
     def mark_written(
         self, file_id: int, job_id: int, sidecar: bytes | None, keywords: tuple[str, str, str, str] | None = None
@@ -124,9 +157,9 @@ class WriteQueries:
         with self._core.transaction() as c:
             c.execute("UPDATE files SET sidecar_error = ? WHERE id = ?", (reason, file_id))
 
-    def adoptable(self, endpoint: str) -> list[sqlite3.Row]:
-        """Files of this run's unsent jobs (see ``set_scope``): job id, job content, file id, dir, name, root, file content."""
-        return self._core.query(
+    def adoptable(self, endpoint: str) -> list[Adoptable]:
+        """Files of this run's unsent jobs (see ``Ledger.set_scope``), by job."""
+        rows = self._core.query(
             """SELECT j.id, j.content_hash, f.id, f.dir, f.name, f.root, f.content_hash FROM jobs j JOIN files f ON f.job_id = j.id
                WHERE j.endpoint = ? AND j.locale = ? AND j.state = 'queued' AND j.token IS NULL AND j.attempts = 0
                AND f.state = 'active'"""
@@ -134,6 +167,7 @@ class WriteQueries:
             + " ORDER BY j.id, f.id",
             (endpoint, self._core.locale),
         )
+        return [Adoptable(*r) for r in rows]
 
     def token_held(self, token: str) -> bool:
         """Whether some job already holds this token."""

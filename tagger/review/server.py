@@ -210,7 +210,7 @@ class ReviewServer:
         row = self.ledger.reviews.photo(file_id)
         if row is None:
             return None
-        return self.thumbs.get(os.fsdecode(os.path.join(row[0], row[1])), row[3])
+        return self.thumbs.get(os.fsdecode(os.path.join(row.dir, row.name)), row.content_hash)
 
     def decide(self, body: dict[str, Any]) -> dict[str, Any]:
         """Record one decision for the photos ``ids`` (an edit: their caption and keywords); returns their rows."""

@@ -16,11 +16,11 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import sqlite3
 from dataclasses import dataclass
 
 from tagger.ledger.keys import normal_endpoint, normal_locale
 from tagger.ledger.store import Ledger
+from tagger.ledger.writes import Adoptable
 from tagger.sidecars.write import sidecar_provenance
 from tagger.sidecars.writeback import SidecarOptions, sidecar_of
 
@@ -91,9 +91,9 @@ def sidecar_answer(
 
 def adopt_from_sidecars(ledger: Ledger, options: SidecarOptions, endpoint: str) -> tuple[int, int]:
     """Settle this run's unsent jobs from their files' sidecars; returns (jobs, files) adopted."""
-    by_job: dict[int, list[sqlite3.Row]] = {}
+    by_job: dict[int, list[Adoptable]] = {}
     for row in ledger.writes.adoptable(endpoint):
-        by_job.setdefault(row[0], []).append(row)
+        by_job.setdefault(row.job_id, []).append(row)
     jobs = files = 0
     for job_id, rows in by_job.items():
         found: Adoption | None = None
@@ -155,7 +155,9 @@ def preview_adoption(
     keys: set[str] = set()
     files: set[tuple[bytes, bytes]] = set()
     # ``hashed``: the dry run's new or changed files whose content the real run would still send.
-    candidates = [(None, digest, d, n, r, digest) for d, n, r, digest in hashed]
+    candidates: list[tuple[int | None, str, bytes, bytes, bytes, str]] = [
+        (None, digest, d, n, r, digest) for d, n, r, digest in hashed
+    ]
     candidates += [
         (job_id, job_hash, d, n, r, digest)
         for job_id, job_hash, _, d, n, r, digest in ledger.writes.adoptable(endpoint)
