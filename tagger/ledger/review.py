@@ -129,7 +129,7 @@ class ReviewQueries:
 
     # -- holding, and the gate write-back asks ------------------------------------
 
-    def hold(self, pairs: Iterable[tuple[int, int]]) -> int:
+    def set_awaiting(self, pairs: Iterable[tuple[int, int]]) -> int:
         """Record (file id, job id) pairs as awaiting review; a row of another (older) job starts over. Returns rows held."""
         with self._core.transaction() as c:
             return c.executemany(

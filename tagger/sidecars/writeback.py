@@ -106,7 +106,7 @@ def write_back(
         if held:
             if job_id is not None:
                 refresh_keywords(ledger, rules, job_id)  # the page and the spreadsheet show them
-            ledger.reviews.hold(held)
+            ledger.reviews.set_awaiting(held)
             reviews.update(ledger.reviews.of_files(f for f, _ in held))
     if not options.enabled:
         if job_id is not None:
