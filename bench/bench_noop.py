@@ -6,7 +6,7 @@
 
 Builds a tree of tiny, distinct, valid JPEGs (100 folders of 1,000 files by
 default) and a ledger holding every one of them as a finished run leaves it
-(rows written by ``Ledger.upsert_files``, content hashes equal to
+(rows written by ``Ledger.files.upsert``, content hashes equal to
 ``tagger.prepare.hashing.content_hash``, one completed job each with its
 keywords derived, sidecars recorded as written). Then, on the warm tree, it
 times ``find DIR -type f -printf '%s %T@\\n'`` and a whole no-op
@@ -108,7 +108,7 @@ def _finish(ledger: Ledger, root: bytes) -> None:
         hashes = [
             h for (h,) in ledger.query("SELECT content_hash FROM files WHERE dir = ? AND job_id IS NULL", (directory,))
         ]
-        ledger.link_folder(ENDPOINT, directory, hashes)
+        ledger.files.link_folder(ENDPOINT, directory, hashes)
     now = time.time()
     with ledger.transaction() as c:
         c.execute(
@@ -132,7 +132,7 @@ def fill_ledger(path: str, root: bytes, rows: list[tuple[bytes, bytes, int, int,
     """Record the tree as a finished run leaves it."""
     with Ledger(path) as ledger:
         for start in range(0, len(rows), BATCH):
-            ledger.upsert_files(
+            ledger.files.upsert(
                 [(d, n, root, s, m, h, "active", None) for d, n, s, m, h in rows[start : start + BATCH]]
             )
         _finish(ledger, root)
@@ -158,7 +158,7 @@ def pad_ledger(path: str, other_root: bytes, count: int, per_folder: int) -> Non
                         None,
                     )
                 )
-            ledger.upsert_files(batch)
+            ledger.files.upsert(batch)
         _finish(ledger, other_root)
 
 

@@ -137,7 +137,7 @@ def measure(driver: webdriver.Chrome, folder: Path, held: int, presses: int, loa
             )
         timings = driver.execute_script("return window.reviewTimings")
         paints = driver.execute_script("return window.paints")
-        approved = srv.ledger.review_count(srv.filter_of({}))["approved"]
+        approved = srv.ledger.reviews.count(srv.filter_of({}))["approved"]
     assert approved == presses, f"{approved} approvals recorded, {presses} keys pressed"
     return {
         "held": held,

@@ -300,7 +300,7 @@ def _awaiting(config: Config) -> None:
     from tagger.ledger.review import ReviewFilter
 
     with Ledger(config.ledger_path, locale=config.locale) as db:
-        waiting = db.review_count(ReviewFilter())["awaiting"]
+        waiting = db.reviews.count(ReviewFilter())["awaiting"]
     if waiting:
         click.echo(
             f"{count(waiting, 'caption')} await review (no sidecar yet): `tagger review` or `tagger review --export FILE.csv`,"
@@ -532,7 +532,7 @@ def status(ctx: click.Context, ledger: str | None, as_json: bool, shared: bool) 
         _shared_status(_shared_url(config), as_json)
         return
     with _open_ledger(config) as db:
-        summary = db.summary()
+        summary = db.readout.summary()
         failing = sorted(failing_files(db).values(), key=lambda f: (f.dir, f.name))
         orphans = _orphans(db)
     if as_json:
@@ -661,7 +661,7 @@ def report(ctx: click.Context, dest: str, ledger: str | None) -> None:
     config = _config(ctx, {"ledger": ledger})
     refuse_clobber(dest, option="--html", ledger=config.ledger_path)
     with _open_ledger(config) as db:
-        summary = db.summary()
+        summary = db.readout.summary()
         n = write_report(
             iter_records(db, rules=_keyword_rules(config)),
             dest,
@@ -771,9 +771,9 @@ def retry(
                 else 0
             )
             if reused:
-                n += db.retry_reused(endpoint_id, roots or [])
+                n += db.similar.retry_reused(endpoint_id, roots or [])
             if rejected:
-                n += db.retry_rejected(roots)
+                n += db.reviews.retry_rejected(roots)
             if timeouts:
                 revived = revive_timeouts(api, db, endpoint_id, roots=roots)
     finally:
@@ -962,7 +962,7 @@ def unmapped(ctx: click.Context, ledger: str | None, as_json: bool) -> None:
     """
     config = _config(ctx, {"ledger": ledger})
     with _open_ledger(config) as db:
-        counts = db.unmapped_counts()
+        counts = db.writes.unmapped_counts()
     if as_json:
         click.echo(json.dumps(dict(counts), ensure_ascii=False))
         return

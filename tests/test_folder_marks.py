@@ -61,7 +61,7 @@ def _marked(ledger_path: Path, root: Path, endpoint: str = END, locale: str = "e
         return {
             os.path.basename(os.fsdecode(f.path))
             for f in scan([str(root)])
-            if f.listing() is not None and ledger.folder_marked(f.path, endpoint, f.listing())
+            if f.listing() is not None and ledger.planning.folder_marked(f.path, endpoint, f.listing())
         }
 
 
@@ -154,7 +154,7 @@ def test_a_rekeyed_identity_drops_the_mark(done, tmp_path):
     # A folder with scheme-1 rows is read in full before any mark is looked at (the planner's old_dirs).
     assert _marked(ledger_path, root) == {"album", "other"}
     with Ledger(str(ledger_path), clock=_clock) as ledger:
-        ledger.rekey([(old, "f" * 64)])
+        ledger.planning.rekey([(old, "f" * 64)])
     assert _marked(ledger_path, root) == {"other"}
     assert _twin_plan(tmp_path, ledger_path, root)["unchanged"] == 2 * FILES
 
@@ -223,19 +223,19 @@ def test_no_mark_is_written_over_a_change_made_after_the_folder_was_read(done):
     with Ledger(str(ledger_path), clock=_clock) as ledger:
         with ledger.transaction() as c:
             c.execute("DELETE FROM folder_marks")
-        stamp = ledger.folder_stamp()
-        ledger.upsert_files([(album.path, b"late.jpg", album.root, 1, 1, "0" * 64, "active", None)])
-        assert not ledger.mark_folder(album.path, END, album.listing(), stamp)
+        stamp = ledger.planning.folder_stamp()
+        ledger.files.upsert([(album.path, b"late.jpg", album.root, 1, 1, "0" * 64, "active", None)])
+        assert not ledger.planning.mark_folder(album.path, END, album.listing(), stamp)
         # Another connection's commit counts too.
-        stamp = ledger.folder_stamp()
+        stamp = ledger.planning.folder_stamp()
         other = sqlite3.connect(ledger_path)
         other.execute("UPDATE files SET size = size + 1 WHERE name = CAST('late.jpg' AS BLOB)")
         other.commit()
         other.close()
-        assert not ledger.mark_folder(album.path, END, album.listing(), stamp)
-        stamp = ledger.folder_stamp()
-        assert ledger.mark_folder(album.path, END, album.listing(), stamp)
-        assert ledger.folder_marked(album.path, END, album.listing())
+        assert not ledger.planning.mark_folder(album.path, END, album.listing(), stamp)
+        stamp = ledger.planning.folder_stamp()
+        assert ledger.planning.mark_folder(album.path, END, album.listing(), stamp)
+        assert ledger.planning.folder_marked(album.path, END, album.listing())
 
 
 def test_without_its_triggers_no_mark_is_used(done):

@@ -86,8 +86,8 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
 
 
 def _one_job(ledger: Ledger, tmp_path) -> int:
-    ledger.upsert_files([(os.fsencode(tmp_path), b"a.jpg", os.fsencode(tmp_path), 10, 1, "h1", "active", None)])
-    assert ledger.link_folder("http://x/v1", os.fsencode(tmp_path), ["h1"]) == 1
+    ledger.files.upsert([(os.fsencode(tmp_path), b"a.jpg", os.fsencode(tmp_path), 10, 1, "h1", "active", None)])
+    assert ledger.files.link_folder("http://x/v1", os.fsencode(tmp_path), ["h1"]) == 1
     return ledger.jobs_in_state("http://x/v1", JobState.QUEUED)[0].id
 
 
@@ -107,18 +107,18 @@ def test_sweep_requeues_only_jobs_without_a_token(tmp_path):
 def test_identical_content_shares_one_job_and_endpoints_do_not(tmp_path):
     root = os.fsencode(tmp_path)
     with Ledger(str(tmp_path / "l.sqlite")) as ledger:
-        ledger.upsert_files(
+        ledger.files.upsert(
             [
                 (root, b"a.jpg", root, 10, 1, "same", "active", None),
                 (root + b"/sub", b"b.jpg", root, 10, 1, "same", "active", None),
                 (root, b"c.jpg", root, 10, 1, "other", "active", None),
             ]
         )
-        assert ledger.link_folder("http://one/v1", root, ["same", "other"]) == 2
-        assert ledger.link_folder("http://one/v1", root + b"/sub", ["same"]) == 0  # a copy costs nothing
-        assert ledger.link_folder("http://one/v1", root, ["same", "other"]) == 0
+        assert ledger.files.link_folder("http://one/v1", root, ["same", "other"]) == 2
+        assert ledger.files.link_folder("http://one/v1", root + b"/sub", ["same"]) == 0  # a copy costs nothing
+        assert ledger.files.link_folder("http://one/v1", root, ["same", "other"]) == 0
         assert ledger.query("SELECT count(DISTINCT job_id), count(*) FROM files") == [(2, 3)]
-        assert ledger.link_folder("emulator", root, ["same", "other"]) == 2
+        assert ledger.files.link_folder("emulator", root, ["same", "other"]) == 2
         # Only the folder looked at moves to the new endpoint's jobs; the copy in sub/ keeps its own.
         rows = ledger.query(
             "SELECT j.endpoint, count(*) FROM files f JOIN jobs j ON j.id = f.job_id GROUP BY 1 ORDER BY 1"
@@ -129,9 +129,9 @@ def test_identical_content_shares_one_job_and_endpoints_do_not(tmp_path):
 def test_non_utf8_names_round_trip(tmp_path):
     root = os.fsencode(tmp_path)
     with Ledger(str(tmp_path / "l.sqlite")) as ledger:
-        ledger.upsert_files([(root, b"caf\xe9.jpg", root, 1, 1, "h", "active", None)])
-        assert b"caf\xe9.jpg" in ledger.files_in(root)
-        ledger.link_folder("e", root, ["h"])
+        ledger.files.upsert([(root, b"caf\xe9.jpg", root, 1, 1, "h", "active", None)])
+        assert b"caf\xe9.jpg" in ledger.files.in_folder(root)
+        ledger.files.link_folder("e", root, ["h"])
         job = ledger.jobs_in_state("e", JobState.QUEUED)[0]
         assert ledger.sources_of(job.id) == [root + b"/caf\xe9.jpg"]
 
@@ -177,9 +177,9 @@ def test_summary_counts_every_status_and_reason_under_the_roots_only(tmp_path):
         rows.append((b"/photos/a", b"unreadable.jpg", b"/photos/a", 1, 1, None, "failed", "cannot read the file"))
         rows.append((b"/photos/b", b"gone.jpg", b"/photos/b", 1, 1, "hcompleted", "missing", None))
         rows.append((b"/photos/b", b"badsidecar.jpg", b"/photos/b", 1, 1, "hcompleted", "active", None))
-        ledger.upsert_files(rows)
+        ledger.files.upsert(rows)
         for d in (b"/photos/a", b"/photos/a/sub", b"/photos/b", b"/photos/c", b"/photos/ab"):
-            ledger.link_folder("ep", d, [f"h{s}" for s in states])
+            ledger.files.link_folder("ep", d, [f"h{s}" for s in states])
         with ledger.transaction() as c:
             for state in states:
                 reason = {"skipped": "blurry", "failed": "rejected", "timeout": "late"}.get(state)
@@ -190,7 +190,7 @@ def test_summary_counts_every_status_and_reason_under_the_roots_only(tmp_path):
                 )
             c.execute("UPDATE files SET job_id = NULL WHERE name = ?", (b"unlinked.jpg",))
         unwritable = ledger.query("SELECT id FROM files WHERE name = ?", (b"badsidecar.jpg",))[0][0]
-        ledger.mark_file_failed(unwritable, "sidecar not writable")
+        ledger.files.mark_failed(unwritable, "sidecar not writable")
 
         def reference(roots):
             # The plain grouped join the summary replaces, and the same status mapping.
@@ -211,7 +211,7 @@ def test_summary_counts_every_status_and_reason_under_the_roots_only(tmp_path):
             return counts, reasons
 
         for scope in (roots, [b"/photos/c"], None):
-            got = ledger.summary(scope, remote=False)
+            got = ledger.readout.summary(scope, remote=False)
             counts, reasons = reference(scope)
             assert {k: v for k, v in got.items() if k in counts} == counts
             assert all(
@@ -221,7 +221,7 @@ def test_summary_counts_every_status_and_reason_under_the_roots_only(tmp_path):
             )
             assert got["total"] == sum(v for k, v in counts.items() if k != "missing")
             assert got["reasons"] == reasons
-        got = ledger.summary(roots, remote=False)
+        got = ledger.readout.summary(roots, remote=False)
         # By hand: per state i+1 files in each of /photos/a, /photos/a/sub, /photos/b (not /photos/c, /photos/ab).
         assert got["pending"] == 3 * (1 + 2 + 3 + 9) + 1  # queued, submitting, polling, held; and the unlinked file
         assert got["held"] == 3 * 9

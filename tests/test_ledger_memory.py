@@ -249,7 +249,7 @@ def test_m008_normalises_stored_endpoints_keeps_emulator_and_adds_the_locale(tmp
     finally:
         con.close()
     with Ledger(str(path)) as ledger:
-        summary = ledger.summary()
+        summary = ledger.readout.summary()
         schema = _rows(path, "SELECT name, sql FROM sqlite_master ORDER BY name")
         # Run again (a crash before sqlite-utils recorded it): nothing changes.
         import importlib

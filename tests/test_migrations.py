@@ -80,9 +80,9 @@ def test_a_first_schema_ledger_upgrades_in_place_with_its_data(tmp_path):
     with Ledger(str(old)) as ledger:
         assert [m.name for m in MIGRATIONS.applied(ledger.db)] == list(NAMES)
         # The upgraded ledger works: its files, jobs and runs are there for the pipeline.
-        assert ledger.files_in(ROOT + b"/2019")[b"caf\xe9.jpg"][1:4] == (200, 22, "h2")
+        assert ledger.files.in_folder(ROOT + b"/2019")[b"caf\xe9.jpg"][1:4] == (200, 22, "h2")
         assert [j.id for j in ledger.jobs_in_state("e", JobState.QUEUED)] == [2]
-        assert ledger.summary([ROOT])["completed"] == 1
+        assert ledger.readout.summary([ROOT])["completed"] == 1
     after = {
         t: _dump(old, t, cols) for t, cols in (("files", FILE_COLUMNS), ("jobs", JOB_COLUMNS), ("runs", RUN_COLUMNS))
     }
@@ -196,7 +196,7 @@ def test_a_stored_ledger_of_an_earlier_release_upgrades_and_sends_nothing_again(
     with Ledger(str(path)) as ledger:
         assert [m.name for m in MIGRATIONS.applied(ledger.db)] == list(NAMES)
         assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        counts = ledger.summary([os.fsencode(archive)])
+        counts = ledger.readout.summary([os.fsencode(archive)])
         assert (counts["completed"], counts["failed"]) == (13, 1)
     fresh = tmp_path / "fresh.sqlite"
     Ledger(str(fresh)).close()

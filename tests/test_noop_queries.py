@@ -6,7 +6,7 @@ from tagger.ledger.store import Ledger, under_roots
 
 
 def _rows(ledger: Ledger, dirs: list[bytes]) -> None:
-    ledger.upsert_files(
+    ledger.files.upsert(
         [
             (d, b"f%d.jpg" % i, b"/r", 1, 1, "%064x" % (hash(d) % 10**9 + i), "active", None)
             for d in dirs
@@ -32,32 +32,32 @@ def test_known_dirs_are_the_folders_under_a_root_and_no_sibling(tmp_path):
         for root in (b"/r/tree", b"/r/tree/", b"/r", b"/", b"/r/tree/a/b", b"/r/nothing", b"/r/tree/a/b/c"):
             where, params = under_roots([root])
             full = [r[0] for r in ledger.query(f"SELECT DISTINCT dir FROM files WHERE {where} ORDER BY dir", params)]
-            assert ledger.known_dirs(root) == full, root
-        assert ledger.known_dirs(b"/r/tree") == [b"/r/tree", b"/r/tree/a", b"/r/tree/a/b", b"/r/tree/z"]
+            assert ledger.files.known_dirs(root) == full, root
+        assert ledger.files.known_dirs(b"/r/tree") == [b"/r/tree", b"/r/tree/a", b"/r/tree/a/b", b"/r/tree/z"]
 
 
 def test_stale_keywords_are_found_whatever_the_rules_they_were_derived_under(tmp_path):
     with Ledger(str(tmp_path / "l.sqlite")) as ledger:
         _rows(ledger, [b"/r/a"])
-        ledger.link_folder("e", b"/r/a", [h for (h,) in ledger.query("SELECT content_hash FROM files")])
-        assert not ledger.has_stale_keywords("m")  # nothing completed
+        ledger.files.link_folder("e", b"/r/a", [h for (h,) in ledger.query("SELECT content_hash FROM files")])
+        assert not ledger.writes.has_stale_keywords("m")  # nothing completed
         with ledger.transaction() as c:
             c.execute("UPDATE jobs SET state = 'completed', caption = 'a cat'")
-        assert ledger.has_stale_keywords("m")  # never derived
+        assert ledger.writes.has_stale_keywords("m")  # never derived
         for stored, stale in (("m", False), ("a", True), ("z", True)):
             with ledger.transaction() as c:
                 c.execute("UPDATE jobs SET keyword_rules = ?", (stored,))
-            assert ledger.has_stale_keywords("m") is stale
-            assert bool(ledger.stale_keywords("m")) is stale
+            assert ledger.writes.has_stale_keywords("m") is stale
+            assert bool(ledger.writes.stale_keywords("m")) is stale
         with ledger.transaction() as c:
             c.execute("UPDATE jobs SET keyword_rules = 'a' WHERE id = (SELECT min(id) FROM jobs)")
-        assert ledger.has_stale_keywords("m")
+        assert ledger.writes.has_stale_keywords("m")
 
 
 def test_the_summary_counts_files_needing_attention_from_the_partial_index(tmp_path):
     with Ledger(str(tmp_path / "l.sqlite")) as ledger:
         _rows(ledger, [b"/r/a", b"/r/b", b"/s/c"])
-        ledger.link_folder(
+        ledger.files.link_folder(
             "e", b"/r/a", [h for (h,) in ledger.query("SELECT content_hash FROM files WHERE dir = ?", (b"/r/a",))]
         )
         with ledger.transaction() as c:
@@ -70,7 +70,7 @@ def test_the_summary_counts_files_needing_attention_from_the_partial_index(tmp_p
                 "UPDATE files SET state = 'failed', reason = 'cannot read' WHERE dir = CAST('/r/b' AS BLOB) AND name = CAST('f1.jpg' AS BLOB)"
             )
             c.execute("UPDATE jobs SET possible_duplicates = 2 WHERE id = (SELECT min(id) FROM jobs)")
-        counts = ledger.summary([b"/r"], remote=False)
+        counts = ledger.readout.summary([b"/r"], remote=False)
         assert (counts["total"], counts["completed"], counts["missing"], counts["failed"], counts["pending"]) == (
             5,
             3,
@@ -80,7 +80,7 @@ def test_the_summary_counts_files_needing_attention_from_the_partial_index(tmp_p
         )
         assert counts["reasons"] == {"failed: cannot read": 1}
         assert counts["possible_duplicates"] == 2
-        everything = ledger.summary(remote=False)
+        everything = ledger.readout.summary(remote=False)
         assert (everything["total"], everything["pending"]) == (8, 4)
 
 

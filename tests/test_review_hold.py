@@ -61,7 +61,7 @@ def held_paths(config: Config) -> dict[str, tuple[int, str, str]]:
     with Ledger(config.ledger_path) as db:
         return {
             os.fsdecode(os.path.join(r[1], r[2])): (r[0], r[3], r[4])
-            for r in db.review_page(ReviewFilter(), limit=1000)
+            for r in db.reviews.page(ReviewFilter(), limit=1000)
         }
 
 

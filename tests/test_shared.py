@@ -244,7 +244,7 @@ def test_a_token_the_store_missed_is_published_later_and_a_taker_polls_it(tmp_pa
     taker = None
     try:
         with Ledger(str(tmp_path / "one.sqlite"), locale="en-US") as ledger:
-            ledger.add_urls([("https://example.com/a.jpg", "digest-a")], "e")
+            ledger.files.add_urls([("https://example.com/a.jpg", "digest-a")], "e")
             job_id = ledger.query("SELECT id FROM jobs")[0][0]
             job = Job(job_id, "digest-a", JobState.QUEUED, None, None, 0, 0, None)
             sharing = Sharing(one, ledger, "e")

@@ -371,8 +371,8 @@ def test_a_job_no_run_has_derived_yet_is_derived_in_memory_by_the_readers(tmp_pa
     # A ledger an older tagger left: completed captions, no stored keywords; export must not write to it.
     with Ledger(str(tmp_path / "l.sqlite")) as ledger:
         folder = os.fsencode(str(tmp_path))
-        ledger.upsert_files([(folder, b"a.jpg", folder, 1, 1, "h1", "active", None)])
-        ledger.link_folder("e", folder, ["h1"])
+        ledger.files.upsert([(folder, b"a.jpg", folder, 1, 1, "h1", "active", None)])
+        ledger.files.link_folder("e", folder, ["h1"])
         (job,) = ledger.jobs_in_state("e", JobState.QUEUED)
         ledger.settle(job.id, JobState.COMPLETED, {"status": "completed", "name": "two dogs on a sofa"})
         vocab = parse_vocabulary("Animals/Dog\n", "tags.txt")

@@ -50,14 +50,14 @@ def iter_records(
     """
     cache: list[KeywordRules] = []
     # A person's review decides what the exports say of a held caption (usually no row is held: an empty dict).
-    reviewed = ledger.review_overrides()
+    reviewed = ledger.reviews.overrides()
 
     def current() -> KeywordRules:
         if not cache:
             cache.append(rules() if callable(rules) else rules or KeywordRules())
         return cache[0]
 
-    for row in ledger.file_rows(include_missing=include_missing):
+    for row in ledger.readout.file_rows(include_missing=include_missing):
         (
             directory,
             name,

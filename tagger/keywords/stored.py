@@ -33,14 +33,14 @@ def _categories(value: str | None) -> tuple[str, ...]:
 def refresh_keywords(ledger: Ledger, rules: KeywordRules, job_id: int | None = None) -> int:
     """Derive and store the keywords of completed jobs (of one, or all) not derived under ``rules``; returns how many."""
     digest = rules.digest
-    if job_id is None and not ledger.has_stale_keywords(digest):
+    if job_id is None and not ledger.writes.has_stale_keywords(digest):
         return 0  # the usual end of a run: one index probe, not a read of every completed job
     done = after = 0
     while True:
-        rows = ledger.stale_keywords(digest, job_id, after_id=after)
+        rows = ledger.writes.stale_keywords(digest, job_id, after_id=after)
         if not rows:
             return done
-        ledger.store_keywords(digest, [(r[0], *derive(r[1], _categories(r[2]), rules).to_json()) for r in rows])
+        ledger.writes.store_keywords(digest, [(r[0], *derive(r[1], _categories(r[2]), rules).to_json()) for r in rows])
         done += len(rows)
         after = rows[-1][0]
 

@@ -2,15 +2,21 @@
 
 Owns: every SQL statement against the ledger (the emulator's state file
 and the shared PostgreSQL store keep theirs): ``store`` (the ``Ledger``:
-opening and locking, runs, files, jobs, reading out), with the statements
-of four concerns it inherits, ``planning`` (the planner's), ``similarity``
-(similar photos), ``writes`` (keywords, sidecar bookkeeping, adoption) and
-``review`` (captions held for a person, their decisions);
-``answers`` (final answers read out for the shared store),
-``states`` (file and job states), ``keys`` (normal forms of endpoints and
-locales), ``roots`` (path prefixes in SQL), and the schema's migrations
-(``tagger.ledger.migrations``, shipped from the top-level ``migrations/``
-folder).
+opening and locking, transactions, runs, the job life cycle), and the
+statements of six concerns, each a small class the ``Ledger`` builds with
+itself as their ``core.LedgerCore`` (its reads, transactions, clock and
+locale) and holds as an attribute: ``files`` (``ledger.files``: what a scan
+found, linking files to jobs), ``planning`` (``ledger.planning``: the
+planner's), ``similarity`` (``ledger.similar``: similar photos), ``writes``
+(``ledger.writes``: keywords, sidecar bookkeeping, adoption), ``review``
+(``ledger.reviews``: captions held for a person, their decisions) and
+``readout`` (``ledger.readout``: exports, the status counts); results with
+more than one field are named rows (NamedTuples). Also ``answers`` (final
+answers read out for the shared store), ``attention`` (what ``status``
+lists), ``states`` (file and job states), ``keys`` (normal forms of
+endpoints and locales), ``roots`` (path prefixes in SQL), and the schema's
+migrations (``tagger.ledger.migrations``, shipped from the top-level
+``migrations/`` folder).
 
 May import: the standard library, sqlite-utils, portalocker (the run lock on
 Windows; POSIX takes flock itself), ``tagger.errors``.

@@ -1,6 +1,6 @@
 """The ledger's SQL for review: captions held for a person, their decisions, and what applying them wrote.
 
-``Ledger`` inherits these methods; ``tagger.review`` holds the decisions'
+``Ledger.reviews``; ``tagger.review`` holds the decisions'
 logic and ``tagger.sidecars.writeback`` asks here which captions a person
 has let through. A review row counts only while its file still has the job
 whose caption was held (``r.job_id = f.job_id``): a changed file gets another
@@ -12,15 +12,25 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+from tagger.ledger.core import LedgerCore
 from tagger.ledger.roots import under_roots
 from tagger.ledger.similarity import LENDER_FILE
 
-__all__ = ["ReviewQueries", "ReviewFilter", "DECISIONS", "AWAITING", "APPROVED", "EDITED", "REJECTED"]
+__all__ = [
+    "ReviewQueries",
+    "ReviewFilter",
+    "ReviewRow",
+    "Override",
+    "DECISIONS",
+    "AWAITING",
+    "APPROVED",
+    "EDITED",
+    "REJECTED",
+]
 
 AWAITING, APPROVED, EDITED, REJECTED = "awaiting", "approved", "edited", "rejected"
 #: Every decision a review row may hold.
@@ -30,6 +40,35 @@ DECISIONS = (AWAITING, APPROVED, EDITED, REJECTED)
 _CURRENT = """FROM reviews r JOIN files f ON f.id = r.file_id AND f.job_id = r.job_id JOIN jobs j ON j.id = r.job_id
               WHERE f.state = 'active' AND j.state = 'completed'"""
 _COPIES = "(SELECT count(*) FROM files c WHERE c.job_id = r.job_id AND c.state = 'active')"
+
+
+class ReviewRow(NamedTuple):
+    """A file's review row (``ReviewQueries.of_files``)."""
+
+    job_id: int  # the job whose caption was held
+    decision: str
+    caption: str | None  # the person's
+    keywords: str | None  # the person's (JSON)
+    keyword_paths: str | None
+
+
+class Override(NamedTuple):
+    """What a person decided for a photo, as the exports apply it (``ReviewQueries.overrides``)."""
+
+    decision: str
+    caption: str | None
+    keywords: str | None
+
+
+class HeldPhoto(NamedTuple):
+    """One held photo (``ReviewQueries.photo``)."""
+
+    dir: bytes
+    name: bytes
+    root: bytes
+    content_hash: str | None
+    decision: str
+    copies: str | None  # JSON: the hex of each other active copy's path
 
 
 @dataclass(frozen=True)
@@ -83,36 +122,31 @@ def _paths_clause(paths: list[bytes]) -> tuple[str, list[Any]]:
 
 
 class ReviewQueries:
-    """Mixin of ``Ledger``: what holding captions for review, deciding on them and applying them reads and writes."""
+    """What holding captions for review, deciding on them and applying them reads and writes (``Ledger.reviews``), given the ledger's core."""
 
-    _clock: Callable[[], float]
-
-    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:  # pragma: no cover - Ledger's
-        raise NotImplementedError
-
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover - Ledger's
-        raise NotImplementedError
+    def __init__(self, core: LedgerCore) -> None:
+        self._core = core
 
     # -- holding, and the gate write-back asks ------------------------------------
 
-    def hold_for_review(self, pairs: Iterable[tuple[int, int]]) -> int:
+    def set_awaiting(self, pairs: Iterable[tuple[int, int]]) -> int:
         """Record (file id, job id) pairs as awaiting review; a row of another (older) job starts over. Returns rows held."""
-        with self.transaction() as c:
+        with self._core.transaction() as c:
             return c.executemany(
                 """INSERT INTO reviews (file_id, job_id, decision, held_at) VALUES (?, ?, 'awaiting', ?)
                    ON CONFLICT (file_id) DO UPDATE SET job_id = excluded.job_id, decision = 'awaiting', caption = NULL,
                      keywords = NULL, keyword_paths = NULL, held_at = excluded.held_at, decided_at = NULL,
                      applied_at = NULL
                    WHERE reviews.job_id IS NOT excluded.job_id""",
-                [(f, j, self._clock()) for f, j in pairs],
+                [(f, j, self._core.now()) for f, j in pairs],
             ).rowcount
 
-    def reviews_of(self, file_ids: Iterable[int]) -> dict[int, tuple[int, str, str | None, str | None, str | None]]:
-        """file id -> (job id, decision, person's caption, keywords, keyword paths) of these files' review rows."""
+    def of_files(self, file_ids: Iterable[int]) -> dict[int, ReviewRow]:
+        """These files' review rows, by file id."""
         ids = json.dumps(list(file_ids))
         return {
-            r[0]: (r[1], r[2], r[3], r[4], r[5])
-            for r in self.query(
+            r[0]: ReviewRow(r[1], r[2], r[3], r[4], r[5])
+            for r in self._core.query(
                 """SELECT file_id, job_id, decision, caption, keywords, keyword_paths FROM reviews
                    WHERE file_id IN (SELECT value FROM json_each(?))""",
                 (ids,),
@@ -121,19 +155,21 @@ class ReviewQueries:
 
     def mark_applied(self, file_ids: Iterable[int]) -> None:
         """Record that these files' decided captions are now in their sidecars."""
-        with self.transaction() as c:
-            c.executemany("UPDATE reviews SET applied_at = ? WHERE file_id = ?", [(self._clock(), f) for f in file_ids])
+        with self._core.transaction() as c:
+            c.executemany(
+                "UPDATE reviews SET applied_at = ? WHERE file_id = ?", [(self._core.now(), f) for f in file_ids]
+            )
 
-    def review_overrides(self) -> dict[tuple[bytes, bytes], tuple[str, str | None, str | None]]:
-        """(dir, name) -> (decision, person's caption, person's keywords) of every current review row, for the exports."""
+    def overrides(self) -> dict[tuple[bytes, bytes], Override]:
+        """(dir, name) -> what a person decided, of every current review row, for the exports."""
         return {
-            (r[0], r[1]): (r[2], r[3], r[4])
-            for r in self.query(f"SELECT f.dir, f.name, r.decision, r.caption, r.keywords {_CURRENT}")
+            (r[0], r[1]): Override(r[2], r[3], r[4])
+            for r in self._core.query(f"SELECT f.dir, f.name, r.decision, r.caption, r.keywords {_CURRENT}")
         }
 
     # -- reading for the page and the spreadsheet -----------------------------------
 
-    def review_page(self, where: ReviewFilter, offset: int = 0, limit: int = 100) -> list[sqlite3.Row]:
+    def page(self, where: ReviewFilter, offset: int = 0, limit: int = 100) -> list[sqlite3.Row]:
         """One page of held photos, in path order.
 
         Each row: file id, dir, name, decision, machine caption, machine keywords (JSON), person's caption,
@@ -141,40 +177,40 @@ class ReviewQueries:
         of the similar photo whose caption it shares (or NULLs).
         """
         cond, params = where.sql()
-        return self.query(
+        return self._core.query(
             f"""SELECT r.file_id, f.dir, f.name, r.decision, j.caption, j.keywords, r.caption, r.keywords,
                        f.content_hash, {_COPIES}, {LENDER_FILE} {_CURRENT} {cond}
                 ORDER BY f.dir, f.name LIMIT ? OFFSET ?""",
             (*params, limit, offset),
         )
 
-    def review_count(self, where: ReviewFilter) -> dict[str, int]:
+    def count(self, where: ReviewFilter) -> dict[str, int]:
         """How many held photos ``where`` selects, by decision."""
         cond, params = where.sql()
         counts = dict.fromkeys(DECISIONS, 0)
-        for decision, n in self.query(f"SELECT r.decision, count(*) {_CURRENT} {cond} GROUP BY 1", params):
+        for decision, n in self._core.query(f"SELECT r.decision, count(*) {_CURRENT} {cond} GROUP BY 1", params):
             counts[decision] = n
         return counts
 
-    def review_folders(self) -> list[bytes]:
+    def folders(self) -> list[bytes]:
         """The folders that hold photos held for review."""
-        return [r[0] for r in self.query(f"SELECT DISTINCT f.dir {_CURRENT} ORDER BY 1")]
+        return [r[0] for r in self._core.query(f"SELECT DISTINCT f.dir {_CURRENT} ORDER BY 1")]
 
-    def review_photo(self, file_id: int) -> sqlite3.Row | None:
-        """One held photo: dir, name, root, content hash, decision, and its copies' (dir, name) as JSON."""
-        rows = self.query(
+    def photo(self, file_id: int) -> HeldPhoto | None:
+        """One held photo, with its copies' paths."""
+        rows = self._core.query(
             f"""SELECT f.dir, f.name, f.root, f.content_hash, r.decision,
                        (SELECT json_group_array(hex(c.dir || X'2F' || c.name)) FROM files c
                         WHERE c.job_id = r.job_id AND c.state = 'active' AND c.id != f.id)
                 {_CURRENT} AND r.file_id = ?""",
             (file_id,),
         )
-        return rows[0] if rows else None
+        return HeldPhoto(*rows[0]) if rows else None
 
-    def review_ids(self, where: ReviewFilter) -> list[int]:
+    def ids(self, where: ReviewFilter) -> list[int]:
         """The file ids ``where`` selects."""
         cond, params = where.sql()
-        return [r[0] for r in self.query(f"SELECT r.file_id {_CURRENT} {cond}", params)]
+        return [r[0] for r in self._core.query(f"SELECT r.file_id {_CURRENT} {cond}", params)]
 
     # -- deciding -----------------------------------------------------------------
 
@@ -198,13 +234,13 @@ class ReviewQueries:
         ids = list(file_ids)
         if decision != EDITED:
             caption = keywords = keyword_paths = None
-        with self.transaction() as c:
+        with self._core.transaction() as c:
             n = c.executemany(
                 f"""UPDATE reviews SET decision = ?, caption = ?, keywords = ?, keyword_paths = ?, decided_at = ?,
                     applied_at = NULL WHERE file_id = ?{" AND decision = 'awaiting'" if only_awaiting else ""}
                     AND (decision IS NOT ? OR caption IS NOT ? OR keywords IS NOT ?)""",
                 [
-                    (decision, caption, keywords, keyword_paths, self._clock(), f, decision, caption, keywords)
+                    (decision, caption, keywords, keyword_paths, self._core.now(), f, decision, caption, keywords)
                     for f in ids
                 ],
             ).rowcount
@@ -219,11 +255,11 @@ class ReviewQueries:
         for _, decision, *_rest in changes:
             if decision not in DECISIONS:
                 raise ValueError(f"unknown decision {decision!r}")
-        with self.transaction() as c:
+        with self._core.transaction() as c:
             n = c.executemany(
                 """UPDATE reviews SET decision = ?, caption = ?, keywords = ?, keyword_paths = ?, decided_at = ?,
                    applied_at = NULL WHERE file_id = ?""",
-                [(d, cap, kw, paths, self._clock(), f) for f, d, cap, kw, paths in changes],
+                [(d, cap, kw, paths, self._core.now(), f) for f, d, cap, kw, paths in changes],
             ).rowcount
             c.executemany(
                 "UPDATE files SET written_job = NULL WHERE id = ? AND written_job IS NOT NULL",
@@ -233,11 +269,11 @@ class ReviewQueries:
 
     # -- the spreadsheet ------------------------------------------------------------
 
-    def review_sheet(self, roots: list[bytes] | None = None, *, awaiting_only: bool = True) -> list[sqlite3.Row]:
+    def sheet(self, roots: list[bytes] | None = None, *, awaiting_only: bool = True) -> list[sqlite3.Row]:
         """(file id, dir, name, decision, machine caption, machine keywords, person's caption, person's keywords)."""
         where = ReviewFilter(decision=AWAITING if awaiting_only else None, roots=tuple(roots) if roots else None)
         cond, params = where.sql()
-        return self.query(
+        return self._core.query(
             f"""SELECT r.file_id, f.dir, f.name, r.decision, j.caption, j.keywords, r.caption, r.keywords
                 {_CURRENT} {cond} ORDER BY f.dir, f.name""",
             params,
@@ -251,7 +287,7 @@ class ReviewQueries:
         cond, params = where.sql()
         return [
             r[0]
-            for r in self.query(
+            for r in self._core.query(
                 f"""SELECT r.file_id {_CURRENT} {cond} AND r.decision IN ('approved', 'edited')
                     AND f.written_job IS NOT f.job_id""",
                 params,
@@ -265,7 +301,7 @@ class ReviewQueries:
         """
         where = ReviewFilter(decision=REJECTED, roots=tuple(roots) if roots else None)
         cond, params = where.sql()
-        with self.transaction() as c:
+        with self._core.transaction() as c:
             jobs = [r[0] for r in c.execute(f"SELECT DISTINCT r.job_id {_CURRENT} {cond}", params)]
             c.executemany(
                 """UPDATE jobs SET state = 'queued', token = NULL, status = NULL, caption = NULL, reason = NULL,

@@ -1,20 +1,19 @@
 """The ledger's SQL for similar photos: fingerprints, lenders, waiting jobs, and sending a copy on its own.
 
-``Ledger`` inherits these methods; ``tagger.pipeline.similar`` holds the decisions.
+``Ledger.similar``; ``tagger.pipeline.similar`` holds the decisions.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
-from typing import Any
+from collections.abc import Iterable
+from typing import NamedTuple
 
+from tagger.ledger.core import LedgerCore
 from tagger.ledger.roots import under_roots
 from tagger.ledger.states import Job, JobState
 
-__all__ = ["SimilarQueries", "LENDER_FILE"]
+__all__ = ["SimilarQueries", "LENDER_FILE", "StoredPrint", "Candidate", "Waiters"]
 
 # Jobs whose answer a similar photo may share: done, or on its way (queued ones only once fingerprinted).
 _LENDER_STATES = ("completed", "queued", "submitting", "polling")
@@ -24,32 +23,49 @@ LENDER_FILE = """(SELECT d.dir FROM files d WHERE d.job_id = j.similar_to ORDER 
                  (SELECT d.name FROM files d WHERE d.job_id = j.similar_to ORDER BY d.state != 'active', d.id LIMIT 1)"""
 
 
+class StoredPrint(NamedTuple):
+    """A content's stored perceptual fingerprint."""
+
+    aspect: float
+    print: bytes
+
+
+class Candidate(NamedTuple):
+    """A job whose content's fingerprint is near (``SimilarQueries.candidates``)."""
+
+    job_id: int
+    state: str
+    aspect: float
+    print: bytes
+
+
+class Waiters(NamedTuple):
+    """What a settled lender's waiting jobs became (``SimilarQueries.settle_waiters``)."""
+
+    shared: list[int]  # completed with its answer
+    requeued: list[int]  # queued to be sent on their own
+
+
 class SimilarQueries:
-    """Mixin of ``Ledger``: what reusing a similar photo's caption reads and writes."""
+    """What reusing a similar photo's caption reads and writes (``Ledger.similar``), given the ledger's core."""
 
-    locale: str
-    _clock: Callable[[], float]
-
-    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:  # pragma: no cover - Ledger's
-        raise NotImplementedError
-
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover - Ledger's
-        raise NotImplementedError
+    def __init__(self, core: LedgerCore) -> None:
+        self._core = core
 
     def save_fingerprint(self, content_hash: str, key: int, means: int, aspect: float, blob: bytes) -> None:
         """Remember the perceptual fingerprint of one content."""
-        with self.transaction() as c:
+        with self._core.transaction() as c:
             c.execute(
                 "INSERT OR REPLACE INTO fingerprints (content_hash, key, means, aspect, print) VALUES (?, ?, ?, ?, ?)",
                 (content_hash, key, means, aspect, blob),
             )
 
-    def fingerprint_of(self, content_hash: str) -> tuple[float, bytes] | None:
-        """(aspect, print) stored for a content, if any."""
-        rows = self.query("SELECT aspect, print FROM fingerprints WHERE content_hash = ?", (content_hash,))
-        return (rows[0][0], rows[0][1]) if rows else None
+    def fingerprint_of(self, content_hash: str) -> StoredPrint | None:
+        """The fingerprint stored for a content, if any."""
+        rows = self._core.query("SELECT aspect, print FROM fingerprints WHERE content_hash = ?", (content_hash,))
+        return StoredPrint(rows[0][0], rows[0][1]) if rows else None
 
-    def similar_candidates(
+    def candidates(
         self,
         endpoint: str,
         keys: list[int],
@@ -60,11 +76,11 @@ class SimilarQueries:
         *,
         exclude_job: int = 0,
         states: tuple[str, ...] = _LENDER_STATES,
-    ) -> list[tuple[int, str, float, bytes]]:
+    ) -> list[Candidate]:
         """Jobs at ``endpoint`` whose content's fingerprint has one of ``keys``, each packed mean within ``slack``
         of ``means`` and an aspect in range.
 
-        Rows: (job id, job state, aspect, print). Only jobs that can lend their
+        Only jobs that can lend their
         answer (by default completed, or fingerprinted and not yet settled),
         never a job that itself shares another's answer.
         """
@@ -72,19 +88,19 @@ class SimilarQueries:
         # The key index finds the bins; SQLite then drops rows whose region means are too far, in C.
         near = " AND ".join(f"abs(((p.means >> {56 - 8 * i}) & 255) - ?) <= ?" for i in range(len(means)))
         near_params = [v for m in means for v in (m, slack)]
-        rows: list[tuple[int, str, float, bytes]] = []
+        rows: list[Candidate] = []
         # The key index answers each probe; a few hundred at most, in chunks SQLite accepts.
         for start in range(0, len(keys), 250):
             chunk = keys[start : start + 250]
             rows += [
-                (r[0], r[1], r[2], r[3])
-                for r in self.query(
+                Candidate(r[0], r[1], r[2], r[3])
+                for r in self._core.query(
                     # CROSS JOIN: fingerprints first, by key; never a walk over the endpoint's jobs.
                     f"""SELECT j.id, j.state, p.aspect, p.print FROM fingerprints p
                         CROSS JOIN jobs j ON j.content_hash = p.content_hash AND j.endpoint = ? AND j.locale = ?
                         WHERE p.key IN ({",".join("?" * len(chunk))}) AND p.aspect BETWEEN ? AND ? AND {near}
                           AND j.similar_to IS NULL AND j.id != ? AND j.state IN ({marks})""",
-                    (endpoint, self.locale, *chunk, aspect_low, aspect_high, *near_params, exclude_job, *states),
+                    (endpoint, self._core.locale, *chunk, aspect_low, aspect_high, *near_params, exclude_job, *states),
                 )
             ]
         return rows
@@ -94,7 +110,7 @@ class SimilarQueries:
 
         None: the lender settled otherwise meanwhile and lends nothing.
         """
-        with self.transaction() as c:
+        with self._core.transaction() as c:
             lender = c.execute("SELECT state FROM jobs WHERE id = ?", (lender_id,)).fetchone()
             if lender is None or lender[0] not in _LENDER_STATES:
                 return None
@@ -102,13 +118,13 @@ class SimilarQueries:
                 c.execute(
                     f"""UPDATE jobs SET ({_ANSWER}, state, similar_to, settled_at, last_error) =
                         (SELECT {_ANSWER}, 'completed', id, ?, NULL FROM jobs WHERE id = ?) WHERE id = ?""",
-                    (self._clock(), lender_id, job_id),
+                    (self._core.now(), lender_id, job_id),
                 )
                 return True
             c.execute("UPDATE jobs SET state = 'waiting', similar_to = ? WHERE id = ?", (lender_id, job_id))
             return False
 
-    def settle_waiters(self, lender_id: int) -> tuple[list[int], list[int]]:
+    def settle_waiters(self, lender_id: int) -> Waiters:
         """Jobs waiting for a lender that has settled: (completed with its answer, queued to be sent on their own).
 
         A lender that ended other than completed lends nothing: its waiters go
@@ -116,10 +132,10 @@ class SimilarQueries:
         """
         shared: list[int] = []
         requeued: list[int] = []
-        if not self.query("SELECT 1 FROM jobs WHERE similar_to = ? AND state = 'waiting' LIMIT 1", (lender_id,)):
-            return shared, requeued  # the common case, read from the partial index: no write transaction
+        if not self._core.query("SELECT 1 FROM jobs WHERE similar_to = ? AND state = 'waiting' LIMIT 1", (lender_id,)):
+            return Waiters(shared, requeued)  # the common case, read from the partial index: no write transaction
         pending = [lender_id]
-        with self.transaction() as c:
+        with self._core.transaction() as c:
             while pending:
                 lender = pending.pop()
                 row = c.execute("SELECT state FROM jobs WHERE id = ?", (lender,)).fetchone()
@@ -135,29 +151,29 @@ class SimilarQueries:
                     c.execute(
                         f"""UPDATE jobs SET ({_ANSWER}, state, settled_at) =
                             (SELECT {_ANSWER}, 'completed', ? FROM jobs WHERE id = ?) WHERE id IN ({marks})""",
-                        (self._clock(), lender, *waiters),
+                        (self._core.now(), lender, *waiters),
                     )
                     shared += waiters
                 else:
                     c.execute(f"UPDATE jobs SET state = 'queued', similar_to = NULL WHERE id IN ({marks})", waiters)
                     requeued += waiters
                 pending += waiters
-        return shared, requeued
+        return Waiters(shared, requeued)
 
     def waiting_lenders(self, endpoint: str) -> list[int]:
         """Lenders of the endpoint's waiting jobs that are no longer in flight (a crash, or an earlier run's end)."""
         return [
             r[0]
-            for r in self.query(
+            for r in self._core.query(
                 """SELECT DISTINCT d.id FROM jobs w JOIN jobs d ON d.id = w.similar_to
                    WHERE w.endpoint = ? AND w.locale = ? AND w.state = 'waiting' AND d.state NOT IN ('queued', 'submitting', 'polling', 'waiting')""",
-                (endpoint, self.locale),
+                (endpoint, self._core.locale),
             )
         ]
 
     def stop_waiting(self, endpoint: str) -> int:
         """Queue every waiting job of the endpoint to be sent on its own (reuse turned off)."""
-        with self.transaction() as c:
+        with self._core.transaction() as c:
             return c.execute(
                 "UPDATE jobs SET state = 'queued', similar_to = NULL WHERE endpoint = ? AND state = 'waiting'",
                 (endpoint,),
@@ -168,7 +184,7 @@ class SimilarQueries:
         ids = sorted(set(ids))
         if not ids:
             return []
-        rows = self.query(
+        rows = self._core.query(
             f"""SELECT id, content_hash, state, source, token, reposts, attempts, submitted_at FROM jobs
                 WHERE id IN ({",".join("?" * len(ids))}) ORDER BY id""",
             ids,
@@ -177,14 +193,14 @@ class SimilarQueries:
 
     def no_reuse(self, job_id: int) -> bool:
         """Whether the user asked for this job to be sent on its own."""
-        rows = self.query("SELECT no_reuse FROM jobs WHERE id = ?", (job_id,))
+        rows = self._core.query("SELECT no_reuse FROM jobs WHERE id = ?", (job_id,))
         return bool(rows and rows[0][0])
 
     def sent_alone(self, endpoint: str, content_hash: str) -> bool:
         """Whether the user asked for this content's job at ``endpoint`` to be sent on its own."""
-        rows = self.query(
+        rows = self._core.query(
             "SELECT no_reuse FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?",
-            (content_hash, endpoint, self.locale),
+            (content_hash, endpoint, self._core.locale),
         )
         return bool(rows and rows[0][0])
 
@@ -206,13 +222,13 @@ class SimilarQueries:
                 clauses.append(f"({sub})")  # only files has a dir column
                 params += sub_params
             where = " OR ".join(clauses)
-        with self.transaction() as c:
+        with self._core.transaction() as c:
             ids = [
                 r[0]
                 for r in c.execute(
                     f"""SELECT DISTINCT j.id FROM jobs j JOIN files f ON f.job_id = j.id
                         WHERE j.endpoint = ? AND j.locale = ? AND j.similar_to IS NOT NULL AND j.state = 'completed' AND ({where})""",
-                    (endpoint, self.locale, *params),
+                    (endpoint, self._core.locale, *params),
                 )
             ]
             if not ids:

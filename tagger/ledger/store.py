@@ -35,24 +35,26 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from tagger.errors import LedgerError, LedgerLocked, LedgerWriteError
 from tagger.ledger.disk import disk_trouble, write_error
+from tagger.ledger.files import FileQueries
 from tagger.ledger.journal import TokenJournal
 from tagger.ledger.keys import DEFAULT_LOCALE, normal_locale
 from tagger.ledger.migrations import MIGRATIONS_TABLE, NAMES
+from tagger.ledger.planning import PlanningQueries
+from tagger.ledger.readout import ReadoutQueries
+from tagger.ledger.review import ReviewQueries
+from tagger.ledger.roots import under_roots
+from tagger.ledger.similarity import SimilarQueries
+from tagger.ledger.states import SETTLED_STATUS, FileState, Job, JobState, file_status
+from tagger.ledger.writes import WriteQueries
 
 if TYPE_CHECKING:
     import sqlite_utils
-from tagger.ledger.planning import HASH_SCHEME, FileUpsert, PlanningQueries
-from tagger.ledger.review import ReviewQueries
-from tagger.ledger.roots import under_roots
-from tagger.ledger.similarity import LENDER_FILE, SimilarQueries
-from tagger.ledger.states import SETTLED_STATUS, FileState, Job, JobState, file_status
-from tagger.ledger.writes import WriteQueries
 
 __all__ = ["Ledger", "TokenHeld", "JobState", "FileState", "Job", "SETTLED_STATUS", "file_status", "under_roots"]
 
@@ -96,13 +98,30 @@ def _lock_now(f: IO[bytes]) -> bool:
     return True
 
 
-class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
+class Latency(NamedTuple):
+    """How long one completed job took, bounded by what polling saw (seconds after its POST)."""
+
+    low: float  # last seen working
+    high: float  # first seen done
+
+
+class Ledger:
     """One ledger file, opened by one run at a time; safe to use from threads.
 
-    The statements of four concerns live beside it and are inherited: the
-    planner's (``planning``), similar photos' (``similarity``), writing
-    captions out (``writes``) and a person's review (``review``).
+    It holds the connection, the run lock, the transactions and the job life
+    cycle (runs, sending, tokens, settling, retrying). The statements of six
+    concerns are objects beside it, each given this ledger as its
+    ``LedgerCore``: ``files`` (what a scan found), ``planning`` (the
+    planner's), ``similar`` (similar photos), ``writes`` (writing captions
+    out), ``reviews`` (a person's review) and ``readout`` (exports, status).
     """
+
+    files: FileQueries
+    planning: PlanningQueries
+    similar: SimilarQueries
+    writes: WriteQueries
+    reviews: ReviewQueries
+    readout: ReadoutQueries
 
     def __init__(self, path: str, *, clock: Callable[[], float] = time.time, locale: str = DEFAULT_LOCALE) -> None:
         # The resolved file: its lock and its journal are found however the ledger was reached (a symlink to
@@ -141,6 +160,12 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
             conn.close()
             self._check_writable(exc)
             raise LedgerError(f"{self.path} is not a usable tagger ledger: {exc}") from exc
+        self.files = FileQueries(self)
+        self.planning = PlanningQueries(self)
+        self.similar = SimilarQueries(self)
+        self.writes = WriteQueries(self)
+        self.reviews = ReviewQueries(self)
+        self.readout = ReadoutQueries(self)
 
     # -- opening, locking, schema ------------------------------------------
 
@@ -273,27 +298,37 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, serialised across threads."""
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction, serialised across threads.
+
+        ``durable=False``: committed without waiting for the disk (``synchronous=NORMAL``), for a cache's
+        writes only: WAL keeps the order of commits, so such a write is never kept while an earlier one is lost.
+        """
         with self._lock:
+            if not durable:
+                self.conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                self._check_writable(exc)
-                raise
-            try:
-                yield self.conn
-            except BaseException as exc:
-                self._rollback()
-                if isinstance(exc, sqlite3.Error):
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
                     self._check_writable(exc)
-                raise
-            try:
-                self.conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()  # a failed COMMIT (a full disk) may leave the transaction open
-                self._check_writable(exc)
-                raise
+                    raise
+                try:
+                    yield self.conn
+                except BaseException as exc:
+                    self._rollback()
+                    if isinstance(exc, sqlite3.Error):
+                        self._check_writable(exc)
+                    raise
+                try:
+                    self.conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    self._rollback()  # a failed COMMIT (a full disk) may leave the transaction open
+                    self._check_writable(exc)
+                    raise
+            finally:
+                if not durable:
+                    self.conn.execute("PRAGMA synchronous=FULL")
 
     def _rollback(self) -> None:
         if self.conn.in_transaction:
@@ -307,6 +342,16 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
         with self._lock:
             cur = self.conn.execute(sql, tuple(params))
             return cur.fetchall()
+
+    def write_stamp(self) -> tuple[int, int]:
+        """Where the ledger's writes stand: (``PRAGMA data_version``, bumped by other connections' commits, this one's changes)."""
+        with self._lock:
+            return self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes
+
+    @property
+    def scoped(self) -> bool:
+        """Whether this run sends only the queued jobs ``set_scope`` chose."""
+        return self._scoped
 
     def now(self) -> float:
         """The ledger's clock (wall time in seconds): the one its timestamps are taken with."""
@@ -373,173 +418,6 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
             (endpoint,),
         )
         return rows[0][0] if rows else None
-
-    # -- files ------------------------------------------------------------
-
-    def files_in(self, directory: bytes) -> dict[bytes, tuple[int, int, int, str | None, str]]:
-        """The ledger's files in one folder: name -> (id, size, mtime_ns, hash, state)."""
-        rows = self.query("SELECT name, id, size, mtime_ns, content_hash, state FROM files WHERE dir = ?", (directory,))
-        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
-
-    def root_of(self, directory: bytes, name: bytes) -> bytes | None:
-        """The run root the ledger last saw this file under (where a ``sidecar_dir`` mirror starts), None if unknown."""
-        rows = self.query("SELECT root FROM files WHERE dir = ? AND name = ?", (directory, name))
-        return rows[0][0] if rows else None
-
-    def sidecar_written(self, directory: bytes, name: bytes) -> bytes | None:
-        """Where this file's sidecar was last written (recorded after the rename), None if never."""
-        rows = self.query("SELECT sidecar FROM files WHERE dir = ? AND name = ?", (directory, name))
-        return rows[0][0] if rows and rows[0][0] else None
-
-    def known_dirs(self, root: bytes) -> list[bytes]:
-        """Folders at or under ``root`` that hold ledger rows (missing ones too), read from the (dir, name) index.
-
-        One index probe per folder (each step seeks the next folder name), not a read of every file's entry.
-        """
-        root = root.rstrip(b"/") or b"/"
-        prefix = root if root == b"/" else root + b"/"
-        found = [root] if root != prefix and self.query("SELECT 1 FROM files WHERE dir = ? LIMIT 1", (root,)) else []
-        # Every folder below root sorts in [root/, root0) in memcmp order ("0" follows "/"): see under_roots.
-        return found + [
-            r[0]
-            for r in self.query(
-                """WITH RECURSIVE d(dir) AS (
-                 SELECT (SELECT min(dir) FROM files WHERE dir >= ?1 AND dir < ?2)
-                 UNION ALL SELECT (SELECT min(dir) FROM files WHERE dir > d.dir AND dir < ?2) FROM d WHERE d.dir IS NOT NULL
-               ) SELECT dir FROM d WHERE dir IS NOT NULL""",
-                (prefix, prefix[:-1] + b"0"),
-            )
-        ]
-
-    def upsert_files(self, rows: Sequence[FileUpsert | tuple[Any, ...]]) -> None:
-        """Insert or update scanned files in bulk.
-
-        Each row is a ``FileUpsert`` (dir, name, root, size, mtime_ns, content_hash, state, reason); the
-        hashes are of the current identity scheme (``HASH_SCHEME``).
-        """
-        now = self._clock()
-        with self.transaction() as c:
-            c.executemany(
-                f"""INSERT INTO files (dir, name, root, size, mtime_ns, content_hash, state, reason, first_seen, last_seen, hash_scheme)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ?6 IS NULL THEN NULL ELSE {HASH_SCHEME} END)
-                   ON CONFLICT (dir, name) DO UPDATE SET root = excluded.root, size = excluded.size,
-                     mtime_ns = excluded.mtime_ns, content_hash = excluded.content_hash, state = excluded.state,
-                     reason = excluded.reason, last_seen = excluded.last_seen, hash_scheme = excluded.hash_scheme,
-                     job_id = CASE WHEN files.content_hash IS excluded.content_hash THEN files.job_id ELSE NULL END""",
-                [(*r, now, now) for r in rows],
-            )
-
-    def mark_missing(self, directory: bytes, names: Iterable[bytes]) -> int:
-        """Mark files gone from disk as missing (they stay in the ledger)."""
-        with self.transaction() as c:
-            cur = c.executemany(
-                "UPDATE files SET state = 'missing' WHERE dir = ? AND name = ? AND state != 'missing'",
-                [(directory, n) for n in names],
-            )
-            return cur.rowcount
-
-    def mark_dir_missing(self, directory: bytes) -> int:
-        """Mark every file of a vanished folder as missing."""
-        with self.transaction() as c:
-            return c.execute(
-                "UPDATE files SET state = 'missing' WHERE dir = ? AND state != 'missing'", (directory,)
-            ).rowcount
-
-    def link_folder(
-        self, endpoint: str, directory: bytes, hashes: Iterable[str], pairs: Iterable[tuple[bytes, bytes]] = ()
-    ) -> int:
-        """Give the active files of one folder with these contents a job at ``endpoint``.
-
-        Content the endpoint already has a job for (a copy, a move, a metadata
-        edit) links to that job and costs nothing; returns jobs created.
-        ``pairs`` are (RAW name, JPEG name): the RAW file shares the JPEG's
-        job (one submission, both sidecars), or gets its own when the JPEG
-        has none. Files elsewhere keep their own links: another endpoint's
-        caption is never replaced by a run that did not look at them.
-        """
-        digests = sorted(set(hashes))
-        pairs = list(pairs)
-        if not digests and not pairs:
-            return 0
-        now = self._clock()
-        link = """UPDATE files SET job_id = (SELECT id FROM jobs WHERE jobs.content_hash = files.content_hash
-                  AND jobs.endpoint = ? AND jobs.locale = ?)
-                  WHERE dir = ? AND state = 'active' AND content_hash IN (SELECT value FROM json_each(?))"""
-        create = "INSERT OR IGNORE INTO jobs (content_hash, endpoint, locale, source, state, created_at) VALUES (?, ?, ?, NULL, 'queued', ?)"
-        locale = self.locale
-        with self.transaction() as c:
-            before = c.total_changes
-            c.executemany(create, [(d, endpoint, locale, now) for d in digests])
-            created = c.total_changes - before
-            c.execute(link, (endpoint, locale, directory, json.dumps(digests)))
-            for raw, jpeg in pairs:
-                row = c.execute(
-                    "SELECT job_id FROM files WHERE dir = ? AND name = ? AND state = 'active'", (directory, jpeg)
-                ).fetchone()
-                if row and row[0] is not None:
-                    c.execute("UPDATE files SET job_id = ? WHERE dir = ? AND name = ?", (row[0], directory, raw))
-                    continue
-                own = c.execute(
-                    "SELECT content_hash FROM files WHERE dir = ? AND name = ?", (directory, raw)
-                ).fetchone()
-                if own and own[0]:
-                    before = c.total_changes
-                    c.execute(create, (own[0], endpoint, locale, now))
-                    created += c.total_changes - before
-                    c.execute(link, (endpoint, locale, directory, json.dumps([own[0]])))
-            return created
-
-    def claim_file(
-        self, endpoint: str, directory: bytes, name: bytes, root: bytes, size: int, mtime_ns: int, digest: str
-    ) -> tuple[int, int, bool]:
-        """Record a file hashed by the run's intake and give it a job at ``endpoint``: (file id, job id, created).
-
-        One transaction: the first file to claim a content creates its job
-        (``created``: the caller sends it); any later file of that content,
-        in this run or another, links to the same job and costs nothing. The
-        file keeps its job when its content is as recorded (a metadata edit).
-        """
-        now = self._clock()
-        with self.transaction() as c:
-            c.execute(
-                f"""INSERT INTO files (dir, name, root, size, mtime_ns, content_hash, state, reason, first_seen, last_seen, hash_scheme)
-                   VALUES (?, ?, ?, ?, ?, ?, 'active', NULL, ?, ?, {HASH_SCHEME})
-                   ON CONFLICT (dir, name) DO UPDATE SET root = excluded.root, size = excluded.size,
-                     mtime_ns = excluded.mtime_ns, content_hash = excluded.content_hash, state = 'active',
-                     reason = NULL, last_seen = excluded.last_seen, hash_scheme = excluded.hash_scheme,
-                     job_id = CASE WHEN files.content_hash IS excluded.content_hash THEN files.job_id ELSE NULL END""",
-                (directory, name, root, size, mtime_ns, digest, now, now),
-            )
-            before = c.total_changes
-            c.execute(
-                "INSERT OR IGNORE INTO jobs (content_hash, endpoint, locale, source, state, created_at) VALUES (?, ?, ?, NULL, 'queued', ?)",
-                (digest, endpoint, self.locale, now),
-            )
-            created = c.total_changes > before
-            job_id = c.execute(
-                "SELECT id FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?",
-                (digest, endpoint, self.locale),
-            ).fetchone()[0]
-            file_id = c.execute("SELECT id FROM files WHERE dir = ? AND name = ?", (directory, name)).fetchone()[0]
-            c.execute("UPDATE files SET job_id = ? WHERE id = ?", (job_id, file_id))
-            return file_id, job_id, created
-
-    def add_urls(self, urls: list[tuple[str, str]], endpoint: str) -> int:
-        """Record remote images as (url, key) pairs, each with a job; returns jobs created."""
-        now = self._clock()
-        with self.transaction() as c:
-            before = c.execute("SELECT count(*) FROM jobs").fetchone()[0]
-            c.executemany(
-                "INSERT OR IGNORE INTO jobs (content_hash, endpoint, locale, source, state, created_at) VALUES (?, ?, ?, ?, 'queued', ?)",
-                [(key, endpoint, self.locale, url.encode("utf-8"), now) for url, key in urls],
-            )
-            c.executemany(
-                """INSERT INTO remote (url, job_id, first_seen, last_seen)
-                   VALUES (?, (SELECT id FROM jobs WHERE content_hash = ? AND endpoint = ? AND locale = ?), ?, ?)
-                   ON CONFLICT (url) DO UPDATE SET job_id = excluded.job_id, last_seen = excluded.last_seen""",
-                [(url, key, endpoint, self.locale, now, now) for url, key in urls],
-            )
-            return int(c.execute("SELECT count(*) FROM jobs").fetchone()[0] - before)
 
     # -- jobs -------------------------------------------------------------
 
@@ -747,10 +625,10 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
                 ),
             )
 
-    def latency_history(self, endpoint: str, limit: int = 500) -> list[tuple[float, float]]:
-        """(last seen working, first seen done) of the endpoint's latest completed jobs, in seconds."""
+    def latency_history(self, endpoint: str, limit: int = 500) -> list[Latency]:
+        """How long the endpoint's latest completed jobs took."""
         return [
-            (r[0], r[1])
+            Latency(r[0], r[1])
             for r in self.query(
                 """SELECT latency_low, latency_high FROM jobs WHERE endpoint = ? AND state = 'completed'
                    AND latency_high IS NOT NULL ORDER BY settled_at DESC LIMIT ?""",
@@ -841,168 +719,3 @@ class Ledger(PlanningQueries, SimilarQueries, WriteQueries, ReviewQueries):
                 (job_id,),
             )
             c.execute("UPDATE files SET written_job = NULL WHERE job_id = ?", (job_id,))
-
-    def mark_file_failed(self, file_id: int, reason: str) -> None:
-        """A file-level failure (unreadable)."""
-        with self.transaction() as c:
-            c.execute("UPDATE files SET state = 'failed', reason = ? WHERE id = ?", (reason, file_id))
-
-    # -- reading out ----------------------------------------------------------
-
-    def _job_in_locale(self, column: str) -> tuple[str, tuple[Any, ...]]:
-        """The join target for exports: the job of ``column``'s content and endpoint in this ledger's locale."""
-        if not self.query("SELECT 1 FROM jobs WHERE locale != ? LIMIT 1", (self.locale,)):
-            return column, ()  # one locale only (the usual ledger): the file's own job, no lookup
-        # The job's content, not the file's: a RAW file shares its JPEG's job.
-        return (
-            f"""(SELECT o.id FROM jobs cur JOIN jobs o ON o.content_hash = cur.content_hash AND o.endpoint = cur.endpoint
-                 AND o.locale = ? WHERE cur.id = {column})""",
-            (self.locale,),
-        )
-
-    def file_rows(self, *, include_missing: bool = False, endpoint: str | None = None) -> Iterator[sqlite3.Row]:
-        """Every file with its job in this ledger's locale, for exports, streamed in path order.
-
-        One row per file: a DAM imports one row per asset. A file not yet
-        captioned in this locale has no job here (it shows as pending).
-        """
-        file_job, params = self._job_in_locale("f.job_id")
-        remote_job, remote_params = self._job_in_locale("r.job_id")
-        sql = f"""SELECT f.dir, f.name, f.root, f.size, f.mtime_ns, f.content_hash, f.state, f.reason,
-                        j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
-                        j.submitted_at, j.settled_at, j.last_error, j.keywords, {LENDER_FILE}
-                 FROM files f LEFT JOIN jobs j ON j.id = {file_job}"""
-        if not include_missing:
-            sql += " WHERE f.state != 'missing'"
-        sql += " ORDER BY f.dir, f.name"
-        remote = f"""SELECT NULL, r.url, NULL, NULL, NULL, NULL, 'active', NULL,
-                           j.state, j.token, j.endpoint, j.caption, j.reason, j.flags, j.categories,
-                           j.submitted_at, j.settled_at, j.last_error, j.keywords, {LENDER_FILE}
-                    FROM remote r LEFT JOIN jobs j ON j.id = {remote_job} ORDER BY r.url"""
-        # A separate connection streams without holding the writer lock.
-        reader = sqlite3.connect(self.path, timeout=30)
-        try:
-            yield from reader.execute(sql, params)
-            yield from reader.execute(remote, remote_params)
-        finally:
-            reader.close()
-
-    def summary(self, roots: list[bytes] | None = None, *, remote: bool = True) -> dict[str, Any]:
-        """Counts by status and by reason (of files under ``roots``, or all; and remote images)."""
-        counts = {
-            "total": 0,
-            "completed": 0,
-            "skipped": 0,
-            "timeout": 0,
-            "not found": 0,
-            "failed": 0,
-            "pending": 0,
-            "missing": 0,
-            "unwritten": 0,
-        }
-        reasons: dict[str, int] = {}
-        # A completed file whose sidecar could not be written counts as "unwritten" (tried again every run).
-        rows: list[Any] = self._file_statuses(roots)  # and sqlite3.Rows of the same shape
-        if remote:
-            rows += self.query(
-                """SELECT 'active', j.state, j.reason, j.last_error, count(*) FROM remote r
-                   LEFT JOIN jobs j ON j.id = r.job_id GROUP BY 2, 3, 4"""
-            )
-        held = 0
-        for fstate, jstate, reason, last_error, n in rows:
-            status = (
-                "unwritten"
-                if jstate == "unwritten" and fstate == FileState.ACTIVE.value
-                else file_status(fstate, "completed" if jstate == "unwritten" else jstate)
-            )
-            if status == "missing":
-                counts["missing"] += n
-                continue
-            counts["total"] += n
-            counts[status] += n
-            if status == "pending" and jstate == JobState.HELD.value:
-                held += n
-            if status in ("skipped", "failed", "timeout", "not found", "unwritten") and reason:
-                key = f"{status}: {reason}"
-                reasons[key] = reasons.get(key, 0) + n
-            elif status == "pending" and last_error:
-                # Why a file is still waiting (an outage, a lost answer): it is sent again, or held.
-                key = f"{'held' if jstate == JobState.HELD.value else 'pending'}: {last_error}"
-                reasons[key] = reasons.get(key, 0) + n
-        runs = self.query("SELECT min(started_at), max(coalesce(finished_at, started_at)), sum(submitted) FROM runs")[0]
-        # Read from the jobs_duplicates partial index (m014): usually empty.
-        duplicates = self.query(
-            "SELECT coalesce(sum(possible_duplicates), 0) FROM jobs INDEXED BY jobs_duplicates WHERE possible_duplicates != 0"
-        )[0][0]
-        return {
-            **counts,
-            "held": held,
-            "reasons": reasons,
-            "first_run": runs[0],
-            "last_run": runs[1],
-            "credits_used": runs[2] or 0,
-            "possible_duplicates": duplicates,
-        }
-
-    def _file_statuses(self, roots: list[bytes] | None) -> list[tuple[str, str | None, str | None, str | None, int]]:
-        """(file state, job state, reason, job's last error, count) of the files under ``roots`` (or all), grouped.
-
-        Every run ends with this (the exit status needs it), so it avoids the
-        per-file join and sort a plain GROUP BY costs, and reads no file's
-        row when all is done: the files are counted in the (dir, name) index;
-        those missing, failed or unlinked are read from the files_attention
-        partial index; the files whose job is not completed are found from
-        the jobs side (the jobs_state and files_job indexes), and the rest of
-        the active, linked files are the completed ones. Foreign keys are on,
-        so a linked file always has its job.
-        """
-        where, params = under_roots(roots) if roots else ("1", [])
-        # The total from the (dir, name) index alone; the files needing attention from the small
-        # files_attention partial index (m014), so the files' own rows are not read.
-        ((total,),) = self.query(f"SELECT count(*) FROM files WHERE {where}", params)
-        ((missing, unlinked, failed),) = self.query(
-            f"""SELECT count(*) FILTER (WHERE state = 'missing'),
-                       count(*) FILTER (WHERE state = 'active' AND job_id IS NULL),
-                       json_group_array(id) FILTER (WHERE state = 'failed')
-                FROM files INDEXED BY files_attention WHERE (state != 'active' OR job_id IS NULL) AND ({where})""",
-            params,
-        )
-        rows: list[tuple[str, str | None, str | None, str | None, int]] = [
-            ("missing", None, None, None, missing),
-            ("active", None, None, None, unlinked),
-        ]
-        if json.loads(failed):
-            rows += [
-                tuple(r)
-                for r in self.query(
-                    """SELECT 'failed', j.state, coalesce(f.reason, j.reason), j.last_error, count(*) FROM files f
-                   LEFT JOIN jobs j ON j.id = f.job_id WHERE f.id IN (SELECT value FROM json_each(?)) GROUP BY 2, 3, 4""",
-                    (failed,),
-                )
-            ]
-        unsettled = [state.value for state in JobState if state is not JobState.COMPLETED]
-        rows += [
-            tuple(r)
-            for r in self.query(
-                f"""SELECT 'active', j.state, coalesce(f.reason, j.reason), j.last_error, count(*) FROM jobs j
-                CROSS JOIN files f ON f.job_id = j.id
-                WHERE j.state IN ({",".join("?" * len(unsettled))}) AND f.state = 'active' AND ({where}) GROUP BY 2, 3, 4""",
-                [*unsettled, *params],
-            )
-        ]
-        # Completed, but the sidecar could not be written: read from the small files_unwritten partial index
-        # (``+f.dir``: the roots filter the rows, they do not drive the query).
-        unwritten_where, unwritten_params = under_roots(roots, "+f.dir") if roots else ("1", [])
-        rows += [
-            tuple(r)
-            for r in self.query(
-                f"""SELECT 'active', 'unwritten', f.sidecar_error, NULL, count(*) FROM files f INDEXED BY files_unwritten
-                CROSS JOIN jobs j ON j.id = f.job_id
-                WHERE f.state = 'active' AND f.written_job IS NOT f.job_id AND f.sidecar_error IS NOT NULL
-                AND j.state = 'completed' AND ({unwritten_where}) GROUP BY 3""",
-                unwritten_params,
-            )
-        ]
-        # A completed file's reason and last error say nothing (only other statuses list them).
-        rows.append(("active", JobState.COMPLETED.value, None, None, total - sum(r[4] for r in rows)))
-        return [r for r in rows if r[4]]

@@ -155,7 +155,7 @@ class Intake:
             counts = self.counts
             kept = item.known and item.known_hash == digest
             if not item.known:
-                if self.ledger.content_known(digest):
+                if self.ledger.planning.content_known(digest):
                     counts.known_new[digest] += 1
                 else:
                     counts.new += 1
@@ -163,7 +163,7 @@ class Intake:
                 counts.unchanged += 1  # metadata edited, pixels the same: the caption is kept
             else:
                 counts.changed += 1
-            file_id, job_id, created = self.ledger.claim_file(
+            file_id, job_id, created = self.ledger.files.claim(
                 self.endpoint, item.directory, item.name, item.root, item.size, item.mtime_ns, digest
             )
             self._pair(item)
@@ -181,7 +181,7 @@ class Intake:
         """The file could not be read or hashed: recorded with the reason (tried again next run); its RAW gets its own job."""
         with self._lock:
             self.counts.unreadable += 1
-            self.ledger.upsert_files(
+            self.ledger.files.upsert(
                 [(item.directory, item.name, item.root, item.size, item.mtime_ns, None, FileState.FAILED.value, reason)]
             )
             self._pair(item)
@@ -201,9 +201,9 @@ class Intake:
             self.counts.new += len(rows)
             self.counts.changed += len(items) - len(rows)
         if rows:
-            self.ledger.upsert_files(rows)
+            self.ledger.files.upsert(rows)
 
     def _pair(self, item: NewFile) -> None:
         # After the JPEG's claim: its RAW files share its job (or get their own when it has none).
         if item.raws:
-            self.ledger.link_folder(self.endpoint, item.directory, [], [(raw, item.name) for raw in item.raws])
+            self.ledger.files.link_folder(self.endpoint, item.directory, [], [(raw, item.name) for raw in item.raws])

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from tagger.errors import cannot_read
-from tagger.ledger.planning import HASH_SCHEME, FileUpsert, FullRow
+from tagger.ledger.planning import HASH_SCHEME, FileUpsert, FullRow, ToSend
 from tagger.ledger.store import FileState, Ledger
 from tagger.pipeline.excludes import Excludes
 from tagger.pipeline.intake import Claimed, NewFile, Stream
@@ -97,7 +97,7 @@ class Plan:
     # Hashes of files that are new at their path but whose content the ledger knew.
     _known_new: dict[str, int] = field(default_factory=dict, repr=False)
     # Dry run: (content hash, a file holding it) of each submission counted in ``credits``, in claim order.
-    _to_send: list[tuple[str, bytes | None]] = field(default_factory=list, repr=False)
+    _to_send: list[ToSend] = field(default_factory=list, repr=False)
     # A dry run's hashed files (dir, name, root, hash), for counting what their sidecars would let it adopt.
     _hashed: list[tuple[bytes, bytes, bytes, str]] = field(default_factory=list, repr=False)
 
@@ -193,10 +193,10 @@ class _Planner:
         self.roots = roots
         self.result = Plan()
         # Checking each file's job endpoint costs a join; skip it when the ledger knows one endpoint only.
-        self.here: str | None = endpoint if ledger.other_endpoints(endpoint) else None
+        self.here: str | None = endpoint if ledger.planning.other_endpoints(endpoint) else None
         # Scheme-1 rows still to re-key: empty (one indexed query) once a run after the upgrade has seen them.
-        self.old_dirs = ledger.old_scheme_dirs(roots)
-        self.has_old = bool(self.old_dirs) or ledger.has_old_scheme()
+        self.old_dirs = ledger.planning.old_scheme_dirs(roots)
+        self.has_old = bool(self.old_dirs) or ledger.planning.has_old_scheme()
         self.rekeyed: dict[str, str] = {}  # scheme-1 hash -> scheme-2 hash, found this pass
         self.rekeyed_to: set[str] = set()
         self.gone: Counter[str] = Counter()  # contents of files found gone this pass (as recorded)
@@ -207,12 +207,12 @@ class _Planner:
         self.stream = stream if stream is not None and not dry_run and not self.has_old else None
         self.left: list[NewFile] = []  # files handed over after the dispatcher stopped taking them
         if dry_run:
-            ledger.dry_plan_begin()
+            ledger.planning.dry_plan_begin()
 
     def close(self) -> None:
         """Drop what a dry run kept aside."""
         if self.dry_run:
-            self.ledger.dry_plan_end()
+            self.ledger.planning.dry_plan_end()
 
     # -- one folder ---------------------------------------------------------
 
@@ -224,11 +224,11 @@ class _Planner:
         result = self.result
         # Found all done before, the same files on disk, nothing of it changed in the ledger since: done (one row read).
         listing = folder.listing()
-        if listing is not None and self.ledger.folder_marked(folder.path, self.endpoint, listing):
+        if listing is not None and self.ledger.planning.folder_marked(folder.path, self.endpoint, listing):
             result.unchanged += len(folder.files)
             return
-        stamp = self.ledger.folder_stamp() if listing is not None and not self.dry_run else None
-        lean = {r[0]: r for r in self.ledger.lean_rows(folder.path, self.here)}
+        stamp = self.ledger.planning.folder_stamp() if listing is not None and not self.dry_run else None
+        lean = {r[0]: r for r in self.ledger.planning.lean_rows(folder.path, self.here)}
         differs = []
         for entry in folder.files:
             row = lean.pop(entry[0], None)
@@ -239,12 +239,12 @@ class _Planner:
         if differs or (folder.complete and any(row[3] != 2 for row in lean.values())):
             self._differs(folder, differs, pool)
         elif stamp is not None and listing is not None:
-            self.ledger.mark_folder(folder.path, self.endpoint, listing, stamp)
+            self.ledger.planning.mark_folder(folder.path, self.endpoint, listing, stamp)
 
     def _differs(self, folder: Folder, differs: list[tuple[bytes, int, int]], pool: ThreadPoolExecutor) -> None:
         """The files of a folder that are not simply done: new, changed, unhashed, unlinked, re-keyed or gone."""
         result = self.result
-        known = {name: self._canon(row) for name, row in self.ledger.full_rows(folder.path, self.here).items()}
+        known = {name: self._canon(row) for name, row in self.ledger.planning.full_rows(folder.path, self.here).items()}
         to_hash: list[Candidate] = []
         to_rekey: list[Rekey] = []
         upserts: list[FileUpsert] = []
@@ -329,17 +329,17 @@ class _Planner:
             unlinked = [(name, digest) for name, digest in unlinked if name not in waiting]
         paired = [(name, pairs[name]) for name, _ in unlinked if name in pairs]
         if self.dry_run:
-            self.ledger.dry_note_seen(
+            self.ledger.planning.dry_note_seen(
                 own, [os.path.join(folder.path, name) for name, _ in unlinked if name not in pairs]
             )
-            self.ledger.dry_note_gone([row.id for row in gone])
+            self.ledger.planning.dry_note_gone([row.id for row in gone])
             return
         if upserts:
-            self.ledger.upsert_files(upserts)
+            self.ledger.files.upsert(upserts)
         if unlinked:
-            self.ledger.link_folder(self.endpoint, folder.path, own, paired)
+            self.ledger.files.link_folder(self.endpoint, folder.path, own, paired)
         if gone:
-            self.ledger.mark_missing(folder.path, [row.name for row in gone])
+            self.ledger.files.mark_missing(folder.path, [row.name for row in gone])
         # Handed over only now: a RAW's row is written before its JPEG's claim links it.
         for item in streamed:
             if not self.stream.put(item):  # type: ignore[union-attr]
@@ -404,7 +404,7 @@ class _Planner:
                 if row.content_hash == old:
                     same[i] = True
                     found.append((old, digest))
-            elif old in self.rekeyed or self.ledger.old_scheme_known(old):
+            elif old in self.rekeyed or self.ledger.planning.old_scheme_known(old):
                 found.append((old, digest))
         self._rekey(found)
         return same
@@ -418,9 +418,9 @@ class _Planner:
         self.rekeyed.update(pairs)
         self.rekeyed_to.update(new for _, new in pairs)
         if self.dry_run:
-            self.ledger.dry_note_rekey(pairs)
+            self.ledger.planning.dry_note_rekey(pairs)
         else:
-            self.ledger.rekey(pairs)
+            self.ledger.planning.rekey(pairs)
 
     def _canon(self, row: FullRow | None) -> FullRow | None:
         """A scheme-1 row as it reads once this pass's re-keying is written (a dry run writes none)."""
@@ -429,9 +429,9 @@ class _Planner:
         return row._replace(content_hash=self.rekeyed[row.content_hash], hash_scheme=HASH_SCHEME)
 
     def _content_known(self, digest: str) -> bool:
-        if self.ledger.content_known(digest):
+        if self.ledger.planning.content_known(digest):
             return True
-        return self.dry_run and (digest in self.rekeyed_to or self.ledger.dry_seen(digest))
+        return self.dry_run and (digest in self.rekeyed_to or self.ledger.planning.dry_seen(digest))
 
     # -- after the walk -------------------------------------------------------
 
@@ -447,17 +447,17 @@ class _Planner:
         for root in roots:
             if not os.path.isdir(root):
                 continue
-            for directory in self.ledger.known_dirs(root):
+            for directory in self.ledger.files.known_dirs(root):
                 if directory in visited or os.path.isdir(directory):
                     continue
-                rows = self.ledger.live_in_dir(directory)
+                rows = self.ledger.planning.live_in_dir(directory)
                 if not rows:
                     continue
                 self._note_gone(row[1] for row in rows)
                 if self.dry_run:
-                    self.ledger.dry_note_gone([row[0] for row in rows])
+                    self.ledger.planning.dry_note_gone([row[0] for row in rows])
                 else:
-                    self.ledger.mark_dir_missing(directory)
+                    self.ledger.files.mark_dir_missing(directory)
 
     def classify(self) -> None:
         """Moves, copies and deletions: content at a new path pairs up with a file gone from its old one."""
@@ -479,7 +479,7 @@ class _Planner:
             if not count:
                 continue
             # Files gone in earlier runs, as the ledger will hold them once this pass is written.
-            earlier = self.ledger.missing_with([digest, *preimages.get(digest, [])])
+            earlier = self.ledger.planning.missing_with([digest, *preimages.get(digest, [])])
             earlier -= self.reactivated[digest] if self.dry_run else gone[digest]
             moved = min(count, max(0, earlier))
             result.moved += moved
@@ -488,9 +488,9 @@ class _Planner:
     def credits(self) -> int:
         """Submissions the run will need: content with no job at this endpoint, plus jobs already queued."""
         if self.dry_run:
-            self.result._to_send = self.ledger.dry_to_send(self.endpoint, self.roots)
-            return self.ledger.dry_credits(self.endpoint, self.roots)
-        return self.ledger.queued_credits(self.endpoint, self.roots)
+            self.result._to_send = self.ledger.planning.dry_to_send(self.endpoint, self.roots)
+            return self.ledger.planning.dry_credits(self.endpoint, self.roots)
+        return self.ledger.planning.queued_credits(self.endpoint, self.roots)
 
 
 def _walk(
@@ -535,7 +535,7 @@ def plan(
         planner.classify()
         planner.result.credits = planner.credits()
         if dry_run:  # keep, for counting adoptions, only content the real run would still have to send
-            planner.result._hashed = [h for h in planner.result._hashed if ledger.dry_unsent(h[3], endpoint)]
+            planner.result._hashed = [h for h in planner.result._hashed if ledger.planning.dry_unsent(h[3], endpoint)]
     finally:
         planner.close()
     return planner.result

@@ -85,7 +85,7 @@ def _add_urls(ledger: Ledger, urls: Sequence[str], endpoint: str) -> int:
     """Queue remote images; returns how many are new to this endpoint and locale."""
     if not urls:
         return 0
-    return ledger.add_urls([(u, url_key(u)) for u in urls], endpoint)
+    return ledger.files.add_urls([(u, url_key(u)) for u in urls], endpoint)
 
 
 def _failures(before: dict[int, Failing], after: dict[int, Failing]) -> tuple[list[Failing], list[Failing]]:
@@ -194,7 +194,7 @@ def run(
         # Keywords are re-derived whenever the rules changed (write_back does it); --rewrite-sidecars then
         # writes them, with new naming, folder or parent too, into every sidecar again.
         if rewrite_sidecars:
-            ledger.forget_writes(broots)
+            ledger.writes.forget(broots)
         # Captions settled in an earlier run but not yet written (a crash between the two, sidecars off, unwritable).
         written, failed = write_back(ledger, sidecars, roots=broots)
         result.sidecars_written += written
@@ -301,7 +301,7 @@ def run(
                     walk_stopped = True
                 intake.left(planning.left)
                 for job_id, lender in unlinked:  # the lenders the walk reached after their copies
-                    ledger.link_lender(job_id, lender)
+                    ledger.writes.link_lender(job_id, lender)
             result.plan = _counted(planning.finish(intake.counts), intake.counts, queue, remote_new)
             interrupted = walk_stopped or (stop is not None and stop.is_set())
             written, failed = write_back(ledger, sidecars, roots=broots)
@@ -317,7 +317,7 @@ def run(
                     result.tally.stopped = (
                         f"the shared store was lost: {count(sharing.not_sent, 'job')} not sent (no claim); run again"
                     )
-            result.counts = ledger.summary(broots, remote=bool(urls))
+            result.counts = ledger.readout.summary(broots, remote=bool(urls))
             result.known_failures, result.new_failures = _failures(ctx.failing_before, failing_files(ledger, broots))
             result.plan.known_failures = len(result.known_failures)
             # Not an image, empty, truncated: found out while preparing (the plan had them as new or changed).

@@ -47,7 +47,7 @@ def find_lender(
     low, high = _aspect_range(fp.aspect)
     best: tuple[tuple[bool, int, int], int, str] | None = None
     extra = {"states": states} if states else {}
-    candidates = ledger.similar_candidates(
+    candidates = ledger.similar.candidates(
         endpoint, fp.probes(), fp.rounded_means(), MEANS_SLACK, low, high, exclude_job=exclude_job, **extra
     )
     for job_id, state, aspect, blob in candidates:
@@ -74,27 +74,27 @@ class Reuse:
         if fp is None:
             return None
         with self._lock:
-            self.ledger.save_fingerprint(job.content_hash, fp.key, fp.packed_means, fp.aspect, fp.blob())
-            if not self.enabled or self.ledger.no_reuse(job.id):
+            self.ledger.similar.save_fingerprint(job.content_hash, fp.key, fp.packed_means, fp.aspect, fp.blob())
+            if not self.enabled or self.ledger.similar.no_reuse(job.id):
                 return None
             lender = find_lender(self.ledger, self.endpoint, fp, exclude_job=job.id)
             if lender is None:
                 return None
-            return self.ledger.share_answer(job.id, lender[0])
+            return self.ledger.similar.share_answer(job.id, lender[0])
 
     def settled(self, job_id: int) -> tuple[list[int], list[Job]]:
         """After ``job_id`` settled: (jobs that now share its answer, jobs to prepare and send on their own)."""
-        shared, requeued = self.ledger.settle_waiters(job_id)
-        return shared, self.ledger.jobs_by_id(requeued)
+        shared, requeued = self.ledger.similar.settle_waiters(job_id)
+        return shared, self.ledger.similar.jobs_by_id(requeued)
 
     def resume(self) -> tuple[list[int], list[Job]]:
         """At the start of a run: settle waiters whose lender settled before (or send them, when reuse is off)."""
         if not self.enabled:
-            self.ledger.stop_waiting(self.endpoint)
+            self.ledger.similar.stop_waiting(self.endpoint)
             return [], []
         shared: list[int] = []
         requeued: list[Job] = []
-        for lender in self.ledger.waiting_lenders(self.endpoint):
+        for lender in self.ledger.similar.waiting_lenders(self.endpoint):
             s, r = self.settled(lender)
             shared += s
             requeued += r
@@ -129,7 +129,7 @@ def predict(
 
     def fingerprint_of(item: tuple[str, bytes | None]) -> Fingerprint | None | PrepareError:
         digest, path = item
-        stored = ledger.fingerprint_of(digest)
+        stored = ledger.similar.fingerprint_of(digest)
         if stored is not None:
             return Fingerprint.from_blob(stored[1], stored[0])
         if path is None:
@@ -148,7 +148,7 @@ def predict(
                 continue
             if fp is None:
                 continue
-            if ledger.sent_alone(endpoint, digest):
+            if ledger.similar.sent_alone(endpoint, digest):
                 claimed.setdefault(fp.key, []).append(fp)
                 continue
             if find_lender(ledger, endpoint, fp, states=_PREDICT_LENDERS) is not None:

@@ -25,7 +25,7 @@ def apply_reviews(ledger: Ledger, options: SidecarOptions, roots: list[bytes] | 
 
     Held and rejected captions are left out; nothing is sent, no credit.
     """
-    result = ApplyResult(decided=len(ledger.decided_unwritten(roots)))
+    result = ApplyResult(decided=len(ledger.reviews.decided_unwritten(roots)))
     only = dataclasses.replace(options, hold=False, reviewed_only=True)
     result.written, result.failed = write_back(ledger, only, roots=roots)
     return result

@@ -81,4 +81,4 @@ def prepare(
 
 def record_decisions(ledger: Ledger, decisions: Iterable[Decision], rules: KeywordRules) -> int:
     """Check, then record, these decisions in one transaction (all or none); returns rows recorded."""
-    return ledger.decide_all(prepare(decisions, rules))
+    return ledger.reviews.decide_all(prepare(decisions, rules))

@@ -173,19 +173,19 @@ class ReviewServer:
         where = self.filter_of(query)
         offset = max(0, int(query.get("offset") or 0))
         limit = min(PAGE_SIZE_MAX, max(1, int(query.get("limit") or 50)))
-        counts = self.ledger.review_count(where)
-        rows = [_row(r) for r in self.ledger.review_page(where, offset, limit)]
+        counts = self.ledger.reviews.count(where)
+        rows = [_row(r) for r in self.ledger.reviews.page(where, offset, limit)]
         return {"total": sum(counts.values()), "counts": counts, "offset": offset, "rows": rows}
 
     def folders(self) -> list[str]:
         """The folders holding photos held for review (display text; a folder filter sends it back)."""
-        return [display(f) for f in self.ledger.review_folders()]
+        return [display(f) for f in self.ledger.reviews.folders()]
 
     def photo(self, file_id: int) -> dict[str, Any] | None:
         """What the page shows beside one photo: what it already carried, and its copies."""
         from tagger.sidecars.readers import show
 
-        row = self.ledger.review_photo(file_id)
+        row = self.ledger.reviews.photo(file_id)
         if row is None:
             return None
         directory, name, _root, _digest, decision, copies = row
@@ -207,10 +207,10 @@ class ReviewServer:
 
     def thumbnail(self, file_id: int) -> bytes | None:
         """The photo's thumbnail (made once, then read from the cache)."""
-        row = self.ledger.review_photo(file_id)
+        row = self.ledger.reviews.photo(file_id)
         if row is None:
             return None
-        return self.thumbs.get(os.fsdecode(os.path.join(row[0], row[1])), row[3])
+        return self.thumbs.get(os.fsdecode(os.path.join(row.dir, row.name)), row.content_hash)
 
     def decide(self, body: dict[str, Any]) -> dict[str, Any]:
         """Record one decision for the photos ``ids`` (an edit: their caption and keywords); returns their rows."""
@@ -224,18 +224,18 @@ class ReviewServer:
             [Decision(i, decision, str(caption) if caption is not None else None, keywords) for i in ids],
             self.options.keyword_rules,
         )
-        n = self.ledger.decide_all(rows)
+        n = self.ledger.reviews.decide_all(rows)
         return {"changed": n, "rows": [self._one(i) for i in ids]}
 
     def _one(self, file_id: int) -> dict[str, Any] | None:
-        found = self.ledger.review_page(ReviewFilter(file_id=file_id), 0, 1)
+        found = self.ledger.reviews.page(ReviewFilter(file_id=file_id), 0, 1)
         return _row(found[0]) if found else None
 
     def approve_shown(self, body: dict[str, Any]) -> dict[str, Any]:
         """Approve every photo the filter shows that still awaits a decision (edits and rejections stay)."""
         where = self.filter_of({k: str(v) for k, v in (body.get("filter") or {}).items()})
-        ids = self.ledger.review_ids(dataclasses.replace(where, decision=AWAITING))
-        n = self.ledger.decide(ids, "approved", only_awaiting=True)
+        ids = self.ledger.reviews.ids(dataclasses.replace(where, decision=AWAITING))
+        n = self.ledger.reviews.decide(ids, "approved", only_awaiting=True)
         return {"changed": n}
 
     def apply(self) -> dict[str, Any]:

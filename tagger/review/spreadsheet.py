@@ -50,7 +50,7 @@ def _keywords(value: str | None) -> list[str]:
 
 def export_sheet(ledger: Ledger, dest: str, roots: list[bytes] | None = None) -> int:
     """Write the photos awaiting review (under ``roots``) to ``dest`` (``-``: standard output); returns rows."""
-    rows = ledger.review_sheet(roots)
+    rows = ledger.reviews.sheet(roots)
 
     def write(out: IO[str]) -> int:
         writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
@@ -90,7 +90,7 @@ def read_sheet(text: str) -> list[dict[str, str]]:
 
 def _check(ledger: Ledger, rows: Iterable[dict[str, str]]) -> tuple[list[Decision], list[str]]:
     """The decisions the rows say, and every problem found (row numbers as the spreadsheet shows them)."""
-    held = {display(os.path.join(r[1], r[2])): r for r in ledger.review_sheet(awaiting_only=False)}
+    held = {display(os.path.join(r[1], r[2])): r for r in ledger.reviews.sheet(awaiting_only=False)}
     decisions: list[Decision] = []
     problems: list[str] = []
     seen: set[str] = set()

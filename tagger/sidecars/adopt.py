@@ -16,11 +16,11 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import sqlite3
 from dataclasses import dataclass
 
 from tagger.ledger.keys import normal_endpoint, normal_locale
 from tagger.ledger.store import Ledger
+from tagger.ledger.writes import Adoptable
 from tagger.sidecars.write import sidecar_provenance
 from tagger.sidecars.writeback import SidecarOptions, sidecar_of
 
@@ -91,9 +91,9 @@ def sidecar_answer(
 
 def adopt_from_sidecars(ledger: Ledger, options: SidecarOptions, endpoint: str) -> tuple[int, int]:
     """Settle this run's unsent jobs from their files' sidecars; returns (jobs, files) adopted."""
-    by_job: dict[int, list[sqlite3.Row]] = {}
-    for row in ledger.adoptable(endpoint):
-        by_job.setdefault(row[0], []).append(row)
+    by_job: dict[int, list[Adoptable]] = {}
+    for row in ledger.writes.adoptable(endpoint):
+        by_job.setdefault(row.job_id, []).append(row)
     jobs = files = 0
     for job_id, rows in by_job.items():
         found: Adoption | None = None
@@ -106,11 +106,11 @@ def adopt_from_sidecars(ledger: Ledger, options: SidecarOptions, endpoint: str) 
             holders.append((file_id, got.sidecar))
         if found is None:
             continue
-        if ledger.adopt(job_id, found.answer, found.token, found.settled_at, holders):
+        if ledger.writes.adopt(job_id, found.answer, found.token, found.settled_at, holders):
             jobs += 1
             files += len(holders)
             if found.lender is not None:
-                ledger.link_lender(job_id, found.lender)
+                ledger.writes.link_lender(job_id, found.lender)
         elif found.token is not None:
             log.warning("a sidecar names token %s, which the ledger holds for other content; not adopted", found.token)
     if jobs:
@@ -139,8 +139,8 @@ def adopt_file(
     got = sidecar_answer(options, directory, name, root, digest, endpoint, ledger.locale)
     if got is None:
         return False
-    if ledger.adopt(job_id, got.answer, got.token, got.settled_at, [(file_id, got.sidecar)]):
-        if got.lender is not None and not ledger.link_lender(job_id, got.lender) and unlinked is not None:
+    if ledger.writes.adopt(job_id, got.answer, got.token, got.settled_at, [(file_id, got.sidecar)]):
+        if got.lender is not None and not ledger.writes.link_lender(job_id, got.lender) and unlinked is not None:
             unlinked.append((job_id, got.lender))  # its lender is not in the ledger yet: linked after the walk
         return True
     if got.token is not None:
@@ -155,9 +155,12 @@ def preview_adoption(
     keys: set[str] = set()
     files: set[tuple[bytes, bytes]] = set()
     # ``hashed``: the dry run's new or changed files whose content the real run would still send.
-    candidates = [(None, digest, d, n, r, digest) for d, n, r, digest in hashed]
+    candidates: list[tuple[int | None, str, bytes, bytes, bytes, str]] = [
+        (None, digest, d, n, r, digest) for d, n, r, digest in hashed
+    ]
     candidates += [
-        (job_id, job_hash, d, n, r, digest) for job_id, job_hash, _, d, n, r, digest in ledger.adoptable(endpoint)
+        (job_id, job_hash, d, n, r, digest)
+        for job_id, job_hash, _, d, n, r, digest in ledger.writes.adoptable(endpoint)
     ]
     for job_id, key, directory, name, root, digest in candidates:
         if (directory, name) in files:
@@ -170,7 +173,7 @@ def preview_adoption(
 
 
 def _would_adopt(ledger: Ledger, got: Adoption, job_id: int | None) -> bool:
-    """As ``Ledger.adopt`` decides: not a token another job holds, nor a lent caption for a job to be sent on its own."""
+    """As ``Ledger.writes.adopt`` decides: not a token another job holds, nor a lent caption for a job to be sent on its own."""
     if got.token is not None:
-        return not ledger.token_held(got.token)
-    return job_id is None or not ledger.no_reuse(job_id)
+        return not ledger.writes.token_held(got.token)
+    return job_id is None or not ledger.similar.no_reuse(job_id)

@@ -272,10 +272,12 @@ def mirror_folder_of(
     photo = os.path.abspath(photo)
     if root is None and ledger is not None:
         # Where the ledger recorded writing it: right whatever the run's roots were (two roots share a mirror).
-        written = ledger.sidecar_written(os.fsencode(os.path.dirname(photo)), os.fsencode(os.path.basename(photo)))
+        written = ledger.files.sidecar_written(
+            os.fsencode(os.path.dirname(photo)), os.fsencode(os.path.basename(photo))
+        )
         if written is not None:
             return os.fsdecode(os.path.dirname(written))
-        known = ledger.root_of(os.fsencode(os.path.dirname(photo)), os.fsencode(os.path.basename(photo)))
+        known = ledger.files.root_of(os.fsencode(os.path.dirname(photo)), os.fsencode(os.path.basename(photo)))
         root = os.fsdecode(known) if known is not None else None
     root = root or walked_from
     if root is None:

@@ -94,16 +94,20 @@ def write_back(
         # One derivation, stored, for every job (remote images too): the exports and the contact sheet
         # read the keywords the sidecars got.
         refresh_keywords(ledger, rules)
-    rows = ledger.unwritten(job_id, roots)
+    rows = ledger.writes.unwritten(job_id, roots)
     # A review row counts only for the job whose caption was held (a changed file has another job).
-    reviews = ledger.reviews_of([row[0] for row in rows]) if rows else {}
+    reviews = ledger.reviews.of_files([row.file_id for row in rows]) if rows else {}
     if options.hold:
-        held = [(row[0], row[5]) for row in rows if (reviews.get(row[0]) or (None,))[0] != row[5]]
+        held = [
+            (row.file_id, row.job_id)
+            for row in rows
+            if (known := reviews.get(row.file_id)) is None or known.job_id != row.job_id
+        ]
         if held:
             if job_id is not None:
                 refresh_keywords(ledger, rules, job_id)  # the page and the spreadsheet show them
-            ledger.hold_for_review(held)
-            reviews.update(ledger.reviews_of(f for f, _ in held))
+            ledger.reviews.set_awaiting(held)
+            reviews.update(ledger.reviews.of_files(f for f, _ in held))
     if not options.enabled:
         if job_id is not None:
             refresh_keywords(ledger, rules, job_id)  # the exports read them
@@ -135,7 +139,7 @@ def write_back(
             lender_name,
         ) = row
         review = reviews.get(file_id)
-        decision = review[1] if review is not None and review[0] == jid else None
+        decision = review.decision if review is not None and review.job_id == jid else None
         if decision is None and options.reviewed_only:
             continue
         if decision is not None and decision not in (APPROVED, EDITED):
@@ -143,9 +147,10 @@ def write_back(
         fresh = None
         if decision == EDITED and review is not None:
             # The person's caption and keywords, as they left them: never derived again, never reverted.
-            caption = review[2]
+            caption = review.caption
             keywords = Keywords(
-                tuple(json.loads(review[3] or "[]")), tuple(tuple(p) for p in json.loads(review[4] or "[]"))
+                tuple(json.loads(review.keywords or "[]")),
+                tuple(tuple(p) for p in json.loads(review.keyword_paths or "[]")),
             )
         elif stored_rules == rules_digest:
             keywords = stored_keywords(subject, paths, caption, categories, rules)
@@ -175,7 +180,7 @@ def write_back(
                 locale=locale,
                 categories=tuple(str(c) for c in _list(categories)),
                 reused_from=os.path.join(lender_dir, lender_name).decode("utf-8", "replace")
-                if lender_dir is not None
+                if lender_dir is not None and lender_name is not None
                 else None,
                 review=decision,
             )
@@ -187,12 +192,12 @@ def write_back(
             failed += 1
             message = f"sidecar not written: {exc}"
             log.warning("%s: %s (tried again on the next run)", image, message)
-            ledger.sidecar_failed(file_id, message)
+            ledger.writes.sidecar_failed(file_id, message)
             continue
-        ledger.mark_written(file_id, jid, os.fsencode(target), fresh)
+        ledger.writes.mark_written(file_id, jid, os.fsencode(target), fresh)
         if decision is not None:
             applied.append(file_id)
         written += int(changed)
     if applied:
-        ledger.mark_applied(applied)
+        ledger.reviews.mark_applied(applied)
     return written, failed
