@@ -26,12 +26,12 @@ from tagger.config import Config, load_config
 from tagger.display import count, display, iso
 from tagger.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, TaggerError, UsageError
 from tagger.exports.profile_names import PROFILE_NAMES
-from tagger.ledger.store import Ledger
 from tagger.outpaths import refuse_clobber
 from tagger.redact import RedactFilter, redact
 
 if TYPE_CHECKING:
     from tagger.client import cloudsight as cs
+    from tagger.ledger.store import Ledger
     from tagger.pipeline.dryrun import DryRunResult
 
 __all__ = ["main", "cli"]
@@ -83,11 +83,18 @@ def _keyword_rules(config: Config) -> Callable[[], Any]:
     return lambda: keyword_rules(config.vocabulary, config.unmapped, config.locale, config.keyword_parent)
 
 
+def _ledger(config: Config) -> Ledger:
+    """The configured ledger, made if need be (imported here: `tagger --help` needs no ledger)."""
+    from tagger.ledger.store import Ledger
+
+    return Ledger(config.ledger_path, locale=config.locale)
+
+
 def _open_ledger(config: Config) -> Ledger:
     path = config.ledger_path
     if not os.path.exists(path):
         raise UsageError(f"no ledger at {path}: run `tagger run` first, or pass --ledger")
-    return Ledger(path, locale=config.locale)
+    return _ledger(config)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -299,7 +306,7 @@ def _awaiting(config: Config) -> None:
     """Say how many captions wait for a person, and how to decide on them."""
     from tagger.ledger.review import ReviewFilter
 
-    with Ledger(config.ledger_path, locale=config.locale) as db:
+    with _ledger(config) as db:
         waiting = db.reviews.count(ReviewFilter())["awaiting"]
     if waiting:
         click.echo(
@@ -1061,7 +1068,7 @@ def show(
     # The ledger knows the run root a mirrored sidecar's place starts from; opened only when that is needed.
     use_ledger = mirror is not None and root is None and os.path.exists(config.ledger_path)
     errors = 0
-    with Ledger(config.ledger_path, locale=config.locale) if use_ledger else contextlib.nullcontext() as db:
+    with _ledger(config) if use_ledger else contextlib.nullcontext() as db:
         for path, walked_from in _photos_under(paths):
             try:
                 folder = (
