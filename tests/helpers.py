@@ -67,6 +67,34 @@ def exiftool_json(*paths: Path | str) -> list[dict]:
     return json.loads(out.stdout)
 
 
+# Trees of files as users have them.
+
+
+def synology_tree(root: Path) -> list[Path]:
+    """Three photos of one's own, and what a Synology NAS and a desktop leave beside them."""
+    mine = [make_photo(root / "2023" / f"IMG_{i}.JPG", seed=i) for i in range(3)]
+    for i, photo in enumerate(mine):
+        make_photo(root / "2023" / "@eaDir" / photo.name / "SYNOPHOTO_THUMB_XL.jpg", seed=100 + i, size=(320, 240))
+    make_photo(root / "@eaDir" / "SYNOFILE_THUMB.jpg", seed=200, size=(200, 150))
+    make_photo(root / "#recycle" / "deleted.jpg", seed=201)
+    make_photo(root / "Trash-like" / ".Trash-1000" / "files" / "gone.jpg", seed=202)
+    make_photo(root / "scans" / "draft.jpg", seed=203)
+    return mine
+
+
+def broken_files(folder: Path) -> list[Path]:
+    """An empty file, a truncated JPEG and a text file named .jpg: each fails for good, before it is sent."""
+    folder.mkdir(parents=True, exist_ok=True)
+    empty = folder / "empty.jpg"
+    empty.write_bytes(b"")
+    truncated = folder / "truncated.jpg"
+    truncated.write_bytes(make_photo(folder / "whole.tmp.jpg", seed=77).read_bytes()[:1500])
+    (folder / "whole.tmp.jpg").unlink()
+    text = folder / "notes.jpg"
+    text.write_text("shopping list: milk, eggs\n" * 20)
+    return [empty, truncated, text]
+
+
 # The command line, run as a user runs it.
 
 
