@@ -12,6 +12,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,20 +100,74 @@ def broken_files(folder: Path) -> list[Path]:
 # The command line, run as a user runs it.
 
 
+def _user_env(env: dict | None) -> dict:
+    """This process's environment without its CLOUDSIGHT_/TAGGER_ settings, then ``env``."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    full_env.update(env or {})
+    return full_env
+
+
 def tagger(
     *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess:
     """Run ``tagger ARGS`` as a user would (``python -m tagger``), without the caller's CLOUDSIGHT_/TAGGER_ settings."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-P", "-m", "tagger", *args],
         capture_output=True,
         text=True,
-        env=full_env,
+        env=_user_env(env),
         cwd=cwd,
         timeout=timeout,
     )
+
+
+# A run as a child process, to be signalled or killed mid-flight (test_crash, test_interrupts, test_disk).
+
+
+def run_config_file(path: Path, *, workers: int, in_flight: int = 8, extra: str = "") -> Path:
+    """A config file at ``path``: quick polls, ``workers`` preparing, ``in_flight`` uploads at most, then ``extra``."""
+    path.write_text(
+        "[run]\nfirst_poll_delay = 0.2\npoll_interval = 0.1\nmax_poll_interval = 0.3\n"
+        f"max_in_flight = {in_flight}\nworkers = {workers}\n{extra}"
+    )
+    return path
+
+
+def start_run(
+    photos: Path,
+    ledger: Path,
+    emu: Emulator,
+    config: Path,
+    *more: str,
+    env: dict | None = None,
+    wrap: Sequence[str] = (),
+    text: bool = False,
+    new_session: bool = False,
+) -> subprocess.Popen:
+    """Start ``tagger --config CONFIG run PHOTOS`` against ``emu`` (quiet, output piped) and return at once.
+
+    ``wrap`` comes before the interpreter (``setpriv ...``); ``new_session`` puts the run in a process group of
+    its own, so ``os.killpg(proc.pid, ...)`` reaches it and its preparing workers as a terminal would.
+    """
+    args = ["--config", str(config), "run", str(photos), "--endpoint", emu.url, "--ledger", str(ledger), "--quiet"]
+    return subprocess.Popen(
+        [*wrap, sys.executable, "-P", "-m", "tagger", *args, *more],
+        env=_user_env({"CLOUDSIGHT_API_KEY": emu.key, **(env or {})}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=text,
+        start_new_session=new_session,
+    )
+
+
+def wait_until(condition: Callable[[], object], *, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> bool:
+    """Poll ``condition`` until it holds (True), or until ``proc`` has ended or ``timeout`` seconds passed (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if (proc is not None and proc.poll() is not None) or time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def fast_config(tmp_path: Path) -> Path:
