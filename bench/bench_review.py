@@ -32,10 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from browser import chromium
 from PIL import Image
 from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tagger.ledger.store import Ledger
@@ -86,27 +85,6 @@ def build(folder: Path, held: int) -> str:
             ).lastrowid
             c.execute("INSERT INTO reviews (file_id, job_id, held_at) VALUES (?, ?, ?)", (f, job, now))
     return ledger_path
-
-
-def chromium(profile: str) -> webdriver.Chrome:
-    """Headless Chromium as the tests start it."""
-    opts = Options()
-    opts.binary_location = "/usr/bin/chromium"
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,900",
-        f"--user-data-dir={profile}",
-    ):
-        opts.add_argument(arg)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
 
 
 def measure(driver: webdriver.Chrome, folder: Path, held: int, presses: int, loads: int) -> dict:

@@ -59,3 +59,13 @@ def photos(tmp_path: Path) -> Path:
     for i in range(6):
         make_photo(root / ("sub" if i % 2 else "") / f"IMG_{i:04d}.JPG", seed=i)
     return root
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory):
+    """Headless Chromium (``browser.chromium``), one per test module, quit after it."""
+    from browser import chromium  # selenium loads only for the modules that drive a page
+
+    driver = chromium(tmp_path_factory.mktemp("chromium-profile"))
+    yield driver
+    driver.quit()

@@ -1,6 +1,6 @@
 """A byte-built corpus of every format and hostile edge the identity hashers read, for the golden identity test.
 
-Every file is written here byte by byte (or by ``test_raw.dng``, itself byte by
+Every file is written here byte by byte (or by ``rawfiles.dng``, itself byte by
 byte): no encoder (libjpeg, libwebp, x265, zlib's compressor) whose output
 could change with a library upgrade, so a changed digest can only mean a
 changed hasher. Pixel data is stored uncompressed (PNG uses stored deflate
@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from test_raw import dng, raw_scene, scene, to_8bit
+from rawfiles import dng, raw_scene, scene, to_8bit
 
 __all__ = ["golden_corpus"]
 

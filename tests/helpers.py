@@ -12,6 +12,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,23 +69,105 @@ def exiftool_json(*paths: Path | str) -> list[dict]:
     return json.loads(out.stdout)
 
 
+# Trees of files as users have them.
+
+
+def synology_tree(root: Path) -> list[Path]:
+    """Three photos of one's own, and what a Synology NAS and a desktop leave beside them."""
+    mine = [make_photo(root / "2023" / f"IMG_{i}.JPG", seed=i) for i in range(3)]
+    for i, photo in enumerate(mine):
+        make_photo(root / "2023" / "@eaDir" / photo.name / "SYNOPHOTO_THUMB_XL.jpg", seed=100 + i, size=(320, 240))
+    make_photo(root / "@eaDir" / "SYNOFILE_THUMB.jpg", seed=200, size=(200, 150))
+    make_photo(root / "#recycle" / "deleted.jpg", seed=201)
+    make_photo(root / "Trash-like" / ".Trash-1000" / "files" / "gone.jpg", seed=202)
+    make_photo(root / "scans" / "draft.jpg", seed=203)
+    return mine
+
+
+def broken_files(folder: Path) -> list[Path]:
+    """An empty file, a truncated JPEG and a text file named .jpg: each fails for good, before it is sent."""
+    folder.mkdir(parents=True, exist_ok=True)
+    empty = folder / "empty.jpg"
+    empty.write_bytes(b"")
+    truncated = folder / "truncated.jpg"
+    truncated.write_bytes(make_photo(folder / "whole.tmp.jpg", seed=77).read_bytes()[:1500])
+    (folder / "whole.tmp.jpg").unlink()
+    text = folder / "notes.jpg"
+    text.write_text("shopping list: milk, eggs\n" * 20)
+    return [empty, truncated, text]
+
+
 # The command line, run as a user runs it.
+
+
+def _user_env(env: dict | None) -> dict:
+    """This process's environment without its CLOUDSIGHT_/TAGGER_ settings, then ``env``."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
+    full_env.update(env or {})
+    return full_env
 
 
 def tagger(
     *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess:
     """Run ``tagger ARGS`` as a user would (``python -m tagger``), without the caller's CLOUDSIGHT_/TAGGER_ settings."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-P", "-m", "tagger", *args],
         capture_output=True,
         text=True,
-        env=full_env,
+        env=_user_env(env),
         cwd=cwd,
         timeout=timeout,
     )
+
+
+# A run as a child process, to be signalled or killed mid-flight (test_crash, test_interrupts, test_disk).
+
+
+def run_config_file(path: Path, *, workers: int, in_flight: int = 8, extra: str = "") -> Path:
+    """A config file at ``path``: quick polls, ``workers`` preparing, ``in_flight`` uploads at most, then ``extra``."""
+    path.write_text(
+        "[run]\nfirst_poll_delay = 0.2\npoll_interval = 0.1\nmax_poll_interval = 0.3\n"
+        f"max_in_flight = {in_flight}\nworkers = {workers}\n{extra}"
+    )
+    return path
+
+
+def start_run(
+    photos: Path,
+    ledger: Path,
+    emu: Emulator,
+    config: Path,
+    *more: str,
+    env: dict | None = None,
+    wrap: Sequence[str] = (),
+    text: bool = False,
+    new_session: bool = False,
+) -> subprocess.Popen:
+    """Start ``tagger --config CONFIG run PHOTOS`` against ``emu`` (quiet, output piped) and return at once.
+
+    ``wrap`` comes before the interpreter (``setpriv ...``); ``new_session`` puts the run in a process group of
+    its own, so ``os.killpg(proc.pid, ...)`` reaches it and its preparing workers as a terminal would.
+    """
+    args = ["--config", str(config), "run", str(photos), "--endpoint", emu.url, "--ledger", str(ledger), "--quiet"]
+    return subprocess.Popen(
+        [*wrap, sys.executable, "-P", "-m", "tagger", *args, *more],
+        env=_user_env({"CLOUDSIGHT_API_KEY": emu.key, **(env or {})}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=text,
+        start_new_session=new_session,
+    )
+
+
+def wait_until(condition: Callable[[], object], *, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> bool:
+    """Poll ``condition`` until it holds (True), or until ``proc`` has ended or ``timeout`` seconds passed (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if (proc is not None and proc.poll() is not None) or time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def fast_config(tmp_path: Path) -> Path:

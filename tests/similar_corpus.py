@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
-__all__ = ["scene", "lookalike", "variant", "window", "copies", "crops", "save", "SAMPLES"]
+__all__ = ["scene", "lookalike", "variant", "window", "copies", "crops", "save", "album", "COPIES", "SAMPLES"]
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 
@@ -173,3 +173,36 @@ def crops(im: Image.Image) -> dict[str, bytes]:
         "crop_left_side.jpg": cut((0.15, 0.0, 1.0, 1.0), False),
         "crop_square.jpg": cut((0.125, 0.0, 0.875, 1.0), False),
     }
+
+
+# An album: an original beside its copies, a look-alike and crops.
+
+COPIES = (
+    "half.jpg",
+    "q50.jpg",
+    "q95.jpg",
+    "png.png",
+    "webp.webp",
+    "heic.heic",
+    "rot6.jpg",
+    "rot8.jpg",
+    "messenger.jpg",
+)
+
+
+def album(root: Path, seed: int = 3) -> dict[str, Path]:
+    """An original, its copies, a look-alike and two crops, in two folders."""
+    im = scene(seed)
+    files = {"original.jpg": save(im, "JPEG", quality=92)}
+    files.update({name: data for name, data in copies(im).items() if name in COPIES})
+    files["lookalike.jpg"] = save(lookalike(seed, seed + 100), "JPEG", quality=92)
+    cut = crops(im)
+    files["crop90_centre.jpg"] = cut["crop90_centre.jpg"]
+    files["crop_left_side.jpg"] = cut["crop_left_side.jpg"]
+    paths = {}
+    for i, (name, data) in enumerate(files.items()):
+        path = root / ("web" if i % 2 else "camera") / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        paths[name] = path
+    return paths

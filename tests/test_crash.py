@@ -8,12 +8,11 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import exiftool_json, make_photo
+from helpers import exiftool_json, make_photo, run_config_file, start_run, wait_until
 
 from tagger.emulator import Emulator, Faults
 from tagger.pipeline.dispatch import max_posts_in_flight
@@ -22,36 +21,6 @@ pytestmark = pytest.mark.slow  # scenarios: SIGKILLed CLI processes over hundred
 
 WORKERS = 2
 INTERRUPTED = re.compile(rb"(\d+) jobs? interrupted while being submitted")
-
-
-def _run(photos: Path, tmp_path: Path, emu: Emulator, in_flight: int) -> subprocess.Popen:
-    cfg = tmp_path / "fast.toml"
-    cfg.write_text(
-        "[run]\nfirst_poll_delay = 0.2\npoll_interval = 0.1\nmax_poll_interval = 0.3\n"
-        f"max_in_flight = {in_flight}\nworkers = {WORKERS}\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    env["CLOUDSIGHT_API_KEY"] = emu.key
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-P",
-            "-m",
-            "tagger",
-            "--config",
-            str(cfg),
-            "run",
-            str(photos),
-            "--endpoint",
-            emu.url,
-            "--ledger",
-            str(tmp_path / "ledger.sqlite"),
-            "--quiet",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 def crash_and_resume(
@@ -82,20 +51,15 @@ def crash_and_resume(
     interrupted = 0  # jobs each start-up sweep found cut off mid-POST, as the runs reported them
     ledger = tmp_path / "ledger.sqlite"
     at_kill: list[tuple[int, int]] = []  # per kill: (tokens outstanding at the emulator, jobs cut off mid-POST)
+    config = run_config_file(tmp_path / "run.toml", workers=WORKERS, in_flight=in_flight)
     with Emulator(latency=latency, seed=seed, faults=slow) as emu:
         while True:
             requests_before = emu.counters()["requests"]
-            proc = _run(photos, tmp_path, emu, in_flight)
+            proc = start_run(photos, ledger, emu, config)
             if killed < kills:
                 # The window opens at the run's first request, not at its start: start-up takes longer than
                 # the window on a loaded machine, and a kill before any request proves nothing.
-                deadline = time.monotonic() + 60
-                while (
-                    emu.counters()["requests"] == requests_before
-                    and proc.poll() is None
-                    and time.monotonic() < deadline
-                ):
-                    time.sleep(0.01)
+                wait_until(lambda: emu.counters()["requests"] != requests_before, proc=proc)  # noqa: B023
                 try:
                     # With slow answers, every other kill waits (within the window) for a POST in the air.
                     _wait(proc, rnd.uniform(*window), ledger if slow is not None and killed % 2 == 0 else None, emu)

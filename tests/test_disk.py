@@ -10,14 +10,12 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import make_photo
+from helpers import make_photo, run_config_file, start_run, wait_until
 
 from tagger.emulator import Emulator, Faults
 
@@ -68,19 +66,25 @@ def photos_in(folder: Path, n: int = IMAGES) -> Path:
 
 
 def tagger_run(photos: Path, ledger: Path, emu: Emulator, *, user: int | None = None) -> subprocess.Popen:
-    cfg = photos.parent / "fast.toml"
-    cfg.write_text(
-        "[run]\nfirst_poll_delay = 0.2\npoll_interval = 0.1\nmax_poll_interval = 0.3\nmax_in_flight = 8\nworkers = 2\n"
+    """``tagger run`` writing no sidecars, as root or as ``user`` (its config and HOME beside ``photos``)."""
+    config = run_config_file(photos.parent / "fast.toml", workers=2)
+    config.chmod(0o644)
+    if user is None:
+        return start_run(photos, ledger, emu, config, "--no-sidecars", text=True)
+    wrap = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
+    return start_run(
+        photos, ledger, emu, config, "--no-sidecars", text=True, wrap=wrap, env={"HOME": str(photos.parent)}
     )
-    cfg.chmod(0o644)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    env["CLOUDSIGHT_API_KEY"] = emu.key
-    args = [sys.executable, "-P", "-m", "tagger", "--config", str(cfg), "run", str(photos)]
-    args += ["--endpoint", emu.url, "--ledger", str(ledger), "--quiet", "--no-sidecars"]
-    if user is not None:
-        args = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *args]
-        env["HOME"] = str(photos.parent)
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def ran_once_then_one_more(photos: Path, ledger: Path, emu: Emulator) -> None:
+    """A first run to the end, then one new photo (readable by all) for the next run; the emulator's counts zeroed."""
+    first = tagger_run(photos, ledger, emu)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    make_photo(photos / "IMG_new.jpg", seed=99, size=(200, 150))
+    (photos / "IMG_new.jpg").chmod(0o644)
+    emu.reset_counters()
 
 
 def tokens_in(ledger: Path) -> int:
@@ -99,9 +103,7 @@ def test_a_disk_that_fills_up_mid_run_loses_no_token_and_the_next_run_pays_nothi
     # uploads whose tokens the run has not recorded yet.
     with Emulator(latency=(0.3, 0.5), seed=7, faults=Faults(submit_delay=1.0)) as emu:
         proc = tagger_run(photos, ledger, emu)
-        deadline = time.monotonic() + 60
-        while emu.counters()["submissions"] < 3 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: emu.counters()["submissions"] >= 3, proc=proc)
         filler = fill(small_disk)
         out, err = proc.communicate(timeout=120)
         sent = emu.counters()["submissions"]
@@ -151,12 +153,8 @@ def test_a_read_only_ledger_sends_nothing_and_says_why(small_disk, tmp_path):
     photos = photos_in(tmp_path / "photos", 3)
     ledger = small_disk / "ledger.sqlite"
     with Emulator(latency=(0.05, 0.1), seed=1) as emu:
-        first = tagger_run(photos, ledger, emu)
-        _, err = first.communicate(timeout=120)
-        assert first.returncode == 0, err
-        make_photo(photos / "IMG_new.jpg", seed=99, size=(200, 150))
+        ran_once_then_one_more(photos, ledger, emu)
         subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
-        emu.reset_counters()
         proc = tagger_run(photos, ledger, emu)
         _, err = proc.communicate(timeout=120)
         assert emu.counters()["requests"] == 0
@@ -170,15 +168,10 @@ def test_a_ledger_the_user_may_not_write_sends_nothing_and_says_why(small_disk, 
     photos = photos_in(small_disk / "photos", 3)
     ledger = small_disk / "ledger.sqlite"
     with Emulator(latency=(0.05, 0.1), seed=1) as emu:
-        first = tagger_run(photos, ledger, emu)
-        _, err = first.communicate(timeout=120)
-        assert first.returncode == 0, err
-        make_photo(photos / "IMG_new.jpg", seed=99, size=(200, 150))
-        (photos / "IMG_new.jpg").chmod(0o644)
+        ran_once_then_one_more(photos, ledger, emu)
         for name in ("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm", "ledger.sqlite.tokens"):
             if (small_disk / name).exists():
                 (small_disk / name).chmod(0o644)  # readable by all, written by root only
-        emu.reset_counters()
         proc = tagger_run(photos, ledger, emu, user=65534)  # nobody
         _, err = proc.communicate(timeout=120)
         assert emu.counters()["requests"] == 0

@@ -11,7 +11,7 @@ import pillow_heif
 import pytest
 from helpers import make_photo
 from PIL import Image
-from test_raw import dng, raw_scene
+from rawfiles import dng, raw_scene
 
 from tagger.prepare.embedded import is_boilerplate, read_image_metadata
 from tagger.sidecars import xmp

@@ -15,10 +15,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from browser import visible_cards, wait_visible_thumbs
 from helpers import fast_config, make_photo, tagger
 from hypothesis import given
 from hypothesis import strategies as st
-from test_report import browser, visible_cards, wait_visible_thumbs  # noqa: F401  (the fixture)
 
 from tagger.display import display, undisplay
 
@@ -119,7 +119,7 @@ def test_exiftool_finds_the_file_named_in_latin1(tree: tuple[Path, Path], tmp_pa
 
 
 @pytest.mark.slow
-def test_the_contact_sheet_shows_its_preview(browser, tree: tuple[Path, Path], tmp_path: Path) -> None:  # noqa: F811
+def test_the_contact_sheet_shows_its_preview(browser, tree: tuple[Path, Path], tmp_path: Path) -> None:
     root, ledger = tree
     dest = tmp_path / "sheet.html"
     done = tagger("report", "--html", str(dest), "--ledger", str(ledger))

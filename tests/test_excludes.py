@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-from helpers import fast_config, make_photo, tagger
+from helpers import fast_config, make_photo, synology_tree, tagger
 
 from tagger.emulator import Emulator
 from tagger.pipeline.excludes import Excludes
 from tagger.pipeline.scan import scan
-
-
-def synology_tree(root: Path) -> list[Path]:
-    """Three photos of one's own, and what a Synology NAS and a desktop leave beside them."""
-    mine = [make_photo(root / "2023" / f"IMG_{i}.JPG", seed=i) for i in range(3)]
-    for i, photo in enumerate(mine):
-        make_photo(root / "2023" / "@eaDir" / photo.name / "SYNOPHOTO_THUMB_XL.jpg", seed=100 + i, size=(320, 240))
-    make_photo(root / "@eaDir" / "SYNOFILE_THUMB.jpg", seed=200, size=(200, 150))
-    make_photo(root / "#recycle" / "deleted.jpg", seed=201)
-    make_photo(root / "Trash-like" / ".Trash-1000" / "files" / "gone.jpg", seed=202)
-    make_photo(root / "scans" / "draft.jpg", seed=203)
-    return mine
 
 
 @pytest.mark.slow

@@ -13,9 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import fast_config, make_photo, tagger
-from test_excludes import synology_tree
-from test_known_failures import broken_files
+from helpers import broken_files, fast_config, make_photo, synology_tree, tagger
 
 from tagger.emulator import Emulator
 

@@ -216,8 +216,8 @@ def test_exiftool_edits_keep_the_identity_and_pixels_change_it(tmp_path: Path, n
 
 
 def test_dng_and_tiff_raw_edits_keep_the_identity(tmp_path: Path) -> None:
-    from test_raw import dng, preview_scene, raw_scene
-    from test_raw import jpeg as raw_jpeg
+    from rawfiles import dng, preview_scene, raw_scene
+    from rawfiles import jpeg as raw_jpeg
 
     for name, data in {
         "preview.dng": dng(raw_scene(), raw_jpeg(preview_scene()), gps=("N", (1, 2, 3), "E", (4, 5, 6))),
@@ -249,10 +249,10 @@ def test_a_colour_profile_is_not_identity_in_any_format(tmp_path: Path) -> None:
 
 def _unparsed_tiff(artist: str) -> bytes:
     """A 32x24 RGB TIFF whose SubIFDs pointer runs off the end."""
-    from test_raw import ASCII, LONG, SHORT, _tiff
+    from rawfiles import ASCII, LONG, SHORT, tiff
 
     pixels = photo((32, 24)).tobytes()
-    return _tiff(
+    return tiff(
         [
             [
                 (256, LONG, [32]),

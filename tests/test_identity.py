@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner
 from corpus import photo, prophoto_profile
 from helpers import config_for, dry_with, exiftool_json, run_with
-from test_raw import dng, raw_scene
-from test_raw import jpeg as raw_jpeg
+from rawfiles import dng, raw_scene
+from rawfiles import jpeg as raw_jpeg
 
 from tagger.cli import cli
 from tagger.prepare.hashing import content_hash

@@ -14,13 +14,12 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from helpers import make_photo
+from helpers import make_photo, run_config_file, start_run, wait_until
 from PIL import Image
 
 from tagger.config import Config
@@ -31,6 +30,7 @@ from tagger.pipeline.runner import make_api, run
 IMAGES = 12
 WORKERS = 3
 SWEPT = re.compile(r"(\d+) jobs? interrupted while being submitted")
+NOT_YET = "the run never reached the moment to interrupt"
 
 
 @pytest.fixture(scope="module")
@@ -53,43 +53,10 @@ def _photos(source: Path, tmp_path: Path) -> Path:
 def _start(
     photos: Path, tmp_path: Path, emu: Emulator, *, processes: bool = True, in_flight: int = 8
 ) -> subprocess.Popen:
-    cfg = tmp_path / "run.toml"
-    cfg.write_text(
-        "[run]\nfirst_poll_delay = 0.2\npoll_interval = 0.1\nmax_poll_interval = 0.3\n"
-        f"max_in_flight = {in_flight}\nworkers = {WORKERS}\n"
-        f"[prepare]\nprepare_in_processes = {'true' if processes else 'false'}\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    env["CLOUDSIGHT_API_KEY"] = emu.key
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-P",
-            "-m",
-            "tagger",
-            "--config",
-            str(cfg),
-            "run",
-            str(photos),
-            "--endpoint",
-            emu.url,
-            "--ledger",
-            str(tmp_path / "ledger.sqlite"),
-            "--quiet",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def _wait_for(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the run never reached the moment to interrupt"
-        time.sleep(0.02)
+    """``tagger run`` in a session of its own (so ``os.killpg`` reaches its workers), text output piped."""
+    prepare = f"[prepare]\nprepare_in_processes = {'true' if processes else 'false'}\n"
+    config = run_config_file(tmp_path / "run.toml", workers=WORKERS, in_flight=in_flight, extra=prepare)
+    return start_run(photos, tmp_path / "ledger.sqlite", emu, config, text=True, new_session=True)
 
 
 def _group(pgid: int) -> list[int]:
@@ -155,7 +122,7 @@ def test_ctrl_c_to_the_group_while_worker_processes_prepare_fails_nothing(big_pn
         proc = _start(photos, tmp_path, emu)
         # Preparing is the bottleneck here (half a second per image, three workers): once two images are
         # sent, the workers are busy with the next ones.
-        _wait_for(lambda: emu.counters()["submissions"] >= 2)
+        assert wait_until(lambda: emu.counters()["submissions"] >= 2), NOT_YET
         assert len(_group(proc.pid)) >= 1 + WORKERS  # the run, its forkserver and its preparing workers
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -164,7 +131,8 @@ def test_ctrl_c_to_the_group_while_worker_processes_prepare_fails_nothing(big_pn
         assert sent < IMAGES
         assert state["tokens"] == sent and "submitting" not in state["jobs"]  # every answer was recorded
         assert state["jobs"].get("queued", 0) >= 1  # the images cut off while preparing wait for the next run
-        _wait_for(lambda: not _group(proc.pid), timeout=10)  # no worker left behind (helpers exit on the closed pipe)
+        # No worker left behind (helpers exit on the closed pipe).
+        assert wait_until(lambda: not _group(proc.pid), timeout=10), _group(proc.pid)
         counters = _assert_resumed(photos, tmp_path, emu)
     assert counters["submissions"] == IMAGES and counters["duplicates"] == 0
 
@@ -176,7 +144,7 @@ def test_ctrl_c_while_posts_are_in_flight_records_their_answers(big_pngs, tmp_pa
     # Every answer is held back 1.5 s: the POSTs counted by the emulator are still waiting for theirs.
     with Emulator(latency=(0.2, 0.4), seed=6, faults=Faults(slow_rate=1.0, slow_seconds=1.5)) as emu:
         proc = _start(photos, tmp_path, emu, processes=processes)
-        _wait_for(lambda: emu.counters()["submissions"] >= 2)
+        assert wait_until(lambda: emu.counters()["submissions"] >= 2), NOT_YET
         in_flight_at_signal = emu.counters()["submissions"]
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -195,7 +163,7 @@ def test_sigterm_mid_run_stops_within_the_grace_and_resumes(big_pngs, tmp_path):
     photos = _photos(big_pngs, tmp_path)
     with Emulator(latency=(0.3, 0.6), seed=7, faults=Faults(slow_rate=0.5, slow_seconds=1.0)) as emu:
         proc = _start(photos, tmp_path, emu)
-        _wait_for(lambda: emu.counters()["submissions"] >= 3)
+        assert wait_until(lambda: emu.counters()["submissions"] >= 3), NOT_YET
         sent_at = time.monotonic()
         os.killpg(proc.pid, signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
@@ -216,7 +184,7 @@ def test_a_second_signal_quits_at_once_and_the_resume_counts_what_it_cut_off(big
     # Answers held back 4 s: the first signal would wait for them; the second must not.
     with Emulator(latency=(0.2, 0.4), seed=8, faults=Faults(slow_rate=1.0, slow_seconds=4.0)) as emu:
         proc = _start(photos, tmp_path, emu)
-        _wait_for(lambda: emu.counters()["submissions"] >= 2)
+        assert wait_until(lambda: emu.counters()["submissions"] >= 2), NOT_YET
         os.killpg(proc.pid, signal.SIGTERM)
         time.sleep(0.5)
         assert proc.poll() is None  # still waiting for the answers in flight
@@ -263,7 +231,7 @@ def test_a_stop_waits_no_longer_than_the_grace_for_answers(big_pngs, tmp_path):
     # exit after the grace (typically it takes a few tenths); load only makes such a run slower still.
     with Emulator(latency=(0.2, 0.4), seed=9, faults=Faults(slow_rate=1.0, slow_seconds=15.0)) as emu:
         proc = _start(photos, tmp_path, emu)
-        _wait_for(lambda: emu.counters()["submissions"] >= 2)
+        assert wait_until(lambda: emu.counters()["submissions"] >= 2), NOT_YET
         sent_at = time.monotonic()
         os.killpg(proc.pid, signal.SIGTERM)
         out, err = proc.communicate(timeout=60)

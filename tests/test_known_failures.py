@@ -11,22 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import fast_config, make_photo, tagger
+from helpers import broken_files, fast_config, make_photo, tagger
 
 from tagger.emulator import Emulator
-
-
-def broken_files(folder: Path) -> list[Path]:
-    """An empty file, a truncated JPEG and a text file named .jpg: each fails for good, before it is sent."""
-    folder.mkdir(parents=True, exist_ok=True)
-    empty = folder / "empty.jpg"
-    empty.write_bytes(b"")
-    truncated = folder / "truncated.jpg"
-    truncated.write_bytes(make_photo(folder / "whole.tmp.jpg", seed=77).read_bytes()[:1500])
-    (folder / "whole.tmp.jpg").unlink()
-    text = folder / "notes.jpg"
-    text.write_text("shopping list: milk, eggs\n" * 20)
-    return [empty, truncated, text]
 
 
 def nightly(root: Path, tmp_path: Path, emu: Emulator, *extra: str) -> subprocess.CompletedProcess:

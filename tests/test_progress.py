@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import make_photo
 from helpers import config_for, queue_jobs, run_with, tagger
+from similar_corpus import album
 
 from tagger.emulator import Emulator
 from tagger.pipeline.latency import LatencyModel
@@ -242,9 +243,7 @@ def test_on_a_terminal_each_phase_has_its_own_line(tmp_path):
 
 @pytest.mark.slow
 def test_copies_that_share_a_caption_leave_the_queue_without_an_upload_and_sent_still_ends_at_100(emulator, tmp_path):
-    from test_similar import _album
-
-    _album(tmp_path / "album", seed=5)
+    album(tmp_path / "album", seed=5)
     config = config_for(emulator, tmp_path)  # reuse_similar: a resized or re-encoded copy shares its caption
     pipe = _Pipe()
     result = run_with(

@@ -10,10 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+from browser import visible_cards, wait_visible_thumbs
 from PIL import Image, ImageDraw, ImageFilter
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -49,31 +47,6 @@ def rec(root: Path, relpath: str, **kw) -> Record:
     return Record(path=str(root / relpath), relpath=relpath, filename=os.path.basename(relpath), **kw)
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory):
-    """Headless Chromium driven by chromedriver, with a fresh profile and no background traffic."""
-    opts = Options()
-    opts.binary_location = "/usr/bin/chromium"
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,900",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
-
-
 def artifacts(tmp_path: Path) -> Path:
     """Where screenshots go: $TAGGER_ARTIFACTS, else the test's tmp_path."""
     folder = Path(os.environ.get("TAGGER_ARTIFACTS") or tmp_path)
@@ -92,22 +65,6 @@ def search_for(driver, text: str, relpaths: list[str]) -> None:
     except Exception:
         assert driver.execute_script(script) == sorted(relpaths)
         raise
-
-
-def visible_cards(driver) -> list[str]:
-    """File names of the cards in the grid, in order."""
-    return driver.execute_script(
-        "return Array.from(document.querySelectorAll('#grid .card .name')).map(e => e.textContent)"
-    )
-
-
-def wait_visible_thumbs(driver) -> int:
-    """Wait until every thumbnail in the viewport has decoded; return how many there are."""
-    script = """
-      const imgs = Array.from(document.querySelectorAll('#grid img')).filter(i => {
-        const r = i.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; });
-      return imgs.length && imgs.every(i => i.complete && i.naturalWidth > 0) ? imgs.length : 0;"""
-    return WebDriverWait(driver, 10).until(lambda d: d.execute_script(script))
 
 
 @pytest.fixture()

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import exiftool_json, make_photo
+from helpers import exiftool_json, make_photo, run_config_file, start_run
 from pg import PASSWORD, PgServer, pg_url, postgres  # noqa: F401  (fixtures)
 from PIL import Image
 
@@ -48,36 +48,11 @@ def _trees(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _start(tmp_path: Path, name: str, tree: Path, emu: Emulator, url: str, lease: float = 2.0) -> subprocess.Popen:
-    cfg = tmp_path / f"{name}.toml"
-    cfg.write_text(
-        "[run]\nfirst_poll_delay = 0.2\npoll_interval = 0.1\nmax_poll_interval = 0.3\n"
-        f'max_in_flight = {IN_FLIGHT}\nworkers = 2\n[shared]\nmachine = "{name}"\nlease = {lease}\n'
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSIGHT_", "TAGGER_"))}
-    env["CLOUDSIGHT_API_KEY"] = emu.key
-    env["TAGGER_SHARED_URL"] = url  # the password comes from the environment, as it should
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-P",
-            "-m",
-            "tagger",
-            "--config",
-            str(cfg),
-            "run",
-            str(tree),
-            "--endpoint",
-            emu.url,
-            "--ledger",
-            str(tmp_path / f"{name}.sqlite"),
-            "--csv",
-            str(tmp_path / f"{name}.csv"),
-            "--quiet",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    shared = f'[shared]\nmachine = "{name}"\nlease = {lease}\n'
+    config = run_config_file(tmp_path / f"{name}.toml", workers=2, in_flight=IN_FLIGHT, extra=shared)
+    ledger, csv_file = tmp_path / f"{name}.sqlite", str(tmp_path / f"{name}.csv")
+    # The password comes from the environment, as it should.
+    return start_run(tree, ledger, emu, config, "--csv", csv_file, env={"TAGGER_SHARED_URL": url})
 
 
 def _finish(proc: subprocess.Popen) -> tuple[int, str]:

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from helpers import config_for, dry_with, exiftool_json, run_with
-from similar_corpus import copies, crops, lookalike, save, scene
-from test_report import browser  # noqa: F401 - the headless Chromium fixture
+from similar_corpus import COPIES, album, copies, crops, lookalike, save, scene
 
 from tagger.cli import cli
 from tagger.exports.readout import iter_records
@@ -24,36 +23,6 @@ from tagger.pipeline.similar import Reuse
 from tagger.prepare.decode import decode
 from tagger.prepare.fingerprint import fingerprint, same_photo
 from tagger.sheet.page import write_report
-
-COPIES = (
-    "half.jpg",
-    "q50.jpg",
-    "q95.jpg",
-    "png.png",
-    "webp.webp",
-    "heic.heic",
-    "rot6.jpg",
-    "rot8.jpg",
-    "messenger.jpg",
-)
-
-
-def _album(root: Path, seed: int = 3) -> dict[str, Path]:
-    """An original, its copies, a look-alike and two crops, in two folders."""
-    im = scene(seed)
-    files = {"original.jpg": save(im, "JPEG", quality=92)}
-    files.update({name: data for name, data in copies(im).items() if name in COPIES})
-    files["lookalike.jpg"] = save(lookalike(seed, seed + 100), "JPEG", quality=92)
-    cut = crops(im)
-    files["crop90_centre.jpg"] = cut["crop90_centre.jpg"]
-    files["crop_left_side.jpg"] = cut["crop_left_side.jpg"]
-    paths = {}
-    for i, (name, data) in enumerate(files.items()):
-        path = root / ("web" if i % 2 else "camera") / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        paths[name] = path
-    return paths
 
 
 def _csv(config, dest: Path) -> dict[str, dict]:
@@ -70,8 +39,8 @@ def _sidecars(paths: dict[str, Path]) -> dict[str, dict]:
 
 
 @pytest.mark.slow
-def test_copies_cost_one_credit_look_alikes_and_crops_their_own(emulator, tmp_path, browser):  # noqa: F811
-    paths = _album(tmp_path / "album")
+def test_copies_cost_one_credit_look_alikes_and_crops_their_own(emulator, tmp_path, browser):
+    paths = album(tmp_path / "album")
     config = config_for(emulator, tmp_path)
     dry = dry_with(emulator, config, [tmp_path / "album"])
     assert emulator.counters()["submissions"] == 0
@@ -122,7 +91,7 @@ def test_copies_cost_one_credit_look_alikes_and_crops_their_own(emulator, tmp_pa
 
 @pytest.mark.slow
 def test_retry_reused_sends_exactly_the_files_named(emulator, tmp_path):
-    paths = _album(tmp_path / "album", seed=8)
+    paths = album(tmp_path / "album", seed=8)
     config = config_for(emulator, tmp_path)
     assert run_with(emulator, config, [tmp_path / "album"]).exit_code == 0
     before = emulator.counters()["submissions"]
@@ -156,7 +125,7 @@ def test_retry_reused_sends_exactly_the_files_named(emulator, tmp_path):
 
 @pytest.mark.slow
 def test_reuse_similar_false_sends_every_file(emulator, tmp_path):
-    _album(tmp_path / "album", seed=5)
+    album(tmp_path / "album", seed=5)
     config = config_for(emulator, tmp_path, reuse_similar=False)
     dry = dry_with(emulator, config, [tmp_path / "album"])
     result = run_with(emulator, config, [tmp_path / "album"])
@@ -247,7 +216,7 @@ def test_a_waiter_left_by_a_crash_is_settled_at_the_next_start(tmp_path):
 
 @pytest.mark.slow
 def test_the_dry_run_says_how_many_are_similar_and_the_config_turns_reuse_off(tmp_path):
-    _album(tmp_path / "album", seed=9)
+    album(tmp_path / "album", seed=9)
     ledger = str(tmp_path / "l.sqlite")
     out = CliRunner().invoke(cli, ["run", "--dry-run", "--ledger", ledger, str(tmp_path / "album")])
     assert out.exit_code == 0, out.output
