@@ -24,10 +24,10 @@ def test_example_config_documents_every_key():
     import tomllib
     from pathlib import Path
 
-    example = tomllib.loads((Path(__file__).parent.parent / "config.example.toml").read_text())
+    example = tomllib.loads((Path(__file__).parents[2] / "config.example.toml").read_text())
     keys = {ALIASES.get((name, k), k) for name, section in example.items() for k in section}
     assert keys == {f.name for f in dataclasses.fields(Config)}
-    assert load_config(str(Path(__file__).parent.parent / "config.example.toml"), {}, {}) == Config()
+    assert load_config(str(Path(__file__).parents[2] / "config.example.toml"), {}, {}) == Config()
 
 
 @pytest.mark.parametrize(

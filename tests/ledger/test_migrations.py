@@ -141,9 +141,9 @@ def test_the_cli_says_so_in_a_sentence_and_exits_2(tmp_path):
 
 # -- ledgers written by earlier releases (tests/data/ledgers/README.md) -------------------------------
 
-STORED = sorted((Path(__file__).parent / "data" / "ledgers").glob("m*.sqlite"))
+STORED = sorted((Path(__file__).parents[1] / "data" / "ledgers").glob("m*.sqlite"))
 FIXTURE_PREFIX = b"/tmp/tagger-fixture"
-SAMPLES = Path(__file__).parent.parent / "sample_images"
+SAMPLES = Path(__file__).parents[2] / "sample_images"
 
 
 def _restore_archive(base: Path) -> Path:

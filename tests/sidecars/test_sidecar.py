@@ -24,7 +24,7 @@ from tagger.keywords.derive import clean_keywords
 from tagger.sidecars import write as sidecar
 from tagger.sidecars.write import SidecarContent, SidecarError, sidecar_path_for, strip_sidecar, write_sidecar
 
-DATA = Path(__file__).parent / "data" / "sidecars"
+DATA = Path(__file__).parents[1] / "data" / "sidecars"
 NOW = datetime(2026, 11, 24, 10, 30, 0, tzinfo=UTC)
 OURS = (
     "XMP-dc:Description",

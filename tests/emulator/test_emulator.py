@@ -24,7 +24,7 @@ from requests_oauthlib import OAuth1
 from tagger.emulator import Emulator, Faults, _vision, parse_latency
 from tagger.emulator._http import parse_body
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "sample_images"
 KEY = "test-key"
 SECRET = "test-secret"

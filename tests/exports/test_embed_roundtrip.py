@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import fast_config, tagger
 
-CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parents[2]
 SAMPLES = CHECKOUT / "sample_images"
 COLLINS = "Eileen Collins, STS-93 commander, in the orange launch and entry suit"
 

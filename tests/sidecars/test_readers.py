@@ -252,7 +252,7 @@ def test_show_finds_the_sidecar_a_run_wrote_into_a_sidecar_dir_mirror(tmp_path):
     assert shown_lines(done.stdout, str(nested))["darktable description"] == f"{caption} [tagger]"
 
 
-DATA = Path(__file__).parent / "data" / "sidecars"
+DATA = Path(__file__).parents[1] / "data" / "sidecars"
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ from tagger.keywords.vocabulary import VocabularyError, load_vocabulary, parse_v
 from tagger.ledger.store import JobState, Ledger
 from tagger.pipeline.runner import make_api, run
 
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 FAST = dict(first_poll_delay=0.1, poll_interval=0.05, max_poll_interval=0.2, retry_budget=20.0)
 
 # A Lightroom Classic "Export Keywords" file: tabs for depth, {synonyms}, [not included on export].
