@@ -11,8 +11,9 @@ planner's), ``similarity`` (``ledger.similar``: similar photos), ``writes``
 (``ledger.writes``: keywords, sidecar bookkeeping, adoption), ``review``
 (``ledger.reviews``: captions held for a person, their decisions) and
 ``readout`` (``ledger.readout``: exports, the status counts); results with
-more than one field are named rows (NamedTuples). Also ``answers`` (final
-answers read out for the shared store), ``attention`` (what ``status``
+more than one field are named rows (NamedTuples). Also ``answers`` (for
+the shared store: final answers and tokens read out, what was reported of
+each file), ``attention`` (what ``status``
 lists), ``states`` (file and job states), ``keys`` (normal forms of
 endpoints and locales), ``roots`` (path prefixes in SQL), and the schema's
 migrations (``tagger.ledger.migrations``, shipped from the top-level
