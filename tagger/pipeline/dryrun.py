@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -27,7 +27,9 @@ from tagger.pipeline.plan import Plan, plan
 from tagger.pipeline.progress import Progress
 from tagger.pipeline.similar import Prediction, predict
 from tagger.pipeline.urls import url_key
+from tagger.prepare.fingerprint import Fingerprint
 from tagger.prepare.normalise import Cancelled
+from tagger.shared.base import SharedStore, StoreDown
 from tagger.sidecars.adopt import preview_adoption
 
 if TYPE_CHECKING:
@@ -147,9 +149,17 @@ def dry_run(
                 ]
                 if config.reuse_similar and to_decode and forecast_similar:
                     # The run decodes every image it sends and reuses what is similar: so does its forecast.
-                    forecast = predict(ledger, endpoint, to_decode, hasher.preparer, workers=config.workers)
+                    forecast = predict(
+                        ledger,
+                        endpoint,
+                        to_decode,
+                        hasher.preparer,
+                        workers=config.workers,
+                        elsewhere=_lent_elsewhere(store) if store.enabled else None,
+                    )
                     result.plan.similar = forecast.similar
-                    result.plan.credits -= forecast.similar + forecast.unpreparable
+                    result.shared_free += forecast.elsewhere
+                    result.plan.credits -= forecast.similar + forecast.unpreparable + forecast.elsewhere
             except (WalkStopped, Cancelled):
                 return _stopped(ctx, result)
             if stop is not None and stop.is_set():  # a stop cut a read short: the counts would mislead
@@ -161,10 +171,22 @@ def dry_run(
                 endpoint,
                 result.plan,
                 [digest for digest, _ in to_decode],
-                (forecast.similar + forecast.unpreparable) if forecast is not None else 0,
+                (forecast.similar + forecast.unpreparable + forecast.elsewhere) if forecast is not None else 0,
                 remote_credits,
             )
             result.known_failures = [f for f in ctx.failing_before.values() if _unchanged_on_disk(f)]
             result.plan.known_failures = len(result.known_failures)
             result.credit_balance = ledger.last_balance(endpoint)
             return result
+
+
+def _lent_elsewhere(store: SharedStore) -> Callable[[str, Fingerprint], bool]:
+    """Whether another machine captioned, or is sending, a photo similar to this one (a lost store: no)."""
+
+    def ask(digest: str, fp: Fingerprint) -> bool:
+        try:
+            return store.lender_elsewhere(digest, fp.aspect, fp.blob(), fp.probes()) is not None
+        except StoreDown:
+            return False
+
+    return ask

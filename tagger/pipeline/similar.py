@@ -107,6 +107,7 @@ class Prediction:
     def __init__(self) -> None:
         self.similar = 0
         self.unpreparable = 0
+        self.elsewhere = 0  # similar to a photo another machine captioned or is sending (the shared store)
 
 
 def predict(
@@ -117,11 +118,14 @@ def predict(
     *,
     workers: int = 2,
     on_file: Callable[[int], None] | None = None,
+    elsewhere: Callable[[str, Fingerprint], bool] | None = None,
 ) -> Prediction:
     """Of the contents a run would send, in the order it would claim them, count those that would share a caption.
 
     ``to_send`` is (content hash, a file holding it); contents the ledger has
     a fingerprint for are not decoded again. Nothing is written.
+    ``elsewhere(digest, fingerprint)``: whether another machine captioned, or
+    is sending, a similar photo (the shared store), asked when none is here.
     """
     result = Prediction()
     items = list(to_send)
@@ -156,6 +160,9 @@ def predict(
                 continue
             if any(same_photo(fp, other) for key in fp.probes() for other in claimed.get(key, ())):
                 result.similar += 1
+                continue
+            if elsewhere is not None and elsewhere(digest, fp):
+                result.elsewhere += 1
                 continue
             claimed.setdefault(fp.key, []).append(fp)
     return result

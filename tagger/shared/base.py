@@ -127,6 +127,10 @@ class SharedStore(Protocol):
         """Record a content's fingerprint; the similar photo whose answer it may share, if another machine has one."""
         ...
 
+    def lender_elsewhere(self, digest: str, aspect: float, blob: bytes, probes: list[int]) -> Lender | None:
+        """Like ``similar``, recording nothing: what a dry run asks."""
+        ...
+
     def lenders(self, digests: list[str]) -> dict[str, Answer | None | bool]:
         """Of similar contents waited for: their answer once settled, False once they lend nothing, else None."""
         ...
@@ -191,6 +195,10 @@ class NoShared:
         """Nothing held."""
 
     def similar(self, digest: str, key: int, aspect: float, blob: bytes, probes: list[int]) -> Lender | None:
+        """No other machine's photos."""
+        return None
+
+    def lender_elsewhere(self, digest: str, aspect: float, blob: bytes, probes: list[int]) -> Lender | None:
         """No other machine's photos."""
         return None
 

@@ -353,8 +353,6 @@ class PgStore:
         similar photos fingerprinted at once on two machines, the second sees
         the first (and waits for it), as two on one machine do.
         """
-        fp = Fingerprint.from_blob(blob, aspect)
-        low, high = aspect * (1 - 1.5 * ASPECT_TOLERANCE), aspect * (1 + 1.5 * ASPECT_TOLERANCE)
         with self._db() as c:
             with c.transaction():
                 c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.endpoint}\n{self.locale}",))
@@ -363,15 +361,27 @@ class PgStore:
                        VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
                     (digest, self.scheme, key, aspect, blob),
                 )
-                rows = c.execute(
-                    f"""SELECT f.content_hash, f.aspect, f.print, t.state, {", ".join("t." + x for x in _ANSWER.split(", "))}
-                        FROM tagger_fingerprints f JOIN tagger_contents t ON t.content_hash = f.content_hash
-                          AND t.scheme = f.scheme AND t.endpoint = %s AND t.locale = %s
-                        WHERE f.key = ANY(%s) AND f.scheme = %s AND f.content_hash <> %s AND f.aspect BETWEEN %s AND %s
-                          AND ((t.state = 'settled' AND t.job_state = 'completed')
-                               OR (t.state <> 'settled' AND t.owner <> %s AND t.lease_until > now()))""",
-                    (self.endpoint, self.locale, probes, self.scheme, digest, low, high, self.owner),
-                ).fetchall()
+                return self._closest(c, digest, aspect, blob, probes)
+
+    def lender_elsewhere(self, digest: str, aspect: float, blob: bytes, probes: list[int]) -> Lender | None:
+        """The closest similar content another machine answered or is sending; nothing recorded (a dry run)."""
+        with self._db() as c:
+            return self._closest(c, digest, aspect, blob, probes)
+
+    def _closest(
+        self, c: psycopg.Connection, digest: str, aspect: float, blob: bytes, probes: list[int]
+    ) -> Lender | None:
+        fp = Fingerprint.from_blob(blob, aspect)
+        low, high = aspect * (1 - 1.5 * ASPECT_TOLERANCE), aspect * (1 + 1.5 * ASPECT_TOLERANCE)
+        rows = c.execute(
+            f"""SELECT f.content_hash, f.aspect, f.print, t.state, {", ".join("t." + x for x in _ANSWER.split(", "))}
+                FROM tagger_fingerprints f JOIN tagger_contents t ON t.content_hash = f.content_hash
+                  AND t.scheme = f.scheme AND t.endpoint = %s AND t.locale = %s
+                WHERE f.key = ANY(%s) AND f.scheme = %s AND f.content_hash <> %s AND f.aspect BETWEEN %s AND %s
+                  AND ((t.state = 'settled' AND t.job_state = 'completed')
+                       OR (t.state <> 'settled' AND t.owner <> %s AND t.lease_until > now()))""",
+            (self.endpoint, self.locale, probes, self.scheme, digest, low, high, self.owner),
+        ).fetchall()
         best: tuple[tuple[bool, int], Lender] | None = None
         for other_hash, other_aspect, other_print, state, *answer in rows:
             other = Fingerprint.from_blob(bytes(other_print), other_aspect)

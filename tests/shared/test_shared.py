@@ -285,7 +285,7 @@ def test_a_token_the_store_missed_is_published_later_and_a_taker_polls_it(tmp_pa
             taker.close()
 
 
-def test_a_dry_run_counts_content_claimed_or_captioned_elsewhere_as_free(tmp_path: Path, pg_url: str) -> None:
+def test_a_dry_run_counts_content_and_similar_photos_claimed_or_captioned_elsewhere_as_free(tmp_path: Path, pg_url: str) -> None:
     from tagger.ledger.keys import normal_endpoint
     from tagger.ledger.planning import HASH_SCHEME
     from tagger.prepare.hashing import content_hash
@@ -294,7 +294,8 @@ def test_a_dry_run_counts_content_claimed_or_captioned_elsewhere_as_free(tmp_pat
 
     one, two = tmp_path / "one", tmp_path / "two"
     _tree(one, range(3))  # captioned by machine one
-    _tree(two, range(6), copied=range(3))  # 0-2 byte-equal copies, 3 claimed by a machine still sending it, 4-5 new
+    # 0-2 byte-equal copies and resized copies of machine one's, 3 claimed by a machine still sending it, 4-5 new.
+    _tree(two, range(6), copied=range(3), resized=range(3))
     with Emulator(latency=(0.05, 0.1), seed=4) as emu:
         first = run(_config(tmp_path, "one", emu, pg_url), [str(one)])
         assert first.exit_code == 0 and first.tally.submitted == 3
@@ -315,8 +316,9 @@ def test_a_dry_run_counts_content_claimed_or_captioned_elsewhere_as_free(tmp_pat
             assert emu.counters()["requests"] == before  # a dry run sends nothing
         finally:
             busy.close()
-    assert (plan.exit_code, plan.shared_free, plan.plan.credits) == (0, 4, 2)
-    assert (alone.shared_free, alone.plan.credits) == (0, 6)  # without the store every picture costs one
+    assert (plan.exit_code, plan.shared_free, plan.plan.similar, plan.plan.credits) == (0, 7, 0, 2)
+    # Without the store: every picture costs one, but a resized copy shares its original's caption.
+    assert (alone.shared_free, alone.plan.similar, alone.plan.credits) == (0, 3, 6)
     assert not (tmp_path / "two.sqlite").exists()  # a dry run leaves no ledger behind
 
 
