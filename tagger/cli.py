@@ -199,11 +199,10 @@ def run(
     Ctrl-C or SIGTERM stops gracefully (exit 3, nothing failed; a second
     signal quits at once); the same command resumes.
     """
-    from tagger.pipeline.dispatch import STOP_GRACE
-    from tagger.pipeline.dryrun import dry_run as count_plan
     from tagger.pipeline.progress import Progress
     from tagger.pipeline.runner import EMULATOR_ENDPOINT, make_api
     from tagger.pipeline.runner import run as run_pipeline
+    from tagger.pipeline.tally import STOP_GRACE
     from tagger.pipeline.urls import read_urls
     from tagger.stopping import StopOnSignals
 
@@ -244,6 +243,8 @@ def run(
         )
         with StopOnSignals(STOP_GRACE) as stopping:
             if dry_run:
+                from tagger.pipeline.dryrun import dry_run as count_plan
+
                 counted = count_plan(
                     config,
                     list(paths),

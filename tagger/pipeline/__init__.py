@@ -15,7 +15,24 @@ May import: the standard library, tqdm, pathspec (exclude patterns), and every o
 except ``tagger.cli``.
 """
 
-from tagger.pipeline.dryrun import DryRunResult, dry_run
-from tagger.pipeline.runner import EMULATOR_ENDPOINT, RunResult, make_api, run
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tagger.pipeline.dryrun import DryRunResult, dry_run
+    from tagger.pipeline.runner import EMULATOR_ENDPOINT, RunResult, make_api, run
 
 __all__ = ["run", "RunResult", "dry_run", "DryRunResult", "make_api", "EMULATOR_ENDPOINT"]
+
+_WHERE = {"dry_run": "dryrun", "DryRunResult": "dryrun"}
+
+
+def __getattr__(name: str) -> Any:
+    """``run``, ``dry_run`` and the rest, imported on first use: importing one module of the pipeline (a run
+    imports ``runner``) does not import the others (a dry run's hashers, a nightly no-op's dispatcher)."""
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE.get(name, 'runner')}"), name)
+    globals()[name] = value
+    return value

@@ -28,7 +28,7 @@ from tagger.ledger.store import Ledger
 from tagger.pipeline.excludes import Excludes
 from tagger.pipeline.progress import Progress
 from tagger.pipeline.urls import url_key
-from tagger.prepare.normalise import PrepareOptions
+from tagger.prepare.options import PrepareOptions
 from tagger.redact import remember
 from tagger.shared import SharedStore, open_store
 from tagger.sidecars.writeback import SidecarOptions

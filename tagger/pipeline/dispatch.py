@@ -52,7 +52,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from tagger.client import protocol as cs  # statuses and errors: the HTTP client is the caller's
@@ -66,6 +66,7 @@ from tagger.pipeline.schedule import Entry, Schedule
 from tagger.pipeline.sharing import NOT_NOW, POLL, SETTLED, Decision, Sharing
 from tagger.pipeline.sharing import SEND as SEND_IT
 from tagger.pipeline.similar import Reuse
+from tagger.pipeline.tally import INTERRUPTED, STOP_GRACE, Tally
 from tagger.pipeline.threads import DaemonPool
 from tagger.pipeline.urls import REMOTE_PREFIX
 from tagger.prepare.embedded import remember
@@ -100,10 +101,6 @@ REPOST_ONCE = (cs.REASON_UNSURE, cs.REASON_CLOSE)
 DEADLINE_REASON = "no final answer within job_deadline"
 #: The reason recorded for a timed-out job whose repost the service refused.
 REPOST_REFUSED = "the service refused to repost it"
-#: ``Tally.stopped`` of a run stopped by its ``stop`` event.
-INTERRUPTED = "interrupted"
-#: Seconds a stopping run waits for the answers of POSTs already sent.
-STOP_GRACE = 5.0
 # A Retry-After at least this long (seconds) is said, not obeyed in silence.
 _LONG_PAUSE = 10.0
 # The conductor looks at the stop event at least this often (seconds) while it waits.
@@ -149,27 +146,6 @@ class DispatchOptions:
     reuse_similar: bool = True
     job_deadline: float = 1800.0
     stop_grace: float = STOP_GRACE
-
-
-@dataclass
-class Tally:
-    """What this run did."""
-
-    submitted: int = 0
-    completed: int = 0
-    skipped: int = 0
-    timeout: int = 0
-    not_found: int = 0
-    failed: int = 0
-    reposts: int = 0
-    polls: int = 0
-    possible_duplicates: int = 0  # uploads sent again after an answer was lost: maybe charged twice
-    held: int = 0  # jobs whose answer was lost, kept for `tagger retry --ambiguous`
-    reused: int = 0  # jobs that share a similar photo's caption instead of being sent
-    shared: int = 0  # jobs settled with an answer another machine paid for (the shared store)
-    invalid_answers: int = 0  # answers refused by validation (a bad token, a field of the wrong type, a held token)
-    stopped: str | None = None
-    reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -21,11 +21,11 @@ from tagger.errors import EXIT_OK, EXIT_STOPPED
 from tagger.ledger.attention import Failing, why_sent
 from tagger.ledger.store import Ledger
 from tagger.pipeline.context import RunContext, WalkStopped, opened
-from tagger.pipeline.dispatch import INTERRUPTED
 from tagger.pipeline.dryread import BoundedHasher
 from tagger.pipeline.plan import Plan, plan
 from tagger.pipeline.progress import Progress
 from tagger.pipeline.similar import Prediction, predict
+from tagger.pipeline.tally import INTERRUPTED
 from tagger.pipeline.urls import url_key
 from tagger.prepare.fingerprint import Fingerprint
 from tagger.prepare.normalise import Cancelled

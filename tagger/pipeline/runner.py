@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tagger.client.retry import RetryPolicy
 from tagger.config import Config
 from tagger.display import count
 from tagger.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED
@@ -23,13 +22,12 @@ from tagger.ledger.attention import Failing, failing_files
 from tagger.ledger.keys import normal_locale
 from tagger.ledger.store import JobState, Ledger
 from tagger.pipeline.context import EMULATOR_ENDPOINT, WalkStopped, make_api, opened
-from tagger.pipeline.dispatch import INTERRUPTED, Dispatcher, DispatchOptions, Tally
 from tagger.pipeline.intake import Claimed, Intake, Stream
 from tagger.pipeline.plan import Plan, StreamingPlan
 from tagger.pipeline.progress import Progress
 from tagger.pipeline.sharing import Sharing
+from tagger.pipeline.tally import INTERRUPTED, Tally
 from tagger.pipeline.urls import url_key
-from tagger.prepare.normalise import Preparer
 from tagger.shared import StoreDown
 from tagger.shared.base import FileRow
 from tagger.sidecars.adopt import adopt_file, adopt_from_sidecars
@@ -37,6 +35,7 @@ from tagger.sidecars.writeback import write_back
 
 if TYPE_CHECKING:
     from tagger.client import cloudsight as cs
+    from tagger.pipeline.dispatch import DispatchOptions
 
 __all__ = ["RunResult", "run", "make_api", "EMULATOR_ENDPOINT"]
 
@@ -114,6 +113,34 @@ def _warm(rules: KeywordRules, api: cs.API) -> None:
         warm_up(rules)
     except Exception:  # the same work is done again where it is needed, and says what failed there
         log.debug("warming up failed", exc_info=True)
+
+
+def _dispatch_options(config: Config, endpoint: str, max_credits: int | None) -> DispatchOptions:
+    """The dispatcher's settings (imported here: a run with nothing to send never loads the dispatcher)."""
+    from tagger.client.retry import RetryPolicy
+    from tagger.pipeline.dispatch import DispatchOptions
+
+    return DispatchOptions(
+        endpoint=endpoint,
+        params=_params(config),
+        max_in_flight=config.max_in_flight,
+        workers=config.workers,
+        timeout_reposts=config.timeout_reposts,
+        first_poll_delay=config.first_poll_delay,
+        poll_interval=config.poll_interval,
+        max_poll_interval=config.max_poll_interval,
+        retry=RetryPolicy(
+            attempts=max(1, config.retry_attempts),
+            budget=config.retry_budget,
+            max_retry_after=config.max_retry_after,
+        ),
+        stop_after_failures=max(1, config.stop_after_failures),
+        max_credits=max_credits,
+        requests_per_second=config.requests_per_second or None,
+        resend_ambiguous=config.resend_ambiguous,
+        reuse_similar=config.reuse_similar,
+        job_deadline=config.job_deadline,
+    )
 
 
 def _publish(sharing: Sharing, ledger: Ledger, rules: object, published_from: float) -> None:
@@ -241,27 +268,6 @@ def run(
                 progress.planned(_counted(planning.preview(intake.counts), intake.counts, queue, remote_new))
             return True
 
-        options = DispatchOptions(
-            endpoint=endpoint,
-            params=_params(config),
-            max_in_flight=config.max_in_flight,
-            workers=config.workers,
-            timeout_reposts=config.timeout_reposts,
-            first_poll_delay=config.first_poll_delay,
-            poll_interval=config.poll_interval,
-            max_poll_interval=config.max_poll_interval,
-            retry=RetryPolicy(
-                attempts=max(1, config.retry_attempts),
-                budget=config.retry_budget,
-                max_retry_after=config.max_retry_after,
-            ),
-            stop_after_failures=max(1, config.stop_after_failures),
-            max_credits=max_credits,
-            requests_per_second=config.requests_per_second or None,
-            resend_ambiguous=config.resend_ambiguous,
-            reuse_similar=config.reuse_similar,
-            job_deadline=config.job_deadline,
-        )
         exit_code = EXIT_STOPPED
         walk_stopped = False
         try:
@@ -275,12 +281,16 @@ def run(
                     # photo: its upload waits for the longest of them, not for all of them in turn.
                     warming = threading.Thread(target=_warm, args=(rules, api), name="tagger-warm-up", daemon=True)
                     warming.start()
+                    # Imported here: a nightly no-op loads neither the dispatcher nor the preparing processes.
+                    from tagger.pipeline.dispatch import Dispatcher
+                    from tagger.prepare.normalise import Preparer
+
                     with Preparer(ctx.prep_options, processes=ctx.processes) as preparer:
                         dispatcher = Dispatcher(
                             api,
                             ledger,
                             preparer,
-                            options,
+                            _dispatch_options(config, endpoint, max_credits),
                             on_settled=settled,
                             progress=progress,
                             stop=stop,

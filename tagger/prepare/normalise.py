@@ -23,6 +23,7 @@ from tagger.errors import PrepareError, cannot_read
 from tagger.prepare.embedded import ImageMetadata, read_metadata_of
 from tagger.prepare.fingerprint import Fingerprint, fingerprint
 from tagger.prepare.hashing import content_hash, content_hash_of
+from tagger.prepare.options import PrepareOptions
 from tagger.prepare.workers import AskFailed, CallTimeout, Cancelled, KillablePool, WorkerDied
 
 __all__ = [
@@ -40,18 +41,6 @@ __all__ = [
     "prepare_data",
     "Preparer",
 ]
-
-
-@dataclass(frozen=True)
-class PrepareOptions:
-    """How to prepare images: output size and quality, safety limits, whether to keep GPS."""
-
-    max_edge: int = 1024
-    quality: int = 85
-    max_pixels: int = 100_000_000
-    send_location: bool = False
-    time_limit: float = 60.0
-    read_metadata: bool = False  # read_once: also read the embedded metadata the sidecar will copy
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from tagger.ledger.keys import normal_endpoint, normal_locale
 from tagger.ledger.store import Ledger
 from tagger.ledger.writes import Adoptable
-from tagger.sidecars.write import sidecar_provenance
 from tagger.sidecars.writeback import SidecarOptions, sidecar_of
 
 __all__ = ["Adoption", "adopt_file", "adopt_from_sidecars", "preview_adoption", "sidecar_answer"]
@@ -61,6 +60,8 @@ def sidecar_answer(
         path = sidecar_of(options, directory, name, root)
     except ValueError:  # not under its root (a sidecar_dir mirror cannot place it)
         return None
+    from tagger.sidecars.read import sidecar_provenance  # only when a sidecar is there to read
+
     prov = sidecar_provenance(path)
     caption, token = str(prov.get("caption") or ""), str(prov.get("token") or "")
     lender = str(prov.get("reusedFrom") or "")

@@ -23,11 +23,12 @@ import os
 from dataclasses import dataclass, field
 
 from tagger.display import iso
+from tagger.errors import SidecarError
 from tagger.keywords.derive import KeywordRules, Keywords, derive
 from tagger.keywords.stored import refresh_keywords, stored_keywords
 from tagger.ledger.review import APPROVED, EDITED
 from tagger.ledger.store import Ledger
-from tagger.sidecars.write import SidecarContent, SidecarError, sidecar_path_for, write_sidecar
+from tagger.sidecars.naming import sidecar_path_for
 
 __all__ = ["SidecarOptions", "write_back", "sidecar_of"]
 
@@ -112,6 +113,11 @@ def write_back(
         if job_id is not None:
             refresh_keywords(ledger, rules, job_id)  # the exports read them
         return 0, 0  # deferred: the files stay unwritten until a run with sidecars on
+    if not rows:
+        return 0, 0
+    # Imported here: a nightly run with nothing to write does not load the XMP writer.
+    from tagger.sidecars.write import SidecarContent, write_sidecar
+
     derived: dict[int, Keywords] = {}
     applied: list[int] = []
     real_roots = {r: os.path.realpath(os.fsdecode(r)) for r in roots or []}

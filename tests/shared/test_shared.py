@@ -285,7 +285,9 @@ def test_a_token_the_store_missed_is_published_later_and_a_taker_polls_it(tmp_pa
             taker.close()
 
 
-def test_a_dry_run_counts_content_and_similar_photos_claimed_or_captioned_elsewhere_as_free(tmp_path: Path, pg_url: str) -> None:
+def test_a_dry_run_counts_content_and_similar_photos_claimed_or_captioned_elsewhere_as_free(
+    tmp_path: Path, pg_url: str
+) -> None:
     from tagger.ledger.keys import normal_endpoint
     from tagger.ledger.planning import HASH_SCHEME
     from tagger.prepare.hashing import content_hash
