@@ -92,7 +92,16 @@ def test_a_signal_while_tagger_starts_ends_it_with_exit_3_and_a_sentence(photos,
     env["CLOUDSIGHT_API_KEY"] = "k"
     args = [sys.executable, "-P", "-m", "tagger", "run", str(photos), "--ledger", str(tmp_path / "ledger.sqlite")]
     args += ["--endpoint", "http://127.0.0.1:9/v1"]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Under nohup (a CI job started with it) SIGHUP arrives ignored, and tagger rightly keeps ignoring it: the
+    # child gets the default disposition back, as in a terminal.
+    proc = subprocess.Popen(
+        args,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
+    )
     time.sleep(after)  # the interpreter is up, the CLI's imports are under way (they take seconds on a busy machine)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
