@@ -84,6 +84,11 @@ def test_an_endpoint_without_a_scheme_is_refused_at_once_with_exit_2(photos, tmp
     assert not Path(tmp_path / "ledger.sqlite").exists()  # refused before anything was opened
 
 
+def _default_signals() -> None:
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 @pytest.mark.parametrize("after", [0.8, 1.5])
 @pytest.mark.slow
@@ -92,15 +97,15 @@ def test_a_signal_while_tagger_starts_ends_it_with_exit_3_and_a_sentence(photos,
     env["CLOUDSIGHT_API_KEY"] = "k"
     args = [sys.executable, "-P", "-m", "tagger", "run", str(photos), "--ledger", str(tmp_path / "ledger.sqlite")]
     args += ["--endpoint", "http://127.0.0.1:9/v1"]
-    # Under nohup (a CI job started with it) SIGHUP arrives ignored, and tagger rightly keeps ignoring it: the
-    # child gets the default disposition back, as in a terminal.
+    # Under nohup SIGHUP arrives ignored, and in a shell's background job SIGINT: tagger rightly keeps ignoring
+    # them. The child gets the default dispositions back, as a command started in a terminal has them.
     proc = subprocess.Popen(
         args,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
+        preexec_fn=_default_signals,
     )
     time.sleep(after)  # the interpreter is up, the CLI's imports are under way (they take seconds on a busy machine)
     proc.send_signal(sig)
