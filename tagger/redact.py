@@ -26,12 +26,16 @@ _secrets: set[str] = set()
 
 #: Connection parameters that hold a secret (libpq's names), in a URL's query or a ``key=value`` string.
 _SECRET_KEYS = ("password", "sslpassword")
-_KEYWORD_SECRET = re.compile(r"\b(?:password|sslpassword)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s]+)")
+_KEYWORD_SECRET = re.compile(rf"\b(?:{'|'.join(_SECRET_KEYS)})\s*=\s*('(?:[^'\\]|\\.)*'|[^\s]+)")
+#: A URL's user part, read by hand: a URL the standard parser refuses (a broken IPv6 host) still hides its password.
+_USERINFO_SECRET = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*:([^/?#]*)@")
 
 
 def url_secrets(url: str) -> list[str]:
     """The secret values in ``url`` (a ``postgresql://`` URL or a ``key=value`` string), as written and decoded."""
     found: list[str] = []
+    if match := _USERINFO_SECRET.match(url):
+        found += [match.group(1), urllib.parse.unquote(match.group(1))]
     try:
         parts = urllib.parse.urlsplit(url)
         if parts.password:

@@ -76,6 +76,8 @@ def test_redact_hides_the_password() -> None:
     assert redact("postgresql://h/db?sslpassword=k3y-pass") == "postgresql://h/db?sslpassword=***"
     assert redact("host=h password=hunter22 dbname=d") == "host=h password=*** dbname=d"
     assert redact("host=h password='it is' dbname=d") == "host=h password=*** dbname=d"
+    # A URL the parser refuses (a broken IPv6 host) still hides its password.
+    assert redact("postgresql://u:hunter22@[::1/db") == "postgresql://u:***@[::1/db"
 
 
 @pytest.mark.parametrize("where", ["query", "keywords"])
