@@ -159,7 +159,7 @@ def dry_run(
                     )
                     result.plan.similar = forecast.similar
                     result.shared_free += forecast.elsewhere
-                    result.plan.credits -= forecast.similar + forecast.unpreparable + forecast.elsewhere
+                    result.plan.credits -= forecast.saved
             except (WalkStopped, Cancelled):
                 return _stopped(ctx, result)
             if stop is not None and stop.is_set():  # a stop cut a read short: the counts would mislead
@@ -171,7 +171,7 @@ def dry_run(
                 endpoint,
                 result.plan,
                 [digest for digest, _ in to_decode],
-                (forecast.similar + forecast.unpreparable + forecast.elsewhere) if forecast is not None else 0,
+                forecast.saved if forecast is not None else 0,
                 remote_credits,
             )
             result.known_failures = [f for f in ctx.failing_before.values() if _unchanged_on_disk(f)]

@@ -109,6 +109,11 @@ class Prediction:
         self.unpreparable = 0
         self.elsewhere = 0  # similar to a photo another machine captioned or is sending (the shared store)
 
+    @property
+    def saved(self) -> int:
+        """Credits the forecast saves: contents that share a caption here or elsewhere, or cannot be prepared."""
+        return self.similar + self.unpreparable + self.elsewhere
+
 
 def predict(
     ledger: Ledger,
